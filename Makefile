@@ -1,0 +1,36 @@
+# Baton's developer commands. Every target installs what it needs through uv.
+UV ?= uv
+RUN := $(UV) run --locked
+
+.PHONY: install lint test test-unit test-integration crds controlplane dev clean
+
+install:  ## Create .venv with the locked dependencies.
+	$(UV) sync --locked
+
+lint: install  ## ruff, mypy --strict, the import contract, and stale-CRD check.
+	$(RUN) ruff check operator tests bench
+	$(RUN) ruff format --check operator tests bench
+	$(RUN) mypy
+	$(RUN) lint-imports
+
+test: install  ## Unit tests, then integration tests on a local control plane.
+	$(RUN) pytest
+
+test-unit: install
+	$(RUN) pytest tests/unit
+
+test-integration: install
+	$(RUN) pytest tests/integration
+
+crds: install  ## Regenerate crds/ from the pydantic models.
+	$(RUN) baton crds --output crds
+
+controlplane:  ## Build (or reuse) etcd, kube-apiserver, kwok, kubectl and helm.
+	hack/controlplane.sh build
+
+dev:
+	@echo "make dev arrives with the control-plane issue: it will start a local control plane and the operator." >&2
+	@exit 1
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Baton: durable workflows as Kubernetes resources."""

@@ -1,0 +1,379 @@
+"""The workflow language: pydantic models of a Workflow's spec.
+
+These models are the edge where YAML written by users becomes typed data. Their field
+descriptions become `kubectl explain` text through the generated CRDs, so they are written for
+users. Everything here is structural validation; semantic checks that need the whole definition
+(DAG cycles, expression references) live in `baton.engine.definition`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from baton.api.duration import Duration
+
+JSON = Any
+"""Any JSON value; strings in it may hold `${{ cel }}` interpolations."""
+
+CelExpression = Annotated[str, Field(min_length=1, description="A bare CEL expression.")]
+
+STEP_NAME_PATTERN = r"^[a-z][a-zA-Z0-9_]{0,62}$"
+StepName = Annotated[
+    str,
+    Field(
+        pattern=STEP_NAME_PATTERN,
+        description="Step name: a lowercase letter, then letters, digits or underscores "
+        "(at most 63 characters). Referenced in expressions as `steps.<name>`.",
+    ),
+]
+
+
+class Model(BaseModel):
+    """Base of every resource model: camelCase as written in YAML, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RetryPolicy(Model):
+    """How failed attempts of a step are retried."""
+
+    max_attempts: int | None = Field(
+        None, alias="maxAttempts", ge=1, description="Total attempts, the first included."
+    )
+    initial_interval: Duration | None = Field(
+        None, alias="initialInterval", description="Delay before the second attempt."
+    )
+    backoff_coefficient: float | None = Field(
+        None, alias="backoffCoefficient", ge=1, description="Each delay is the previous times this."
+    )
+    max_interval: Duration | None = Field(
+        None, alias="maxInterval", description="Upper bound of a single delay."
+    )
+    jitter: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Fraction of each delay randomised (deterministically, from run uid and "
+        "attempt): 0.2 spreads a 10s delay over 8s..12s.",
+    )
+    non_retryable_errors: list[str] | None = Field(
+        None,
+        alias="nonRetryableErrors",
+        description="Error types that fail the step at once, without further attempts.",
+    )
+
+
+class Timeouts(Model):
+    """Time limits of a step's activity."""
+
+    start_to_close: Duration | None = Field(
+        None, alias="startToClose", description="Limit of one attempt, from its start."
+    )
+    schedule_to_close: Duration | None = Field(
+        None,
+        alias="scheduleToClose",
+        description="Limit across all attempts and backoffs, from the first schedule.",
+    )
+    heartbeat: Duration | None = Field(
+        None,
+        description="Longest silence between heartbeats of a running attempt (worker activities).",
+    )
+
+
+class Defaults(Model):
+    """Policies every step inherits unless it sets its own."""
+
+    retry: RetryPolicy | None = Field(None, description="Default retry policy.")
+    timeout: Timeouts | None = Field(None, description="Default activity timeouts.")
+
+
+class SecretKeyRef(Model):
+    """A key of a Secret in the run's own namespace."""
+
+    name: str = Field(min_length=1, description="Secret name.")
+    key: str = Field(min_length=1, description="Key in the Secret's data.")
+
+
+class SecretSource(Model):
+    """A value read from a Secret when the activity runs; never copied into status or history."""
+
+    secret_key_ref: SecretKeyRef = Field(alias="secretKeyRef", description="Where the value is.")
+
+
+class HttpAction(Model):
+    """Call an HTTP endpoint. The response's JSON body is the step's output."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = Field(
+        "GET", description="HTTP method."
+    )
+    url: str = Field(min_length=1, description="URL; may interpolate `${{ }}`.")
+    headers: dict[str, str | SecretSource] | None = Field(
+        None, description="Request headers: a string, or a value from a Secret."
+    )
+    body: JSON = Field(None, description="JSON request body; strings may interpolate `${{ }}`.")
+    success_codes: list[int] | None = Field(
+        None,
+        alias="successCodes",
+        description="Status codes that count as success (default: any 2xx).",
+    )
+
+
+class EnvVar(Model):
+    """An environment variable of a Job's container."""
+
+    name: str = Field(min_length=1, description="Variable name.")
+    value: str | None = Field(None, description="Literal value; may interpolate `${{ }}`.")
+    value_from: SecretSource | None = Field(
+        None, alias="valueFrom", description="Value from a Secret in the run's namespace."
+    )
+
+
+class JobAction(Model):
+    """Run a container as a Kubernetes Job. The JSON in its termination message is the output."""
+
+    image: str = Field(min_length=1, description="Container image.")
+    command: list[str] | None = Field(None, description="Entrypoint override.")
+    args: list[str] | None = Field(None, description="Arguments; each may interpolate `${{ }}`.")
+    env: list[EnvVar] | None = Field(None, description="Environment variables.")
+    resources: dict[str, dict[str, str]] | None = Field(
+        None, description="Container resources (`requests`, `limits`) as in a Pod spec."
+    )
+    service_account_name: str | None = Field(
+        None, alias="serviceAccountName", description="ServiceAccount the Job's pod runs as."
+    )
+
+
+class WorkerAction(Model):
+    """Run an activity on a WorkerPool."""
+
+    pool: str = Field(min_length=1, description="Name of the WorkerPool in the run's namespace.")
+    activity: str = Field(min_length=1, description="Registered activity name.")
+    input: JSON = Field(None, description="Activity input; strings may interpolate `${{ }}`.")
+
+
+class ParentClosePolicy(StrEnum):
+    """What happens to a child run when its parent ends before it."""
+
+    TERMINATE = "terminate"
+    ABANDON = "abandon"
+
+
+class ChildWorkflowAction(Model):
+    """Start a child WorkflowRun and wait for it; its output is the step's output."""
+
+    workflow_ref: str = Field(
+        alias="workflowRef", min_length=1, description="Name of the child's Workflow."
+    )
+    input: JSON = Field(None, description="Child input; strings may interpolate `${{ }}`.")
+    parent_close_policy: ParentClosePolicy = Field(
+        ParentClosePolicy.TERMINATE,
+        alias="parentClosePolicy",
+        description="terminate or abandon the child if this run ends first.",
+    )
+
+
+class SleepAction(Model):
+    """Wait a fixed time."""
+
+    duration: Duration = Field(description="How long to sleep, for example `24h`.")
+
+
+class WaitForSignalAction(Model):
+    """Block until a signal of this name arrives; its payload is the step's output."""
+
+    name: str = Field(min_length=1, description="Signal name.")
+    timeout: Duration | None = Field(
+        None, description="Give up after this long with a `Timeout` error."
+    )
+
+
+class FailAction(Model):
+    """End the step with an error of a chosen type."""
+
+    error: str = Field("Failed", min_length=1, description="Error type.")
+    message: str = Field("", description="Error message; may interpolate `${{ }}`.")
+
+
+class Branch(Model):
+    """One branch of a `parallel` step."""
+
+    name: str = Field(min_length=1, description="Branch name.")
+    steps: list[Step] = Field(min_length=1, description="Steps of the branch, in order.")
+
+
+class ParallelAction(Model):
+    """Run branches at the same time; the output maps branch name to its last step's output."""
+
+    branches: list[Branch] = Field(min_length=1, description="The branches.")
+
+
+class ForEachAction(Model):
+    """Run a step once per item; the output is the list of per-item outputs, in item order."""
+
+    items: CelExpression = Field(description="CEL expression giving the list of items.")
+    concurrency: int = Field(1, ge=1, description="Items in flight at once.")
+    step: Step = Field(description="The step run per item; `item` and `index` are in scope.")
+
+
+class CatchClause(Model):
+    """Recovery from a step's final error."""
+
+    errors: list[str] = Field(
+        min_length=1, description="Error types this clause handles; `*` matches any."
+    )
+    output: JSON = Field(None, description="Continue with this as the step's output.")
+    steps: list[Step] | None = Field(
+        None,
+        description="Run these steps instead; the last one's output becomes the step's output.",
+    )
+
+
+class RepeatPolicy(Model):
+    """Run a step again until a condition holds (polling, inspections)."""
+
+    until: CelExpression = Field(
+        description="Bare CEL evaluated after each iteration; true ends the repetition."
+    )
+    interval: Duration | None = Field(None, description="Pause between iterations.")
+    max_iterations: int = Field(
+        100, alias="maxIterations", ge=1, description="Fail with `MaxIterations` after this many."
+    )
+
+
+class Compensation(Model):
+    """The undo action of a step, run when the saga unwinds."""
+
+    http: HttpAction | None = Field(None, description="Compensate with an HTTP call.")
+    job: JobAction | None = Field(None, description="Compensate with a Job.")
+    worker: WorkerAction | None = Field(None, description="Compensate with a worker activity.")
+    retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
+    timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> Compensation:
+        kinds = [k for k in ("http", "job", "worker") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a compensation needs exactly one of http, job or worker"
+                + (f" (found {', '.join(kinds)})" if kinds else "")
+            )
+        return self
+
+
+STEP_KINDS: tuple[str, ...] = (
+    "http",
+    "job",
+    "worker",
+    "workflow",
+    "sleep",
+    "wait_for_signal",
+    "parallel",
+    "for_each",
+    "set",
+    "fail",
+)
+"""Attribute names of the step kinds on `Step`, in documentation order."""
+
+ACTIVITY_KINDS: frozenset[str] = frozenset({"http", "job", "worker"})
+
+
+class Step(Model):
+    """One step of a workflow: exactly one kind, plus the policies around it."""
+
+    name: StepName
+    needs: list[str] | None = Field(
+        None,
+        description="Steps that must finish first. Without it a step follows the previous one.",
+    )
+    when: CelExpression | None = Field(
+        None, description="Bare CEL; when false the step is Skipped."
+    )
+    http: HttpAction | None = Field(None, description="An HTTP call.")
+    job: JobAction | None = Field(None, description="A Kubernetes Job.")
+    worker: WorkerAction | None = Field(None, description="An activity on a WorkerPool.")
+    workflow: ChildWorkflowAction | None = Field(None, description="A child run.")
+    sleep: SleepAction | None = Field(None, description="A durable timer.")
+    wait_for_signal: WaitForSignalAction | None = Field(
+        None, alias="waitForSignal", description="Wait for a signal."
+    )
+    parallel: ParallelAction | None = Field(None, description="Branches run concurrently.")
+    for_each: ForEachAction | None = Field(None, alias="forEach", description="Fan out over items.")
+    set: dict[str, JSON] | None = Field(
+        None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
+    )
+    fail: FailAction | None = Field(None, description="Fail with an error.")
+    retry: RetryPolicy | None = Field(None, description="Overrides `defaults.retry`.")
+    timeout: Timeouts | None = Field(None, description="Overrides `defaults.timeout`.")
+    catch: list[CatchClause] | None = Field(None, description="Recoveries by error type.")
+    compensate: Compensation | None = Field(
+        None, description="Undo action run if the run later fails or is cancelled."
+    )
+    repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+
+    @property
+    def kind(self) -> str:
+        """The step's kind as written in YAML (`waitForSignal`, `forEach`, ...)."""
+        for attr in STEP_KINDS:
+            if getattr(self, attr) is not None:
+                return _YAML_NAME.get(attr, attr)
+        raise AssertionError("validated steps always have a kind")
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Step:
+        kinds = [_YAML_NAME.get(a, a) for a in STEP_KINDS if getattr(self, a) is not None]
+        if len(kinds) != 1:
+            found = f"; found {' and '.join(kinds)}" if kinds else ""
+            raise ValueError(
+                f"step {self.name!r} must have exactly one kind of "
+                f"{', '.join(_YAML_NAME.get(a, a) for a in STEP_KINDS)}{found}"
+            )
+        return self
+
+
+_YAML_NAME = {"wait_for_signal": "waitForSignal", "for_each": "forEach"}
+
+
+class SignalHandler(Model):
+    """Update `vars` whenever a signal of this name arrives; `signal.payload` is in scope."""
+
+    signal: str = Field(min_length=1, description="Signal name.")
+    set: dict[str, JSON] = Field(description="vars to assign: name to value.")
+
+
+class OnCancel(StrEnum):
+    """What cancelling a run does to the steps it already completed."""
+
+    COMPENSATE = "compensate"
+    ABANDON = "abandon"
+
+
+class WorkflowSpec(Model):
+    """A workflow definition."""
+
+    input_schema: dict[str, JSON] | None = Field(
+        None, alias="inputSchema", description="JSON Schema the run's input must satisfy."
+    )
+    defaults: Defaults | None = Field(None, description="Policies inherited by every step.")
+    vars: dict[str, JSON] | None = Field(None, description="Initial values of `vars`.")
+    steps: list[Step] = Field(min_length=1, description="The steps.")
+    signal_handlers: list[SignalHandler] | None = Field(
+        None, alias="signalHandlers", description="Signal handlers updating `vars`."
+    )
+    queries: dict[str, CelExpression] | None = Field(
+        None, description="Name to CEL; results are published to `status.queries`."
+    )
+    output: JSON = Field(None, description="The run's output; strings may interpolate `${{ }}`.")
+    timeout: Duration | None = Field(None, description="Limit of the whole run.")
+    on_cancel: OnCancel = Field(
+        OnCancel.COMPENSATE,
+        alias="onCancel",
+        description="compensate completed steps on cancel, or abandon them.",
+    )
+
+
+Branch.model_rebuild()
+ForEachAction.model_rebuild()
+CatchClause.model_rebuild()
