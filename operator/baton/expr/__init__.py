@@ -1,0 +1,20 @@
+"""CEL expressions and `${{ }}` templates: compiled once per definition, evaluated per step."""
+
+from baton.expr.cel import (
+    CONTEXT_ROOTS,
+    EvaluationError,
+    Expression,
+    ExpressionError,
+    compile_expression,
+)
+from baton.expr.template import Template, compile_template
+
+__all__ = [
+    "CONTEXT_ROOTS",
+    "EvaluationError",
+    "Expression",
+    "ExpressionError",
+    "Template",
+    "compile_expression",
+    "compile_template",
+]

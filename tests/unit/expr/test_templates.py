@@ -1,0 +1,62 @@
+"""`${{ }}` interpolation: type preservation, text rendering, errors."""
+
+import pytest
+
+from baton.expr import ExpressionError, compile_template
+
+CONTEXT = {
+    "input": {"propertyId": "p-9", "amount": 1200, "tags": ["a", "b"]},
+    "steps": {"reserve": {"output": {"id": 42}, "phase": "Succeeded", "attempts": 1}},
+}
+
+
+def test_whole_string_interpolation_keeps_the_json_type() -> None:
+    template = compile_template(
+        {"n": "${{ input.amount }}", "t": "${{input.tags}}"}, step="s", field="body"
+    )
+    assert template.render(CONTEXT) == {"n": 1200, "t": ["a", "b"]}
+
+
+def test_interpolation_inside_text_renders_as_text() -> None:
+    template = compile_template(
+        "http://inventory/reservations/${{ steps.reserve.output.id }}", step="s", field="http.url"
+    )
+    assert template.render(CONTEXT) == "http://inventory/reservations/42"
+
+
+def test_non_string_values_inside_text_render_as_compact_json() -> None:
+    template = compile_template("tags=${{ input.tags }}", step="s", field="args[0]")
+    assert template.render(CONTEXT) == 'tags=["a","b"]'
+
+
+def test_nested_lists_and_objects_are_rendered_everywhere() -> None:
+    template = compile_template(
+        {"a": [{"b": "${{ input.propertyId }}"}], "c": 3}, step="s", field="body"
+    )
+    assert template.render(CONTEXT) == {"a": [{"b": "p-9"}], "c": 3}
+
+
+def test_template_without_interpolation_is_constant() -> None:
+    template = compile_template({"a": ["x", 1, None]}, step="s", field="body")
+    assert template.is_constant
+    assert template.render({}) == {"a": ["x", 1, None]}
+
+
+def test_step_references_are_collected_from_every_string() -> None:
+    template = compile_template(
+        ["${{ steps.a.output }}", {"k": "x${{ steps.b.output.id }}"}], step="s", field="body"
+    )
+    assert template.step_references == {"a", "b"}
+
+
+def test_error_names_the_field_path_and_position_in_the_string() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_template({"payload": ["ok", "a ${{ input. }}"]}, step="pay", field="http.body")
+    assert str(caught.value).startswith(
+        "step 'pay', field 'http.body.payload[1]', position 13: invalid CEL 'input.'"
+    )
+
+
+def test_unclosed_interpolation_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="unclosed"):
+        compile_template("id=${{ input.id", step="s", field="http.url")
