@@ -86,7 +86,7 @@ def main() -> None:
     }
     baseline = results["cel-python (context converted once)"]
     print(f"median µs per evaluation over {len(EXPRESSIONS)} expressions, {ROUNDS} rounds")
-    print(f"| library | µs per evaluation | ratio to cel-python |")
+    print("| library | µs per evaluation | ratio to cel-python |")
     print("|---|---:|---:|")
     for name, micros in results.items():
         print(f"| {name} | {micros:.2f} | {micros / baseline:.3f} |")

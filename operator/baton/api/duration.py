@@ -16,7 +16,7 @@ Duration = Annotated[
     str,
     Field(
         pattern=DURATION_PATTERN,
-        description="A duration: numbers with units ms, s, m, h or d, for example `90s` or `1h30m`.",
+        description="A duration: numbers with units ms, s, m, h or d, like `90s` or `1h30m`.",
     ),
 ]
 
@@ -29,7 +29,8 @@ def parse_duration(text: str) -> float:
     """Seconds in `text`; raises DurationError naming the accepted form."""
     if not _WHOLE.fullmatch(text):
         raise DurationError(
-            f"malformed duration {text!r}: use numbers with units ms, s, m, h or d, like 30s or 1h30m"
+            f"malformed duration {text!r}: "
+            "use numbers with units ms, s, m, h or d, like 30s or 1h30m"
         )
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
 

@@ -24,7 +24,9 @@ class WorkflowRef(Model):
 class Signal(Model):
     """A message sent to a running workflow by appending to `spec.signals`."""
 
-    name: str = Field(min_length=1, description="Signal name, matched by waitForSignal and signalHandlers.")
+    name: str = Field(
+        min_length=1, description="Signal name, matched by waitForSignal and signalHandlers."
+    )
     payload: JSON = Field(None, description="Any JSON value delivered with the signal.")
 
 
