@@ -25,6 +25,7 @@ StepName = Annotated[
     str,
     Field(
         pattern=STEP_NAME_PATTERN,
+        max_length=63,
         description="Step name: a lowercase letter, then letters, digits or underscores "
         "(at most 63 characters). Referenced in expressions as `steps.<name>`.",
     ),
@@ -201,13 +202,17 @@ class Branch(Model):
     """One branch of a `parallel` step."""
 
     name: str = Field(min_length=1, description="Branch name.")
-    steps: list[Step] = Field(min_length=1, description="Steps of the branch, in order.")
+    steps: list[Step] = Field(
+        min_length=1, max_length=50, description="Steps of the branch, in order (at most 50)."
+    )
 
 
 class ParallelAction(Model):
     """Run branches at the same time; the output maps branch name to its last step's output."""
 
-    branches: list[Branch] = Field(min_length=1, description="The branches.")
+    branches: list[Branch] = Field(
+        min_length=1, max_length=16, description="The branches (at most 16)."
+    )
 
 
 class ForEachAction(Model):
@@ -227,7 +232,9 @@ class CatchClause(Model):
     output: JSON = Field(None, description="Continue with this as the step's output.")
     steps: list[Step] | None = Field(
         None,
-        description="Run these steps instead; the last one's output becomes the step's output.",
+        max_length=20,
+        description="Run these steps instead; the last one's output becomes the step's output "
+        "(at most 20).",
     )
 
 
@@ -307,7 +314,9 @@ class Step(Model):
     fail: FailAction | None = Field(None, description="Fail with an error.")
     retry: RetryPolicy | None = Field(None, description="Overrides `defaults.retry`.")
     timeout: Timeouts | None = Field(None, description="Overrides `defaults.timeout`.")
-    catch: list[CatchClause] | None = Field(None, description="Recoveries by error type.")
+    catch: list[CatchClause] | None = Field(
+        None, max_length=10, description="Recoveries by error type (at most 10)."
+    )
     compensate: Compensation | None = Field(
         None, description="Undo action run if the run later fails or is cancelled."
     )
@@ -358,7 +367,7 @@ class WorkflowSpec(Model):
     )
     defaults: Defaults | None = Field(None, description="Policies inherited by every step.")
     vars: dict[str, JSON] | None = Field(None, description="Initial values of `vars`.")
-    steps: list[Step] = Field(min_length=1, description="The steps.")
+    steps: list[Step] = Field(min_length=1, max_length=150, description="The steps (at most 150).")
     signal_handlers: list[SignalHandler] | None = Field(
         None, alias="signalHandlers", description="Signal handlers updating `vars`."
     )
