@@ -7,7 +7,7 @@ on every transition, so it is both what `kubectl get` shows and the run's durabl
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -122,3 +122,181 @@ class Condition(Model):
     last_transition_time: str | None = Field(
         None, alias="lastTransitionTime", description="RFC 3339 time of the last change."
     )
+
+
+# -- status -----------------------------------------------------------------------------------
+# The status is written by the engine (`baton.engine.state.state_to_status`) and read back by it
+# on every transition; these models describe that JSON exactly, for the CRD schema and for
+# `kubectl explain`. Fields marked "Internal" are the engine's bookkeeping.
+
+
+class ItemCounts(Model):
+    """Progress of a forEach step's items."""
+
+    total: int = Field(description="Items the `items` expression gave.")
+    succeeded: int = Field(description="Items that succeeded or were skipped.")
+    failed: int = Field(description="Items that failed or were cancelled.")
+    running: int = Field(description="Items in flight (running, backing off or waiting).")
+
+
+class StepStatus(Model):
+    """One step instance. forEach items appear as `<forEach>[<index>].<step>`."""
+
+    phase: StepPhase = Field(description="Where the step is.")
+    attempts: int = Field(0, description="Attempts started so far (retries and redrives count).")
+    started_at: str | None = Field(
+        None, alias="startedAt", description="RFC 3339 time the step started."
+    )
+    finished_at: str | None = Field(
+        None, alias="finishedAt", description="RFC 3339 time the step finished."
+    )
+    next_attempt_at: str | None = Field(
+        None,
+        alias="nextAttemptAt",
+        description="RFC 3339 time of the next attempt (backoff) or repeat iteration.",
+    )
+    wake_at: str | None = Field(
+        None, alias="wakeAt", description="RFC 3339 end of a sleep or of a signal wait's timeout."
+    )
+    iterations: int = Field(0, description="Repeat iterations completed.")
+    output: JSON = Field(None, description="The step's output (the latest, while repeating).")
+    error: ErrorInfo | None = Field(None, description="The last error of the step.")
+    item_counts: ItemCounts | None = Field(
+        None, alias="itemCounts", description="forEach steps: progress of the items."
+    )
+    attempt_base: int = Field(
+        0, alias="attemptBase", description="Internal: attempts before the current retry budget."
+    )
+    scheduled_at: str | None = Field(
+        None,
+        alias="scheduledAt",
+        description="Internal: start of the current execution (scheduleToClose origin).",
+    )
+    attempt_started_at: str | None = Field(
+        None, alias="attemptStartedAt", description="Internal: start of the current attempt."
+    )
+    heartbeat_at: str | None = Field(
+        None, alias="heartbeatAt", description="Internal: last heartbeat of the current attempt."
+    )
+    acknowledged: bool = Field(
+        False, description="Internal: the shell confirmed it started the current attempt."
+    )
+    request: JSON = Field(
+        None, description="Internal: the rendered action (or child input) of the current attempt."
+    )
+    items: list[JSON] | None = Field(None, description="forEach steps: the items, in order.")
+    recovering: int | None = Field(
+        None, description="Internal: index of the catch clause whose steps are running."
+    )
+    signal: int | None = Field(
+        None, description="waitForSignal steps: index in spec.signals of the signal taken."
+    )
+
+
+class CompensationStatus(StepStatus):
+    """One compensation of the saga, in the order they run (reverse completion order)."""
+
+    step: str = Field(description="The compensated step instance.")
+    key: str = Field(description="Activity key of the compensation, as in events and commands.")
+    step_output: JSON = Field(
+        None,
+        alias="stepOutput",
+        description="Internal: the step's output when it completed (`steps.<name>.output`).",
+    )
+
+
+class RunIdentity(Model):
+    """The run as expressions see it (`run.name`, `run.namespace`, `run.uid`)."""
+
+    name: str = Field("", description="Run name.")
+    namespace: str = Field("", description="Run namespace.")
+    uid: str = Field("", description="Run uid; part of every idempotency key.")
+
+
+class SignalRecordStatus(Model):
+    """A signal kept by the engine until a step takes it, or until its turn comes."""
+
+    index: int = Field(description="Index in spec.signals.")
+    name: str = Field(description="Signal name.")
+    payload: JSON = Field(None, description="Signal payload.")
+
+
+class CompletionStatus(Model):
+    """A completed step with a compensation, in completion order."""
+
+    step: str = Field(description="Step instance.")
+    output: JSON = Field(None, description="Its output when it completed.")
+
+
+class WorkflowRunStatus(Model):
+    """The observed state of a run: what `kubectl get` shows and the engine's durable memory."""
+
+    phase: RunPhase = Field(RunPhase.PENDING, description="Where the run is in its life.")
+    workflow_generation: int = Field(
+        0, alias="workflowGeneration", description="Generation of the Workflow this run follows."
+    )
+    started_at: str | None = Field(
+        None, alias="startedAt", description="RFC 3339 time the run started."
+    )
+    finished_at: str | None = Field(
+        None, alias="finishedAt", description="RFC 3339 time the run finished."
+    )
+    current_step: str = Field(
+        "", alias="currentStep", description="Steps in flight, comma-separated."
+    )
+    progress: str = Field("", description="Top-level steps finished / top-level steps.")
+    steps: dict[str, StepStatus] = Field(
+        default_factory=dict, description="Step instances by name (path for nested forEach items)."
+    )
+    output: JSON = Field(None, description="The run's output, once it succeeded.")
+    error: ErrorInfo | None = Field(
+        None, description="Why the run failed, was cancelled or timed out."
+    )
+    vars: dict[str, JSON] = Field(default_factory=dict, description="Current `vars`.")
+    queries: dict[str, JSON] = Field(
+        default_factory=dict,
+        description="Results of the Workflow's queries after the last transition "
+        "(`error: ...` when one could not be evaluated).",
+    )
+    signals: dict[str, JSON] = Field(
+        default_factory=dict, description="Latest payload of each signal name received."
+    )
+    signals_consumed: int = Field(
+        0,
+        alias="signalsConsumed",
+        description="Signals of spec.signals taken so far; the next one expected has this index.",
+    )
+    compensations: list[CompensationStatus] = Field(
+        default_factory=list, description="Compensations of the saga, in the order they run."
+    )
+    redrive: int = Field(0, description="The last spec.redrive the engine saw.")
+    next_wakeup_at: str | None = Field(
+        None, alias="nextWakeupAt", description="RFC 3339 time the run next has something due."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    run: RunIdentity | None = Field(None, description="Internal: the run's identity.")
+    input: JSON = Field(None, description="Internal: the run's input as it started.")
+    deadline: str | None = Field(
+        None, description="RFC 3339 time the run times out (spec.timeout)."
+    )
+    on_cancel: OnCancel | None = Field(
+        None, alias="onCancel", description="Internal: the run's onCancel override."
+    )
+    unclaimed_signals: list[SignalRecordStatus] = Field(
+        default_factory=list,
+        alias="unclaimedSignals",
+        description="Signals waited for by some step that no step has taken yet.",
+    )
+    early_signals: list[SignalRecordStatus] = Field(
+        default_factory=list,
+        alias="earlySignals",
+        description="Internal: signals delivered before an earlier index; applied in order.",
+    )
+    completed: list[CompletionStatus] = Field(
+        default_factory=list,
+        description="Internal: completed steps with a compensation, in completion order.",
+    )
+    ending: Literal["failed", "cancelled", "timedOut"] | None = Field(
+        None, description="Internal: why the run is ending, while it unwinds."
+    )
+    suspended: bool = Field(False, description="True while spec.suspend holds the run.")

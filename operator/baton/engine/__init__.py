@@ -1,0 +1,121 @@
+"""The deterministic engine: the workflow language's semantics as a pure fold over events.
+
+Nothing here touches Kubernetes, the network or the clock; `now` is always an argument. The same
+definition, state, event and `now` always give the same new state and commands, which is what
+makes replay, crash recovery and time-skipping tests possible.
+
+How a driver (the operator's shell, or the `baton test` runner) uses it:
+
+    definition = compile_definition(workflow_spec)        # DefinitionError: one line, step+field
+    state = initial_state()
+    decision = decide(definition, state, RunStarted(input=..., run_name=..., namespace=...,
+                                                    uid=...), now)
+    loop:
+        persist decision.state (status_of(definition, state) is the `.status`), append the
+        event to the history, *then* perform decision.commands:
+          StartActivity   -> run the http call / Job / worker task; report ActivityStarted, then
+                             ActivityCompleted or ActivityFailed (and ActivityHeartbeat) with the
+                             command's key and attempt
+          StartChildRun   -> create the child run; report ChildFinished when it ends
+          CancelActivity / TerminateChild -> stop it (best effort; late results are ignored)
+          StartTimer / CancelTimer -> optional: next_wakeup(definition, state) is the earliest
+                             due time, and delivering TimerFired() at or after it is all timers need
+          FinishRun       -> publish the final phase
+        next event: whichever comes first of an activity result, a user action (SignalReceived,
+        CancelRequested, SuspendRequested/ResumeRequested, RedriveRequested) or the wake-up time
+        (then deliver TimerFired() with now = that time).
+        decision = decide(definition, decision.state, event, now)
+    until decision.state.phase.finished
+
+After a crash: state = state_from_status(status); perform pending_commands(definition, state)
+(every command is idempotent) and re-arm the timer at next_wakeup(definition, state).
+`replay(definition, history)` rebuilds the state from the history log alone.
+
+`baton.engine.driver.Simulation` is that loop on a virtual clock, for tests.
+"""
+
+from baton.engine.commands import (
+    CancelActivity,
+    CancelTimer,
+    Command,
+    FinishRun,
+    StartActivity,
+    StartChildRun,
+    StartTimer,
+    TerminateChild,
+)
+from baton.engine.decide import (
+    Deadline,
+    Decision,
+    child_run_name,
+    deadlines,
+    decide,
+    initial_state,
+    next_wakeup,
+    pending_commands,
+    replay,
+    status_of,
+)
+from baton.engine.definition import Definition, DefinitionError, StepKind, compile_definition
+from baton.engine.events import (
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityStarted,
+    CancelRequested,
+    ChildFinished,
+    Event,
+    HistoryEntry,
+    RedriveRequested,
+    ResumeRequested,
+    RunStarted,
+    SignalReceived,
+    SuspendRequested,
+    TimerFired,
+    event_from_json,
+)
+from baton.engine.state import State, StepState, state_from_status, state_to_status
+
+__all__ = [
+    "ActivityCompleted",
+    "ActivityFailed",
+    "ActivityHeartbeat",
+    "ActivityStarted",
+    "CancelActivity",
+    "CancelRequested",
+    "CancelTimer",
+    "ChildFinished",
+    "Command",
+    "Deadline",
+    "Decision",
+    "Definition",
+    "DefinitionError",
+    "Event",
+    "FinishRun",
+    "HistoryEntry",
+    "RedriveRequested",
+    "ResumeRequested",
+    "RunStarted",
+    "SignalReceived",
+    "StartActivity",
+    "StartChildRun",
+    "StartTimer",
+    "State",
+    "StepKind",
+    "StepState",
+    "SuspendRequested",
+    "TerminateChild",
+    "TimerFired",
+    "child_run_name",
+    "compile_definition",
+    "deadlines",
+    "decide",
+    "event_from_json",
+    "initial_state",
+    "next_wakeup",
+    "pending_commands",
+    "replay",
+    "state_from_status",
+    "state_to_status",
+    "status_of",
+]

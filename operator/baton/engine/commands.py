@@ -1,0 +1,111 @@
+"""Commands: the work the engine asks the shell to perform.
+
+Every command is idempotent for the shell: starting the same (key, attempt) twice is one
+activity (Jobs by deterministic name, HTTP calls and worker tasks by `idempotency_key`, child
+runs by name), and cancelling something already gone is a no-op. That is what lets the shell
+re-issue `pending_commands(state)` after a crash without ever repeating finished work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of every command."""
+
+    type: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as a JSON object with its `type`, for logs and tests."""
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class StartActivity(Command):
+    """Perform one attempt of an activity: an HTTP call, a Job, or a task on a WorkerPool.
+
+    `spec` is the step's action with every `${{ }}` rendered (for `http`: method, url, headers,
+    body...; `job`: image, args, env...; `worker`: pool, activity, input). `step` is the step's
+    name, `compensation` tells an undo action from the step's own. Timeouts are enforced by the
+    engine; they are given so the shell can set matching client-side limits.
+    """
+
+    type: ClassVar[str] = "StartActivity"
+    key: str
+    step: str
+    kind: str
+    spec: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+    start_to_close: float | None
+    heartbeat: float | None
+    compensation: bool = False
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True)
+class CancelActivity(Command):
+    """Stop an attempt whose result no longer matters (timed out, run cancelled). Best effort:
+    a result that still arrives for it is ignored."""
+
+    type: ClassVar[str] = "CancelActivity"
+    key: str
+    kind: str
+    attempt: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class StartChildRun(Command):
+    """Create the child WorkflowRun `name` (deterministic: the same key and attempt always give
+    the same name, so a re-issue finds the existing child)."""
+
+    type: ClassVar[str] = "StartChildRun"
+    key: str
+    step: str
+    attempt: int
+    name: str
+    workflow_ref: str
+    input: Any
+    parent_close_policy: str
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True)
+class TerminateChild(Command):
+    """Cancel the child run `name`."""
+
+    type: ClassVar[str] = "TerminateChild"
+    key: str
+    attempt: int
+    name: str
+
+
+@dataclass(frozen=True)
+class StartTimer(Command):
+    """Wake the run at `due_at` (seconds since the epoch). Re-issuing an id moves the timer."""
+
+    type: ClassVar[str] = "StartTimer"
+    timer_id: str
+    due_at: float
+
+
+@dataclass(frozen=True)
+class CancelTimer(Command):
+    """The timer `timer_id` is no longer needed."""
+
+    type: ClassVar[str] = "CancelTimer"
+    timer_id: str
+
+
+@dataclass(frozen=True)
+class FinishRun(Command):
+    """The run reached a final phase: publish it (Kubernetes Event, metrics, parent run)."""
+
+    type: ClassVar[str] = "FinishRun"
+    phase: str
+    output: Any
+    error: dict[str, Any] | None

@@ -1,0 +1,1416 @@
+"""The decision function: fold one event into a run's state and say what to do next.
+
+`decide(definition, state, event, now)` is pure: it copies the state, applies the event, then
+settles the run at `now` — handles every due time at or before `now` (earliest first: backoffs,
+sleeps, signal timeouts, activity timeouts, repeat intervals, the run's timeout) and starts every
+step that can start — and returns the new state with the commands that differ between the two
+states. Commands are derived from the state, never stored: `pending_commands` lists everything
+that should be in flight, which is what the shell re-issues after a crash, and `next_wakeup` is
+the earliest due time, which is all the shell's timer heap needs.
+
+Semantics decided here (and recorded in docs/architecture.md, "Engine"):
+- A composite (the run, a parallel step, a forEach step, a list of catch steps) whose child fails
+  stops starting new children, cancels children that only wait (backoffs, sleeps, signal waits,
+  repeat intervals, child runs), lets running activities finish, and then fails with the first
+  error. A run fails the same way, then compensates.
+- Cancel and the run timeout stop at once: running activities are cancelled too.
+- Retries apply to activities and child runs; sleep, waitForSignal, set, fail and composites fail
+  at once (a `catch` can still recover them).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from baton.api.run import RunPhase, StepPhase
+from baton.api.workflow import OnCancel, ParentClosePolicy
+from baton.engine.commands import (
+    CancelActivity,
+    CancelTimer,
+    Command,
+    FinishRun,
+    StartActivity,
+    StartChildRun,
+    StartTimer,
+    TerminateChild,
+)
+from baton.engine.definition import Definition, RetryPolicy, StepDef, StepKind, Timeouts
+from baton.engine.events import (
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityStarted,
+    CancelRequested,
+    ChildFinished,
+    Event,
+    HistoryEntry,
+    RedriveRequested,
+    ResumeRequested,
+    RunStarted,
+    SignalReceived,
+    SuspendRequested,
+    TimerFired,
+)
+from baton.engine.retry import backoff_delay, is_retryable
+from baton.engine.state import (
+    CompensationState,
+    Completion,
+    Millis,
+    SignalRecord,
+    State,
+    StepState,
+    rfc3339,
+    state_to_status,
+    to_millis,
+)
+from baton.expr import EvaluationError, Expression
+
+ACTIVE = frozenset({StepPhase.RUNNING, StepPhase.BACKOFF, StepPhase.WAITING})
+DONE = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
+BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
+
+RUN_TIMER = "run/timeout"
+_MAX_PASSES = 10_000
+"""Guard against a bug turning settling into an endless loop; never reached by a correct run."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The state after an event and the commands the shell performs, in order."""
+
+    state: State
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A due time derived from the state: a timer the shell should have armed."""
+
+    due: Millis
+    timer_id: str
+    target: str
+    purpose: str
+
+
+# -- public API -------------------------------------------------------------------------------
+
+
+def initial_state() -> State:
+    """The state of a run before its RunStarted event."""
+    return State()
+
+
+def decide(definition: Definition, state: State, event: Event, now: float) -> Decision:
+    """Apply `event` at `now` (seconds since the epoch) to `state`; `state` is not modified."""
+    machine = _Machine(definition, copy.deepcopy(state), to_millis(now))
+    machine.apply(event)
+    after = machine.state
+    return Decision(state=after, commands=tuple(_commands(definition, state, after, event)))
+
+
+def replay(
+    definition: Definition,
+    history: Iterable[HistoryEntry | tuple[float, Event]],
+    state: State | None = None,
+) -> State:
+    """The state after delivering every event of `history` at its recorded time, in order."""
+    current = state if state is not None else initial_state()
+    for entry in history:
+        at, event = (entry.at, entry.event) if isinstance(entry, HistoryEntry) else entry
+        current = decide(definition, current, event, at).state
+    return current
+
+
+def pending_commands(definition: Definition, state: State) -> list[Command]:
+    """Everything that should be in flight for `state`: every running attempt (with
+    `acknowledged` telling whether the shell confirmed it), every armed timer, and FinishRun
+    for a finished run. All are idempotent; the shell re-issues them after a restart."""
+    commands: list[Command] = list(_in_flight(definition, state).values())
+    commands.extend(
+        StartTimer(timer_id=d.timer_id, due_at=d.due / 1000) for d in deadlines(definition, state)
+    )
+    if state.phase.finished:
+        commands.append(_finish_command(state))
+    return commands
+
+
+def next_wakeup(definition: Definition, state: State) -> float | None:
+    """The earliest due time of the run (seconds since the epoch), or None when nothing is due
+    (finished, or waiting only on activities, signals or a resume)."""
+    due = [d.due for d in deadlines(definition, state)]
+    return min(due) / 1000 if due else None
+
+
+def status_of(definition: Definition, state: State) -> dict[str, Any]:
+    """The run's `.status`: `state_to_status` plus the display fields derived from it."""
+    running = [
+        path
+        for path, step in state.steps.items()
+        if step.phase in ACTIVE and not _step_def(definition, path).kind.is_composite
+    ]
+    running.extend(c.key for c in state.compensations if c.run.phase in ACTIVE)
+    done = sum(
+        1
+        for s in definition.steps
+        if (inst := state.steps.get(s.name)) is not None and inst.phase in DONE | BAD
+    )
+    wake = next_wakeup(definition, state)
+    counts: dict[str, dict[str, int]] = {}
+    for path, step in state.steps.items():
+        if step.items is not None:
+            counts[path] = _item_counts(definition, state, path, step)
+    return state_to_status(
+        state,
+        current_step=",".join(running),
+        progress=f"{done}/{len(definition.steps)}",
+        next_wakeup_at=to_millis(wake) if wake is not None else None,
+        item_counts=counts,
+    )
+
+
+def deadlines(definition: Definition, state: State) -> list[Deadline]:
+    """Every due time of the run, earliest first. While suspended, the due times that would
+    start something (a retry, the next repeat iteration) are left out: resuming starts them."""
+    if state.phase is RunPhase.PENDING or state.phase.finished:
+        return []
+    found: list[Deadline] = []
+    if state.deadline is not None and state.ending is None:
+        found.append(Deadline(state.deadline, RUN_TIMER, "", "run"))
+    for path, step in state.steps.items():
+        sd = _step_def(definition, path)
+        found.extend(_step_deadlines(path, step, sd.kind, sd.timeouts, state.suspended))
+    for comp in state.compensations:
+        sd = _step_def(definition, comp.path)
+        assert sd.compensate is not None
+        found.extend(
+            _step_deadlines(
+                comp.key,
+                comp.run,
+                sd.compensate.action.kind,
+                sd.compensate.timeouts,
+                state.suspended,
+            )
+        )
+    found.sort(key=lambda d: (d.due, d.timer_id))
+    return found
+
+
+def child_run_name(run_name: str, key: str, attempt: int) -> str:
+    """The deterministic name of the child run started for `key` at `attempt`.
+
+    Lowercased, with characters a Kubernetes name cannot hold replaced by `-`; a short hash of
+    the exact key is added when that changed anything or when the name had to be shortened,
+    so two keys never share a name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+    name = f"{run_name}-{slug}-{attempt}"
+    if slug == key and len(name) <= 63:
+        return name
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    tail = f"-{digest}-{attempt}"
+    head = f"{run_name}-{slug}"[: 63 - len(tail)].rstrip("-")
+    return f"{head}{tail}"
+
+
+# -- derived commands -------------------------------------------------------------------------
+
+
+def _step_deadlines(
+    key: str, step: StepState, kind: StepKind, timeouts: Timeouts, suspended: bool
+) -> Iterator[Deadline]:
+    tag = f"{key}#{step.attempt}"
+    if step.phase is StepPhase.RUNNING and (kind.is_activity or kind is StepKind.WORKFLOW):
+        started = step.attempt_started_at
+        assert started is not None
+        if timeouts.start_to_close is not None:
+            due = started + to_millis(timeouts.start_to_close)
+            yield Deadline(due, f"{tag}/startToClose", key, "startToClose")
+        if timeouts.heartbeat is not None and kind.is_activity:
+            last = step.heartbeat_at if step.heartbeat_at is not None else started
+            yield Deadline(
+                last + to_millis(timeouts.heartbeat), f"{tag}/heartbeat", key, "heartbeat"
+            )
+        if timeouts.schedule_to_close is not None and step.scheduled_at is not None:
+            due = step.scheduled_at + to_millis(timeouts.schedule_to_close)
+            yield Deadline(due, f"{tag}/scheduleToClose", key, "scheduleToClose")
+    elif step.phase is StepPhase.BACKOFF and not suspended:
+        assert step.next_attempt_at is not None
+        yield Deadline(step.next_attempt_at, f"{tag}/retry", key, "retry")
+    elif step.phase is StepPhase.WAITING:
+        if step.wake_at is not None:
+            purpose = "sleep" if kind is StepKind.SLEEP else "signalTimeout"
+            yield Deadline(step.wake_at, f"{tag}/{purpose}", key, purpose)
+        if step.next_attempt_at is not None and not suspended:
+            yield Deadline(step.next_attempt_at, f"{tag}/repeat", key, "repeat")
+
+
+def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Command]:
+    """Start commands of every running attempt, keyed by (key, attempt)."""
+    out: dict[tuple[str, int], Command] = {}
+    for path, step in state.steps.items():
+        if step.phase is not StepPhase.RUNNING or step.attempt == 0:
+            continue
+        sd = _step_def(definition, path)
+        if sd.kind.is_activity:
+            out[(path, step.attempt)] = StartActivity(
+                key=path,
+                step=sd.name,
+                kind=sd.kind.value,
+                spec=step.request,
+                attempt=step.attempt,
+                idempotency_key=f"{state.uid}/{path}/{step.attempt}",
+                start_to_close=sd.timeouts.start_to_close,
+                heartbeat=sd.timeouts.heartbeat,
+                acknowledged=step.acknowledged,
+            )
+        elif sd.child is not None:
+            out[(path, step.attempt)] = StartChildRun(
+                key=path,
+                step=sd.name,
+                attempt=step.attempt,
+                name=child_run_name(state.run_name, path, step.attempt),
+                workflow_ref=sd.child.workflow_ref,
+                input=step.request,
+                parent_close_policy=sd.child.parent_close_policy.value,
+                acknowledged=step.acknowledged,
+            )
+    for comp in state.compensations:
+        run = comp.run
+        if run.phase is not StepPhase.RUNNING:
+            continue
+        sd = _step_def(definition, comp.path)
+        assert sd.compensate is not None
+        out[(comp.key, run.attempt)] = StartActivity(
+            key=comp.key,
+            step=sd.name,
+            kind=sd.compensate.action.kind.value,
+            spec=run.request,
+            attempt=run.attempt,
+            idempotency_key=f"{state.uid}/{comp.key}/{run.attempt}",
+            start_to_close=sd.compensate.timeouts.start_to_close,
+            heartbeat=sd.compensate.timeouts.heartbeat,
+            compensation=True,
+            acknowledged=run.acknowledged,
+        )
+    return out
+
+
+def _commands(
+    definition: Definition, before: State, after: State, event: Event
+) -> Iterator[Command]:
+    was = _in_flight(definition, before)
+    now = _in_flight(definition, after)
+    ended_itself = (
+        (event.key, event.attempt)
+        if isinstance(event, ActivityCompleted | ActivityFailed | ChildFinished)
+        else None
+    )
+    closing = after.phase.finished or after.ending in ("cancelled", "timedOut")
+    for key, command in was.items():
+        if key in now or key == ended_itself:
+            continue
+        if isinstance(command, StartChildRun):
+            if closing and command.parent_close_policy == ParentClosePolicy.ABANDON.value:
+                continue
+            yield TerminateChild(key=command.key, attempt=command.attempt, name=command.name)
+        elif isinstance(command, StartActivity):
+            yield CancelActivity(
+                key=command.key,
+                kind=command.kind,
+                attempt=command.attempt,
+                idempotency_key=command.idempotency_key,
+            )
+    for key, command in now.items():
+        if key not in was:
+            yield command
+    armed = {d.timer_id: d.due for d in deadlines(definition, before)}
+    arming = {d.timer_id: d.due for d in deadlines(definition, after)}
+    for timer_id in armed:
+        if timer_id not in arming:
+            yield CancelTimer(timer_id=timer_id)
+    for timer_id, due in arming.items():
+        if armed.get(timer_id) != due:
+            yield StartTimer(timer_id=timer_id, due_at=due / 1000)
+    if after.phase.finished and not before.phase.finished:
+        yield _finish_command(after)
+
+
+def _finish_command(state: State) -> FinishRun:
+    return FinishRun(phase=state.phase.value, output=state.output, error=state.error)
+
+
+def _step_def(definition: Definition, path: str) -> StepDef:
+    return definition.index[path.rsplit(".", 1)[-1]]
+
+
+def _item_counts(
+    definition: Definition, state: State, path: str, step: StepState
+) -> dict[str, int]:
+    sd = _step_def(definition, path)
+    assert sd.for_each is not None
+    assert step.items is not None
+    counts = {"total": len(step.items), "succeeded": 0, "failed": 0, "running": 0}
+    for i in range(len(step.items)):
+        item = state.steps.get(f"{path}[{i}].{sd.for_each.step.name}")
+        if item is None:
+            continue
+        if item.phase in DONE:
+            counts["succeeded"] += 1
+        elif item.phase in BAD:
+            counts["failed"] += 1
+        elif item.phase in ACTIVE:
+            counts["running"] += 1
+    return counts
+
+
+# -- the machine ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where a step instance lives: the path prefixes of its forEach frames, root first, and
+    the innermost frame's item and index."""
+
+    prefixes: tuple[str, ...] = ("",)
+    item: Any = None
+    index: int | None = None
+
+    @property
+    def prefix(self) -> str:
+        return self.prefixes[-1]
+
+    def enter(self, for_each_path: str, index: int, item: Any) -> _Scope:
+        return _Scope((*self.prefixes, f"{for_each_path}[{index}]."), item, index)
+
+
+_ROOT = _Scope()
+
+
+class _Machine:
+    """One decision: a private copy of the state, mutated in place, at one instant."""
+
+    def __init__(self, definition: Definition, state: State, now: Millis) -> None:
+        self.d = definition
+        self.state = state
+        self.now = now
+
+    # -- events ------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        s = self.state
+        if isinstance(event, RunStarted):
+            if s.phase is not RunPhase.PENDING:
+                return
+            self._start_run(event)
+        elif s.phase is RunPhase.PENDING:
+            return
+        elif isinstance(event, RedriveRequested):
+            if event.n <= s.redrive:
+                return
+            s.redrive = event.n
+            if s.phase is RunPhase.FAILED:
+                self._redrive()
+        elif s.phase.finished:
+            return
+        elif isinstance(event, ActivityStarted):
+            self._acknowledge(event.key, event.attempt)
+        elif isinstance(event, ActivityHeartbeat):
+            target = self._running(event.key, event.attempt)
+            if target is not None:
+                target[1].heartbeat_at = self.now
+        elif isinstance(event, ActivityCompleted):
+            self._activity_completed(event.key, event.attempt, event.output)
+        elif isinstance(event, ActivityFailed):
+            self._activity_failed(event.key, event.attempt, event.error, event.retry_after)
+        elif isinstance(event, ChildFinished):
+            self._child_finished(event)
+        elif isinstance(event, SignalReceived):
+            self._signal(event)
+        elif isinstance(event, CancelRequested):
+            self._abort("cancelled", {"type": "Cancelled", "message": "the run was cancelled"})
+        elif isinstance(event, SuspendRequested):
+            s.suspended = True
+        elif isinstance(event, ResumeRequested):
+            s.suspended = False
+        else:
+            assert isinstance(event, TimerFired), f"unhandled event {event!r}"
+        if s.phase is not RunPhase.PENDING:
+            self._settle()
+            self._publish()
+
+    def _start_run(self, event: RunStarted) -> None:
+        s = self.state
+        s.phase = RunPhase.RUNNING
+        s.input = event.input
+        s.run_name, s.namespace, s.uid = event.run_name, event.namespace, event.uid
+        s.generation = event.generation
+        s.started_at = self.now
+        s.on_cancel = event.on_cancel
+        timeout = event.timeout if event.timeout is not None else self.d.timeout
+        s.deadline = self.now + to_millis(timeout) if timeout is not None else None
+        context = self._context(_ROOT)
+        for name, template in self.d.vars:
+            try:
+                s.vars[name] = template.render(context)
+            except EvaluationError as exc:
+                self._unwind("failed", _expression_error(str(exc), None, f"vars.{name}"))
+                return
+
+    def _running(self, key: str, attempt: int) -> tuple[StepDef, StepState] | None:
+        """The step or compensation running `attempt` under `key`, if that is current."""
+        comp = self._compensation(key)
+        if comp is not None:
+            run = comp.run
+            if run.phase is StepPhase.RUNNING and run.attempt == attempt:
+                return _step_def(self.d, comp.path), run
+            return None
+        step = self.state.steps.get(key)
+        if step is None or step.phase is not StepPhase.RUNNING or step.attempt != attempt:
+            return None
+        sd = _step_def(self.d, key)
+        if not (sd.kind.is_activity or sd.kind is StepKind.WORKFLOW):
+            return None
+        return sd, step
+
+    def _compensation(self, key: str) -> CompensationState | None:
+        if "/" not in key:
+            return None
+        return next((c for c in self.state.compensations if c.key == key), None)
+
+    def _acknowledge(self, key: str, attempt: int) -> None:
+        target = self._running(key, attempt)
+        if target is not None:
+            target[1].acknowledged = True
+
+    def _activity_completed(self, key: str, attempt: int, output: Any) -> None:
+        target = self._running(key, attempt)
+        if target is None or (target[0].kind is StepKind.WORKFLOW and "/" not in key):
+            return
+        sd, step = target
+        step.request = None
+        comp = self._compensation(key)
+        if comp is not None:
+            self._finish(step, StepPhase.SUCCEEDED, output=output)
+        else:
+            self._execution_succeeded(sd, self._scope_of(key), key, step, output, own=True)
+
+    def _activity_failed(
+        self, key: str, attempt: int, error: dict[str, Any], retry_after: float | None
+    ) -> None:
+        target = self._running(key, attempt)
+        if target is None or (target[0].kind is StepKind.WORKFLOW and "/" not in key):
+            return
+        sd, step = target
+        self._attempt_failed(sd, key, step, _normalise(error, sd.name), retry_after)
+
+    def _child_finished(self, event: ChildFinished) -> None:
+        target = self._running(event.key, event.attempt)
+        if (
+            target is None
+            or target[0].kind is not StepKind.WORKFLOW
+            or self._compensation(event.key) is not None
+        ):
+            return
+        sd, step = target
+        step.request = None
+        if event.phase == RunPhase.SUCCEEDED.value:
+            self._execution_succeeded(
+                sd, self._scope_of(event.key), event.key, step, event.output, own=True
+            )
+            return
+        error = {
+            "type": "ChildFailed",
+            "message": f"child run {child_run_name(self.state.run_name, event.key, event.attempt)}"
+            f" ended {event.phase}",
+            "step": sd.name,
+            "details": {"phase": event.phase, "error": event.error},
+        }
+        self._attempt_failed(sd, event.key, step, error, None)
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _signal(self, event: SignalReceived) -> None:
+        s = self.state
+        if event.index < s.signals_received or any(e.index == event.index for e in s.early):
+            return
+        record = SignalRecord(event.index, event.name, event.payload)
+        if event.index > s.signals_received:
+            # Held until the signals before it arrive, so every signal applies in index order.
+            s.early.append(record)
+            s.early.sort(key=lambda r: r.index)
+            return
+        self._deliver(record)
+        while s.early and s.early[0].index == s.signals_received:
+            self._deliver(s.early.pop(0))
+
+    def _deliver(self, record: SignalRecord) -> None:
+        s = self.state
+        s.signals_received += 1
+        s.signals[record.name] = record.payload
+        for handler in self.d.signal_handlers:
+            if handler.signal != record.name:
+                continue
+            context = self._context(_ROOT)
+            context["signal"] = {"name": record.name, "payload": record.payload}
+            try:
+                values = {var: t.render(context) for var, t in handler.assignments}
+            except EvaluationError as exc:
+                self._condition(
+                    "SignalHandlerFailed",
+                    "True",
+                    "EvaluationError",
+                    f"signal {record.name!r} #{record.index}: {exc}",
+                )
+                continue
+            s.vars.update(values)
+        if record.name not in self.d.waited_signals:
+            return
+        waiting = [
+            (step.started_at or 0, i, path)
+            for i, (path, step) in enumerate(s.steps.items())
+            if step.phase is StepPhase.WAITING
+            and (wait := _step_def(self.d, path).wait) is not None
+            and wait.name == record.name
+        ]
+        if not waiting:
+            s.unclaimed.append(record)
+            return
+        path = min(waiting)[2]
+        self._claim(path, s.steps[path], record)
+
+    def _claim(self, path: str, step: StepState, record: SignalRecord) -> None:
+        step.signal = record.index
+        step.wake_at = None
+        self._execution_succeeded(
+            _step_def(self.d, path), self._scope_of(path), path, step, record.payload, own=True
+        )
+
+    # -- settling ----------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Start what can start and handle what is due, until nothing changes."""
+        for _ in range(_MAX_PASSES):
+            self._progress()
+            if self.state.phase.finished:
+                return
+            due = [d for d in deadlines(self.d, self.state) if d.due <= self.now]
+            if not due:
+                return
+            self._expire(due[0])
+        raise AssertionError("the engine did not settle; this is a bug")
+
+    def _progress(self) -> None:
+        previous = None
+        for _ in range(_MAX_PASSES):
+            mark = self._fingerprint()
+            if mark == previous:
+                return
+            previous = mark
+            self._pass()
+        raise AssertionError("the engine did not settle; this is a bug")
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        s = self.state
+        return (
+            s.phase,
+            s.ending,
+            tuple(
+                (p, st.phase, st.attempt, st.iterations, st.recovering) for p, st in s.steps.items()
+            ),
+            tuple((c.run.phase, c.run.attempt) for c in s.compensations),
+        )
+
+    def _pass(self) -> None:
+        s = self.state
+        if s.phase.finished:
+            return
+        if s.compensations:
+            self._drive_compensations()
+            return
+        result, error = self._drive_block(self.d.steps, _ROOT, halting=s.ending is not None)
+        if result == "succeeded":
+            self._succeed_run()
+        elif result in ("failed", "halted"):
+            kind = s.ending or "failed"
+            if error is None or kind != "failed":
+                error = s.error or {"type": "Cancelled", "message": "a step was cancelled"}
+            self._unwind(kind, error)
+
+    @property
+    def _can_start(self) -> bool:
+        return not self.state.suspended and self.state.ending is None
+
+    def _drive_block(
+        self, steps: tuple[StepDef, ...], scope: _Scope, *, halting: bool
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Drive one list of steps; returns (running|succeeded|failed|halted, first error)."""
+        s = self.state
+        halt = halting or any(
+            (x := s.steps.get(scope.prefix + sd.name)) is not None and x.phase in BAD
+            for sd in steps
+        )
+        for sd in steps:
+            path = scope.prefix + sd.name
+            step = s.steps.get(path)
+            if step is None or step.phase is StepPhase.PENDING:
+                if halt or not self._can_start:
+                    continue
+                if all(
+                    (dep := s.steps.get(scope.prefix + name)) is not None and dep.phase in DONE
+                    for name in sd.after
+                ):
+                    step = self._start_step(sd, scope, path)
+            elif step.phase in ACTIVE:
+                self._drive_step(sd, scope, path, step, halt)
+            if step is not None and step.phase in BAD:
+                halt = True
+        instances = [s.steps.get(scope.prefix + sd.name) for sd in steps]
+        if any(i is not None and i.phase in ACTIVE for i in instances):
+            return "running", None
+        failed = [i for i in instances if i is not None and i.phase in BAD]
+        if failed:
+            first = min(
+                failed,
+                key=lambda i: (i.phase is not StepPhase.FAILED, i.finished_at or 0),
+            )
+            return "failed", first.error
+        if all(i is not None and i.phase in DONE for i in instances):
+            return "succeeded", None
+        return ("halted" if halt else "running"), None
+
+    def _drive_step(
+        self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
+    ) -> None:
+        waits = step.phase in (StepPhase.BACKOFF, StepPhase.WAITING) or (
+            sd.kind is StepKind.WORKFLOW and step.phase is StepPhase.RUNNING
+        )
+        if halt and waits:
+            self._cancel(step)
+            return
+        if step.phase is not StepPhase.RUNNING:
+            return
+        if step.recovering is not None:
+            clause = sd.catch[step.recovering]
+            assert clause.steps is not None
+            result, error = self._drive_block(clause.steps, scope, halting=halt)
+            if result == "succeeded":
+                # A recovery ends the step: no further repeat iteration follows it.
+                self._finish(
+                    step, StepPhase.SUCCEEDED, output=self._last_output(clause.steps, scope)
+                )
+            elif result == "failed":
+                self._finish(step, StepPhase.FAILED, error=error)
+            elif result == "halted":
+                self._cancel(step)
+        elif sd.kind is StepKind.PARALLEL:
+            self._drive_parallel(sd, scope, path, step, halt)
+        elif sd.kind is StepKind.FOR_EACH:
+            self._drive_for_each(sd, scope, path, step, halt)
+
+    def _drive_parallel(
+        self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
+    ) -> None:
+        s = self.state
+        halt = halt or any(
+            (x := s.steps.get(scope.prefix + inner.name)) is not None and x.phase in BAD
+            for branch in sd.branches
+            for inner in branch.steps
+        )
+        results = []
+        for branch in sd.branches:
+            result = self._drive_block(branch.steps, scope, halting=halt)
+            results.append(result)
+            if result[0] == "failed":
+                halt = True
+        if all(r == "succeeded" for r, _ in results):
+            output = {b.name: self._last_output(b.steps, scope) for b in sd.branches}
+            self._execution_succeeded(sd, scope, path, step, output, own=True)
+        elif not any(r == "running" for r, _ in results):
+            errors = [e for r, e in results if r == "failed"]
+            if errors:
+                self._step_failed(sd, scope, path, step, self._first_error(sd, scope, errors))
+            else:
+                self._cancel(step)
+
+    def _first_error(
+        self, sd: StepDef, scope: _Scope, errors: list[dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        known = [e for e in errors if e is not None]
+        if known:
+            return known[0]
+        return {"type": "Cancelled", "message": "a nested step was cancelled", "step": sd.name}
+
+    def _drive_for_each(
+        self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
+    ) -> None:
+        s = self.state
+        each = sd.for_each
+        assert each is not None
+        assert step.items is not None
+        inner = each.step
+        paths = [f"{path}[{i}].{inner.name}" for i in range(len(step.items))]
+        halt = halt or any((x := s.steps.get(p)) is not None and x.phase in BAD for p in paths)
+        for i, p in enumerate(paths):
+            item = s.steps.get(p)
+            if item is not None and item.phase in ACTIVE:
+                self._drive_step(inner, scope.enter(path, i, step.items[i]), p, item, halt)
+                if item.phase in BAD:
+                    halt = True
+        active = sum(1 for p in paths if (x := s.steps.get(p)) is not None and x.phase in ACTIVE)
+        for i, p in enumerate(paths):
+            if halt or not self._can_start or active >= each.concurrency:
+                break
+            item = s.steps.get(p)
+            if item is None or item.phase is StepPhase.PENDING:
+                item = self._start_step(inner, scope.enter(path, i, step.items[i]), p)
+                if item.phase in ACTIVE:
+                    active += 1
+                elif item.phase in BAD:
+                    halt = True
+        items = [s.steps.get(p) for p in paths]
+        if any(i is not None and i.phase in ACTIVE for i in items):
+            return
+        if all(i is not None and i.phase in DONE for i in items):
+            output = [i.output for i in items if i is not None]
+            self._execution_succeeded(sd, scope, path, step, output, own=True)
+            return
+        failed = [i for i in items if i is not None and i.phase in BAD]
+        if failed:
+            first = min(failed, key=lambda i: (i.phase is not StepPhase.FAILED, i.finished_at or 0))
+            self._step_failed(sd, scope, path, step, self._first_error(sd, scope, [first.error]))
+        elif halt:
+            self._cancel(step)
+
+    def _last_output(self, steps: tuple[StepDef, ...], scope: _Scope) -> Any:
+        last = self.state.steps.get(scope.prefix + steps[-1].name)
+        return last.output if last is not None else None
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _start_step(self, sd: StepDef, scope: _Scope, path: str) -> StepState:
+        s = self.state
+        step = s.steps.get(path)
+        if step is None:
+            step = s.steps[path] = StepState()
+        step.started_at = self.now
+        step.finished_at = None
+        step.error = None
+        if sd.when is not None:
+            try:
+                go = sd.when.evaluate(self._context(scope, sd.name))
+            except EvaluationError as exc:
+                self._step_failed(
+                    sd, scope, path, step, _expression_error(str(exc), sd.name, "when")
+                )
+                return step
+            if not isinstance(go, bool):
+                error = _expression_error(
+                    f"`when` must be true or false, got {_describe(go)}", sd.name, "when"
+                )
+                self._step_failed(sd, scope, path, step, error)
+                return step
+            if not go:
+                self._finish(step, StepPhase.SKIPPED)
+                return step
+        self._execute(sd, scope, path, step)
+        return step
+
+    def _execute(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
+        """Run one execution (one repeat iteration) of a step from the start."""
+        step.attempt_base = step.attempt
+        step.scheduled_at = self.now
+        step.recovering = None
+        step.signal = None
+        step.items = None
+        step.next_attempt_at = None
+        step.wake_at = None
+        kind = sd.kind
+        if kind.is_activity or kind is StepKind.WORKFLOW:
+            self._begin_attempt(sd, scope, path, step)
+        elif kind is StepKind.SLEEP:
+            assert sd.sleep is not None
+            step.phase = StepPhase.WAITING
+            step.wake_at = self.now + to_millis(sd.sleep)
+        elif kind is StepKind.WAIT_FOR_SIGNAL:
+            assert sd.wait is not None
+            step.phase = StepPhase.WAITING
+            if sd.wait.timeout is not None:
+                step.wake_at = self.now + to_millis(sd.wait.timeout)
+            s = self.state
+            # Signals are buffered: one that arrived before this step waited still counts.
+            record = next((r for r in s.unclaimed if r.name == sd.wait.name), None)
+            if record is not None:
+                s.unclaimed.remove(record)
+                self._claim(path, step, record)
+        elif kind is StepKind.PARALLEL:
+            self._reset_nested(sd, scope)
+            step.phase = StepPhase.RUNNING
+        elif kind is StepKind.FOR_EACH:
+            assert sd.for_each is not None
+            self._reset_nested(sd, scope)
+            try:
+                items = sd.for_each.items.evaluate(self._context(scope, sd.name))
+            except EvaluationError as exc:
+                error = _expression_error(str(exc), sd.name, "forEach.items")
+                self._step_failed(sd, scope, path, step, error)
+                return
+            if not isinstance(items, list):
+                error = _expression_error(
+                    f"forEach.items must be a list, got {_describe(items)}",
+                    sd.name,
+                    "forEach.items",
+                )
+                self._step_failed(sd, scope, path, step, error)
+                return
+            step.items = items
+            step.phase = StepPhase.RUNNING
+        elif kind is StepKind.SET:
+            context = self._context(scope, sd.name)
+            try:
+                values = {name: t.render(context) for name, t in sd.assignments}
+            except EvaluationError as exc:
+                self._step_failed(
+                    sd, scope, path, step, _expression_error(str(exc), sd.name, "set")
+                )
+                return
+            self.state.vars.update(values)
+            self._execution_succeeded(sd, scope, path, step, values, own=True)
+        else:
+            assert sd.fail is not None
+            try:
+                message = sd.fail.message.render(self._context(scope, sd.name))
+            except EvaluationError as exc:
+                error = _expression_error(str(exc), sd.name, "fail.message")
+                self._step_failed(sd, scope, path, step, error)
+                return
+            text = message if isinstance(message, str) else _describe(message)
+            error = {"type": sd.fail.error_type, "message": text, "step": sd.name}
+            self._step_failed(sd, scope, path, step, error)
+
+    def _begin_attempt(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
+        context = self._context(scope, sd.name)
+        try:
+            if sd.action is not None:
+                request: Any = sd.action.render(context)
+            else:
+                assert sd.child is not None
+                request = sd.child.input.render(context)
+        except EvaluationError as exc:
+            field = sd.kind.value if sd.action is not None else "workflow.input"
+            self._step_failed(sd, scope, path, step, _expression_error(str(exc), sd.name, field))
+            return
+        self._open_attempt(step, request)
+
+    def _open_attempt(self, step: StepState, request: Any) -> None:
+        step.attempt += 1
+        step.phase = StepPhase.RUNNING
+        step.attempt_started_at = self.now
+        step.heartbeat_at = None
+        step.acknowledged = False
+        step.request = request
+        step.next_attempt_at = None
+
+    # -- finishing ---------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        step: StepState,
+        phase: StepPhase,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        step.phase = phase
+        step.finished_at = self.now
+        step.request = None
+        step.next_attempt_at = None
+        step.wake_at = None
+        if phase is StepPhase.SUCCEEDED:
+            step.output = output
+        if error is not None:
+            step.error = error
+
+    def _cancel(self, step: StepState) -> None:
+        self._finish(step, StepPhase.CANCELLED)
+
+    def _execution_succeeded(
+        self, sd: StepDef, scope: _Scope, path: str, step: StepState, output: Any, *, own: bool
+    ) -> None:
+        """One execution of the step ended well: repeat it, or the step succeeded."""
+        if sd.repeat is not None:
+            step.iterations += 1
+            context = self._context(scope, sd.name)
+            context["steps"][sd.name] = {
+                "output": output,
+                "phase": StepPhase.SUCCEEDED.value,
+                "attempts": step.attempt,
+            }
+            try:
+                done = sd.repeat.until.evaluate(context)
+            except EvaluationError as exc:
+                error = _expression_error(str(exc), sd.name, "repeat.until")
+                self._step_failed(sd, scope, path, step, error, catchable=False)
+                return
+            if done is not True:
+                if step.iterations >= sd.repeat.max_iterations:
+                    error = {
+                        "type": "MaxIterations",
+                        "message": f"`until` still false after {step.iterations} iterations",
+                        "step": sd.name,
+                    }
+                    self._step_failed(sd, scope, path, step, error)
+                    return
+                step.output = output
+                step.request = None
+                if sd.repeat.interval is not None:
+                    step.phase = StepPhase.WAITING
+                    step.next_attempt_at = self.now + to_millis(sd.repeat.interval)
+                elif self._can_start:
+                    self._execute(sd, scope, path, step)
+                else:
+                    step.phase = StepPhase.WAITING
+                    step.next_attempt_at = self.now
+                return
+        self._finish(step, StepPhase.SUCCEEDED, output=output)
+        if own and sd.compensate is not None:
+            self.state.completed.append(Completion(path=path, output=output))
+
+    def _attempt_failed(
+        self,
+        sd: StepDef,
+        key: str,
+        step: StepState,
+        error: dict[str, Any],
+        retry_after: float | None,
+    ) -> None:
+        step.request = None
+        comp = self._compensation(key)
+        policy: RetryPolicy | None
+        if comp is not None:
+            assert sd.compensate is not None
+            policy, timeouts = sd.compensate.retry, sd.compensate.timeouts
+        else:
+            policy, timeouts = sd.retry, sd.timeouts
+        assert policy is not None
+        if is_retryable(policy, error) and step.attempts < policy.max_attempts:
+            delay = backoff_delay(
+                policy,
+                step.attempts,
+                seed=f"{self.state.uid}/{key}/{step.attempt}",
+                retry_after=retry_after,
+            )
+            due = self.now + to_millis(delay)
+            limit = timeouts.schedule_to_close
+            if (
+                limit is None
+                or step.scheduled_at is None
+                or due < step.scheduled_at + to_millis(limit)
+            ):
+                step.phase = StepPhase.BACKOFF
+                step.next_attempt_at = due
+                step.error = error
+                return
+        if comp is not None:
+            self._finish(step, StepPhase.FAILED, error=error)
+        else:
+            self._step_failed(sd, self._scope_of(key), key, step, error)
+
+    def _step_failed(
+        self,
+        sd: StepDef,
+        scope: _Scope,
+        path: str,
+        step: StepState,
+        error: dict[str, Any],
+        *,
+        catchable: bool = True,
+    ) -> None:
+        """The step failed for good: recover with a matching catch clause, or fail."""
+        error = {**error, "step": error.get("step") or sd.name}
+        clause_index = next(
+            (i for i, c in enumerate(sd.catch) if c.matches(str(error.get("type")))), None
+        )
+        if not catchable or clause_index is None or step.recovering is not None:
+            self._finish(step, StepPhase.FAILED, error=error)
+            return
+        clause = sd.catch[clause_index]
+        step.error = error
+        if clause.steps is None:
+            context = self._context(scope, sd.name)
+            context["error"] = error
+            try:
+                output = clause.output.render(context) if clause.output is not None else None
+            except EvaluationError as exc:
+                failure = _expression_error(str(exc), sd.name, f"catch[{clause_index}].output")
+                self._finish(step, StepPhase.FAILED, error=failure)
+                return
+            # A recovery ends the step: no further repeat iteration follows it.
+            self._finish(step, StepPhase.SUCCEEDED, output=output)
+            return
+        for nested in clause.steps:
+            self._reset_tree(nested, scope)
+        step.recovering = clause_index
+        step.phase = StepPhase.RUNNING
+        step.request = None
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def _expire(self, deadline: Deadline) -> None:
+        s = self.state
+        if deadline.purpose == "run":
+            seconds = (s.deadline or 0) - (s.started_at or 0)
+            self._abort(
+                "timedOut",
+                {
+                    "type": "Timeout",
+                    "message": f"the run did not finish within {seconds / 1000:g}s",
+                    "details": {"kind": "run"},
+                },
+            )
+            return
+        comp = self._compensation(deadline.target)
+        if comp is not None:
+            sd = _step_def(self.d, comp.path)
+            step = comp.run
+        else:
+            sd = _step_def(self.d, deadline.target)
+            step = s.steps[deadline.target]
+        purpose = deadline.purpose
+        if purpose in ("startToClose", "heartbeat", "scheduleToClose"):
+            error = {
+                "type": "Timeout",
+                "message": f"no {'heartbeat' if purpose == 'heartbeat' else 'result'} "
+                f"within the {purpose} timeout",
+                "step": sd.name,
+                "details": {"kind": purpose},
+            }
+            self._attempt_failed(sd, deadline.target, step, error, None)
+        elif purpose == "retry":
+            if comp is not None:
+                self._begin_compensation(comp)
+            else:
+                self._begin_attempt(sd, self._scope_of(deadline.target), deadline.target, step)
+        elif purpose == "sleep":
+            step.wake_at = None
+            scope = self._scope_of(deadline.target)
+            self._execution_succeeded(sd, scope, deadline.target, step, None, own=True)
+        elif purpose == "signalTimeout":
+            step.wake_at = None
+            assert sd.wait is not None
+            error = {
+                "type": "Timeout",
+                "message": f"no signal {sd.wait.name!r} arrived in time",
+                "step": sd.name,
+                "details": {"kind": "signal"},
+            }
+            self._step_failed(sd, self._scope_of(deadline.target), deadline.target, step, error)
+        else:
+            assert purpose == "repeat"
+            self._execute(sd, self._scope_of(deadline.target), deadline.target, step)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def _abort(self, kind: str, error: dict[str, Any]) -> None:
+        """Cancel or time out the run: stop everything in flight, then unwind."""
+        s = self.state
+        if s.compensations or s.ending in ("cancelled", "timedOut"):
+            return
+        if s.ending is None:
+            s.ending = kind
+            s.error = error
+        # Cancelling overrides suspension: the user wants the run to stop, compensations run.
+        s.suspended = False
+        for step in s.steps.values():
+            if step.phase in ACTIVE:
+                self._cancel(step)
+
+    def _unwind(self, kind: str, error: dict[str, Any]) -> None:
+        s = self.state
+        s.ending = kind
+        s.error = error
+        on_cancel = s.on_cancel or self.d.on_cancel.value
+        compensate = kind != "cancelled" or on_cancel == OnCancel.COMPENSATE.value
+        if compensate and s.completed:
+            seen: dict[str, int] = {}
+            for done in reversed(s.completed):
+                n = seen.get(done.path, 0)
+                seen[done.path] = n + 1
+                key = f"{done.path}/compensate" + (f"-{n}" if n else "")
+                s.compensations.append(
+                    CompensationState(path=done.path, key=key, output=done.output)
+                )
+            s.phase = RunPhase.COMPENSATING
+            return
+        self._close(_FINAL[kind])
+
+    def _drive_compensations(self) -> None:
+        s = self.state
+        for comp in s.compensations:
+            phase = comp.run.phase
+            if phase in (StepPhase.SUCCEEDED, StepPhase.FAILED):
+                continue
+            if phase is StepPhase.PENDING and not s.suspended:
+                comp.run.scheduled_at = self.now
+                comp.run.started_at = self.now
+                self._begin_compensation(comp)
+            return
+        failed = any(c.run.phase is StepPhase.FAILED for c in s.compensations)
+        kind = s.ending or "failed"
+        if failed:
+            self._close(RunPhase.COMPENSATION_FAILED)
+        else:
+            self._close(RunPhase.COMPENSATED if kind == "failed" else _FINAL[kind])
+
+    def _begin_compensation(self, comp: CompensationState) -> None:
+        sd = _step_def(self.d, comp.path)
+        assert sd.compensate is not None
+        scope = self._scope_of(comp.path)
+        context = self._context(scope, sd.name)
+        own = context["steps"][sd.name]
+        context["steps"][sd.name] = {**own, "output": comp.output}
+        try:
+            request = sd.compensate.action.render(context)
+        except EvaluationError as exc:
+            field = f"compensate.{sd.compensate.action.kind.value}"
+            error = _expression_error(str(exc), sd.name, field)
+            self._finish(comp.run, StepPhase.FAILED, error=error)
+            return
+        self._open_attempt(comp.run, request)
+
+    def _succeed_run(self) -> None:
+        s = self.state
+        if self.d.output is not None:
+            try:
+                output = self.d.output.render(self._context(_ROOT))
+            except EvaluationError as exc:
+                self._unwind("failed", _expression_error(str(exc), None, "output"))
+                return
+            s.output = output
+        self._close(RunPhase.SUCCEEDED)
+
+    def _close(self, phase: RunPhase) -> None:
+        s = self.state
+        s.phase = phase
+        s.finished_at = self.now
+        s.suspended = False
+
+    # -- redrive -----------------------------------------------------------------------------
+
+    def _redrive(self) -> None:
+        s = self.state
+        s.phase = RunPhase.RUNNING
+        s.ending = None
+        s.error = None
+        s.finished_at = None
+        self._redrive_block(self.d.steps, _ROOT)
+
+    def _redrive_block(self, steps: tuple[StepDef, ...], scope: _Scope) -> None:
+        for sd in steps:
+            path = scope.prefix + sd.name
+            step = self.state.steps.get(path)
+            if step is not None and step.phase in BAD:
+                self._redrive_step(sd, scope, path, step)
+
+    def _redrive_step(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
+        step.error = None
+        step.finished_at = None
+        if step.recovering is not None:
+            step.phase = StepPhase.RUNNING
+            clause = sd.catch[step.recovering]
+            assert clause.steps is not None
+            self._redrive_block(clause.steps, scope)
+        elif sd.kind is StepKind.PARALLEL:
+            step.phase = StepPhase.RUNNING
+            for branch in sd.branches:
+                self._redrive_block(branch.steps, scope)
+        elif sd.kind is StepKind.FOR_EACH and step.items is not None:
+            step.phase = StepPhase.RUNNING
+            assert sd.for_each is not None
+            inner = sd.for_each.step
+            for i, item in enumerate(step.items):
+                item_path = f"{path}[{i}].{inner.name}"
+                item_step = self.state.steps.get(item_path)
+                if item_step is not None and item_step.phase in BAD:
+                    self._redrive_step(inner, scope.enter(path, i, item), item_path, item_step)
+        else:
+            # A fresh retry budget; attempt numbers go on, so no idempotency key repeats.
+            step.phase = StepPhase.PENDING
+            step.attempt_base = step.attempt
+            step.iterations = 0
+            step.items = None
+
+    # -- resets ------------------------------------------------------------------------------
+
+    def _reset_nested(self, sd: StepDef, scope: _Scope) -> None:
+        """Make every nested instance of `sd` fresh before it runs again (repeat)."""
+        for branch in sd.branches:
+            for nested in branch.steps:
+                self._reset_tree(nested, scope)
+        if sd.for_each is not None:
+            marker = f"{scope.prefix}{sd.name}["
+            for path, step in self.state.steps.items():
+                if path.startswith(marker) and step.phase is not StepPhase.PENDING:
+                    self._reset(step)
+
+    def _reset_tree(self, sd: StepDef, scope: _Scope) -> None:
+        step = self.state.steps.get(scope.prefix + sd.name)
+        if step is not None and step.phase is not StepPhase.PENDING:
+            self._reset(step)
+        self._reset_nested(sd, scope)
+        for clause in sd.catch:
+            for nested in clause.steps or ():
+                self._reset_tree(nested, scope)
+
+    @staticmethod
+    def _reset(step: StepState) -> None:
+        # Keep the attempt counter: the next attempt gets a new number, and a late event for
+        # an attempt of the previous run of this instance is recognised as stale.
+        attempt = step.attempt
+        step.__dict__.update(StepState().__dict__)
+        step.attempt = step.attempt_base = attempt
+
+    # -- context -----------------------------------------------------------------------------
+
+    def _scope_of(self, path: str) -> _Scope:
+        scope = _ROOT
+        for segment in path.split(".")[:-1]:
+            name, _, rest = segment.partition("[")
+            index = int(rest.rstrip("]"))
+            holder = self.state.steps[scope.prefix + name]
+            assert holder.items is not None
+            scope = scope.enter(scope.prefix + name, index, holder.items[index])
+        return scope
+
+    def _context(self, scope: _Scope, step: str | None = None) -> dict[str, Any]:
+        s = self.state
+        steps: dict[str, Any] = {}
+        for name, depth in self.d.depth.items():
+            instance = (
+                s.steps.get(scope.prefixes[depth] + name) if depth < len(scope.prefixes) else None
+            )
+            if instance is None:
+                steps[name] = {"output": None, "phase": StepPhase.PENDING.value, "attempts": 0}
+            else:
+                steps[name] = {
+                    "output": instance.output,
+                    "phase": instance.phase.value,
+                    "attempts": instance.attempt,
+                }
+        context: dict[str, Any] = {
+            "input": s.input,
+            "steps": steps,
+            "vars": s.vars,
+            "signals": s.signals,
+            "run": {"name": s.run_name, "namespace": s.namespace, "uid": s.uid},
+        }
+        if scope.index is not None:
+            context["item"] = scope.item
+            context["index"] = scope.index
+        error = self._catch_error(scope, step)
+        if error is not None:
+            context["error"] = error
+        return context
+
+    def _catch_error(self, scope: _Scope, step: str | None) -> dict[str, Any] | None:
+        """The error being recovered from, for a step inside a catch clause's steps."""
+        name = step
+        while name is not None and name in self.d.parent:
+            holder, relation = self.d.parent[name]
+            if relation == "forEach":
+                return None
+            if relation == "catch":
+                instance = self.state.steps.get(scope.prefix + holder)
+                return instance.error if instance is not None else None
+            name = holder
+        return None
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Recompute what is shown after each transition: run phase and queries."""
+        s = self.state
+        if not s.phase.finished:
+            if s.suspended:
+                s.phase = RunPhase.SUSPENDED
+            elif s.compensations:
+                s.phase = RunPhase.COMPENSATING
+            else:
+                s.phase = RunPhase.RUNNING
+        if self.d.queries:
+            context = self._context(_ROOT)
+            for name, expression in self.d.queries:
+                s.queries[name] = _query(expression, context)
+
+    def _condition(self, kind: str, status: str, reason: str, message: str) -> None:
+        conditions = self.state.conditions
+        entry = {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": rfc3339(self.now),
+        }
+        for i, existing in enumerate(conditions):
+            if existing["type"] == kind:
+                if existing["status"] == status:
+                    entry["lastTransitionTime"] = existing["lastTransitionTime"]
+                conditions[i] = entry
+                return
+        conditions.append(entry)
+
+
+_FINAL = {
+    "failed": RunPhase.FAILED,
+    "cancelled": RunPhase.CANCELLED,
+    "timedOut": RunPhase.TIMED_OUT,
+}
+
+
+def _query(expression: Expression, context: dict[str, Any]) -> Any:
+    try:
+        return expression.evaluate(context)
+    except EvaluationError as exc:
+        return f"error: {exc}"
+
+
+def _expression_error(message: str, step: str | None, field: str) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": "ExpressionError", "message": message}
+    if step is not None:
+        error["step"] = step
+    error["details"] = {"field": field}
+    return error
+
+
+def _normalise(error: dict[str, Any], step: str) -> dict[str, Any]:
+    """An activity's error as ErrorInfo: a type and a message at least."""
+    out: dict[str, Any] = {
+        "type": str(error.get("type") or "Error"),
+        "message": str(error.get("message") or ""),
+        "step": step,
+    }
+    if error.get("details") is not None:
+        out["details"] = error["details"]
+    return out
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+__all__ = [
+    "Deadline",
+    "Decision",
+    "child_run_name",
+    "deadlines",
+    "decide",
+    "initial_state",
+    "next_wakeup",
+    "pending_commands",
+    "replay",
+    "status_of",
+]

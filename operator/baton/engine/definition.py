@@ -1,0 +1,612 @@
+"""Compiling a WorkflowSpec into the engine's frozen, validated Definition.
+
+This module owns every check that needs the whole definition: unique step names across nested
+lists, the `needs` DAG of each step list (unknown names, cycles), durations parsed to seconds,
+retry and timeout defaults merged into each step, and every expression and template compiled
+once with its `steps.X` references checked. A broken definition raises `DefinitionError`, whose
+message is one line naming the step and the field, so the operator can put it in an `Invalid`
+condition and `baton` can print it as is.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from baton.api.duration import DurationError, parse_duration
+from baton.api.workflow import (
+    CatchClause,
+    OnCancel,
+    ParentClosePolicy,
+    Step,
+    WorkflowSpec,
+)
+from baton.api.workflow import Compensation as CompensationModel
+from baton.api.workflow import RetryPolicy as RetryModel
+from baton.api.workflow import Timeouts as TimeoutsModel
+from baton.expr import Expression, ExpressionError, Template, compile_expression, compile_template
+
+# Built-in retry policy for fields neither the step nor `defaults.retry` sets. Temporal retries
+# forever by default; a finite default is kinder to the systems a workflow calls and makes a
+# forgotten policy visible as a failure instead of an endless loop.
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_INITIAL_INTERVAL = 1.0
+DEFAULT_BACKOFF_COEFFICIENT = 2.0
+DEFAULT_MAX_INTERVAL_FACTOR = 100.0
+"""Without `maxInterval`, a single delay is capped at 100 x `initialInterval` (as Temporal)."""
+DEFAULT_JITTER = 0.0
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot run; its message is one line naming the step and the field."""
+
+    def __init__(self, message: str, *, step: str | None = None, field: str | None = None) -> None:
+        self.step = step
+        self.field = field
+        self.reason = message
+        where = []
+        if step is not None:
+            where.append(f"step {step!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = ", ".join(where)
+        text = f"{prefix}: {message}" if prefix else message
+        super().__init__(" ".join(text.split("\n")))
+
+
+class StepKind(StrEnum):
+    """Kinds of step, spelt as in YAML."""
+
+    HTTP = "http"
+    JOB = "job"
+    WORKER = "worker"
+    WORKFLOW = "workflow"
+    SLEEP = "sleep"
+    WAIT_FOR_SIGNAL = "waitForSignal"
+    PARALLEL = "parallel"
+    FOR_EACH = "forEach"
+    SET = "set"
+    FAIL = "fail"
+
+    @property
+    def is_activity(self) -> bool:
+        """True for steps performed by the shell as an activity (http, job, worker)."""
+        return self in (StepKind.HTTP, StepKind.JOB, StepKind.WORKER)
+
+    @property
+    def is_composite(self) -> bool:
+        """True for steps made of other steps."""
+        return self in (StepKind.PARALLEL, StepKind.FOR_EACH)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A step's retry policy with every default applied; intervals in seconds."""
+
+    max_attempts: int
+    initial_interval: float
+    backoff_coefficient: float
+    max_interval: float
+    jitter: float
+    non_retryable_errors: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """A step's activity timeouts in seconds; None means no limit."""
+
+    start_to_close: float | None = None
+    schedule_to_close: float | None = None
+    heartbeat: float | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """An activity (http, job or worker) whose fields are templates rendered at each attempt."""
+
+    kind: StepKind
+    fields: tuple[tuple[str, Template], ...]
+
+    def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The action spec the shell performs, with every `${{ }}` evaluated."""
+        return {name: template.render(context) for name, template in self.fields}
+
+
+@dataclass(frozen=True)
+class ChildWorkflow:
+    """A child run started by a `workflow` step."""
+
+    workflow_ref: str
+    input: Template
+    parent_close_policy: ParentClosePolicy
+
+
+@dataclass(frozen=True)
+class WaitForSignal:
+    """A `waitForSignal` step: the signal name and the timeout in seconds."""
+
+    name: str
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class Fail:
+    """A `fail` step: the error type and its message template."""
+
+    error_type: str
+    message: Template
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of a parallel step."""
+
+    name: str
+    steps: tuple[StepDef, ...]
+
+
+@dataclass(frozen=True)
+class ForEach:
+    """A forEach step: the items expression, how many run at once, the step run per item."""
+
+    items: Expression
+    concurrency: int
+    step: StepDef
+
+
+@dataclass(frozen=True)
+class Catch:
+    """A catch clause: error types handled (`*` for any) and the recovery."""
+
+    errors: frozenset[str]
+    output: Template | None
+    steps: tuple[StepDef, ...] | None
+
+    def matches(self, error_type: str) -> bool:
+        """True when this clause handles errors of `error_type`."""
+        return "*" in self.errors or error_type in self.errors
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """The undo action of a step with its own merged retry policy and timeouts."""
+
+    action: Action
+    retry: RetryPolicy
+    timeouts: Timeouts
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Repetition of a step until `until` holds."""
+
+    until: Expression
+    interval: float | None
+    max_iterations: int
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """One compiled step. `after` are the sibling steps it waits for (explicit or implied)."""
+
+    name: str
+    kind: StepKind
+    after: tuple[str, ...]
+    when: Expression | None = None
+    action: Action | None = None
+    child: ChildWorkflow | None = None
+    sleep: float | None = None
+    wait: WaitForSignal | None = None
+    branches: tuple[Branch, ...] = ()
+    for_each: ForEach | None = None
+    assignments: tuple[tuple[str, Template], ...] = ()
+    fail: Fail | None = None
+    retry: RetryPolicy | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    catch: tuple[Catch, ...] = ()
+    compensate: Compensation | None = None
+    repeat: Repeat | None = None
+
+
+@dataclass(frozen=True)
+class SignalHandler:
+    """Assignments to `vars` made whenever a signal of this name arrives."""
+
+    signal: str
+    assignments: tuple[tuple[str, Template], ...]
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A compiled workflow: immutable, shared by every decision of every run that follows it.
+
+    `index` maps every step name (nested ones included) to its StepDef; `depth` is the number of
+    forEach steps around it, which tells how many `name[index].` frames prefix its instances;
+    `parent` maps a nested step to the step holding it and how (`branch`, `forEach`, `catch`).
+    """
+
+    steps: tuple[StepDef, ...]
+    output: Template | None
+    queries: tuple[tuple[str, Expression], ...]
+    signal_handlers: tuple[SignalHandler, ...]
+    vars: tuple[tuple[str, Template], ...]
+    timeout: float | None
+    on_cancel: OnCancel
+    index: Mapping[str, StepDef]
+    depth: Mapping[str, int]
+    parent: Mapping[str, tuple[str, str]]
+    waited_signals: frozenset[str]
+
+    def step(self, name: str) -> StepDef:
+        """The step called `name`; KeyError for unknown names."""
+        return self.index[name]
+
+
+def compile_definition(spec: WorkflowSpec) -> Definition:
+    """Validate `spec` and compile it; raises DefinitionError with a one-line message."""
+    return _Compiler(spec).compile()
+
+
+class _Compiler:
+    def __init__(self, spec: WorkflowSpec) -> None:
+        self.spec = spec
+        self.names: dict[str, Step] = {}
+        self.depth: dict[str, int] = {}
+        self.parent: dict[str, tuple[str, str]] = {}
+        self.index: dict[str, StepDef] = {}
+        defaults = spec.defaults
+        self.default_retry = defaults.retry if defaults and defaults.retry else RetryModel()
+        self.default_timeout = (
+            defaults.timeout if defaults and defaults.timeout else TimeoutsModel()
+        )
+
+    def compile(self) -> Definition:
+        spec = self.spec
+        # Names first: references in expressions are checked against the whole set.
+        self._collect(spec.steps, depth=0)
+        steps = self._block(spec.steps)
+        output = self._template(spec.output, None, "output") if spec.output is not None else None
+        queries = tuple(
+            (name, self._expression(source, None, f"queries.{name}"))
+            for name, source in (spec.queries or {}).items()
+        )
+        handlers = tuple(
+            SignalHandler(
+                signal=handler.signal,
+                assignments=tuple(
+                    (var, self._template(value, None, f"signalHandlers[{i}].set.{var}"))
+                    for var, value in handler.set.items()
+                ),
+            )
+            for i, handler in enumerate(spec.signal_handlers or [])
+        )
+        variables = tuple(
+            (name, self._template(value, None, f"vars.{name}"))
+            for name, value in (spec.vars or {}).items()
+        )
+        timeout = self._duration(spec.timeout, None, "timeout") if spec.timeout else None
+        return Definition(
+            steps=steps,
+            output=output,
+            queries=queries,
+            signal_handlers=handlers,
+            vars=variables,
+            timeout=timeout,
+            on_cancel=spec.on_cancel,
+            index=dict(self.index),
+            depth=dict(self.depth),
+            parent=dict(self.parent),
+            waited_signals=frozenset(
+                s.wait.name for s in self.index.values() if s.wait is not None
+            ),
+        )
+
+    # -- names -------------------------------------------------------------------------------
+
+    def _collect(self, steps: Iterable[Step], depth: int) -> None:
+        for step in steps:
+            if step.name in self.names:
+                raise DefinitionError(
+                    "duplicate step name: step names are unique across the whole workflow, "
+                    "nested steps included",
+                    step=step.name,
+                    field="name",
+                )
+            self.names[step.name] = step
+            self.depth[step.name] = depth
+            for nested, nested_depth, relation in _children(step, depth):
+                for child in nested:
+                    self.parent[child.name] = (step.name, relation)
+                self._collect(nested, nested_depth)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _block(self, steps: list[Step]) -> tuple[StepDef, ...]:
+        """Compile one list of steps and its DAG."""
+        after: dict[str, tuple[str, ...]] = {}
+        siblings = {s.name for s in steps}
+        previous: str | None = None
+        for step in steps:
+            if step.needs is not None:
+                for need in step.needs:
+                    if need not in siblings:
+                        where = (
+                            "a step of another list: needs only names steps of the same list"
+                            if need in self.names
+                            else "not a step of this workflow"
+                        )
+                        raise DefinitionError(
+                            f"unknown step {need!r} ({where})", step=step.name, field="needs"
+                        )
+                after[step.name] = tuple(dict.fromkeys(step.needs))
+            else:
+                after[step.name] = (previous,) if previous is not None else ()
+            previous = step.name
+        _check_acyclic(steps, after)
+        return tuple(self._step(step, after[step.name]) for step in steps)
+
+    def _step(self, step: Step, after: tuple[str, ...]) -> StepDef:
+        name = step.name
+        kind = StepKind(step.kind)
+        when = self._expression(step.when, name, "when") if step.when is not None else None
+        retry = (
+            self._retry(step.retry, name, "retry")
+            if kind.is_activity or kind is StepKind.WORKFLOW
+            else None
+        )
+        timeouts = self._timeouts(step.timeout, name, "timeout")
+        compiled = StepDef(
+            name=name,
+            kind=kind,
+            after=after,
+            when=when,
+            retry=retry,
+            timeouts=timeouts,
+            catch=tuple(
+                self._catch(c, name, f"catch[{i}]") for i, c in enumerate(step.catch or [])
+            ),
+            compensate=(
+                self._compensation(step.compensate, name) if step.compensate is not None else None
+            ),
+            repeat=self._repeat(step),
+            **self._kind_fields(step, kind),
+        )
+        self.index[name] = compiled
+        return compiled
+
+    def _kind_fields(self, step: Step, kind: StepKind) -> dict[str, Any]:
+        name = step.name
+        if kind.is_activity:
+            model = getattr(step, kind.value)
+            return {"action": self._action(kind, model, name, kind.value)}
+        if step.workflow is not None:
+            child = step.workflow
+            return {
+                "child": ChildWorkflow(
+                    workflow_ref=child.workflow_ref,
+                    input=self._template(child.input, name, "workflow.input"),
+                    parent_close_policy=child.parent_close_policy,
+                )
+            }
+        if step.sleep is not None:
+            return {"sleep": self._duration(step.sleep.duration, name, "sleep.duration")}
+        if step.wait_for_signal is not None:
+            wait = step.wait_for_signal
+            timeout = (
+                self._duration(wait.timeout, name, "waitForSignal.timeout")
+                if wait.timeout is not None
+                else None
+            )
+            return {"wait": WaitForSignal(name=wait.name, timeout=timeout)}
+        if step.parallel is not None:
+            names = [b.name for b in step.parallel.branches]
+            duplicates = sorted({b for b in names if names.count(b) > 1})
+            if duplicates:
+                raise DefinitionError(
+                    f"duplicate branch name {duplicates[0]!r}",
+                    step=name,
+                    field="parallel.branches",
+                )
+            return {
+                "branches": tuple(
+                    Branch(name=b.name, steps=self._block(b.steps)) for b in step.parallel.branches
+                )
+            }
+        if step.for_each is not None:
+            each = step.for_each
+            if each.step.needs:
+                raise DefinitionError(
+                    "a forEach step runs alone per item: remove its needs",
+                    step=each.step.name,
+                    field="needs",
+                )
+            return {
+                "for_each": ForEach(
+                    items=self._expression(each.items, name, "forEach.items"),
+                    concurrency=each.concurrency,
+                    step=self._step(each.step, ()),
+                )
+            }
+        if step.set is not None:
+            return {
+                "assignments": tuple(
+                    (var, self._template(value, name, f"set.{var}"))
+                    for var, value in step.set.items()
+                )
+            }
+        assert step.fail is not None, "a validated step has exactly one kind"
+        return {
+            "fail": Fail(
+                error_type=step.fail.error,
+                message=self._template(step.fail.message, name, "fail.message"),
+            )
+        }
+
+    def _action(self, kind: StepKind, model: Any, step: str, base: str) -> Action:
+        dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return Action(
+            kind=kind,
+            fields=tuple(
+                (key, self._template(value, step, f"{base}.{key}")) for key, value in dumped.items()
+            ),
+        )
+
+    def _catch(self, clause: CatchClause, step: str, base: str) -> Catch:
+        output = (
+            self._template(clause.output, step, f"{base}.output")
+            if clause.output is not None
+            else None
+        )
+        if clause.steps and clause.output is not None:
+            raise DefinitionError(
+                "a catch clause continues with an output or runs steps, not both",
+                step=step,
+                field=base,
+            )
+        steps = self._block(clause.steps) if clause.steps else None
+        return Catch(errors=frozenset(clause.errors), output=output, steps=steps)
+
+    def _compensation(self, comp: CompensationModel, step: str) -> Compensation:
+        kind = next(StepKind(k) for k in ("http", "job", "worker") if getattr(comp, k) is not None)
+        return Compensation(
+            action=self._action(kind, getattr(comp, kind.value), step, f"compensate.{kind.value}"),
+            retry=self._retry(comp.retry, step, "compensate.retry"),
+            timeouts=self._timeouts(comp.timeout, step, "compensate.timeout"),
+        )
+
+    def _repeat(self, step: Step) -> Repeat | None:
+        if step.repeat is None:
+            return None
+        rep = step.repeat
+        interval = (
+            self._duration(rep.interval, step.name, "repeat.interval") if rep.interval else None
+        )
+        return Repeat(
+            until=self._expression(rep.until, step.name, "repeat.until"),
+            interval=interval,
+            max_iterations=rep.max_iterations,
+        )
+
+    # -- policies ----------------------------------------------------------------------------
+
+    def _retry(self, own: RetryModel | None, step: str, base: str) -> RetryPolicy:
+        default = self.default_retry
+
+        def pick(attr: str) -> Any:
+            value = getattr(own, attr) if own is not None else None
+            return value if value is not None else getattr(default, attr)
+
+        def where(attr: str, alias: str) -> str:
+            own_value = getattr(own, attr) if own is not None else None
+            return f"{base}.{alias}" if own_value is not None else f"defaults.retry.{alias}"
+
+        initial_text = pick("initial_interval")
+        initial = (
+            self._duration(initial_text, step, where("initial_interval", "initialInterval"))
+            if initial_text is not None
+            else DEFAULT_INITIAL_INTERVAL
+        )
+        max_text = pick("max_interval")
+        maximum = (
+            self._duration(max_text, step, where("max_interval", "maxInterval"))
+            if max_text is not None
+            else initial * DEFAULT_MAX_INTERVAL_FACTOR
+        )
+        if maximum < initial:
+            raise DefinitionError(
+                f"maxInterval ({max_text}) is shorter than initialInterval ({initial_text})",
+                step=step,
+                field=where("max_interval", "maxInterval"),
+            )
+        attempts = pick("max_attempts")
+        coefficient = pick("backoff_coefficient")
+        jitter = pick("jitter")
+        return RetryPolicy(
+            max_attempts=attempts if attempts is not None else DEFAULT_MAX_ATTEMPTS,
+            initial_interval=initial,
+            backoff_coefficient=(
+                float(coefficient) if coefficient is not None else DEFAULT_BACKOFF_COEFFICIENT
+            ),
+            max_interval=maximum,
+            jitter=float(jitter) if jitter is not None else DEFAULT_JITTER,
+            non_retryable_errors=frozenset(pick("non_retryable_errors") or ()),
+        )
+
+    def _timeouts(self, own: TimeoutsModel | None, step: str, base: str) -> Timeouts:
+        default = self.default_timeout
+        values: dict[str, float | None] = {}
+        for attr, alias in (
+            ("start_to_close", "startToClose"),
+            ("schedule_to_close", "scheduleToClose"),
+            ("heartbeat", "heartbeat"),
+        ):
+            own_value = getattr(own, attr) if own is not None else None
+            text = own_value if own_value is not None else getattr(default, attr)
+            where = f"{base}.{alias}" if own_value is not None else f"defaults.timeout.{alias}"
+            values[attr] = self._duration(text, step, where) if text is not None else None
+        return Timeouts(**values)
+
+    # -- leaves ------------------------------------------------------------------------------
+
+    def _duration(self, text: str, step: str | None, where: str) -> float:
+        try:
+            seconds = parse_duration(text)
+        except DurationError as exc:
+            raise DefinitionError(str(exc), step=step, field=where) from None
+        if seconds <= 0:
+            raise DefinitionError(f"duration {text!r} must be positive", step=step, field=where)
+        return seconds
+
+    def _expression(self, source: str, step: str | None, where: str) -> Expression:
+        try:
+            expression = compile_expression(source, step=step, field=where)
+        except ExpressionError as exc:
+            raise DefinitionError(str(exc)) from None
+        self._check_references(expression.step_references, step, where)
+        return expression
+
+    def _template(self, value: Any, step: str | None, where: str) -> Template:
+        try:
+            template = compile_template(value, step=step, field=where)
+        except ExpressionError as exc:
+            raise DefinitionError(str(exc)) from None
+        self._check_references(template.step_references, step, where)
+        return template
+
+    def _check_references(self, references: frozenset[str], step: str | None, where: str) -> None:
+        unknown = sorted(references - self.names.keys())
+        if unknown:
+            raise DefinitionError(
+                f"steps.{unknown[0]} names no step of this workflow", step=step, field=where
+            )
+
+
+def _children(step: Step, depth: int) -> Iterator[tuple[list[Step], int, str]]:
+    """Nested step lists of `step`, the forEach depth their steps live at, and the relation."""
+    if step.parallel is not None:
+        for branch in step.parallel.branches:
+            yield branch.steps, depth, "branch"
+    if step.for_each is not None:
+        yield [step.for_each.step], depth + 1, "forEach"
+    for clause in step.catch or []:
+        if clause.steps:
+            yield clause.steps, depth, "catch"
+
+
+def _check_acyclic(steps: list[Step], after: Mapping[str, tuple[str, ...]]) -> None:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(after)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        # graphlib lists each node before the node that needs it; reverse it to read as
+        # "a needs b needs a", then start from the cycle's step that comes first in the list.
+        cycle: list[str] = list(reversed(exc.args[1]))[:-1]
+        order = {s.name: i for i, s in enumerate(steps)}
+        start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+        ring = cycle[start:] + cycle[:start]
+        raise DefinitionError(
+            "cycle " + " -> ".join([*ring, ring[0]]), step=ring[0], field="needs"
+        ) from None

@@ -1,0 +1,205 @@
+"""Events: the facts the shell feeds to the engine, and their JSON form in the history log.
+
+Every event is a frozen dataclass with a `type` discriminator in its JSON form
+(`to_json()` / `event_from_json()`). Events carry no time: the shell records when it delivered
+each one in a `HistoryEntry`, and replaying the history passes that time back as `now`.
+
+Activities (and compensations and child runs) are addressed by a stable key (the step's
+instance path, such as `pay`, `charges[3].charge` or `pay/compensate`) plus the attempt number,
+so an event for an old attempt, a duplicate, or an event for a step that has already finished is
+recognised and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+JSON = Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+    type: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a JSON object with its `type`; camelCase keys."""
+        data = {_camel(k): v for k, v in asdict(self).items()}
+        return {"type": self.type, **data}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """The run exists: its input, identity, the Workflow generation it follows, and the
+    run-level overrides of its spec (`timeout` in seconds, `onCancel`)."""
+
+    type: ClassVar[str] = "RunStarted"
+    input: JSON
+    run_name: str
+    namespace: str
+    uid: str
+    generation: int = 0
+    timeout: float | None = None
+    on_cancel: str | None = None
+
+
+@dataclass(frozen=True)
+class ActivityStarted(Event):
+    """The shell performed a StartActivity or StartChildRun command (acknowledgement)."""
+
+    type: ClassVar[str] = "ActivityStarted"
+    key: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ActivityCompleted(Event):
+    """An attempt of an activity (or compensation) returned `output`."""
+
+    type: ClassVar[str] = "ActivityCompleted"
+    key: str
+    attempt: int
+    output: JSON = None
+
+
+@dataclass(frozen=True)
+class ActivityFailed(Event):
+    """An attempt failed with `error` ({type, message, details}); `retry_after` is the
+    server's hint in seconds (an HTTP `Retry-After`), or None."""
+
+    type: ClassVar[str] = "ActivityFailed"
+    key: str
+    attempt: int
+    error: dict[str, Any]
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class ActivityHeartbeat(Event):
+    """A running attempt reported that it is alive."""
+
+    type: ClassVar[str] = "ActivityHeartbeat"
+    key: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class TimerFired(Event):
+    """A due time passed. Every deadline at or before `now` is handled on any event; this one
+    only wakes the run. `timer_id` says which timer the shell thought was due, for the log."""
+
+    type: ClassVar[str] = "TimerFired"
+    timer_id: str = ""
+
+
+@dataclass(frozen=True)
+class SignalReceived(Event):
+    """`spec.signals[index]` arrived. Each index is taken once, in index order."""
+
+    type: ClassVar[str] = "SignalReceived"
+    index: int
+    name: str
+    payload: JSON = None
+
+
+@dataclass(frozen=True)
+class ChildFinished(Event):
+    """A child run started for `key` at `attempt` ended in `phase`."""
+
+    type: ClassVar[str] = "ChildFinished"
+    key: str
+    attempt: int
+    phase: str
+    output: JSON = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequested(Event):
+    """The user set `spec.cancel`."""
+
+    type: ClassVar[str] = "CancelRequested"
+
+
+@dataclass(frozen=True)
+class SuspendRequested(Event):
+    """The user set `spec.suspend` to true."""
+
+    type: ClassVar[str] = "SuspendRequested"
+
+
+@dataclass(frozen=True)
+class ResumeRequested(Event):
+    """The user set `spec.suspend` back to false."""
+
+    type: ClassVar[str] = "ResumeRequested"
+
+
+@dataclass(frozen=True)
+class RedriveRequested(Event):
+    """The user bumped `spec.redrive` to `n`."""
+
+    type: ClassVar[str] = "RedriveRequested"
+    n: int
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        ActivityStarted,
+        ActivityCompleted,
+        ActivityFailed,
+        ActivityHeartbeat,
+        TimerFired,
+        SignalReceived,
+        ChildFinished,
+        CancelRequested,
+        SuspendRequested,
+        ResumeRequested,
+        RedriveRequested,
+    )
+}
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    """The event whose JSON form is `data`; ValueError for an unknown `type`."""
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    names = {f.name for f in fields(cls)}
+    values = {_snake(k): v for k, v in data.items() if k != "type"}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"event {kind}: unknown field {unknown[0]!r}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a run's history: when the shell delivered the event, and the event."""
+
+    at: float
+    event: Event
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"at": seconds, "type": ..., ...}`."""
+        return {"at": self.at, **self.event.to_json()}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> HistoryEntry:
+        """Inverse of `to_json`."""
+        rest = {k: v for k, v in data.items() if k != "at"}
+        return HistoryEntry(at=float(data["at"]), event=event_from_json(rest))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

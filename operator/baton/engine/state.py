@@ -1,0 +1,317 @@
+"""The run state: mutable dataclasses owned by `decide`, and their JSON form, the run's `.status`.
+
+The state is everything the engine knows about a run; commands and due times are derived from
+it (see `baton.engine.decide.pending_commands` and `next_wakeup`), never stored beside it. Times
+are whole milliseconds since the epoch so that the RFC 3339 strings of the status round-trip
+exactly. `state_to_status` writes camelCase JSON that `baton.api.run.WorkflowRunStatus`
+describes; `state_from_status` reads it back, and the two are exact inverses.
+
+Step instances are keyed by path: a step's name, prefixed by `forEachStep[index].` for each
+forEach around it (`charges[3].charge`). Step names are unique across a definition, so this path
+is unique within a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from baton.api.run import RunPhase, StepPhase
+
+JSON = Any
+Millis = int
+"""Milliseconds since the epoch."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class StepState:
+    """One step instance (or one compensation): its phase, attempts and result.
+
+    `attempt` counts every attempt this instance ever started and never goes down, so an
+    (instance, attempt) pair names one activity for the whole life of the run, across retries,
+    repeat iterations and redrives. `attempt_base` is where the current retry budget started.
+    """
+
+    phase: StepPhase = StepPhase.PENDING
+    attempt: int = 0
+    attempt_base: int = 0
+    started_at: Millis | None = None
+    scheduled_at: Millis | None = None
+    attempt_started_at: Millis | None = None
+    heartbeat_at: Millis | None = None
+    acknowledged: bool = False
+    request: JSON = None
+    finished_at: Millis | None = None
+    next_attempt_at: Millis | None = None
+    wake_at: Millis | None = None
+    output: JSON = None
+    error: dict[str, Any] | None = None
+    iterations: int = 0
+    items: list[Any] | None = None
+    recovering: int | None = None
+    signal: int | None = None
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made in the current budget (what retry policies count)."""
+        return self.attempt - self.attempt_base
+
+
+@dataclass
+class Completion:
+    """A step with a `compensate` action that succeeded, in completion order."""
+
+    path: str
+    output: JSON = None
+
+
+@dataclass
+class CompensationState:
+    """One compensation of the saga: the compensated step instance, its output when it
+    completed (`steps.<name>.output` in the compensation), the activity key, and its progress."""
+
+    path: str
+    key: str
+    output: JSON = None
+    run: StepState = field(default_factory=StepState)
+
+
+@dataclass
+class SignalRecord:
+    """A signal kept until a `waitForSignal` takes it (or an out-of-order one until its turn)."""
+
+    index: int
+    name: str
+    payload: JSON = None
+
+
+@dataclass
+class State:
+    """Everything the engine knows about one run."""
+
+    phase: RunPhase = RunPhase.PENDING
+    generation: int = 0
+    run_name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    input: JSON = None
+    started_at: Millis | None = None
+    finished_at: Millis | None = None
+    deadline: Millis | None = None
+    on_cancel: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    signals_received: int = 0
+    signals: dict[str, Any] = field(default_factory=dict)
+    unclaimed: list[SignalRecord] = field(default_factory=list)
+    early: list[SignalRecord] = field(default_factory=list)
+    steps: dict[str, StepState] = field(default_factory=dict)
+    completed: list[Completion] = field(default_factory=list)
+    compensations: list[CompensationState] = field(default_factory=list)
+    ending: str | None = None
+    suspended: bool = False
+    output: JSON = None
+    error: dict[str, Any] | None = None
+    queries: dict[str, Any] = field(default_factory=dict)
+    redrive: int = 0
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- times ------------------------------------------------------------------------------------
+
+
+def to_millis(seconds: float) -> Millis:
+    """Seconds since the epoch (as the shell gives `now`) to whole milliseconds."""
+    return round(seconds * 1000)
+
+
+def rfc3339(ms: Millis) -> str:
+    """`2026-01-02T03:04:05.678Z` (the fraction only when there is one)."""
+    whole, fraction = divmod(ms, 1000)
+    stamp = (_EPOCH + timedelta(seconds=whole)).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction:03d}Z" if fraction else f"{stamp}Z"
+
+
+def parse_rfc3339(text: str) -> Millis:
+    """Inverse of `rfc3339` (any RFC 3339 time is accepted; precision below 1 ms is dropped)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+# -- status -----------------------------------------------------------------------------------
+
+# (attribute, status key, is a time). Order is the order keys appear in the status.
+_STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("phase", "phase", False),
+    ("attempt", "attempts", False),
+    ("started_at", "startedAt", True),
+    ("finished_at", "finishedAt", True),
+    ("next_attempt_at", "nextAttemptAt", True),
+    ("wake_at", "wakeAt", True),
+    ("iterations", "iterations", False),
+    ("output", "output", False),
+    ("error", "error", False),
+    ("attempt_base", "attemptBase", False),
+    ("scheduled_at", "scheduledAt", True),
+    ("attempt_started_at", "attemptStartedAt", True),
+    ("heartbeat_at", "heartbeatAt", True),
+    ("acknowledged", "acknowledged", False),
+    ("request", "request", False),
+    ("items", "items", False),
+    ("recovering", "recovering", False),
+    ("signal", "signal", False),
+)
+_STEP_DEFAULTS = StepState()
+
+
+def step_to_status(step: StepState) -> dict[str, Any]:
+    """One step's status object; fields at their default are left out to keep status small."""
+    out: dict[str, Any] = {}
+    for attr, key, is_time in _STEP_FIELDS:
+        value = getattr(step, attr)
+        if attr != "phase" and value == getattr(_STEP_DEFAULTS, attr):
+            continue
+        if is_time:
+            value = rfc3339(value)
+        elif attr == "phase":
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def step_from_status(data: dict[str, Any]) -> StepState:
+    """Inverse of `step_to_status`."""
+    step = StepState()
+    for attr, key, is_time in _STEP_FIELDS:
+        if key not in data:
+            continue
+        value = data[key]
+        if is_time:
+            value = parse_rfc3339(value)
+        elif attr == "phase":
+            value = StepPhase(value)
+        setattr(step, attr, value)
+    return step
+
+
+def state_to_status(
+    state: State,
+    *,
+    current_step: str = "",
+    progress: str = "",
+    next_wakeup_at: Millis | None = None,
+    item_counts: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    """The run's `.status` (see WorkflowRunStatus). The derived, display-only fields
+    (`currentStep`, `progress`, `nextWakeupAt`, forEach `items` counts) are computed by
+    `baton.engine.decide.status_of`, which is what the shell calls; they are ignored on the
+    way back."""
+    status: dict[str, Any] = {"phase": str(state.phase)}
+
+    def put(key: str, value: Any, default: Any = None) -> None:
+        if value != default:
+            status[key] = value
+
+    put("workflowGeneration", state.generation, 0)
+    put("startedAt", rfc3339(state.started_at) if state.started_at is not None else None)
+    put("finishedAt", rfc3339(state.finished_at) if state.finished_at is not None else None)
+    put("currentStep", current_step, "")
+    put("progress", progress, "")
+    steps = {}
+    for path, step in state.steps.items():
+        entry = step_to_status(step)
+        if item_counts and path in item_counts:
+            entry["itemCounts"] = item_counts[path]
+        steps[path] = entry
+    put("steps", steps, {})
+    put("output", state.output)
+    put("error", state.error)
+    put("vars", state.vars, {})
+    put("queries", state.queries, {})
+    put("signals", state.signals, {})
+    put("signalsConsumed", state.signals_received, 0)
+    put(
+        "compensations",
+        [
+            {"step": c.path, "key": c.key, **step_to_status(c.run), "stepOutput": c.output}
+            if c.output is not None
+            else {"step": c.path, "key": c.key, **step_to_status(c.run)}
+            for c in state.compensations
+        ],
+        [],
+    )
+    put("redrive", state.redrive, 0)
+    put("nextWakeupAt", rfc3339(next_wakeup_at) if next_wakeup_at is not None else None)
+    put("conditions", state.conditions, [])
+    put("run", {"name": state.run_name, "namespace": state.namespace, "uid": state.uid})
+    put("input", state.input)
+    put("deadline", rfc3339(state.deadline) if state.deadline is not None else None)
+    put("onCancel", state.on_cancel)
+    put("unclaimedSignals", [_signal_json(s) for s in state.unclaimed], [])
+    put("earlySignals", [_signal_json(s) for s in state.early], [])
+    put(
+        "completed",
+        [
+            {"step": c.path, "output": c.output} if c.output is not None else {"step": c.path}
+            for c in state.completed
+        ],
+        [],
+    )
+    put("ending", state.ending)
+    put("suspended", state.suspended, False)
+    return status
+
+
+def state_from_status(status: dict[str, Any]) -> State:
+    """Inverse of `state_to_status`: the state a status document was written from."""
+    run = status.get("run") or {}
+
+    def time(key: str) -> Millis | None:
+        value = status.get(key)
+        return parse_rfc3339(value) if value is not None else None
+
+    return State(
+        phase=RunPhase(status.get("phase", RunPhase.PENDING)),
+        generation=status.get("workflowGeneration", 0),
+        run_name=run.get("name", ""),
+        namespace=run.get("namespace", ""),
+        uid=run.get("uid", ""),
+        input=status.get("input"),
+        started_at=time("startedAt"),
+        finished_at=time("finishedAt"),
+        deadline=time("deadline"),
+        on_cancel=status.get("onCancel"),
+        vars=dict(status.get("vars") or {}),
+        signals_received=status.get("signalsConsumed", 0),
+        signals=dict(status.get("signals") or {}),
+        unclaimed=[_signal_from_json(s) for s in status.get("unclaimedSignals") or []],
+        early=[_signal_from_json(s) for s in status.get("earlySignals") or []],
+        steps={path: step_from_status(s) for path, s in (status.get("steps") or {}).items()},
+        completed=[
+            Completion(path=c["step"], output=c.get("output"))
+            for c in status.get("completed") or []
+        ],
+        compensations=[
+            CompensationState(
+                path=c["step"], key=c["key"], output=c.get("stepOutput"), run=step_from_status(c)
+            )
+            for c in status.get("compensations") or []
+        ],
+        ending=status.get("ending"),
+        suspended=status.get("suspended", False),
+        output=status.get("output"),
+        error=status.get("error"),
+        queries=dict(status.get("queries") or {}),
+        redrive=status.get("redrive", 0),
+        conditions=list(status.get("conditions") or []),
+    )
+
+
+def _signal_json(record: SignalRecord) -> dict[str, Any]:
+    return {"index": record.index, "name": record.name, "payload": record.payload}
+
+
+def _signal_from_json(data: dict[str, Any]) -> SignalRecord:
+    return SignalRecord(index=data["index"], name=data["name"], payload=data.get("payload"))
