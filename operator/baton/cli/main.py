@@ -1,0 +1,94 @@
+"""Entry point of `baton`: builds the parser from the subcommand modules and runs one.
+
+Errors reach the user as one line on stderr and exit code 2, never as a traceback; set
+BATON_DEBUG=1 to see the traceback of an unexpected one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn, Protocol, cast
+
+import baton.cli
+from baton.api.resources import ResourceError
+from baton.cli import CommandError
+
+PROG = "baton"
+EXIT_ERROR = 2
+_NOT_SUBCOMMANDS = frozenset({"main"})
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Subcommand(Protocol):
+    """A module of baton.cli that adds one subcommand."""
+
+    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        """Add the subcommand's parser and set its `handler` default."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def subcommand_modules() -> list[Subcommand]:
+    """Every module of baton.cli that defines `register`, in name order."""
+    modules = []
+    for info in sorted(pkgutil.iter_modules(baton.cli.__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name in _NOT_SUBCOMMANDS:
+            continue
+        module = importlib.import_module(f"baton.cli.{info.name}")
+        if hasattr(module, "register"):
+            modules.append(cast(Subcommand, module))
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `baton` parser with every subcommand registered."""
+    parser = _Parser(
+        prog=PROG,
+        description="Durable workflows as Kubernetes resources.",
+    )
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_Parser, required=True
+    )
+    for module in subcommand_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `baton` with `argv` (default: the process arguments); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = cast(Handler, args.handler)
+    try:
+        return handler(args)
+    except (CommandError, ResourceError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except Exception as exc:
+        if os.environ.get("BATON_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (BATON_DEBUG=1 shows the traceback)")
+
+
+def _fail(message: str) -> int:
+    for line in message.splitlines() or [""]:
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

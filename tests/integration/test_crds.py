@@ -1,0 +1,172 @@
+"""The generated CRDs on a real kube-apiserver: accepted (structural, CEL within budget), and
+refusing bad resources with the messages of their rules. One behaviour per test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Cluster
+
+pytestmark = pytest.mark.integration
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Cluster) -> Cluster:
+    """The cluster with crds/ applied the way the README tells users to, and established."""
+    cluster.kubectl("apply", "-f", str(CRDS))
+    cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
+    return cluster
+
+
+def workflow(*steps: dict[str, Any], name: str = "w") -> dict[str, Any]:
+    return {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": {"steps": list(steps)},
+    }
+
+
+def run(name: str = "r", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "metadata": {"name": name},
+        "spec": {"workflowRef": {"name": "w"}, **spec},
+    }
+
+
+def refusal(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> str:
+    """kubectl apply's stderr for a manifest the API server must refuse."""
+    result = cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False
+    )
+    assert result.returncode != 0, f"accepted: {result.stdout}"
+    return result.stderr
+
+
+def patch(cluster: Cluster, namespace: str, name: str, ops: list[dict[str, Any]]) -> Any:
+    return cluster.kubectl(
+        "patch",
+        "workflowrun",
+        name,
+        "-n",
+        namespace,
+        "--type",
+        "json",
+        "-p",
+        json.dumps(ops),
+        check=False,
+    )
+
+
+def test_a_valid_workflow_is_stored_with_defaults_filled_in(crds: Cluster, namespace: str) -> None:
+    crds.apply(workflow({"name": "fetch", "http": {"url": "http://inventory/items"}}), namespace)
+    stored = json.loads(crds.kubectl("get", "bwf", "w", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["steps"][0]["http"] == {"method": "GET", "url": "http://inventory/items"}
+    assert stored["spec"]["onCancel"] == "compensate"
+
+
+def test_an_explicit_null_is_pruned_like_an_absent_field(crds: Cluster, namespace: str) -> None:
+    crds.apply(workflow({"name": "a", "http": None, "sleep": {"duration": "1s"}}), namespace)
+    stored = json.loads(crds.kubectl("get", "bwf", "w", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["steps"][0] == {"name": "a", "sleep": {"duration": "1s"}}
+
+
+def test_a_step_with_two_kinds_is_refused_naming_the_step(crds: Cluster, namespace: str) -> None:
+    step = {"name": "pay", "http": {"url": "http://x"}, "sleep": {"duration": "1s"}}
+    error = refusal(crds, namespace, workflow(step))
+    assert "spec.steps[0]: Invalid value" in error
+    assert "step pay must have exactly one kind of http, job, worker" in error
+
+
+def test_a_nested_step_with_no_kind_is_refused(crds: Cluster, namespace: str) -> None:
+    branch = {"name": "b", "steps": [{"name": "empty"}]}
+    error = refusal(crds, namespace, workflow({"name": "p", "parallel": {"branches": [branch]}}))
+    assert "spec.steps[0].parallel.branches[0].steps[0]" in error
+    assert "step empty must have exactly one kind" in error
+
+
+def test_duplicate_step_names_are_refused(crds: Cluster, namespace: str) -> None:
+    twice = workflow({"name": "a", "sleep": {"duration": "1s"}}, {"name": "a", "fail": {}})
+    assert "step names must be unique" in refusal(crds, namespace, twice)
+
+
+def test_a_malformed_duration_is_refused(crds: Cluster, namespace: str) -> None:
+    error = refusal(crds, namespace, workflow({"name": "a", "sleep": {"duration": "5 minutes"}}))
+    assert "spec.steps[0].sleep.duration" in error
+    assert "should match" in error
+
+
+def test_an_unknown_field_is_refused(crds: Cluster, namespace: str) -> None:
+    error = refusal(crds, namespace, workflow({"name": "a", "htpp": {"url": "http://x"}}))
+    assert 'unknown field "spec.steps[0].htpp"' in error
+
+
+def test_a_compensation_with_two_actions_is_refused(crds: Cluster, namespace: str) -> None:
+    compensate = {"http": {"url": "http://x"}, "worker": {"pool": "p", "activity": "undo"}}
+    step = {"name": "a", "sleep": {"duration": "1s"}, "compensate": compensate}
+    error = refusal(crds, namespace, workflow(step))
+    assert "a compensation needs exactly one of http, job or worker" in error
+
+
+def test_a_run_needs_exactly_one_definition(crds: Cluster, namespace: str) -> None:
+    both = run(workflow={"steps": [{"name": "a", "sleep": {"duration": "1s"}}]})
+    assert "give exactly one of workflowRef" in refusal(crds, namespace, both)
+
+
+def test_signals_may_be_appended(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(signals=[{"name": "go"}]), namespace)
+    appended = patch(
+        crds, namespace, "r", [{"op": "add", "path": "/spec/signals/-", "value": {"name": "b"}}]
+    )
+    assert appended.returncode == 0, appended.stderr
+
+
+def test_a_sent_signal_cannot_be_changed(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(signals=[{"name": "go", "payload": {"ok": True}}]), namespace)
+    changed = patch(
+        crds,
+        namespace,
+        "r",
+        [{"op": "replace", "path": "/spec/signals/0/payload", "value": {"ok": False}}],
+    )
+    assert changed.returncode != 0
+    assert "spec.signals is append-only" in changed.stderr
+
+
+def test_signals_cannot_be_removed(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(signals=[{"name": "go"}]), namespace)
+    removed = patch(crds, namespace, "r", [{"op": "remove", "path": "/spec/signals"}])
+    assert removed.returncode != 0
+    assert "spec.signals is append-only: it cannot be removed" in removed.stderr
+
+
+def test_redrive_may_only_grow(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(redrive=2), namespace)
+    lowered = patch(crds, namespace, "r", [{"op": "replace", "path": "/spec/redrive", "value": 1}])
+    assert lowered.returncode != 0
+    assert "spec.redrive may only grow" in lowered.stderr
+
+
+def test_a_pool_with_more_min_than_max_replicas_is_refused(crds: Cluster, namespace: str) -> None:
+    pool = {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": "p"},
+        "spec": {"image": "w:1", "minReplicas": 3, "maxReplicas": 2},
+    }
+    assert "minReplicas must not exceed maxReplicas" in refusal(crds, namespace, pool)
+
+
+def test_kubectl_get_shows_the_run_columns(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(), namespace)
+    header = crds.kubectl("get", "bwfr", "-n", namespace).stdout.splitlines()[0].split()
+    assert header == ["NAME", "WORKFLOW", "PHASE", "STEP", "PROGRESS", "AGE"]
