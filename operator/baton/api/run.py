@@ -42,8 +42,10 @@ class WorkflowRunSpec(Model):
     input: JSON = Field(None, description="The run's input, `input` in expressions.")
     signals: list[Signal] | None = Field(
         None,
+        max_length=1000,
         description="Append-only list of signals; each is delivered once, in order. "
-        "Append with `kubectl patch --type json` and the path `/spec/signals/-`.",
+        "Append with `kubectl patch --type json` and the path `/spec/signals/-` "
+        "(at most 1000 per run).",
     )
     cancel: bool = Field(False, description="Set true to cancel the run.")
     on_cancel: OnCancel | None = Field(
