@@ -57,6 +57,7 @@ from baton.engine.decide import (
     status_of,
 )
 from baton.engine.definition import Definition, DefinitionError, StepKind, compile_definition
+from baton.engine.driver import Respond, Simulation
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -94,9 +95,11 @@ __all__ = [
     "FinishRun",
     "HistoryEntry",
     "RedriveRequested",
+    "Respond",
     "ResumeRequested",
     "RunStarted",
     "SignalReceived",
+    "Simulation",
     "StartActivity",
     "StartChildRun",
     "StartTimer",
