@@ -205,7 +205,7 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
 
 _SCALAR_KEYWORDS = ("pattern", "minLength", "maxLength", "minimum", "maximum")
 _LIST_KEYWORDS = ("minItems", "maxItems")
-_IGNORED_KEYWORDS = frozenset({"title", "additionalProperties", "$defs"})
+_DROPPED_KEYWORDS = ("title", "$defs")
 _KNOWN_KEYWORDS = frozenset(
     {
         "$ref",
@@ -217,10 +217,11 @@ _KNOWN_KEYWORDS = frozenset(
         "const",
         "properties",
         "required",
+        "additionalProperties",
         "items",
         *_SCALAR_KEYWORDS,
         *_LIST_KEYWORDS,
-        *_IGNORED_KEYWORDS,
+        *_DROPPED_KEYWORDS,
     }
 )
 
@@ -333,7 +334,8 @@ class _Converter:
                 converted = self.convert(schema, stack, f"{path}.{prop}" if path else prop)
                 rules = _FIELD_RULES.get((owner, prop), ())
                 if rules and _recursion_depth(stack) <= STEP_RULE_DEPTH:
-                    converted["x-kubernetes-validations"] = [r.as_schema() for r in rules]
+                    validations = converted.setdefault("x-kubernetes-validations", [])
+                    validations.extend(r.as_schema() for r in rules)
                 props[prop] = converted
             out["properties"] = props
             if node.get("required"):
