@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
@@ -265,7 +265,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _dedupe(lines: Any) -> list[str]:
+def _dedupe(lines: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
