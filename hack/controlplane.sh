@@ -27,6 +27,8 @@ Environment:
                     \$BATON_CACHE_DIR/bin/<kubernetes version>-<pin hash>/, clusters to
                     \$BATON_CACHE_DIR/kwok/clusters/<name>/
   BATON_KWOK_STAGES kwok Stage file (default: hack/kwok/stages.yaml)
+  BATON_KWOK_LOG_LEVEL log level of kwokctl and the components (DEBUG, INFO, WARN, ERROR;
+                    default: WARN); component logs: \$BATON_CACHE_DIR/kwok/clusters/<name>/logs/
   BATON_KWOKCTL_ARGS extra arguments for 'kwokctl create cluster' (e.g. --disable-qps-limits)
 EOF
 }
@@ -34,16 +36,23 @@ EOF
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(dirname "$HACK_DIR")"
 
-# The pinned versions. Go modules pin them exactly in hack/go.mod; KUBE_VERSION must equal the
-# k8s.io/kubernetes version there (it is stamped into the binaries and told to kwokctl).
-KUBE_VERSION="v1.36.3"
-KUBE_MAJOR="1"
-KUBE_MINOR="36"
+# The pinned versions live in one place, hack/go.mod; the build stamps them into the binaries
+# (`kubectl version`, the API server's /version, `helm version`) and tells kwokctl.
+module_version() { awk -v m="$1" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$HACK_DIR/go.mod"; }
+KUBE_VERSION="$(module_version k8s.io/kubernetes)"   # v1.36.3
+HELM_VERSION="$(module_version helm.sh/helm/v3)"     # v3.21.4
+[[ "$KUBE_VERSION" =~ ^v([0-9]+)\.([0-9]+)\. ]] || {
+	echo "hack/controlplane.sh: no k8s.io/kubernetes version in hack/go.mod" >&2
+	exit 1
+}
+KUBE_MAJOR="${BASH_REMATCH[1]}"
+KUBE_MINOR="${BASH_REMATCH[2]}"
 
 CLUSTER="${BATON_CLUSTER:-baton}"
 NODES="${BATON_NODES:-2}"
 CACHE_DIR="${BATON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}"
 STAGES="${BATON_KWOK_STAGES:-$HACK_DIR/kwok/stages.yaml}"
+LOG_LEVEL="${BATON_KWOK_LOG_LEVEL:-WARN}"
 
 # kwokctl keeps every cluster under $KWOK_WORKDIR/clusters/<name>. A directory of our own keeps
 # a user's ~/.kwok (and its kwok.yaml, which kwokctl would load) out of the way.
@@ -55,7 +64,8 @@ VERSION_LDFLAGS="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
 -X k8s.io/component-base/version.gitMajor=$KUBE_MAJOR \
 -X k8s.io/component-base/version.gitMinor=$KUBE_MINOR \
 -X k8s.io/component-base/version.gitTreeState=clean \
--X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
+-X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v} \
+-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 LDFLAGS="-s -w $VERSION_LDFLAGS"
 GOFLAGS_BUILD="-mod=readonly -trimpath -buildvcs=false"
 
@@ -159,6 +169,24 @@ cmd_build() {
 	mv "$tmp" "$BIN_DIR"
 	trap - EXIT
 	log "built ${#BINARIES[@]} binaries in $((SECONDS - start))s: $(du -sh "$BIN_DIR" | cut -f1) in $BIN_DIR"
+	prune_old_binaries
+}
+
+# Binaries of other pins go, unless a cluster still runs them (kwokctl links to them).
+prune_old_binaries() {
+	local dir used
+	used="$(find "$KWOK_WORKDIR/clusters" -path '*/bin/*' -type l -exec readlink {} + 2>/dev/null |
+		xargs -r -n1 dirname | sort -u)"
+	for dir in "$CACHE_DIR"/bin/v*/; do
+		dir="${dir%/}"
+		[[ "$dir" == "$BIN_DIR" ]] && continue
+		if grep -qxF "$dir" <<<"$used"; then
+			log "keeping $dir: a cluster still uses it"
+		else
+			log "removing binaries of another pin: $dir"
+			rm -rf "$dir"
+		fi
+	done
 }
 
 # Everything kwokctl needs comes from BIN_DIR, passed explicitly, so it never downloads.
@@ -231,8 +259,8 @@ cmd_up() {
 		fi
 		log "starting cluster '$CLUSTER' (Kubernetes $KUBE_VERSION, kwok binary runtime)"
 		# shellcheck disable=SC2086 # BATON_KWOKCTL_ARGS is a list of arguments
-		if ! "$BIN_DIR/kwokctl" create cluster --name "$CLUSTER" --runtime binary \
-			--config "$STAGES" --quiet-pull --wait 60s --timeout 120s \
+		if ! "$BIN_DIR/kwokctl" create cluster --name "$CLUSTER" --runtime binary --v "$LOG_LEVEL" \
+			--config "$HACK_DIR/kwok/kwokctl.yaml" --config "$STAGES" --quiet-pull --wait 60s --timeout 120s \
 			--etcd-binary "$KWOK_ETCD_BINARY" \
 			--kube-apiserver-binary "$KWOK_KUBE_APISERVER_BINARY" \
 			--kube-controller-manager-binary "$KWOK_KUBE_CONTROLLER_MANAGER_BINARY" \
@@ -309,7 +337,7 @@ cmd_down() {
 	if [[ -x "$BIN_DIR/kwokctl" ]]; then
 		kwokctl_env
 		log "deleting cluster '$CLUSTER'"
-		"$BIN_DIR/kwokctl" delete cluster --name "$CLUSTER" >&2 || log "kwokctl delete failed; cleaning up by hand"
+		"$BIN_DIR/kwokctl" delete cluster --name "$CLUSTER" --v "$LOG_LEVEL" >&2 || log "kwokctl delete failed; cleaning up by hand"
 	fi
 	# Whatever kwokctl left running (or all of it, when kwokctl is gone) ends here.
 	for pid in $pids; do

@@ -4,9 +4,9 @@
 // k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces the staging modules
 // (k8s.io/api, k8s.io/client-go, ...) with local paths. As kubernetes/autoscaler does, this
 // module requires it and replaces every staging module with its published v0.<minor>.<patch>.
-// To move to another Kubernetes release, change KUBE_VERSION in hack/controlplane.sh, every
-// version in the replace block below (the list is the replace block of that release's go.mod),
-// and run `go mod tidy` here.
+// To move to another release, change the versions below (k8s.io/kubernetes and every replace
+// line; the replace list is that release's own replace block) and run `go mod tidy` here;
+// hack/controlplane.sh reads the versions from this file and builds into a fresh cache key.
 module baton.dev/hack
 
 go 1.26.0
