@@ -1,0 +1,232 @@
+"""parallel, forEach, catch and repeat."""
+
+from __future__ import annotations
+
+from baton.api.run import RunPhase, StepPhase
+from enginekit import Run
+
+PARALLEL = """
+steps:
+  - name: setup
+    parallel:
+      branches:
+        - name: screening
+          steps:
+            - {name: credit, http: {url: "http://credit"}}
+            - {name: refs, http: {url: "http://refs"}}
+        - name: accounts
+          steps: [{name: portal, http: {url: "http://portal"}}]
+        - name: welcome
+          steps: [{name: mail, sleep: {duration: 1h}}]
+  - {name: after, http: {url: "http://after"}}
+"""
+
+
+def test_parallel_branches_start_together() -> None:
+    run = Run(PARALLEL)
+    assert run.started() == ["credit", "portal"]
+    assert run.step_phase("mail") is StepPhase.WAITING
+
+
+def test_parallel_output_maps_each_branch_to_its_last_step_output() -> None:
+    run = Run(PARALLEL)
+    run.complete("credit", {"score": 700})
+    run.complete("portal", {"user": "u1"})
+    run.complete("refs", {"ok": True})
+    run.fire()
+    assert run.step("setup").output == {
+        "screening": {"ok": True},
+        "accounts": {"user": "u1"},
+        "welcome": None,
+    }
+    assert run.started() == ["after"]
+
+
+def test_a_failed_branch_cancels_waits_lets_activities_finish_then_fails_the_step() -> None:
+    run = Run(PARALLEL)
+    run.fail("credit", "HttpError", details={"status": 400})
+    assert run.step_phase("mail") is StepPhase.CANCELLED
+    assert run.step_phase("portal") is StepPhase.RUNNING
+    assert run.step_phase("setup") is StepPhase.RUNNING
+    assert "refs" not in run.sim.state.steps
+    run.complete("portal", {"user": "u1"})
+    assert run.step_phase("setup") is StepPhase.FAILED
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["step"] == "credit"
+
+
+FOR_EACH = """
+steps:
+  - name: charges
+    forEach:
+      items: "input.amounts"
+      concurrency: 2
+      step:
+        name: charge
+        http: {url: "http://pay/${{ index }}/${{ item }}"}
+output: "${{ steps.charges.output }}"
+"""
+
+
+def test_for_each_runs_at_most_concurrency_items_at_once() -> None:
+    run = Run(FOR_EACH, {"amounts": [10, 20, 30]})
+    assert run.started() == ["charges[0].charge", "charges[1].charge"]
+    assert run.start_of("charges[1].charge").spec["url"] == "http://pay/1/20"
+    run.complete("charges[1].charge", "b")
+    assert run.started() == ["charges[2].charge"]
+
+
+def test_for_each_output_is_in_item_order_whatever_the_completion_order() -> None:
+    run = Run(FOR_EACH, {"amounts": [10, 20, 30]})
+    run.complete("charges[1].charge", "b")
+    run.complete("charges[2].charge", "c")
+    run.complete("charges[0].charge", "a")
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.sim.state.output == ["a", "b", "c"]
+
+
+def test_a_failed_item_stops_new_items_and_fails_after_in_flight_items_finish() -> None:
+    run = Run(FOR_EACH, {"amounts": [10, 20, 30]})
+    run.fail("charges[0].charge", "HttpError", details={"status": 400})
+    assert run.started() == []
+    assert run.step_phase("charges") is StepPhase.RUNNING
+    run.complete("charges[1].charge", "b")
+    assert run.step_phase("charges") is StepPhase.FAILED
+    assert "charges[2].charge" not in run.sim.state.steps
+
+
+def test_for_each_over_an_empty_list_succeeds_with_an_empty_list() -> None:
+    run = Run(FOR_EACH, {"amounts": []})
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.sim.state.output == []
+
+
+def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> None:
+    run = Run(FOR_EACH, {"amounts": 5})
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["type"] == "ExpressionError"
+
+
+def test_nested_for_each_items_see_their_own_item_and_index() -> None:
+    run = Run(
+        """
+        steps:
+          - name: rows
+            forEach:
+              items: "input.rows"
+              concurrency: 5
+              step:
+                name: cols
+                forEach:
+                  items: "item"
+                  concurrency: 5
+                  step: {name: cell, http: {url: "http://c/${{ index }}/${{ item }}"}}
+        """,
+        {"rows": [["a", "b"], ["c"]]},
+    )
+    assert [(k, run.start_of(k).spec["url"]) for k in run.started()] == [
+        ("rows[0].cols[0].cell", "http://c/0/a"),
+        ("rows[0].cols[1].cell", "http://c/1/b"),
+        ("rows[1].cols[0].cell", "http://c/0/c"),
+    ]
+
+
+def test_catch_with_output_recovers_a_failed_step() -> None:
+    run = Run(
+        """
+        steps:
+          - name: lookup
+            http: {url: "http://x"}
+            retry: {maxAttempts: 1}
+            catch: [{errors: [NotFound], output: {found: false}}]
+          - {name: next, http: {url: "http://y/${{ steps.lookup.output.found }}"}}
+        """
+    )
+    run.fail("lookup", "NotFound")
+    assert run.step_phase("lookup") is StepPhase.SUCCEEDED
+    assert run.start_of("next").spec["url"] == "http://y/false"
+
+
+def test_catch_that_does_not_match_leaves_the_step_failed() -> None:
+    run = Run(
+        """
+        steps:
+          - name: lookup
+            http: {url: "http://x"}
+            retry: {maxAttempts: 1}
+            catch: [{errors: [NotFound], output: 1}]
+        """
+    )
+    run.fail("lookup", "Other")
+    assert run.phase is RunPhase.FAILED
+
+
+def test_catch_steps_run_instead_and_the_last_output_becomes_the_steps_output() -> None:
+    run = Run(
+        """
+        steps:
+          - name: primary
+            http: {url: "http://primary"}
+            retry: {maxAttempts: 1}
+            catch:
+              - errors: ["*"]
+                steps:
+                  - {name: fallback, http: {url: "http://fallback/${{ error.type }}"}}
+          - {name: next, http: {url: "http://next/${{ steps.primary.output }}"}}
+        """
+    )
+    run.fail("primary", "Down")
+    assert run.start_of("fallback").spec["url"] == "http://fallback/Down"
+    run.complete("fallback", "plan-b")
+    assert run.step("primary").output == "plan-b"
+    assert run.start_of("next").spec["url"] == "http://next/plan-b"
+
+
+REPEAT = """
+steps:
+  - name: inspect
+    http: {url: "http://inspect"}
+    repeat: {until: "steps.inspect.output.passed", interval: 1d, maxIterations: 3}
+"""
+
+
+def test_repeat_runs_the_step_again_after_the_interval_until_the_condition_holds() -> None:
+    run = Run(REPEAT)
+    run.complete("inspect", {"passed": False})
+    assert run.step_phase("inspect") is StepPhase.WAITING
+    assert run.sim.wakeup() == run.now + 86400
+    run.fire()
+    assert run.start_of("inspect").attempt == 2
+    run.complete("inspect", {"passed": True})
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.step("inspect").iterations == 2
+
+
+def test_repeat_fails_with_max_iterations_when_the_condition_never_holds() -> None:
+    run = Run(REPEAT)
+    for _ in range(2):
+        run.complete("inspect", {"passed": False})
+        run.fire()
+    run.complete("inspect", {"passed": False})
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["type"] == "MaxIterations"
+
+
+def test_repeat_of_a_parallel_step_runs_its_branches_afresh_each_iteration() -> None:
+    run = Run(
+        """
+        steps:
+          - name: poll
+            repeat: {until: "steps.poll.output.b.done"}
+            parallel:
+              branches:
+                - {name: b, steps: [{name: check, http: {url: "http://check"}}]}
+        """
+    )
+    run.complete("check", {"done": False})
+    assert run.start_of("check").attempt == 2
+    run.complete("check", {"done": True})
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.step("poll").iterations == 2
