@@ -1,0 +1,1 @@
+"""Offline, time-skipping runs of workflows with mocked activities (`baton test`)."""
