@@ -141,35 +141,40 @@ cmd_build() {
 	check_go
 	mkdir -p "$CACHE_DIR/bin"
 	# One build at a time per cache: a second caller waits, then finds the binaries there.
-	exec 9>"$CACHE_DIR/bin/.build.lock"
-	if ! flock -n 9; then
-		log "another build is running; waiting for it"
-		flock 9
-	fi
-	if binaries_present; then
-		log "binaries are up to date in $BIN_DIR"
-		return 0
-	fi
-	local tmp="$BIN_DIR.tmp.$$" start=$SECONDS
+	# (The lock's descriptor lives in this subshell only, so no daemon started later holds it.)
+	(
+		if ! flock -n 9; then
+			log "another build is running; waiting for it"
+			flock 9
+		fi
+		if binaries_present; then
+			log "binaries are up to date in $BIN_DIR"
+		else
+			build_binaries
+			prune_old_binaries
+		fi
+	) 9>"$CACHE_DIR/bin/.build.lock"
+}
+
+build_binaries() {
+	local tmp="$BIN_DIR.tmp.$$" start=$SECONDS i
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
 	trap 'rm -rf "$tmp"' EXIT
 	log "building Kubernetes $KUBE_VERSION, etcd, kwok and helm into $BIN_DIR"
 	log "the first build downloads ~250 MB of Go modules and takes ~25 minutes on 2 cores"
-	(
-		cd "$HACK_DIR"
-		local i
-		for i in "${!BINARIES[@]}"; do
-			log "go build ${PACKAGES[$i]} -> ${BINARIES[$i]} ($((SECONDS - start))s elapsed)"
+	for i in "${!BINARIES[@]}"; do
+		log "go build ${PACKAGES[$i]} -> ${BINARIES[$i]} ($((SECONDS - start))s elapsed)"
+		(
+			cd "$HACK_DIR"
 			GOTOOLCHAIN=local GOFLAGS="$GOFLAGS_BUILD" CGO_ENABLED=0 \
 				"$GO" build -ldflags "$LDFLAGS" -o "$tmp/${BINARIES[$i]}" "${PACKAGES[$i]}"
-		done
-	)
+		)
+	done
 	rm -rf "$BIN_DIR"
 	mv "$tmp" "$BIN_DIR"
 	trap - EXIT
 	log "built ${#BINARIES[@]} binaries in $((SECONDS - start))s: $(du -sh "$BIN_DIR" | cut -f1) in $BIN_DIR"
-	prune_old_binaries
 }
 
 # Binaries of other pins go, unless a cluster still runs them (kwokctl links to them).
@@ -258,20 +263,27 @@ cmd_up() {
 			cmd_down
 		fi
 		log "starting cluster '$CLUSTER' (Kubernetes $KUBE_VERSION, kwok binary runtime)"
-		# shellcheck disable=SC2086 # BATON_KWOKCTL_ARGS is a list of arguments
-		if ! "$BIN_DIR/kwokctl" create cluster --name "$CLUSTER" --runtime binary --v "$LOG_LEVEL" \
-			--config "$HACK_DIR/kwok/kwokctl.yaml" --config "$STAGES" --quiet-pull --wait 60s --timeout 120s \
-			--etcd-binary "$KWOK_ETCD_BINARY" \
-			--kube-apiserver-binary "$KWOK_KUBE_APISERVER_BINARY" \
-			--kube-controller-manager-binary "$KWOK_KUBE_CONTROLLER_MANAGER_BINARY" \
-			--kube-scheduler-binary "$KWOK_KUBE_SCHEDULER_BINARY" \
-			--kwok-controller-binary "$KWOK_CONTROLLER_BINARY" \
-			${BATON_KWOKCTL_ARGS:-} >&2; then
+		# kwokctl picks free ports counting down from 32767, skipping those of the clusters it
+		# has saved: two clusters created at once would pick the same ones. One at a time.
+		mkdir -p "$KWOK_WORKDIR"
+		(
+			flock 8
+			# shellcheck disable=SC2086 # BATON_KWOKCTL_ARGS is a list of arguments
+			"$BIN_DIR/kwokctl" create cluster --name "$CLUSTER" --runtime binary --v "$LOG_LEVEL" \
+				--config "$HACK_DIR/kwok/kwokctl.yaml" --config "$STAGES" \
+				--quiet-pull --wait 60s --timeout 120s \
+				--etcd-binary "$KWOK_ETCD_BINARY" \
+				--kube-apiserver-binary "$KWOK_KUBE_APISERVER_BINARY" \
+				--kube-controller-manager-binary "$KWOK_KUBE_CONTROLLER_MANAGER_BINARY" \
+				--kube-scheduler-binary "$KWOK_KUBE_SCHEDULER_BINARY" \
+				--kwok-controller-binary "$KWOK_CONTROLLER_BINARY" \
+				${BATON_KWOKCTL_ARGS:-} 8>&- >&2
+		) 8>"$KWOK_WORKDIR/.create.lock" || {
 			log "kwokctl failed; its component logs are in $CLUSTER_DIR/logs (removing the cluster)"
 			tail -n 20 "$CLUSTER_DIR"/logs/*.log >&2 2>/dev/null || true
 			cmd_down
 			exit 1
-		fi
+		}
 	fi
 	wait_for 60 "the API server to be ready" served
 	node_manifest | kubectl_ apply -f - >/dev/null
