@@ -60,6 +60,14 @@ class Simulation:
         """When the run next has something due."""
         return next_wakeup(self.definition, self.state)
 
+    def next_at(self) -> float | None:
+        """Virtual time of the next thing `step` would deliver, or None when nothing is left."""
+        wake = None if self.state.phase.finished else self.wakeup()
+        queued = self._queue[0][0] if self._queue else None
+        if wake is None or queued is None:
+            return queued if wake is None else wake
+        return min(wake, queued)
+
     def step(self) -> bool:
         """Deliver the next thing to happen: the earliest queued event, or the timer when it is
         due first (a queued event at the same instant goes first). False when neither exists:

@@ -72,9 +72,7 @@ class Run:
         return [c.key for c in self.last.commands if isinstance(c, StartActivity)]
 
     def start_of(self, key: str) -> StartActivity:
-        return next(
-            c for c in self.last.commands if isinstance(c, StartActivity) and c.key == key
-        )
+        return next(c for c in self.last.commands if isinstance(c, StartActivity) and c.key == key)
 
     def of_type(self, kind: type[Command]) -> list[Any]:
         return [c for c in self.last.commands if isinstance(c, kind)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from baton.api.run import RunPhase, StepPhase
 from enginekit import Run
+
+from baton.api.run import RunPhase, StepPhase
 
 PARALLEL = """
 steps:

@@ -211,7 +211,7 @@ def test_without_any_policy_the_builtin_retry_defaults_apply() -> None:
     ) == (3, 1.0, 2.0, 100.0, 0.0)
 
 
-def test_nested_steps_are_indexed_with_their_forEach_depth() -> None:
+def test_nested_steps_are_indexed_with_their_for_each_depth() -> None:
     compiled = definition(
         """
         steps:

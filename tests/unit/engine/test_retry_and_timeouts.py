@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from enginekit import Run
+
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import CancelActivity
 from baton.engine.definition import RetryPolicy
 from baton.engine.retry import backoff_delay, is_retryable
-from enginekit import Run
 
 POLICY = RetryPolicy(
     max_attempts=5,

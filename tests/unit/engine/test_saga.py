@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enginekit import Run
+
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import (
     CancelActivity,
@@ -14,7 +16,6 @@ from baton.engine import (
     TerminateChild,
     child_run_name,
 )
-from enginekit import Run
 
 SAGA = """
 steps:

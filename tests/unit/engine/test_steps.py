@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from enginekit import Run
+
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import ActivityStarted, FinishRun, StartActivity
-from enginekit import Run
 
 SAGA = """
 steps:
@@ -22,7 +23,11 @@ def test_run_start_issues_the_first_activity_with_its_rendered_spec() -> None:
     run = Run(SAGA, {"id": "villa"})
     command = run.start_of("reserve")
     assert command.kind == "http"
-    assert command.spec == {"method": "POST", "url": "http://inventory/r", "body": {"property": "villa"}}
+    assert command.spec == {
+        "method": "POST",
+        "url": "http://inventory/r",
+        "body": {"property": "villa"},
+    }
     assert command.attempt == 1
     assert command.idempotency_key == "uid/reserve/1"
     assert run.phase is RunPhase.RUNNING
@@ -48,7 +53,9 @@ def test_the_output_template_is_rendered_when_the_run_succeeds() -> None:
     run.complete("transfer", {"t": 42})
     assert run.phase is RunPhase.SUCCEEDED
     assert run.sim.state.output == {"transfer": 42}
-    assert run.of_type(FinishRun) == [FinishRun(phase="Succeeded", output={"transfer": 42}, error=None)]
+    assert run.of_type(FinishRun) == [
+        FinishRun(phase="Succeeded", output={"transfer": 42}, error=None)
+    ]
 
 
 def test_steps_whose_needs_are_met_run_concurrently() -> None:
@@ -140,7 +147,9 @@ def test_an_acknowledged_attempt_is_marked_so_pending_commands_say_so() -> None:
 
     run = Run(SAGA, {"id": "v"})
     run.deliver(ActivityStarted(key="reserve", attempt=1))
-    starts = [c for c in pending_commands(run.definition, run.sim.state) if isinstance(c, StartActivity)]
+    starts = [
+        c for c in pending_commands(run.definition, run.sim.state) if isinstance(c, StartActivity)
+    ]
     assert [(c.key, c.acknowledged) for c in starts] == [("reserve", True)]
 
 
