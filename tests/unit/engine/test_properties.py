@@ -94,9 +94,9 @@ DELAYS = st.sampled_from([0.0, 0.5, 5.0, 30.0, 90.0])
 def simulate(data: st.DataObject) -> Simulation:
     def respond(command: Command, now: float) -> list[tuple[float, Event]]:
         events: list[tuple[float, Event]] = []
-        started = isinstance(command, StartActivity | StartChildRun)
-        if started and data.draw(st.booleans(), label="ack"):
-            assert isinstance(command, StartActivity | StartChildRun)
+        if isinstance(command, StartActivity | StartChildRun) and data.draw(
+            st.booleans(), label="ack"
+        ):
             events.append((0.0, ActivityStarted(key=command.key, attempt=command.attempt)))
         if isinstance(command, StartActivity):
             outcome = data.draw(OUTCOMES, label=f"{command.key}#{command.attempt}")
