@@ -1,0 +1,120 @@
+"""`baton test`: run a Workflow file offline on a virtual clock with mocked activities."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from baton.api.duration import format_duration
+from baton.api.resources import Workflow, load_yaml_documents
+from baton.cli import CommandError
+from baton.testing.mocks import Mocks
+from baton.testing.runner import TestResult, WorkflowTestError, run_workflow
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `baton test`."""
+    parser = subparsers.add_parser(
+        "test",
+        help="run a Workflow offline with mocked activities and a virtual clock",
+        description="Run the first Workflow of WORKFLOW.yaml (other Workflows in the file serve "
+        "as child workflows) on a virtual clock: timers finish at once, activities answer from "
+        "MOCKS.yaml, and a step without a mock succeeds with output {}.",
+    )
+    parser.add_argument("workflow_file", type=Path, metavar="WORKFLOW.yaml")
+    parser.add_argument(
+        "--input", "-i", metavar="JSON|@FILE", help="the run's input, as JSON or @file.json"
+    )
+    parser.add_argument("--mocks", "-m", type=Path, metavar="MOCKS.yaml", help="scripted outcomes")
+    parser.add_argument("--workflow", "-w", metavar="NAME", help="run this Workflow of the file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--expect",
+        metavar="PHASE",
+        help="exit 1 unless the run ends in PHASE (Succeeded, Failed, Compensated, ...)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the test and print its result; the exit code tells whether --expect held."""
+    documents = load_yaml_documents(_read(args.workflow_file))
+    workflows = [d for d in documents if isinstance(d, Workflow)]
+    if not workflows:
+        raise CommandError(f"{args.workflow_file}: no Workflow document in the file")
+    mocks = _mocks(args.mocks) if args.mocks else Mocks()
+    try:
+        result = run_workflow(
+            workflows, input=_input(args.input), mocks=mocks, workflow=args.workflow
+        )
+    except WorkflowTestError as exc:
+        raise CommandError(f"{args.workflow_file}: {exc}") from None
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, sort_keys=False))
+    else:
+        print(render_timeline(result, args.workflow or workflows[0].metadata.name or ""))
+    if args.expect and result.phase != args.expect:
+        print(f"expected {args.expect}, the run ended {result.phase}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def render_timeline(result: TestResult, name: str) -> str:
+    """The run as a readable timeline: one line per event, then the outcome."""
+    lines = [f"{name}: {result.phase} after {format_duration(result.virtual_duration)} (virtual)"]
+    for event in result.events:
+        at = format_duration(event.at) if event.at else "0s"
+        who = f"{event.run}/" if event.run else ""
+        step = f"{who}{event.step}" if event.step else who.rstrip("/")
+        lines.append(f"  {at:>10}  {event.type:<18} {step:<28} {event.detail}".rstrip())
+    if result.output is not None:
+        lines.append(f"output: {json.dumps(result.output)}")
+    if result.error:
+        lines.append(
+            f"error: {result.error.get('type')}: {result.error.get('message', '')}"
+            + (f" (step {result.error['step']})" if result.error.get("step") else "")
+        )
+    if result.compensations:
+        lines.append(f"compensations: {', '.join(result.compensations)}")
+    if result.queries:
+        lines.append(f"queries: {json.dumps(result.queries)}")
+    return "\n".join(lines)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"{path}: {exc.strerror}") from None
+
+
+def _input(value: str | None) -> Any:
+    if value is None:
+        return None
+    source = "--input"
+    if value.startswith("@"):
+        source = value[1:]
+        value = _read(Path(source))
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"{source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+
+
+def _mocks(path: Path) -> Mocks:
+    try:
+        data = yaml.safe_load(_read(path)) or {}
+    except yaml.YAMLError as exc:
+        raise CommandError(f"{path}: not YAML: {exc}".splitlines()[0]) from None
+    try:
+        return Mocks.model_validate(data)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise CommandError(f"{path}: {' '.join(first[1:3]) if len(first) > 2 else exc}") from None
