@@ -216,8 +216,8 @@ print_env() {
 
 served() { [[ -f "$KUBECONFIG_PATH" ]] && kubectl_ get --raw /readyz >/dev/null 2>&1; }
 
-# The fake nodes. kwokctl's kwok controller manages the nodes annotated kwok.x-k8s.io/node=fake;
-# the taint-free nodes take any pod.
+# The fake nodes (a Node's status may be set on create: these addresses stay). kwok manages them
+# (kwokctl runs it with --manage-all-nodes); having no taints, they take any pod.
 node_manifest() {
 	local i
 	for ((i = 0; i < NODES; i++)); do
@@ -236,6 +236,10 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 spec: {}
+status:
+  addresses:
+    - {type: InternalIP, address: 10.1.0.$((i + 1))}
+    - {type: Hostname, address: kwok-node-$i}
 EOF
 	done
 }
