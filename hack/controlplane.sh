@@ -180,8 +180,8 @@ build_binaries() {
 # Binaries of other pins go, unless a cluster still runs them (kwokctl links to them).
 prune_old_binaries() {
 	local dir used
-	used="$(find "$KWOK_WORKDIR/clusters" -path '*/bin/*' -type l -exec readlink {} + 2>/dev/null |
-		xargs -r -n1 dirname | sort -u)"
+	used="$(find "$KWOK_WORKDIR/clusters" -path '*/bin/*' -type l -printf '%l\n' 2>/dev/null |
+		sed 's#/[^/]*$##' | sort -u)"
 	for dir in "$CACHE_DIR"/bin/v*/; do
 		dir="${dir%/}"
 		[[ "$dir" == "$BIN_DIR" ]] && continue
@@ -211,6 +211,7 @@ kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 print_env() {
 	printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_PATH"
+	# shellcheck disable=SC2016 # $PATH is for the shell that evals this line
 	printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
 }
 
@@ -367,7 +368,9 @@ cmd_down() {
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -9 "$pid" 2>/dev/null || true
+		fi
 	done
 	rm -rf "$CLUSTER_DIR"
 	log "cluster '$CLUSTER' removed"
