@@ -1,0 +1,141 @@
+"""Every example under examples/ run through `baton test --json`, with its outcome pinned."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton.cli.main import main
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+DAY = 86400.0
+
+
+def baton_test(
+    example: str, mocks: str, capsys: pytest.CaptureFixture[str], *extra: str
+) -> dict[str, Any]:
+    folder = EXAMPLES / example
+    code = main(
+        [
+            "test",
+            str(folder / "workflow.yaml"),
+            "--input",
+            f"@{folder / 'input.json'}",
+            "--mocks",
+            str(folder / mocks),
+            "--json",
+            *extra,
+        ]
+    )
+    assert code == 0
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def test_purchase_saga_compensates_payment_then_reservation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("purchase-saga", "mocks.yaml", capsys)
+    assert result["phase"] == "Compensated"
+    assert result["compensations"] == ["pay", "reserve"]
+    assert result["error"]["type"] == "TitleDisputed"
+    assert result["steps"]["pay"]["attempts"] == 2
+    assert result["steps"]["transfer"]["attempts"] == 3
+    assert result["virtualDuration"] == 2 * 3600 + 3
+
+
+def test_purchase_saga_succeeds_after_a_day_long_approval(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("purchase-saga", "mocks-success.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"transferId": "t-5"}
+    assert result["compensations"] == []
+    assert result["virtualDuration"] == DAY
+
+
+def test_onboarding_runs_branches_in_parallel_and_retries_the_credit_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("parallel-onboarding", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"portalUser": "maria", "creditScore": 741}
+    assert result["steps"]["rejected"]["phase"] == "Skipped"
+    assert result["steps"]["creditCheck"]["attempts"] == 2
+    # the longest branch (credit check with its retry, then references) decides the duration
+    assert result["virtualDuration"] == 45
+
+
+def test_onboarding_stops_with_the_validation_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("parallel-onboarding", "mocks-invalid.yaml", capsys)
+    assert result["phase"] == "Failed"
+    assert result["error"]["type"] == "InvalidApplication"
+    assert result["error"]["message"] == "proof of income is missing"
+    assert result["steps"].get("portalAccount", {}).get("phase", "Pending") == "Pending"
+
+
+def test_priority_signal_changes_vars_and_the_query(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("interactive-priority", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"booking": "B-9", "priority": "high"}
+    assert result["queries"] == {"priority": "high", "stage": "scheduled"}
+    assert result["steps"]["expedite"]["phase"] == "Succeeded"
+
+
+def test_unanswered_approval_times_out_after_seven_days(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("manual-approval", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"approved": False}
+    assert result["virtualDuration"] == 7 * DAY
+    assert result["steps"]["apply"]["phase"] == "Skipped"
+    assert result["steps"]["notifyRejection"]["phase"] == "Succeeded"
+
+
+def test_approval_signal_on_day_three_applies_the_change(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("manual-approval", "mocks-approved.yaml", capsys)
+    assert result["output"] == {"approved": True}
+    assert result["virtualDuration"] == 3 * DAY
+    assert result["steps"]["apply"]["phase"] == "Succeeded"
+
+
+def test_portfolio_values_each_property_in_a_child_run_two_at_a_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("portfolio", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"count": 3, "report": "http://reports/p/1"}
+    values = sorted(v["value"] for v in result["steps"]["valuations"]["output"])
+    assert values == [120000, 450000, 900000]
+    # three one-day inspections, two at a time: two days
+    assert result["virtualDuration"] == 2 * DAY
+    child_runs = {e["run"] for e in result["events"] if "run" in e}
+    assert len(child_runs) == 3
+
+
+def test_inspections_repeat_daily_until_one_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("long-inspections", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"certificate": "CERT-2026-118"}
+    inspections = [
+        e for e in result["events"] if e["type"] == "ActivityCompleted" and e["step"] == "inspect"
+    ]
+    assert len(inspections) == 3
+    # two 24 h intervals between inspections, then the 24 h settling sleep
+    assert result["virtualDuration"] == 3 * DAY
+
+
+def test_chunked_batch_imports_chunks_two_at_a_time_with_pauses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("chunked-batch", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"chunks": 4, "rows": 1800}
+    # each chunk loads for 2 minutes then pauses 5; four chunks two at a time is two rounds
+    assert result["virtualDuration"] == 2 * 7 * 60

@@ -1,0 +1,185 @@
+"""`baton.testing.run_workflow`: mocks, virtual time and child runs, as a pytest user sees them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from baton.api.resources import Workflow, load_yaml_documents
+from baton.testing.runner import WorkflowTestError, run_workflow
+
+
+def workflows(text: str) -> list[Workflow]:
+    documents = load_yaml_documents(text)
+    return [d for d in documents if isinstance(d, Workflow)]
+
+
+def one_step(step: str, **spec: object) -> list[Workflow]:
+    body = {"steps": [yaml.safe_load(step)], **spec}
+    document = {"apiVersion": "baton.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}}
+    return workflows(yaml.safe_dump({**document, "spec": body}))
+
+
+def test_a_step_without_a_mock_succeeds_with_an_empty_output() -> None:
+    result = run_workflow(one_step("{name: call, http: {url: 'http://x'}}"))
+    assert result.phase == "Succeeded"
+    assert result.steps["call"].output == {}
+    assert result.steps["call"].attempts == 1
+
+
+def test_the_last_mocked_outcome_repeats() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: call, http: {url: 'http://x'}, retry: {maxAttempts: 4, initialInterval: 1s}}"
+        ),
+        mocks={"steps": {"call": [{"error": {"type": "Flaky"}}]}},
+    )
+    assert result.phase == "Failed"
+    assert result.steps["call"].attempts == 4
+
+
+def test_mocked_duration_advances_the_virtual_clock() -> None:
+    result = run_workflow(
+        one_step("{name: call, http: {url: 'http://x'}}"),
+        mocks={"steps": {"call": [{"duration": "90m", "output": {"ok": True}}]}},
+    )
+    assert result.virtual_duration == 90 * 60
+    assert result.output is None
+    assert result.steps["call"].output == {"ok": True}
+
+
+def test_a_duration_beyond_start_to_close_times_the_attempt_out() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: call, http: {url: 'http://x'}, timeout: {startToClose: 1m},"
+            " retry: {maxAttempts: 2, initialInterval: 1s}}"
+        ),
+        mocks={"steps": {"call": [{"duration": "5m"}, {"output": {"ok": True}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.steps["call"].attempts == 2
+    # the first attempt is abandoned at its 1 minute limit, the retry follows 1 s later
+    assert result.virtual_duration == 61
+
+
+def test_retry_after_of_a_mocked_error_delays_the_next_attempt() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: call, http: {url: 'http://x'}, retry: {maxAttempts: 2, initialInterval: 1s,"
+            " maxInterval: 1h}}"
+        ),
+        mocks={
+            "steps": {
+                "call": [
+                    {
+                        "error": {
+                            "type": "HttpError",
+                            "details": {"status": 429},
+                            "retryAfter": "2m",
+                        }
+                    },
+                    {"output": {}},
+                ]
+            }
+        },
+    )
+    assert result.phase == "Succeeded"
+    assert result.virtual_duration == 120
+
+
+def test_a_seven_day_timer_finishes_instantly() -> None:
+    started = time.perf_counter()
+    result = run_workflow(one_step("{name: wait, sleep: {duration: 7d}}"))
+    elapsed = time.perf_counter() - started
+    assert result.virtual_duration == 7 * 86400
+    assert elapsed < 5, "virtual time must not be slept through"
+
+
+def test_a_signal_is_delivered_at_its_virtual_time() -> None:
+    result = run_workflow(
+        one_step("{name: wait, waitForSignal: {name: go}}"),
+        mocks={"signals": [{"name": "go", "payload": {"n": 1}, "at": "3h"}]},
+    )
+    assert result.steps["wait"].output == {"n": 1}
+    assert result.virtual_duration == 3 * 3600
+
+
+def test_a_wait_that_nothing_answers_is_reported_as_never_finishing() -> None:
+    with pytest.raises(WorkflowTestError, match="never finished"):
+        run_workflow(one_step("{name: wait, waitForSignal: {name: go}}"))
+
+
+def test_a_compensation_is_mocked_under_step_dot_compensate() -> None:
+    result = run_workflow(
+        workflows(
+            """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: w}
+spec:
+  steps:
+    - name: book
+      http: {url: "http://x"}
+      compensate: {http: {method: DELETE, url: "http://x"}, retry: {maxAttempts: 2}}
+    - name: boom
+      fail: {error: Nope}
+"""
+        ),
+        mocks={"steps": {"book.compensate": [{"error": {"type": "Down"}}]}},
+    )
+    assert result.phase == "CompensationFailed"
+    assert result.compensations == ["book"]
+
+
+def test_a_child_workflow_in_the_same_file_runs_for_real() -> None:
+    result = run_workflow(
+        workflows(
+            """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: parent}
+spec:
+  steps:
+    - name: child
+      workflow: {workflowRef: kid, input: {n: 2}}
+  output: "${{ steps.child.output }}"
+---
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: kid}
+spec:
+  steps:
+    - name: double
+      set: {n: "${{ input.n * 2 }}"}
+  output: "${{ vars.n }}"
+"""
+        )
+    )
+    assert result.phase == "Succeeded"
+    assert result.output == 4
+
+
+def test_a_child_workflow_missing_from_the_file_can_be_mocked() -> None:
+    result = run_workflow(
+        one_step("{name: child, workflow: {workflowRef: elsewhere}}"),
+        mocks={"steps": {"child": [{"output": {"from": "mock"}}]}},
+    )
+    assert result.steps["child"].output == {"from": "mock"}
+
+
+def test_a_child_workflow_missing_and_unmocked_is_an_error_naming_the_step() -> None:
+    with pytest.raises(WorkflowTestError, match="step 'child': child workflow 'elsewhere'"):
+        run_workflow(one_step("{name: child, workflow: {workflowRef: elsewhere}}"))
+
+
+def test_input_that_breaks_the_input_schema_is_refused_before_the_run() -> None:
+    schema = {"type": "object", "required": ["amount"]}
+    with pytest.raises(WorkflowTestError, match="input: 'amount' is a required property"):
+        run_workflow(one_step("{name: s, set: {a: 1}}", inputSchema=schema), input={})
+
+
+def test_an_unknown_workflow_name_lists_the_ones_in_the_file() -> None:
+    with pytest.raises(WorkflowTestError, match="it has w"):
+        run_workflow(one_step("{name: s, set: {a: 1}}"), workflow="other")
