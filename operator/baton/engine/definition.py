@@ -27,6 +27,7 @@ from baton.api.workflow import (
 from baton.api.workflow import Compensation as CompensationModel
 from baton.api.workflow import RetryPolicy as RetryModel
 from baton.api.workflow import Timeouts as TimeoutsModel
+from baton.engine.inputs import InputSchemaError, check_input_schema, input_problem
 from baton.expr import Expression, ExpressionError, Template, compile_expression, compile_template
 
 # Built-in retry policy for fields neither the step nor `defaults.retry` sets. Temporal retries
@@ -239,6 +240,11 @@ class Definition:
     depth: Mapping[str, int]
     parent: Mapping[str, tuple[str, str]]
     waited_signals: frozenset[str]
+    input_schema: Mapping[str, Any] | None = None
+
+    def input_problem(self, value: Any) -> str | None:
+        """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
+        return input_problem(self.input_schema, value)
 
     def step(self, name: str) -> StepDef:
         """The step called `name`; KeyError for unknown names."""
@@ -288,6 +294,10 @@ class _Compiler:
             for name, value in (spec.vars or {}).items()
         )
         timeout = self._duration(spec.timeout, None, "timeout") if spec.timeout else None
+        try:
+            check_input_schema(spec.input_schema)
+        except InputSchemaError as exc:
+            raise DefinitionError(str(exc)) from None
         return Definition(
             steps=steps,
             output=output,
@@ -302,6 +312,7 @@ class _Compiler:
             waited_signals=frozenset(
                 s.wait.name for s in self.index.values() if s.wait is not None
             ),
+            input_schema=spec.input_schema,
         )
 
     # -- names -------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from baton.engine.events import (
     RunStarted,
     SignalReceived,
 )
-from baton.engine.inputs import check_input_schema, input_problem
 from baton.testing.mocks import MockOutcome, Mocks, OutcomeScript
 
 ROOT_UID = "00000000-0000-4000-8000-000000000000"
@@ -303,7 +302,7 @@ def run_workflow(
             f"workflow {root!r} is not in the file; it has {', '.join(sorted(specs))}"
         )
     definitions = {name: _compile(name, spec) for name, spec in specs.items()}
-    problem = input_problem(specs[root].input_schema, input)
+    problem = definitions[root].input_problem(input)
     if problem is not None:
         raise WorkflowTestError(problem)
     script = mocks if isinstance(mocks, Mocks) else Mocks.model_validate(mocks or {})
@@ -320,7 +319,6 @@ def run_workflow(
 
 def _compile(name: str, spec: WorkflowSpec) -> Definition:
     try:
-        check_input_schema(spec.input_schema)
         return compile_definition(spec)
     except ValueError as exc:
         raise WorkflowTestError(f"workflow {name!r}: {exc}") from None

@@ -183,3 +183,8 @@ def test_input_that_breaks_the_input_schema_is_refused_before_the_run() -> None:
 def test_an_unknown_workflow_name_lists_the_ones_in_the_file() -> None:
     with pytest.raises(WorkflowTestError, match="it has w"):
         run_workflow(one_step("{name: s, set: {a: 1}}"), workflow="other")
+
+
+def test_an_invalid_input_schema_is_refused_when_the_definition_compiles() -> None:
+    with pytest.raises(WorkflowTestError, match="field 'inputSchema' at type"):
+        run_workflow(one_step("{name: s, set: {a: 1}}", inputSchema={"type": "objekt"}))
