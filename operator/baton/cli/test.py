@@ -11,10 +11,9 @@ from typing import Any
 import yaml
 
 from baton.api.duration import format_duration
-from baton.api.resources import Workflow, load_yaml_documents
 from baton.cli import CommandError
 from baton.testing.mocks import Mocks
-from baton.testing.runner import TestResult, WorkflowTestError, run_workflow
+from baton.testing.runner import TestResult, WorkflowTestError, load_workflows, run_workflow
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the test and print its result; the exit code tells whether --expect held."""
-    documents = load_yaml_documents(_read(args.workflow_file))
-    workflows = [d for d in documents if isinstance(d, Workflow)]
+    _read(args.workflow_file)  # a missing or unreadable file is reported in one line
+    workflows = load_workflows(args.workflow_file)
     if not workflows:
         raise CommandError(f"{args.workflow_file}: no Workflow document in the file")
     mocks = _mocks(args.mocks) if args.mocks else Mocks()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from baton.api.duration import parse_duration
-from baton.api.resources import Workflow
+from baton.api.resources import Workflow, load_yaml_documents
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     Definition,
@@ -274,6 +275,12 @@ def _error_of(outcome: MockOutcome) -> dict[str, Any] | None:
     if outcome.error.details:
         error["details"] = outcome.error.details
     return error
+
+
+def load_workflows(path: str | Path) -> list[Workflow]:
+    """The Workflow documents of a YAML file, in order (other kinds are left out)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [d for d in load_yaml_documents(text) if isinstance(d, Workflow)]
 
 
 def run_workflow(

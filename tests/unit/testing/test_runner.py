@@ -188,3 +188,22 @@ def test_an_unknown_workflow_name_lists_the_ones_in_the_file() -> None:
 def test_an_invalid_input_schema_is_refused_when_the_definition_compiles() -> None:
     with pytest.raises(WorkflowTestError, match="field 'inputSchema' at type"):
         run_workflow(one_step("{name: s, set: {a: 1}}", inputSchema={"type": "objekt"}))
+
+
+def test_the_package_docstring_example_holds() -> None:
+    from baton.testing import load_workflows as load
+    from baton.testing import run_workflow as run
+
+    result = run(
+        load("examples/purchase-saga/workflow.yaml"),
+        input={"propertyId": "villa-7", "payment": {"amount": 2_500_000}},
+        mocks={
+            "steps": {
+                "pay": [{"output": {"id": "pay-1", "amount": 2_500_000}}],
+                "transfer": [{"error": {"type": "TitleDisputed"}}],
+            },
+            "signals": [{"name": "manualApproval", "payload": {"ok": True}, "at": "2h"}],
+        },
+    )
+    assert result.phase == "Compensated"
+    assert result.compensations == ["pay", "reserve"]
