@@ -199,6 +199,7 @@ def test_the_package_docstring_example_holds() -> None:
         input={"propertyId": "villa-7", "payment": {"amount": 2_500_000}},
         mocks={
             "steps": {
+                "reserve": [{"output": {"id": "r-1"}}],
                 "pay": [{"output": {"id": "pay-1", "amount": 2_500_000}}],
                 "transfer": [{"error": {"type": "TitleDisputed"}}],
             },
