@@ -335,40 +335,62 @@ cmd_status() {
 	fi
 }
 
-# The processes of the cluster, from kwokctl's pid files.
+# The processes of the cluster: those in kwokctl's pid files, and any other process running a
+# binary from the cluster's bin/ (kwokctl starts each component as <cluster dir>/bin/<name>), so
+# that none outlives `down`, whatever happened to the pid files.
 cluster_pids() {
-	local f
+	local f pid argv0
 	for f in "$CLUSTER_DIR"/pids/*.pid; do
-		[[ -f "$f" ]] && cat "$f"
+		[[ -f "$f" ]] && echo "$(<"$f")"
+	done
+	for f in /proc/[0-9]*/cmdline; do
+		IFS= read -r -d '' argv0 <"$f" 2>/dev/null || continue
+		if [[ "$argv0" == "$CLUSTER_DIR/bin/"* ]]; then
+			pid="${f#/proc/}"
+			echo "${pid%/cmdline}"
+		fi
 	done
 	return 0
 }
 
+# A process that still runs: a killed one stays a zombie until init reaps it, and that is done.
+running() {
+	local stat
+	if [[ -r "/proc/$1/stat" ]]; then
+		stat="$(<"/proc/$1/stat")" 2>/dev/null || return 1
+		stat="${stat##*) }"
+		[[ "${stat%% *}" != Z ]]
+	else
+		kill -0 "$1" 2>/dev/null
+	fi
+}
+
 cmd_down() {
-	if [[ ! -d "$CLUSTER_DIR" ]]; then
+	local pids pid
+	pids="$(cluster_pids | sort -u)"
+	if [[ ! -d "$CLUSTER_DIR" && -z "$pids" ]]; then
 		log "cluster '$CLUSTER' does not exist"
 		return 0
 	fi
-	local pids pid
-	pids="$(cluster_pids)"
-	if [[ -x "$BIN_DIR/kwokctl" ]]; then
+	if [[ -d "$CLUSTER_DIR" && -x "$BIN_DIR/kwokctl" ]]; then
 		kwokctl_env
 		log "deleting cluster '$CLUSTER'"
-		"$BIN_DIR/kwokctl" delete cluster --name "$CLUSTER" --v "$LOG_LEVEL" >&2 || log "kwokctl delete failed; cleaning up by hand"
+		"$BIN_DIR/kwokctl" delete cluster --name "$CLUSTER" --v "$LOG_LEVEL" >&2 ||
+			log "kwokctl delete failed; cleaning up by hand"
 	fi
 	# Whatever kwokctl left running (or all of it, when kwokctl is gone) ends here.
 	for pid in $pids; do
-		if kill -0 "$pid" 2>/dev/null; then
-			log "stopping leftover process $pid"
+		if running "$pid"; then
+			log "stopping leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-100)"
 			kill "$pid" 2>/dev/null || true
 		fi
 	done
 	for pid in $pids; do
 		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
+			running "$pid" || break
 			sleep 0.1
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if running "$pid"; then
 			kill -9 "$pid" 2>/dev/null || true
 		fi
 	done
