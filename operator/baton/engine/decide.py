@@ -21,12 +21,11 @@ Semantics decided here (and recorded in docs/architecture.md, "Engine"):
 from __future__ import annotations
 
 import copy
-import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from baton.api.labels import object_name
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel, ParentClosePolicy
 from baton.engine.commands import (
@@ -201,19 +200,8 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
 
 
 def child_run_name(run_name: str, key: str, attempt: int) -> str:
-    """The deterministic name of the child run started for `key` at `attempt`.
-
-    Lowercased, with characters a Kubernetes name cannot hold replaced by `-`; a short hash of
-    the exact key is added when that changed anything or when the name had to be shortened,
-    so two keys never share a name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
-    name = f"{run_name}-{slug}-{attempt}"
-    if slug == key and len(name) <= 63:
-        return name
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-    tail = f"-{digest}-{attempt}"
-    head = f"{run_name}-{slug}"[: 63 - len(tail)].rstrip("-")
-    return f"{head}{tail}"
+    """The deterministic name of the child run started for `key` at `attempt`."""
+    return object_name(run_name, key, attempt)
 
 
 # -- derived commands -------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""Labels, annotations and names Baton puts on the objects it creates.
+
+Everything a run owns (history and output ConfigMaps, the definition snapshot, Jobs, child runs)
+carries the run's uid as a label, so it can be found with one label selector and routed back to
+the run, and an ownerReference, so deleting the run garbage-collects it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+GROUP = "baton.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+RUN_UID = "baton.dev/run-uid"
+"""Label: uid of the WorkflowRun that owns the object."""
+RUN_NAME = "baton.dev/run"
+"""Label: name of the WorkflowRun that owns the object."""
+PART = "baton.dev/part"
+"""Label: what the object is to its run: history, output, definition, job or child."""
+STEP = "baton.dev/step"
+"""Label: the step an activity object belongs to (sanitised)."""
+ACTIVITY_KEY = "baton.dev/activity-key"
+"""Annotation: the engine's exact activity key (`pay`, `items[3].charge`, `pay/compensate`)."""
+ATTEMPT = "baton.dev/attempt"
+"""Annotation: the attempt number of the activity object."""
+PARENT_UID = "baton.dev/parent-uid"
+"""Label on a child WorkflowRun: uid of its parent run."""
+
+_NOT_IN_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def object_name(run_name: str, key: str, attempt: int | None = None, *, limit: int = 63) -> str:
+    """A deterministic Kubernetes name for what `run_name` creates for `key` (and attempt).
+
+    Lowercased, characters a name cannot hold replaced by `-`; a short hash of the exact key is
+    added whenever that changed anything or the name had to be shortened, so two keys never
+    share a name. `limit` is 63 for objects whose name becomes a label value (Jobs)."""
+    slug = _NOT_IN_NAME.sub("-", key.lower()).strip("-")
+    tail = "" if attempt is None else f"-{attempt}"
+    name = f"{run_name}-{slug}{tail}"
+    if slug == key and len(name) <= limit:
+        return name
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    tail = f"-{digest}{tail}"
+    head = f"{run_name}-{slug}"[: limit - len(tail)].rstrip("-")
+    return f"{head}{tail}"
+
+
+def label_value(text: str) -> str:
+    """`text` made into a valid label value (at most 63 characters, alphanumeric ends)."""
+    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63]
+    return value.strip("-_.")

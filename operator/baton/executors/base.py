@@ -1,0 +1,49 @@
+"""The contract between the run loop and the executors that perform activities.
+
+The run loop (baton.handlers.runs) commits every decision before it acts (the outbox rule), then
+hands each StartActivity to the executor of its kind. An executor performs the attempt and
+reports what happened as engine events through `report`; it never touches run state itself.
+
+Every start is idempotent for the same (run, key, attempt): after a crash the loop re-issues
+what was committed but not acknowledged, and the executor must not repeat a side effect —
+HTTP calls and worker tasks carry an `Idempotency-Key`, Jobs have deterministic names and a
+409 adopts the existing Job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from baton.engine.commands import CancelActivity, StartActivity
+from baton.engine.events import Event
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The WorkflowRun an activity belongs to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+Report = Callable[[Event], Awaitable[None]]
+"""Delivers an event to the run's loop (ActivityStarted, ActivityCompleted, ActivityFailed,
+ActivityHeartbeat). Safe to call from any task; events for stale attempts are ignored."""
+
+
+class Executor(Protocol):
+    """Performs one kind of activity (`http`, `job`, `worker`)."""
+
+    kind: str
+
+    async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
+        """Begin the attempt (idempotently) and return; results arrive later via `report`."""
+
+    async def cancel(self, run: RunRef, command: CancelActivity) -> None:
+        """Stop the attempt if it still runs; best effort, a late result is ignored."""
+
+    async def close(self) -> None:
+        """Release clients and stop background tasks when the operator shuts down."""
