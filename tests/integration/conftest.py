@@ -178,6 +178,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """A real local Kubernetes control plane for the whole test session (see module doc)."""
     external = os.environ.get("BATON_TEST_KUBECONFIG")
     if external:
+        _controlplane("build", "unused", request)  # for kubectl and helm; at once when built
         bin_dir = Path(_controlplane("bin-dir", "unused").strip())
         api = config.new_client_from_config(config_file=external)
         yield Cluster("external", Path(external), bin_dir, api)
