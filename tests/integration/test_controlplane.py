@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -344,3 +345,19 @@ def test_watch_delivers_changes_in_order(cluster: Cluster, namespace: str) -> No
         if len(seen) == 4:
             break
     assert seen == [("ADDED", "0"), ("MODIFIED", "1"), ("MODIFIED", "2"), ("MODIFIED", "3")]
+
+
+def test_helm_installs_a_chart_into_the_cluster(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    chart = tmp_path / "demo"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    (chart / "templates" / "settings.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"
+        "data: {greeting: {{ .Values.greeting | quote }}}\n"
+    )
+    cluster.helm("install", "demo", str(chart), "-n", namespace, "--set", "greeting=hi", "--wait")
+    got = cluster.kubectl("get", "configmap/settings", "-n", namespace, "-o", "jsonpath={.data}")
+    assert json.loads(got.stdout) == {"greeting": "hi"}
+    assert "deployed" in cluster.helm("status", "demo", "-n", namespace).stdout
