@@ -1,0 +1,1 @@
+"""Executors perform activities: HTTP calls, Kubernetes Jobs, tasks on worker pools."""

@@ -1,0 +1,1 @@
+"""kopf wiring: watch resources, feed events to the engine, persist, run commands."""

@@ -1,0 +1,50 @@
+"""The operator's settings: one frozen dataclass, a docstring per field, set from the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """How `baton operator` behaves. Defaults suit a production cluster."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means the whole cluster."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; None uses $KUBECONFIG, ~/.kube/config, or the in-cluster account."""
+
+    peering: str = "baton"
+    """Name of the kopf peering object: replicas sharing it run one at a time (active/standby)."""
+
+    standalone: bool = False
+    """Run without peering (a single replica, development)."""
+
+    priority: int = 0
+    """Peering priority of this replica; the highest alive one is active."""
+
+    allow_link_local_http: bool = False
+    """Let HTTP activities reach link-local and cloud-metadata addresses (refused by default)."""
+
+    http_max_connections: int = 100
+    """Connection pool size of the shared HTTP client of HTTP activities."""
+
+    job_ttl_seconds: int = 600
+    """Finished Jobs are deleted by the TTL controller after this many seconds."""
+
+    history_chunk_bytes: int = 256 * 1024
+    """A history ConfigMap is closed and the next one started beyond this size (etcd's object
+    limit is 1.5 MiB; staying far below keeps every write small)."""
+
+    offload_bytes: int = 4 * 1024
+    """Outputs whose JSON is larger than this go to their own ConfigMap, referenced from status."""
+
+    metrics_port: int = 9090
+    """Port of the Prometheus /metrics endpoint; 0 disables it."""
+
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    """kopf's liveness endpoint for the Pod's probes; None disables it."""
+
+    extra_labels: dict[str, str] = field(default_factory=dict)
+    """Labels added to every object the operator creates."""

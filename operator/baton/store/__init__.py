@@ -1,0 +1,1 @@
+"""I/O with the Kubernetes API: client, history ConfigMaps, status snapshots, offload."""
