@@ -15,7 +15,7 @@ async def connect(kubeconfig: str | None = None) -> client.ApiClient:
     path = kubeconfig or os.environ.get("KUBECONFIG")
     if path is None and not Path("~/.kube/config").expanduser().exists():
         if IN_CLUSTER_TOKEN.exists():
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
             return client.ApiClient()
         raise ConnectionError(
             "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
