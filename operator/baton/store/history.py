@@ -1,0 +1,213 @@
+"""A run's history: its append-only event log, kept in ConfigMaps `<run>-history-<n>`.
+
+Layout. Each ConfigMap is a chunk, owned by the run (deleted with it) and labelled with the run's
+uid and `baton.dev/part: history`. Every batch of events the run loop commits becomes one data
+key, the batch's sequence number zero-padded to 12 digits, whose value is JSON lines: one
+`HistoryEntry.to_json()` per line (`at` in seconds since the epoch). Appending a batch is a
+single merge patch that adds one key, so a write costs the size of the batch, not of the log.
+A chunk is closed once it passes `chunk_bytes`, far below etcd's object limit.
+
+Durability. History is the write-ahead log and `status` the snapshot: the loop appends a batch
+first and writes status after. `status.history` records how far the snapshot has folded
+(`HistoryPosition`); entries past it, left by a crash between the two writes, are read back with
+`read_tail` and folded again on restart, so no decided event is lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from baton.api.labels import PART, RUN_NAME, RUN_UID, label_value
+from baton.engine.events import HistoryEntry
+from baton.executors.base import RunRef
+
+HISTORY = "history"
+
+
+@dataclass(frozen=True)
+class HistoryPosition:
+    """Where the log ends: the open chunk, its size, the next batch number, events so far."""
+
+    chunk: int = 0
+    chunk_bytes: int = 0
+    batches: int = 0
+    events: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """The form kept in `status.history`."""
+        return {
+            "chunk": self.chunk,
+            "chunkBytes": self.chunk_bytes,
+            "batches": self.batches,
+            "events": self.events,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any] | None) -> HistoryPosition:
+        """Inverse of `to_json`; an empty position for a run that has none yet."""
+        if not data:
+            return HistoryPosition()
+        return HistoryPosition(
+            chunk=int(data.get("chunk", 0)),
+            chunk_bytes=int(data.get("chunkBytes", 0)),
+            batches=int(data.get("batches", 0)),
+            events=int(data.get("events", 0)),
+        )
+
+
+def chunk_name(run_name: str, chunk: int) -> str:
+    """Name of the history ConfigMap number `chunk` of `run_name`."""
+    return f"{run_name}-history-{chunk}"
+
+
+def encode_batch(entries: Iterable[HistoryEntry]) -> str:
+    """The JSON lines of one batch."""
+    return "\n".join(json.dumps(e.to_json(), separators=(",", ":")) for e in entries)
+
+
+def decode_chunk(data: Mapping[str, str] | None) -> list[tuple[int, list[HistoryEntry]]]:
+    """The batches of one chunk, in order, as (batch number, entries)."""
+    batches = []
+    for key in sorted(data or {}):
+        lines = (data or {})[key].splitlines()
+        entries = [HistoryEntry.from_json(json.loads(line)) for line in lines if line]
+        batches.append((int(key), entries))
+    return batches
+
+
+class HistoryLog:
+    """Appends a run's batches and reads them back (the run loop is the only writer)."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        run: RunRef,
+        owner: Mapping[str, Any],
+        *,
+        chunk_bytes: int,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = client.CoreV1Api(api)
+        self._run = run
+        self._owner = dict(owner)
+        self._chunk_bytes = chunk_bytes
+        self._labels = dict(labels or {})
+
+    async def append(
+        self, position: HistoryPosition, entries: list[HistoryEntry]
+    ) -> HistoryPosition:
+        """Write one batch after `position`; returns the position after it."""
+        if not entries:
+            return position
+        text = encode_batch(entries)
+        size = len(text.encode())
+        chunk, used = position.chunk, position.chunk_bytes
+        if used and used + size > self._chunk_bytes:
+            chunk, used = chunk + 1, 0
+        key = f"{position.batches:012d}"
+        name = chunk_name(self._run.name, chunk)
+        if used == 0:
+            await self._create_or_add(name, chunk, key, text)
+        else:
+            await self._add(name, key, text)
+        return HistoryPosition(
+            chunk=chunk,
+            chunk_bytes=used + size,
+            batches=position.batches + 1,
+            events=position.events + len(entries),
+        )
+
+    async def read_tail(
+        self, position: HistoryPosition
+    ) -> tuple[list[HistoryEntry], HistoryPosition]:
+        """Entries written after `position` (left by a crash before the status write), and the
+        position after them."""
+        tail: list[HistoryEntry] = []
+        chunk, used, batches, events = (
+            position.chunk,
+            position.chunk_bytes,
+            position.batches,
+            position.events,
+        )
+        while True:
+            data = await self._read(chunk_name(self._run.name, chunk))
+            if data is None:
+                break
+            for number, entries in decode_chunk(data):
+                if number < batches:
+                    continue
+                tail.extend(entries)
+                batches = number + 1
+                events += len(entries)
+            used = sum(len(v.encode()) for v in data.values())
+            chunk += 1
+        last = max(chunk - 1, position.chunk)
+        if last != position.chunk or tail:
+            position = HistoryPosition(last, used, batches, events)
+        return tail, position
+
+    async def _read(self, name: str) -> dict[str, str] | None:
+        try:
+            config_map = await self._core.read_namespaced_config_map(name, self._run.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(config_map.data or {})
+
+    async def _create_or_add(self, name: str, chunk: int, key: str, text: str) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self._run.namespace,
+                "labels": {
+                    **self._labels,
+                    RUN_UID: self._run.uid,
+                    RUN_NAME: label_value(self._run.name),
+                    PART: HISTORY,
+                },
+                "annotations": {"baton.dev/history-chunk": str(chunk)},
+                "ownerReferences": [self._owner],
+            },
+            "data": {key: text},
+        }
+        try:
+            await self._core.create_namespaced_config_map(self._run.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            # Created by an earlier attempt of this same batch before a crash: add to it.
+            await self._add(name, key, text)
+
+    async def _add(self, name: str, key: str, text: str) -> None:
+        await self._core.patch_namespaced_config_map(
+            name,
+            self._run.namespace,
+            {"data": {key: text}},
+            _content_type="application/merge-patch+json",
+        )
+
+
+async def read_history(api: client.ApiClient, namespace: str, run_uid: str) -> list[HistoryEntry]:
+    """The whole history of the run with `run_uid`, in order (for `baton history`)."""
+    core = client.CoreV1Api(api)
+    listing = await core.list_namespaced_config_map(
+        namespace, label_selector=f"{RUN_UID}={run_uid},{PART}={HISTORY}"
+    )
+    chunks = sorted(
+        listing.items,
+        key=lambda cm: int((cm.metadata.annotations or {}).get("baton.dev/history-chunk", 0)),
+    )
+    entries: list[HistoryEntry] = []
+    for config_map in chunks:
+        for _, batch in decode_chunk(config_map.data):
+            entries.extend(batch)
+    return entries
