@@ -20,12 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from baton.api.labels import PART, RUN_NAME, RUN_UID, label_value
 from baton.engine.events import HistoryEntry
 from baton.executors.base import RunRef
+from baton.store.kube import ApiError, Kube, core_path
 
 HISTORY = "history"
 
@@ -86,14 +84,14 @@ class HistoryLog:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        kube: Kube,
         run: RunRef,
         owner: Mapping[str, Any],
         *,
         chunk_bytes: int,
         labels: Mapping[str, str] | None = None,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._kube = kube
         self._run = run
         self._owner = dict(owner)
         self._chunk_bytes = chunk_bytes
@@ -153,13 +151,8 @@ class HistoryLog:
         return tail, position
 
     async def _read(self, name: str) -> dict[str, str] | None:
-        try:
-            config_map = await self._core.read_namespaced_config_map(name, self._run.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return dict(config_map.data or {})
+        config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
+        return None if config_map is None else dict(config_map.get("data") or {})
 
     async def _create_or_add(self, name: str, chunk: int, key: str, text: str) -> None:
         body = {
@@ -180,34 +173,30 @@ class HistoryLog:
             "data": {key: text},
         }
         try:
-            await self._core.create_namespaced_config_map(self._run.namespace, body)
-        except ApiException as exc:
+            await self._kube.create(core_path("configmaps", self._run.namespace), body)
+        except ApiError as exc:
             if exc.status != 409:
                 raise
             # Created by an earlier attempt of this same batch before a crash: add to it.
             await self._add(name, key, text)
 
     async def _add(self, name: str, key: str, text: str) -> None:
-        await self._core.patch_namespaced_config_map(
-            name,
-            self._run.namespace,
-            {"data": {key: text}},
-            _content_type="application/merge-patch+json",
+        await self._kube.patch(
+            core_path("configmaps", self._run.namespace, name), {"data": {key: text}}
         )
 
 
-async def read_history(api: client.ApiClient, namespace: str, run_uid: str) -> list[HistoryEntry]:
+async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[HistoryEntry]:
     """The whole history of the run with `run_uid`, in order (for `baton history`)."""
-    core = client.CoreV1Api(api)
-    listing = await core.list_namespaced_config_map(
-        namespace, label_selector=f"{RUN_UID}={run_uid},{PART}={HISTORY}"
+    listing = await kube.list(
+        core_path("configmaps", namespace), label_selector=f"{RUN_UID}={run_uid},{PART}={HISTORY}"
     )
     chunks = sorted(
-        listing.items,
-        key=lambda cm: int((cm.metadata.annotations or {}).get("baton.dev/history-chunk", 0)),
+        listing,
+        key=lambda cm: int(cm["metadata"].get("annotations", {}).get("baton.dev/history-chunk", 0)),
     )
     entries: list[HistoryEntry] = []
     for config_map in chunks:
-        for _, batch in decode_chunk(config_map.data):
+        for _, batch in decode_chunk(config_map.get("data")):
             entries.extend(batch)
     return entries

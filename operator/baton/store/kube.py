@@ -1,13 +1,42 @@
-"""The Kubernetes API client the operator's shell and the CLI share (kubernetes_asyncio)."""
+"""The one Kubernetes API client of Baton's shell and CLI: plain JSON over REST paths.
+
+kubernetes_asyncio provides the connection (kubeconfig and in-cluster login, TLS, token
+refresh); everything above it speaks JSON dicts, as kopf does, so the operator needs no typed
+model per resource kind. `Kube` counts its writes: they are the operator's throughput limit.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from baton.api.labels import GROUP, VERSION
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+PatchKind = Literal["merge", "json", "strategic"]
+_PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+class ApiError(Exception):
+    """A request the API server refused; `status` is the HTTP status (409 conflict, ...)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{status} {reason}: {message}")
 
 
 async def connect(kubeconfig: str | None = None) -> client.ApiClient:
@@ -23,3 +52,139 @@ async def connect(kubeconfig: str | None = None) -> client.ApiClient:
     configuration = client.Configuration()
     await config.load_kube_config(config_file=path, client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+def path_of(
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    *,
+    group: str = GROUP,
+    version: str = VERSION,
+    subresource: str | None = None,
+) -> str:
+    """The REST path of a resource collection or object (`group=""` for the core API)."""
+    base = f"/api/{version}" if group == "" else f"/apis/{group}/{version}"
+    parts = [base]
+    if namespace is not None:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(plural)
+    if name is not None:
+        parts.append(name)
+    if subresource is not None:
+        parts.append(subresource)
+    return "/".join(parts)
+
+
+def core_path(plural: str, namespace: str | None = None, name: str | None = None) -> str:
+    """Path in the core (`v1`) API: configmaps, secrets, pods, events, namespaces."""
+    return path_of(plural, namespace, name, group="", version="v1")
+
+
+def batch_path(namespace: str, name: str | None = None) -> str:
+    """Path of batch/v1 Jobs."""
+    return path_of("jobs", namespace, name, group="batch", version="v1")
+
+
+class Kube:
+    """JSON requests to the API server through one authenticated connection pool."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.writes: Counter[str] = Counter()
+        """Writes sent, by verb and resource (`patch workflowruns/status`), for metrics."""
+        self.conflicts = 0
+        """Writes refused with 409."""
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """A client logged in as `connect` describes."""
+        return cls(await connect(kubeconfig))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.api.close()
+
+    async def get(self, path: str, **query: str) -> dict[str, Any] | None:
+        """The object at `path`, or None when it does not exist."""
+        try:
+            return await self._call("GET", path, query=query)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """The items of the collection at `path`."""
+        query = {"labelSelector": label_selector} if label_selector else {}
+        listing = await self._call("GET", path, query=query)
+        items: list[dict[str, Any]] = listing.get("items") or []
+        return items
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `body` in the collection at `path`; ApiError 409 when it exists."""
+        return await self._call("POST", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, kind: PatchKind = "merge") -> dict[str, Any]:
+        """Patch the object at `path` (a merge patch unless `kind` says otherwise)."""
+        return await self._call("PATCH", path, body=body, content_type=_PATCH_CONTENT_TYPES[kind])
+
+    async def delete(self, path: str, *, propagation: str = "Background") -> bool:
+        """Delete the object at `path`; False when it was already gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            await self._call("DELETE", path, body=body)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        if method != "GET":
+            self.writes[f"{method.lower()} {_resource_of(path)}"] += 1
+        try:
+            response = await self.api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                response_types_map={200: "object", 201: "object", 202: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                self.conflicts += 1
+            raise _api_error(exc) from None
+        return response if isinstance(response, dict) else {}
+
+
+def _resource_of(path: str) -> str:
+    parts = [p for p in path.split("/") if p]
+    if "namespaces" in parts:
+        parts = parts[parts.index("namespaces") + 2 :]
+    else:
+        parts = parts[2:] if parts[0] == "api" else parts[3:]
+    if len(parts) >= 3:
+        return f"{parts[0]}/{parts[2]}"
+    return parts[0] if parts else path
+
+
+def _api_error(exc: ApiException) -> ApiError:
+    message = exc.reason or ""
+    try:
+        status = json.loads(exc.body or "{}")
+        message = status.get("message") or message
+    except (TypeError, ValueError):
+        pass
+    return ApiError(int(exc.status or 0), str(exc.reason or ""), str(message))
