@@ -230,6 +230,23 @@ class CompletionStatus(Model):
     output: JSON = Field(None, description="Its output when it completed.")
 
 
+class HistoryRef(Model):
+    """Where the history ends: ConfigMaps `<run>-history-0` to `<run>-history-<chunk>`."""
+
+    chunk: int = Field(0, description="Number of the open history ConfigMap.")
+    chunk_bytes: int = Field(0, alias="chunkBytes", description="Bytes in the open chunk.")
+    batches: int = Field(0, description="Batches of events written.")
+    events: int = Field(0, description="Events written; `baton history RUN` shows them.")
+
+
+class DefinitionRef(Model):
+    """The definition snapshot the run follows, whatever later happens to its Workflow."""
+
+    config_map: str = Field(alias="configMap", description="ConfigMap holding the snapshot.")
+    workflow: str | None = Field(None, description="Workflow it was taken from (None: inline).")
+    generation: int | None = Field(None, description="That Workflow's metadata.generation.")
+
+
 class WorkflowRunStatus(Model):
     """The observed state of a run: what `kubectl get` shows and the engine's durable memory."""
 
@@ -302,3 +319,10 @@ class WorkflowRunStatus(Model):
         None, description="Internal: why the run is ending, while it unwinds."
     )
     suspended: bool = Field(False, description="True while spec.suspend holds the run.")
+    history: HistoryRef | None = Field(None, description="Where the event history is.")
+    definition: DefinitionRef | None = Field(
+        None, description="The definition snapshot this run follows."
+    )
+    observed_generation: int | None = Field(
+        None, alias="observedGeneration", description="The run's spec generation last seen."
+    )
