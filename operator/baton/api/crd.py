@@ -453,6 +453,51 @@ def render(crd: Mapping[str, Any]) -> str:
     return HEADER + yaml.safe_dump(dict(crd), sort_keys=False, width=100, allow_unicode=True)
 
 
+def peering_definitions() -> list[dict[str, Any]]:
+    """kopf's peering CRDs (`kopf.dev/v1`), through which operator replicas elect the active
+    one: ClusterKopfPeering for a cluster-wide operator, KopfPeering for a namespaced one."""
+    crds = []
+    for kind, plural, scope in (
+        ("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
+        ("KopfPeering", "kopfpeerings", "Namespaced"),
+    ):
+        crds.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.kopf.dev", "labels": dict(MANAGED_BY_LABEL)},
+                "spec": {
+                    "group": "kopf.dev",
+                    "scope": scope,
+                    "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
+                    "versions": [
+                        {
+                            "name": "v1",
+                            "served": True,
+                            "storage": True,
+                            "schema": {
+                                "openAPIV3Schema": {
+                                    "type": "object",
+                                    "description": "Operator replicas alive, by identity "
+                                    "(kopf peering): the one with the highest priority works.",
+                                    "properties": {
+                                        "status": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        }
+                                    },
+                                }
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+    return crds
+
+
 def crd_files() -> dict[str, str]:
-    """File name (`<plural>.baton.dev.yaml`) to YAML text, for every kind."""
-    return {f"{kind.crd_name}.yaml": render(custom_resource_definition(kind)) for kind in KINDS}
+    """File name (`<plural>.<group>.yaml`) to YAML text: every Baton kind, and kopf's peering."""
+    files = {f"{kind.crd_name}.yaml": render(custom_resource_definition(kind)) for kind in KINDS}
+    files["kopfpeerings.kopf.dev.yaml"] = "---\n".join(render(c) for c in peering_definitions())
+    return files
