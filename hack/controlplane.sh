@@ -162,7 +162,7 @@ build_binaries() {
 	mkdir -p "$tmp"
 	trap 'rm -rf "$tmp"' EXIT
 	log "building Kubernetes $KUBE_VERSION, etcd, kwok and helm into $BIN_DIR"
-	log "the first build downloads ~250 MB of Go modules and takes ~25 minutes on 2 cores"
+	log "a first build downloads ~200 MB of Go modules and takes ~10 minutes on 2 cores"
 	for i in "${!BINARIES[@]}"; do
 		log "go build ${PACKAGES[$i]} -> ${BINARIES[$i]} ($((SECONDS - start))s elapsed)"
 		(
