@@ -169,7 +169,7 @@ build_binaries() {
 			cd "$HACK_DIR"
 			GOTOOLCHAIN=local GOFLAGS="$GOFLAGS_BUILD" CGO_ENABLED=0 \
 				"$GO" build -ldflags "$LDFLAGS" -o "$tmp/${BINARIES[$i]}" "${PACKAGES[$i]}"
-		)
+		) || die "go build ${PACKAGES[$i]} failed (above); is the Go module proxy reachable?"
 	done
 	rm -rf "$BIN_DIR"
 	mv "$tmp" "$BIN_DIR"
