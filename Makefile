@@ -25,12 +25,11 @@ test-integration: install
 crds: install  ## Regenerate crds/ from the pydantic models.
 	$(RUN) baton crds --output crds
 
-controlplane:  ## Build (or reuse) etcd, kube-apiserver, kwok, kubectl and helm.
+controlplane:  ## Build (or reuse) etcd, kube-apiserver, controller-manager, scheduler, kwok, kubectl, helm.
 	hack/controlplane.sh build
 
-dev:
-	@echo "make dev arrives with the control-plane issue: it will start a local control plane and the operator." >&2
-	@exit 1
+dev:  ## Start the local control plane (built on first use), install crds/; it keeps running.
+	hack/controlplane.sh dev
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
