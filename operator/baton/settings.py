@@ -40,6 +40,9 @@ class OperatorSettings:
     offload_bytes: int = 4 * 1024
     """Outputs whose JSON is larger than this go to their own ConfigMap, referenced from status."""
 
+    kube_events: bool = True
+    """Post a Kubernetes Event for each run phase change and each step that ends."""
+
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint; 0 disables it."""
 

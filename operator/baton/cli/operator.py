@@ -1,0 +1,76 @@
+"""`baton operator`: run the operator, out of cluster (kubeconfig) or in cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+import kopf
+
+from baton.cli import CommandError
+from baton.settings import OperatorSettings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `baton operator`."""
+    parser = subparsers.add_parser(
+        "operator",
+        help="run the Baton operator",
+        description="Drive WorkflowRuns to completion. Out of cluster it uses the kubeconfig "
+        "(--kubeconfig, $KUBECONFIG or ~/.kube/config), in a Pod its service account.",
+    )
+    defaults = OperatorSettings()
+    parser.add_argument("--kubeconfig", help="path of the kubeconfig")
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: the whole cluster",
+    )
+    parser.add_argument(
+        "--standalone", action="store_true", help="run without peering (one replica only)"
+    )
+    parser.add_argument(
+        "--peering", default=defaults.peering, help="peering name shared by the replicas"
+    )
+    parser.add_argument(
+        "--priority", type=int, default=defaults.priority, help="peering priority of this replica"
+    )
+    parser.add_argument(
+        "--allow-link-local-http",
+        action="store_true",
+        help="let HTTP activities reach link-local and cloud metadata addresses",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=defaults.liveness_endpoint,
+        metavar="URL",
+        help="liveness endpoint for probes, e.g. http://0.0.0.0:8080/healthz ('' disables)",
+    )
+    parser.add_argument(
+        "--no-kube-events", action="store_true", help="do not post a Kubernetes Event per step"
+    )
+    parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log more")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Configure logging and run until stopped."""
+    from baton.handlers.operator import run as run_operator
+
+    if args.standalone and args.priority:
+        raise CommandError("--priority has no effect with --standalone; drop one of them")
+    settings = OperatorSettings(
+        namespaces=tuple(args.namespace),
+        kubeconfig=args.kubeconfig,
+        peering=args.peering,
+        standalone=args.standalone,
+        priority=args.priority,
+        allow_link_local_http=args.allow_link_local_http,
+        liveness_endpoint=args.liveness or None,
+        kube_events=not args.no_kube_events,
+    )
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    run_operator(settings)
+    return 0

@@ -1,0 +1,136 @@
+"""kopf wiring: which watches feed which parts of the shell, and how the operator runs.
+
+Only kopf's low-level `on.event` handlers are used. kopf's create/update handlers are
+edge-triggered and keep their own progress in annotations: for a workflow engine whose durable
+state *is* its status, that would be a second source of truth and an extra write per change.
+Instead each watch event is routed to the run's loop, which decides from its own state what
+changed (docs/architecture.md, "Operator", has the measurements behind this choice).
+
+Watches:
+- WorkflowRuns: every run's loop is started, fed spec changes, and stopped on deletion; a child
+  run reaching a final phase is reported to its parent.
+- Workflows: compiled on each new generation, with a Ready or Invalid condition.
+- Jobs labelled as Baton's: routed to the Job executor, which turns them into step results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from baton.api.labels import GROUP, PART, VERSION
+from baton.executors.base import Executor
+from baton.executors.http import HttpExecutor
+from baton.executors.job import JobExecutor
+from baton.executors.worker import WorkerExecutor
+from baton.handlers.runs import Shell
+from baton.handlers.workflows import reconcile_workflow
+from baton.settings import OperatorSettings
+from baton.store.kube import Kube
+
+log = logging.getLogger("baton.operator")
+
+
+@dataclass
+class Memo:
+    """What the handlers share, created at start-up."""
+
+    shell: Shell
+    jobs: JobExecutor
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """A kopf registry with Baton's handlers, bound to `settings`."""
+    registry = kopf.OperatorRegistry()
+    memo: dict[str, Memo] = {}
+
+    @kopf.on.startup(registry=registry)
+    async def start(settings_: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings_, settings)
+        kube = await Kube.connect(settings.kubeconfig)
+        http = HttpExecutor(kube, settings)
+        jobs = JobExecutor(kube, settings)
+        executors: dict[str, Executor] = {
+            "http": http,
+            "job": jobs,
+            "worker": WorkerExecutor(kube, settings, http),
+        }
+        memo["baton"] = Memo(
+            shell=Shell(kube=kube, settings=settings, executors=executors), jobs=jobs
+        )
+        log.info("baton operator started")
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        state = memo.pop("baton", None)
+        if state is None:
+            return
+        await state.shell.registry.stop()
+        for executor in state.shell.executors.values():
+            await executor.close()
+        await state.shell.kube.close()
+
+    @kopf.on.event(GROUP, VERSION, "workflowruns", registry=registry)
+    async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:
+        memo["baton"].shell.registry.observe(type, _plain(body))
+
+    @kopf.on.event(GROUP, VERSION, "workflows", registry=registry)
+    async def on_workflow(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type == "DELETED":
+            return
+        plain = _plain(body)
+        shell = memo["baton"].shell
+        if await reconcile_workflow(shell.kube, plain):
+            meta = plain["metadata"]
+            shell.registry.retry_waiting_on(meta["namespace"], meta["name"])
+
+    @kopf.on.event("batch", "v1", "jobs", labels={PART: "job"}, registry=registry)
+    async def on_job(type: str | None, body: kopf.Body, **_: Any) -> None:
+        jobs = memo["baton"].jobs
+        if type == "DELETED":
+            await jobs.observe_deleted(_plain(body))
+        else:
+            await jobs.observe(_plain(body))
+
+    return registry
+
+
+def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    """kopf's settings for Baton (why each: see docs/architecture.md, "Operator")."""
+    kopf_settings.peering.name = settings.peering
+    kopf_settings.peering.standalone = settings.standalone
+    kopf_settings.peering.priority = settings.priority
+    kopf_settings.peering.mandatory = not settings.standalone
+    # Watch events are only routed to run loops, which batch on their own: kopf need not wait
+    # to collapse bursts of events per object.
+    kopf_settings.batching.batch_window = 0.01
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.persistence.finalizer = "baton.dev/operator"
+
+
+def run(settings: OperatorSettings) -> None:
+    """Run the operator until it is stopped (SIGINT/SIGTERM)."""
+    asyncio.run(
+        kopf.operator(
+            registry=build_registry(settings),
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=settings.standalone,
+            priority=settings.priority,
+            peering_name=settings.peering,
+            liveness_endpoint=settings.liveness_endpoint,
+        )
+    )
+
+
+def _plain(body: kopf.Body) -> Mapping[str, Any]:
+    """A kopf Body as a plain dict of our own: loops keep it beyond the handler call."""
+    data: Mapping[str, Any] = copy.deepcopy(dict(body))
+    return data

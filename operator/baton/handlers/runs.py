@@ -1,0 +1,613 @@
+"""The run loop: one asyncio task per active WorkflowRun, folding events through the engine.
+
+Each loop owns its run's state. Events reach it through an inbox (executor results, child run
+results, spec changes the user made, and its own wake-up); the loop takes every event waiting,
+folds them with `decide`, and commits the batch before acting on it — the outbox rule:
+
+  1. append the batch to the history ConfigMaps (the write-ahead log),
+  2. write `.status` (the snapshot, with large outputs offloaded),
+  3. perform the commands, each idempotent (keyed Jobs, idempotency keys, deterministic names).
+
+A crash between 1 and 2 leaves history ahead of status: on start the loop folds that tail again.
+A crash after 2 leaves commands committed but maybe not performed: on start the loop performs
+`pending_commands` (everything in flight) again, and idempotency makes that harmless.
+
+Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write: they are folded at
+once and committed with the next batch that matters, since losing one to a crash only means the
+activity is re-issued, which is idempotent anyway. That keeps API writes at two per step.
+
+Time comes from `time.time()` here and only here; due times come from `next_wakeup`, and
+waiting for them is a `wait_for` on the inbox — asyncio's own timer heap, one for all runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from baton.api.duration import parse_duration
+from baton.api.labels import ACTIVITY_KEY, API_VERSION, ATTEMPT, PARENT_UID, RUN_NAME, label_value
+from baton.api.run import RunPhase, WorkflowRunSpec
+from baton.api.workflow import WorkflowSpec
+from baton.engine import (
+    CancelActivity,
+    Command,
+    Definition,
+    DefinitionError,
+    FinishRun,
+    StartActivity,
+    StartChildRun,
+    TerminateChild,
+    compile_definition,
+    decide,
+    initial_state,
+    next_wakeup,
+    pending_commands,
+    status_of,
+)
+from baton.engine.events import (
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityStarted,
+    CancelRequested,
+    ChildFinished,
+    Event,
+    HistoryEntry,
+    RedriveRequested,
+    ResumeRequested,
+    RunStarted,
+    SignalReceived,
+    SuspendRequested,
+    TimerFired,
+)
+from baton.engine.state import State, state_from_status
+from baton.executors.base import Executor, RunRef
+from baton.settings import OperatorSettings
+from baton.store.history import HistoryLog, HistoryPosition
+from baton.store.kube import ApiError, Kube, core_path, path_of
+from baton.store.snapshots import Snapshots
+
+log = logging.getLogger("baton.runs")
+
+SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration"})
+"""Status fields the shell owns; the rest is the engine's state."""
+_QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
+_RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class InvalidRunError(Exception):
+    """A run that cannot start; the message becomes its `Invalid` condition."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass
+class Shell:
+    """What every run loop shares: the API client, executors, settings and the registry."""
+
+    kube: Kube
+    settings: OperatorSettings
+    executors: Mapping[str, Executor]
+    registry: Registry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = Registry(self)
+
+
+def finished(body: Mapping[str, Any]) -> bool:
+    """True when the run's status shows a final phase."""
+    phase = (body.get("status") or {}).get("phase")
+    return phase is not None and RunPhase(phase).finished
+
+
+class RunLoop:
+    """One run's loop. Created by the Registry; `observe` and `deliver` feed it."""
+
+    def __init__(self, shell: Shell, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        self.shell = shell
+        self.kube = shell.kube
+        self.ref = RunRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+        self.body: Mapping[str, Any] = body
+        self.inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.owner = {
+            "apiVersion": API_VERSION,
+            "kind": "WorkflowRun",
+            "name": self.ref.name,
+            "uid": self.ref.uid,
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+        labels = shell.settings.extra_labels
+        self.history = HistoryLog(
+            self.kube,
+            self.ref,
+            self.owner,
+            chunk_bytes=shell.settings.history_chunk_bytes,
+            labels=labels,
+        )
+        self.snapshots = Snapshots(self.kube, self.ref, self.owner, labels)
+        self.position = HistoryPosition()
+        self.definition_ref: dict[str, Any] = {}
+        self.definition: Definition | None = None
+        self.state: State = initial_state()
+        self.unsaved: list[HistoryEntry] = []
+        self.signals_sent = 0
+        self.task: asyncio.Task[None] | None = None
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """The run object changed (the user may have signalled, cancelled, suspended...)."""
+        self.body = body
+        self.inbox.put_nowait(None)
+
+    async def deliver(self, event: Event) -> None:
+        """An executor or child run reports `event` (stale ones are ignored by the engine)."""
+        self.inbox.put_nowait(event)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def main(self) -> None:
+        """Start or resume the run, then fold events until it finishes."""
+        if not await self._load():
+            return
+        assert self.definition is not None
+        await self._perform(pending_commands(self.definition, self.state))
+        await self._fold(self._spec_events())  # what the user changed while we were away
+        while not self.state.phase.finished:
+            await self._fold(await self._next_batch())
+        await self._flush()
+
+    async def _next_batch(self) -> list[Event]:
+        assert self.definition is not None
+        wake = next_wakeup(self.definition, self.state)
+        timeout = None if wake is None else max(0.0, wake - time.time())
+        items: list[Event | None]
+        try:
+            items = [await asyncio.wait_for(self.inbox.get(), timeout)]
+        except TimeoutError:
+            items = [TimerFired(timer_id="wakeup")]
+        while not self.inbox.empty():
+            items.append(self.inbox.get_nowait())
+        events: list[Event] = []
+        for item in items:
+            events.extend(self._spec_events() if item is None else [item])
+        return events
+
+    def _spec_events(self) -> list[Event]:
+        """Events for what the user changed in the spec since the engine last saw it."""
+        spec = self.body.get("spec") or {}
+        events: list[Event] = []
+        signals = spec.get("signals") or []
+        for index in range(self.signals_sent, len(signals)):
+            signal = signals[index]
+            events.append(SignalReceived(index, signal["name"], signal.get("payload")))
+        self.signals_sent = max(self.signals_sent, len(signals))
+        if spec.get("cancel") and self.state.ending != "cancelled":
+            events.append(CancelRequested())
+        if bool(spec.get("suspend")) != self.state.suspended:
+            events.append(SuspendRequested() if spec.get("suspend") else ResumeRequested())
+        if int(spec.get("redrive") or 0) > self.state.redrive:
+            events.append(RedriveRequested(int(spec["redrive"])))
+        return events
+
+    async def _fold(self, events: Iterable[Event]) -> None:
+        """Decide every event, commit the batch, then act on it."""
+        assert self.definition is not None
+        now = time.time()
+        commands: list[Command] = []
+        quiet = True
+        before = self.state
+        for event in events:
+            decision = decide(self.definition, self.state, event, now)
+            if decision.state == self.state and not decision.commands:
+                continue  # a duplicate or stale event: nothing to record
+            self.state = decision.state
+            commands.extend(decision.commands)
+            self.unsaved.append(HistoryEntry(at=now, event=event))
+            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
+        if not self.unsaved or quiet:
+            return
+        await self._flush()
+        self._post_transitions(before, self.state)
+        await self._perform(commands)
+
+    async def _flush(self) -> None:
+        """Commit what is folded but not yet written: history first, then status."""
+        if not self.unsaved:
+            return
+        self.position = await self.history.append(self.position, self.unsaved)
+        self.unsaved = []
+        await self._write_status()
+
+    async def _write_status(self) -> None:
+        assert self.definition is not None
+        status = status_of(self.definition, self.state)
+        status = await self.snapshots.offload(status, self.shell.settings.offload_bytes)
+        status["history"] = self.position.to_json()
+        status["definition"] = self.definition_ref
+        status["observedGeneration"] = self.body["metadata"].get("generation")
+        await self._patch_status(status)
+
+    async def _patch_status(self, status: Mapping[str, Any]) -> None:
+        path = path_of("workflowruns", self.ref.namespace, self.ref.name, subresource="status")
+        # `add` replaces the whole status, so fields the engine dropped disappear too.
+        await self.kube.patch(
+            path, [{"op": "add", "path": "/status", "value": status}], kind="json"
+        )
+
+    # -- start and resume -------------------------------------------------------------------
+
+    async def _load(self) -> bool:
+        """Resume from status, or start a new run; False when the run cannot start."""
+        status = dict(self.body.get("status") or {})
+        try:
+            if status.get("definition"):
+                await self._resume(status)
+            else:
+                await self._start()
+        except InvalidRunError as exc:
+            await self._invalid(exc)
+            return False
+        return True
+
+    async def _start(self) -> None:
+        try:
+            spec = WorkflowRunSpec.model_validate(self.body.get("spec") or {})
+        except ValidationError as exc:
+            raise InvalidRunError("InvalidSpec", _first_error(exc)) from None
+        workflow_name: str | None = None
+        generation = 0
+        if spec.workflow is not None:
+            raw = (self.body.get("spec") or {})["workflow"]
+        elif spec.workflow_ref is not None:
+            workflow_name = spec.workflow_ref.name
+            workflow = await self.kube.get(path_of("workflows", self.ref.namespace, workflow_name))
+            if workflow is None:
+                raise InvalidRunError(
+                    "WorkflowNotFound",
+                    f"spec.workflowRef: Workflow {workflow_name!r} not found in namespace "
+                    f"{self.ref.namespace!r}; apply it and the run starts",
+                )
+            raw = workflow.get("spec") or {}
+            generation = int(workflow["metadata"].get("generation") or 0)
+        else:
+            raise InvalidRunError("InvalidSpec", "spec: give workflowRef or an inline workflow")
+        self.definition = _compile(raw, "spec.workflow" if workflow_name is None else None)
+        problem = self.definition.input_problem(spec.input)
+        if problem is not None:
+            raise InvalidRunError("InvalidInput", f"spec.{problem}")
+        name = await self.snapshots.save_definition(raw)
+        self.definition_ref = {"configMap": name, "workflow": workflow_name}
+        if workflow_name is not None:
+            self.definition_ref["generation"] = generation
+        started = RunStarted(
+            input=spec.input,
+            run_name=self.ref.name,
+            namespace=self.ref.namespace,
+            uid=self.ref.uid,
+            generation=generation,
+            timeout=parse_duration(spec.timeout) if spec.timeout else None,
+            on_cancel=spec.on_cancel.value if spec.on_cancel else None,
+        )
+        await self._fold([started, *self._spec_events()])
+
+    async def _resume(self, status: dict[str, Any]) -> None:
+        self.definition_ref = dict(status["definition"])
+        raw = await self.snapshots.load_definition(self.definition_ref["configMap"])
+        if raw is None:
+            raise InvalidRunError(
+                "SnapshotMissing",
+                f"status.definition: ConfigMap {self.definition_ref['configMap']!r} is gone; "
+                "the run cannot continue",
+            )
+        self.definition = _compile(raw, None)
+        engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+        self.state = state_from_status(await self.snapshots.inline(engine_status))
+        self.signals_sent = self.state.signals_received
+        self.position = HistoryPosition.from_json(status.get("history"))
+        tail, self.position = await self.history.read_tail(self.position)
+        for entry in tail:  # decided and logged before a crash, but not in the snapshot
+            self.state = decide(self.definition, self.state, entry.event, entry.at).state
+        if tail:
+            await self._write_status()
+        log.info("resumed %s/%s (%d events replayed)", self.ref.namespace, self.ref.name, len(tail))
+
+    async def _invalid(self, exc: InvalidRunError) -> None:
+        log.warning("run %s/%s is invalid: %s", self.ref.namespace, self.ref.name, exc)
+        condition = {
+            "type": "Invalid",
+            "status": "True",
+            "reason": exc.reason,
+            "message": str(exc),
+            "lastTransitionTime": _rfc3339(time.time()),
+        }
+        status = dict(self.body.get("status") or {})
+        status["conditions"] = [condition]
+        status["observedGeneration"] = self.body["metadata"].get("generation")
+        status.setdefault("phase", RunPhase.PENDING.value)
+        await self._patch_status(status)
+        await self._post_event("Warning", exc.reason, str(exc))
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def _perform(self, commands: Iterable[Command]) -> None:
+        for command in commands:
+            try:
+                await self._perform_one(command)
+            except ApiError as exc:
+                # The engine's timeouts still run: a command that cannot be performed now
+                # ends as its step's timeout or is performed again when the loop restarts.
+                log.error("%s/%s: %s failed: %s", self.ref.namespace, self.ref.name, command, exc)
+
+    async def _perform_one(self, command: Command) -> None:
+        if isinstance(command, StartActivity):
+            executor = self.shell.executors.get(command.kind)
+            if executor is None:
+                await self.deliver(
+                    ActivityFailed(
+                        command.key,
+                        command.attempt,
+                        {"type": "UnsupportedActivity", "message": f"no {command.kind} executor"},
+                    )
+                )
+                return
+            await executor.start(self.ref, command, self.deliver)
+        elif isinstance(command, CancelActivity):
+            executor = self.shell.executors.get(command.kind)
+            if executor is not None:
+                await executor.cancel(self.ref, command)
+        elif isinstance(command, StartChildRun):
+            await self._start_child(command)
+        elif isinstance(command, TerminateChild):
+            with contextlib.suppress(ApiError):
+                await self.kube.patch(
+                    path_of("workflowruns", self.ref.namespace, command.name),
+                    {"spec": {"cancel": True}},
+                )
+        elif isinstance(command, FinishRun):
+            kind = "Normal" if command.phase == RunPhase.SUCCEEDED.value else "Warning"
+            await self._post_event(kind, f"Run{command.phase}", f"run ended {command.phase}")
+
+    async def _start_child(self, command: StartChildRun) -> None:
+        metadata: dict[str, Any] = {
+            "name": command.name,
+            "namespace": self.ref.namespace,
+            "labels": {
+                **self.shell.settings.extra_labels,
+                PARENT_UID: self.ref.uid,
+                RUN_NAME: label_value(self.ref.name),
+            },
+            "annotations": {ACTIVITY_KEY: command.key, ATTEMPT: str(command.attempt)},
+        }
+        if command.parent_close_policy == "terminate":
+            metadata["ownerReferences"] = [self.owner]
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "WorkflowRun",
+            "metadata": metadata,
+            "spec": {"workflowRef": {"name": command.workflow_ref}, "input": command.input},
+        }
+        collection = path_of("workflowruns", self.ref.namespace)
+        try:
+            child = await self.kube.create(collection, body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            existing = await self.kube.get(
+                path_of("workflowruns", self.ref.namespace, command.name)
+            )
+            if existing is None:
+                raise
+            child = existing
+        await self.deliver(ActivityStarted(command.key, command.attempt))
+        result = await child_result(self.kube, child)
+        if result is not None:
+            await self.deliver(result)
+
+    # -- Kubernetes Events ----------------------------------------------------------------
+
+    def _post_transitions(self, before: State, after: State) -> None:
+        if not self.shell.settings.kube_events:
+            return
+        if before.phase != after.phase:
+            self._spawn_event("Normal", f"Run{after.phase.value}", f"run is {after.phase.value}")
+        for path, step in after.steps.items():
+            old = before.steps.get(path)
+            if old is not None and old.phase == step.phase:
+                continue
+            if step.phase.value in {"Succeeded", "Failed"}:
+                kind = "Normal" if step.phase.value == "Succeeded" else "Warning"
+                detail = f" ({step.error.get('type')})" if step.error else ""
+                message = f"step {path} {step.phase.value.lower()}{detail}"
+                self._spawn_event(kind, f"Step{step.phase.value}", message)
+
+    def _spawn_event(self, kind: str, reason: str, message: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._post_event(kind, reason, message))
+        self.shell.registry.background.add(task)
+        task.add_done_callback(self.shell.registry.background.discard)
+
+    async def _post_event(self, kind: str, reason: str, message: str) -> None:
+        now = _rfc3339(time.time())
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{self.ref.name}.", "namespace": self.ref.namespace},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": "WorkflowRun",
+                "name": self.ref.name,
+                "namespace": self.ref.namespace,
+                "uid": self.ref.uid,
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "baton"},
+        }
+        try:
+            await self.kube.create(core_path("events", self.ref.namespace), body)
+        except ApiError as exc:  # Events are best effort; never fail a run for one
+            log.debug("event for %s not posted: %s", self.ref.name, exc)
+
+
+async def child_result(kube: Kube, child: Mapping[str, Any]) -> ChildFinished | None:
+    """ChildFinished for a child run in a final phase (outputs read back if offloaded)."""
+    annotations = child["metadata"].get("annotations") or {}
+    status = child.get("status") or {}
+    if ACTIVITY_KEY not in annotations or not finished(child):
+        return None
+    meta = child["metadata"]
+    ref = RunRef(meta["name"], meta["namespace"], meta["uid"])
+    inlined = await Snapshots(kube, ref, {}, {}).inline(
+        {"output": status.get("output"), "error": status.get("error")}
+    )
+    return ChildFinished(
+        key=annotations[ACTIVITY_KEY],
+        attempt=int(annotations.get(ATTEMPT, "1")),
+        phase=status["phase"],
+        output=inlined.get("output"),
+        error=inlined.get("error"),
+    )
+
+
+class Registry:
+    """Every run loop of this operator, by run uid; restarts loops that crash."""
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+        self.loops: dict[str, RunLoop] = {}
+        self.latest: dict[str, Mapping[str, Any]] = {}
+        self.background: set[asyncio.Task[Any]] = set()
+        self._failures: dict[str, int] = {}
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A WorkflowRun watch event: route it to its loop, starting one when needed."""
+        uid = body["metadata"]["uid"]
+        if event_type == "DELETED":
+            self.latest.pop(uid, None)
+            loop = self.loops.pop(uid, None)
+            if loop is not None and loop.task is not None:
+                loop.task.cancel()
+            return
+        self.latest[uid] = body
+        self._route_child_result(body)
+        loop = self.loops.get(uid)
+        if loop is not None:
+            loop.observe(body)
+        elif self._needs_loop(body):
+            self._start(body)
+
+    def retry_waiting_on(self, namespace: str, workflow: str) -> None:
+        """A Workflow appeared or changed: runs that found it missing or invalid try again."""
+        for uid, body in list(self.latest.items()):
+            ref = (body.get("spec") or {}).get("workflowRef") or {}
+            if (
+                uid not in self.loops
+                and body["metadata"]["namespace"] == namespace
+                and ref.get("name") == workflow
+                and _invalid(body)
+            ):
+                self._start(body)
+
+    async def deliver(self, uid: str, event: Event) -> None:
+        """Deliver `event` to the loop of run `uid`, if it runs here."""
+        loop = self.loops.get(uid)
+        if loop is not None:
+            await loop.deliver(event)
+
+    async def stop(self) -> None:
+        """Cancel every loop (operator shutdown); their state is already committed."""
+        tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.loops.clear()
+
+    def _needs_loop(self, body: Mapping[str, Any]) -> bool:
+        status = body.get("status") or {}
+        spec = body.get("spec") or {}
+        if _invalid(body):
+            return body["metadata"].get("generation") != status.get("observedGeneration")
+        if not finished(body):
+            return True
+        return int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+
+    def _start(self, body: Mapping[str, Any]) -> None:
+        uid = body["metadata"]["uid"]
+        loop = RunLoop(self.shell, body)
+        self.loops[uid] = loop
+        loop.task = asyncio.get_running_loop().create_task(self._supervise(loop))
+
+    async def _supervise(self, loop: RunLoop) -> None:
+        uid = loop.ref.uid
+        try:
+            await loop.main()
+            self._failures.pop(uid, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures = self._failures.get(uid, 0)
+            self._failures[uid] = failures + 1
+            delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
+            log.exception(
+                "run %s/%s failed; restarting in %ss", loop.ref.namespace, loop.ref.name, delay
+            )
+            await asyncio.sleep(delay)
+        finally:
+            if self.loops.get(uid) is loop:
+                del self.loops[uid]
+        body = self.latest.get(uid)
+        if body is not None and self._needs_loop(body):
+            self._start(body)
+
+    def _route_child_result(self, body: Mapping[str, Any]) -> None:
+        parent = (body["metadata"].get("labels") or {}).get(PARENT_UID)
+        if parent is None or parent not in self.loops or not finished(body):
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver_child(parent, body))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _deliver_child(self, parent: str, body: Mapping[str, Any]) -> None:
+        result = await child_result(self.shell.kube, body)
+        if result is not None:
+            await self.deliver(parent, result)
+
+
+def _invalid(body: Mapping[str, Any]) -> bool:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Invalid" and c.get("status") == "True" for c in conditions)
+
+
+def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:
+    try:
+        return compile_definition(WorkflowSpec.model_validate(raw))
+    except ValidationError as exc:
+        prefix = f"{field}." if field else "workflow: "
+        raise InvalidRunError("InvalidWorkflow", prefix + _first_error(exc)) from None
+    except DefinitionError as exc:
+        raise InvalidRunError("InvalidWorkflow", f"workflow: {exc}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def _rfc3339(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
