@@ -23,11 +23,15 @@ def is_retryable(policy: RetryPolicy, error: Mapping[str, Any]) -> bool:
 
     `HttpError` with a 4xx status is a client mistake that repeating will not fix, except 408
     (Request Timeout) and 429 (Too Many Requests), which are invitations to come back later.
+    An error whose `details.nonRetryable` is true is final whatever the policy says.
     """
     error_type = str(error.get("type", ""))
     if error_type in policy.non_retryable_errors or error_type in NON_RETRYABLE_BUILTIN:
         return False
     details = error.get("details")
+    if isinstance(details, Mapping) and details.get("nonRetryable") is True:
+        # The activity itself said so (a worker's non-retryable exception, a refused address).
+        return False
     if error_type == "Timeout" and isinstance(details, Mapping):
         # A scheduleToClose timeout is the budget across attempts running out.
         return details.get("kind") != "scheduleToClose"

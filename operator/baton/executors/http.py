@@ -1,0 +1,474 @@
+"""HTTP activities, and the one HTTP code path of the operator (worker dispatch uses it too).
+
+This module owns the shared `httpx.AsyncClient`, the address guard that keeps activities away
+from link-local and cloud-metadata addresses, secret headers, and the mapping of responses and
+transport failures to engine errors:
+
+| what happened | error type | retried by default |
+|---|---|---|
+| status outside `successCodes` (default 2xx) | `HttpError`, `details.status` | not 4xx* |
+| no response within `startToClose` | `Timeout`, `details.kind: startToClose` | yes |
+| refused connection, reset, DNS failure | `ConnectionError` | yes |
+| link-local or metadata address | `ForbiddenAddress` (`details.nonRetryable`) | never |
+| URL that is not http(s) | `InvalidRequest` (`details.nonRetryable`) | never |
+| body over `MAX_RESPONSE_BYTES` | `ResponseTooLarge` (`details.nonRetryable`) | never |
+| Secret or key of a header missing | `SecretUnavailable` | yes (it may be created) |
+
+(*) 408 and 429 are retried; other 4xx are not.
+
+The guard sits below httpx, in the network backend that opens TCP connections: it resolves the
+host, refuses when any address is forbidden, and connects to an address it checked. Checking at
+connect time (rather than resolving once before the request) leaves no window for a DNS answer
+that changes between check and use, and covers every connection a request opens. Redirects are
+not followed: a `3xx` is an `HttpError` unless listed in `successCodes`, so a header read from a
+Secret never travels to a host the workflow did not name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import logging
+import socket
+import time
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpcore
+import httpx
+
+from baton.engine.commands import CancelActivity, StartActivity
+from baton.executors.attempts import (
+    ActivityError,
+    AttemptId,
+    InFlight,
+    parse_output,
+    run_attempt,
+    text_of,
+)
+from baton.executors.base import Report, RunRef
+from baton.settings import OperatorSettings
+from baton.store.kube import ApiError, Kube, core_path
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+"""Largest response body read: an output must fit in a ConfigMap (etcd's limit is 1.5 MiB)."""
+
+ERROR_BODY_CHARS = 1024
+"""Longest response body kept in an `HttpError`'s details (errors live in status and history)."""
+
+USER_AGENT = "baton"
+
+METADATA_HOSTS: frozenset[str] = frozenset(
+    {
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata.azure.com",
+        "instance-data.ec2.internal",
+        "metadata.tencentyun.com",
+    }
+)
+"""Names of cloud metadata services, refused before they are even resolved."""
+
+METADATA_ADDRESSES: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, DigitalOcean
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+        ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud (legacy)
+    }
+)
+"""Metadata addresses outside the link-local ranges, which are refused as a whole."""
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Resolves a host name (or literal address) and port to IP addresses, in preference order."""
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """The addresses of `host` from the system resolver, without duplicates."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class ForbiddenAddressError(Exception):
+    """A request would reach a link-local or cloud-metadata address."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self.host = host
+        self.address = address
+        where = host if host == address else f"{host} ({address})"
+        super().__init__(
+            f"refused to connect to {where}: a link-local or cloud metadata address "
+            "(the operator's allowLinkLocalHttp setting is off)"
+        )
+
+
+def forbidden_address(address: str) -> bool:
+    """True for link-local (169.254.0.0/16, fe80::/10) and cloud-metadata addresses,
+    IPv4-mapped IPv6 forms included. Loopback and private ranges are allowed."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_link_local or ip in METADATA_ADDRESSES
+
+
+def check_destination(host: str, addresses: list[str]) -> None:
+    """Raise ForbiddenAddressError when `host` or any of its addresses is forbidden.
+
+    Any rather than all: a name with one metadata address among public ones is an attack, not
+    an accident, and connecting to "the others" would depend on their order."""
+    name = host.lower().rstrip(".")
+    if name in METADATA_HOSTS:
+        raise ForbiddenAddressError(host, host)
+    for address in [host, *addresses]:
+        if forbidden_address(address):
+            raise ForbiddenAddressError(host, address)
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP connections only to addresses `check_destination` accepts."""
+
+    def __init__(self, resolve: Resolver, *, allow_link_local: bool) -> None:
+        self._resolve = resolve
+        self._allow_link_local = allow_link_local
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if not self._allow_link_local and host.lower().rstrip(".") in METADATA_HOSTS:
+            raise ForbiddenAddressError(host, host)
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not self._allow_link_local:
+            check_destination(host, addresses)
+        failure: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("HTTP activities do not use unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool opening connections through the guard."""
+
+    def __init__(self, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx takes no network backend, so the pool it built (still empty) is replaced by the
+        # same pool over the guard. This reads httpx's internals; httpx is pinned below 0.29
+        # and the unit tests fail if the guard stops being used.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
+def http_client(settings: OperatorSettings, resolve: Resolver | None = None) -> httpx.AsyncClient:
+    """The shared client: pool size from settings, the address guard, no redirects, no proxy
+    from the environment (the guard must see the real destination), no default timeout (each
+    attempt sets its own from startToClose)."""
+    limits = httpx.Limits(
+        max_connections=settings.http_max_connections,
+        max_keepalive_connections=settings.http_max_connections,
+    )
+    backend = GuardedBackend(
+        resolve or resolve_host, allow_link_local=settings.allow_link_local_http
+    )
+    return httpx.AsyncClient(
+        transport=_GuardedTransport(limits, backend),
+        trust_env=False,
+        follow_redirects=False,
+        timeout=None,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A response read in full (up to MAX_RESPONSE_BYTES)."""
+
+    status: int
+    reason: str
+    headers: httpx.Headers
+    content: bytes
+    encoding: str = "utf-8"
+
+    @property
+    def text(self) -> str:
+        """The body decoded by its charset (UTF-8 when it names none or an unknown one)."""
+        try:
+            return self.content.decode(self.encoding, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def output(self) -> Any:
+        """The body as an activity output: its JSON, else its text; empty → None."""
+        return parse_output(self.text)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds from `now` that a `Retry-After` header asks to wait: delay-seconds or an
+    HTTP date; None when absent or unreadable, never negative."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 dates are GMT; a date without a zone is read as such.
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def response_error(response: HttpResponse, now: float) -> ActivityError:
+    """The `HttpError` of a response that is not a success: `<status> <reason>`, the status
+    (what the engine's retry rule reads), the start of the body, and `Retry-After`."""
+    details: dict[str, Any] = {"status": response.status}
+    body = response.output()
+    if isinstance(body, str):
+        if len(body) > ERROR_BODY_CHARS:
+            body = body[:ERROR_BODY_CHARS] + "…"
+    elif body is not None and len(response.content) > ERROR_BODY_CHARS:
+        body = response.text[:ERROR_BODY_CHARS] + "…"
+    if body is not None:
+        details["body"] = body
+    message = f"{response.status} {response.reason}".strip()
+    retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
+    return ActivityError("HttpError", message, details, retry_after=retry_after)
+
+
+def _is_success(status: int, success_codes: Any) -> bool:
+    if isinstance(success_codes, list) and success_codes:
+        return status in success_codes
+    return 200 <= status < 300
+
+
+class HttpExecutor:
+    """Performs `http` activities over one shared client (also lent to worker dispatch).
+
+    `start` runs the call as a task (a duplicate start of an attempt in flight is a no-op);
+    `cancel` cancels that task; `close` cancels them all and closes the client. `resolve`
+    replaces the system resolver (tests point host names at chosen addresses)."""
+
+    kind = "http"
+
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, *, resolve: Resolver | None = None
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.client = http_client(settings, resolve)
+        self._inflight = InFlight()
+
+    async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
+        """Begin the call; ActivityStarted, then ActivityCompleted/ActivityFailed via `report`."""
+        secrets: list[str] = []
+
+        async def call() -> Any:
+            return await self._call(run, command, secrets)
+
+        async def attempt() -> None:
+            await run_attempt(command, report, call, secrets=lambda: secrets)
+
+        self._inflight.spawn(AttemptId.of(run, command), attempt)
+
+    async def cancel(self, run: RunRef, command: CancelActivity) -> None:
+        """Cancel the call of that attempt if it is still in flight."""
+        await self._inflight.cancel(AttemptId.of(run, command))
+
+    async def close(self) -> None:
+        """Cancel every call in flight and close the shared client."""
+        await self._inflight.close()
+        await self.client.aclose()
+
+    async def _call(self, run: RunRef, command: StartActivity, secrets: list[str]) -> Any:
+        spec = command.spec
+        method = str(spec.get("method") or "GET").upper()
+        headers = await self._headers(run, spec.get("headers") or {}, secrets)
+        if not any(name.lower() == "idempotency-key" for name in headers):
+            # A header the workflow sets itself wins: a key without the attempt number lets
+            # the server deduplicate across retries too.
+            headers["Idempotency-Key"] = command.idempotency_key
+        log.debug("http %s for %s", method, command.idempotency_key)
+        response = await self.send(
+            method,
+            str(spec.get("url") or ""),
+            headers=headers,
+            body=spec.get("body"),
+            timeout=command.start_to_close,
+        )
+        if not _is_success(response.status, spec.get("successCodes")):
+            raise response_error(response, time.time())
+        return None if method == "HEAD" else response.output()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: float | None,
+    ) -> HttpResponse:
+        """One request through the guard, its body read in full; transport failures raise
+        ActivityError (`Timeout`, `ConnectionError`, `ForbiddenAddress`, ...). Statuses are the
+        caller's to judge."""
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ActivityError(
+                "InvalidRequest", f"invalid URL {url!r}: {exc}", non_retryable=True
+            ) from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise ActivityError(
+                "InvalidRequest", f"not an http(s) URL: {url!r}", non_retryable=True
+            )
+        where = f"{method} {target.copy_with(query=None, fragment=None)}"
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.client.stream(
+                    method,
+                    target,
+                    headers=headers,
+                    json=body,
+                    timeout=httpx.Timeout(timeout),
+                ) as response:
+                    content = await _read_capped(response, where)
+                    return HttpResponse(
+                        status=response.status_code,
+                        reason=response.reason_phrase,
+                        headers=response.headers,
+                        content=content,
+                        encoding=response.charset_encoding or "utf-8",
+                    )
+        except ForbiddenAddressError as exc:
+            raise ActivityError(
+                "ForbiddenAddress",
+                str(exc),
+                {"host": exc.host, "address": exc.address},
+                non_retryable=True,
+            ) from None
+        except (TimeoutError, httpx.TimeoutException):
+            raise ActivityError(
+                "Timeout",
+                f"{where}: no response within the startToClose timeout of {timeout}s",
+                {"kind": "startToClose"},
+            ) from None
+        except httpx.TransportError as exc:
+            raise ActivityError(
+                "ConnectionError",
+                f"{where}: {exc or type(exc).__name__}",
+                {"reason": type(exc).__name__},
+            ) from None
+
+    async def _headers(
+        self, run: RunRef, spec: Mapping[str, Any], secrets: list[str]
+    ) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, value in spec.items():
+            if isinstance(value, Mapping) and "secretKeyRef" in value:
+                secret = await self._secret(run.namespace, value["secretKeyRef"])
+                secrets.append(secret)
+                headers[name] = secret
+            elif value is not None:
+                headers[name] = text_of(value)
+        return headers
+
+    async def _secret(self, namespace: str, ref: Any) -> str:
+        """The value of a Secret's key in the run's namespace, read now and never stored."""
+        name = str(ref.get("name", "")) if isinstance(ref, Mapping) else ""
+        key = str(ref.get("key", "")) if isinstance(ref, Mapping) else ""
+        details = {"secret": name, "key": key}
+        try:
+            secret = await self.kube.get(core_path("secrets", namespace, name))
+        except ApiError as exc:
+            raise ActivityError(
+                "SecretUnavailable",
+                f"cannot read secret {namespace}/{name}: {exc.status} {exc.reason}",
+                {**details, "status": exc.status},
+            ) from None
+        if secret is None:
+            raise ActivityError(
+                "SecretUnavailable", f"secret {namespace}/{name} not found", details
+            )
+        encoded = (secret.get("data") or {}).get(key)
+        if not isinstance(encoded, str):
+            raise ActivityError(
+                "SecretUnavailable", f"secret {namespace}/{name} has no key {key!r}", details
+            )
+        try:
+            value = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ActivityError(
+                "SecretUnavailable",
+                f"key {key!r} of secret {namespace}/{name} is not UTF-8 text",
+                details,
+            ) from None
+        if any(c in value for c in "\r\n\0"):
+            raise ActivityError(
+                "SecretUnavailable",
+                f"key {key!r} of secret {namespace}/{name} holds a line break or NUL, which a "
+                "header cannot carry (a trailing newline? create it with --from-literal)",
+                details,
+            )
+        return value
+
+
+async def _read_capped(response: httpx.Response, where: str) -> bytes:
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content += chunk
+        if len(content) > MAX_RESPONSE_BYTES:
+            raise ActivityError(
+                "ResponseTooLarge",
+                f"{where}: response body over {MAX_RESPONSE_BYTES} bytes",
+                {"status": response.status_code, "limit": MAX_RESPONSE_BYTES},
+                non_retryable=True,
+            )
+    return bytes(content)

@@ -1,0 +1,137 @@
+"""Worker activities: the minimal dispatch of a task to a WorkerPool over HTTP.
+
+This module owns the wire protocol between the operator and activity workers (documented in
+docs/architecture.md, "Worker protocol"): where a pool is reached, the task request, and how
+the worker's answer becomes an engine event. It sends through the HTTP executor's client and
+address guard — one HTTP code path — and keeps nothing of its own but the tasks in flight.
+Queues, fairness and autoscaling come later, on top of `dispatch_request` and `worker_result`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+from baton.engine.commands import CancelActivity, StartActivity
+from baton.executors.attempts import ActivityError, AttemptId, InFlight, run_attempt
+from baton.executors.base import Report, RunRef
+from baton.executors.http import HttpExecutor, HttpResponse, response_error
+from baton.settings import OperatorSettings
+from baton.store.kube import Kube, path_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8080
+
+
+def pool_endpoint(pool: dict[str, Any]) -> str:
+    """Where a pool takes tasks: `spec.endpoint`, else its Service
+    `http://<pool>.<namespace>.svc:<port>`."""
+    spec = pool.get("spec") or {}
+    endpoint = spec.get("endpoint")
+    if isinstance(endpoint, str) and endpoint:
+        return endpoint.rstrip("/")
+    meta = pool.get("metadata") or {}
+    port = spec.get("port") or DEFAULT_PORT
+    return f"http://{meta.get('name')}.{meta.get('namespace')}.svc:{port}"
+
+
+def activity_url(endpoint: str, activity: str) -> str:
+    """The URL of one activity of a pool."""
+    return f"{endpoint.rstrip('/')}/activities/{quote(activity, safe='')}"
+
+
+def dispatch_request(run: RunRef, command: StartActivity) -> dict[str, Any]:
+    """The JSON body of a task: input, idempotency key, attempt, and the run it belongs to."""
+    return {
+        "input": command.spec.get("input"),
+        "idempotencyKey": command.idempotency_key,
+        "attempt": command.attempt,
+        "run": {"name": run.name, "namespace": run.namespace, "uid": run.uid},
+    }
+
+
+def worker_result(response: HttpResponse, now: float) -> Any:
+    """The output of a worker's answer, or ActivityError for an error it reported or a
+    response outside the protocol. Statuses other than 2xx are `HttpError`s, as for HTTP
+    activities (a 503 with `Retry-After` from an overloaded worker is honoured)."""
+    if not 200 <= response.status < 300:
+        raise response_error(response, now)
+    body = response.output()
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        details = error.get("details")
+        details = dict(details) if isinstance(details, dict) else {}
+        raise ActivityError(
+            str(error.get("type") or "ActivityError"),
+            str(error.get("message") or ""),
+            details,
+            non_retryable=error.get("nonRetryable") is True,
+        )
+    if isinstance(body, dict) and "output" in body:
+        return body["output"]
+    raise ActivityError(
+        "WorkerProtocolError",
+        f"worker answered {response.status} without `output` or `error`",
+        {"status": response.status},
+    )
+
+
+class WorkerExecutor:
+    """Performs `worker` activities by POSTing them to their pool.
+
+    `http` is the HTTP executor whose client and guard it sends through; closing this executor
+    stops its tasks but leaves that client to its owner."""
+
+    kind = "worker"
+
+    def __init__(self, kube: Kube, settings: OperatorSettings, http: HttpExecutor) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.http = http
+        self._inflight = InFlight()
+
+    async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
+        """Dispatch the task; ActivityStarted, then its result, via `report`."""
+
+        async def call() -> Any:
+            return await self._dispatch(run, command)
+
+        async def attempt() -> None:
+            await run_attempt(command, report, call)
+
+        self._inflight.spawn(AttemptId.of(run, command), attempt)
+
+    async def cancel(self, run: RunRef, command: CancelActivity) -> None:
+        """Stop waiting for the task's answer (the request is cancelled; the worker sees the
+        connection close)."""
+        await self._inflight.cancel(AttemptId.of(run, command))
+
+    async def close(self) -> None:
+        """Cancel every task in flight."""
+        await self._inflight.close()
+
+    async def _dispatch(self, run: RunRef, command: StartActivity) -> Any:
+        name = str(command.spec.get("pool") or "")
+        activity = str(command.spec.get("activity") or "")
+        pool = await self.kube.get(path_of("workerpools", run.namespace, name))
+        if pool is None:
+            # Retryable: the pool may be applied after the workflow; the step waits for it
+            # within its scheduleToClose.
+            raise ActivityError(
+                "WorkerPoolNotFound",
+                f"WorkerPool {run.namespace}/{name} not found",
+                {"pool": name},
+            )
+        url = activity_url(pool_endpoint(pool), activity)
+        log.debug("worker task %s to %s", command.idempotency_key, url)
+        response = await self.http.send(
+            "POST",
+            url,
+            headers={"Idempotency-Key": command.idempotency_key},
+            body=dispatch_request(run, command),
+            timeout=command.start_to_close,
+        )
+        return worker_result(response, time.time())
