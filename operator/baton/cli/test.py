@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from baton.api.duration import format_duration
 from baton.cli import CommandError
+from baton.cli.jsonarg import json_argument, read_text
+from baton.cli.timeline import error_line, output_line, timeline_line
 from baton.testing.mocks import Mocks
 from baton.testing.runner import TestResult, WorkflowTestError, load_workflows, run_workflow
 
@@ -42,15 +43,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the test and print its result; the exit code tells whether --expect held."""
-    _read(args.workflow_file)  # a missing or unreadable file is reported in one line
+    read_text(args.workflow_file)  # a missing or unreadable file is reported in one line
     workflows = load_workflows(args.workflow_file)
     if not workflows:
         raise CommandError(f"{args.workflow_file}: no Workflow document in the file")
+    input_ = None if args.input is None else json_argument(args.input, "--input")
     mocks = _mocks(args.mocks) if args.mocks else Mocks()
     try:
-        result = run_workflow(
-            workflows, input=_input(args.input), mocks=mocks, workflow=args.workflow
-        )
+        result = run_workflow(workflows, input=input_, mocks=mocks, workflow=args.workflow)
     except WorkflowTestError as exc:
         raise CommandError(f"{args.workflow_file}: {exc}") from None
     if args.json:
@@ -67,17 +67,14 @@ def render_timeline(result: TestResult, name: str) -> str:
     """The run as a readable timeline: one line per event, then the outcome."""
     lines = [f"{name}: {result.phase} after {format_duration(result.virtual_duration)} (virtual)"]
     for event in result.events:
-        at = format_duration(event.at) if event.at else "0s"
+        # Events of child runs carry the child's name before their step key.
         who = f"{event.run}/" if event.run else ""
         step = f"{who}{event.step}" if event.step else who.rstrip("/")
-        lines.append(f"  {at:>10}  {event.type:<18} {step:<28} {event.detail}".rstrip())
+        lines.append(timeline_line(event.at, event.type, step, event.detail))
     if result.output is not None:
-        lines.append(f"output: {json.dumps(result.output)}")
+        lines.append(output_line(result.output))
     if result.error:
-        lines.append(
-            f"error: {result.error.get('type')}: {result.error.get('message', '')}"
-            + (f" (step {result.error['step']})" if result.error.get("step") else "")
-        )
+        lines.append(error_line(result.error))
     if result.compensations:
         lines.append(f"compensations: {', '.join(result.compensations)}")
     if result.queries:
@@ -85,31 +82,9 @@ def render_timeline(result: TestResult, name: str) -> str:
     return "\n".join(lines)
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CommandError(f"{path}: {exc.strerror}") from None
-
-
-def _input(value: str | None) -> Any:
-    if value is None:
-        return None
-    source = "--input"
-    if value.startswith("@"):
-        source = value[1:]
-        value = _read(Path(source))
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise CommandError(
-            f"{source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
-
-
 def _mocks(path: Path) -> Mocks:
     try:
-        data = yaml.safe_load(_read(path)) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as exc:
         raise CommandError(f"{path}: not YAML: {exc}".splitlines()[0]) from None
     try:

@@ -1,0 +1,253 @@
+"""How the run commands show WorkflowRuns: the `baton get` table and details, the lines of
+`baton run --wait`, and ages as kubectl writes them.
+
+Pure functions of the objects the API server returned and of `now` (seconds since the epoch,
+read by the caller), so every rendering is unit-tested without a cluster or a clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from baton.api.run import RunPhase
+from baton.cli.timeline import error_line, output_line
+
+INLINE = "(inline)"
+"""The WORKFLOW of a run with an inline definition instead of a workflowRef."""
+NONE = "<none>"
+
+
+def parse_time(text: object) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time (`2026-07-01T10:00:00Z`); None if absent."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def human_age(seconds: float) -> str:
+    """An age as kubectl prints it (`45s`, `3m20s`, `5h`, `2d3h`, `400d`): precise when recent,
+    coarse when old (k8s.io/apimachinery's HumanDuration)."""
+    if seconds < -1:
+        return "<invalid>"
+    whole = max(int(seconds), 0)
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if whole < 120:
+        return f"{whole}s"
+    if minutes < 10:
+        rest = whole % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{days}d{rest}h" if rest else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    years = days // 365
+    if hours < 24 * 365 * 8:
+        rest = days % 365
+        return f"{years}y{rest}d" if rest else f"{years}y"
+    return f"{years}y"
+
+
+def _status(run: Mapping[str, Any]) -> Mapping[str, Any]:
+    status = run.get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
+def phase_of(run: Mapping[str, Any]) -> str:
+    """The run's phase; `Pending` until the operator first writes its status."""
+    return str(_status(run).get("phase") or RunPhase.PENDING.value)
+
+
+def is_finished(phase: str) -> bool:
+    """Whether `phase` is one a run does not leave (short of a redrive)."""
+    try:
+        return RunPhase(phase).finished
+    except ValueError:
+        return False
+
+
+def workflow_of(run: Mapping[str, Any]) -> str:
+    """The Workflow the run follows, or `(inline)`."""
+    ref = (run.get("spec") or {}).get("workflowRef") or {}
+    return str(ref.get("name") or INLINE)
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns left-aligned and three spaces apart, as kubectl prints them."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def runs_table(runs: Iterable[Mapping[str, Any]], now: float, *, namespaces: bool = False) -> str:
+    """`baton get`: NAME WORKFLOW PHASE STEP PROGRESS AGE (NAMESPACE first with `namespaces`)."""
+    header = ["NAME", "WORKFLOW", "PHASE", "STEP", "PROGRESS", "AGE"]
+    rows = [["NAMESPACE", *header] if namespaces else header]
+    for run in runs:
+        metadata = run.get("metadata") or {}
+        status = _status(run)
+        created = parse_time(metadata.get("creationTimestamp"))
+        row = [
+            str(metadata.get("name", "")),
+            workflow_of(run),
+            phase_of(run),
+            str(status.get("currentStep") or ""),
+            str(status.get("progress") or ""),
+            human_age(now - created) if created is not None else NONE,
+        ]
+        rows.append([str(metadata.get("namespace", "")), *row] if namespaces else row)
+    return table(rows)
+
+
+def run_details(run: Mapping[str, Any], now: float) -> str:
+    """`baton get RUN`: the run's phase, its steps, output, error, queries and conditions."""
+    metadata = run.get("metadata") or {}
+    spec = run.get("spec") or {}
+    status = _status(run)
+    workflow = workflow_of(run)
+    if status.get("workflowGeneration"):
+        workflow += f" (generation {status['workflowGeneration']})"
+    fields = [
+        ("Name", str(metadata.get("name", ""))),
+        ("Namespace", str(metadata.get("namespace", ""))),
+        ("Workflow", workflow),
+        (
+            "Phase",
+            phase_of(run) + (" (suspend requested)" if _suspend_pending(spec, status) else ""),
+        ),
+    ]
+    if spec.get("cancel") and not is_finished(phase_of(run)):
+        fields.append(("Cancel", "requested"))
+    for label, key in (("Started", "startedAt"), ("Finished", "finishedAt")):
+        at = parse_time(status.get(key))
+        if at is not None:
+            fields.append((label, f"{status[key]} ({human_age(now - at)} ago)"))
+    if status.get("currentStep"):
+        fields.append(("Step", str(status["currentStep"])))
+    if status.get("progress"):
+        fields.append(("Progress", str(status["progress"])))
+    signals = spec.get("signals") or []
+    if signals:
+        fields.append(("Signals", f"{len(signals)} sent, {status.get('signalsConsumed', 0)} taken"))
+    if spec.get("redrive"):
+        fields.append(("Redrive", str(spec["redrive"])))
+    width = max(len(label) for label, _ in fields) + 2
+    lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
+    lines += _steps_section(status.get("steps") or {})
+    compensations = status.get("compensations") or []
+    if compensations:
+        lines.append("Compensations:")
+        lines += _indent(
+            table(
+                [
+                    ["STEP", "PHASE", "ATTEMPTS", "ERROR"],
+                    *(
+                        [
+                            str(c.get("step", "")),
+                            str(c.get("phase", "")),
+                            str(c.get("attempts", 0)),
+                            _short_error(c.get("error")),
+                        ]
+                        for c in compensations
+                    ),
+                ]
+            )
+        )
+    if "output" in status and status["output"] is not None:
+        lines.append(output_line(status["output"]).replace("output:", "Output:", 1))
+    if status.get("error"):
+        lines.append(error_line(status["error"]).replace("error:", "Error:", 1))
+    queries = status.get("queries") or {}
+    if queries:
+        lines.append("Queries:")
+        lines += [f"  {name}: {json.dumps(value)}" for name, value in queries.items()]
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
+    if conditions:
+        lines.append("Conditions:")
+        lines += _indent(
+            table(
+                [
+                    ["TYPE", "STATUS", "REASON", "MESSAGE"],
+                    *(
+                        [
+                            str(c.get("type", "")),
+                            str(c.get("status", "")),
+                            str(c.get("reason", "")),
+                            str(c.get("message", "")),
+                        ]
+                        for c in conditions
+                    ),
+                ]
+            )
+        )
+    return "\n".join(lines)
+
+
+def _suspend_pending(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return bool(spec.get("suspend")) and not status.get("suspended")
+
+
+def _steps_section(steps: Mapping[str, Any]) -> list[str]:
+    if not steps:
+        return []
+    rows = [["STEP", "PHASE", "ATTEMPTS", "ERROR"]]
+    for name, value in steps.items():
+        step: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+        rows.append(
+            [
+                name,
+                str(step.get("phase", "")),
+                str(step.get("attempts", 0)),
+                _short_error(step.get("error")),
+            ]
+        )
+    return ["Steps:", *_indent(table(rows))]
+
+
+def _short_error(error: object) -> str:
+    if not isinstance(error, Mapping):
+        return ""
+    message = str(error.get("message") or "")
+    return f"{error.get('type')}: {message}" if message else str(error.get("type", ""))
+
+
+def _indent(text: str) -> list[str]:
+    return [f"  {line}" for line in text.splitlines()]
+
+
+def wait_key(run: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What `baton run --wait` reports a change of: phase, current step, progress."""
+    status = _status(run)
+    return phase_of(run), str(status.get("currentStep") or ""), str(status.get("progress") or "")
+
+
+def wait_line(run: Mapping[str, Any], elapsed: float) -> str:
+    """One line of `baton run --wait`: time since waiting began, phase, progress, step."""
+    phase, step, progress = wait_key(run)
+    return f"  {human_age(elapsed):>6}  {phase:<18} {progress:<8} {step}".rstrip()
+
+
+def outcome_lines(run: Mapping[str, Any]) -> list[str]:
+    """After the wait: the run's output, or its error."""
+    status = _status(run)
+    lines = []
+    if status.get("output") is not None:
+        lines.append(output_line(status["output"]))
+    if status.get("error"):
+        lines.append(error_line(status["error"]))
+    return lines

@@ -1,0 +1,86 @@
+"""Timelines as `baton test` and `baton history` print them: one aligned line per event.
+
+Both commands show a run the same way, so a user reading the offline result of `baton test` and
+the history of a real run on a cluster compares like with like: the time since the run's first
+event, the event type, the step key, a short detail. The outcome lines (`output: ...`,
+`error: ...`) are shared too. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from baton.api.duration import format_duration
+from baton.engine.events import (
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityStarted,
+    ChildFinished,
+    Event,
+    HistoryEntry,
+    RedriveRequested,
+    RunStarted,
+    SignalReceived,
+    TimerFired,
+)
+
+TYPE_WIDTH = 18
+STEP_WIDTH = 28
+
+
+def timeline_line(at: float, event_type: str, step: str | None, detail: str) -> str:
+    """One event: `at` seconds since the run's first event, its type, step key and detail."""
+    when = format_duration(at) if at else "0s"
+    return f"  {when:>10}  {event_type:<{TYPE_WIDTH}} {step or '':<{STEP_WIDTH}} {detail}".rstrip()
+
+
+def event_step(event: Event) -> str | None:
+    """The activity key an event is about (`pay`, `items[3].charge`, `pay/compensate`)."""
+    key = getattr(event, "key", None)
+    return key if isinstance(key, str) else None
+
+
+def event_detail(event: Event) -> str:
+    """What a reader needs besides type and step: the attempt, the error, the signal's name."""
+    if isinstance(event, ActivityFailed):
+        return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
+    if isinstance(event, SignalReceived):
+        return event.name
+    if isinstance(event, ChildFinished):
+        return event.phase
+    if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):
+        return f"attempt {event.attempt}"
+    if isinstance(event, RedriveRequested):
+        return f"redrive {event.n}"
+    if isinstance(event, TimerFired):
+        return event.timer_id
+    if isinstance(event, RunStarted) and event.generation:
+        return f"workflow generation {event.generation}"
+    return ""
+
+
+def history_lines(entries: Iterable[HistoryEntry]) -> list[str]:
+    """A run's recorded history as timeline lines, times relative to its first event."""
+    lines = []
+    first: float | None = None
+    for entry in entries:
+        first = entry.at if first is None else first
+        event = entry.event
+        lines.append(
+            timeline_line(entry.at - first, event.type, event_step(event), event_detail(event))
+        )
+    return lines
+
+
+def error_line(error: Mapping[str, Any]) -> str:
+    """`error: Type: message (step s)`, for a run's or a step's error."""
+    step = f" (step {error['step']})" if error.get("step") else ""
+    return f"error: {error.get('type')}: {error.get('message', '')}{step}"
+
+
+def output_line(output: Any) -> str:
+    """`output: <json>`."""
+    return f"output: {json.dumps(output)}"
