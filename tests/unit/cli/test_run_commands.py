@@ -1,0 +1,106 @@
+"""The run commands without a cluster: their arguments, and the one-line errors they give
+before any request is sent. (tests/integration/test_cli.py drives them against a cluster.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from baton.cli.main import build_parser, main
+from baton.store.kube import IN_CLUSTER_TOKEN
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, f"expected one line, got {err!r}"
+    return err.removeprefix("baton: error: ").strip()
+
+
+def test_every_run_command_takes_the_cluster_flags() -> None:
+    parser = build_parser()
+    for argv in (
+        ["run", "w"],
+        ["wait", "r"],
+        ["signal", "r", "go"],
+        ["cancel", "r"],
+        ["suspend", "r"],
+        ["resume", "r"],
+        ["redrive", "r"],
+        ["history", "r"],
+        ["get"],
+        ["get", "r"],
+    ):
+        args = parser.parse_args([*argv, "-n", "shop", "--kubeconfig", "k", "--context", "c"])
+        assert (args.namespace, args.kubeconfig, args.context) == ("shop", "k", "c")
+
+
+def test_run_arguments() -> None:
+    args = build_parser().parse_args(
+        ["run", "purchase", "--input", "{}", "--name", "p1", "--wait", "--timeout", "5m"]
+    )
+    assert (args.workflow, args.input, args.name, args.wait, args.timeout) == (
+        "purchase",
+        "{}",
+        "p1",
+        True,
+        "5m",
+    )
+
+
+def test_timeout_without_wait_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = one_error_line(capsys, ["run", "w", "--timeout", "1m"])
+    assert err.startswith("--timeout is how long --wait waits")
+
+
+def test_a_malformed_timeout_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = one_error_line(capsys, ["run", "w", "--wait", "--timeout", "5 minutes"])
+    assert err.startswith("--timeout: malformed duration '5 minutes'")
+    err = one_error_line(capsys, ["run", "w", "--run-timeout", "soon"])
+    assert err.startswith("--run-timeout: malformed duration 'soon'")
+
+
+def test_bad_json_is_refused_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
+    err = one_error_line(capsys, ["signal", "r", "go", "--payload", "{oops", "--kubeconfig", "/x"])
+    assert err.startswith("--payload: not JSON")
+    err = one_error_line(capsys, ["run", "w", "--input", "[1,", "--kubeconfig", "/x"])
+    assert err.startswith("--input: not JSON")
+
+
+def test_no_kubeconfig_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if IN_CLUSTER_TOKEN.exists():
+        pytest.skip("inside a pod the service account is the fallback, not an error")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    err = one_error_line(capsys, ["get"])
+    assert err == "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
+
+
+def test_a_missing_kubeconfig_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    err = one_error_line(capsys, ["cancel", "r", "--kubeconfig", str(tmp_path / "nope")])
+    assert err == f"--kubeconfig {tmp_path / 'nope'}: no such file"
+
+
+def test_an_unreachable_server_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Port 1 on the loopback refuses connections; nothing else about the cluster matters.
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n",
+        encoding="utf-8",
+    )
+    err = one_error_line(capsys, ["get", "--kubeconfig", str(kubeconfig)])
+    assert err.startswith("cannot reach the API server at http://127.0.0.1:1")
+
+
+def test_run_and_all_namespaces_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    assert one_error_line(capsys, ["get", "r", "-A"]) == "give RUN or --all-namespaces, not both"
