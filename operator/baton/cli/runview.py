@@ -206,8 +206,7 @@ def _steps_section(steps: Mapping[str, Any]) -> list[str]:
     if not steps:
         return []
     rows = [["STEP", "PHASE", "ATTEMPTS", "ERROR"]]
-    for name, value in steps.items():
-        step: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+    for name, step in _in_start_order(steps):
         rows.append(
             [
                 name,
@@ -217,6 +216,20 @@ def _steps_section(steps: Mapping[str, Any]) -> list[str]:
             ]
         )
     return ["Steps:", *_indent(table(rows))]
+
+
+def _in_start_order(steps: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Steps in the order they started, those not started yet last, each group by name.
+
+    The API server returns JSON objects with their keys sorted, so the order the engine wrote
+    `status.steps` in is gone; start times give it back for every step that ran."""
+    entries = [(name, s if isinstance(s, Mapping) else {}) for name, s in steps.items()]
+
+    def key(entry: tuple[str, Mapping[str, Any]]) -> tuple[bool, float, str]:
+        started = parse_time(entry[1].get("startedAt"))
+        return started is None, started or 0.0, entry[0]
+
+    return sorted(entries, key=key)
 
 
 def _short_error(error: object) -> str:

@@ -90,9 +90,15 @@ def test_details_show_steps_output_queries_and_error() -> None:
         finishedAt="2026-07-01T11:59:50Z",
         progress="1/2",
         steps={
-            "reserve": {"phase": "Succeeded", "attempts": 1, "output": {"id": "r1"}},
+            "reserve": {
+                "phase": "Succeeded",
+                "attempts": 1,
+                "output": {"id": "r1"},
+                "startedAt": "2026-07-01T11:59:20Z",
+            },
             "pay": {
                 "phase": "Failed",
+                "startedAt": "2026-07-01T11:59:21Z",
                 "attempts": 3,
                 "error": {"type": "HttpError", "message": "503 Service Unavailable"},
             },
@@ -160,3 +166,21 @@ def test_times_parse_from_rfc3339() -> None:
     assert parse_time("1970-01-01T00:01:00Z") == 60.0
     assert parse_time(None) is None
     assert parse_time("yesterday") is None
+
+
+def test_steps_are_listed_in_the_order_they_started() -> None:
+    # The API server hands status.steps back with its keys sorted by name.
+    steps = {
+        "audit": {"phase": "Pending"},
+        "charge": {"phase": "Running", "startedAt": "2026-07-01T11:59:30Z"},
+        "zreserve": {"phase": "Succeeded", "startedAt": "2026-07-01T11:59:20Z"},
+        "approve": {"phase": "Pending"},
+    }
+    lines = run_details(run("r", phase="Running", steps=steps), NOW).splitlines()
+    start = lines.index("Steps:") + 2
+    assert [line.split()[0] for line in lines[start : start + 4]] == [
+        "zreserve",
+        "charge",
+        "approve",
+        "audit",
+    ]
