@@ -11,6 +11,7 @@ wrong on the way â€” no kubeconfig, an unknown context, an unreachable server â€
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -139,7 +140,7 @@ async def open_cluster(target: Target) -> AsyncIterator[tuple[Kube, str]]:
         try:
             # The library merges the same files the same way; given `where` explicitly, it
             # does not fall back on the $KUBECONFIG it read at import time.
-            await config.load_kube_config(
+            loader = await config.load_kube_config(
                 config_file=where,
                 context=context,
                 client_configuration=configuration,
@@ -149,10 +150,12 @@ async def open_cluster(target: Target) -> AsyncIterator[tuple[Kube, str]]:
             raise CommandError(f"kubeconfig {where}: {exc}") from None
         api = client.ApiClient(configuration)
         namespace = target.namespace or context_namespace(merged, context) or DEFAULT_NAMESPACE
+        refresher = _token_refresher(loader, configuration)
     elif IN_CLUSTER_TOKEN.exists():
         config.load_incluster_config()  # type: ignore[no-untyped-call]
         api = client.ApiClient()
         namespace = target.namespace or _in_cluster_namespace()
+        refresher = None
     else:
         raise CommandError(
             "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
@@ -165,7 +168,23 @@ async def open_cluster(target: Target) -> AsyncIterator[tuple[Kube, str]]:
     except TimeoutError:
         raise CommandError(f"the API server at {_host(api)} did not answer in time") from None
     finally:
+        if refresher is not None:
+            refresher.cancel()
         await kube.close()
+
+
+def _token_refresher(loader: Any, configuration: client.Configuration) -> asyncio.Task[None] | None:
+    """For logins by an exec plugin (EKS, GKE, OIDC helpers): a task that renews the token
+    while a command runs, since `baton wait` can outlive a token of fifteen minutes."""
+    user = getattr(loader, "_user", None)
+    if user is None or "exec" not in user:
+        return None
+    task = asyncio.get_running_loop().create_task(
+        config.refresh_token(loader, configuration), name="kubeconfig-token-refresh"
+    )
+    # A failed renewal keeps the old token; the request it then fails is what gets reported.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
 
 
 def _in_cluster_namespace() -> str:

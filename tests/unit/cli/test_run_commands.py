@@ -3,9 +3,11 @@ before any request is sent. (tests/integration/test_cli.py drives them against a
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from baton.cli.main import build_parser, main
 from baton.store.kube import IN_CLUSTER_TOKEN
@@ -104,3 +106,45 @@ def test_an_unreachable_server_is_one_line(
 
 def test_run_and_all_namespaces_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
     assert one_error_line(capsys, ["get", "r", "-A"]) == "give RUN or --all-namespaces, not both"
+
+
+def test_an_exec_plugin_login_runs_the_plugin_and_reports_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The plugin really runs (it writes a marker file and prints its credential); the command
+    # then fails on the unreachable server, with its token-renewal task wound down cleanly.
+    marker = tmp_path / "plugin-ran"
+    credential = (
+        '{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential", '
+        '"status": {"token": "t-1"}}'
+    )
+    script = f"open({str(marker)!r}, 'w').close(); print({credential!r})"
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                                "command": sys.executable,
+                                "args": ["-c", script],
+                                "interactiveMode": "Never",
+                            }
+                        },
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    err = one_error_line(capsys, ["get", "--kubeconfig", str(kubeconfig)])
+    assert err.startswith("cannot reach the API server at http://127.0.0.1:1")
+    assert marker.exists()
