@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +51,15 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     memo: dict[str, Memo] = {}
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if settings.kubeconfig:
+            os.environ["KUBECONFIG"] = settings.kubeconfig
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
-    async def start(settings_: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings_, settings)
+    async def start(**kwargs: Any) -> None:
+        configure(kwargs["settings"], settings)
         kube = await Kube.connect(settings.kubeconfig)
         http = HttpExecutor(kube, settings)
         jobs = JobExecutor(kube, settings)

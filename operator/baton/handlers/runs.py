@@ -376,8 +376,8 @@ class RunLoop:
                     {"spec": {"cancel": True}},
                 )
         elif isinstance(command, FinishRun):
-            kind = "Normal" if command.phase == RunPhase.SUCCEEDED.value else "Warning"
-            await self._post_event(kind, f"Run{command.phase}", f"run ended {command.phase}")
+            # The phase change already posted its Kubernetes Event; this is for the log.
+            log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)
 
     async def _start_child(self, command: StartChildRun) -> None:
         metadata: dict[str, Any] = {
@@ -541,7 +541,7 @@ class Registry:
         status = body.get("status") or {}
         spec = body.get("spec") or {}
         if _invalid(body):
-            return body["metadata"].get("generation") != status.get("observedGeneration")
+            return bool(body["metadata"].get("generation") != status.get("observedGeneration"))
         if not finished(body):
             return True
         return int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
