@@ -6,6 +6,11 @@
   torn down at the end. It offers ``.kubeconfig`` (a path), ``.kubectl(*args)``, ``.apply(...)``,
   ``.helm(*args)``, ``.api_client`` (for the ``kubernetes`` client's APIs) and ``.env``.
 - ``namespace`` (function): a fresh namespace for one test, deleted after it.
+- ``crds`` (session): the cluster with crds/ applied and established.
+- ``recorder`` (function): a real HTTP service on 127.0.0.1 recording calls by idempotency key.
+- ``operator`` (function): ``baton operator`` as a subprocess watching only the test's namespace;
+  ``.kill()`` is ``kill -9``, ``.start()`` starts it again. Its log is printed when a test fails.
+- ``runs`` (function): apply Workflows and WorkflowRuns in the namespace and wait for phases.
 
 Every test in tests/integration is marked ``integration``: ``pytest -m "not integration"``
 leaves them out. ``BATON_TEST_KUBECONFIG=<path>`` runs them against a cluster that is already
@@ -32,8 +37,11 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, config
+from operator_process import OperatorProcess
+from recorder import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
 CONTROLPLANE = REPO / "hack" / "controlplane.sh"
 STALE_CLUSTER = re.compile(r"^pytest-(\d+)$")
 
@@ -243,3 +251,106 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    """The cluster with crds/ applied and established."""
+    cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
+    cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
+    return cluster
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A real HTTP service for HTTP activities (tests/integration/recorder.py)."""
+    service = Recorder().start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def operator(
+    crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    """`baton operator --standalone --namespace <test namespace>`, stopped after the test."""
+    process = OperatorProcess(crds.env, tmp_path / "operator.log", "--namespace", namespace)
+    process.start()
+    yield process
+    process.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"--- operator log (tail) ---\n{process.log_tail(200)}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+FINAL_PHASES = frozenset(
+    {"Succeeded", "Failed", "Compensated", "CompensationFailed", "Cancelled", "TimedOut"}
+)
+
+
+@dataclass
+class Runs:
+    """Workflows and runs in one namespace, driven through the API as a user would."""
+
+    cluster: Cluster
+    namespace: str
+
+    @property
+    def api(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.cluster.api_client)
+
+    def apply(self, manifest: Manifest) -> None:
+        """`kubectl apply` the manifest (Workflows, WorkflowRuns, anything) in the namespace."""
+        self.cluster.apply(manifest, namespace=self.namespace)
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The WorkflowRun object."""
+        run: dict[str, Any] = self.api.get_namespaced_custom_object(
+            "baton.dev", "v1alpha1", self.namespace, "workflowruns", name
+        )
+        return run
+
+    def status(self, name: str) -> dict[str, Any]:
+        """The run's status (empty before the operator wrote one)."""
+        status: dict[str, Any] = self.get(name).get("status") or {}
+        return status
+
+    def wait(
+        self,
+        name: str,
+        phases: frozenset[str] | set[str] = FINAL_PHASES,
+        timeout: float = 60.0,
+        *,
+        step: str | None = None,
+        step_phase: str | None = None,
+    ) -> dict[str, Any]:
+        """Wait until the run's phase is one of `phases` (or `step` reached `step_phase`);
+        returns the status."""
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.status(name)
+            if step is not None:
+                if (status.get("steps") or {}).get(step, {}).get("phase") == step_phase:
+                    return status
+            elif status.get("phase") in phases:
+                return status
+            time.sleep(0.1)
+        wanted = f"step {step} {step_phase}" if step else "/".join(sorted(phases))
+        raise AssertionError(
+            f"run {name} not {wanted} within {timeout}s; status: {json.dumps(status)[:2000]}"
+        )
+
+
+@pytest.fixture
+def runs(crds: Cluster, namespace: str) -> Runs:
+    """Apply and watch runs in the test's namespace."""
+    return Runs(crds, namespace)
