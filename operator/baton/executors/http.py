@@ -195,7 +195,8 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         # same pool over the guard. This reads httpx's internals; httpx is pinned below 0.29
         # and the unit tests fail if the guard stops being used.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # SSL_CERT_FILE / SSL_CERT_DIR are honoured: a private CA for in-cluster services.
+            ssl_context=httpx.create_ssl_context(trust_env=True),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -392,6 +393,14 @@ class HttpExecutor:
                 "ForbiddenAddress",
                 str(exc),
                 {"host": exc.host, "address": exc.address},
+                non_retryable=True,
+            ) from None
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+            # A header the request cannot carry (not ASCII, a bad name): it will not improve.
+            raise ActivityError(
+                "InvalidRequest",
+                f"{where}: {exc}",
+                {"reason": type(exc).__name__},
                 non_retryable=True,
             ) from None
         except (TimeoutError, httpx.TimeoutException):

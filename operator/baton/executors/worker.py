@@ -116,7 +116,7 @@ class WorkerExecutor:
     async def _dispatch(self, run: RunRef, command: StartActivity) -> Any:
         name = str(command.spec.get("pool") or "")
         activity = str(command.spec.get("activity") or "")
-        pool = await self.kube.get(path_of("workerpools", run.namespace, name))
+        pool = await self.kube.get(path_of("workerpools", run.namespace, name)) if name else None
         if pool is None:
             # Retryable: the pool may be applied after the workflow; the step waits for it
             # within its scheduleToClose.

@@ -400,3 +400,20 @@ def test_a_call_echoing_its_request_sees_every_header(server: Server) -> None:
         assert output["user-agent"] == "baton"
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    "headers", [{"X-Name": "café"}, {"Bad Header": "x"}, {"X-Split": "a\r\nX-Injected: 1"}]
+)
+def test_a_header_the_request_cannot_carry_is_refused_for_good(
+    server: Server, headers: dict[str, str]
+) -> None:
+    server.routes["/x"] = Reply(200)
+
+    async def scenario(executor: HttpExecutor) -> None:
+        error = failure(await outcome(executor, {"url": f"{server.url}/x", "headers": headers}))
+        assert error.error["type"] == "InvalidRequest"
+        assert not is_retryable(POLICY, error.error)
+
+    run(scenario)
+    assert server.requests_to("/x") == []
