@@ -1,0 +1,59 @@
+"""Failpoints: named places where a test can make the operator die on the spot.
+
+A test facility, not a feature. `failpoint("after-history-append")` does nothing unless the
+environment variable `BATON_FAILPOINTS`, read once at import, names that point; then the process
+exits at once with `os._exit(137)` — no cleanup, no flushed buffers, as if killed by SIGKILL —
+on the point's first hit, or on its n-th hit with `name:n`. Several points are separated by
+commas: `BATON_FAILPOINTS=after-history-append:3,after-status-write`. Before exiting, one line
+goes straight to stderr (`baton failpoint <name> hit <n>: exiting`), so a test can tell a
+failpoint exit from a crash.
+
+Without the variable a call is one dict lookup on an empty dict. The points the run loop has
+(baton.handlers.runs), in the order a batch passes them:
+
+- `before-history-append`: the batch is decided (results of earlier commands folded in) but
+  nothing is written;
+- `after-history-append`: the batch is in the history, status does not show it yet;
+- `after-status-write`: history and status are written, the batch's commands not performed;
+- `after-perform`: the commands were handed to their executors (which work in the background).
+
+tests/integration/test_crash.py kills the operator at each of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+ENV = "BATON_FAILPOINTS"
+EXIT_STATUS = 137
+"""What a shell reports for a process killed by SIGKILL (128 + 9)."""
+
+
+def parse(spec: str) -> dict[str, int]:
+    """`name[:n],...` as {name: n}; n defaults to 1."""
+    points: dict[str, int] = {}
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        name, _, count = item.partition(":")
+        hit = int(count) if count else 1
+        if hit < 1:
+            raise ValueError(f"{ENV}: {item!r}: the hit count starts at 1")
+        points[name.strip()] = hit
+    return points
+
+
+_armed: dict[str, int] = parse(os.environ.get(ENV, ""))
+_hits: Counter[str] = Counter()
+
+
+def failpoint(name: str) -> None:
+    """Exit the process here when `BATON_FAILPOINTS` arms `name` and this is the hit it names."""
+    if name not in _armed:
+        return
+    _hits[name] += 1
+    if _hits[name] == _armed[name]:
+        os.write(2, f"baton failpoint {name} hit {_hits[name]}: exiting\n".encode())
+        os._exit(EXIT_STATUS)
