@@ -69,6 +69,7 @@ from baton.engine.events import (
 )
 from baton.engine.state import State, state_from_status
 from baton.executors.base import Executor, RunRef
+from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
 from baton.store.history import HistoryLog, HistoryPosition
 from baton.store.kube import ApiError, Kube, core_path, path_of
@@ -221,14 +222,18 @@ class RunLoop:
         await self._flush()
         self._post_transitions(before, self.state)
         await self._perform(commands)
+        failpoint("after-perform")
 
     async def _flush(self) -> None:
         """Commit what is folded but not yet written: history first, then status."""
         if not self.unsaved:
             return
+        failpoint("before-history-append")
         self.position = await self.history.append(self.position, self.unsaved)
+        failpoint("after-history-append")
         self.unsaved = []
         await self._write_status()
+        failpoint("after-status-write")
 
     async def _write_status(self) -> None:
         assert self.definition is not None
