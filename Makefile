@@ -2,7 +2,7 @@
 UV ?= uv
 RUN := $(UV) run --locked
 
-.PHONY: install lint test test-unit test-integration crds controlplane dev clean
+.PHONY: install lint test test-unit test-integration crds controlplane dev dev-down clean
 
 install:  ## Create .venv with the locked dependencies.
 	$(UV) sync --locked
@@ -28,8 +28,11 @@ crds: install  ## Regenerate crds/ from the pydantic models.
 controlplane:  ## Build (or reuse) etcd, kube-apiserver, controller-manager, scheduler, kwok, kubectl, helm.
 	hack/controlplane.sh build
 
-dev:  ## Start the local control plane (built on first use), install crds/; it keeps running.
-	hack/controlplane.sh dev
+dev:  ## Control plane, CRDs, operator, demo services and an example run; all keep running.
+	hack/dev.sh up
+
+dev-down:  ## Stop what make dev started.
+	hack/dev.sh down
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

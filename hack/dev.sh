@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make dev: a local control plane, the operator, demo services and an example run, left running.
+#
+#   hack/dev.sh          start everything (idempotent: what already runs is reused)
+#   hack/dev.sh down     stop the operator, the services and the cluster
+#
+# The cluster is hack/controlplane.sh's (BATON_CLUSTER, default "baton"); the operator and the
+# services run as local processes whose logs and pid files are in ~/.cache/baton/dev/.
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="${BATON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}"
+DEV_DIR="$CACHE_DIR/dev/${BATON_CLUSTER:-baton}"
+SERVICES_PORT="${BATON_DEV_PORT:-8900}"
+cd "$REPO_DIR"
+
+log() { printf '[dev] %s\n' "$*" >&2; }
+die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }
+
+alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_process() {
+	local pidfile="$DEV_DIR/$1.pid"
+	if alive "$pidfile"; then
+		kill "$(cat "$pidfile")" 2>/dev/null || true
+		for _ in $(seq 50); do alive "$pidfile" || break; sleep 0.1; done
+		alive "$pidfile" && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+		log "stopped the $1"
+	fi
+	rm -f "$pidfile"
+}
+
+start_process() {
+	local name="$1"; shift
+	local pidfile="$DEV_DIR/$name.pid" logfile="$DEV_DIR/$name.log"
+	if alive "$pidfile"; then
+		log "the $name is already running (pid $(cat "$pidfile"), log $logfile)"
+		return
+	fi
+	nohup "$@" >>"$logfile" 2>&1 &
+	echo $! >"$pidfile"
+	log "started the $name (pid $!, log $logfile)"
+}
+
+down() {
+	stop_process operator
+	stop_process services
+	hack/controlplane.sh down
+}
+
+up() {
+	command -v uv >/dev/null || die "uv is needed: pip install uv (then run make dev again)"
+	mkdir -p "$DEV_DIR"
+	uv sync --locked --quiet
+	eval "$(hack/controlplane.sh dev)"
+	start_process services uv run --locked python examples/dev/services.py --port "$SERVICES_PORT"
+	start_process operator uv run --locked baton operator --standalone --liveness ""
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$SERVICES_PORT") 2>/dev/null && break
+		sleep 0.1
+	done
+	sed "s|127.0.0.1:8900|127.0.0.1:$SERVICES_PORT|g" examples/dev/workflow.yaml | kubectl apply -f - >&2
+	kubectl wait --for=jsonpath='{.status.conditions[0].status}'=True --timeout=60s \
+		workflow/property-purchase >&2
+	log "starting a run of property-purchase and following it:"
+	local name
+	name="purchase-$(date +%H%M%S)"
+	uv run --locked baton run property-purchase --name "$name" \
+		--input @examples/dev/input.json --wait --timeout 5m >&2 ||
+		die "the run did not succeed; see 'uv run baton get $name' and $DEV_DIR/operator.log"
+	cat >&2 <<-TEXT
+
+	[dev] Baton is running: control plane '${BATON_CLUSTER:-baton}', operator, demo services.
+	      Use it from your shell:
+
+	        eval "\$(hack/controlplane.sh env)"
+	        kubectl get workflows,workflowruns
+	        uv run baton get $name
+	        uv run baton history $name
+	        kubectl describe workflowrun $name           # the Events of every transition
+	        uv run baton run property-purchase -i '{"propertyId": "loft-2", "payment": {"amount": 2500000}}'
+	        uv run baton signal <run> manualApproval --payload '{"ok": true}'   # over 1M needs approval
+
+	      Logs: $DEV_DIR/operator.log and $DEV_DIR/services.log
+	      Stop everything: make dev-down
+	TEXT
+}
+
+case "${1:-up}" in
+	up) up ;;
+	down) down ;;
+	*) die "usage: hack/dev.sh [up|down]" ;;
+esac
