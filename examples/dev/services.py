@@ -63,9 +63,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
         print(f"{self.command} {self.path} {status} key={key}", flush=True)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server dispatches by these names
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
