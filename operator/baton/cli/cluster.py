@@ -1,0 +1,336 @@
+"""The run commands' conversation with the cluster: connecting through the kubeconfig, the
+requests of each command, and the API server's refusals turned into one line.
+
+Connecting: the kubeconfig files, context and namespace `baton.cli.kubeconfig` picks, or the
+pod's service account inside a cluster; an unreachable server or a broken kubeconfig is a
+one-line `CommandError`. Requests go through `Kube` (the one API client of Baton); what is sent
+is built by `baton.cli.runpatch` and what is shown by `baton.cli.runview` and
+`baton.cli.timeline`, all pure. This module owns the order of the requests, the retries of
+guarded patches that lost a race, and the wording of refusals: a missing run names the run and
+the namespace; anything else is the server's own message (the CRD's validation rules say what is
+wrong and how to fix it).
+
+`baton.cli.runs` imports this module only when a run command runs: the Kubernetes client
+takes seconds to import, which `baton --help` and `baton test` should not pay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from baton.api.duration import format_duration
+from baton.cli import CommandError
+from baton.cli.kubeconfig import (
+    DEFAULT_NAMESPACE,
+    Target,
+    check_context,
+    context_namespace,
+    kubeconfig_files,
+    merged_kubeconfig,
+)
+from baton.cli.runpatch import (
+    flag_patch,
+    has_signal_list,
+    redrive_patch,
+    redrive_value,
+    signal_patch,
+)
+from baton.cli.runview import (
+    is_finished,
+    outcome_lines,
+    phase_of,
+    run_details,
+    runs_table,
+    wait_key,
+    wait_line,
+)
+from baton.cli.timeline import history_lines
+from baton.store.history import read_history
+from baton.store.kube import IN_CLUSTER_TOKEN, ApiError, Kube, path_of
+
+RUNS = "workflowruns"
+POLL_SECONDS = 0.5
+"""How often `--wait` reads the run: a GET is cheap, and a watch would add reconnects,
+expired resource versions and bookmarks for a command that only reports what it sees."""
+RACE_RETRIES = 5
+"""Guarded patches (signal list creation, redrive) retried after losing a race this often."""
+NO_SUCH_RESOURCE = "the server could not find the requested resource"
+IN_CLUSTER_NAMESPACE = IN_CLUSTER_TOKEN.parent / "namespace"
+
+T = TypeVar("T")
+
+
+# -- connecting -------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_cluster(target: Target) -> AsyncIterator[tuple[Kube, str]]:
+    """A logged-in `Kube` and the namespace to work in; closes the connection afterwards."""
+    files = kubeconfig_files(target.kubeconfig, os.environ, Path.home())
+    if files:
+        where = os.pathsep.join(str(f) for f in files)
+        merged = merged_kubeconfig(files)
+        context = check_context(merged, target.context, where)
+        configuration = client.Configuration()
+        try:
+            # The library merges the same files the same way; given `where` explicitly, it
+            # does not fall back on the $KUBECONFIG it read at import time.
+            loader = await config.load_kube_config(
+                config_file=where,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError) as exc:
+            raise CommandError(f"kubeconfig {where}: {exc}") from None
+        api = client.ApiClient(configuration)
+        namespace = target.namespace or context_namespace(merged, context) or DEFAULT_NAMESPACE
+        refresher = _token_refresher(loader, configuration)
+    elif IN_CLUSTER_TOKEN.exists():
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        api = client.ApiClient()
+        namespace = target.namespace or _in_cluster_namespace()
+        refresher = None
+    else:
+        raise CommandError(
+            "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
+        )
+    kube = Kube(api)
+    try:
+        yield kube, namespace
+    except aiohttp.ClientConnectionError as exc:
+        raise CommandError(f"cannot reach the API server at {_host(api)}: {exc}") from None
+    except TimeoutError:
+        raise CommandError(f"the API server at {_host(api)} did not answer in time") from None
+    finally:
+        if refresher is not None:
+            refresher.cancel()
+        await kube.close()
+
+
+def _token_refresher(loader: Any, configuration: client.Configuration) -> asyncio.Task[None] | None:
+    """For logins by an exec plugin (EKS, GKE, OIDC helpers): a task that renews the token
+    while a command runs, since `baton wait` can outlive a token of fifteen minutes."""
+    user = getattr(loader, "_user", None)
+    if user is None or "exec" not in user:
+        return None
+    task = asyncio.get_running_loop().create_task(
+        config.refresh_token(loader, configuration), name="kubeconfig-token-refresh"
+    )
+    # A failed renewal keeps the old token; the request it then fails is what gets reported.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
+
+
+def _in_cluster_namespace() -> str:
+    try:
+        return IN_CLUSTER_NAMESPACE.read_text(encoding="utf-8").strip() or DEFAULT_NAMESPACE
+    except OSError:
+        return DEFAULT_NAMESPACE
+
+
+def _host(api: client.ApiClient) -> str:
+    return str(getattr(api.configuration, "host", "") or "(unknown)")
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+
+async def run(
+    target: Target, manifest: Mapping[str, Any], *, wait: bool, timeout: float | None
+) -> int:
+    """`baton run`: create `manifest` (after checking its Workflow exists), print its name,
+    and with `wait` follow it."""
+    workflow = manifest["spec"]["workflowRef"]["name"]
+    async with open_cluster(target) as (kube, namespace):
+        # A run of a Workflow that does not exist would only fail later, in the operator; a
+        # typo is far likelier than a Workflow applied after its run.
+        definition = await _call(kube.get(path_of("workflows", namespace, workflow)), namespace)
+        if definition is None:
+            raise CommandError(f'workflow "{workflow}" not found in namespace "{namespace}"')
+        created = await _call(kube.create(path_of(RUNS, namespace), manifest), namespace)
+        name = str(created["metadata"]["name"])
+        print(name, flush=True)
+        if not wait:
+            return 0
+        return await follow(kube, namespace, name, timeout)
+
+
+async def wait(target: Target, run: str, timeout: float | None) -> int:
+    """`baton wait`: follow an existing run."""
+    async with open_cluster(target) as (kube, namespace):
+        return await follow(kube, namespace, run, timeout)
+
+
+async def follow(kube: Kube, namespace: str, name: str, timeout: float | None) -> int:
+    """Print a line per change of the run until it ends; 0 if it Succeeded, else 1."""
+    start = time.monotonic()
+    last: tuple[str, str, str] | None = None
+    while True:
+        run = await _call(kube.get(path_of(RUNS, namespace, name)), namespace, name)
+        if run is None:
+            if last is None:
+                raise _not_found(name, namespace)
+            raise CommandError(f'workflowrun "{name}" was deleted while waiting for it')
+        elapsed = time.monotonic() - start
+        key = wait_key(run)
+        if key != last:
+            print(wait_line(run, elapsed), flush=True)
+            last = key
+        phase = phase_of(run)
+        if is_finished(phase):
+            for line in outcome_lines(run):
+                print(line, flush=True)
+            return 0 if phase == "Succeeded" else 1
+        if timeout is not None and elapsed >= timeout:
+            raise CommandError(
+                f'timed out after {format_duration(timeout)} waiting for workflowrun "{name}" '
+                f"to end (it is {phase})"
+            )
+        pause = POLL_SECONDS if timeout is None else min(POLL_SECONDS, timeout - elapsed)
+        await asyncio.sleep(max(pause, 0.0))
+
+
+async def signal(target: Target, run: str, signal: Mapping[str, Any]) -> int:
+    """`baton signal`: append `signal` to the run's `spec.signals`."""
+    async with open_cluster(target) as (kube, namespace):
+        path = path_of(RUNS, namespace, run)
+        # Nearly every run that is signalled has signals already, or gets its list created by
+        # the first signal: try the plain append first and look at the object only if the
+        # server refuses it.
+        list_exists, seen = True, False
+        for _ in range(RACE_RETRIES):
+            try:
+                updated = await kube.patch(
+                    path, signal_patch(signal, list_exists=list_exists), kind="json"
+                )
+            except ApiError as exc:
+                if exc.status != 422:
+                    raise _refusal(exc, namespace, run) from None
+                current = await _call(kube.get(path), namespace, run)
+                if current is None:
+                    raise _not_found(run, namespace) from None
+                if seen and has_signal_list(current) == list_exists:
+                    # A patch built from what we read failed and the list is as we read it:
+                    # the server refused the signal itself. Report its reason.
+                    raise _refusal(exc, namespace, run) from None
+                # Otherwise the list was created (by another client, maybe just now) or is
+                # still absent: patch again for the list as it is.
+                list_exists, seen = has_signal_list(current), True
+                continue
+            index = len(updated["spec"]["signals"]) - 1
+            print(f'workflowrun/{run}: signal "{signal["name"]}" sent (spec.signals[{index}])')
+            return 0
+    raise CommandError(f'workflowrun "{run}": spec.signals kept changing; try again')
+
+
+async def set_flag(target: Target, run: str, command: str, field: str, value: bool) -> int:
+    """`baton cancel`, `suspend` and `resume`: set the boolean `spec.<field>`."""
+    async with open_cluster(target) as (kube, namespace):
+        await _call(
+            kube.patch(path_of(RUNS, namespace, run), flag_patch(field, value)), namespace, run
+        )
+    done = {"cancel": "cancel requested", "suspend": "suspend requested", "resume": "resumed"}
+    print(f"workflowrun/{run}: {done[command]}")
+    return 0
+
+
+async def redrive(target: Target, run: str) -> int:
+    """`baton redrive`: bump `spec.redrive` by one, whoever else bumps it meanwhile."""
+    async with open_cluster(target) as (kube, namespace):
+        path = path_of(RUNS, namespace, run)
+        for _ in range(RACE_RETRIES):
+            current = await _call(kube.get(path), namespace, run)
+            if current is None:
+                raise _not_found(run, namespace)
+            value = redrive_value(current)
+            try:
+                updated = await kube.patch(path, redrive_patch(value), kind="json")
+            except ApiError as exc:
+                if exc.status != 422:
+                    raise _refusal(exc, namespace, run) from None
+                latest = await _call(kube.get(path), namespace, run)
+                if latest is not None and redrive_value(latest) == value:
+                    raise _refusal(exc, namespace, run) from None
+                continue  # another redrive landed first: bump again from its value
+            print(f"workflowrun/{run}: redrive {updated['spec']['redrive']} requested")
+            return 0
+    raise CommandError(f'workflowrun "{run}": spec.redrive kept changing; try again')
+
+
+async def history(target: Target, run: str, as_json: bool) -> int:
+    """`baton history`: the run's recorded events as a timeline (or JSON)."""
+    async with open_cluster(target) as (kube, namespace):
+        current = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
+        if current is None:
+            raise _not_found(run, namespace)
+        uid = str(current["metadata"]["uid"])
+        entries = await _call(read_history(kube, namespace, uid), namespace)
+    if as_json:
+        print(json.dumps([entry.to_json() for entry in entries], indent=2))
+        return 0
+    phase = phase_of(current)
+    if not entries:
+        print(f"{run}: {phase}, no events recorded yet")
+        return 0
+    count = f"{len(entries)} event{'s' if len(entries) != 1 else ''}"
+    span = format_duration(entries[-1].at - entries[0].at) if len(entries) > 1 else "0s"
+    print(f"{run}: {phase}, {count} over {span}")
+    print("\n".join(history_lines(entries)))
+    return 0
+
+
+async def get(target: Target, run: str | None, everywhere: bool, as_json: bool) -> int:
+    """`baton get`: the table of runs, or one run in detail (or JSON)."""
+    async with open_cluster(target) as (kube, namespace):
+        if run is not None:
+            found = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
+            if found is None:
+                raise _not_found(run, namespace)
+            print(json.dumps(found, indent=2) if as_json else run_details(found, time.time()))
+            return 0
+        path = path_of(RUNS, None if everywhere else namespace)
+        runs = await _call(kube.list(path), namespace)
+    if as_json:
+        print(json.dumps(runs, indent=2))
+    elif not runs:
+        where = "any namespace" if everywhere else f'namespace "{namespace}"'
+        print(f"no workflowruns in {where}")
+    else:
+        print(runs_table(runs, time.time(), namespaces=everywhere))
+    return 0
+
+
+async def _call(request: Awaitable[T], namespace: str, run: str | None = None) -> T:
+    """`request`, with the API server's refusal turned into a one-line CommandError."""
+    try:
+        return await request
+    except ApiError as exc:
+        raise _refusal(exc, namespace, run) from None
+
+
+def _not_found(run: str, namespace: str) -> CommandError:
+    return CommandError(f'workflowrun "{run}" not found in namespace "{namespace}"')
+
+
+def _refusal(exc: ApiError, namespace: str, run: str | None) -> CommandError:
+    if exc.status == 404 and exc.message == NO_SUCH_RESOURCE:
+        return CommandError(
+            "the cluster has no WorkflowRun resource: install Baton's CRDs "
+            "(kubectl apply -f crds/, or the Helm chart)"
+        )
+    if exc.status == 404 and run is not None and "workflowruns" in exc.message:
+        return _not_found(run, namespace)
+    message = " ".join(exc.message.split()) or exc.reason
+    return CommandError(f"the API server refused: {message} ({exc.status})")
