@@ -145,6 +145,11 @@ class JobAction(Model):
     service_account_name: str | None = Field(
         None, alias="serviceAccountName", description="ServiceAccount the Job's pod runs as."
     )
+    pod_annotations: dict[str, str] | None = Field(
+        None,
+        alias="podAnnotations",
+        description="Annotations of the Job's pod (service mesh, admission, scheduling hints).",
+    )
 
 
 class WorkerAction(Model):
