@@ -373,6 +373,13 @@ def test_get_lists_runs_with_the_status_the_operator_wrote(baton: Baton) -> None
     assert lines[2].split()[:3] == ["b", "purchase", "Pending"]
 
 
+def test_get_json_prints_the_objects(baton: Baton) -> None:
+    baton.create_run("r")
+    assert json.loads(baton.ok("get", "r", "--json"))["metadata"]["name"] == "r"
+    listed = json.loads(baton.ok("get", "--json"))
+    assert [run["metadata"]["name"] for run in listed] == ["r"]
+
+
 def test_get_of_an_empty_namespace_says_so(baton: Baton) -> None:
     assert baton.ok("get") == f'no workflowruns in namespace "{baton.namespace}"\n'
 
