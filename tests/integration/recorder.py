@@ -3,7 +3,8 @@
 It behaves as a well-built idempotent API does: the first request with an `Idempotency-Key`
 applies its effect and gets the scripted response; a repeat of the key (an operator re-issuing
 a call after a crash) gets the same response again without a second effect. Tests assert on
-`effects` (one per key) and `calls` (every request, repeats included).
+`effects` (one per key) and `calls` (every request, repeats included), and on
+`max_concurrent(prefix)`: the most requests under a path prefix that were being served at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Call:
     key: str | None
     body: Any
     headers: dict[str, str]
+    at: float = 0.0
+    """`time.monotonic()` when the request arrived."""
 
 
 class Recorder:
@@ -47,6 +50,8 @@ class Recorder:
         self._scripts: dict[str, list[Reply]] = {}
         self._served: defaultdict[str, int] = defaultdict(int)
         self._replies: dict[str, Reply] = {}
+        self._active: list[str] = []
+        self._peaks: list[list[str]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -93,6 +98,23 @@ class Recorder:
             time.sleep(0.05)
         raise TimeoutError(f"{path}: {len(self.calls_to(path))} calls, wanted {count}")
 
+    def max_concurrent(self, prefix: str) -> int:
+        """The most requests to paths starting with `prefix` that were in service at once
+        (from arrival to the end of the reply's delay)."""
+        with self._lock:
+            return max(
+                (sum(p.startswith(prefix) for p in paths) for paths in self._peaks), default=0
+            )
+
+    def _enter(self, path: str) -> None:
+        with self._lock:
+            self._active.append(path)
+            self._peaks.append(list(self._active))
+
+    def _leave(self, path: str) -> None:
+        with self._lock:
+            self._active.remove(path)
+
     def _reply_for(self, call: Call) -> Reply:
         with self._lock:
             self.calls.append(call)
@@ -123,10 +145,15 @@ class Recorder:
                     self.headers.get("Idempotency-Key"),
                     body,
                     dict(self.headers.items()),
+                    time.monotonic(),
                 )
-                reply = recorder._reply_for(call)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                recorder._enter(path)
+                try:
+                    reply = recorder._reply_for(call)
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    recorder._leave(path)
                 payload = b"" if reply.body is None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
