@@ -143,6 +143,7 @@ class RunLoop:
         self.state: State = initial_state()
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
+        self.invalid_generation: int | None = None
         self.task: asyncio.Task[None] | None = None
 
     # -- feeding --------------------------------------------------------------------------
@@ -155,6 +156,14 @@ class RunLoop:
     async def deliver(self, event: Event) -> None:
         """An executor or child run reports `event` (stale ones are ignored by the engine)."""
         self.inbox.put_nowait(event)
+
+    def covers(self, body: Mapping[str, Any]) -> bool:
+        """True when this loop, having ended, already acted on all that `body` asks for. The
+        registry's latest body of the run may predate the loop's own last status write."""
+        if self.invalid_generation is not None:
+            return bool(body["metadata"].get("generation") == self.invalid_generation)
+        redrive = int((body.get("spec") or {}).get("redrive") or 0)
+        return self.state.phase.finished and redrive <= self.state.redrive
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -263,6 +272,7 @@ class RunLoop:
                 await self._start()
         except InvalidRunError as exc:
             await self._invalid(exc)
+            self.invalid_generation = self.body["metadata"].get("generation")
             return False
         return True
 
@@ -559,9 +569,11 @@ class Registry:
 
     async def _supervise(self, loop: RunLoop) -> None:
         uid = loop.ref.uid
+        ended = False
         try:
             await loop.main()
             self._failures.pop(uid, None)
+            ended = True
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -576,7 +588,7 @@ class Registry:
             if self.loops.get(uid) is loop:
                 del self.loops[uid]
         body = self.latest.get(uid)
-        if body is not None and self._needs_loop(body):
+        if body is not None and self._needs_loop(body) and not (ended and loop.covers(body)):
             self._start(body)
 
     def _route_child_result(self, body: Mapping[str, Any]) -> None:
