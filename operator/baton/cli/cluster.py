@@ -18,27 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.config.config_exception import ConfigException
 
 from baton.api.duration import format_duration
 from baton.cli import CommandError
-from baton.cli.kubeconfig import (
-    DEFAULT_NAMESPACE,
-    Target,
-    check_context,
-    context_namespace,
-    kubeconfig_files,
-    merged_kubeconfig,
-)
+from baton.cli.kubeconfig import Target
 from baton.cli.runpatch import (
     flag_patch,
     has_signal_list,
@@ -57,7 +46,8 @@ from baton.cli.runview import (
 )
 from baton.cli.timeline import history_lines
 from baton.store.history import read_history
-from baton.store.kube import IN_CLUSTER_TOKEN, ApiError, Kube, path_of
+from baton.store.kube import ApiError, Kube, open_connection, path_of
+from baton.store.kubeconfig import KubeconfigError
 
 RUNS = "workflowruns"
 POLL_SECONDS = 0.5
@@ -66,7 +56,6 @@ expired resource versions and bookmarks for a command that only reports what it 
 RACE_RETRIES = 5
 """Guarded patches (signal list creation, redrive) retried after losing a race this often."""
 NO_SUCH_RESOURCE = "the server could not find the requested resource"
-IN_CLUSTER_NAMESPACE = IN_CLUSTER_TOKEN.parent / "namespace"
 
 T = TypeVar("T")
 
@@ -77,71 +66,23 @@ T = TypeVar("T")
 @asynccontextmanager
 async def open_cluster(target: Target) -> AsyncIterator[tuple[Kube, str]]:
     """A logged-in `Kube` and the namespace to work in; closes the connection afterwards."""
-    files = kubeconfig_files(target.kubeconfig, os.environ, Path.home())
-    if files:
-        where = os.pathsep.join(str(f) for f in files)
-        merged = merged_kubeconfig(files)
-        context = check_context(merged, target.context, where)
-        configuration = client.Configuration()
-        try:
-            # The library merges the same files the same way; given `where` explicitly, it
-            # does not fall back on the $KUBECONFIG it read at import time.
-            loader = await config.load_kube_config(
-                config_file=where,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        except (ConfigException, OSError, ValueError) as exc:
-            raise CommandError(f"kubeconfig {where}: {exc}") from None
-        api = client.ApiClient(configuration)
-        namespace = target.namespace or context_namespace(merged, context) or DEFAULT_NAMESPACE
-        refresher = _token_refresher(loader, configuration)
-    elif IN_CLUSTER_TOKEN.exists():
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
-        namespace = target.namespace or _in_cluster_namespace()
-        refresher = None
-    else:
-        raise CommandError(
-            "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
-        )
-    kube = Kube(api)
     try:
-        yield kube, namespace
+        connection = await open_connection(target.kubeconfig, target.context, target.namespace)
+    except KubeconfigError as exc:
+        raise CommandError(str(exc)) from None
+    kube = connection.kube
+    try:
+        yield kube, connection.namespace
     except aiohttp.ClientConnectionError as exc:
-        raise CommandError(f"cannot reach the API server at {_host(api)}: {exc}") from None
+        raise CommandError(f"cannot reach the API server at {_host(kube)}: {exc}") from None
     except TimeoutError:
-        raise CommandError(f"the API server at {_host(api)} did not answer in time") from None
+        raise CommandError(f"the API server at {_host(kube)} did not answer in time") from None
     finally:
-        if refresher is not None:
-            refresher.cancel()
-        await kube.close()
+        await connection.close()
 
 
-def _token_refresher(loader: Any, configuration: client.Configuration) -> asyncio.Task[None] | None:
-    """For logins by an exec plugin (EKS, GKE, OIDC helpers): a task that renews the token
-    while a command runs, since `baton wait` can outlive a token of fifteen minutes."""
-    user = getattr(loader, "_user", None)
-    if user is None or "exec" not in user:
-        return None
-    task = asyncio.get_running_loop().create_task(
-        config.refresh_token(loader, configuration), name="kubeconfig-token-refresh"
-    )
-    # A failed renewal keeps the old token; the request it then fails is what gets reported.
-    task.add_done_callback(lambda done: done.cancelled() or done.exception())
-    return task
-
-
-def _in_cluster_namespace() -> str:
-    try:
-        return IN_CLUSTER_NAMESPACE.read_text(encoding="utf-8").strip() or DEFAULT_NAMESPACE
-    except OSError:
-        return DEFAULT_NAMESPACE
-
-
-def _host(api: client.ApiClient) -> str:
-    return str(getattr(api.configuration, "host", "") or "(unknown)")
+def _host(kube: Kube) -> str:
+    return str(getattr(kube.api.configuration, "host", "") or "(unknown)")
 
 
 # -- the commands -----------------------------------------------------------------------------

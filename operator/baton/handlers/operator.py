@@ -33,7 +33,7 @@ from baton.executors.worker import WorkerExecutor
 from baton.handlers.runs import Shell
 from baton.handlers.workflows import reconcile_workflow
 from baton.settings import OperatorSettings
-from baton.store.kube import Kube
+from baton.store.kube import Connection, open_connection
 
 log = logging.getLogger("baton.operator")
 
@@ -44,6 +44,7 @@ class Memo:
 
     shell: Shell
     jobs: JobExecutor
+    connection: Connection
 
 
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
@@ -60,7 +61,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def start(**kwargs: Any) -> None:
         configure(kwargs["settings"], settings)
-        kube = await Kube.connect(settings.kubeconfig)
+        connection = await open_connection(settings.kubeconfig)
+        kube = connection.kube
         http = HttpExecutor(kube, settings)
         jobs = JobExecutor(kube, settings)
         executors: dict[str, Executor] = {
@@ -68,9 +70,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             "job": jobs,
             "worker": WorkerExecutor(kube, settings, http),
         }
-        memo["baton"] = Memo(
-            shell=Shell(kube=kube, settings=settings, executors=executors), jobs=jobs
-        )
+        shell = Shell(kube=kube, settings=settings, executors=executors)
+        memo["baton"] = Memo(shell=shell, jobs=jobs, connection=connection)
         log.info("baton operator started")
 
     @kopf.on.cleanup(registry=registry)
@@ -81,7 +82,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         await state.shell.registry.stop()
         for executor in state.shell.executors.values():
             await executor.close()
-        await state.shell.kube.close()
+        await state.connection.close()
 
     @kopf.on.event(GROUP, VERSION, "workflowruns", registry=registry)
     async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -7,19 +7,31 @@ model per resource kind. `Kube` counts its writes: they are the operator's throu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
 
 from baton.api.labels import GROUP, VERSION
+from baton.store.kubeconfig import (
+    DEFAULT_NAMESPACE,
+    KubeconfigError,
+    check_context,
+    context_namespace,
+    kubeconfig_files,
+    merged_kubeconfig,
+)
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+IN_CLUSTER_NAMESPACE = IN_CLUSTER_TOKEN.parent / "namespace"
 
 PatchKind = Literal["merge", "json", "strategic"]
 _PATCH_CONTENT_TYPES: dict[str, str] = {
@@ -39,19 +51,77 @@ class ApiError(Exception):
         super().__init__(f"{status} {reason}: {message}")
 
 
-async def connect(kubeconfig: str | None = None) -> client.ApiClient:
-    """An API client from `kubeconfig`, $KUBECONFIG, ~/.kube/config or the in-cluster account."""
-    path = kubeconfig or os.environ.get("KUBECONFIG")
-    if path is None and not Path("~/.kube/config").expanduser().exists():
-        if IN_CLUSTER_TOKEN.exists():
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-        raise ConnectionError(
+@dataclass
+class Connection:
+    """A logged-in client, the namespace the kubeconfig context names, and the task renewing
+    an exec plugin's token (EKS, GKE, OIDC helpers), which long-lived processes need."""
+
+    kube: Kube
+    namespace: str
+    refresher: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        """Stop renewing the token and close the connection pool."""
+        if self.refresher is not None:
+            self.refresher.cancel()
+        await self.kube.close()
+
+
+async def open_connection(
+    kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
+) -> Connection:
+    """Connect as kubectl would: `kubeconfig` (else $KUBECONFIG, else ~/.kube/config, else the
+    pod's service account), `context` (else the current one); `namespace` else the context's,
+    else `default`. KubeconfigError (one line) when no usable configuration is found."""
+    files = kubeconfig_files(kubeconfig, os.environ, Path.home())
+    if files:
+        where = os.pathsep.join(str(f) for f in files)
+        merged = merged_kubeconfig(files)
+        chosen = check_context(merged, context, where)
+        configuration = client.Configuration()
+        try:
+            # Given `where` explicitly, the library merges the same files the same way and
+            # does not fall back on the $KUBECONFIG it read at import time.
+            loader = await config.load_kube_config(
+                config_file=where,
+                context=chosen,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError) as exc:
+            raise KubeconfigError(f"kubeconfig {where}: {exc}") from None
+        api = client.ApiClient(configuration)
+        default = context_namespace(merged, chosen) or DEFAULT_NAMESPACE
+        refresher = _token_refresher(loader, configuration)
+    elif IN_CLUSTER_TOKEN.exists():
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        api = client.ApiClient()
+        default = _in_cluster_namespace()
+        refresher = None
+    else:
+        raise KubeconfigError(
             "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
         )
-    configuration = client.Configuration()
-    await config.load_kube_config(config_file=path, client_configuration=configuration)
-    return client.ApiClient(configuration)
+    return Connection(Kube(api), namespace or default, refresher)
+
+
+def _token_refresher(loader: Any, configuration: client.Configuration) -> asyncio.Task[None] | None:
+    user = getattr(loader, "_user", None)
+    if user is None or "exec" not in user:
+        return None
+    task = asyncio.get_running_loop().create_task(
+        config.refresh_token(loader, configuration), name="kubeconfig-token-refresh"
+    )
+    # A failed renewal keeps the old token; the request it then fails is what gets reported.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
+
+
+def _in_cluster_namespace() -> str:
+    try:
+        return IN_CLUSTER_NAMESPACE.read_text(encoding="utf-8").strip() or DEFAULT_NAMESPACE
+    except OSError:
+        return DEFAULT_NAMESPACE
 
 
 def path_of(
@@ -98,8 +168,9 @@ class Kube:
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
-        """A client logged in as `connect` describes."""
-        return cls(await connect(kubeconfig))
+        """A client logged in as `open_connection` describes (no token renewal: for short
+        tasks such as benchmarks and tests)."""
+        return (await open_connection(kubeconfig)).kube
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from baton.cli import CommandError
-from baton.cli.kubeconfig import (
+from baton.store.kubeconfig import (
+    KubeconfigError,
     check_context,
     context_namespace,
     kubeconfig_files,
@@ -40,7 +40,7 @@ def test_the_flag_wins_over_the_environment(tmp_path: Path) -> None:
 
 
 def test_a_missing_flag_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match=r"--kubeconfig .*nope: no such file"):
+    with pytest.raises(KubeconfigError, match=r"--kubeconfig .*nope: no such file"):
         kubeconfig_files(str(tmp_path / "nope"), {}, tmp_path)
 
 
@@ -77,15 +77,15 @@ def test_a_context_without_namespace_gives_none(tmp_path: Path) -> None:
 def test_unknown_or_missing_contexts_are_one_line_errors(tmp_path: Path) -> None:
     merged = merged_kubeconfig([write(tmp_path / "k", None, context("a"))])
     assert check_context(merged, "a", "k") == "a"
-    with pytest.raises(CommandError, match="no current context; pass --context"):
+    with pytest.raises(KubeconfigError, match="no current context; pass --context"):
         check_context(merged, None, "k")
-    with pytest.raises(CommandError, match='--context "b" is not a context of kubeconfig k'):
+    with pytest.raises(KubeconfigError, match='--context "b" is not a context of kubeconfig k'):
         check_context(merged, "b", "k")
 
 
 def test_a_kubeconfig_that_is_not_yaml_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.write_text("{\n", encoding="utf-8")
-    with pytest.raises(CommandError, match=r"kubeconfig .*bad: ") as caught:
+    with pytest.raises(KubeconfigError, match=r"kubeconfig .*bad: ") as caught:
         merged_kubeconfig([bad])
     assert "\n" not in str(caught.value)
