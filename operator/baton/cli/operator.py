@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import kopf
-
 from baton.cli import CommandError
 from baton.settings import OperatorSettings
 
@@ -57,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Configure logging and run until stopped."""
+    # Imported here: kopf and the Kubernetes clients take seconds to import, which every other
+    # `baton` command would pay at start-up.
+    import kopf
+
     from baton.handlers.operator import run as run_operator
 
     if args.standalone and args.priority:

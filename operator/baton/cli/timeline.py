@@ -13,19 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from baton.api.duration import format_duration
-from baton.engine.events import (
-    ActivityCompleted,
-    ActivityFailed,
-    ActivityHeartbeat,
-    ActivityStarted,
-    ChildFinished,
-    Event,
-    HistoryEntry,
-    RedriveRequested,
-    RunStarted,
-    SignalReceived,
-    TimerFired,
-)
+from baton.engine.events import HistoryEntry, event_detail, event_step
 
 TYPE_WIDTH = 18
 STEP_WIDTH = 28
@@ -35,31 +23,6 @@ def timeline_line(at: float, event_type: str, step: str | None, detail: str) -> 
     """One event: `at` seconds since the run's first event, its type, step key and detail."""
     when = format_duration(at) if at else "0s"
     return f"  {when:>10}  {event_type:<{TYPE_WIDTH}} {step or '':<{STEP_WIDTH}} {detail}".rstrip()
-
-
-def event_step(event: Event) -> str | None:
-    """The activity key an event is about (`pay`, `items[3].charge`, `pay/compensate`)."""
-    key = getattr(event, "key", None)
-    return key if isinstance(key, str) else None
-
-
-def event_detail(event: Event) -> str:
-    """What a reader needs besides type and step: the attempt, the error, the signal's name."""
-    if isinstance(event, ActivityFailed):
-        return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
-    if isinstance(event, SignalReceived):
-        return event.name
-    if isinstance(event, ChildFinished):
-        return event.phase
-    if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):
-        return f"attempt {event.attempt}"
-    if isinstance(event, RedriveRequested):
-        return f"redrive {event.n}"
-    if isinstance(event, TimerFired):
-        return event.timer_id
-    if isinstance(event, RunStarted) and event.generation:
-        return f"workflow generation {event.generation}"
-    return ""
 
 
 def history_lines(entries: Iterable[HistoryEntry]) -> list[str]:

@@ -196,6 +196,31 @@ class HistoryEntry:
         return HistoryEntry(at=float(data["at"]), event=event_from_json(rest))
 
 
+def event_step(event: Event) -> str | None:
+    """The activity key an event is about (`pay`, `items[3].charge`, `pay/compensate`)."""
+    key = getattr(event, "key", None)
+    return key if isinstance(key, str) else None
+
+
+def event_detail(event: Event) -> str:
+    """What a reader needs besides type and step: the attempt, the error, the signal's name."""
+    if isinstance(event, ActivityFailed):
+        return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
+    if isinstance(event, SignalReceived):
+        return event.name
+    if isinstance(event, ChildFinished):
+        return event.phase
+    if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):
+        return f"attempt {event.attempt}"
+    if isinstance(event, RedriveRequested):
+        return f"redrive {event.n}"
+    if isinstance(event, TimerFired):
+        return event.timer_id
+    if isinstance(event, RunStarted) and event.generation:
+        return f"workflow generation {event.generation}"
+    return ""
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)

@@ -37,6 +37,8 @@ from baton.engine.events import (
     Event,
     RunStarted,
     SignalReceived,
+    event_detail,
+    event_step,
 )
 from baton.testing.mocks import MockOutcome, Mocks, OutcomeScript
 
@@ -346,9 +348,9 @@ def _result(world: _World, main: _Run) -> TestResult:
         TimelineEntry(
             at=entry.at,
             type=entry.event.type,
-            step=_step_of(entry.event),
+            step=event_step(entry.event),
             run="" if run is main else run.name,
-            detail=_detail(entry.event),
+            detail=event_detail(entry.event),
         )
         for run in world.runs
         for entry in run.simulation.history
@@ -372,20 +374,3 @@ def _result(world: _World, main: _Run) -> TestResult:
         vars=status.get("vars", {}),
         status=status,
     )
-
-
-def _step_of(event: Event) -> str | None:
-    key = getattr(event, "key", None)
-    return key if isinstance(key, str) else None
-
-
-def _detail(event: Event) -> str:
-    if isinstance(event, ActivityFailed):
-        return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
-    if isinstance(event, SignalReceived):
-        return event.name
-    if isinstance(event, ChildFinished):
-        return event.phase
-    if isinstance(event, ActivityStarted | ActivityCompleted):
-        return f"attempt {event.attempt}"
-    return ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from baton.cli.timeline import error_line, event_detail, history_lines, timeline_line
+from baton.cli.timeline import error_line, history_lines, timeline_line
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -14,6 +14,7 @@ from baton.engine.events import (
     RunStarted,
     SignalReceived,
     TimerFired,
+    event_detail,
 )
 
 
