@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own module of this package and defines
 `register(subparsers) -> None`, which adds its parser and sets `handler` to a function taking
-the parsed arguments and returning the exit code. `baton.cli.main` finds them by name.
+the parsed arguments and returning the exit code. `baton.cli.main` lists them by name.
 """
 
 from __future__ import annotations

@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol, cast
 
-import baton.cli
 from baton.api.resources import ResourceError
 from baton.cli import CommandError
 
 PROG = "baton"
 EXIT_ERROR = 2
-_NOT_SUBCOMMANDS = frozenset({"main"})
+SUBCOMMAND_MODULES = ("runs", "test", "crds", "operator")
+"""Modules of baton.cli that add subcommands, in help order. Named, not discovered: importing
+every module of the package would load the Kubernetes client for `baton --help`."""
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -40,15 +40,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def subcommand_modules() -> list[Subcommand]:
-    """Every module of baton.cli that defines `register`, in name order."""
-    modules = []
-    for info in sorted(pkgutil.iter_modules(baton.cli.__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name in _NOT_SUBCOMMANDS:
-            continue
-        module = importlib.import_module(f"baton.cli.{info.name}")
-        if hasattr(module, "register"):
-            modules.append(cast(Subcommand, module))
-    return modules
+    """The subcommand modules, imported."""
+    return [
+        cast(Subcommand, importlib.import_module(f"baton.cli.{name}"))
+        for name in SUBCOMMAND_MODULES
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
