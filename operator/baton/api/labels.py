@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 GROUP = "baton.dev"
 VERSION = "v1alpha1"
@@ -53,3 +54,11 @@ def label_value(text: str) -> str:
     """`text` made into a valid label value (at most 63 characters, alphanumeric ends)."""
     value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63]
     return value.strip("-_.")
+
+
+def owned_labels(
+    run_uid: str, run_name: str, part: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The labels of an object a run owns: `extra` (the operator's own), then the run's uid and
+    name and what the object is to it (`part`)."""
+    return {**(extra or {}), RUN_UID: run_uid, RUN_NAME: label_value(run_name), PART: part}

@@ -36,11 +36,11 @@ from baton.api.labels import (
     API_VERSION,
     ATTEMPT,
     PART,
-    RUN_NAME,
     RUN_UID,
     STEP,
     label_value,
     object_name,
+    owned_labels,
 )
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted, Event
@@ -80,10 +80,7 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
     the spec is put on the pod template (tests use it to steer kwok's simulated pods)."""
     spec = command.spec
     labels = {
-        **settings.extra_labels,
-        RUN_UID: run.uid,
-        RUN_NAME: label_value(run.name),
-        PART: JOB_PART,
+        **owned_labels(run.uid, run.name, JOB_PART, settings.extra_labels),
         STEP: label_value(command.step),
     }
     annotations = {ACTIVITY_KEY: command.key, ATTEMPT: str(command.attempt)}

@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from baton.api.labels import PART, RUN_NAME, RUN_UID, label_value
+from baton.api.labels import PART, RUN_UID
 from baton.engine.events import HistoryEntry
 from baton.executors.base import RunRef
 from baton.store.kube import ApiError, Kube, core_path
+from baton.store.objects import owned_config_map
 
 HISTORY = "history"
 
@@ -155,23 +156,15 @@ class HistoryLog:
         return None if config_map is None else dict(config_map.get("data") or {})
 
     async def _create_or_add(self, name: str, chunk: int, key: str, text: str) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self._run.namespace,
-                "labels": {
-                    **self._labels,
-                    RUN_UID: self._run.uid,
-                    RUN_NAME: label_value(self._run.name),
-                    PART: HISTORY,
-                },
-                "annotations": {"baton.dev/history-chunk": str(chunk)},
-                "ownerReferences": [self._owner],
-            },
-            "data": {key: text},
-        }
+        body = owned_config_map(
+            self._run,
+            self._owner,
+            self._labels,
+            name=name,
+            part=HISTORY,
+            data={key: text},
+            annotations={"baton.dev/history-chunk": str(chunk)},
+        )
         try:
             await self._kube.create(core_path("configmaps", self._run.namespace), body)
         except ApiError as exc:

@@ -17,9 +17,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from baton.api.labels import PART, RUN_NAME, RUN_UID, label_value
 from baton.executors.base import RunRef
 from baton.store.kube import ApiError, Kube, core_path
+from baton.store.objects import owned_config_map
 
 REF = "$ref"
 OUTPUT_KEYS = frozenset({"output", "stepOutput"})
@@ -113,23 +113,15 @@ class Snapshots:
         return self._known[name]
 
     async def _put(self, name: str, part: str, text: str) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self._run.namespace,
-                "labels": {
-                    **self._labels,
-                    RUN_UID: self._run.uid,
-                    RUN_NAME: label_value(self._run.name),
-                    PART: part,
-                },
-                "ownerReferences": [self._owner],
-            },
-            "immutable": True,
-            "data": {"json": text},
-        }
+        body = owned_config_map(
+            self._run,
+            self._owner,
+            self._labels,
+            name=name,
+            part=part,
+            data={"json": text},
+            immutable=True,
+        )
         try:
             await self._kube.create(core_path("configmaps", self._run.namespace), body)
         except ApiError as exc:
