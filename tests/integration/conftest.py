@@ -35,7 +35,6 @@ from types import FrameType
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client, config
 from operator_process import OperatorProcess
 from recorder import Recorder
@@ -122,7 +121,9 @@ class Cluster:
         elif isinstance(manifest, Mapping):
             text = json.dumps(manifest)
         else:
-            text = yaml.safe_dump_all(list(manifest))
+            # JSON, not YAML: PyYAML writes keys such as `n` or `y` unquoted, and kubectl's
+            # YAML 1.1 reader turns those into booleans (`false`), silently.
+            text = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifest)})
         args = ["apply", "-f", "-"] + (["--namespace", namespace] if namespace else [])
         return self.kubectl(*args, input=text).stdout
 
@@ -255,8 +256,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> Cluster:
-    """The cluster with crds/ applied and established."""
-    cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
+    """The cluster with crds/ applied as the README tells users to, and established."""
+    cluster.kubectl("apply", "-f", str(CRDS))
     cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
     return cluster
 

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
 VENV_BIN = Path(sys.executable).parent
 """Where `uv sync` installed the console scripts `baton` and `kubectl-baton`."""
 
@@ -46,14 +45,6 @@ WORKFLOW = {
     "metadata": {"name": "purchase"},
     "spec": {"steps": [{"name": "pay", "http": {"url": "http://payments/charge"}}]},
 }
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: Cluster) -> Cluster:
-    """The cluster with crds/ applied and established (as tests/integration/test_crds.py)."""
-    cluster.kubectl("apply", "-f", str(CRDS))
-    cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
-    return cluster
 
 
 class Baton:

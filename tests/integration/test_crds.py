@@ -4,7 +4,6 @@ refusing bad resources with the messages of their rules. One behaviour per test.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,16 +12,6 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
 pytestmark = pytest.mark.integration
-
-CRDS = Path(__file__).resolve().parents[2] / "crds"
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: Cluster) -> Cluster:
-    """The cluster with crds/ applied the way the README tells users to, and established."""
-    cluster.kubectl("apply", "-f", str(CRDS))
-    cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
-    return cluster
 
 
 def workflow(*steps: dict[str, Any], name: str = "w") -> dict[str, Any]:

@@ -13,7 +13,6 @@ import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,16 +33,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
 SETTINGS = OperatorSettings(job_ttl_seconds=600)
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: Cluster) -> Cluster:
-    """The cluster with Baton's CRDs, for WorkflowRuns (the Jobs' owner) and WorkerPools."""
-    cluster.kubectl("apply", "-f", str(CRDS))
-    cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
-    return cluster
 
 
 @pytest.fixture
