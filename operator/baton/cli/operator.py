@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="liveness endpoint for probes, e.g. http://0.0.0.0:8080/healthz ('' disables)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=defaults.metrics_port,
+        metavar="PORT",
+        help="port of the Prometheus /metrics endpoint (0 disables)",
+    )
+    parser.add_argument(
         "--no-kube-events", action="store_true", help="do not post a Kubernetes Event per step"
     )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         allow_link_local_http=args.allow_link_local_http,
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
+        metrics_port=args.metrics_port,
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     run_operator(settings)

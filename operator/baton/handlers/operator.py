@@ -19,12 +19,13 @@ import asyncio
 import copy
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from baton import metrics
 from baton.api.labels import GROUP, PART, VERSION
 from baton.executors.base import Executor
 from baton.executors.http import HttpExecutor
@@ -45,6 +46,7 @@ class Memo:
     shell: Shell
     jobs: JobExecutor
     connection: Connection
+    stop_metrics: Callable[[], None]
 
 
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
@@ -71,7 +73,10 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             "worker": WorkerExecutor(kube, settings, http),
         }
         shell = Shell(kube=kube, settings=settings, executors=executors)
-        memo["baton"] = Memo(shell=shell, jobs=jobs, connection=connection)
+        stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops)
+        memo["baton"] = Memo(
+            shell=shell, jobs=jobs, connection=connection, stop_metrics=stop_metrics
+        )
         log.info("baton operator started")
 
     @kopf.on.cleanup(registry=registry)
@@ -83,6 +88,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         for executor in state.shell.executors.values():
             await executor.close()
         await state.connection.close()
+        state.stop_metrics()
 
     @kopf.on.event(GROUP, VERSION, "workflowruns", registry=registry)
     async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:

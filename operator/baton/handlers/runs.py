@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from baton import metrics
 from baton.api.duration import parse_duration
 from baton.api.labels import ACTIVITY_KEY, API_VERSION, ATTEMPT, PARENT_UID, RUN_NAME, label_value
 from baton.api.run import RunPhase, WorkflowRunSpec
@@ -144,6 +145,7 @@ class RunLoop:
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
         self.invalid_generation: int | None = None
+        self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
         self.task: asyncio.Task[None] | None = None
 
     # -- feeding --------------------------------------------------------------------------
@@ -151,10 +153,12 @@ class RunLoop:
     def observe(self, body: Mapping[str, Any]) -> None:
         """The run object changed (the user may have signalled, cancelled, suspended...)."""
         self.body = body
+        self.arrived = self.arrived or time.monotonic()
         self.inbox.put_nowait(None)
 
     async def deliver(self, event: Event) -> None:
         """An executor or child run reports `event` (stale ones are ignored by the engine)."""
+        self.arrived = self.arrived or time.monotonic()
         self.inbox.put_nowait(event)
 
     def covers(self, body: Mapping[str, Any]) -> bool:
@@ -218,6 +222,7 @@ class RunLoop:
         commands: list[Command] = []
         quiet = True
         before = self.state
+        arrived, self.arrived = self.arrived or time.monotonic(), None
         for event in events:
             decision = decide(self.definition, self.state, event, now)
             if decision.state == self.state and not decision.commands:
@@ -228,7 +233,16 @@ class RunLoop:
             quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
         if not self.unsaved or quiet:
             return
+        batch = self.unsaved
         await self._flush()
+        metrics.observe_batch(
+            self.definition,
+            self.definition_ref.get("workflow"),
+            before,
+            self.state,
+            [entry.event for entry in batch],
+            latency=time.monotonic() - arrived,
+        )
         self._post_transitions(before, self.state)
         await self._perform(commands)
         failpoint("after-perform")

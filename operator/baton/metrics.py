@@ -1,0 +1,342 @@
+"""Baton's Prometheus metrics: what they are, how a committed batch moves them, and the server.
+
+The run loop calls `observe_batch` once per committed batch with the state before and after it;
+`batch_changes` (pure, unit-tested) turns that difference into increments, and `record` applies
+them. Counters therefore move only for transitions that are durable: a batch lost to a crash
+before its commit is decided again after the restart and counted then, once.
+
+Gauges and API counters are read at scrape time by `_LiveCollector` from the live objects (the
+registry's run loops, `Kube.writes` and `Kube.conflicts`), so nothing is counted twice and no
+call site has to keep them in step.
+
+Names follow Prometheus conventions: the `baton_` prefix, base units in names (`_seconds`),
+`_total` on counters. tests/unit/test_metrics.py checks the Grafana dashboard
+(charts/baton/dashboards/baton.json) against `METRIC_NAMES`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from baton.api.run import StepPhase
+from baton.engine import Definition
+from baton.engine.events import Event, RunStarted, SignalReceived
+from baton.engine.state import State, StepState
+
+log = logging.getLogger("baton.metrics")
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+"""Baton's own registry (not the process-wide default): what /metrics serves."""
+
+INLINE_WORKFLOW = "(inline)"
+"""The `workflow` label of runs whose workflow is inline in the run's spec."""
+
+_FINAL_STEP_PHASES = frozenset(
+    {StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.SKIPPED, StepPhase.CANCELLED}
+)
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+RUNS_STARTED = Counter(
+    "baton_runs_started", "Runs started, by workflow.", ["workflow"], registry=REGISTRY
+)
+RUNS_FINISHED = Counter(
+    "baton_runs_finished",
+    "Runs that reached a final phase, by workflow and phase.",
+    ["workflow", "phase"],
+    registry=REGISTRY,
+)
+RUN_DURATION = Histogram(
+    "baton_run_duration_seconds",
+    "Time from a run's start to its final phase.",
+    ["workflow", "phase"],
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+STEP_ATTEMPTS = Counter(
+    "baton_step_attempts",
+    "Step attempts started (first attempts and retries), by step kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+STEP_RETRIES = Counter(
+    "baton_step_retries",
+    "Step attempts that were retries of a failed attempt, by step kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+STEP_OUTCOMES = Counter(
+    "baton_step_outcomes",
+    "Steps that ended, by step kind and final phase (Succeeded, Failed, Skipped, Cancelled).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+STEP_DURATION = Histogram(
+    "baton_step_duration_seconds",
+    "Time from a step's start to its end, retries included.",
+    ["kind", "outcome"],
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+COMPENSATIONS = Counter(
+    "baton_compensations",
+    "Saga compensations that ended, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SIGNALS = Counter(
+    "baton_signals_received",
+    "Signals received by runs, by workflow.",
+    ["workflow"],
+    registry=REGISTRY,
+)
+RECONCILE_LATENCY = Histogram(
+    "baton_reconcile_latency_seconds",
+    "Time from an event's arrival at a run loop to the commit of the batch holding it.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+_LIVE_METRICS = (
+    "baton_runs_active",
+    "baton_timers_pending",
+    "baton_api_writes_total",
+    "baton_api_conflicts_total",
+)
+
+
+# -- what a committed batch changed (pure) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One increment (`value` for counters, an observation for histograms)."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+def _labels(**labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def step_kind(definition: Definition, path: str) -> str:
+    """The kind of the step at `path` (`charges[3].charge` is step `charge`)."""
+    name = path.rsplit(".", 1)[-1]
+    step = definition.index.get(name)
+    return str(step.kind) if step is not None else "unknown"
+
+
+def _seconds(start: int | None, end: int | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start) / 1000)
+
+
+def batch_changes(
+    definition: Definition,
+    workflow: str | None,
+    before: State,
+    after: State,
+    events: Iterable[Event],
+) -> list[Change]:
+    """The metric increments of one committed batch: `before` and `after` are the run's state
+    around it, `events` the events it folded. Pure."""
+    wf = workflow or INLINE_WORKFLOW
+    changes: list[Change] = []
+    for event in events:
+        if isinstance(event, RunStarted):
+            changes.append(Change("baton_runs_started", _labels(workflow=wf), 1))
+        elif isinstance(event, SignalReceived):
+            changes.append(Change("baton_signals_received", _labels(workflow=wf), 1))
+    if after.phase.finished and not before.phase.finished:
+        labels = _labels(workflow=wf, phase=str(after.phase))
+        changes.append(Change("baton_runs_finished", labels, 1))
+        duration = _seconds(after.started_at, after.finished_at)
+        if duration is not None:
+            changes.append(Change("baton_run_duration_seconds", labels, duration))
+    for path, step in after.steps.items():
+        kind = step_kind(definition, path)
+        changes.extend(_step_changes(kind, before.steps.get(path), step))
+    old_compensations = {c.key: c.run for c in before.compensations}
+    for compensation in after.compensations:
+        old = old_compensations.get(compensation.key)
+        ended = compensation.run.phase in _FINAL_STEP_PHASES
+        if ended and (old is None or old.phase not in _FINAL_STEP_PHASES):
+            outcome = _labels(outcome=str(compensation.run.phase))
+            changes.append(Change("baton_compensations", outcome, 1))
+    return changes
+
+
+def _step_changes(kind: str, old: StepState | None, new: StepState) -> Iterator[Change]:
+    first = old.attempt if old is not None else 0
+    if old is not None and new.attempt < old.attempt:
+        first = 0  # not expected (attempts never go down); count nothing negative
+    for attempt in range(first + 1, new.attempt + 1):
+        yield Change("baton_step_attempts", _labels(kind=kind), 1)
+        if attempt - new.attempt_base > 1:
+            yield Change("baton_step_retries", _labels(kind=kind), 1)
+    ended = new.phase in _FINAL_STEP_PHASES
+    if ended and (old is None or old.phase not in _FINAL_STEP_PHASES or new.attempt > old.attempt):
+        labels = _labels(kind=kind, outcome=str(new.phase))
+        yield Change("baton_step_outcomes", labels, 1)
+        duration = _seconds(new.started_at, new.finished_at)
+        if duration is not None:
+            yield Change("baton_step_duration_seconds", labels, duration)
+
+
+def timers_pending(state: State) -> int:
+    """Armed timers of a run: backoffs before a retry, sleeps, repeat intervals, signal
+    timeouts (steps with a due time that have not ended), and the run's own deadline."""
+    steps = sum(
+        1
+        for step in state.steps.values()
+        if step.phase not in _FINAL_STEP_PHASES
+        and (step.next_attempt_at is not None or step.wake_at is not None)
+    )
+    deadline = 1 if state.deadline is not None and not state.phase.finished else 0
+    return steps + deadline
+
+
+# -- recording --------------------------------------------------------------------------------
+
+_COUNTERS: dict[str, Counter] = {
+    "baton_runs_started": RUNS_STARTED,
+    "baton_runs_finished": RUNS_FINISHED,
+    "baton_step_attempts": STEP_ATTEMPTS,
+    "baton_step_retries": STEP_RETRIES,
+    "baton_step_outcomes": STEP_OUTCOMES,
+    "baton_compensations": COMPENSATIONS,
+    "baton_signals_received": SIGNALS,
+}
+_HISTOGRAMS: dict[str, Histogram] = {
+    "baton_run_duration_seconds": RUN_DURATION,
+    "baton_step_duration_seconds": STEP_DURATION,
+}
+
+
+def record(changes: Iterable[Change]) -> None:
+    """Apply increments to the metrics of `REGISTRY`."""
+    for change in changes:
+        labels = dict(change.labels)
+        if change.metric in _COUNTERS:
+            _COUNTERS[change.metric].labels(**labels).inc(change.value)
+        else:
+            _HISTOGRAMS[change.metric].labels(**labels).observe(change.value)
+
+
+METRIC_NAMES = frozenset(
+    {
+        *_LIVE_METRICS,
+        *(f"{name}_total" for name in _COUNTERS),
+        *(
+            f"{name}{suffix}"
+            for name in (*_HISTOGRAMS, "baton_reconcile_latency_seconds")
+            for suffix in ("_bucket", "_sum", "_count")
+        ),
+    }
+)
+"""Every series name /metrics can expose (histograms as their _bucket/_sum/_count)."""
+
+
+def observe_batch(
+    definition: Definition,
+    workflow: str | None,
+    before: State,
+    after: State,
+    events: Iterable[Event],
+    *,
+    latency: float | None,
+) -> None:
+    """A run loop committed a batch (`latency`: seconds from its first event's arrival to the
+    end of the commit). Never raises: metrics must not break a run."""
+    try:
+        record(batch_changes(definition, workflow, before, after, events))
+        if latency is not None:
+            RECONCILE_LATENCY.observe(max(0.0, latency))
+    except Exception:
+        log.exception("metrics of a batch not recorded")
+
+
+# -- read at scrape time ----------------------------------------------------------------------
+
+
+class _Loop(Protocol):
+    @property
+    def state(self) -> State: ...
+
+
+class _Kube(Protocol):
+    @property
+    def writes(self) -> Mapping[str, int]: ...
+
+    @property
+    def conflicts(self) -> int: ...
+
+
+class _LiveCollector(Collector):
+    """Runs active, timers pending and API writes/conflicts, read when /metrics is scraped."""
+
+    def __init__(self, kube: _Kube, loops: Mapping[str, _Loop]) -> None:
+        self.kube = kube
+        self.loops = loops
+
+    def collect(self) -> Iterator[Metric]:
+        loops = list(self.loops.values())
+        yield GaugeMetricFamily(
+            "baton_runs_active", "Runs with a live loop in this operator.", value=len(loops)
+        )
+        yield GaugeMetricFamily(
+            "baton_timers_pending",
+            "Armed timers of live runs (backoffs, sleeps, signal timeouts, deadlines).",
+            value=sum(timers_pending(loop.state) for loop in loops),
+        )
+        writes = CounterMetricFamily(
+            "baton_api_writes",
+            "Writes sent to the Kubernetes API, by verb and resource.",
+            labels=["verb", "resource"],
+        )
+        for key, count in sorted(dict(self.kube.writes).items()):
+            verb, _, resource = key.partition(" ")
+            writes.add_metric([verb, resource], count)
+        yield writes
+        yield CounterMetricFamily(
+            "baton_api_conflicts",
+            "Writes the Kubernetes API refused with 409 Conflict.",
+            value=self.kube.conflicts,
+        )
+
+
+def serve(port: int, kube: _Kube, loops: Mapping[str, _Loop]) -> Callable[[], None]:
+    """Serve /metrics on `port` (all addresses) and return the function that stops it. Port 0
+    serves nothing. A port in use is logged, not fatal: the operator's work matters more."""
+    collector = _LiveCollector(kube, loops)
+    REGISTRY.register(collector)
+
+    def unregister() -> None:
+        REGISTRY.unregister(collector)
+
+    if port == 0:
+        return unregister
+    try:
+        server, thread = start_http_server(port, registry=REGISTRY)
+    except OSError as exc:
+        log.error("metrics not served: port %d: %s", port, exc)
+        return unregister
+    log.info("metrics served on :%d/metrics", port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        unregister()
+
+    return stop
