@@ -92,6 +92,11 @@ def jsonpath(cluster: Cluster, namespace: str, kind: str, name: str, path: str) 
     ).stdout.strip()
 
 
+def wait_created(cluster: Cluster, namespace: str, kind: str, name: str) -> None:
+    """`kubectl wait --for=create`: the object exists."""
+    cluster.kubectl("wait", "-n", namespace, "--for=create", f"{kind}/{name}", "--timeout=30s")
+
+
 def wait_until(what: str, check: Any, timeout: float = 30.0) -> Any:
     """Poll `check()` until it returns something truthy; fail naming `what`."""
     deadline = time.monotonic() + timeout

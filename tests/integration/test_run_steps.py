@@ -9,7 +9,18 @@ import json
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
-from runkit import PodRule, history, http, jsonpath, kwok, kwok_pods, run, worker_pool, workflow
+from runkit import (
+    PodRule,
+    history,
+    http,
+    jsonpath,
+    kwok,
+    kwok_pods,
+    run,
+    wait_created,
+    worker_pool,
+    workflow,
+)
 
 
 def test_worker_step_posts_its_task_to_the_pool_endpoint_and_returns_the_output(
@@ -54,26 +65,26 @@ def test_worker_step_posts_its_task_to_the_pool_endpoint_and_returns_the_output(
 def test_job_step_output_is_the_termination_message_of_its_pod(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    rule = PodRule("build", kwok(message={"digest": "sha256:abc"}))
-    with kwok_pods(runs.cluster, runs.namespace, rule):
-        runs.apply(
-            [
-                workflow(
-                    "build",
-                    [
-                        {"name": "build", "job": {"image": "registry.example/builder:1"}},
-                        {
-                            "name": "publish",
-                            "http": http(
-                                f"{recorder.url}/publish", body="${{ steps.build.output }}"
-                            ),
-                        },
-                    ],
-                ),
-                run("build-1", "build"),
-            ]
-        )
-        status = runs.wait("build-1")
+    job = {
+        "image": "registry.example/builder:1",
+        "podAnnotations": kwok(message={"digest": "sha256:abc"}),
+    }
+    runs.apply(
+        [
+            workflow(
+                "build",
+                [
+                    {"name": "build", "job": job},
+                    {
+                        "name": "publish",
+                        "http": http(f"{recorder.url}/publish", body="${{ steps.build.output }}"),
+                    },
+                ],
+            ),
+            run("build-1", "build"),
+        ]
+    )
+    status = runs.wait("build-1")
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["build"]["output"] == {"digest": "sha256:abc"}
     assert recorder.calls_to("/publish")[0].body == {"digest": "sha256:abc"}
@@ -160,9 +171,7 @@ def test_job_deleted_while_running_is_retried_as_job_lost_and_the_run_succeeds(
             ]
         )
         runs.wait("lost", step="build", step_phase="Running")
-        runs.cluster.kubectl(
-            "wait", "-n", runs.namespace, "--for=create", "job/lost-build-1", "--timeout=30s"
-        )
+        wait_created(runs.cluster, runs.namespace, "job", "lost-build-1")
         runs.cluster.kubectl("delete", "job", "lost-build-1", "-n", runs.namespace)
         status = runs.wait("lost")
     assert status["phase"] == "Succeeded", status

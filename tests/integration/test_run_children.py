@@ -1,0 +1,113 @@
+"""Child runs: the `workflow` step creates a WorkflowRun of its own, owned by the parent."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Runs
+from operator_process import OperatorProcess
+from recorder import Recorder
+from runkit import baton, http, run, wait_created, workflow
+
+
+def child_step(policy: str = "terminate") -> dict[str, object]:
+    return {
+        "name": "kid",
+        "workflow": {
+            "workflowRef": "child",
+            "input": {"item": "${{ input.item }}"},
+            "parentClosePolicy": policy,
+        },
+    }
+
+
+def waiting_child() -> dict[str, object]:
+    return workflow("child", [{"name": "wait", "waitForSignal": {"name": "finish"}}])
+
+
+def test_workflow_step_starts_an_owned_child_run_and_takes_its_output(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [
+            workflow(
+                "child",
+                [
+                    {
+                        "name": "pack",
+                        "http": http(f"{recorder.url}/pack", body={"item": "${{ input.item }}"}),
+                    }
+                ],
+                output={"packed": "${{ input.item }}", "reply": "${{ steps.pack.output }}"},
+            ),
+            workflow("parent", [child_step()], output="${{ steps.kid.output }}"),
+            run("order", "parent", {"item": "lamp"}),
+        ]
+    )
+    status = runs.wait("order")
+    assert status["phase"] == "Succeeded", status
+    assert status["output"] == {"packed": "lamp", "reply": {"ok": True}}
+    parent = runs.get("order")
+    child = runs.get("order-kid-1")  # deterministic: <run>-<step>-<attempt>
+    assert child["spec"]["workflowRef"] == {"name": "child"}
+    assert child["spec"]["input"] == {"item": "lamp"}
+    [owner] = child["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "WorkflowRun",
+        "order",
+        parent["metadata"]["uid"],
+    )
+    assert owner["controller"] is True
+    assert child["status"]["phase"] == "Succeeded"
+    assert recorder.calls_to("/pack")[0].body == {"item": "lamp"}
+
+
+def test_cancelling_the_parent_cancels_a_child_whose_parent_close_policy_is_terminate(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [waiting_child(), workflow("parent", [child_step()]), run("order", "parent", {"item": 1})]
+    )
+    wait_created(runs.cluster, runs.namespace, "workflowrun", "order-kid-1")
+    runs.wait("order-kid-1", step="wait", step_phase="Waiting")
+    baton(runs.cluster, "cancel", "order", "-n", runs.namespace)
+    assert runs.wait("order")["phase"] == "Cancelled"
+    child = runs.wait("order-kid-1")
+    assert child["phase"] == "Cancelled", child
+
+
+def test_cancelling_the_parent_leaves_a_child_whose_parent_close_policy_is_abandon(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [
+            waiting_child(),
+            workflow("parent", [child_step("abandon")]),
+            run("order", "parent", {"item": 1}),
+        ]
+    )
+    wait_created(runs.cluster, runs.namespace, "workflowrun", "order-kid-1")
+    runs.wait("order-kid-1", step="wait", step_phase="Waiting")
+    baton(runs.cluster, "cancel", "order", "-n", runs.namespace)
+    assert runs.wait("order")["phase"] == "Cancelled"
+    child = runs.get("order-kid-1")
+    assert not child["spec"].get("cancel")
+    assert child["metadata"].get("ownerReferences") is None
+    baton(runs.cluster, "signal", "order-kid-1", "finish", "-n", runs.namespace)
+    assert runs.wait("order-kid-1")["phase"] == "Succeeded"
+
+
+def test_failed_child_run_fails_the_parent_step_with_child_failed(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [
+            workflow("child", [{"name": "no", "fail": {"error": "OutOfStock"}}]),
+            workflow("parent", [{**child_step(), "retry": {"maxAttempts": 1}}]),
+            run("order", "parent", {"item": 1}),
+        ]
+    )
+    status = runs.wait("order")
+    assert status["phase"] == "Failed", status
+    assert status["error"]["type"] == "ChildFailed"
+    assert status["error"]["details"]["error"]["type"] == "OutOfStock", json.dumps(status["error"])
