@@ -22,6 +22,18 @@ CONTEXT_ROOTS: frozenset[str] = frozenset(
 )
 """Every name an expression may start from; which are bound depends on where it is evaluated."""
 
+FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "bytes", "contains", "double", "duration", "dyn", "endsWith", "getDate", "getDayOfMonth",
+        "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours", "getMilliseconds",
+        "getMinutes", "getMonth", "getSeconds", "int", "matches", "size", "startsWith", "string",
+        "timestamp", "type", "uint",
+    }
+)  # fmt: skip
+"""Functions the CEL core evaluates (checked one by one); macros (`has`, `all`, `exists`,
+`exists_one`, `map`, `filter`) and operators are not listed and always allowed. Anything else
+would compile and then fail mid-run, so it is refused at compile time instead."""
+_OPERATOR = re.compile(r"^[_@!-]|_$")
 _POSITION = re.compile(r"<input>:(\d+):(\d+)")
 _STRING_LITERAL = re.compile(
     r"""'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*\"""", re.S
@@ -92,8 +104,20 @@ def compile_expression(source: str, *, step: str | None, field: str, offset: int
             field=field,
             position=position,
         ) from None
-    variables = set(program.variables())
     code = _STRING_LITERAL.sub('""', source)
+    missing = sorted(
+        f for f in program.functions() if f not in FUNCTIONS and not _OPERATOR.search(f)
+    )
+    if missing:
+        raise ExpressionError(
+            f"function {missing[0]!r} is not available in {source!r}; Baton's CEL has "
+            + ", ".join(sorted(FUNCTIONS))
+            + " and the macros has, all, exists, exists_one, map, filter",
+            step=step,
+            field=field,
+            position=offset + _where(missing[0], code),
+        )
+    variables = set(program.variables())
     bound = set(_BOUND_VARIABLE.findall(code))
     unknown = sorted(variables - CONTEXT_ROOTS - bound)
     if unknown:

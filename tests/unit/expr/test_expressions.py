@@ -68,3 +68,21 @@ def test_timestamps_come_back_as_rfc3339_strings() -> None:
 def test_empty_expression_is_refused() -> None:
     with pytest.raises(ExpressionError, match="empty expression"):
         compile_expression("  ", step="s", field="when")
+
+
+def test_a_function_the_cel_core_lacks_is_refused_at_compile_time() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression("input.csv.split(',')", step="parse", field="when")
+    assert str(caught.value).startswith(
+        "step 'parse', field 'when', position 11: function 'split' is not available"
+    )
+
+
+def test_standard_functions_and_macros_compile() -> None:
+    expr = compile_expression(
+        "size(input.xs) == 2 && input.xs.all(x, string(x).startsWith('1')) "
+        "&& has(input.t) && timestamp(input.t).getFullYear() == 2026",
+        step=None,
+        field="when",
+    )
+    assert expr.evaluate({"input": {"xs": [1, 12], "t": "2026-01-01T00:00:00Z"}}) is True
