@@ -1,0 +1,262 @@
+"""What happens around runs: Workflow versions and validity, a missing Workflow, deletion and
+garbage collection, the history ConfigMaps and `baton history`, Kubernetes Events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conftest import Runs
+from operator_process import OperatorProcess
+from recorder import Recorder, Reply
+from runkit import (
+    baton,
+    history,
+    http,
+    jsonpath,
+    kwok,
+    run,
+    wait_created,
+    wait_until,
+    workflow,
+)
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The condition `kind` of a resource when it is True."""
+    for found in (obj.get("status") or {}).get("conditions") or []:
+        if found["type"] == kind and found["status"] == "True":
+            return dict(found)
+    return None
+
+
+def test_editing_a_workflow_leaves_runs_in_flight_on_their_snapshot_and_new_runs_follow_it(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    def version(n: int) -> dict[str, object]:
+        return workflow(
+            "versioned",
+            [
+                {"name": "gate", "waitForSignal": {"name": "go"}},
+                {"name": "call", "http": http(f"{recorder.url}/v{n}")},
+            ],
+        )
+
+    runs.apply([version(1), run("old", "versioned")])
+    runs.wait("old", step="gate", step_phase="Waiting")
+    runs.apply(version(2))
+    runs.apply(run("new", "versioned"))
+    runs.wait("new", step="gate", step_phase="Waiting")
+    for name in ("old", "new"):
+        baton(runs.cluster, "signal", name, "go", "-n", runs.namespace)
+    old, new = runs.wait("old"), runs.wait("new")
+    assert (old["phase"], new["phase"]) == ("Succeeded", "Succeeded")
+    assert old["definition"]["generation"] == 1
+    assert new["definition"]["generation"] == 2
+    assert (old["workflowGeneration"], new["workflowGeneration"]) == (1, 2)
+    old_uid = runs.get("old")["metadata"]["uid"]
+    assert [c.key for c in recorder.calls_to("/v1")] == [f"{old_uid}/call/1"]
+    assert len(recorder.calls_to("/v2")) == 1
+
+
+def test_invalid_workflow_gets_an_invalid_condition_naming_the_step_and_field(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        workflow(
+            "broken",
+            [
+                {"name": "reserve", "http": {"url": "http://inventory/reserve"}},
+                {"name": "pay", "needs": ["reserv"], "http": {"url": "http://payments/charge"}},
+            ],
+        )
+    )
+
+    def invalid() -> dict[str, Any] | None:
+        obj = runs.api.get_namespaced_custom_object(
+            "baton.dev", "v1alpha1", runs.namespace, "workflows", "broken"
+        )
+        return condition(obj, "Invalid")
+
+    found = wait_until("Workflow broken has an Invalid condition", invalid)
+    assert "step 'pay'" in found["message"], found
+    assert "needs" in found["message"], found
+    assert "reserv" in found["message"], found
+    ready = jsonpath(
+        runs.cluster,
+        runs.namespace,
+        "workflow",
+        "broken",
+        '{.status.conditions[?(@.type=="Ready")].status}',
+    )
+    assert ready == "False"
+
+
+def test_run_of_a_missing_workflow_is_invalid_until_the_workflow_is_applied(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply(run("early", "later"))
+    found = wait_until(
+        "run early has an Invalid condition", lambda: condition(runs.get("early"), "Invalid")
+    )
+    assert found["reason"] == "WorkflowNotFound", found
+    assert "later" in found["message"]
+    assert recorder.calls == []
+    runs.apply(workflow("later", [{"name": "call", "http": http(f"{recorder.url}/call")}]))
+    status = runs.wait("early")
+    assert status["phase"] == "Succeeded", status
+    assert condition(runs.get("early"), "Invalid") is None
+    assert len(recorder.calls_to("/call")) == 1
+
+
+def test_deleting_a_run_garbage_collects_its_jobs_child_runs_and_configmaps(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/big", Reply(body={"rows": ["x" * 100] * 100}))  # offloaded: over 4 KiB
+    runs.apply(
+        [
+            workflow("child", [{"name": "wait", "waitForSignal": {"name": "never"}}]),
+            workflow(
+                "owner",
+                [
+                    {"name": "big", "http": http(f"{recorder.url}/big", method="GET")},
+                    {
+                        "name": "both",
+                        "parallel": {
+                            "branches": [
+                                {
+                                    "name": "job",
+                                    "steps": [
+                                        {
+                                            "name": "build",
+                                            "job": {
+                                                "image": "registry.example/builder:1",
+                                                "podAnnotations": kwok(duration="10m"),
+                                            },
+                                        }
+                                    ],
+                                },
+                                {
+                                    "name": "child",
+                                    "steps": [
+                                        {"name": "kid", "workflow": {"workflowRef": "child"}}
+                                    ],
+                                },
+                            ]
+                        },
+                    },
+                ],
+            ),
+            run("doomed", "owner"),
+        ]
+    )
+    wait_created(runs.cluster, runs.namespace, "job", "doomed-build-1")
+    wait_created(runs.cluster, runs.namespace, "workflowrun", "doomed-kid-1")
+    runs.wait("doomed-kid-1", step="wait", step_phase="Waiting")
+    child_uid = runs.get("doomed-kid-1")["metadata"]["uid"]
+    parent_uid = runs.get("doomed")["metadata"]["uid"]
+
+    def owned() -> list[str]:
+        names: list[str] = []
+        for uid in (parent_uid, child_uid):
+            names += runs.cluster.kubectl(
+                "get", "jobs,configmaps,workflowruns", "-n", runs.namespace,
+                "-l", f"baton.dev/run-uid={uid}", "-o", "name",
+            ).stdout.split()  # fmt: skip
+        names += runs.cluster.kubectl(
+            "get", "workflowruns", "-n", runs.namespace,
+            "-l", f"baton.dev/parent-uid={parent_uid}", "-o", "name",
+        ).stdout.split()  # fmt: skip
+        return sorted(names)
+
+    before = owned()
+    assert "job.batch/doomed-build-1" in before
+    assert "workflowrun.baton.dev/doomed-kid-1" in before
+    assert "configmap/doomed-definition" in before
+    assert "configmap/doomed-history-0" in before
+    assert "configmap/doomed-kid-1-history-0" in before
+    assert any(n.startswith("configmap/doomed-out-") for n in before), before
+    runs.cluster.kubectl("delete", "workflowrun", "doomed", "-n", runs.namespace, "--wait=true")
+    wait_until(f"garbage collection of {before}", lambda: owned() == [], timeout=60)
+
+
+def test_history_configmaps_hold_every_event_and_baton_history_prints_them(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/second", Reply(500), Reply(body={"ok": 2}))
+    runs.apply(
+        [
+            workflow(
+                "logged",
+                [
+                    {"name": "first", "http": http(f"{recorder.url}/first")},
+                    {
+                        "name": "second",
+                        "http": http(f"{recorder.url}/second"),
+                        "retry": {"maxAttempts": 2, "initialInterval": "200ms"},
+                    },
+                ],
+            ),
+            run("logged-1", "logged"),
+        ]
+    )
+    status = runs.wait("logged-1")
+    assert status["phase"] == "Succeeded", status
+    data = json.loads(
+        jsonpath(runs.cluster, runs.namespace, "configmap", "logged-1-history-0", "{.data}")
+    )
+    stored = [
+        json.loads(line) for _, text in sorted(data.items()) for line in text.splitlines() if line
+    ]
+    assert len(stored) == status["history"]["events"]
+    types = [e["type"] for e in stored]
+    assert types[0] == "RunStarted"
+    assert types.count("ActivityCompleted") == 2
+    assert types.count("ActivityFailed") == 1
+    assert history(runs.cluster, runs.namespace, "logged-1") == stored
+    printed = baton(runs.cluster, "history", "logged-1", "-n", runs.namespace).stdout
+    header, *lines = printed.strip().splitlines()
+    assert f"{len(stored)} events" in header, printed
+    assert len(lines) == len(stored), printed
+    for line, event in zip(lines, stored, strict=True):
+        assert line.split()[1] == event["type"], printed
+    assert "HttpError: 500" in printed
+
+
+def test_kubernetes_events_are_posted_for_each_transition(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [
+            workflow(
+                "noisy",
+                [
+                    {"name": "first", "http": http(f"{recorder.url}/first")},
+                    {"name": "second", "http": http(f"{recorder.url}/second")},
+                ],
+            ),
+            run("noisy-1", "noisy"),
+        ]
+    )
+    assert runs.wait("noisy-1")["phase"] == "Succeeded"
+
+    def events() -> list[tuple[str, str, str]]:
+        items = json.loads(
+            runs.cluster.kubectl(
+                "get", "events", "-n", runs.namespace,
+                "--field-selector", "involvedObject.kind=WorkflowRun,involvedObject.name=noisy-1",
+                "-o", "json",
+            ).stdout
+        )["items"]  # fmt: skip
+        return sorted((e["type"], e["reason"], e["message"]) for e in items)
+
+    wanted = [
+        ("Normal", "RunRunning", "run is Running"),
+        ("Normal", "RunSucceeded", "run is Succeeded"),
+        ("Normal", "StepSucceeded", "step first succeeded"),
+        ("Normal", "StepSucceeded", "step second succeeded"),
+    ]
+    wait_until("an Event for each transition", lambda: len(events()) >= len(wanted))
+    assert events() == wanted
+    described = runs.cluster.kubectl("describe", "workflowrun", "noisy-1", "-n", runs.namespace)
+    assert "StepSucceeded" in described.stdout
