@@ -22,8 +22,9 @@ test-unit: install
 test-integration: install
 	$(RUN) pytest tests/integration
 
-crds: install  ## Regenerate crds/ from the pydantic models.
+crds: install  ## Regenerate crds/ and the chart's charts/baton/crds/ from the pydantic models.
 	$(RUN) baton crds --output crds
+	$(RUN) baton crds --output charts/baton/crds
 
 controlplane:  ## Build (or reuse) etcd, kube-apiserver, controller-manager, scheduler, kwok, kubectl, helm.
 	hack/controlplane.sh build

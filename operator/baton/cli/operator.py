@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import secrets
+import time
 
 from baton.cli import CommandError
 from baton.settings import OperatorSettings
@@ -32,7 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--peering", default=defaults.peering, help="peering name shared by the replicas"
     )
     parser.add_argument(
-        "--priority", type=int, default=defaults.priority, help="peering priority of this replica"
+        "--priority",
+        type=_priority,
+        default=defaults.priority,
+        help="peering priority of this replica: the highest alive one works; 'auto' gives each "
+        "start a distinct priority above the ones started before it (replicas of a Deployment)",
     )
     parser.add_argument(
         "--allow-link-local-http",
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         peering=args.peering,
         standalone=args.standalone,
-        priority=args.priority,
+        priority=auto_priority(time.time()) if args.priority == "auto" else args.priority,
         allow_link_local_http=args.allow_link_local_http,
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
@@ -84,3 +90,20 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     run_operator(settings)
     return 0
+
+
+def _priority(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: an integer or 'auto'") from None
+
+
+def auto_priority(now: float) -> int:
+    """A peering priority for `--priority auto`: the start time in milliseconds, times 1000,
+    plus a random 0-999. Replicas sharing one command line (a Deployment) thus never have the
+    same priority — with which kopf pauses them all — and the newest start wins, so a rolling
+    update hands over to the new pod. Below 2**53 until the year 2255 (exact in JSON)."""
+    return int(now * 1000) * 1000 + secrets.randbelow(1000)

@@ -1,0 +1,266 @@
+"""charts/baton: helm lint, rendered objects, values refused by the schema, CRDs in sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chartkit import CHART, ROOT, Helm, by_kind, one
+
+from baton.api.crd import crd_files
+from baton.api.run import WorkflowRunSpec
+from baton.api.workflow import WorkflowSpec
+from baton.engine import compile_definition
+from baton.metrics import METRIC_NAMES
+
+
+def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = one(objects, "Deployment")
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    result: dict[str, Any] = main
+    return result
+
+
+def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs, for rules without resourceNames."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        if rule.get("resourceNames"):
+            continue
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+NAMESPACED_RIGHTS = {
+    ("baton.dev", "workflowruns"): {"get", "list", "watch", "create", "patch"},
+    ("baton.dev", "workflowruns/status"): {"patch"},
+    ("baton.dev", "workflows"): {"get", "list", "watch"},
+    ("baton.dev", "workflows/status"): {"patch"},
+    ("baton.dev", "workerpools"): {"get", "list", "watch"},
+    ("", "configmaps"): {"get", "list", "create", "patch"},
+    ("", "pods"): {"get", "list"},
+    ("", "secrets"): {"get"},
+    ("", "events"): {"create"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--set", "watchNamespaces={team-a,team-b}"],
+        ["--set", "standalone=true", "--set", "replicas=1"],
+        ["--set", "metrics.serviceMonitor.enabled=true", "--set", "dashboard.enabled=true"],
+    ],
+    ids=["cluster-wide", "namespaced", "standalone", "monitoring"],
+)
+def test_helm_lint_strict_passes(helm: Helm, args: list[str]) -> None:
+    result = helm.run("lint", "--strict", str(CHART), *args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_chart_crds_are_the_generated_ones_and_those_of_crds_dir() -> None:
+    generated = crd_files()
+    in_chart = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
+    in_repo = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    assert in_chart == generated, "charts/baton/crds/ is stale: run `make crds`"
+    assert in_repo == in_chart
+
+
+def test_default_deployment_runs_replicas_in_one_peering_with_distinct_priorities(
+    helm: Helm,
+) -> None:
+    objects = helm.template()
+    deployment = one(objects, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    args = container(objects)["args"]
+    peering = one(objects, "ClusterKopfPeering")["metadata"]["name"]
+    assert f"--peering={peering}" in args
+    assert "--priority=auto" in args
+    assert "--standalone" not in args
+    assert not [a for a in args if a.startswith("--namespace")]
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == spec["selector"]
+
+
+def test_probes_use_kopfs_liveness_endpoint_and_metrics_are_served(helm: Helm) -> None:
+    objects = helm.template()
+    main = container(objects)
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert f"--liveness=http://0.0.0.0:{ports['liveness']}/healthz" in main["args"]
+    assert f"--metrics-port={ports['metrics']}" in main["args"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    service = one(objects, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": ports["metrics"], "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    selector = one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+
+
+def test_the_pod_is_restricted(helm: Helm) -> None:
+    objects = helm.template()
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(objects)["securityContext"]
+    assert security == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container(objects)["resources"]["limits"]["memory"]
+    assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+
+
+def test_cluster_wide_rbac_is_the_least_the_operator_needs(helm: Helm) -> None:
+    objects = helm.template()
+    role = one(objects, "ClusterRole")
+    assert not by_kind(objects, "Role")
+    rights = rules_of(role)
+    expected = {
+        **NAMESPACED_RIGHTS,
+        ("kopf.dev", "clusterkopfpeerings"): {"list", "watch"},
+        ("", "namespaces"): {"list", "watch"},
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    }
+    assert rights == expected
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    peering = one(objects, "ClusterKopfPeering")["metadata"]["name"]
+    assert named == [
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings"],
+            "resourceNames": [peering],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"], rule
+        assert "*" not in rule["resources"], rule
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    account = one(objects, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": "baton-system"}
+    ]
+
+
+def test_namespaced_mode_has_roles_and_peerings_only_in_the_watched_namespaces(
+    helm: Helm,
+) -> None:
+    objects = helm.template("--set", "watchNamespaces={team-a,team-b}")
+    assert not by_kind(objects, "ClusterRole")
+    assert not by_kind(objects, "ClusterRoleBinding")
+    assert not by_kind(objects, "ClusterKopfPeering")
+    roles = by_kind(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert rules_of(role) == {
+            **NAMESPACED_RIGHTS,
+            ("kopf.dev", "kopfpeerings"): {"list", "watch"},
+        }
+    bindings = by_kind(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    peerings = by_kind(objects, "KopfPeering")
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    args = container(objects)["args"]
+    assert {"--namespace=team-a", "--namespace=team-b"} <= set(args)
+
+
+def test_standalone_is_one_replica_recreated_without_peering(helm: Helm) -> None:
+    objects = helm.template("--set", "standalone=true", "--set", "replicas=1")
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--standalone" in container(objects)["args"]
+    assert not [a for a in container(objects)["args"] if a.startswith("--priority")]
+    assert not by_kind(objects, "ClusterKopfPeering")
+    assert not by_kind(objects, "PodDisruptionBudget")
+
+
+def test_metrics_off_means_no_service_and_no_endpoint(helm: Helm) -> None:
+    objects = helm.template("--set", "metrics.enabled=false")
+    assert not by_kind(objects, "Service")
+    assert "--metrics-port=0" in container(objects)["args"]
+
+
+def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
+    objects = helm.template(
+        "--set", "metrics.serviceMonitor.enabled=true", "--set", "dashboard.enabled=true"
+    )
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    service = one(objects, "Service")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    dashboard = one(objects, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads(dashboard["data"]["baton.json"])
+    assert shipped == json.loads((CHART / "dashboards" / "baton.json").read_text())
+    exprs = " ".join(t["expr"] for p in shipped["panels"] for t in p["targets"])
+    assert "baton_runs_started_total" in exprs
+    assert METRIC_NAMES
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "replicas=0"], "/replicas"),
+        (["--set", "watchNamespaces={Bad_Name}"], "/watchNamespaces/0"),
+        (["--set", "operator.logFormat=xml"], "/operator/logFormat"),
+        (["--set", "replica=3"], "additional properties 'replica' not allowed"),
+        (["--set", "metrics.port=70000"], "/metrics/port"),
+        (["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
+        (["--set", "standalone=true"], "standalone: true runs without peering, so replicas"),
+    ],
+    ids=["replicas", "namespace", "log-format", "typo", "port", "memory", "standalone"],
+)
+def test_bad_values_are_refused_with_a_clear_message(
+    helm: Helm, args: list[str], message: str
+) -> None:
+    assert message in helm.refused(*args)
+
+
+def test_extra_args_and_flags_reach_the_operator(helm: Helm) -> None:
+    objects = helm.template(
+        "--set",
+        "operator.kubeEvents=false",
+        "--set",
+        "operator.allowLinkLocalHttp=true",
+        "--set",
+        "operator.extraArgs={--verbose}",
+    )
+    args = container(objects)["args"]
+    assert {"--no-kube-events", "--allow-link-local-http", "--verbose"} <= set(args)
+
+
+def test_the_hello_example_in_notes_is_a_valid_run() -> None:
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert "examples/hello/run.yaml" in notes
+    run = yaml.safe_load((ROOT / "examples" / "hello" / "run.yaml").read_text())
+    spec = WorkflowRunSpec.model_validate(run["spec"])
+    assert spec.workflow is not None
+    assert compile_definition(WorkflowSpec.model_validate(run["spec"]["workflow"])).steps
+
+
+def test_values_yaml_documents_every_top_level_key_of_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"])
+    assert set(schema["properties"]) - set(values) <= {"global"}
+    assert Path(CHART / "templates" / "NOTES.txt").exists()
