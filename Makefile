@@ -8,8 +8,8 @@ install:  ## Create .venv with the locked dependencies.
 	$(UV) sync --locked
 
 lint: install  ## ruff, mypy --strict, the import contract, and stale-CRD check.
-	$(RUN) ruff check operator tests bench examples
-	$(RUN) ruff format --check operator tests bench examples
+	$(RUN) ruff check operator activities tests bench examples
+	$(RUN) ruff format --check operator activities tests bench examples
 	$(RUN) mypy
 	$(RUN) lint-imports
 
