@@ -87,6 +87,9 @@ METADATA_ADDRESSES: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = f
 )
 """Metadata addresses outside the link-local ranges, which are refused as a whole."""
 
+BodyReader = Callable[[httpx.Response, str], Awaitable[bytes]]
+"""Reads a response's body (given the response and `METHOD URL` for messages)."""
+
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Resolves a host name (or literal address) and port to IP addresses, in preference order."""
 
@@ -356,10 +359,12 @@ class HttpExecutor:
         headers: Mapping[str, str],
         body: Any,
         timeout: float | None,
+        read: BodyReader | None = None,
     ) -> HttpResponse:
         """One request through the guard, its body read in full; transport failures raise
         ActivityError (`Timeout`, `ConnectionError`, `ForbiddenAddress`, ...). Statuses are the
-        caller's to judge."""
+        caller's to judge. `read` replaces the reading of the body (a worker's heartbeat stream);
+        the `timeout` covers it too."""
         try:
             target = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -380,7 +385,7 @@ class HttpExecutor:
                     json=body,
                     timeout=httpx.Timeout(timeout),
                 ) as response:
-                    content = await _read_capped(response, where)
+                    content = await (read or read_capped)(response, where)
                     return HttpResponse(
                         status=response.status_code,
                         reason=response.reason_phrase,
@@ -469,7 +474,8 @@ class HttpExecutor:
         return value
 
 
-async def _read_capped(response: httpx.Response, where: str) -> bytes:
+async def read_capped(response: httpx.Response, where: str) -> bytes:
+    """The body in full; `ResponseTooLarge` past MAX_RESPONSE_BYTES."""
     content = bytearray()
     async for chunk in response.aiter_bytes():
         content += chunk

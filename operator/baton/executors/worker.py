@@ -4,26 +4,44 @@ This module owns the wire protocol between the operator and activity workers (do
 docs/architecture.md, "Worker protocol"): where a pool is reached, the task request, and how
 the worker's answer becomes an engine event. It sends through the HTTP executor's client and
 address guard — one HTTP code path — and keeps nothing of its own but the tasks in flight.
-Queues, fairness and autoscaling come later, on top of `dispatch_request` and `worker_result`.
+A worker that heartbeats answers with a newline-delimited JSON stream; each heartbeat line is
+reported as ActivityHeartbeat. Queues, fairness and autoscaling come later, on top of
+`dispatch_request` and `worker_result`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 from baton.engine.commands import CancelActivity, StartActivity
+from baton.engine.events import ActivityHeartbeat
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, run_attempt
 from baton.executors.base import Report, RunRef
-from baton.executors.http import HttpExecutor, HttpResponse, response_error
+from baton.executors.http import (
+    MAX_RESPONSE_BYTES,
+    BodyReader,
+    HttpExecutor,
+    HttpResponse,
+    read_capped,
+    response_error,
+)
 from baton.settings import OperatorSettings
 from baton.store.kube import Kube, path_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
+
+NDJSON = "application/x-ndjson"
+"""The content type of a worker's heartbeat stream: heartbeat lines, then the result line."""
+
+ACCEPT = f"application/json, {NDJSON}"
 
 
 def pool_endpoint(pool: dict[str, Any]) -> str:
@@ -79,6 +97,58 @@ def worker_result(response: HttpResponse, now: float) -> Any:
     )
 
 
+def is_heartbeat(line: Any) -> bool:
+    """A heartbeat line of a stream: an object with `heartbeat` and no result."""
+    return (
+        isinstance(line, dict)
+        and "heartbeat" in line
+        and "output" not in line
+        and "error" not in line
+    )
+
+
+def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
+    """Reads a worker's answer: a plain body in full, or a heartbeat stream, reporting
+    `run_event` for each heartbeat line and returning the result line as the body. A stream
+    that ends without a result line reads as an empty body (`WorkerProtocolError`)."""
+
+    async def read(response: httpx.Response, where: str) -> bytes:
+        content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != NDJSON or not 200 <= response.status_code < 300:
+            return await read_capped(response, where)
+        pending = bytearray()
+        result = b""
+
+        async def line_of(raw: bytes) -> bytes:
+            text = raw.strip()
+            if not text:
+                return result
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                return text
+            if is_heartbeat(parsed):
+                await beat(run_event)
+                return result
+            return text
+
+        async for chunk in response.aiter_bytes():
+            pending += chunk
+            while (end := pending.find(b"\n")) >= 0:
+                result = await line_of(bytes(pending[:end]))
+                del pending[: end + 1]
+            if len(pending) > MAX_RESPONSE_BYTES:
+                raise ActivityError(
+                    "ResponseTooLarge",
+                    f"{where}: a line of the stream is over {MAX_RESPONSE_BYTES} bytes",
+                    {"status": response.status_code, "limit": MAX_RESPONSE_BYTES},
+                    non_retryable=True,
+                )
+        return await line_of(bytes(pending))
+
+    return read
+
+
 class WorkerExecutor:
     """Performs `worker` activities by POSTing them to their pool.
 
@@ -94,10 +164,10 @@ class WorkerExecutor:
         self._inflight = InFlight()
 
     async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
-        """Dispatch the task; ActivityStarted, then its result, via `report`."""
+        """Dispatch the task; ActivityStarted, heartbeats, then its result, via `report`."""
 
         async def call() -> Any:
-            return await self._dispatch(run, command)
+            return await self._dispatch(run, command, report)
 
         async def attempt() -> None:
             await run_attempt(command, report, call)
@@ -113,7 +183,7 @@ class WorkerExecutor:
         """Cancel every task in flight."""
         await self._inflight.close()
 
-    async def _dispatch(self, run: RunRef, command: StartActivity) -> Any:
+    async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
         name = str(command.spec.get("pool") or "")
         activity = str(command.spec.get("activity") or "")
         pool = await self.kube.get(path_of("workerpools", run.namespace, name)) if name else None
@@ -130,8 +200,11 @@ class WorkerExecutor:
         response = await self.http.send(
             "POST",
             url,
-            headers={"Idempotency-Key": command.idempotency_key},
+            headers={"Idempotency-Key": command.idempotency_key, "Accept": ACCEPT},
             body=dispatch_request(run, command),
             timeout=command.start_to_close,
+            read=heartbeat_reader(
+                report, ActivityHeartbeat(key=command.key, attempt=command.attempt)
+            ),
         )
         return worker_result(response, time.time())
