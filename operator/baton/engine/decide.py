@@ -297,12 +297,13 @@ def _commands(
         if isinstance(event, ActivityCompleted | ActivityFailed | ChildFinished)
         else None
     )
-    closing = after.phase.finished or after.ending in ("cancelled", "timedOut")
     for key, command in was.items():
         if key in now or key == ended_itself:
             continue
         if isinstance(command, StartChildRun):
-            if closing and command.parent_close_policy == ParentClosePolicy.ABANDON.value:
+            # An abandoned child outlives whatever stops waiting for it: the parent closing,
+            # or its step being cancelled because a sibling failed.
+            if command.parent_close_policy == ParentClosePolicy.ABANDON.value:
                 continue
             yield TerminateChild(key=command.key, attempt=command.attempt, name=command.name)
         elif isinstance(command, StartActivity):

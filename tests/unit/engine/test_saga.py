@@ -6,6 +6,7 @@ from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import (
+    ActivityFailed,
     CancelActivity,
     CancelRequested,
     ChildFinished,
@@ -218,3 +219,38 @@ def test_cancelling_the_run_terminates_its_child() -> None:
     run.deliver(CancelRequested())
     assert [c.name for c in run.of_type(TerminateChild)] == ["run-valuation-1"]
     assert run.phase is RunPhase.CANCELLED
+
+
+SIBLINGS = """
+steps:
+  - name: both
+    parallel:
+      branches:
+        - name: kid
+          steps:
+            - name: valuation
+              workflow: {workflowRef: valuation, parentClosePolicy: abandon}
+        - name: other
+          steps:
+            - name: call
+              http: {url: "http://x"}
+              retry: {maxAttempts: 1}
+"""
+
+
+def fail_the_sibling(run: Run) -> None:
+    assert [c.name for c in run.of_type(StartChildRun)] == ["run-valuation-1"]
+    run.deliver(ActivityFailed(key="call", attempt=1, error={"type": "Down"}))
+    assert run.phase is RunPhase.FAILED
+
+
+def test_an_abandoned_child_is_not_terminated_when_a_sibling_fails() -> None:
+    run = Run(SIBLINGS)
+    fail_the_sibling(run)
+    assert run.of_type(TerminateChild) == []
+
+
+def test_a_terminated_child_is_terminated_when_a_sibling_fails() -> None:
+    run = Run(SIBLINGS.replace("abandon", "terminate"))
+    fail_the_sibling(run)
+    assert [c.name for c in run.of_type(TerminateChild)] == ["run-valuation-1"]
