@@ -7,11 +7,12 @@ RUN := $(UV) run --locked
 install:  ## Create .venv with the locked dependencies.
 	$(UV) sync --locked
 
-lint: install  ## ruff, mypy --strict, the import contract, and stale-CRD check.
+lint: install  ## ruff, mypy --strict, the import contract, stale-CRD check, Dockerfile lint.
 	$(RUN) ruff check operator activities tests bench examples
 	$(RUN) ruff format --check operator activities tests bench examples
 	$(RUN) mypy
 	$(RUN) lint-imports
+	hack/dockerfile-lint.sh Dockerfile
 
 test: install  ## Unit tests, then integration tests on a local control plane.
 	$(RUN) pytest
