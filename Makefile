@@ -12,7 +12,7 @@ lint: install  ## ruff, mypy --strict, the import contract, stale-CRD check, Doc
 	$(RUN) ruff format --check operator activities tests bench examples
 	$(RUN) mypy
 	$(RUN) lint-imports
-	hack/dockerfile-lint.sh Dockerfile
+	hack/dockerfile-lint.sh Dockerfile activities/Dockerfile
 
 test: install  ## Unit tests, then integration tests on a local control plane.
 	$(RUN) pytest
