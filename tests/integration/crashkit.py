@@ -1,0 +1,294 @@
+"""Helpers of the crash and peering tests (tests/integration/test_crash.py, test_peering.py): the
+saga workflow every run follows, the checks that each effect happened once, and the operator as
+a process with the options those tests need.
+
+The saga: `reserve` and `charge` (HTTP, each with an HTTP compensation), `build` (a Job),
+`nap` (a 1 s sleep), `approval` (waitForSignal), `ship` (HTTP, compensated), and `abort`, a
+`fail` step that runs when `input.abort` is true (every third run): those runs compensate ship,
+charge and reserve, in that order, and end Compensated; the others end Succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conftest import FINAL_PHASES, Runs
+from kubernetes import client
+from operator_process import OperatorProcess
+from recorder import Recorder
+
+from baton.api.labels import ACTIVITY_KEY, ATTEMPT, RUN_UID
+
+READY = "baton operator started"
+"""The operator's log line once its start-up handler ran."""
+
+
+class Operator(OperatorProcess):
+    """`baton operator` as a subprocess, as OperatorProcess, with two differences: it logs at
+    INFO (DEBUG logs every response body, which slows a busy operator down), and it can run with
+    peering (`standalone=False`, with `--peering` and `--priority` among `args`)."""
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *args: str, standalone: bool = True
+    ) -> None:
+        super().__init__(env, log_path, *args)
+        self.standalone = standalone
+
+    def start(self) -> Operator:
+        """Start it (again); its log is appended to."""
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start {self.starts} =====\n".encode())
+            log.flush()
+            command = [sys.executable, "-m", "baton.cli.main", "operator"]
+            command += ["--standalone"] if self.standalone else []
+            command += ["--liveness", "", "--metrics-port", "0", "--log-format", "full"]
+            self.process = subprocess.Popen(
+                [*command, *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the latest start got through start-up (imports alone take seconds on a
+        busy machine: a kill before that would test nothing)."""
+        deadline = time.monotonic() + timeout
+        while self.log_path.read_text(errors="replace").count(READY) < self.starts:
+            assert self.alive, f"the operator died:\n{self.log_tail(40)}"
+            assert time.monotonic() < deadline, f"not ready in {timeout}s:\n{self.log_tail(40)}"
+            time.sleep(0.05)
+
+    def lines(self, *words: str) -> list[str]:
+        """Log lines containing every one of `words`."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [line for line in text.splitlines() if all(w in line for w in words)]
+
+
+FORWARD = ["reserve", "charge", "ship"]
+"""HTTP steps in the order they run; each has a compensation."""
+UNDO = {"reserve": "release", "charge": "refund", "ship": "unship"}
+
+
+def saga_workflow(url: str) -> dict[str, Any]:
+    """HTTP, Job, sleep, signal, HTTP, and a `fail` (for runs with `input.abort`) that makes
+    the saga compensate ship, charge and reserve, in that order."""
+
+    def http(path: str, body: Any = None) -> dict[str, Any]:
+        return {"method": "POST", "url": f"{url}/{path}", "body": body}
+
+    def compensated(name: str, body: Any = None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "http": http(name, body),
+            "compensate": {"http": http(UNDO[name], {"undo": name})},
+        }
+
+    return {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "saga"},
+        "spec": {
+            "steps": [
+                compensated("reserve", {"run": "${{ run.name }}"}),
+                compensated("charge", {"amount": "${{ input.amount }}"}),
+                {"name": "build", "job": {"image": "registry.example/build:1", "args": ["go"]}},
+                {"name": "nap", "sleep": {"duration": "1s"}},
+                {"name": "approval", "waitForSignal": {"name": "approve", "timeout": "10m"}},
+                compensated("ship", "${{ steps.approval.output }}"),
+                {
+                    "name": "abort",
+                    "when": "input.abort",
+                    "fail": {"error": "Aborted", "message": "the input asked for it"},
+                },
+            ],
+            "output": {"shipped": "${{ steps.ship.output }}"},
+        },
+    }
+
+
+def saga_run(index: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "metadata": {"name": f"saga-{index}"},
+        "spec": {
+            "workflowRef": {"name": "saga"},
+            "input": {"amount": index, "abort": index % 3 == 0},
+            "signals": [],
+        },
+    }
+
+
+def expected_phase(index: int) -> str:
+    return "Compensated" if index % 3 == 0 else "Succeeded"
+
+
+def expected_effects(index: int) -> list[str]:
+    """Paths of the effects of run `index`, in order."""
+    if index % 3 == 0:
+        return [*FORWARD, *(UNDO[s] for s in reversed(FORWARD))]
+    return list(FORWARD)
+
+
+@dataclass
+class Report:
+    """What a crash test saw; printed, and written to $BATON_CRASH_REPORT when set."""
+
+    runs: int
+    seed: int | None = None
+    kills: int = 0
+    failpoint_exits: int = 0
+    signalled_while_down: int = 0
+    waiting_when_signalled: int = 0
+    calls: int = 0
+    effects: int = 0
+    repeated_keys: dict[str, int] = field(default_factory=dict)
+    jobs: int = 0
+    seconds: float = 0.0
+    at_kills: list[dict[str, int]] = field(default_factory=list)
+    """Where the runs were at each kill: step name (running) or phase -> number of runs."""
+
+    def publish(self) -> None:
+        text = json.dumps(self.__dict__, indent=1, sort_keys=True)
+        print(f"crash report: {text}")
+        path = os.environ.get("BATON_CRASH_REPORT")
+        if path:
+            Path(path).write_text(text)
+
+
+def signal_all(runs: Runs, names: list[str]) -> int:
+    """Send `approve` to every run (a merge patch, as `baton signal` or kubectl would); returns
+    how many of them were waiting for it at that moment."""
+    waiting = 0
+    for name in names:
+        status = runs.status(name)
+        if (status.get("steps") or {}).get("approval", {}).get("phase") == "Waiting":
+            waiting += 1
+        runs.api.patch_namespaced_custom_object(
+            "baton.dev",
+            "v1alpha1",
+            runs.namespace,
+            "workflowruns",
+            name,
+            {"spec": {"signals": [{"name": "approve", "payload": {"by": "test"}}]}},
+        )
+    return waiting
+
+
+def wait_all(runs: Runs, names: list[str], timeout: float, operator: OperatorProcess) -> None:
+    """Wait until every run is in a final phase (the operator must stay up meanwhile)."""
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        listing = runs.api.list_namespaced_custom_object(
+            "baton.dev", "v1alpha1", runs.namespace, "workflowruns"
+        )
+        for item in listing["items"]:
+            if (item.get("status") or {}).get("phase") in FINAL_PHASES:
+                pending.discard(item["metadata"]["name"])
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            stuck = {n: runs.status(n).get("phase") for n in sorted(pending)[:5]}
+            raise AssertionError(
+                f"{len(pending)} runs not finished in {timeout}s, e.g. {stuck}\n"
+                f"--- operator log ---\n{operator.log_tail(80)}"
+            )
+        assert operator.alive, f"the operator died:\n{operator.log_tail(80)}"
+        time.sleep(0.2)
+
+
+def check_outcome(
+    runs: Runs, recorder: Recorder, count: int, report: Report, *, waits: bool = True
+) -> None:
+    """Every run in its expected phase; each effect once, in order; one Job per run."""
+    uids: dict[str, int] = {}
+    for index in range(count):
+        run = runs.get(f"saga-{index}")
+        status = run.get("status") or {}
+        assert status.get("phase") == expected_phase(index), (index, status)
+        uids[run["metadata"]["uid"]] = index
+        for path, step in (status.get("steps") or {}).items():
+            assert int(step.get("attempts") or 0) <= 1, (index, path, step)
+        if expected_phase(index) == "Succeeded" and waits:
+            assert status.get("output") == {"shipped": {"ok": True}}, status
+
+    # Effects: one key per (run, path), attempt 1, in the expected order per run.
+    per_run: dict[int, list[str]] = defaultdict(list)
+    for key, call in recorder.effects.items():
+        uid, _, rest = key.partition("/")
+        assert uid in uids, f"an effect for an unknown run: {key}"
+        index = uids[uid]
+        step_path, _, attempt = rest.rpartition("/")
+        assert attempt == "1", f"a step ran a second attempt: {key}"
+        step = step_path.split("/")[0]
+        expected_path = f"/{step}" if step_path == step else f"/{UNDO[step]}"
+        assert call.path == expected_path, (key, call.path)
+        per_run[index].append(call.path.lstrip("/"))
+    for index in range(count):
+        assert per_run[index] == expected_effects(index), (index, per_run[index])
+
+    calls_per_key = Counter(c.key for c in recorder.calls)
+    assert None not in calls_per_key, "a call without an Idempotency-Key"
+    assert set(calls_per_key) == set(recorder.effects), "a key that had no effect"
+    report.calls = len(recorder.calls)
+    report.effects = len(recorder.effects)
+    report.repeated_keys = {
+        f"{uids[str(k).partition('/')[0]]}:{str(k).partition('/')[2]}": n - 1
+        for k, n in sorted(calls_per_key.items(), key=str)
+        if n > 1
+    }
+
+    # Jobs: exactly one per run, for step `build`, attempt 1, one pod each.
+    batch = client.BatchV1Api(runs.cluster.api_client)
+    core = client.CoreV1Api(runs.cluster.api_client)
+    jobs = batch.list_namespaced_job(runs.namespace).items
+    seen = Counter(
+        (
+            uids[j.metadata.labels[RUN_UID]],
+            j.metadata.annotations[ACTIVITY_KEY],
+            j.metadata.annotations[ATTEMPT],
+        )
+        for j in jobs
+    )
+    assert seen == Counter({(i, "build", "1"): 1 for i in range(count)}), seen
+    pods = Counter(
+        p.metadata.labels.get("job-name") for p in core.list_namespaced_pod(runs.namespace).items
+    )
+    assert all(n == 1 for n in pods.values()), pods
+    report.jobs = len(jobs)
+
+
+def batches_committed(runs: Runs) -> int:
+    """Batches committed so far by all runs of the namespace (their status's history position)."""
+    listing = runs.api.list_namespaced_custom_object(
+        "baton.dev", "v1alpha1", runs.namespace, "workflowruns"
+    )
+    return sum(
+        int(((item.get("status") or {}).get("history") or {}).get("batches") or 0)
+        for item in listing["items"]
+    )
+
+
+def where_runs_are(runs: Runs) -> dict[str, int]:
+    """How many runs are at which step (or final phase), for the report."""
+    listing = runs.api.list_namespaced_custom_object(
+        "baton.dev", "v1alpha1", runs.namespace, "workflowruns"
+    )
+    places: Counter[str] = Counter()
+    for item in listing["items"]:
+        status = item.get("status") or {}
+        phase = status.get("phase") or "new"
+        places[phase if phase != "Running" else str(status.get("currentStep"))] += 1
+    return dict(sorted(places.items()))
