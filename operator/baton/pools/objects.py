@@ -1,0 +1,211 @@
+"""What a WorkerPool owns, as the objects the operator applies: its Deployment of workers, its
+Service, and the pool's status. Pure: the handler reads the pool and its Deployment and passes
+them in.
+
+- The Deployment and the Service are named like the pool and owned by it (deleting the pool
+  deletes them). Pods carry `baton.dev/pool: <name>`, which the Service selects.
+- The pod template comes from the spec: image, command, args, env, resources, service account,
+  the task port, and an HTTP readiness probe on `/healthz` (what the SDK's worker serves).
+- `spec.replicas` is written only with `scaling: baton`; with `scaling: external` the field is
+  left out of every apply, so the autoscaler that owns it (an HPA, KEDA) is never overridden.
+- A pool with `endpoint` has neither: its worker runs elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from baton.api.labels import API_VERSION, PART
+from baton.api.pool import ScalingMode, WorkerPoolSpec
+
+POOL = "baton.dev/pool"
+"""Label: the WorkerPool a worker pod, its Deployment and Service belong to."""
+
+HEALTH_PATH = "/healthz"
+"""The readiness probe's path on the task port."""
+
+
+def _owner(pool: Mapping[str, Any]) -> dict[str, Any]:
+    meta = pool["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WorkerPool",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def labels(name: str) -> dict[str, str]:
+    """The labels of a pool's Deployment, Service and pods."""
+    return {POOL: name, PART: "worker"}
+
+
+def _meta(pool: Mapping[str, Any]) -> dict[str, Any]:
+    meta = pool["metadata"]
+    return {
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "labels": labels(meta["name"]),
+        "ownerReferences": [_owner(pool)],
+    }
+
+
+def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
+    return [var.model_dump(by_alias=True, exclude_none=True) for var in spec.env or []]
+
+
+def deployment(
+    pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int | None
+) -> dict[str, Any]:
+    """The pool's Deployment; `replicas` None leaves `spec.replicas` to someone else."""
+    name = pool["metadata"]["name"]
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": spec.image,
+        "ports": [{"name": "tasks", "containerPort": spec.port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": HEALTH_PATH, "port": "tasks"},
+            "periodSeconds": 5,
+        },
+    }
+    if spec.command:
+        container["command"] = list(spec.command)
+    if spec.args:
+        container["args"] = list(spec.args)
+    if spec.env:
+        container["env"] = _env(spec)
+    if spec.resources is not None:
+        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(pool),
+        "spec": {
+            "selector": {"matchLabels": {POOL: name}},
+            "template": {"metadata": {"labels": labels(name)}, "spec": pod_spec},
+        },
+    }
+    if replicas is not None and spec.scaling is ScalingMode.BATON:
+        body["spec"]["replicas"] = replicas
+    return body
+
+
+def service(pool: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any]:
+    """The pool's Service: `http://<pool>.<namespace>.svc:<port>` reaches its workers."""
+    name = pool["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(pool),
+        "spec": {
+            "selector": {POOL: name},
+            "ports": [
+                {"name": "tasks", "port": spec.port, "targetPort": "tasks", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def observed_replicas(deployment_body: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(replicas, ready replicas) of a Deployment as last observed; (0, 0) without one."""
+    if not deployment_body:
+        return 0, 0
+    status = deployment_body.get("status") or {}
+    return int(status.get("replicas") or 0), int(status.get("readyReplicas") or 0)
+
+
+def condition(
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    *,
+    now: str,
+    previous: list[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A condition whose `lastTransitionTime` moves only when its status changes."""
+    status = "True" if ok else "False"
+    since = now
+    for old in previous or []:
+        if old.get("type") == kind and old.get("status") == status:
+            since = str(old.get("lastTransitionTime") or now)
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+    }
+
+
+def status(
+    pool: Mapping[str, Any],
+    spec: WorkerPoolSpec,
+    *,
+    deployment_body: Mapping[str, Any] | None,
+    desired: int,
+    backlog: int,
+    in_flight: int,
+    now: str,
+    last_scale_time: str | None = None,
+) -> dict[str, Any]:
+    """The pool's status: replicas observed and desired, backlog, in flight, and a Ready
+    condition saying whether workers can take tasks (and why not)."""
+    previous = list((pool.get("status") or {}).get("conditions") or [])
+    if spec.endpoint:
+        replicas = ready = 0
+        ready_condition = condition(
+            "Ready",
+            True,
+            "ExternalEndpoint",
+            f"tasks go to {spec.endpoint}",
+            now=now,
+            previous=previous,
+        )
+    else:
+        replicas, ready = observed_replicas(deployment_body)
+        if ready > 0:
+            ready_condition = condition(
+                "Ready",
+                True,
+                "WorkersReady",
+                f"{ready} worker(s) ready",
+                now=now,
+                previous=previous,
+            )
+        elif desired == 0 and replicas == 0:
+            ready_condition = condition(
+                "Ready",
+                False,
+                "ScaledToZero",
+                "no workers: the pool is idle; a task scales it up",
+                now=now,
+                previous=previous,
+            )
+        else:
+            ready_condition = condition(
+                "Ready",
+                False,
+                "NoReadyWorkers",
+                f"0 of {replicas} worker(s) ready; tasks wait in the queue",
+                now=now,
+                previous=previous,
+            )
+    body: dict[str, Any] = {
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "backlog": backlog,
+        "inFlight": in_flight,
+        "conditions": [ready_condition],
+        "observedGeneration": pool["metadata"].get("generation"),
+    }
+    if last_scale_time is not None:
+        body["lastScaleTime"] = last_scale_time
+    return body

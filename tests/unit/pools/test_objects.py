@@ -1,0 +1,162 @@
+"""What a WorkerPool owns: its Deployment (pod template from the spec, replicas only when Baton
+scales), its Service, and its status with the Ready condition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from baton.api.pool import WorkerPoolSpec
+from baton.pools import objects
+
+NOW = "2026-11-25T03:00:00Z"
+LATER = "2026-11-25T03:05:00Z"
+
+
+def pool(**spec: Any) -> tuple[dict[str, Any], WorkerPoolSpec]:
+    body = {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": "payments", "namespace": "shop", "uid": "p-1", "generation": 3},
+        "spec": {"image": "registry.example/payments:1.4", **spec},
+    }
+    return body, WorkerPoolSpec.model_validate(body["spec"])
+
+
+def test_the_deployment_runs_the_pools_image_with_its_settings() -> None:
+    body, spec = pool(
+        args=["payments:worker"],
+        env=[
+            {"name": "PSP", "value": "test"},
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "psp", "key": "token"}}},
+        ],
+        resources={"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}},
+        serviceAccountName="payments",
+        port=9000,
+    )
+    deployment = objects.deployment(body, spec, replicas=3)
+    assert deployment["metadata"]["name"] == "payments"
+    assert deployment["metadata"]["namespace"] == "shop"
+    [owner] = deployment["metadata"]["ownerReferences"]
+    assert owner["kind"] == "WorkerPool"
+    assert owner["uid"] == "p-1"
+    assert owner["controller"] is True
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["selector"] == {"matchLabels": {objects.POOL: "payments"}}
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["labels"][objects.POOL] == "payments"
+    assert template["spec"]["serviceAccountName"] == "payments"
+    [container] = template["spec"]["containers"]
+    assert container["image"] == "registry.example/payments:1.4"
+    assert container["args"] == ["payments:worker"]
+    assert "command" not in container
+    assert container["env"] == [
+        {"name": "PSP", "value": "test"},
+        {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "psp", "key": "token"}}},
+    ]
+    assert container["resources"] == {"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}}
+    assert container["ports"] == [{"name": "tasks", "containerPort": 9000, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "tasks"}
+
+
+def test_with_external_scaling_replicas_are_never_written() -> None:
+    body, spec = pool(scaling="external")
+    assert "replicas" not in objects.deployment(body, spec, replicas=5)["spec"]
+    body, spec = pool()
+    assert "replicas" not in objects.deployment(body, spec, replicas=None)["spec"]
+
+
+def test_the_service_selects_the_pools_workers_on_the_task_port() -> None:
+    body, spec = pool(port=9000)
+    service = objects.service(body, spec)
+    assert service["metadata"]["name"] == "payments"
+    assert service["spec"]["selector"] == {objects.POOL: "payments"}
+    assert service["spec"]["ports"] == [
+        {"name": "tasks", "port": 9000, "targetPort": "tasks", "protocol": "TCP"}
+    ]
+
+
+def deployment_with(replicas: int, ready: int) -> dict[str, Any]:
+    return {"status": {"replicas": replicas, "readyReplicas": ready}}
+
+
+def test_the_status_shows_replicas_backlog_in_flight_and_readiness() -> None:
+    body, spec = pool()
+    status = objects.status(
+        body,
+        spec,
+        deployment_body=deployment_with(3, 2),
+        desired=4,
+        backlog=7,
+        in_flight=8,
+        now=NOW,
+        last_scale_time=NOW,
+    )
+    assert status == {
+        "replicas": 3,
+        "readyReplicas": 2,
+        "desiredReplicas": 4,
+        "backlog": 7,
+        "inFlight": 8,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "WorkersReady",
+                "message": "2 worker(s) ready",
+                "lastTransitionTime": NOW,
+            }
+        ],
+        "observedGeneration": 3,
+        "lastScaleTime": NOW,
+    }
+
+
+def test_the_ready_condition_says_why_tasks_wait_and_keeps_its_transition_time() -> None:
+    body, spec = pool()
+    waiting = objects.status(
+        body,
+        spec,
+        deployment_body=deployment_with(2, 0),
+        desired=2,
+        backlog=3,
+        in_flight=0,
+        now=NOW,
+    )
+    [ready] = waiting["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "NoReadyWorkers")
+    body["status"] = waiting
+    again = objects.status(
+        body,
+        spec,
+        deployment_body=deployment_with(2, 0),
+        desired=2,
+        backlog=3,
+        in_flight=0,
+        now=LATER,
+    )
+    assert again["conditions"][0]["lastTransitionTime"] == NOW
+    idle = objects.status(
+        body,
+        spec,
+        deployment_body=deployment_with(0, 0),
+        desired=0,
+        backlog=0,
+        in_flight=0,
+        now=LATER,
+    )
+    assert idle["conditions"][0]["reason"] == "ScaledToZero"
+    assert idle["conditions"][0]["lastTransitionTime"] == NOW  # still False since NOW
+    assert objects.observed_replicas(None) == (0, 0)
+
+
+def test_a_pool_with_an_endpoint_is_ready_without_workers() -> None:
+    body = {
+        "metadata": {"name": "dev", "namespace": "shop", "uid": "p-2", "generation": 1},
+        "spec": {"endpoint": "http://127.0.0.1:8080"},
+    }
+    spec = WorkerPoolSpec.model_validate(body["spec"])
+    status = objects.status(
+        body, spec, deployment_body=None, desired=0, backlog=0, in_flight=1, now=NOW
+    )
+    assert status["conditions"][0]["reason"] == "ExternalEndpoint"
+    assert status["inFlight"] == 1
