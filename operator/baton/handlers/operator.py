@@ -127,6 +127,12 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.watching.server_timeout = 300
     kopf_settings.persistence.finalizer = "baton.dev/operator"
+    # Watching named namespaces needs no cluster-wide right: without this, kopf lists (and
+    # watches) all namespaces to match patterns, and CRDs, which namespaced RBAC refuses — and it
+    # retries the refused listing for about a minute before it starts. Globs still need it.
+    kopf_settings.scanning.disabled = bool(settings.namespaces) and not any(
+        set(pattern) & set("*?[!") for pattern in settings.namespaces
+    )
 
 
 def run(settings: OperatorSettings) -> None:
