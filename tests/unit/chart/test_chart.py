@@ -135,7 +135,6 @@ def test_cluster_wide_rbac_is_the_least_the_operator_needs(helm: Helm) -> None:
     expected = {
         **NAMESPACED_RIGHTS,
         ("kopf.dev", "clusterkopfpeerings"): {"list", "watch"},
-        ("", "namespaces"): {"list", "watch"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     }
     assert rights == expected
