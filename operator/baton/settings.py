@@ -24,6 +24,10 @@ class OperatorSettings:
     priority: int = 0
     """Peering priority of this replica; the highest alive one is active."""
 
+    peering_lifetime: int = 60
+    """Seconds a replica's peering keep-alive stays valid (kopf's `peering.lifetime`): a standby
+    takes over at most this long after the active replica died without leaving the peering."""
+
     allow_link_local_http: bool = False
     """Let HTTP activities reach link-local and cloud-metadata addresses (refused by default)."""
 

@@ -41,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "start a distinct priority above the ones started before it (replicas of a Deployment)",
     )
     parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=defaults.peering_lifetime,
+        metavar="SECONDS",
+        help="how long a replica's keep-alive stays valid: a standby takes over at most this "
+        "long after the active replica died without leaving the peering",
+    )
+    parser.add_argument(
         "--allow-link-local-http",
         action="store_true",
         help="let HTTP activities reach link-local and cloud metadata addresses",
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         peering=args.peering,
         standalone=args.standalone,
         priority=auto_priority(time.time()) if args.priority == "auto" else args.priority,
+        peering_lifetime=args.peering_lifetime,
         allow_link_local_http=args.allow_link_local_http,
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
