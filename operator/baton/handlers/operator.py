@@ -31,6 +31,7 @@ from baton.executors.base import Executor
 from baton.executors.http import HttpExecutor
 from baton.executors.job import JobExecutor
 from baton.executors.worker import WorkerExecutor
+from baton.handlers.peering import PeeringGuard, own_identity
 from baton.handlers.runs import Shell
 from baton.handlers.workflows import reconcile_workflow
 from baton.settings import OperatorSettings
@@ -49,10 +50,14 @@ class Memo:
     stop_metrics: Callable[[], None]
 
 
-def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
-    """A kopf registry with Baton's handlers, bound to `settings`."""
+def build_registry(
+    settings: OperatorSettings, identity: str | None = None
+) -> kopf.OperatorRegistry:
+    """A kopf registry with Baton's handlers, bound to `settings`; `identity` is this replica's
+    name in the peering (the one kopf is given)."""
     registry = kopf.OperatorRegistry()
     memo: dict[str, Memo] = {}
+    guards: list[asyncio.Task[None]] = []
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -77,10 +82,17 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         memo["baton"] = Memo(
             shell=shell, jobs=jobs, connection=connection, stop_metrics=stop_metrics
         )
+        if not settings.standalone:
+            # Run loops start once the peering says this replica is the active one.
+            shell.registry.active = False
+            guard = PeeringGuard(kube, settings, identity or own_identity(), shell.registry)
+            guards.append(asyncio.get_running_loop().create_task(guard.run()))
         log.info("baton operator started")
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
+        for guard in guards:
+            guard.cancel()
         state = memo.pop("baton", None)
         if state is None:
             return
@@ -138,9 +150,11 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
 
 def run(settings: OperatorSettings) -> None:
     """Run the operator until it is stopped (SIGINT/SIGTERM)."""
+    identity = own_identity()
     asyncio.run(
         kopf.operator(
-            registry=build_registry(settings),
+            registry=build_registry(settings, identity),
+            identity=identity,  # type: ignore[arg-type]  # kopf.Identity is a NewType of str
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             standalone=settings.standalone,

@@ -522,6 +522,31 @@ class Registry:
         self.latest: dict[str, Mapping[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self._failures: dict[str, int] = {}
+        self.active = True
+        """False while this replica is a standby (baton.handlers.peering): no loop runs."""
+
+    async def pause(self) -> None:
+        """Standby: stop every loop (their state is committed) and start none until `resume`."""
+        self.active = False
+        await self.stop()
+
+    async def resume(self) -> None:
+        """Active: a loop for every known run that needs one. The bodies held went stale while
+        kopf's watches were paused too, so each is read again (a run deleted meanwhile is
+        forgotten); a loop may start from a stale status anyway: it folds the history after it."""
+        self.active = True
+        for uid, body in list(self.latest.items()):
+            meta = body["metadata"]
+            fresh: Mapping[str, Any] | None = body
+            with contextlib.suppress(ApiError):
+                fresh = await self.shell.kube.get(
+                    path_of("workflowruns", meta["namespace"], meta["name"])
+                )
+            if fresh is None or fresh["metadata"]["uid"] != uid:
+                self.latest.pop(uid, None)
+            elif self.active and uid not in self.loops and self._needs_loop(fresh):
+                self.latest[uid] = fresh
+                self._start(fresh)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
@@ -576,6 +601,8 @@ class Registry:
         return int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
 
     def _start(self, body: Mapping[str, Any]) -> None:
+        if not self.active:
+            return
         uid = body["metadata"]["uid"]
         loop = RunLoop(self.shell, body)
         self.loops[uid] = loop

@@ -1,0 +1,143 @@
+"""Active/standby for run loops: a replica that kopf's peering pauses stops driving runs.
+
+kopf's peering pauses a replica's *watches* when a live replica of higher (or equal) priority
+shows up in the peering object, and resumes them when none is left. Baton's run loops are its
+own tasks: they keep folding executor results and waking on timers whatever the watches do. A
+replica paused while its loops run — the old pod of a rolling update (`--priority auto` gives the
+new one the higher priority), or the standby of a stalled active replica — would go on writing
+the same runs' history and status as the active one. tests/integration/test_peering.py measured
+dozens of such writes per hand-over before this guard existed.
+
+The guard reads the same peering object kopf keeps (`KopfPeering` `<peering>` in each watched
+namespace, or `ClusterKopfPeering` `<peering>` for a cluster-wide operator) every
+`POLL_SECONDS`, and applies kopf's rule, plus one of its own:
+
+- standby when a live peer (last keep-alive younger than its lifetime) has a priority above or
+  equal to ours (kopf pauses all replicas that share the highest priority);
+- standby when our own keep-alive is missing or expired: after a stall long enough for the others
+  to think us dead, we must not resume before we told them we live;
+- standby when the peering object is missing (kopf stays paused without it).
+
+Going standby cancels every run loop (their state is committed: a cancelled loop is a crash,
+which the run loop is built to survive) and starts none until active again. Becoming active
+waits `HANDOVER_SECONDS` first, longer than the other replicas take to notice (one poll and a
+request), then starts a loop for every run it knows of that needs one, read again first (kopf
+also lists every run again when its watches resume, and those start loops as they come).
+
+What remains: a replica stalled for longer than the hand-over delay can write once more after
+it lost the peering, before its guard runs again. Fencing the history append (a precondition on
+the chunk's resourceVersion) would close that too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from baton.handlers.runs import Registry
+from baton.settings import OperatorSettings
+from baton.store.kube import ApiError, Kube, path_of
+
+log = logging.getLogger("baton.peering")
+
+POLL_SECONDS = 1.0
+"""How often the guard reads the peering object."""
+HANDOVER_SECONDS = 3.0
+"""How long a replica that became active waits before it starts run loops."""
+
+
+def own_identity() -> str:
+    """This replica's name in the peering: `POD_ID` when set (as kopf does), else user, host,
+    process and a random suffix. Passed to kopf, so both speak of the same peer."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    return f"{getpass.getuser()}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+def _alive(peer: Mapping[str, Any], now: float) -> bool:
+    try:
+        seen = datetime.fromisoformat(str(peer["lastseen"])).timestamp()
+        return seen + float(peer.get("lifetime", 60)) > now
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def standby(status: Mapping[str, Any] | None, identity: str, priority: int, now: float) -> bool:
+    """True when a replica of `priority` named `identity` must not drive runs, given the peering
+    object's status (identity -> {priority, lifetime, lastseen}); None: the object is missing."""
+    if status is None:
+        return True
+    me = status.get(identity)
+    if not isinstance(me, Mapping) or not _alive(me, now):
+        return True
+    for name, peer in status.items():
+        if name == identity or not isinstance(peer, Mapping) or not _alive(peer, now):
+            continue
+        if int(peer.get("priority", 0)) >= priority:
+            return True
+    return False
+
+
+class PeeringGuard:
+    """Pauses and resumes the registry's run loops as the peering says (see the module doc)."""
+
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, identity: str, registry: Registry
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.identity = identity
+        self.registry = registry
+        if settings.namespaces:
+            self.paths = [
+                path_of("kopfpeerings", ns, settings.peering, group="kopf.dev", version="v1")
+                for ns in settings.namespaces
+            ]
+        else:
+            self.paths = [
+                path_of(
+                    "clusterkopfpeerings", None, settings.peering, group="kopf.dev", version="v1"
+                )
+            ]
+
+    async def standby(self) -> bool:
+        """What the peering objects say now."""
+        now = time.time()
+        for path in self.paths:
+            peering = await self.kube.get(path)
+            status = None if peering is None else (peering.get("status") or {})
+            if standby(status, self.identity, self.settings.priority, now):
+                return True
+        return False
+
+    async def run(self) -> None:
+        """Until cancelled: poll, pause at once, resume after the hand-over delay."""
+        active_since: float | None = None
+        while True:
+            try:
+                waiting = await self.standby()
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning("peering %s not readable: %s", self.settings.peering, exc)
+                await asyncio.sleep(POLL_SECONDS)
+                continue  # as we were: kopf, which reads the same object, cannot know more
+            if waiting:
+                active_since = None
+                if self.registry.active:
+                    log.info("standby: a peer of higher priority is alive; stopping run loops")
+                    await self.registry.pause()
+            elif not self.registry.active:
+                now = time.monotonic()
+                active_since = active_since or now
+                if now - active_since >= HANDOVER_SECONDS:
+                    log.info("active: no live peer of higher priority; starting run loops")
+                    await self.registry.resume()
+            await asyncio.sleep(POLL_SECONDS)
