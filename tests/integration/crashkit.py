@@ -80,7 +80,7 @@ FORWARD = ["reserve", "charge", "ship"]
 UNDO = {"reserve": "release", "charge": "refund", "ship": "unship"}
 
 
-def saga_workflow(url: str) -> dict[str, Any]:
+def saga_workflow(url: str, nap: str = "1s") -> dict[str, Any]:
     """HTTP, Job, sleep, signal, HTTP, and a `fail` (for runs with `input.abort`) that makes
     the saga compensate ship, charge and reserve, in that order."""
 
@@ -103,7 +103,7 @@ def saga_workflow(url: str) -> dict[str, Any]:
                 compensated("reserve", {"run": "${{ run.name }}"}),
                 compensated("charge", {"amount": "${{ input.amount }}"}),
                 {"name": "build", "job": {"image": "registry.example/build:1", "args": ["go"]}},
-                {"name": "nap", "sleep": {"duration": "1s"}},
+                {"name": "nap", "sleep": {"duration": nap}},
                 {"name": "approval", "waitForSignal": {"name": "approve", "timeout": "10m"}},
                 compensated("ship", "${{ steps.approval.output }}"),
                 {
