@@ -74,6 +74,7 @@ from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
 from baton.store.history import HistoryLog, HistoryPosition
 from baton.store.kube import ApiError, Kube, core_path, path_of
+from baton.store.objects import NameTakenError
 from baton.store.snapshots import Snapshots
 
 log = logging.getLogger("baton.runs")
@@ -173,6 +174,15 @@ class RunLoop:
 
     async def main(self) -> None:
         """Start or resume the run, then fold events until it finishes."""
+        try:
+            await self._main()
+        except NameTakenError as exc:
+            # Tell the user; the Registry restarts the loop after a delay, by when the garbage
+            # collector has usually removed the deleted namesake's objects.
+            await self._post_event("Warning", "NameTaken", str(exc))
+            raise
+
+    async def _main(self) -> None:
         if not await self._load():
             return
         assert self.definition is not None

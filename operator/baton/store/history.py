@@ -23,8 +23,8 @@ from typing import Any
 from baton.api.labels import PART, RUN_UID
 from baton.engine.events import HistoryEntry
 from baton.executors.base import RunRef
-from baton.store.kube import ApiError, Kube, core_path
-from baton.store.objects import owned_config_map
+from baton.store.kube import Kube, core_path
+from baton.store.objects import belongs_to, create_config_map, owned_config_map
 
 HISTORY = "history"
 
@@ -153,7 +153,9 @@ class HistoryLog:
 
     async def _read(self, name: str) -> dict[str, str] | None:
         config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
-        return None if config_map is None else dict(config_map.get("data") or {})
+        if config_map is None or not belongs_to(config_map, self._run):
+            return None  # another run's chunk (a deleted run of the same name) is not ours
+        return dict(config_map.get("data") or {})
 
     async def _create_or_add(self, name: str, chunk: int, key: str, text: str) -> None:
         body = owned_config_map(
@@ -165,11 +167,7 @@ class HistoryLog:
             data={key: text},
             annotations={"baton.dev/history-chunk": str(chunk)},
         )
-        try:
-            await self._kube.create(core_path("configmaps", self._run.namespace), body)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
+        if not await create_config_map(self._kube, self._run, body):
             # Created by an earlier attempt of this same batch before a crash: add to it.
             await self._add(name, key, text)
 

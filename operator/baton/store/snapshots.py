@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from baton.executors.base import RunRef
-from baton.store.kube import ApiError, Kube, core_path
-from baton.store.objects import owned_config_map
+from baton.store.kube import Kube, core_path
+from baton.store.objects import belongs_to, create_config_map, owned_config_map
 
 REF = "$ref"
 OUTPUT_KEYS = frozenset({"output", "stepOutput"})
@@ -122,14 +122,11 @@ class Snapshots:
             data={"json": text},
             immutable=True,
         )
-        try:
-            await self._kube.create(core_path("configmaps", self._run.namespace), body)
-        except ApiError as exc:
-            if exc.status != 409:  # already written before a crash: same name, same content
-                raise
+        # Already there when written before a crash: same name, same content.
+        await create_config_map(self._kube, self._run, body)
 
     async def _get(self, name: str) -> Any:
         config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
-        if config_map is None:
+        if config_map is None or not belongs_to(config_map, self._run):
             return None
         return json.loads((config_map.get("data") or {}).get("json", "null"))
