@@ -260,3 +260,55 @@ def test_kubernetes_events_are_posted_for_each_transition(
     assert events() == wanted
     described = runs.cluster.kubectl("describe", "workflowrun", "noisy-1", "-n", runs.namespace)
     assert "StepSucceeded" in described.stdout
+
+
+def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configmaps(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    def version(n: int) -> dict[str, object]:
+        return workflow(
+            "versioned",
+            [
+                {"name": "gate", "waitForSignal": {"name": "go"}},
+                {"name": "call", "http": http(f"{recorder.url}/v{n}")},
+            ],
+        )
+
+    runs.apply([version(1), run("reused", "versioned")])
+    runs.wait("reused", step="gate", step_phase="Waiting")
+    old_uid = runs.get("reused")["metadata"]["uid"]
+    # Orphaned, the old run's ConfigMaps stay: what a lagging garbage collector leaves for a
+    # while after a plain delete, made to last.
+    runs.cluster.kubectl(
+        "delete", "workflowrun", "reused", "-n", runs.namespace, "--cascade=orphan"
+    )
+    runs.apply([version(2), run("reused", "versioned")])
+    new_uid = runs.get("reused")["metadata"]["uid"]
+
+    def warned() -> bool:
+        return "reused-definition" in runs.cluster.kubectl(
+            "get", "events", "-n", runs.namespace,
+            "--field-selector", f"involvedObject.uid={new_uid},type=Warning",
+            "-o", "jsonpath={.items[*].message}",
+        ).stdout  # fmt: skip
+
+    wait_until("a Warning that the old run's ConfigMap holds the name", warned)
+    runs.cluster.kubectl(
+        "delete", "configmaps", "-n", runs.namespace, "-l", f"baton.dev/run-uid={old_uid}"
+    )
+    runs.wait("reused", step="gate", step_phase="Waiting", timeout=40)
+    operator.kill()  # the restarted loop reads the definition and history back
+    operator.start()
+    baton(runs.cluster, "signal", "reused", "go", "-n", runs.namespace)
+    status = runs.wait("reused")
+    assert status["phase"] == "Succeeded", status
+    assert recorder.calls_to("/v1") == []
+    assert len(recorder.calls_to("/v2")) == 1
+    owner = jsonpath(
+        runs.cluster, runs.namespace, "configmap", "reused-definition",
+        "{.metadata.ownerReferences[0].uid}",
+    )  # fmt: skip
+    assert owner == new_uid
+    events = history(runs.cluster, runs.namespace, "reused")
+    assert events[0]["type"] == "RunStarted"
+    assert events[0]["uid"] == new_uid
