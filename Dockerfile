@@ -16,8 +16,10 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/baton
 WORKDIR /src
-# Dependencies first: this layer is rebuilt only when the lock file changes.
+# Dependencies first: this layer is rebuilt only when the lock file changes. The workspace
+# member's pyproject.toml is there only for uv to check the lock; it is not installed.
 COPY pyproject.toml uv.lock README.md ./
+COPY activities/pyproject.toml ./activities/
 RUN uv sync --locked --no-dev --no-install-project
 COPY operator ./operator
 RUN uv sync --locked --no-dev --no-editable
