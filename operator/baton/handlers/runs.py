@@ -450,6 +450,19 @@ class RunLoop:
                 raise
             child = existing
         await self.deliver(ActivityStarted(command.key, command.attempt))
+        labels = child["metadata"].get("labels") or {}
+        if labels.get(PARENT_UID) != self.ref.uid:
+            # The name is taken by another parent's child (an abandoned child of a deleted run
+            # of the same name): its result is not ours. Failing the attempt lets the retry
+            # create the next attempt's child, whose name differs.
+            error = {
+                "type": "ChildConflict",
+                "message": f"WorkflowRun {command.name} exists and belongs to another run",
+            }
+            await self.deliver(
+                ChildFinished(command.key, command.attempt, RunPhase.FAILED.value, None, error)
+            )
+            return
         result = await child_result(self.kube, child)
         if result is not None:
             await self.deliver(result)
