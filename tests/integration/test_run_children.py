@@ -111,3 +111,33 @@ def test_failed_child_run_fails_the_parent_step_with_child_failed(
     assert status["phase"] == "Failed", status
     assert status["error"]["type"] == "ChildFailed"
     assert status["error"]["details"]["error"]["type"] == "OutOfStock", json.dumps(status["error"])
+
+
+def test_recreated_parent_never_takes_the_result_of_its_deleted_namesakes_abandoned_child(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    parent = workflow(
+        "parent",
+        [{**child_step("abandon"), "retry": {"maxAttempts": 3, "initialInterval": "200ms"}}],
+        output="${{ steps.kid.output }}",
+    )
+    runs.apply(
+        [
+            workflow(
+                "child",
+                [{"name": "pack", "http": http(f"{recorder.url}/pack", body="${{ input }}")}],
+                output="${{ input.item }}",
+            ),
+            parent,
+            run("order", "parent", {"item": "old"}),
+        ]
+    )
+    assert runs.wait("order")["output"] == "old"
+    # An abandoned child has no owner: it outlives its parent, under its deterministic name.
+    runs.cluster.kubectl("delete", "workflowrun", "order", "-n", runs.namespace)
+    runs.apply(run("order", "parent", {"item": "new"}))
+    status = runs.wait("order")
+    assert status["phase"] == "Succeeded", status
+    assert status["output"] == "new"
+    assert [c.body for c in recorder.calls_to("/pack")] == [{"item": "old"}, {"item": "new"}]
+    assert runs.get("order-kid-1")["spec"]["input"] == {"item": "old"}
