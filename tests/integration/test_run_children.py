@@ -141,3 +141,44 @@ def test_recreated_parent_never_takes_the_result_of_its_deleted_namesakes_abando
     assert status["output"] == "new"
     assert [c.body for c in recorder.calls_to("/pack")] == [{"item": "old"}, {"item": "new"}]
     assert runs.get("order-kid-1")["spec"]["input"] == {"item": "old"}
+
+
+def test_for_each_over_a_child_workflow_collects_each_childs_output(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [
+            workflow(
+                "child",
+                [{"name": "ship", "http": http(f"{recorder.url}/ship", body="${{ input }}")}],
+                output="${{ input.n * 10 }}",
+            ),
+            workflow(
+                "parent",
+                [
+                    {
+                        "name": "each",
+                        "forEach": {
+                            "items": "input.items",
+                            "concurrency": 2,
+                            "step": {
+                                "name": "kid",
+                                "workflow": {"workflowRef": "child", "input": {"n": "${{ item }}"}},
+                            },
+                        },
+                    }
+                ],
+                output="${{ steps.each.output }}",
+            ),
+            run("batch", "parent", {"items": [1, 2, 3]}),
+        ]
+    )
+    status = runs.wait("batch")
+    assert status["phase"] == "Succeeded", status
+    assert status["output"] == [10, 20, 30]
+    assert sorted(c.body["n"] for c in recorder.calls_to("/ship")) == [1, 2, 3]
+    children = runs.cluster.kubectl(
+        "get", "workflowruns", "-n", runs.namespace,
+        "-l", f"baton.dev/parent-uid={runs.get('batch')['metadata']['uid']}", "-o", "name",
+    ).stdout.split()  # fmt: skip
+    assert len(children) == 3

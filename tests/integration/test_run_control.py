@@ -8,7 +8,7 @@ import time
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
-from runkit import baton, http, run, workflow
+from runkit import baton, http, kwok, run, wait_created, workflow
 
 
 def merge_patch(runs: Runs, run_name: str, spec: dict[str, object]) -> None:
@@ -150,3 +150,17 @@ def test_redrive_of_a_failed_run_reruns_only_the_failed_step_with_a_fresh_attemp
     uid = runs.get("order-1")["metadata"]["uid"]
     assert [c.key for c in recorder.calls_to("/reserve")] == [f"{uid}/reserve/1"]
     assert [c.key for c in recorder.calls_to("/charge")] == [f"{uid}/charge/1", f"{uid}/charge/2"]
+
+
+def test_cancel_deletes_the_job_of_a_running_job_step(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    job = {"image": "registry.example/builder:1", "podAnnotations": kwok(duration="10m")}
+    runs.apply([workflow("build", [{"name": "build", "job": job}]), run("build-1", "build")])
+    wait_created(runs.cluster, runs.namespace, "job", "build-1-build-1")
+    runs.wait("build-1", step="build", step_phase="Running")
+    merge_patch(runs, "build-1", {"cancel": True})
+    assert runs.wait("build-1")["phase"] == "Cancelled"
+    runs.cluster.kubectl(
+        "wait", "-n", runs.namespace, "--for=delete", "job/build-1-build-1", "--timeout=30s"
+    )

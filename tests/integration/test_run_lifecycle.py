@@ -312,3 +312,25 @@ def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configma
     events = history(runs.cluster, runs.namespace, "reused")
     assert events[0]["type"] == "RunStarted"
     assert events[0]["uid"] == new_uid
+
+
+def test_run_whose_input_fails_the_input_schema_gets_an_invalid_condition(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    schema = {"type": "object", "required": ["propertyId"]}
+    runs.apply(
+        [
+            workflow(
+                "strict",
+                [{"name": "call", "http": http(f"{recorder.url}/call")}],
+                inputSchema=schema,
+            ),
+            run("strict-1", "strict", {"property": 42}),
+        ]
+    )
+    found = wait_until(
+        "run strict-1 has an Invalid condition", lambda: condition(runs.get("strict-1"), "Invalid")
+    )
+    assert found["reason"] == "InvalidInput", found
+    assert "propertyId" in found["message"], found
+    assert recorder.calls == []
