@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+REPLY_NEVER = 600.0
+"""A reply delay longer than any wait in the tests: a run that ends at all ended without it."""
+
 
 @dataclass(frozen=True)
 class Reply:

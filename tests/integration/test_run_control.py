@@ -7,7 +7,7 @@ import time
 
 from conftest import Runs
 from operator_process import OperatorProcess
-from recorder import Recorder, Reply
+from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import baton, http, kwok, run, wait_created, workflow
 
 
@@ -63,7 +63,7 @@ def test_cancel_runs_no_compensation_when_on_cancel_is_abandon(
 def test_cancel_stops_a_running_activity(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    recorder.script("/slow", Reply(body={"late": True}, delay=15))
+    recorder.script("/slow", Reply(body={"late": True}, delay=REPLY_NEVER))
     runs.apply(
         [
             workflow(
@@ -77,10 +77,8 @@ def test_cancel_stops_a_running_activity(
         ]
     )
     recorder.wait_for_calls("/slow", 1)
-    started = time.monotonic()
     merge_patch(runs, "slow-1", {"cancel": True})
     status = runs.wait("slow-1")
-    assert time.monotonic() - started < 10
     assert status["phase"] == "Cancelled", status
     assert status["steps"]["call"]["phase"] == "Cancelled"
     assert recorder.calls_to("/after") == []

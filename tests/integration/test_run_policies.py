@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from conftest import Runs
 from operator_process import OperatorProcess
-from recorder import Recorder, Reply
+from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import FAST_RETRY, http, run, worker_pool, workflow
 
 
@@ -117,7 +115,7 @@ def test_error_type_listed_in_non_retryable_errors_fails_the_step_at_once(
 def test_start_to_close_timeout_fails_each_attempt_that_replies_too_slowly(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    recorder.script("/slow", Reply(body={"late": True}, delay=10))
+    recorder.script("/slow", Reply(body={"late": True}, delay=REPLY_NEVER))
     runs.apply(
         [
             workflow(
@@ -134,10 +132,8 @@ def test_start_to_close_timeout_fails_each_attempt_that_replies_too_slowly(
             run("slow-1", "slow"),
         ]
     )
-    started = time.monotonic()
     status = runs.wait("slow-1")
     assert status["phase"] == "Failed", status
-    assert time.monotonic() - started < 10
     assert status["error"]["type"] == "Timeout"
     assert status["error"]["details"]["kind"] == "startToClose"
     assert status["steps"]["call"]["attempts"] == 2
@@ -177,7 +173,7 @@ def test_heartbeat_timeout_fails_a_worker_activity_that_sends_no_heartbeat(
 ) -> None:
     # The worker protocol has no heartbeats yet (docs/architecture.md, "Worker protocol"): any
     # worker task that runs longer than its heartbeat timeout is a worker that stopped beating.
-    recorder.script("/pool/activities/render", Reply(body={"output": "late"}, delay=10))
+    recorder.script("/pool/activities/render", Reply(body={"output": "late"}, delay=REPLY_NEVER))
     runs.apply(
         [
             worker_pool("renderers", f"{recorder.url}/pool"),
@@ -195,10 +191,8 @@ def test_heartbeat_timeout_fails_a_worker_activity_that_sends_no_heartbeat(
             run("render-1", "render"),
         ]
     )
-    started = time.monotonic()
     status = runs.wait("render-1")
     assert status["phase"] == "Failed", status
-    assert time.monotonic() - started < 10
     assert status["error"]["type"] == "Timeout"
     assert status["error"]["details"]["kind"] == "heartbeat"
 
