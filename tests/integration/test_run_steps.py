@@ -209,8 +209,8 @@ def test_sleep_step_holds_the_next_step_for_its_duration(
 def test_parallel_branches_run_at_the_same_time_and_the_output_maps_each_branch(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    recorder.script("/branch/a", Reply(body={"from": "a"}, delay=1.5))
-    recorder.script("/branch/b", Reply(body={"from": "b"}, delay=1.5))
+    recorder.script("/branch/a", Reply(body={"from": "a"}, delay=3))
+    recorder.script("/branch/b", Reply(body={"from": "b"}, delay=3))
     runs.apply(
         [
             workflow(
@@ -293,8 +293,9 @@ def test_for_each_runs_its_step_per_item_and_collects_the_outputs_in_item_order(
 def test_for_each_with_concurrency_2_never_has_more_than_2_items_in_flight(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
+    # Replies slow enough that the two items started together overlap even on a loaded machine.
     for i in range(6):
-        recorder.script(f"/slow/{i}", Reply(body={"n": i}, delay=0.8))
+        recorder.script(f"/slow/{i}", Reply(body={"n": i}, delay=1.5))
     runs.apply(
         [
             workflow(
