@@ -71,7 +71,7 @@ def test_helm_install_upgrade_and_uninstall(cluster: Cluster, namespace: str) ->
     assert can("get", "secrets", "-n", "default")
     assert not can("list", "secrets", "-n", "default")
     assert not can("delete", "configmaps", "-n", "default")
-    assert not can("create", "deployments.apps", "-n", "default")
+    assert not can("delete", "deployments.apps", "-n", "default")
     assert not can("delete", "workflowruns.baton.dev", "-n", "default")
 
     # An upgrade that changes the pod template rolls the Deployment: a new ReplicaSet.
@@ -260,7 +260,7 @@ def test_the_charts_service_account_is_enough_for_runs_and_no_more(
         ("get", "secrets", "-n", runs.namespace),
         ("get", "workflowruns", "-n", "default"),
         ("delete", "workflowrun", "smoke-1", "-n", runs.namespace),
-        ("create", "deployment", "x", "--image=x", "-n", runs.namespace),
+        ("delete", "deployment", "x", "-n", runs.namespace),
     ):
         result = subprocess.run(
             [str(crds.bin_dir / "kubectl"), *args],

@@ -42,11 +42,14 @@ NAMESPACED_RIGHTS = {
     ("baton.dev", "workflows"): {"get", "list", "watch"},
     ("baton.dev", "workflows/status"): {"patch"},
     ("baton.dev", "workerpools"): {"get", "list", "watch"},
+    ("baton.dev", "workerpools/status"): {"patch"},
     ("", "configmaps"): {"get", "list", "create", "patch"},
     ("", "pods"): {"get", "list"},
     ("", "secrets"): {"get"},
     ("", "events"): {"create"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    ("", "services"): {"get", "create", "patch"},
 }
 
 
