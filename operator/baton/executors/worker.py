@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -149,6 +149,16 @@ def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
     return read
 
 
+class Dispatcher(Protocol):
+    """Queues tasks per pool and hands out slots (baton.handlers.pools.Pools)."""
+
+    async def acquire(self, run: RunRef, pool: str, key: str) -> dict[str, Any]:
+        """Wait for a slot of `pool` for task `key`; the WorkerPool object."""
+
+    def release(self, run: RunRef, pool: str, key: str) -> None:
+        """Free the slot of task `key`."""
+
+
 class WorkerExecutor:
     """Performs `worker` activities by POSTing them to their pool.
 
@@ -157,10 +167,17 @@ class WorkerExecutor:
 
     kind = "worker"
 
-    def __init__(self, kube: Kube, settings: OperatorSettings, http: HttpExecutor) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        http: HttpExecutor,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.http = http
+        self.dispatcher = dispatcher
         self._inflight = InFlight()
 
     async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
@@ -185,8 +202,22 @@ class WorkerExecutor:
 
     async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
         name = str(command.spec.get("pool") or "")
+        if self.dispatcher is None or not name:
+            return await self._send(run, command, report, None)
+        # Queued (fairly across runs) until the pool has a free slot.
+        pool = await self.dispatcher.acquire(run, name, command.idempotency_key)
+        try:
+            return await self._send(run, command, report, pool)
+        finally:
+            self.dispatcher.release(run, name, command.idempotency_key)
+
+    async def _send(
+        self, run: RunRef, command: StartActivity, report: Report, pool: dict[str, Any] | None
+    ) -> Any:
+        name = str(command.spec.get("pool") or "")
         activity = str(command.spec.get("activity") or "")
-        pool = await self.kube.get(path_of("workerpools", run.namespace, name)) if name else None
+        if pool is None and name:
+            pool = await self.kube.get(path_of("workerpools", run.namespace, name))
         if pool is None:
             # Retryable: the pool may be applied after the workflow; the step waits for it
             # within its scheduleToClose.

@@ -11,6 +11,8 @@ Watches:
   run reaching a final phase is reported to its parent.
 - Workflows: compiled on each new generation, with a Ready or Invalid condition.
 - Jobs labelled as Baton's: routed to the Job executor, which turns them into step results.
+- WorkerPools and their Deployments: routed to the pools (baton.handlers.pools), which queue
+  worker tasks, scale the Deployments and write the pools' status.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from baton.executors.http import HttpExecutor
 from baton.executors.job import JobExecutor
 from baton.executors.worker import WorkerExecutor
 from baton.handlers.peering import PeeringGuard, own_identity
+from baton.handlers.pools import Pools
 from baton.handlers.runs import Shell
 from baton.handlers.workflows import reconcile_workflow
 from baton.settings import OperatorSettings
@@ -46,6 +49,7 @@ class Memo:
 
     shell: Shell
     jobs: JobExecutor
+    pools: Pools
     connection: Connection
     stop_metrics: Callable[[], None]
 
@@ -72,15 +76,18 @@ def build_registry(
         kube = connection.kube
         http = HttpExecutor(kube, settings)
         jobs = JobExecutor(kube, settings)
+        pools = Pools(kube)
         executors: dict[str, Executor] = {
             "http": http,
             "job": jobs,
-            "worker": WorkerExecutor(kube, settings, http),
+            "worker": WorkerExecutor(kube, settings, http, pools),
         }
         shell = Shell(kube=kube, settings=settings, executors=executors)
         stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops)
+        pools.is_active = lambda: shell.registry.active
+        pools.start()
         memo["baton"] = Memo(
-            shell=shell, jobs=jobs, connection=connection, stop_metrics=stop_metrics
+            shell=shell, jobs=jobs, pools=pools, connection=connection, stop_metrics=stop_metrics
         )
         if not settings.standalone:
             # Run loops start once the peering says this replica is the active one.
@@ -99,6 +106,7 @@ def build_registry(
         await state.shell.registry.stop()
         for executor in state.shell.executors.values():
             await executor.close()
+        await state.pools.close()
         await state.connection.close()
         state.stop_metrics()
 
@@ -115,6 +123,14 @@ def build_registry(
         if await reconcile_workflow(shell.kube, plain):
             meta = plain["metadata"]
             shell.registry.retry_waiting_on(meta["namespace"], meta["name"])
+
+    @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
+    async def on_pool(type: str | None, body: kopf.Body, **_: Any) -> None:
+        memo["baton"].pools.observe_pool(type, _plain(body))
+
+    @kopf.on.event("apps", "v1", "deployments", labels={PART: "worker"}, registry=registry)
+    async def on_pool_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
+        memo["baton"].pools.observe_deployment(type, _plain(body))
 
     @kopf.on.event("batch", "v1", "jobs", labels={PART: "job"}, registry=registry)
     async def on_job(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -1,0 +1,346 @@
+"""WorkerPools: their Deployments and Services, autoscaling, and the dispatch queue.
+
+`Pools` keeps, per pool, the last WorkerPool and Deployment the watches delivered, a fair
+dispatch queue (baton.pools.dispatch) and the scaling state (baton.pools.scaling). The worker
+executor asks `acquire` for a slot before it sends a task and `release`s it after: a task waits
+in the queue while the pool has no free capacity (ready replicas * tasksPerReplica), and the
+reconciler scales the Deployment from the backlog and in-flight counts. A loop reconciles every
+pool when something changed and every `interval` seconds (scale-down and idle timers).
+
+What is written, per pool with an `image`: the Deployment and Service (created once, patched
+when the pool's generation changes), `spec.replicas` when a decision changes it (never with
+`scaling: external`), and the pool's status when it differs from the last one written. A pool
+with only an `endpoint` has no Deployment; its capacity is maxReplicas * tasksPerReplica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+
+from baton.api.labels import API_VERSION
+from baton.api.pool import WorkerPoolSpec
+from baton.executors.attempts import ActivityError
+from baton.executors.base import RunRef
+from baton.pools import objects
+from baton.pools.dispatch import FairQueue, capacity
+from baton.pools.scaling import ScalingPolicy, ScalingState, decide
+from baton.store.kube import ApiError, Kube, core_path, path_of
+
+log = logging.getLogger(__name__)
+
+RECONCILE_INTERVAL = 2.0
+"""Seconds between two reconciliations of every pool when nothing wakes the loop."""
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment_path(namespace: str, name: str | None = None) -> str:
+    """Path of apps/v1 Deployments."""
+    return path_of("deployments", namespace, name, group="apps", version="v1")
+
+
+@dataclass
+class PoolRuntime:
+    """What the operator holds for one pool."""
+
+    namespace: str
+    name: str
+    body: dict[str, Any] | None = None
+    deployment: dict[str, Any] | None = None
+    queue: FairQueue[asyncio.Future[None]] = field(default_factory=FairQueue)
+    scaling: ScalingState = field(default_factory=ScalingState)
+    last_scale_time: str | None = None
+    applied_generation: int | None = None
+    written_status: dict[str, Any] | None = None
+
+    def spec(self) -> WorkerPoolSpec | None:
+        if self.body is None:
+            return None
+        try:
+            return WorkerPoolSpec.model_validate(self.body.get("spec") or {})
+        except pydantic.ValidationError:
+            return None
+
+
+class Pools:
+    """The operator's WorkerPools (see the module's docstring)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        interval: float = RECONCILE_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kube = kube
+        self.interval = interval
+        self.clock = clock
+        self.is_active: Callable[[], bool] = lambda: True
+        """Whether this replica is the active one of its peering: a standby writes nothing."""
+        self._pools: dict[tuple[str, str], PoolRuntime] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def _runtime(self, namespace: str, name: str) -> PoolRuntime:
+        key = (namespace, name)
+        runtime = self._pools.get(key)
+        if runtime is None:
+            runtime = self._pools[key] = PoolRuntime(namespace, name)
+        return runtime
+
+    # -- watches --------------------------------------------------------------------------
+
+    def observe_pool(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A WorkerPool event from the watch."""
+        meta = body.get("metadata") or {}
+        runtime = self._runtime(str(meta.get("namespace")), str(meta.get("name")))
+        runtime.body = None if event_type == "DELETED" else dict(body)
+        if runtime.body is None:
+            runtime.deployment = None
+            runtime.written_status = None
+            runtime.applied_generation = None
+        self._pump(runtime)
+        self._wake.set()
+
+    def observe_deployment(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A Deployment event from the watch (Deployments labelled as a pool's)."""
+        meta = body.get("metadata") or {}
+        pool = (meta.get("labels") or {}).get(objects.POOL)
+        if not pool:
+            return
+        runtime = self._runtime(str(meta.get("namespace")), str(pool))
+        runtime.deployment = None if event_type == "DELETED" else dict(body)
+        self._pump(runtime)
+        self._wake.set()
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    async def acquire(self, run: RunRef, pool: str, key: str) -> dict[str, Any]:
+        """Wait for a free slot of `pool` for task `key`; the pool's object. A pool that does
+        not exist is `WorkerPoolNotFound` (retryable). Cancelling the wait leaves the queue."""
+        runtime = self._runtime(run.namespace, pool)
+        if runtime.body is None:
+            found = await self.kube.get(path_of("workerpools", run.namespace, pool))
+            if found is None:
+                raise ActivityError(
+                    "WorkerPoolNotFound",
+                    f"WorkerPool {run.namespace}/{pool} not found",
+                    {"pool": pool},
+                )
+            if runtime.body is None:
+                runtime.body = found
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not runtime.queue.push(run.uid, key, slot):
+            runtime.queue.discard(key)
+            runtime.queue.push(run.uid, key, slot)
+        self._pump(runtime)
+        self._wake.set()
+        try:
+            await slot
+        except BaseException:
+            runtime.queue.discard(key)
+            self._pump(runtime)
+            raise
+        assert runtime.body is not None
+        return runtime.body
+
+    def release(self, run: RunRef, pool: str, key: str) -> None:
+        """The task `key` acquired finished: its slot is free."""
+        runtime = self._runtime(run.namespace, pool)
+        runtime.queue.done(key)
+        self._pump(runtime)
+        self._wake.set()
+
+    def capacity_of(self, runtime: PoolRuntime) -> int:
+        """Tasks the pool may run at once now."""
+        spec = runtime.spec()
+        if spec is None:
+            return 0
+        if spec.image is None:
+            return spec.max_replicas * spec.tasks_per_replica
+        _replicas, ready = objects.observed_replicas(runtime.deployment)
+        return capacity(ready, spec.tasks_per_replica)
+
+    def _pump(self, runtime: PoolRuntime) -> None:
+        for task in runtime.queue.take(self.capacity_of(runtime)):
+            if task.item.done():
+                runtime.queue.done(task.key)
+            else:
+                task.item.set_result(None)
+
+    # -- reconciliation -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reconcile loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="baton-pools")
+
+    async def close(self) -> None:
+        """Stop the reconcile loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            if not self.is_active():
+                continue
+            for runtime in list(self._pools.values()):
+                try:
+                    await self.reconcile(runtime)
+                except ApiError as exc:
+                    log.warning("WorkerPool %s/%s: %s", runtime.namespace, runtime.name, exc)
+                except Exception:
+                    log.exception("WorkerPool %s/%s", runtime.namespace, runtime.name)
+            await asyncio.sleep(0.2)  # a burst of wake-ups is one reconciliation
+
+    async def reconcile(self, runtime: PoolRuntime) -> None:
+        """Apply the pool's Deployment and Service, its scale, and its status."""
+        if runtime.body is None:
+            return
+        spec = runtime.spec()
+        if spec is None:
+            return  # the CRD's schema refuses what the model refuses; nothing to do
+        now = self.clock()
+        backlog, in_flight = runtime.queue.backlog, runtime.queue.in_flight
+        desired = 0
+        if spec.image is not None:
+            policy = ScalingPolicy.of(spec)
+            current = self._current_replicas(runtime, spec)
+            decision = decide(
+                policy,
+                runtime.scaling,
+                backlog=backlog,
+                in_flight=in_flight,
+                current=current,
+                now=now,
+            )
+            runtime.scaling = decision.state
+            desired = decision.replicas
+            replicas = None if policy.external else decision.replicas
+            await self._apply(runtime, spec, replicas, now, decision.reason)
+            if policy.external:
+                desired = current
+        status = objects.status(
+            runtime.body,
+            spec,
+            deployment_body=runtime.deployment,
+            desired=desired,
+            backlog=backlog,
+            in_flight=in_flight,
+            now=_rfc3339(now),
+            last_scale_time=runtime.last_scale_time,
+        )
+        if status != runtime.written_status:
+            path = path_of("workerpools", runtime.namespace, runtime.name, subresource="status")
+            await self.kube.patch(path, {"status": status})
+            runtime.written_status = status
+
+    def _current_replicas(self, runtime: PoolRuntime, spec: WorkerPoolSpec) -> int:
+        if runtime.deployment is None:
+            return spec.min_replicas
+        replicas = (runtime.deployment.get("spec") or {}).get("replicas")
+        return int(replicas) if isinstance(replicas, int) else 1
+
+    async def _apply(
+        self,
+        runtime: PoolRuntime,
+        spec: WorkerPoolSpec,
+        replicas: int | None,
+        now: float,
+        reason: str,
+    ) -> None:
+        assert runtime.body is not None
+        generation = runtime.body["metadata"].get("generation")
+        wanted = objects.deployment(runtime.body, spec, replicas)
+        if runtime.deployment is None:
+            runtime.deployment = await self.kube.get(
+                deployment_path(runtime.namespace, runtime.name)
+            )
+        if runtime.deployment is None:
+            if replicas is None:
+                wanted["spec"]["replicas"] = spec.min_replicas or 1
+            try:
+                runtime.deployment = await self.kube.create(
+                    deployment_path(runtime.namespace), wanted
+                )
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                runtime.deployment = await self.kube.get(
+                    deployment_path(runtime.namespace, runtime.name)
+                )
+            await self._apply_service(runtime, spec)
+            runtime.applied_generation = generation
+            return
+        if runtime.applied_generation != generation:
+            runtime.deployment = await self.kube.patch(
+                deployment_path(runtime.namespace, runtime.name), wanted
+            )
+            await self._apply_service(runtime, spec)
+            runtime.applied_generation = generation
+        have = (runtime.deployment.get("spec") or {}).get("replicas")
+        if replicas is not None and have != replicas:
+            runtime.deployment = await self.kube.patch(
+                deployment_path(runtime.namespace, runtime.name), {"spec": {"replicas": replicas}}
+            )
+            runtime.last_scale_time = _rfc3339(now)
+            message = f"scaled from {have} to {replicas} worker(s): {reason}"
+            log.info("WorkerPool %s/%s %s", runtime.namespace, runtime.name, message)
+            await self._event(runtime, "Scaled", message, now)
+
+    async def _apply_service(self, runtime: PoolRuntime, spec: WorkerPoolSpec) -> None:
+        assert runtime.body is not None
+        wanted = objects.service(runtime.body, spec)
+        path = core_path("services", runtime.namespace, runtime.name)
+        if await self.kube.get(path) is None:
+            try:
+                await self.kube.create(core_path("services", runtime.namespace), wanted)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+        else:
+            await self.kube.patch(path, {"metadata": wanted["metadata"], "spec": wanted["spec"]})
+
+    async def _event(self, runtime: PoolRuntime, reason: str, message: str, now: float) -> None:
+        assert runtime.body is not None
+        stamp = _rfc3339(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{runtime.name}.", "namespace": runtime.namespace},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": "WorkerPool",
+                "name": runtime.name,
+                "namespace": runtime.namespace,
+                "uid": runtime.body["metadata"].get("uid"),
+            },
+            "type": "Normal",
+            "reason": reason,
+            "message": message,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": "baton"},
+        }
+        try:
+            await self.kube.create(core_path("events", runtime.namespace), body)
+        except ApiError as exc:  # Events are best effort
+            log.debug("event for pool %s not posted: %s", runtime.name, exc)

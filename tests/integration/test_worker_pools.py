@@ -1,0 +1,252 @@
+"""WorkerPools on the real control plane: the operator owns each pool's Deployment and
+Service and scales the Deployment from the backlog (kwok makes its pods Ready), while real
+`baton-worker` processes started here, reached through the pool's `endpoint`, run the tasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Cluster, Runs
+from operator_process import OperatorProcess
+from runkit import jsonpath, run, wait_until, workflow
+
+pytestmark = pytest.mark.timeout(240)
+
+HERE = Path(__file__).parent
+
+
+class WorkerProcess:
+    """`baton-worker pool_activities:worker` on 127.0.0.1."""
+
+    def __init__(self, port: int, ledger: Path, log: Path) -> None:
+        self.port = port
+        self.ledger = ledger
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        command = [sys.executable, "-m", "baton_activities.cli", "pool_activities:worker"]
+        command += ["--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(self.port)]
+        env = {**os.environ, "BATON_TEST_LEDGER": str(self.ledger)}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "baton-worker did not start"
+            time.sleep(0.1)
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Start worker processes with `workers.append(WorkerProcess(...).start())`; all are
+    killed after the test."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def pool(name: str, endpoint: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": name},
+        "spec": {"image": "registry.example/realestate-worker:0.1", "endpoint": endpoint, **spec},
+    }
+
+
+def replicas(cluster: Cluster, namespace: str, name: str) -> tuple[int, int]:
+    """The Deployment's (spec.replicas, status.readyReplicas)."""
+    text = jsonpath(
+        cluster, namespace, "deployment", name, "{.spec.replicas} {.status.readyReplicas}"
+    )
+    want, _, ready = text.partition(" ")
+    return int(want or 0), int(ready or 0)
+
+
+def test_backlog_scales_the_deployment_up_and_an_idle_pool_back_to_zero(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
+    workers.append(worker)
+    cluster, namespace = runs.cluster, runs.namespace
+    parcels = [f"parcel-{n}" for n in range(6)]
+    runs.apply(
+        [
+            pool(
+                "appraisers",
+                worker.url,
+                minReplicas=0,
+                maxReplicas=3,
+                tasksPerReplica=2,
+                scaleDownStabilization="2s",
+                idleTimeout="3s",
+            ),
+            workflow(
+                "appraise-all",
+                [
+                    {
+                        "name": "each",
+                        "forEach": {
+                            "items": "input.parcels",
+                            "concurrency": 6,
+                            "step": {
+                                "name": "appraise",
+                                "worker": {
+                                    "pool": "appraisers",
+                                    "activity": "appraise",
+                                    "input": {"parcel": "${{ item }}", "seconds": 3},
+                                },
+                            },
+                        },
+                    }
+                ],
+            ),
+        ]
+    )
+    # The pool's Deployment and Service exist, owned by the pool, at zero replicas.
+    wait_until(
+        "the pool's Deployment",
+        lambda: (
+            cluster.kubectl(
+                "get", "deployment", "appraisers", "-n", namespace, check=False
+            ).returncode
+            == 0
+        ),
+    )
+    owner = jsonpath(
+        cluster, namespace, "deployment", "appraisers", "{.metadata.ownerReferences[0].kind}"
+    )
+    assert owner == "WorkerPool"
+    assert jsonpath(cluster, namespace, "service", "appraisers", "{.spec.ports[0].port}") == "8080"
+    assert replicas(cluster, namespace, "appraisers")[0] == 0
+
+    runs.apply(run("appraise-1", "appraise-all", {"parcels": parcels}))
+    # 6 tasks, 2 per worker: 3 workers, made Ready by kwok; then the tasks run.
+    wait_until("3 ready workers", lambda: replicas(cluster, namespace, "appraisers") == (3, 3), 60)
+    status = runs.wait("appraise-1", timeout=90)
+    assert status["phase"] == "Succeeded", status
+    assert len((tmp_path / "ledger").read_text().splitlines()) == 6
+    # Idle: after the stabilisation window and the idle timeout, back to zero.
+    wait_until("scaled to zero", lambda: replicas(cluster, namespace, "appraisers")[0] == 0, 60)
+    bwp = jsonpath(
+        cluster,
+        namespace,
+        "workerpool",
+        "appraisers",
+        "{.status.desiredReplicas} {.status.backlog} {.status.inFlight}",
+    )
+    assert bwp == "0 0 0"
+
+
+def test_a_worker_killed_mid_task_is_retried_and_its_effect_happens_once(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    port = free_port()
+    ledger, log = tmp_path / "ledger", tmp_path / "worker.log"
+    first = WorkerProcess(port, ledger, log).start()
+    workers.append(first)
+    runs.apply(
+        [
+            pool("registry", first.url, minReplicas=1, maxReplicas=1),
+            workflow(
+                "transfer",
+                [
+                    {
+                        "name": "transfer",
+                        "worker": {
+                            "pool": "registry",
+                            "activity": "transfer",
+                            "input": {"parcel": "parcel-17", "seconds": 5},
+                        },
+                        # Retried until the second worker is up (tens of seconds on a busy
+                        # machine).
+                        "retry": {
+                            "maxAttempts": 40,
+                            "initialInterval": "500ms",
+                            "backoffCoefficient": 1.5,
+                            "maxInterval": "2s",
+                        },
+                    }
+                ],
+            ),
+            run("transfer-1", "transfer"),
+        ]
+    )
+    wait_until("the transfer's effect", lambda: ledger.exists() and ledger.read_text(), 60)
+    first.signal(signal.SIGKILL)
+    second = WorkerProcess(port, ledger, log).start()
+    workers.append(second)
+    status = runs.wait("transfer-1", timeout=90)
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["transfer"]["attempts"] >= 2
+    [effect] = ledger.read_text().splitlines()  # attempt 2 found attempt 1's transfer
+    assert effect.startswith("transferred ")
+
+
+def test_heartbeats_keep_a_long_task_alive_and_a_hung_worker_times_out(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
+    workers.append(worker)
+    step = {
+        "name": "survey",
+        "worker": {"pool": "surveyors", "activity": "survey", "input": {"seconds": 4}},
+        "timeout": {"heartbeat": "1500ms", "startToClose": "1m"},
+        "retry": {"maxAttempts": 1},
+    }
+    runs.apply(
+        [
+            pool("surveyors", worker.url, minReplicas=1, maxReplicas=1),
+            workflow("survey", [step]),
+            run("survey-1", "survey"),
+        ]
+    )
+    status = runs.wait("survey-1", timeout=60)
+    assert status["phase"] == "Succeeded", status  # 4 s of work, heartbeats every 0.2 s
+
+    runs.apply(run("survey-2", "survey"))
+    runs.wait("survey-2", step="survey", step_phase="Running", timeout=60)
+    time.sleep(0.5)
+    worker.signal(signal.SIGSTOP)  # the worker hangs: no more heartbeats
+    status = runs.wait("survey-2", timeout=60)
+    assert status["phase"] == "Failed", status
+    assert status["error"]["type"] == "Timeout"
+    # The heartbeat timer, not startToClose (1 min): the hung worker never answers.
+    assert status["error"]["details"]["kind"] == "heartbeat"

@@ -1,0 +1,127 @@
+"""The operator's pool runtime against an in-memory API: tasks wait for ready workers, slots
+are handed out fairly, the Deployment is created and scaled from the backlog, the status is
+written, and `scaling: external` never writes replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from baton.executors.attempts import ActivityError
+from baton.executors.base import RunRef
+from baton.handlers.pools import Pools
+from baton.pools import objects
+
+NS = "shop"
+
+
+class FakeKube:
+    """Objects by path; create, merge-patch (one level deep is enough here) and get."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.patches: list[tuple[str, Any]] = []
+
+    async def get(self, path: str, **_: str) -> dict[str, Any] | None:
+        found = self.objects.get(path)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.objects[f"{path}/{body['metadata']['name']}"] = copy.deepcopy(body)
+        return copy.deepcopy(body)
+
+    async def patch(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.patches.append((path, body))
+        target = self.objects.setdefault(path.removesuffix("/status"), {})
+        for key, value in body.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                target[key] = {**target[key], **value}
+            else:
+                target[key] = copy.deepcopy(value)
+        return copy.deepcopy(target)
+
+
+DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/payments"
+
+
+def pool(**spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "payments", "namespace": NS, "uid": "p-1", "generation": 1},
+        "spec": {"image": "w:1", "tasksPerReplica": 2, "maxReplicas": 3, **spec},
+    }
+
+
+def ready(pools: Pools, count: int) -> None:
+    deployment = {
+        "metadata": {"name": "payments", "namespace": NS, "labels": objects.labels("payments")},
+        "spec": {"replicas": count},
+        "status": {"replicas": count, "readyReplicas": count},
+    }
+    pools.observe_deployment("MODIFIED", deployment)
+
+
+def run(n: int) -> RunRef:
+    return RunRef(f"run-{n}", NS, f"uid-{n}")
+
+
+def test_tasks_wait_for_ready_workers_and_the_deployment_scales_from_the_backlog() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool())
+        waiting = [
+            asyncio.create_task(pools.acquire(run(n % 2), "payments", f"k{n}")) for n in range(5)
+        ]
+        await asyncio.sleep(0)
+        assert not any(t.done() for t in waiting)  # no ready worker yet
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)
+        assert kube.objects[DEPLOYMENT]["spec"]["replicas"] == 3  # ceil(5 / 2)
+        assert kube.objects[f"/api/v1/namespaces/{NS}/services/payments"]
+        status = kube.objects[f"/apis/baton.dev/v1alpha1/namespaces/{NS}/workerpools/payments"]
+        assert status["status"]["backlog"] == 5
+        assert status["status"]["conditions"][0]["reason"] == "NoReadyWorkers"
+
+        ready(pools, 1)  # one worker: two slots, one per run
+        await asyncio.sleep(0)
+        done = [t for t in waiting if t.done()]
+        assert len(done) == 2
+        pools.release(run(0), "payments", "k0")
+        await asyncio.sleep(0)
+        assert len([t for t in waiting if t.done()]) == 3
+        for task in waiting:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_external_scaling_never_writes_replicas() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool(scaling="external", minReplicas=2))
+        waiting = asyncio.create_task(pools.acquire(run(0), "payments", "k0"))
+        await asyncio.sleep(0)
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)
+        assert kube.objects[DEPLOYMENT]["spec"]["replicas"] == 2  # set once, at creation
+        kube.objects[DEPLOYMENT]["spec"]["replicas"] = 7  # the HPA's choice
+        runtime.deployment = copy.deepcopy(kube.objects[DEPLOYMENT])
+        await pools.reconcile(runtime)
+        assert kube.objects[DEPLOYMENT]["spec"]["replicas"] == 7
+        assert not any(
+            path == DEPLOYMENT and "replicas" in body.get("spec", {}) for path, body in kube.patches
+        )
+        waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_an_unknown_pool_is_a_retryable_worker_pool_not_found() -> None:
+    pools = Pools(FakeKube())  # type: ignore[arg-type]
+    with pytest.raises(ActivityError) as caught:
+        asyncio.run(pools.acquire(run(0), "nowhere", "k0"))
+    assert caught.value.error_type == "WorkerPoolNotFound"
