@@ -85,6 +85,27 @@ def history(cluster: Cluster, namespace: str, run_name: str) -> list[dict[str, A
     return events
 
 
+def send_signal(
+    cluster: Cluster, namespace: str, run_name: str, name: str, payload: Any = None
+) -> None:
+    """Append a signal to the run with the JSON patch of the README (creating the list first
+    when the run has none)."""
+    signal: dict[str, Any] = {"name": name}
+    if payload is not None:
+        signal["payload"] = payload
+    present = cluster.kubectl(
+        "get", "workflowrun", run_name, "-n", namespace, "-o", "jsonpath={.spec.signals}"
+    ).stdout.strip()
+    if present:
+        patch = [{"op": "add", "path": "/spec/signals/-", "value": signal}]
+    else:  # the list must exist before `-` can append to it
+        patch = [{"op": "add", "path": "/spec/signals", "value": [signal]}]
+    cluster.kubectl(
+        "patch", "workflowrun", run_name, "-n", namespace, "--type", "json",
+        "-p", json.dumps(patch),
+    )  # fmt: skip
+
+
 def jsonpath(cluster: Cluster, namespace: str, kind: str, name: str, path: str) -> str:
     """`kubectl get <kind> <name> -o jsonpath=<path>`."""
     return cluster.kubectl(

@@ -7,7 +7,7 @@ import json
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
-from runkit import baton, http, run, wait_created, workflow
+from runkit import baton, http, run, send_signal, wait_created, workflow
 
 
 def child_step(policy: str = "terminate") -> dict[str, object]:
@@ -93,7 +93,7 @@ def test_cancelling_the_parent_leaves_a_child_whose_parent_close_policy_is_aband
     child = runs.get("order-kid-1")
     assert not child["spec"].get("cancel")
     assert child["metadata"].get("ownerReferences") is None
-    baton(runs.cluster, "signal", "order-kid-1", "finish", "-n", runs.namespace)
+    send_signal(runs.cluster, runs.namespace, "order-kid-1", "finish")
     assert runs.wait("order-kid-1")["phase"] == "Succeeded"
 
 

@@ -8,7 +8,7 @@ import time
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import REPLY_NEVER, Recorder, Reply
-from runkit import baton, http, kwok, run, wait_created, workflow
+from runkit import baton, http, kwok, run, send_signal, wait_created, workflow
 
 
 def merge_patch(runs: Runs, run_name: str, spec: dict[str, object]) -> None:
@@ -103,7 +103,7 @@ def test_suspended_run_starts_no_new_step_until_it_is_resumed(
     baton(runs.cluster, "suspend", "pausable-1", "-n", runs.namespace)
     runs.wait("pausable-1", {"Suspended"})
     # The waiting step still takes its signal and ends; the next one must not start.
-    baton(runs.cluster, "signal", "pausable-1", "go", "-n", runs.namespace)
+    send_signal(runs.cluster, runs.namespace, "pausable-1", "go")
     status = runs.wait("pausable-1", step="gate", step_phase="Succeeded")
     assert status["phase"] == "Suspended", status
     assert status["steps"].get("second", {}).get("phase", "Pending") == "Pending", status

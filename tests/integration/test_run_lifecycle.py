@@ -16,6 +16,7 @@ from runkit import (
     jsonpath,
     kwok,
     run,
+    send_signal,
     wait_created,
     wait_until,
     workflow,
@@ -48,7 +49,7 @@ def test_editing_a_workflow_leaves_runs_in_flight_on_their_snapshot_and_new_runs
     runs.apply(run("new", "versioned"))
     runs.wait("new", step="gate", step_phase="Waiting")
     for name in ("old", "new"):
-        baton(runs.cluster, "signal", name, "go", "-n", runs.namespace)
+        send_signal(runs.cluster, runs.namespace, name, "go")
     old, new = runs.wait("old"), runs.wait("new")
     assert (old["phase"], new["phase"]) == ("Succeeded", "Succeeded")
     assert old["definition"]["generation"] == 1
@@ -299,7 +300,7 @@ def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configma
     runs.wait("reused", step="gate", step_phase="Waiting", timeout=40)
     operator.kill()  # the restarted loop reads the definition and history back
     operator.start()
-    baton(runs.cluster, "signal", "reused", "go", "-n", runs.namespace)
+    send_signal(runs.cluster, runs.namespace, "reused", "go")
     status = runs.wait("reused")
     assert status["phase"] == "Succeeded", status
     assert recorder.calls_to("/v1") == []

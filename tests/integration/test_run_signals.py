@@ -3,23 +3,13 @@ queries read with `kubectl get -o jsonpath`."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
-from runkit import baton, http, jsonpath, run, wait_until, workflow
-
-
-def send_signal(runs: Runs, run_name: str, name: str, payload: object) -> None:
-    """Append a signal with the JSON patch of the README."""
-    patch = [{"op": "add", "path": "/spec/signals/-", "value": {"name": name, "payload": payload}}]
-    runs.cluster.kubectl(
-        "patch", "workflowrun", run_name, "-n", runs.namespace, "--type", "json",
-        "-p", json.dumps(patch),
-    )  # fmt: skip
+from runkit import baton, http, jsonpath, run, send_signal, wait_until, workflow
 
 
 def test_seven_day_signal_wait_is_answered_by_a_kubectl_json_patch(
@@ -50,7 +40,9 @@ def test_seven_day_signal_wait_is_answered_by_a_kubectl_json_patch(
     wake_at = datetime.fromisoformat(status["steps"]["approval"]["wakeAt"]).timestamp()
     assert abs(wake_at - time.time() - 7 * 86400) < 120
     assert recorder.calls == []
-    send_signal(runs, "approve-1", "manualApproval", {"ok": True, "by": "ada"})
+    send_signal(
+        runs.cluster, runs.namespace, "approve-1", "manualApproval", {"ok": True, "by": "ada"}
+    )
     status = runs.wait("approve-1")
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["approval"]["output"] == {"ok": True, "by": "ada"}
@@ -83,7 +75,7 @@ def test_signal_handler_updates_vars_and_the_query_shows_it_through_kubectl_json
 
     assert query("priority") == "normal"
     assert query("urgent") == "false"
-    send_signal(runs, "ticket-1", "updatePriority", {"level": "high"})
+    send_signal(runs.cluster, runs.namespace, "ticket-1", "updatePriority", {"level": "high"})
     wait_until("query priority is high", lambda: query("priority") == "high")
     assert query("urgent") == "true"
     assert runs.status("ticket-1")["vars"] == {"priority": "high"}
