@@ -7,7 +7,7 @@ Each style reconciles the same N objects of a throwaway CRD: created, then each 
 once; the API server's own request counters are read before and after (median of rounds).
 
 Run: uv run python bench/kopf_handlers.py [--objects 50] [--rounds 3]
-(starts and removes its own control plane, `BATON_CLUSTER=bench-kopf`).
+(starts and removes its own control plane `bench-kopf`, with operator_throughput's `cluster`).
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import kopf
 
-REPO = Path(__file__).resolve().parents[1]
+from operator_throughput import Cluster, cluster
+
 CLUSTER = "bench-kopf"
 GROUP = "bench.baton.dev"
 CRD = {
@@ -64,7 +62,6 @@ CRD = {
         ],
     },
 }
-_METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
 def operator(style: str) -> None:
@@ -115,33 +112,12 @@ def operator(style: str) -> None:
     asyncio.run(kopf.operator(registry=registry, standalone=True, clusterwide=True))
 
 
-def kubectl(*args: str, data: str | None = None) -> str:
-    done = subprocess.run(
-        ["kubectl", *args], input=data, capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
-def writes() -> Counter[str]:
-    """Write requests the API server has served, by `verb resource`."""
-    counts: Counter[str] = Counter()
-    for line in kubectl("get", "--raw", "/metrics").splitlines():
-        match = _METRIC.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("verb") in {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}:
-            key = f"{labels['verb']} {labels.get('resource', '')}"
-            if labels.get("subresource"):
-                key += f"/{labels['subresource']}"
-            counts[key] += int(float(match["value"]))
-    return counts
-
-
-def wait_observed(namespace: str, count: int, key: str, expected: Any, timeout: float) -> None:
+def wait_observed(
+    plane: Cluster, namespace: str, count: int, key: str, expected: Any, *, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        items = json.loads(kubectl("get", "widgets", "-n", namespace, "-o", "json"))["items"]
+        items = json.loads(plane.kubectl("get", "widgets", "-n", namespace, "-o", "json"))["items"]
         done = [i for i in items if (i.get("status") or {}).get(key, {}) == expected]
         if len(done) == count:
             return
@@ -149,19 +125,19 @@ def wait_observed(namespace: str, count: int, key: str, expected: Any, timeout: 
     raise TimeoutError(f"{namespace}: widgets not reconciled within {timeout}s")
 
 
-def round_of(style: str, objects: int, number: int) -> dict[str, float]:
+def round_of(plane: Cluster, style: str, objects: int, number: int) -> dict[str, float]:
     namespace = f"{style}-{number}"
-    kubectl("create", "namespace", namespace)
+    plane.kubectl("create", "namespace", namespace)
     log = Path(tempfile.gettempdir()) / f"bench-kopf-{style}.log"
     child = subprocess.Popen(
         [sys.executable, __file__, "--operator", style],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        env=os.environ,
+        env=plane.env,
     )
     try:
         time.sleep(3)  # kopf starts its watches
-        before = writes()
+        before = plane.writes()
         started = time.monotonic()
         manifest = "\n---\n".join(
             json.dumps(
@@ -174,11 +150,11 @@ def round_of(style: str, objects: int, number: int) -> dict[str, float]:
             )
             for i in range(objects)
         )
-        kubectl("apply", "-f", "-", data=manifest)
+        plane.kubectl("apply", "-f", "-", data=manifest)
         expected: Any = {"value": 1} if style == "change" else 1
         key = "reconcile" if style == "change" else "value"
-        wait_observed(namespace, objects, key, expected, 120)
-        kubectl(
+        wait_observed(plane, namespace, objects, key, expected, timeout=120)
+        plane.kubectl(
             "patch",
             "widgets",
             "-n",
@@ -189,10 +165,12 @@ def round_of(style: str, objects: int, number: int) -> dict[str, float]:
             '{"spec":{"value":2}}',
             *[f"w{i}" for i in range(objects)],
         )
-        wait_observed(namespace, objects, key, {"value": 2} if style == "change" else 2, 120)
+        wait_observed(
+            plane, namespace, objects, key, {"value": 2} if style == "change" else 2, timeout=120
+        )
         elapsed = time.monotonic() - started
         time.sleep(2)  # let trailing writes (annotations, events) land
-        delta = writes() - before
+        delta = plane.writes() - before
     finally:
         child.terminate()
         child.wait(timeout=30)
@@ -211,34 +189,22 @@ def main() -> None:
     if args.operator:
         operator(args.operator)
         return
-    env = {**os.environ, "BATON_CLUSTER": CLUSTER}
-    exports = subprocess.run(
-        [str(REPO / "hack" / "controlplane.sh"), "up"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for name, value in re.findall(r"export (\w+)=(\S+)", exports):
-        os.environ[name] = value.strip('"').replace('"$PATH"', os.environ["PATH"])
-    try:
-        kubectl("apply", "-f", "-", data=json.dumps(CRD))
-        kubectl("wait", "--for=condition=Established", f"crd/widgets.{GROUP}")
+    with cluster(CLUSTER, "", keep=False) as plane:
+        plane.kubectl("apply", "-f", "-", data=json.dumps(CRD))
+        plane.kubectl("wait", "--for=condition=Established", f"crd/widgets.{GROUP}")
         results: dict[str, list[dict[str, float]]] = {"change": [], "event": []}
         for number in range(args.rounds):
             for style, rounds in results.items():
-                rounds.append(round_of(style, args.objects, number))
-        base = statistics.median(r["writes_per_object"] for r in results["event"])
-        print(f"{args.objects} objects, each created and changed once; medians of {args.rounds}")
-        print("| handlers | operator writes per object | ratio to on.event | seconds |")
-        print("|---|---:|---:|---:|")
-        for style, rounds in results.items():
-            per_object = statistics.median(r["writes_per_object"] for r in rounds)
-            seconds = statistics.median(r["seconds"] for r in rounds)
-            name = "on.create + on.update" if style == "change" else "on.event + own status patch"
-            print(f"| {name} | {per_object:.2f} | {per_object / base:.2f} | {seconds:.1f} |")
-    finally:
-        subprocess.run([str(REPO / "hack" / "controlplane.sh"), "down"], env=env, check=False)
+                rounds.append(round_of(plane, style, args.objects, number))
+    base = statistics.median(r["writes_per_object"] for r in results["event"])
+    print(f"{args.objects} objects, each created and changed once; medians of {args.rounds}")
+    print("| handlers | operator writes per object | ratio to on.event | seconds |")
+    print("|---|---:|---:|---:|")
+    for style, rounds in results.items():
+        per_object = statistics.median(r["writes_per_object"] for r in rounds)
+        seconds = statistics.median(r["seconds"] for r in rounds)
+        name = "on.create + on.update" if style == "change" else "on.event + own status patch"
+        print(f"| {name} | {per_object:.2f} | {per_object / base:.2f} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":
