@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make dev: a local control plane, the operator, demo services and an example run, left running.
+# make dev: a local control plane, the operator, demo services, a worker and an example run,
+# all left running.
 #
 #   hack/dev.sh          start everything (idempotent: what already runs is reused)
 #   hack/dev.sh down     stop the operator, the services and the cluster
@@ -12,6 +13,7 @@ REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_DIR="${BATON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}"
 DEV_DIR="$CACHE_DIR/dev/${BATON_CLUSTER:-baton}"
 SERVICES_PORT="${BATON_DEV_PORT:-8900}"
+WORKER_PORT="${BATON_DEV_WORKER_PORT:-8901}"
 cd "$REPO_DIR"
 
 log() { printf '[dev] %s\n' "$*" >&2; }
@@ -44,6 +46,7 @@ start_process() {
 
 down() {
 	stop_process operator
+	stop_process worker
 	stop_process services
 	hack/controlplane.sh down
 }
@@ -54,11 +57,17 @@ up() {
 	uv sync --locked --quiet
 	eval "$(hack/controlplane.sh dev)"
 	start_process services uv run --locked python examples/dev/services.py --port "$SERVICES_PORT"
-	start_process operator uv run --locked baton operator --standalone --liveness ""
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$SERVICES_PORT") 2>/dev/null && break
-		sleep 0.1
+	start_process worker uv run --locked baton-worker realestate:worker \
+		--app-dir activities/examples --host 127.0.0.1 --port "$WORKER_PORT"
+	start_process operator uv run --locked baton operator --standalone --liveness "" \
+		--metrics-port 0
+	for port in "$SERVICES_PORT" "$WORKER_PORT"; do
+		for _ in $(seq 300); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+			sleep 0.1
+		done
 	done
+	sed "s|127.0.0.1:8901|127.0.0.1:$WORKER_PORT|g" examples/dev/pools.yaml | kubectl apply -f - >&2
 	sed "s|127.0.0.1:8900|127.0.0.1:$SERVICES_PORT|g" examples/dev/workflow.yaml | kubectl apply -f - >&2
 	kubectl wait --for=jsonpath='{.status.conditions[0].status}'=True --timeout=60s \
 		workflow/property-purchase >&2
@@ -78,10 +87,11 @@ up() {
 	        uv run baton get $name
 	        uv run baton history $name
 	        kubectl describe workflowrun $name           # the Events of every transition
-	        uv run baton run property-purchase -i '{"propertyId": "loft-2", "payment": {"amount": 2500000}}'
+	        kubectl get workerpools,deployments          # pools scaled from their backlog
+	        uv run baton run property-purchase -i '{"propertyId": "loft-2", "buyer": "Sam", "payment": {"amount": 2500000}}'
 	        uv run baton signal <run> manualApproval --payload '{"ok": true}'   # over 1M needs approval
 
-	      Logs: $DEV_DIR/operator.log and $DEV_DIR/services.log
+	      Logs: $DEV_DIR/operator.log, worker.log and services.log
 	      Stop everything: make dev-down
 	TEXT
 }
