@@ -95,7 +95,8 @@ class WorkerPoolSpec(Model):
         min_length=1,
         pattern=r"^https?://",
         description="Send tasks to this URL instead of the pool's Service: a worker outside "
-        "the cluster, for development and tests. No Deployment is created.",
+        "the cluster, for development and tests. Without `image` no Deployment is created; "
+        "with it the Deployment is still created and scaled.",
     )
 
     @model_validator(mode="after")
