@@ -154,6 +154,11 @@ def load_yaml_documents(text: str) -> list[Resource]:
     return resources
 
 
+def first_problem(exc: ValidationError, root: type[BaseModel]) -> str:
+    """The first problem of a failed validation of `root`, as `format_error` words it."""
+    return format_error(exc.errors()[0], root)
+
+
 def format_error(error: ErrorDetails, root: type[BaseModel]) -> str:
     """One line for one pydantic error: the YAML path of the field, then what is wrong."""
     path, owner = _resolve(error["loc"], root)

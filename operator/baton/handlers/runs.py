@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from baton import metrics
 from baton.api.duration import parse_duration
 from baton.api.labels import ACTIVITY_KEY, API_VERSION, ATTEMPT, PARENT_UID, RUN_NAME, label_value
+from baton.api.resources import first_problem
 from baton.api.run import RunPhase, WorkflowRunSpec
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
@@ -304,7 +305,9 @@ class RunLoop:
         try:
             spec = WorkflowRunSpec.model_validate(self.body.get("spec") or {})
         except ValidationError as exc:
-            raise InvalidRunError("InvalidSpec", _first_error(exc)) from None
+            raise InvalidRunError(
+                "InvalidSpec", f"spec.{first_problem(exc, WorkflowRunSpec)}"
+            ) from None
         workflow_name: str | None = None
         generation = 0
         if spec.workflow is not None:
@@ -679,15 +682,11 @@ def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:
         return compile_definition(WorkflowSpec.model_validate(raw))
     except ValidationError as exc:
         prefix = f"{field}." if field else "workflow: "
-        raise InvalidRunError("InvalidWorkflow", prefix + _first_error(exc)) from None
+        raise InvalidRunError(
+            "InvalidWorkflow", prefix + first_problem(exc, WorkflowSpec)
+        ) from None
     except DefinitionError as exc:
         raise InvalidRunError("InvalidWorkflow", f"workflow: {exc}") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _rfc3339(seconds: float) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from baton.api.resources import first_problem
 from baton.api.workflow import WorkflowSpec
 from baton.engine import DefinitionError, compile_definition
 from baton.store.kube import Kube, path_of
@@ -26,9 +27,8 @@ def validate(spec: Mapping[str, Any]) -> tuple[bool, str, str, int]:
     try:
         definition = compile_definition(WorkflowSpec.model_validate(spec))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        return False, "InvalidSpec", f"spec.{where}: {error['msg']}", len(spec.get("steps") or [])
+        message = f"spec.{first_problem(exc, WorkflowSpec)}"
+        return False, "InvalidSpec", message, len(spec.get("steps") or [])
     except DefinitionError as exc:
         return False, "InvalidDefinition", str(exc), len(spec.get("steps") or [])
     return True, "Compiled", "the definition compiles", len(definition.index)
