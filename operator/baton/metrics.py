@@ -6,8 +6,10 @@ them. Counters therefore move only for transitions that are durable: a batch los
 before its commit is decided again after the restart and counted then, once.
 
 Gauges and API counters are read at scrape time by `_LiveCollector` from the live objects (the
-registry's run loops, `Kube.writes` and `Kube.conflicts`), so nothing is counted twice and no
-call site has to keep them in step.
+registry's run loops, `Kube.writes` and `Kube.conflicts`, the WorkerPools' queues and
+Deployments), so nothing is counted twice and no call site has to keep them in step. The one
+counter moved from outside a batch is `baton_pool_scale_changes_total`, by `scaled`, after the
+Deployment's replicas were written.
 
 Names follow Prometheus conventions: the `baton_` prefix, base units in names (`_seconds`),
 `_total` on counters. tests/unit/test_metrics.py checks the Grafana dashboard
@@ -104,11 +106,22 @@ RECONCILE_LATENCY = Histogram(
     registry=REGISTRY,
 )
 
+POOL_SCALE_CHANGES = Counter(
+    "baton_pool_scale_changes",
+    "Changes the operator made to a WorkerPool's Deployment replicas, by pool and direction.",
+    ["namespace", "pool", "direction"],
+    registry=REGISTRY,
+)
+
 _LIVE_METRICS = (
     "baton_runs_active",
     "baton_timers_pending",
     "baton_api_writes_total",
     "baton_api_conflicts_total",
+    "baton_pool_backlog",
+    "baton_pool_in_flight",
+    "baton_pool_desired_replicas",
+    "baton_pool_ready_replicas",
 )
 
 
@@ -236,7 +249,7 @@ def record(changes: Iterable[Change]) -> None:
 METRIC_NAMES = frozenset(
     {
         *_LIVE_METRICS,
-        *(f"{name}_total" for name in _COUNTERS),
+        *(f"{name}_total" for name in (*_COUNTERS, "baton_pool_scale_changes")),
         *(
             f"{name}{suffix}"
             for name in (*_HISTOGRAMS, "baton_reconcile_latency_seconds")
@@ -266,7 +279,25 @@ def observe_batch(
         log.exception("metrics of a batch not recorded")
 
 
+def scaled(namespace: str, pool: str, before: int | None, after: int) -> None:
+    """The operator changed a pool's Deployment replicas from `before` to `after`."""
+    direction = "up" if before is None or after > before else "down"
+    POOL_SCALE_CHANGES.labels(namespace=namespace, pool=pool, direction=direction).inc()
+
+
 # -- read at scrape time ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolSample:
+    """One WorkerPool as the operator sees it now: its queue and its workers."""
+
+    namespace: str
+    pool: str
+    backlog: int
+    in_flight: int
+    desired_replicas: int
+    ready_replicas: int
 
 
 class _Loop(Protocol):
@@ -282,12 +313,35 @@ class _Kube(Protocol):
     def conflicts(self) -> int: ...
 
 
-class _LiveCollector(Collector):
-    """Runs active, timers pending and API writes/conflicts, read when /metrics is scraped."""
+class _Pools(Protocol):
+    def samples(self) -> Iterable[PoolSample]: ...
 
-    def __init__(self, kube: _Kube, loops: Mapping[str, _Loop]) -> None:
+
+class _NoPools:
+    def samples(self) -> Iterable[PoolSample]:
+        return ()
+
+
+_POOL_GAUGES = (
+    ("baton_pool_backlog", "Worker tasks queued for a pool, waiting for a free slot.", "backlog"),
+    ("baton_pool_in_flight", "Worker tasks sent to a pool and not yet answered.", "in_flight"),
+    (
+        "baton_pool_desired_replicas",
+        "Workers the pool's scaling wants (its Deployment's spec.replicas).",
+        "desired_replicas",
+    ),
+    ("baton_pool_ready_replicas", "Ready workers of the pool's Deployment.", "ready_replicas"),
+)
+
+
+class _LiveCollector(Collector):
+    """Runs active, timers pending, API writes/conflicts and the pools' queues and workers,
+    read when /metrics is scraped."""
+
+    def __init__(self, kube: _Kube, loops: Mapping[str, _Loop], pools: _Pools) -> None:
         self.kube = kube
         self.loops = loops
+        self.pools = pools
 
     def collect(self) -> Iterator[Metric]:
         loops = list(self.loops.values())
@@ -313,12 +367,20 @@ class _LiveCollector(Collector):
             "Writes the Kubernetes API refused with 409 Conflict.",
             value=self.kube.conflicts,
         )
+        samples = sorted(self.pools.samples(), key=lambda p: (p.namespace, p.pool))
+        for name, documentation, attribute in _POOL_GAUGES:
+            gauge = GaugeMetricFamily(name, documentation, labels=["namespace", "pool"])
+            for sample in samples:
+                gauge.add_metric([sample.namespace, sample.pool], getattr(sample, attribute))
+            yield gauge
 
 
-def serve(port: int, kube: _Kube, loops: Mapping[str, _Loop]) -> Callable[[], None]:
+def serve(
+    port: int, kube: _Kube, loops: Mapping[str, _Loop], pools: _Pools | None = None
+) -> Callable[[], None]:
     """Serve /metrics on `port` (all addresses) and return the function that stops it. Port 0
     serves nothing. A port in use is logged, not fatal: the operator's work matters more."""
-    collector = _LiveCollector(kube, loops)
+    collector = _LiveCollector(kube, loops, pools if pools is not None else _NoPools())
     REGISTRY.register(collector)
 
     def unregister() -> None:

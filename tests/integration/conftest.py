@@ -9,7 +9,8 @@
 - ``crds`` (session): the cluster with crds/ applied and established.
 - ``recorder`` (function): a real HTTP service on 127.0.0.1 recording calls by idempotency key.
 - ``operator`` (function): ``baton operator`` as a subprocess watching only the test's namespace;
-  ``.kill()`` is ``kill -9``, ``.start()`` starts it again. Its log is printed when a test fails.
+  ``.kill()`` is ``kill -9``, ``.start()`` starts it again, ``.metrics()`` scrapes its /metrics.
+  Its log is printed when a test fails.
 - ``runs`` (function): apply Workflows and WorkflowRuns in the namespace and wait for phases.
 
 Every test in tests/integration is marked ``integration``: ``pytest -m "not integration"``
@@ -38,6 +39,7 @@ import pytest
 from kubernetes import client, config
 from operator_process import OperatorProcess
 from recorder import Recorder
+from scrape import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
@@ -274,8 +276,11 @@ def recorder() -> Iterator[Recorder]:
 def operator(
     crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    """`baton operator --standalone --namespace <test namespace>`, stopped after the test."""
-    process = OperatorProcess(crds.env, tmp_path / "operator.log", "--namespace", namespace)
+    """`baton operator --standalone --namespace <test namespace>` serving /metrics on a free
+    port (`.metrics()` scrapes it), stopped after the test."""
+    process = OperatorProcess(
+        crds.env, tmp_path / "operator.log", "--namespace", namespace, metrics_port=free_port()
+    )
     process.start()
     yield process
     process.stop()

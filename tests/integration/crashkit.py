@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -26,54 +24,6 @@ from operator_process import OperatorProcess
 from recorder import Recorder
 
 from baton.api.labels import ACTIVITY_KEY, ATTEMPT, RUN_UID
-
-READY = "baton operator started"
-"""The operator's log line once its start-up handler ran."""
-
-
-class Operator(OperatorProcess):
-    """`baton operator` as a subprocess, as OperatorProcess, with two differences: it logs at
-    INFO (DEBUG logs every response body, which slows a busy operator down), and it can run with
-    peering (`standalone=False`, with `--peering` and `--priority` among `args`)."""
-
-    def __init__(
-        self, env: dict[str, str], log_path: Path, *args: str, standalone: bool = True
-    ) -> None:
-        super().__init__(env, log_path, *args)
-        self.standalone = standalone
-
-    def start(self) -> Operator:
-        """Start it (again); its log is appended to."""
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== start {self.starts} =====\n".encode())
-            log.flush()
-            command = [sys.executable, "-m", "baton.cli.main", "operator"]
-            command += ["--standalone"] if self.standalone else []
-            command += ["--liveness", "", "--metrics-port", "0", "--log-format", "full"]
-            self.process = subprocess.Popen(
-                [*command, *self.args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until the latest start got through start-up (imports alone take seconds on a
-        busy machine: a kill before that would test nothing)."""
-        deadline = time.monotonic() + timeout
-        while self.log_path.read_text(errors="replace").count(READY) < self.starts:
-            assert self.alive, f"the operator died:\n{self.log_tail(40)}"
-            assert time.monotonic() < deadline, f"not ready in {timeout}s:\n{self.log_tail(40)}"
-            time.sleep(0.05)
-
-    def lines(self, *words: str) -> list[str]:
-        """Log lines containing every one of `words`."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return [line for line in text.splitlines() if all(w in line for w in words)]
-
 
 FORWARD = ["reserve", "charge", "ship"]
 """HTTP steps in the order they run; each has a compensation."""

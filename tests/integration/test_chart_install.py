@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,33 +136,10 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
     return path
 
 
-class PeeredOperator(OperatorProcess):
-    """`baton operator` as the chart runs it: in the chart's peering, `--priority auto`."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, peering: str, *args: str) -> None:
-        super().__init__(env, log_path, *args)
-        self.peering = peering
-
-    def start(self) -> PeeredOperator:
-        self.starts += 1
-        command = [sys.executable, "-m", "baton.cli.main", "operator"]
-        command += ["--peering", self.peering, "--priority", "auto", "--liveness", ""]
-        command += ["--verbose", *self.args]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-
 @pytest.fixture
 def chart_operator(
     crds: Cluster, namespace: str, tmp_path: Path
-) -> Iterator[tuple[PeeredOperator, Path]]:
+) -> Iterator[tuple[OperatorProcess, Path]]:
     """The chart installed in namespaced mode for the test's namespace, and `baton operator` run
     out of cluster with its ServiceAccount's token, in the chart's peering (not standalone)."""
     release = f"baton-{secrets.token_hex(2)}"
@@ -183,16 +159,19 @@ def chart_operator(
     )
     kubeconfig = service_account_kubeconfig(crds, namespace, release, tmp_path / "sa.yaml")
     env = {**crds.env, "KUBECONFIG": str(kubeconfig)}
-    process = PeeredOperator(
+    # As the chart runs it: in the chart's peering, `--priority auto`.
+    process = OperatorProcess(
         env,
         tmp_path / "operator.log",
+        "--peering",
         release,
+        "--priority",
+        "auto",
         "--kubeconfig",
         str(kubeconfig),
         "--namespace",
         namespace,
-        "--metrics-port",
-        "0",
+        standalone=False,
     )
     process.start()
     yield process, kubeconfig
@@ -201,7 +180,7 @@ def chart_operator(
 
 
 def test_the_charts_service_account_is_enough_for_runs_and_no_more(
-    runs: Runs, recorder: Recorder, chart_operator: tuple[PeeredOperator, Path], crds: Cluster
+    runs: Runs, recorder: Recorder, chart_operator: tuple[OperatorProcess, Path], crds: Cluster
 ) -> None:
     process, kubeconfig = chart_operator
     runs.apply(

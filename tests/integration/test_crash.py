@@ -30,7 +30,6 @@ from pathlib import Path
 import pytest
 from conftest import FINAL_PHASES, Cluster, Runs
 from crashkit import (
-    Operator,
     Report,
     batches_committed,
     check_outcome,
@@ -40,6 +39,7 @@ from crashkit import (
     wait_all,
     where_runs_are,
 )
+from operator_process import OperatorProcess
 from recorder import Recorder
 
 from baton.failpoints import ENV as FAILPOINTS_ENV
@@ -52,17 +52,23 @@ CRASH_KILLS = int(os.environ.get("BATON_CRASH_KILLS", "4"))
 
 
 @pytest.fixture
-def crash_operator(crds: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    """The operator for the test's namespace, Kubernetes Events off; not started yet."""
-    process = Operator(
-        crds.env, tmp_path / "operator.log", "--namespace", namespace, "--no-kube-events"
+def crash_operator(crds: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator for the test's namespace, Kubernetes Events off, logging at INFO; not
+    started yet."""
+    process = OperatorProcess(
+        crds.env,
+        tmp_path / "operator.log",
+        "--namespace",
+        namespace,
+        "--no-kube-events",
+        verbose=False,
     )
     yield process
     process.stop()
 
 
 def test_runs_survive_random_kills(
-    runs: Runs, recorder: Recorder, crash_operator: Operator
+    runs: Runs, recorder: Recorder, crash_operator: OperatorProcess
 ) -> None:
     seed = int(os.environ.get("BATON_CRASH_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
@@ -111,7 +117,9 @@ restart redoes the work the last crash interrupted: dying before its append woul
 progress, so that point fires on the second pass."""
 
 
-def test_crash_at_each_failpoint(runs: Runs, recorder: Recorder, crash_operator: Operator) -> None:
+def test_crash_at_each_failpoint(
+    runs: Runs, recorder: Recorder, crash_operator: OperatorProcess
+) -> None:
     """Operator process k dies at failpoint k mod 4, so saga-0 (every step, then the saga's
     three compensations) advances about one commit per process and meets each point at several
     different batches; restarted until the run ends, it ends right, each effect once."""
@@ -152,7 +160,7 @@ def test_crash_at_each_failpoint(runs: Runs, recorder: Recorder, crash_operator:
 
 
 def test_finished_run_is_left_alone(
-    runs: Runs, recorder: Recorder, crash_operator: Operator
+    runs: Runs, recorder: Recorder, crash_operator: OperatorProcess
 ) -> None:
     """No crash: each run is started once and, once finished, never resumed. (A loop restarted
     from a body older than its own last status write would resume a finished run and write its

@@ -2,70 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from conftest import Cluster, Runs
+from conftest import Runs
 from operator_process import OperatorProcess
-from prometheus_client.parser import text_string_to_metric_families
 from recorder import Recorder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-@pytest.fixture
-def metrics_operator(
-    crds: Cluster, namespace: str, tmp_path: Path
-) -> Iterator[tuple[OperatorProcess, int]]:
-    port = free_port()
-    process = OperatorProcess(
-        crds.env, tmp_path / "operator.log", "--namespace", namespace, "--metrics-port", str(port)
-    )
-    process.start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            scrape(port)
-            break
-        except OSError:
-            if time.monotonic() > deadline or not process.alive:
-                process.stop()
-                pytest.fail(f"no /metrics on {port}:\n{process.log_tail()}")
-            time.sleep(0.2)
-    yield process, port
-    process.stop()
+from scrape import value
 
 
 def test_metrics_count_a_run_its_steps_and_its_api_writes(
-    runs: Runs, recorder: Recorder, metrics_operator: tuple[OperatorProcess, int]
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    _, port = metrics_operator
-    before = scrape(port)
+    before = operator.metrics()
     runs.apply(
         [
             {
@@ -88,7 +36,7 @@ def test_metrics_count_a_run_its_steps_and_its_api_writes(
         ]
     )
     runs.wait("observed-1", step="wait", step_phase="Waiting")
-    waiting = scrape(port)
+    waiting = operator.metrics()
     assert value(waiting, "baton_runs_active") == 1
     runs.api.patch_namespaced_custom_object(
         "baton.dev",
@@ -103,7 +51,7 @@ def test_metrics_count_a_run_its_steps_and_its_api_writes(
 
     deadline = time.monotonic() + 10
     while True:  # the commit that ends the run precedes the loop's exit by a moment
-        after = scrape(port)
+        after = operator.metrics()
         if value(after, "baton_runs_active") == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -15,16 +15,13 @@ What "acting" means: the operator's own count of API writes (`baton_api_writes_t
 from __future__ import annotations
 
 import re
-import socket
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Cluster, Runs
 from crashkit import (
-    Operator,
     Report,
     check_outcome,
     saga_run,
@@ -33,7 +30,9 @@ from crashkit import (
     wait_all,
     where_runs_are,
 )
+from operator_process import OperatorProcess
 from recorder import Recorder
+from scrape import free_port, scrape, total
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,18 +44,10 @@ PAUSE_OR_RESUME = re.compile(r"(Pausing|Resuming) operations")
 RUNS = 6
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Replica(Operator):
+class Replica(OperatorProcess):
     """A peered operator with its own /metrics port."""
 
     def __init__(self, cluster: Cluster, namespace: str, log: Path, priority: int) -> None:
-        self.metrics_port = free_port()
         super().__init__(
             cluster.env,
             log,
@@ -69,21 +60,17 @@ class Replica(Operator):
             str(priority),
             "--peering-lifetime",
             str(LIFETIME),
-            "--metrics-port",
-            str(self.metrics_port),
             standalone=False,
+            verbose=False,
+            metrics_port=free_port(),
         )
 
     def writes(self) -> int:
         """API writes this process made for runs (0 before its metrics server is up)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
+            return int(total(scrape(self.metrics_port), "baton_api_writes_total"))
         except OSError:
             return 0
-        pattern = re.compile(r"^baton_api_writes_total\{[^}]*\} ([0-9.e+]+)$", re.M)
-        return int(sum(float(v) for v in pattern.findall(text)))
 
     def active(self) -> bool:
         """kopf's last word on peering was that it resumed (replicas start paused)."""

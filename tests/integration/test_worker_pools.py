@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from conftest import Cluster, Runs
 from operator_process import OperatorProcess
 from runkit import jsonpath, run, wait_until, workflow
+from scrape import free_port, value
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -64,12 +64,6 @@ class WorkerProcess:
             self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -158,6 +152,13 @@ def test_backlog_scales_the_deployment_up_and_an_idle_pool_back_to_zero(
     assert replicas(cluster, namespace, "appraisers")[0] == 0
 
     runs.apply(run("appraise-1", "appraise-all", {"parcels": parcels}))
+    labels = {"namespace": namespace, "pool": "appraisers"}
+
+    def gauge(name: str) -> float:
+        return value(operator.metrics(), f"baton_pool_{name}", **labels)
+
+    # Six tasks queued or in flight (none takes less than 3 s), on /metrics as well.
+    wait_until("6 tasks on /metrics", lambda: gauge("backlog") + gauge("in_flight") == 6, 30)
     # 6 tasks, 2 per worker: 3 workers, made Ready by kwok; then the tasks run.
     wait_until("3 ready workers", lambda: replicas(cluster, namespace, "appraisers") == (3, 3), 60)
     status = runs.wait("appraise-1", timeout=90)
@@ -173,6 +174,12 @@ def test_backlog_scales_the_deployment_up_and_an_idle_pool_back_to_zero(
         "{.status.desiredReplicas} {.status.backlog} {.status.inFlight}",
     )
     assert bwp == "0 0 0"
+    # Each change of the Deployment's replicas is counted, and the gauges follow the status.
+    samples = operator.metrics()
+    assert value(samples, "baton_pool_scale_changes_total", direction="up", **labels) >= 1
+    assert value(samples, "baton_pool_scale_changes_total", direction="down", **labels) >= 1
+    wait_until("idle gauges", lambda: gauge("desired_replicas") + gauge("ready_replicas") == 0)
+    assert gauge("backlog") + gauge("in_flight") == 0
 
 
 def test_a_worker_killed_mid_task_is_retried_and_its_effect_happens_once(
@@ -250,3 +257,45 @@ def test_heartbeats_keep_a_long_task_alive_and_a_hung_worker_times_out(
     assert status["error"]["type"] == "Timeout"
     # The heartbeat timer, not startToClose (1 min): the hung worker never answers.
     assert status["error"]["details"]["kind"] == "heartbeat"
+
+
+def test_a_task_waiting_in_the_queue_does_not_use_up_its_start_to_close(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
+    workers.append(worker)
+    # One slot, three 2-second tasks: the third waits about 4 s in the queue, then runs 2 s,
+    # within the 5 s startToClose that counts from when it is sent (not from when it queued).
+    single = {"endpoint": worker.url, "maxReplicas": 1, "tasksPerReplica": 1}
+    step = {
+        "name": "each",
+        "forEach": {
+            "items": "input.parcels",
+            "concurrency": 3,
+            "step": {
+                "name": "appraise",
+                "worker": {
+                    "pool": "single",
+                    "activity": "appraise",
+                    "input": {"parcel": "${{ item }}", "seconds": 2},
+                },
+                "timeout": {"startToClose": "5s"},
+                "retry": {"maxAttempts": 1},
+            },
+        },
+    }
+    runs.apply(
+        [
+            {
+                "apiVersion": "baton.dev/v1alpha1",
+                "kind": "WorkerPool",
+                "metadata": {"name": "single"},
+                "spec": single,
+            },
+            workflow("appraise-in-turn", [step]),
+            run("in-turn-1", "appraise-in-turn", {"parcels": ["a", "b", "c"]}),
+        ]
+    )
+    status = runs.wait("in-turn-1", timeout=90)
+    assert status["phase"] == "Succeeded", status
+    assert len((tmp_path / "ledger").read_text().splitlines()) == 3

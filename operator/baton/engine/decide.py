@@ -214,10 +214,13 @@ def _step_deadlines(
     if step.phase is StepPhase.RUNNING and (kind.is_activity or kind is StepKind.WORKFLOW):
         started = step.attempt_started_at
         assert started is not None
-        if timeouts.start_to_close is not None:
+        # A worker task waits in its pool's queue until a slot frees: only scheduleToClose
+        # bounds that wait; startToClose and heartbeat count from when it was sent.
+        queued = kind is StepKind.WORKER and not step.acknowledged
+        if timeouts.start_to_close is not None and not queued:
             due = started + to_millis(timeouts.start_to_close)
             yield Deadline(due, f"{tag}/startToClose", key, "startToClose")
-        if timeouts.heartbeat is not None and kind.is_activity:
+        if timeouts.heartbeat is not None and kind.is_activity and not queued:
             last = step.heartbeat_at if step.heartbeat_at is not None else started
             yield Deadline(
                 last + to_millis(timeouts.heartbeat), f"{tag}/heartbeat", key, "heartbeat"
@@ -472,8 +475,15 @@ class _Machine:
 
     def _acknowledge(self, key: str, attempt: int) -> None:
         target = self._running(key, attempt)
-        if target is not None:
-            target[1].acknowledged = True
+        if target is None or target[1].acknowledged:
+            return
+        sd, step = target
+        step.acknowledged = True
+        comp = self._compensation(key)
+        kind = sd.compensate.action.kind if comp is not None and sd.compensate else sd.kind
+        if kind is StepKind.WORKER:
+            # Acknowledged when it left the pool's queue: the attempt's clock starts now.
+            step.attempt_started_at = self.now
 
     def _activity_completed(self, key: str, attempt: int, output: Any) -> None:
         target = self._running(key, attempt)

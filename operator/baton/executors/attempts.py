@@ -174,15 +174,20 @@ async def run_attempt(
     body: Callable[[], Awaitable[Any]],
     *,
     secrets: Callable[[], Iterable[str]] = tuple,
+    acknowledge: bool = True,
 ) -> None:
     """Report the attempt started, await `body()` and report its output or its error.
+
+    `acknowledge=False` leaves ActivityStarted to `body` (a worker task reports it when it
+    leaves its pool's queue, which starts its timeout clocks).
 
     `body` raises ActivityError for failures the activity defines; any other exception is a
     fault of the executor and is reported as a retryable `ExecutorError` rather than leaving the
     attempt hanging until its timeout. `secrets()` lists values that must never appear in an
     event or a log line; they are masked in every error."""
     key, attempt = command.key, command.attempt
-    await report(ActivityStarted(key=key, attempt=attempt))
+    if acknowledge:
+        await report(ActivityStarted(key=key, attempt=attempt))
     try:
         output = await body()
     except ActivityError as exc:

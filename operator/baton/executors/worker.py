@@ -5,8 +5,8 @@ docs/architecture.md, "Worker protocol"): where a pool is reached, the task requ
 the worker's answer becomes an engine event. It sends through the HTTP executor's client and
 address guard — one HTTP code path — and keeps nothing of its own but the tasks in flight.
 A worker that heartbeats answers with a newline-delimited JSON stream; each heartbeat line is
-reported as ActivityHeartbeat. Queues, fairness and autoscaling come later, on top of
-`dispatch_request` and `worker_result`.
+reported as ActivityHeartbeat. A task is acknowledged (ActivityStarted) when it leaves its
+pool's queue (baton.handlers.pools), not when it joins it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from baton.engine.commands import CancelActivity, StartActivity
-from baton.engine.events import ActivityHeartbeat
+from baton.engine.events import ActivityHeartbeat, ActivityStarted
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, run_attempt
 from baton.executors.base import Report, RunRef
 from baton.executors.http import (
@@ -187,7 +187,7 @@ class WorkerExecutor:
             return await self._dispatch(run, command, report)
 
         async def attempt() -> None:
-            await run_attempt(command, report, call)
+            await run_attempt(command, report, call, acknowledge=False)
 
         self._inflight.spawn(AttemptId.of(run, command), attempt)
 
@@ -202,11 +202,15 @@ class WorkerExecutor:
 
     async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
         name = str(command.spec.get("pool") or "")
+        started = ActivityStarted(key=command.key, attempt=command.attempt)
         if self.dispatcher is None or not name:
+            await report(started)
             return await self._send(run, command, report, None)
-        # Queued (fairly across runs) until the pool has a free slot.
+        # Queued (fairly across runs) until the pool has a free slot; acknowledged only when
+        # sent, so that the step's startToClose and heartbeat do not count the queue.
         pool = await self.dispatcher.acquire(run, name, command.idempotency_key)
         try:
+            await report(started)
             return await self._send(run, command, report, pool)
         finally:
             self.dispatcher.release(run, name, command.idempotency_key)

@@ -83,7 +83,7 @@ def build_registry(
             "worker": WorkerExecutor(kube, settings, http, pools),
         }
         shell = Shell(kube=kube, settings=settings, executors=executors)
-        stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops)
+        stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops, pools)
         pools.is_active = lambda: shell.registry.active
         pools.start()
         memo["baton"] = Memo(

@@ -9,7 +9,9 @@ pool when something changed and every `interval` seconds (scale-down and idle ti
 
 What is written, per pool with an `image`: the Deployment and Service (created once, patched
 when the pool's generation changes), `spec.replicas` when a decision changes it (never with
-`scaling: external`), and the pool's status when it differs from the last one written. A pool
+`scaling: external`; each change is a `Scaled` Event and a `baton_pool_scale_changes_total`
+increment), and the pool's status when it differs from the last one written. `samples` gives
+/metrics each pool's backlog, tasks in flight and replicas. A pool
 with only an `endpoint` has no Deployment; its capacity is maxReplicas * tasksPerReplica.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import pydantic
 
+from baton import metrics
 from baton.api.labels import API_VERSION
 from baton.api.pool import WorkerPoolSpec
 from baton.executors.attempts import ActivityError
@@ -161,6 +164,28 @@ class Pools:
         runtime.queue.done(key)
         self._pump(runtime)
         self._wake.set()
+
+    def samples(self) -> list[metrics.PoolSample]:
+        """Every pool's queue and workers, for /metrics; nothing on a standby replica (the
+        active one reports them, and the sum over replicas stays true)."""
+        if not self.is_active():
+            return []
+        found = []
+        for runtime in self._pools.values():
+            if runtime.body is None:
+                continue
+            status = runtime.written_status or {}
+            found.append(
+                metrics.PoolSample(
+                    namespace=runtime.namespace,
+                    pool=runtime.name,
+                    backlog=runtime.queue.backlog,
+                    in_flight=runtime.queue.in_flight,
+                    desired_replicas=int(status.get("desiredReplicas") or 0),
+                    ready_replicas=int(status.get("readyReplicas") or 0),
+                )
+            )
+        return found
 
     def capacity_of(self, runtime: PoolRuntime) -> int:
         """Tasks the pool may run at once now."""
@@ -301,6 +326,7 @@ class Pools:
                 deployment_path(runtime.namespace, runtime.name), {"spec": {"replicas": replicas}}
             )
             runtime.last_scale_time = _rfc3339(now)
+            metrics.scaled(runtime.namespace, runtime.name, have, replicas)
             message = f"scaled from {have} to {replicas} worker(s): {reason}"
             log.info("WorkerPool %s/%s %s", runtime.namespace, runtime.name, message)
             await self._event(runtime, "Scaled", message, now)

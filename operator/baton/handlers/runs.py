@@ -12,9 +12,12 @@ A crash between 1 and 2 leaves history ahead of status: on start the loop folds 
 A crash after 2 leaves commands committed but maybe not performed: on start the loop performs
 `pending_commands` (everything in flight) again, and idempotency makes that harmless.
 
-Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write: they are folded at
-once and committed with the next batch that matters, since losing one to a crash only means the
-activity is re-issued, which is idempotent anyway. That keeps API writes at two per step.
+Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write unless they move a
+timer: they are folded at once and committed with the next batch that matters, since losing one
+to a crash only means the activity is re-issued, which is idempotent anyway. That keeps API
+writes at two per step. One that moves a timer (a heartbeat timeout pushed back, a worker task's
+clock started when it leaves its pool's queue) is committed, so that a restart does not time
+out a live attempt.
 
 Time comes from `time.time()` here and only here; due times come from `next_wakeup`, and
 waiting for them is a `wait_for` on the inbox — asyncio's own timer heap, one for all runs.

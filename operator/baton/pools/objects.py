@@ -158,7 +158,7 @@ def status(
     """The pool's status: replicas observed and desired, backlog, in flight, and a Ready
     condition saying whether workers can take tasks (and why not)."""
     previous = list((pool.get("status") or {}).get("conditions") or [])
-    if spec.endpoint:
+    if spec.image is None:
         replicas = ready = 0
         ready_condition = condition(
             "Ready",

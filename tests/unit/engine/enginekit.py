@@ -12,6 +12,7 @@ from baton.engine import (
     ActivityCompleted,
     ActivityFailed,
     ActivityHeartbeat,
+    ActivityStarted,
     Command,
     Decision,
     Definition,
@@ -107,6 +108,10 @@ class Run:
             key=key, attempt=self._attempt(key), error=error, retry_after=retry_after
         )
         return self.deliver(event, self.now + after)
+
+    def acknowledge(self, key: str, *, after: float = 0.0) -> Decision:
+        """The shell started the attempt (a worker task: it left its pool's queue)."""
+        return self.deliver(ActivityStarted(key=key, attempt=self._attempt(key)), self.now + after)
 
     def heartbeat(self, key: str, *, after: float = 0.0) -> Decision:
         return self.deliver(

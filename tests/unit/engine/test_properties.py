@@ -45,7 +45,8 @@ WORKFLOW = definition(
     timeout: 30d
     defaults:
       retry: {maxAttempts: 3, initialInterval: 1s, maxInterval: 10s, jitter: 0.5}
-      timeout: {startToClose: 1m}
+      # scheduleToClose bounds worker tasks never acknowledged: stuck in their pool's queue.
+      timeout: {startToClose: 1m, scheduleToClose: 1d}
     vars: {prio: 0}
     signalHandlers: [{signal: prio, set: {prio: "${{ signal.payload }}"}}]
     queries: {prio: "vars.prio", reserve: "steps.reserve.output.id"}

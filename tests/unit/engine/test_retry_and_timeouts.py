@@ -129,6 +129,7 @@ def test_a_missing_heartbeat_times_out_the_attempt() -> None:
             retry: {maxAttempts: 1}
         """
     )
+    run.acknowledge("long")
     run.heartbeat("long", after=20)
     run.advance(29)
     assert run.step_phase("long") is StepPhase.RUNNING
@@ -136,6 +137,61 @@ def test_a_missing_heartbeat_times_out_the_attempt() -> None:
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
     assert run.sim.state.error["details"] == {"kind": "heartbeat"}
+
+
+def test_a_queued_worker_task_starts_its_start_to_close_clock_when_it_is_sent() -> None:
+    run = Run(
+        """
+        steps:
+          - name: appraise
+            worker: {pool: p, activity: appraise}
+            timeout: {startToClose: 10s, heartbeat: 5s}
+            retry: {maxAttempts: 1}
+        """
+    )
+    run.advance(60)  # queued for a minute: the pool had no free slot
+    assert run.step_phase("appraise") is StepPhase.RUNNING
+    run.acknowledge("appraise")
+    run.heartbeat("appraise", after=4)
+    run.heartbeat("appraise", after=4)
+    run.advance(1.9)
+    assert run.step_phase("appraise") is StepPhase.RUNNING
+    run.advance(0.1)
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["details"] == {"kind": "startToClose"}
+
+
+def test_a_worker_task_that_is_never_sent_fails_at_schedule_to_close() -> None:
+    run = Run(
+        """
+        steps:
+          - name: appraise
+            worker: {pool: p, activity: appraise}
+            timeout: {startToClose: 10s, scheduleToClose: 2m}
+        """
+    )
+    run.advance(119)
+    assert run.step_phase("appraise") is StepPhase.RUNNING
+    run.advance(1)
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+
+
+def test_an_http_attempt_counts_start_to_close_from_its_start_even_unacknowledged() -> None:
+    run = Run(
+        """
+        steps:
+          - name: pay
+            http: {url: "http://pay"}
+            timeout: {startToClose: 10s}
+            retry: {maxAttempts: 1}
+        """
+    )
+    run.acknowledge("pay", after=3)
+    run.advance(7)
+    assert run.phase is RunPhase.FAILED
 
 
 def test_schedule_to_close_bounds_all_attempts_together() -> None:

@@ -160,6 +160,30 @@ def test_the_live_collector_reads_writes_conflicts_and_loops_at_scrape_time() ->
     assert metrics.REGISTRY.get_sample_value("baton_api_conflicts_total") is None
 
 
+class FakePools:
+    def __init__(self) -> None:
+        self.pools = [metrics.PoolSample("shop", "payments", 4, 2, 3, 1)]
+
+    def samples(self) -> list[metrics.PoolSample]:
+        return self.pools
+
+
+def test_the_live_collector_reads_each_pools_queue_and_workers() -> None:
+    pools = FakePools()
+    stop = metrics.serve(0, FakeKube(), {}, pools)
+    try:
+        value = metrics.REGISTRY.get_sample_value
+        payments = {"namespace": "shop", "pool": "payments"}
+        assert value("baton_pool_backlog", payments) == 4
+        assert value("baton_pool_in_flight", payments) == 2
+        assert value("baton_pool_desired_replicas", payments) == 3
+        assert value("baton_pool_ready_replicas", payments) == 1
+        pools.pools = []
+        assert value("baton_pool_backlog", payments) is None
+    finally:
+        stop()
+
+
 def test_serve_exposes_the_metrics_over_http() -> None:
     import socket
 
@@ -178,7 +202,8 @@ def test_serve_exposes_the_metrics_over_http() -> None:
 
 
 def test_every_exposed_name_is_a_known_metric_name() -> None:
-    stop = metrics.serve(0, FakeKube(), {})
+    metrics.scaled("shop", "payments", 0, 2)
+    stop = metrics.serve(0, FakeKube(), {}, FakePools())
     try:
         exposed = {
             sample.name

@@ -160,3 +160,22 @@ def test_a_pool_with_an_endpoint_is_ready_without_workers() -> None:
     )
     assert status["conditions"][0]["reason"] == "ExternalEndpoint"
     assert status["inFlight"] == 1
+
+
+def test_a_pool_with_an_endpoint_and_an_image_reports_its_deployments_workers() -> None:
+    body = {
+        "metadata": {"name": "dev", "namespace": "shop", "uid": "p-3", "generation": 1},
+        "spec": {"image": "worker:1", "endpoint": "http://127.0.0.1:8080"},
+    }
+    spec = WorkerPoolSpec.model_validate(body["spec"])
+    status = objects.status(
+        body,
+        spec,
+        deployment_body=deployment_with(2, 1),
+        desired=2,
+        backlog=3,
+        in_flight=2,
+        now=NOW,
+    )
+    assert (status["replicas"], status["readyReplicas"]) == (2, 1)
+    assert status["conditions"][0]["reason"] == "WorkersReady"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from baton import metrics
 from baton.executors.attempts import ActivityError
 from baton.executors.base import RunRef
 from baton.handlers.pools import Pools
@@ -30,7 +31,9 @@ class FakeKube:
         return copy.deepcopy(found) if found is not None else None
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.objects[f"{path}/{body['metadata']['name']}"] = copy.deepcopy(body)
+        meta = body["metadata"]
+        name = meta.get("name") or f"{meta['generateName']}{len(self.objects)}"
+        self.objects[f"{path}/{name}"] = copy.deepcopy(body)
         return copy.deepcopy(body)
 
     async def patch(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -125,3 +128,31 @@ def test_an_unknown_pool_is_a_retryable_worker_pool_not_found() -> None:
     with pytest.raises(ActivityError) as caught:
         asyncio.run(pools.acquire(run(0), "nowhere", "k0"))
     assert caught.value.error_type == "WorkerPoolNotFound"
+
+
+def test_metrics_sample_the_queue_and_count_each_scale_change() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool(minReplicas=0))
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)  # created at zero: not a scale change
+        ups = {"namespace": NS, "pool": "payments", "direction": "up"}
+        before = metrics.REGISTRY.get_sample_value("baton_pool_scale_changes_total", ups) or 0
+        waiting = [
+            asyncio.create_task(pools.acquire(run(0), "payments", f"k{n}")) for n in range(3)
+        ]
+        await asyncio.sleep(0)
+        await pools.reconcile(runtime)
+        ready(pools, 1)
+        await asyncio.sleep(0)
+        after = metrics.REGISTRY.get_sample_value("baton_pool_scale_changes_total", ups)
+        assert after == before + 1  # 0 -> 2 workers
+        [sample] = pools.samples()
+        assert (sample.backlog, sample.in_flight, sample.desired_replicas) == (1, 2, 2)
+        pools.is_active = lambda: False
+        assert pools.samples() == []  # a standby reports no pool
+        for task in waiting:
+            task.cancel()
+
+    asyncio.run(scenario())
