@@ -21,6 +21,7 @@ Semantics decided here (and recorded in docs/architecture.md, "Engine"):
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,7 @@ from baton.engine.state import (
     state_to_status,
     to_millis,
 )
-from baton.expr import EvaluationError, Expression
+from baton.expr import EvaluationError, Expression, as_text
 
 ACTIVE = frozenset({StepPhase.RUNNING, StepPhase.BACKOFF, StepPhase.WAITING})
 DONE = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
@@ -859,7 +860,7 @@ class _Machine:
                 return
             if not isinstance(items, list):
                 error = _expression_error(
-                    f"forEach.items must be a list, got {_describe(items)}",
+                    f"`forEach.items` must be a list, got {_describe(items)}",
                     sd.name,
                     "forEach.items",
                 )
@@ -886,7 +887,8 @@ class _Machine:
                 error = _expression_error(str(exc), sd.name, "fail.message")
                 self._step_failed(sd, scope, path, step, error)
                 return
-            text = message if isinstance(message, str) else _describe(message)
+            # A message that is not a string is written as in any template: compact JSON.
+            text = message if isinstance(message, str) else as_text(message)
             error = {"type": sd.fail.error_type, "message": text, "step": sd.name}
             self._step_failed(sd, scope, path, step, error)
 
@@ -954,7 +956,17 @@ class _Machine:
                 error = _expression_error(str(exc), sd.name, "repeat.until")
                 self._step_failed(sd, scope, path, step, error, catchable=False)
                 return
-            if done is not True:
+            if not isinstance(done, bool):
+                # Never read as false: a number or null here is a mistake in the condition,
+                # and iterating on it would only end in MaxIterations, far from the cause.
+                error = _expression_error(
+                    f"`repeat.until` must be true or false, got {_describe(done)}",
+                    sd.name,
+                    "repeat.until",
+                )
+                self._step_failed(sd, scope, path, step, error, catchable=False)
+                return
+            if not done:
                 if step.iterations >= sd.repeat.max_iterations:
                     error = {
                         "type": "MaxIterations",
@@ -1397,8 +1409,23 @@ def _normalise(error: dict[str, Any], step: str) -> dict[str, Any]:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A value that has the wrong type, for an error message: its JSON type and JSON text."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int | float):
+        kind = "a number"
+    elif isinstance(value, str):
+        kind = "a string"
+    elif isinstance(value, list):
+        kind = "a list"
+    else:
+        kind = "an object"
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else as_text(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{kind}: {text}"
 
 
 __all__ = [

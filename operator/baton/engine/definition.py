@@ -363,6 +363,7 @@ class _Compiler:
         name = step.name
         kind = StepKind(step.kind)
         when = self._expression(step.when, name, "when") if step.when is not None else None
+        _check_policies(step, kind)
         retry = (
             self._retry(step.retry, name, "retry")
             if kind.is_activity or kind is StepKind.WORKFLOW
@@ -593,6 +594,39 @@ class _Compiler:
             raise DefinitionError(
                 f"steps.{unknown[0]} names no step of this workflow", step=step, field=where
             )
+
+
+def _check_policies(step: Step, kind: StepKind) -> None:
+    """Refuse a step's own `retry` or `timeout` where nothing would use it.
+
+    Only attempts are retried and timed: those of activities and of child runs, and only an
+    activity heartbeats. `defaults` apply where they can and are never refused."""
+    attempts = kind.is_activity or kind is StepKind.WORKFLOW
+    for field_name, given in (("retry", step.retry), ("timeout", step.timeout)):
+        if given is None or attempts:
+            continue
+        if kind is StepKind.PARALLEL:
+            fix = "remove it, or set it on the steps of its branches"
+        elif kind is StepKind.FOR_EACH:
+            fix = "remove it, or set it on forEach.step"
+        elif kind is StepKind.WAIT_FOR_SIGNAL and field_name == "timeout":
+            fix = "remove it, and bound the wait with waitForSignal.timeout"
+        else:
+            fix = "remove it"
+        raise DefinitionError(
+            f"{field_name} has no effect on a {kind.value} step: only http, job, worker and "
+            f"workflow steps accept it; {fix}",
+            step=step.name,
+            field=field_name,
+        )
+    if kind is StepKind.WORKFLOW and step.timeout is not None and step.timeout.heartbeat:
+        raise DefinitionError(
+            "heartbeat has no effect on a workflow step: only http, job and worker steps "
+            "heartbeat; remove it, and bound the child run with timeout.startToClose or "
+            "timeout.scheduleToClose",
+            step=step.name,
+            field="timeout.heartbeat",
+        )
 
 
 def _children(step: Step, depth: int) -> Iterator[tuple[list[Step], int, str]]:

@@ -7,7 +7,7 @@ from baton.expr.cel import (
     ExpressionError,
     compile_expression,
 )
-from baton.expr.template import Template, compile_template
+from baton.expr.template import Template, as_text, compile_template
 
 __all__ = [
     "CONTEXT_ROOTS",
@@ -15,6 +15,7 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "Template",
+    "as_text",
     "compile_expression",
     "compile_template",
 ]

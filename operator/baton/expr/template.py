@@ -2,7 +2,7 @@
 
 A string that is exactly one `${{ }}` keeps the result's JSON type (a number stays a number, an
 object stays an object); any other string with interpolations renders each result as text:
-strings as they are, everything else as compact JSON.
+strings as they are, everything else as compact JSON. `$${{` writes a literal `${{`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Any
 
 from baton.expr.cel import Expression, ExpressionError, compile_expression
 
-_INTERPOLATION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+_ESCAPE = "$${{"
+"""Written for a literal `${{`: the opening doubled its `$`, as Terraform's `$${`."""
+_TOKEN = re.compile(r"\$\$\{\{|\$\{\{(.*?)\}\}", re.S)
+"""An escape or an interpolation; the leftmost wins, so `$${{ x }}` is an escape."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class _Interpolated:
             assert isinstance(expression, Expression)
             return expression.evaluate(context)
         return "".join(
-            part.text if isinstance(part, _Text) else _as_text(part.evaluate(context))
+            part.text if isinstance(part, _Text) else as_text(part.evaluate(context))
             for part in self.parts
         )
 
@@ -83,10 +86,19 @@ def _compile_string(text: str, step: str | None, path: str, refs: set[str]) -> _
     if "${{" not in text:
         return text
     parts: list[_Text | Expression] = []
+    literal: list[str] = []
     cursor = 0
-    for match in _INTERPOLATION.finditer(text):
-        if match.start() > cursor:
-            parts.append(_Text(text[cursor : match.start()]))
+    for match in _TOKEN.finditer(text):
+        between = text[cursor : match.start()]
+        _check_closed(between, cursor, text, step, path)
+        literal.append(between)
+        cursor = match.end()
+        if match.group(0) == _ESCAPE:
+            literal.append("${{")
+            continue
+        if "".join(literal):
+            parts.append(_Text("".join(literal)))
+        literal = []
         source = match.group(1)
         leading = len(source) - len(source.lstrip())
         expression = compile_expression(
@@ -94,19 +106,27 @@ def _compile_string(text: str, step: str | None, path: str, refs: set[str]) -> _
         )
         refs.update(expression.step_references)
         parts.append(expression)
-        cursor = match.end()
     rest = text[cursor:]
-    if "${{" in rest:
-        raise ExpressionError(
-            "unclosed '${{': close it with '}}'",
-            step=step,
-            field=path,
-            position=text.rfind("${{") + 1,
-        )
-    if rest:
-        parts.append(_Text(rest))
+    _check_closed(rest, cursor, text, step, path)
+    literal.append(rest)
+    if "".join(literal):
+        parts.append(_Text("".join(literal)))
+    if not any(isinstance(part, Expression) for part in parts):
+        return "".join(part.text for part in parts if isinstance(part, _Text))
     whole = len(parts) == 1 and isinstance(parts[0], Expression)
     return _Interpolated(parts=tuple(parts), whole=whole)
+
+
+def _check_closed(piece: str, start: int, text: str, step: str | None, path: str) -> None:
+    """A `${{` left in literal text has no `}}` after it: refuse it rather than print it."""
+    at = piece.find("${{")
+    if at >= 0:
+        raise ExpressionError(
+            "unclosed '${{': close it with '}}', or write '$${{' for a literal '${{'",
+            step=step,
+            field=path,
+            position=start + at + 1,
+        )
 
 
 def _has_interpolation(tree: _Node) -> bool:
@@ -129,7 +149,10 @@ def _render(tree: _Node, context: Mapping[str, Any]) -> Any:
     return tree
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A rendered value as text: a string as it is, anything else as compact JSON with sorted
+    keys. How a result is written inside a longer string, and how a `fail.message` that is not
+    a string becomes the error's message."""
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), sort_keys=True)

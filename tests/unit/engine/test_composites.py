@@ -104,9 +104,12 @@ def test_for_each_over_an_empty_list_succeeds_with_an_empty_list() -> None:
 
 
 def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> None:
-    run = Run(FOR_EACH, {"amounts": 5})
+    run = Run(FOR_EACH, {"amounts": {"a": 5}})
     assert run.sim.state.error is not None
     assert run.sim.state.error["type"] == "ExpressionError"
+    assert run.sim.state.error["message"] == (
+        '`forEach.items` must be a list, got an object: {"a":5}'
+    )
 
 
 def test_nested_for_each_items_see_their_own_item_and_index() -> None:
@@ -231,3 +234,43 @@ def test_repeat_of_a_parallel_step_runs_its_branches_afresh_each_iteration() -> 
     run.complete("check", {"done": True})
     assert run.phase is RunPhase.SUCCEEDED
     assert run.step("poll").iterations == 2
+
+
+POLL = """
+steps:
+  - name: poll
+    http: {url: "http://poll"}
+    repeat: {until: "steps.poll.output.count", maxIterations: 5}
+    catch: [{errors: ["*"], output: caught}]
+"""
+
+
+def test_repeat_until_that_is_not_a_boolean_fails_with_an_expression_error() -> None:
+    run = Run(POLL)
+    run.complete("poll", {"count": 3})
+    assert run.phase is RunPhase.FAILED
+    assert run.step("poll").attempt == 1
+    error = run.step("poll").error
+    assert error == {
+        "type": "ExpressionError",
+        "message": "`repeat.until` must be true or false, got a number: 3",
+        "step": "poll",
+        "details": {"field": "repeat.until"},
+    }
+
+
+def test_repeat_until_that_is_null_fails_instead_of_iterating_again() -> None:
+    run = Run(POLL)
+    run.complete("poll", {"count": None})
+    assert run.phase is RunPhase.FAILED
+    error = run.step("poll").error
+    assert error is not None
+    assert error["message"] == "`repeat.until` must be true or false, got null"
+
+
+def test_repeat_until_false_still_iterates_again() -> None:
+    run = Run(POLL)
+    run.complete("poll", {"count": False})
+    assert run.start_of("poll").attempt == 2
+    run.complete("poll", {"count": True})
+    assert run.phase is RunPhase.SUCCEEDED

@@ -243,3 +243,120 @@ def test_a_catch_clause_with_both_output_and_steps_is_refused() -> None:
         """
     )
     assert message.startswith("step 'a', field 'catch[0]': a catch clause continues")
+
+
+KINDS_WITHOUT_ATTEMPTS = {
+    "sleep": "{duration: 1s}",
+    "waitForSignal": "{name: go}",
+    "set": "{x: 1}",
+    "fail": "{error: Refused}",
+    "parallel": "{branches: [{name: b, steps: [{name: inner, http: {url: 'http://x'}}]}]}",
+    "forEach": "{items: '[1]', step: {name: inner, http: {url: 'http://x'}}}",
+}
+FIX = {
+    "parallel": "remove it, or set it on the steps of its branches",
+    "forEach": "remove it, or set it on forEach.step",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS_WITHOUT_ATTEMPTS))
+def test_retry_on_a_kind_that_is_never_retried_is_refused(kind: str) -> None:
+    message = error_of(
+        f"steps: [{{name: a, {kind}: {KINDS_WITHOUT_ATTEMPTS[kind]}, retry: {{maxAttempts: 5}}}}]"
+    )
+    assert message == (
+        f"step 'a', field 'retry': retry has no effect on a {kind} step: only http, job, "
+        f"worker and workflow steps accept it; {FIX.get(kind, 'remove it')}"
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS_WITHOUT_ATTEMPTS))
+def test_timeout_on_a_kind_without_attempts_is_refused(kind: str) -> None:
+    message = error_of(
+        f"steps: [{{name: a, {kind}: {KINDS_WITHOUT_ATTEMPTS[kind]}, "
+        "timeout: {scheduleToClose: 1h}}]"
+    )
+    fix = FIX.get(kind, "remove it")
+    if kind == "waitForSignal":
+        fix = "remove it, and bound the wait with waitForSignal.timeout"
+    assert message == (
+        f"step 'a', field 'timeout': timeout has no effect on a {kind} step: only http, job, "
+        f"worker and workflow steps accept it; {fix}"
+    )
+
+
+def test_policies_are_checked_on_nested_steps_too() -> None:
+    message = error_of(
+        """
+        steps:
+          - name: a
+            http: {url: "http://x"}
+            catch:
+              - errors: ["*"]
+                steps: [{name: pause, sleep: {duration: 1m}, retry: {maxAttempts: 2}}]
+        """
+    )
+    assert message.startswith("step 'pause', field 'retry': retry has no effect on a sleep step")
+    message = error_of(
+        """
+        steps:
+          - name: each
+            forEach:
+              items: "[1]"
+              step: {name: pause, sleep: {duration: 1m}, timeout: {startToClose: 1m}}
+        """
+    )
+    assert message.startswith("step 'pause', field 'timeout': timeout has no effect on a sleep")
+
+
+def test_a_heartbeat_timeout_on_a_child_workflow_step_is_refused() -> None:
+    message = error_of(
+        """
+        steps:
+          - name: child
+            workflow: {workflowRef: other}
+            timeout: {startToClose: 1h, heartbeat: 1m}
+        """
+    )
+    assert message == (
+        "step 'child', field 'timeout.heartbeat': heartbeat has no effect on a workflow step: "
+        "only http, job and worker steps heartbeat; remove it, and bound the child run with "
+        "timeout.startToClose or timeout.scheduleToClose"
+    )
+
+
+def test_retry_and_timeout_are_accepted_where_they_apply() -> None:
+    compiled = definition(
+        """
+        steps:
+          - {name: h, http: {url: "http://x"}, retry: {maxAttempts: 2},
+             timeout: {startToClose: 1m, scheduleToClose: 5m, heartbeat: 10s}}
+          - {name: j, job: {image: "i:1"}, retry: {maxAttempts: 2}, timeout: {heartbeat: 1m}}
+          - {name: w, worker: {pool: p, activity: x}, retry: {maxAttempts: 2},
+             timeout: {heartbeat: 1m}}
+          - {name: c, workflow: {workflowRef: other}, retry: {maxAttempts: 2},
+             timeout: {startToClose: 1h, scheduleToClose: 2h}}
+        """
+    )
+    assert [s.retry.max_attempts if s.retry else None for s in compiled.steps] == [2, 2, 2, 2]
+    assert compiled.step("c").timeouts.schedule_to_close == 7200.0
+
+
+def test_defaults_apply_to_every_kind_without_being_refused() -> None:
+    compiled = definition(
+        """
+        defaults:
+          retry: {maxAttempts: 5}
+          timeout: {startToClose: 1m, scheduleToClose: 1h, heartbeat: 30s}
+        steps:
+          - {name: pause, sleep: {duration: 1s}}
+          - {name: approve, waitForSignal: {name: go, timeout: 1d}}
+          - {name: child, workflow: {workflowRef: other}}
+          - name: each
+            forEach: {items: "[1]", step: {name: call, http: {url: "http://x"}}}
+        """
+    )
+    assert compiled.step("call").retry is not None
+    assert compiled.step("call").retry.max_attempts == 5
+    assert compiled.step("child").timeouts.start_to_close == 60.0
+    assert compiled.step("pause").retry is None

@@ -92,6 +92,7 @@ def test_a_when_that_is_not_a_boolean_fails_with_an_expression_error() -> None:
     assert run.phase is RunPhase.FAILED
     assert run.step("a").error is not None
     assert run.step("a").error["type"] == "ExpressionError"
+    assert run.step("a").error["message"] == "`when` must be true or false, got a number: 3"
 
 
 def test_an_expression_failing_at_run_time_fails_the_step_without_retrying() -> None:
@@ -130,6 +131,25 @@ def test_fail_ends_the_run_with_the_chosen_error_type_and_message() -> None:
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error == {"type": "Rejected", "message": "bad credit", "step": "reject"}
     assert "never" not in run.sim.state.steps
+
+
+def test_a_fail_message_that_renders_to_an_object_is_compact_json() -> None:
+    run = Run(
+        "steps: [{name: reject, fail: {error: Rejected, message: '${{ input.why }}'}}]",
+        {"why": {"score": 540, "flags": ["late", "debit"]}},
+    )
+    assert run.sim.state.error == {
+        "type": "Rejected",
+        "message": '{"flags":["late","debit"],"score":540}',
+        "step": "reject",
+    }
+
+
+def test_a_fail_message_that_renders_to_a_number_or_null_is_its_json_text() -> None:
+    for value, text in ((540, "540"), (1.5, "1.5"), (None, "null"), (True, "true")):
+        run = Run("steps: [{name: reject, fail: {message: '${{ input.why }}'}}]", {"why": value})
+        assert run.sim.state.error is not None
+        assert run.sim.state.error["message"] == text
 
 
 def test_a_sleep_ends_when_its_timer_fires() -> None:

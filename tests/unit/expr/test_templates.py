@@ -60,3 +60,47 @@ def test_error_names_the_field_path_and_position_in_the_string() -> None:
 def test_unclosed_interpolation_is_refused() -> None:
     with pytest.raises(ExpressionError, match="unclosed"):
         compile_template("id=${{ input.id", step="s", field="http.url")
+
+
+def test_a_doubled_dollar_writes_a_literal_interpolation_opening() -> None:
+    template = compile_template("echo '$${{ input.amount }}'", step="s", field="job.args[0]")
+    assert template.is_constant
+    assert template.render(CONTEXT) == "echo '${{ input.amount }}'"
+
+
+def test_escaped_and_real_interpolations_mix_in_one_string() -> None:
+    template = compile_template(
+        "$${{ input.amount }} is ${{ input.amount }}, $${{x", step="s", field="fail.message"
+    )
+    assert not template.is_constant
+    assert template.render(CONTEXT) == "${{ input.amount }} is 1200, ${{x"
+
+
+def test_a_string_that_is_only_an_escape_stays_a_string() -> None:
+    template = compile_template({"doc": "$${{ steps.reserve.output }}"}, step="s", field="body")
+    assert template.render(CONTEXT) == {"doc": "${{ steps.reserve.output }}"}
+    assert template.step_references == frozenset()
+
+
+def test_a_dollar_before_an_escape_stays_a_dollar() -> None:
+    template = compile_template("$$${{ x }}", step="s", field="body")
+    assert template.render(CONTEXT) == "$${{ x }}"
+
+
+def test_inside_an_interpolation_the_escape_is_cel_text() -> None:
+    template = compile_template("${{ '$${{' + 'a' }}", step="s", field="body")
+    assert template.render(CONTEXT) == "$${{a"
+
+
+def test_an_unclosed_interpolation_before_an_escape_is_refused() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_template("id=${{ input.id and $${{ more", step="s", field="http.url")
+    assert str(caught.value) == (
+        "step 's', field 'http.url', position 4: unclosed '${{': close it with '}}', "
+        "or write '$${{' for a literal '${{'"
+    )
+
+
+def test_map_keys_are_not_unescaped() -> None:
+    template = compile_template({"$${{ k }}": "v"}, step="s", field="body")
+    assert template.render(CONTEXT) == {"$${{ k }}": "v"}
