@@ -1,6 +1,6 @@
 """Helpers of the crash and peering tests (tests/integration/test_crash.py, test_peering.py): the
-saga workflow every run follows, the checks that each effect happened once, and the operator as
-a process with the options those tests need.
+saga workflow every run follows, the checks that each effect happened once, and that each run's
+history alone accounts for its status.
 
 The saga: `reserve` and `charge` (HTTP, each with an HTTP compensation), `build` (a Job),
 `nap` (a 1 s sleep), `approval` (waitForSignal), `ship` (HTTP, compensated), and `abort`, a
@@ -23,7 +23,11 @@ from kubernetes import client
 from operator_process import OperatorProcess
 from recorder import Recorder
 
-from baton.api.labels import ACTIVITY_KEY, ATTEMPT, RUN_UID
+from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PART, RUN_UID
+from baton.api.workflow import WorkflowSpec
+from baton.engine import compile_definition, replay, status_of
+from baton.handlers.runs import SHELL_STATUS_KEYS
+from baton.store.history import HISTORY, decode_chunk
 
 FORWARD = ["reserve", "charge", "ship"]
 """HTTP steps in the order they run; each has a compensation."""
@@ -242,3 +246,20 @@ def where_runs_are(runs: Runs) -> dict[str, int]:
         phase = status.get("phase") or "new"
         places[phase if phase != "Running" else str(status.get("currentStep"))] += 1
     return dict(sorted(places.items()))
+
+
+def check_history(runs: Runs, workflow: dict[str, Any], count: int) -> None:
+    """Each run's history is one log, batches numbered 0, 1, 2... once each, and replaying it
+    alone gives the status the run shows."""
+    definition = compile_definition(WorkflowSpec.model_validate(workflow["spec"]))
+    core = client.CoreV1Api(runs.cluster.api_client)
+    for index in range(count):
+        run = runs.get(f"saga-{index}")
+        selector = f"{RUN_UID}={run['metadata']['uid']},{PART}={HISTORY}"
+        chunks = core.list_namespaced_config_map(runs.namespace, label_selector=selector).items
+        batches = sorted(batch for chunk in chunks for batch in decode_chunk(chunk.data))
+        numbers = [number for number, _ in batches]
+        assert numbers == list(range(len(numbers))), (index, numbers)
+        state = replay(definition, [entry for _, entries in batches for entry in entries])
+        shown = {k: v for k, v in run["status"].items() if k not in SHELL_STATUS_KEYS}
+        assert status_of(definition, state) == shown, index

@@ -9,6 +9,9 @@ flight, restarted, and every run still ends as it should, each side effect appli
 - `test_crash_at_each_failpoint`: the operator dies at exact places of the run loop (see
   baton.failpoints), one process after another, and is restarted until the run ends.
 - `test_finished_run_is_left_alone`: without crashes no run is resumed (no wasted writes).
+- `test_two_operators_on_the_same_runs_keep_one_history`: two operators both drive the same
+  runs (the moment of a peering hand-over, stretched over whole runs): appends to a run's
+  history are fenced, so one writer wins each batch and the other reloads.
 
 What "once" means here. The recorder applies an effect the first time it sees an
 `Idempotency-Key` and answers a repeat with the same reply: a repeat is the operator re-issuing
@@ -32,6 +35,7 @@ from conftest import FINAL_PHASES, Cluster, Runs
 from crashkit import (
     Report,
     batches_committed,
+    check_history,
     check_outcome,
     saga_run,
     saga_workflow,
@@ -176,3 +180,40 @@ def test_finished_run_is_left_alone(
     assert resumed == [], resumed
     report = Report(runs=3)
     check_outcome(runs, recorder, 3, report)
+
+
+def test_two_operators_on_the_same_runs_keep_one_history(
+    runs: Runs, recorder: Recorder, crds: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    count = 6
+    names = [f"saga-{i}" for i in range(count)]
+    workflow = saga_workflow(recorder.url)
+    twins = [
+        OperatorProcess(
+            crds.env,
+            tmp_path / f"operator-{n}.log",
+            "--namespace",
+            namespace,
+            "--no-kube-events",
+            verbose=False,
+        )
+        for n in range(2)
+    ]
+    try:
+        for twin in twins:
+            twin.start()
+        for twin in twins:
+            twin.wait_ready()
+        runs.apply([workflow, *(saga_run(i) for i in range(count))])
+        signal_all(runs, names)
+        wait_all(runs, names, timeout=180, operator=twins[0])
+        report = Report(runs=count)
+        check_outcome(runs, recorder, count, report)
+        check_history(runs, workflow, count)
+        conflicts = sum(len(twin.lines("changed under this writer")) for twin in twins)
+        conflicts += sum(len(twin.lines("created by another writer")) for twin in twins)
+        print(f"fenced appends: {conflicts}; {report}")
+        assert conflicts > 0, "the two operators never raced: the test proved nothing"
+    finally:
+        for twin in twins:
+            twin.stop()

@@ -24,9 +24,10 @@ waits `HANDOVER_SECONDS` first, longer than the other replicas take to notice (o
 request), then starts a loop for every run it knows of that needs one, read again first (kopf
 also lists every run again when its watches resume, and those start loops as they come).
 
-What remains: a replica stalled for longer than the hand-over delay can write once more after
-it lost the peering, before its guard runs again. Fencing the history append (a precondition on
-the chunk's resourceVersion) would close that too.
+A replica stalled for longer than the hand-over delay can still try to commit after it lost
+the peering, before its guard runs again. That is harmless: history appends are fenced on the
+chunk's resourceVersion (baton.store.history), so its append fails with HistoryConflictError and
+its loop reloads the run instead of writing over the new replica's batch.
 """
 
 from __future__ import annotations

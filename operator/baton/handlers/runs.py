@@ -76,7 +76,7 @@ from baton.engine.state import State, state_from_status
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
-from baton.store.history import HistoryLog, HistoryPosition
+from baton.store.history import HistoryConflictError, HistoryLog, HistoryPosition
 from baton.store.kube import ApiError, Kube, core_path, path_of
 from baton.store.objects import NameTakenError
 from baton.store.snapshots import Snapshots
@@ -165,6 +165,12 @@ class RunLoop:
         """An executor or child run reports `event` (stale ones are ignored by the engine)."""
         self.arrived = self.arrived or time.monotonic()
         self.inbox.put_nowait(event)
+
+    async def report(self, event: Event) -> None:
+        """Where executors report: routed by run uid to whichever loop drives the run by then,
+        so an attempt that outlives this loop (restarted after an error, or fenced off its
+        history) reaches the next one instead of a loop that has ended."""
+        await self.shell.registry.deliver(self.ref.uid, event)
 
     def covers(self, body: Mapping[str, Any]) -> bool:
         """True when this loop, having ended, already acted on all that `body` asks for. The
@@ -336,6 +342,8 @@ class RunLoop:
         self.definition_ref = {"configMap": name, "workflow": workflow_name}
         if workflow_name is not None:
             self.definition_ref["generation"] = generation
+        if await self._replay_tail():
+            return  # started before a crash (or by another writer) that left no status yet
         started = RunStarted(
             input=spec.input,
             run_name=self.ref.name,
@@ -359,14 +367,21 @@ class RunLoop:
         self.definition = _compile(raw, None)
         engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
         self.state = state_from_status(await self.snapshots.inline(engine_status))
-        self.signals_sent = self.state.signals_received
         self.position = HistoryPosition.from_json(status.get("history"))
+        replayed = await self._replay_tail()
+        log.info("resumed %s/%s (%d events replayed)", self.ref.namespace, self.ref.name, replayed)
+
+    async def _replay_tail(self) -> int:
+        """Fold the events logged after `position` (decided before a crash, or by another
+        writer, but not in the snapshot), write the snapshot if there were any; their count."""
+        assert self.definition is not None
         tail, self.position = await self.history.read_tail(self.position)
-        for entry in tail:  # decided and logged before a crash, but not in the snapshot
+        for entry in tail:
             self.state = decide(self.definition, self.state, entry.event, entry.at).state
+        self.signals_sent = max(self.signals_sent, self.state.signals_received)
         if tail:
             await self._write_status()
-        log.info("resumed %s/%s (%d events replayed)", self.ref.namespace, self.ref.name, len(tail))
+        return len(tail)
 
     async def _invalid(self, exc: InvalidRunError) -> None:
         log.warning("run %s/%s is invalid: %s", self.ref.namespace, self.ref.name, exc)
@@ -407,7 +422,7 @@ class RunLoop:
                     )
                 )
                 return
-            await executor.start(self.ref, command, self.deliver)
+            await executor.start(self.ref, command, self.report)
         elif isinstance(command, CancelActivity):
             executor = self.shell.executors.get(command.kind)
             if executor is not None:
@@ -646,13 +661,17 @@ class Registry:
             ended = True
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             failures = self._failures.get(uid, 0)
             self._failures[uid] = failures + 1
             delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
-            log.exception(
-                "run %s/%s failed; restarting in %ss", loop.ref.namespace, loop.ref.name, delay
-            )
+            where = f"run {loop.ref.namespace}/{loop.ref.name}"
+            if isinstance(exc, HistoryConflictError):
+                # Another loop appended to this run's history (a replica handing its runs over
+                # has not stopped yet): this one's view is stale; reload what is committed.
+                log.warning("%s: %s; reloading in %ss", where, exc, delay)
+            else:
+                log.exception("%s failed; restarting in %ss", where, delay)
             await asyncio.sleep(delay)
         finally:
             if self.loops.get(uid) is loop:

@@ -11,6 +11,13 @@ Durability. History is the write-ahead log and `status` the snapshot: the loop a
 first and writes status after. `status.history` records how far the snapshot has folded
 (`HistoryPosition`); entries past it, left by a crash between the two writes, are read back with
 `read_tail` and folded again on restart, so no decided event is lost or applied twice.
+
+Fencing. One loop per run is the rule, but for a moment two can run: the replica losing its
+peering has not noticed yet. Every append is therefore conditional on the open chunk's
+`resourceVersion` as this writer last saw it (read by `read_tail`, or returned by its own last
+write); closing a full chunk is such a write too. A writer that finds the chunk changed under
+it, or the next chunk already created, gets `HistoryConflictError`: someone else appended, its view
+of the run is stale, and it must reload from the history rather than write over it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from baton.api.labels import PART, RUN_UID
 from baton.engine.events import HistoryEntry
 from baton.executors.base import RunRef
-from baton.store.kube import Kube, core_path
+from baton.store.kube import ApiError, Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 
 HISTORY = "history"
@@ -80,8 +87,16 @@ def decode_chunk(data: Mapping[str, str] | None) -> list[tuple[int, list[History
     return batches
 
 
+class HistoryConflictError(Exception):
+    """Another writer appended to the run's history since this one last read or wrote it."""
+
+
+CLOSED = "baton.dev/history-closed"
+"""Annotation of a full chunk; setting it is the fenced write that closes the chunk."""
+
+
 class HistoryLog:
-    """Appends a run's batches and reads them back (the run loop is the only writer)."""
+    """Appends a run's batches and reads them back, fenced against a second writer."""
 
     def __init__(
         self,
@@ -97,6 +112,8 @@ class HistoryLog:
         self._owner = dict(owner)
         self._chunk_bytes = chunk_bytes
         self._labels = dict(labels or {})
+        self._seen: tuple[str, str] | None = None
+        """(name, resourceVersion) of the open chunk as this writer last read or wrote it."""
 
     async def append(
         self, position: HistoryPosition, entries: list[HistoryEntry]
@@ -107,14 +124,14 @@ class HistoryLog:
         text = encode_batch(entries)
         size = len(text.encode())
         chunk, used = position.chunk, position.chunk_bytes
-        if used and used + size > self._chunk_bytes:
-            chunk, used = chunk + 1, 0
         key = f"{position.batches:012d}"
-        name = chunk_name(self._run.name, chunk)
+        if used and used + size > self._chunk_bytes:
+            await self._fenced_patch(chunk, {"metadata": {"annotations": {CLOSED: "true"}}})
+            chunk, used = chunk + 1, 0
         if used == 0:
-            await self._create_or_add(name, chunk, key, text)
+            await self._create(chunk, key, text)
         else:
-            await self._add(name, key, text)
+            await self._fenced_patch(chunk, {"data": {key: text}})
         return HistoryPosition(
             chunk=chunk,
             chunk_bytes=used + size,
@@ -135,9 +152,11 @@ class HistoryLog:
             position.events,
         )
         while True:
-            data = await self._read(chunk_name(self._run.name, chunk))
-            if data is None:
+            config_map = await self._read(chunk_name(self._run.name, chunk))
+            if config_map is None:
                 break
+            self._remember(config_map)
+            data = dict(config_map.get("data") or {})
             for number, entries in decode_chunk(data):
                 if number < batches:
                     continue
@@ -151,13 +170,18 @@ class HistoryLog:
             position = HistoryPosition(last, used, batches, events)
         return tail, position
 
-    async def _read(self, name: str) -> dict[str, str] | None:
+    async def _read(self, name: str) -> dict[str, Any] | None:
         config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
         if config_map is None or not belongs_to(config_map, self._run):
             return None  # another run's chunk (a deleted run of the same name) is not ours
-        return dict(config_map.get("data") or {})
+        return config_map
 
-    async def _create_or_add(self, name: str, chunk: int, key: str, text: str) -> None:
+    def _remember(self, config_map: Mapping[str, Any]) -> None:
+        meta = config_map["metadata"]
+        self._seen = (str(meta["name"]), str(meta["resourceVersion"]))
+
+    async def _create(self, chunk: int, key: str, text: str) -> None:
+        name = chunk_name(self._run.name, chunk)
         body = owned_config_map(
             self._run,
             self._owner,
@@ -167,14 +191,30 @@ class HistoryLog:
             data={key: text},
             annotations={"baton.dev/history-chunk": str(chunk)},
         )
-        if not await create_config_map(self._kube, self._run, body):
-            # Created by an earlier attempt of this same batch before a crash: add to it.
-            await self._add(name, key, text)
+        created = await create_config_map(self._kube, self._run, body)
+        if created is None:
+            # `read_tail` reads every chunk there is: this one appeared since, by another writer.
+            raise HistoryConflictError(f"history chunk {name} was created by another writer")
+        self._remember(created)
 
-    async def _add(self, name: str, key: str, text: str) -> None:
-        await self._kube.patch(
-            core_path("configmaps", self._run.namespace, name), {"data": {key: text}}
-        )
+    async def _fenced_patch(self, chunk: int, patch: dict[str, Any]) -> None:
+        name = chunk_name(self._run.name, chunk)
+        if self._seen is None or self._seen[0] != name:
+            raise HistoryConflictError(f"history chunk {name} was not read before appending to it")
+        fenced = {
+            **patch,
+            "metadata": {**patch.get("metadata", {}), "resourceVersion": self._seen[1]},
+        }
+        try:
+            patched = await self._kube.patch(
+                core_path("configmaps", self._run.namespace, name), fenced
+            )
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            conflict = f"history chunk {name} changed under this writer"
+            raise HistoryConflictError(conflict) from None
+        self._remember(patched)
 
 
 async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[HistoryEntry]:

@@ -53,14 +53,15 @@ def belongs_to(obj: Mapping[str, Any], run: RunRef) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(RUN_UID) == run.uid
 
 
-async def create_config_map(kube: Kube, run: RunRef, body: Mapping[str, Any]) -> bool:
-    """Create a ConfigMap `run` owns: True when created, False when the run's own copy is
+async def create_config_map(
+    kube: Kube, run: RunRef, body: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Create a ConfigMap `run` owns: the created object, or None when the run's own copy is
     there already (written before a crash); NameTakenError when another run's holds the name."""
     name = str(body["metadata"]["name"])
     for _ in range(3):
         try:
-            await kube.create(core_path("configmaps", run.namespace), body)
-            return True
+            return await kube.create(core_path("configmaps", run.namespace), body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
@@ -68,7 +69,7 @@ async def create_config_map(kube: Kube, run: RunRef, body: Mapping[str, Any]) ->
         if existing is None:
             continue  # removed meanwhile: create it now
         if belongs_to(existing, run):
-            return False
+            return None
         other = (existing["metadata"].get("labels") or {}).get(RUN_UID, "unknown")
         raise NameTakenError(
             f"ConfigMap {name!r} belongs to another run (uid {other}), most likely a deleted run "
