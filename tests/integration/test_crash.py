@@ -9,6 +9,8 @@ flight, restarted, and every run still ends as it should, each side effect appli
 - `test_crash_at_each_failpoint`: the operator dies at exact places of the run loop (see
   baton.failpoints), one process after another, and is restarted until the run ends.
 - `test_finished_run_is_left_alone`: without crashes no run is resumed (no wasted writes).
+- `test_a_run_reloaded_while_an_activity_is_in_flight_gets_its_result`: a loop fenced off its
+  history reloads the run; the attempt it had started reports to the new loop.
 - `test_two_operators_on_the_same_runs_keep_one_history`: two operators both drive the same
   runs (the moment of a peering hand-over, stretched over whole runs): appends to a run's
   history are fenced, so one writer wins each batch and the other reloads.
@@ -44,7 +46,8 @@ from crashkit import (
     where_runs_are,
 )
 from operator_process import OperatorProcess
-from recorder import Recorder
+from recorder import Recorder, Reply
+from runkit import http, run, send_signal, wait_until, workflow
 
 from baton.failpoints import ENV as FAILPOINTS_ENV
 from baton.failpoints import EXIT_STATUS
@@ -217,3 +220,32 @@ def test_two_operators_on_the_same_runs_keep_one_history(
     finally:
         for twin in twins:
             twin.stop()
+
+
+def test_a_run_reloaded_while_an_activity_is_in_flight_gets_its_result(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/slow", Reply(body={"done": True}, delay=8))
+    both = {
+        "name": "both",
+        "parallel": {
+            "branches": [
+                {"name": "a", "steps": [{"name": "slow", "http": http(f"{recorder.url}/slow")}]},
+                {"name": "b", "steps": [{"name": "nudge", "waitForSignal": {"name": "nudge"}}]},
+            ]
+        },
+    }
+    runs.apply([workflow("reloaded", [both]), run("reloaded-1", "reloaded")])
+    runs.wait("reloaded-1", step="nudge", step_phase="Waiting")
+    recorder.wait_for_calls("/slow", 1)
+    # Someone else appends to the history (a replica that has not yet noticed it lost the
+    # peering): the loop's next append is refused, and it reloads the run from what is there.
+    runs.cluster.kubectl(
+        "annotate", "configmap", "reloaded-1-history-0", "-n", runs.namespace, "test/touched=1"
+    )
+    send_signal(runs.cluster, runs.namespace, "reloaded-1", "nudge")
+    wait_until("the reload", lambda: operator.lines("changed under this writer", "reloading"))
+    status = runs.wait("reloaded-1", timeout=60)
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["slow"]["attempts"] == 1
+    assert len(recorder.effects_on("/slow")) == 1
