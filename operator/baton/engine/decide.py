@@ -20,7 +20,7 @@ Semantics decided here (and recorded in docs/architecture.md, "Engine"):
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -76,6 +76,10 @@ BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
 
 RUN_TIMER = "run/timeout"
 _MAX_PASSES = 10_000
+MAX_STEP_INSTANCES = 2_000
+"""Step instances one run may hold (a forEach item is one per step it contains). Every instance
+is kept in the run's status, an object etcd stores whole: at about 270 bytes per finished
+instance plus its output, 2,000 stay well under etcd's 1.5 MiB request limit."""
 """Guard against a bug turning settling into an endless loop; never reached by a correct run."""
 
 
@@ -107,7 +111,7 @@ def initial_state() -> State:
 
 def decide(definition: Definition, state: State, event: Event, now: float) -> Decision:
     """Apply `event` at `now` (seconds since the epoch) to `state`; `state` is not modified."""
-    machine = _Machine(definition, copy.deepcopy(state), to_millis(now))
+    machine = _Machine(definition, state.copy(), to_millis(now))
     machine.apply(event)
     after = machine.state
     return Decision(state=after, commands=tuple(_commands(definition, state, after, event)))
@@ -182,6 +186,8 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
     if state.deadline is not None and state.ending is None:
         found.append(Deadline(state.deadline, RUN_TIMER, "", "run"))
     for path, step in state.steps.items():
+        if step.phase not in _TIMED:
+            continue  # most steps of a large forEach: no due time, no lookup
         sd = _step_def(definition, path)
         found.extend(_step_deadlines(path, step, sd.kind, sd.timeouts, state.suspended))
     for comp in state.compensations:
@@ -206,6 +212,29 @@ def child_run_name(run_name: str, key: str, attempt: int) -> str:
 
 
 # -- derived commands -------------------------------------------------------------------------
+
+
+def _subtree_size(sd: StepDef) -> int:
+    """Step instances one execution of `sd` creates, counting a nested forEach once (its own
+    items are counted when it expands)."""
+    size = 1
+    for branch in sd.branches:
+        size += sum(_subtree_size(inner) for inner in branch.steps)
+    if sd.for_each is not None:
+        size += _subtree_size(sd.for_each.step)
+    for clause in sd.catch:
+        size += sum(_subtree_size(inner) for inner in clause.steps or ())
+    return size
+
+
+@functools.lru_cache(maxsize=64)
+def _item_paths(path: str, name: str, count: int) -> tuple[str, ...]:
+    """The paths of a forEach's item steps (`charges[3].charge`), the same on every pass."""
+    return tuple(f"{path}[{i}].{name}" for i in range(count))
+
+
+_TIMED = frozenset({StepPhase.RUNNING, StepPhase.BACKOFF, StepPhase.WAITING})
+"""The phases in which a step can have a due time (see `_step_deadlines`)."""
 
 
 def _step_deadlines(
@@ -752,26 +781,27 @@ class _Machine:
         assert each is not None
         assert step.items is not None
         inner = each.step
-        paths = [f"{path}[{i}].{inner.name}" for i in range(len(step.items))]
-        halt = halt or any((x := s.steps.get(p)) is not None and x.phase in BAD for p in paths)
-        for i, p in enumerate(paths):
-            item = s.steps.get(p)
+        paths = _item_paths(path, inner.name, len(step.items))
+        # Item states are changed in place, never replaced, so this list stays current.
+        items = [s.steps.get(p) for p in paths]
+        halt = halt or any(x is not None and x.phase in BAD for x in items)
+        for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
-                self._drive_step(inner, scope.enter(path, i, step.items[i]), p, item, halt)
+                self._drive_step(inner, scope.enter(path, i, step.items[i]), paths[i], item, halt)
                 if item.phase in BAD:
                     halt = True
-        active = sum(1 for p in paths if (x := s.steps.get(p)) is not None and x.phase in ACTIVE)
-        for i, p in enumerate(paths):
+        active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
+        for i, item in enumerate(items):
             if halt or not self._can_start or active >= each.concurrency:
                 break
-            item = s.steps.get(p)
             if item is None or item.phase is StepPhase.PENDING:
-                item = self._start_step(inner, scope.enter(path, i, step.items[i]), p)
-                if item.phase in ACTIVE:
+                started = items[i] = self._start_step(
+                    inner, scope.enter(path, i, step.items[i]), paths[i]
+                )
+                if started.phase in ACTIVE:
                     active += 1
-                elif item.phase in BAD:
+                elif started.phase in BAD:
                     halt = True
-        items = [s.steps.get(p) for p in paths]
         if any(i is not None and i.phase in ACTIVE for i in items):
             return
         if all(i is not None and i.phase in DONE for i in items):
@@ -864,6 +894,19 @@ class _Machine:
                     sd.name,
                     "forEach.items",
                 )
+                self._step_failed(sd, scope, path, step, error)
+                return
+            instances = len(self.state.steps) + len(items) * _subtree_size(sd.for_each.step)
+            if instances > MAX_STEP_INSTANCES:
+                error = _expression_error(
+                    f"{len(items)} items would give the run {instances} step instances, over "
+                    f"the {MAX_STEP_INSTANCES} its status can hold; fan out through child runs "
+                    "instead: a forEach over batches of items whose step is a `workflow` step, "
+                    "each child run running a forEach over its batch",
+                    sd.name,
+                    "forEach.items",
+                )
+                error["type"] = "TooManyItems"
                 self._step_failed(sd, scope, path, step, error)
                 return
             step.items = items

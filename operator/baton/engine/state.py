@@ -13,9 +13,9 @@ is unique within a run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from baton.api.run import RunPhase, StepPhase
 
@@ -117,6 +117,38 @@ class State:
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
+
+    def copy(self) -> State:
+        """A copy `decide` may change without touching this one. Every container and every
+        dataclass of the state is new; the JSON values inside them (input, outputs, requests,
+        items, payloads, errors) are shared, because the engine only ever replaces them and
+        never changes one in place. Far cheaper than a deep copy: a run with thousands of
+        forEach items copies thousands of small objects per event, not every JSON value."""
+        new = _shallow(self)
+        new.vars = dict(self.vars)
+        new.signals = dict(self.signals)
+        new.unclaimed = list(self.unclaimed)
+        new.early = list(self.early)
+        new.steps = {path: _shallow(step) for path, step in self.steps.items()}
+        new.completed = list(self.completed)
+        new.compensations = [
+            replace(compensation, run=_shallow(compensation.run))
+            for compensation in self.compensations
+        ]
+        new.queries = dict(self.queries)
+        new.conditions = list(self.conditions)
+        return new
+
+
+_Copied = TypeVar("_Copied")
+
+
+def _shallow(obj: _Copied) -> _Copied:
+    """A new dataclass instance with the same field values (what `copy.copy` does, without its
+    generic protocol: a few times faster, which counts at thousands of steps per event)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
 
 
 # -- times ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
+from baton.engine.decide import MAX_STEP_INSTANCES
 
 PARALLEL = """
 steps:
@@ -110,6 +111,44 @@ def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> N
     assert run.sim.state.error["message"] == (
         '`forEach.items` must be a list, got an object: {"a":5}'
     )
+
+
+def test_a_for_each_of_more_items_than_a_run_can_hold_fails_naming_the_limit() -> None:
+    run = Run(FOR_EACH, {"amounts": list(range(MAX_STEP_INSTANCES))})
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["type"] == "TooManyItems"
+    assert run.sim.state.error["details"] == {"field": "forEach.items"}
+    assert f"{MAX_STEP_INSTANCES + 1} step instances" in run.sim.state.error["message"]
+    assert "child runs" in run.sim.state.error["message"]
+    assert run.started() == []  # refused before any item started
+
+
+def test_the_item_limit_counts_every_step_an_item_contains() -> None:
+    run = Run(
+        """
+        steps:
+          - name: pairs
+            forEach:
+              items: "input.items"
+              concurrency: 5
+              step:
+                name: both
+                parallel:
+                  branches:
+                    - {name: a, steps: [{name: left, http: {url: "http://l"}}]}
+                    - {name: b, steps: [{name: right, http: {url: "http://r"}}]}
+        """,
+        {"items": list(range(MAX_STEP_INSTANCES // 3 + 1))},
+    )
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["type"] == "TooManyItems"
+
+
+def test_a_for_each_up_to_the_limit_starts_its_items() -> None:
+    run = Run(FOR_EACH, {"amounts": list(range(MAX_STEP_INSTANCES - 1))})
+    assert run.phase is RunPhase.RUNNING
+    assert run.started()
 
 
 def test_nested_for_each_items_see_their_own_item_and_index() -> None:

@@ -7,6 +7,7 @@ acknowledgements, heartbeats, signals, suspensions and a cancel.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from enginekit import definition
@@ -148,6 +149,19 @@ def test_replaying_the_history_rebuilds_the_same_state(data: st.DataObject) -> N
     sim = simulate(data)
     logged = [HistoryEntry.from_json(entry.to_json()) for entry in sim.history]
     assert replay(WORKFLOW, logged) == sim.state
+
+
+@PROPERTY
+@given(st.data())
+def test_deciding_never_changes_the_state_it_was_given(data: st.DataObject) -> None:
+    # decide copies only the state's containers and shares its JSON values: this pins that
+    # nothing, JSON values included, is changed in place.
+    sim = simulate(data)
+    state = replay(WORKFLOW, [])
+    for entry in sim.history:
+        given, untouched = state, copy.deepcopy(state)
+        state = decide(WORKFLOW, given, entry.event, entry.at).state
+        assert given == untouched
 
 
 @PROPERTY
