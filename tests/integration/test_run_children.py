@@ -182,3 +182,25 @@ def test_for_each_over_a_child_workflow_collects_each_childs_output(
         "-l", f"baton.dev/parent-uid={runs.get('batch')['metadata']['uid']}", "-o", "name",
     ).stdout.split()  # fmt: skip
     assert len(children) == 3
+
+
+def test_child_runs_carry_the_uid_of_the_root_of_their_tree(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    def calls(name: str, target: str) -> dict[str, object]:
+        return {"name": name, "workflow": {"workflowRef": target}}
+
+    runs.apply(
+        [
+            workflow("leaf", [{"name": "note", "set": {"done": True}}]),
+            workflow("middle", [calls("down", "leaf")]),
+            workflow("top", [calls("down", "middle")]),
+            run("tree", "top"),
+        ]
+    )
+    assert runs.wait("tree")["phase"] == "Succeeded"
+    root = runs.get("tree")["metadata"]["uid"]
+    middle, leaf = runs.get("tree-down-1"), runs.get("tree-down-1-down-1")
+    assert middle["metadata"]["labels"]["baton.dev/root-uid"] == root
+    assert leaf["metadata"]["labels"]["baton.dev/root-uid"] == root
+    assert leaf["metadata"]["labels"]["baton.dev/parent-uid"] == middle["metadata"]["uid"]

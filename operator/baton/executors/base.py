@@ -27,6 +27,13 @@ class RunRef:
     name: str
     namespace: str
     uid: str
+    root_uid: str = ""
+    """The uid of the run at the top of its tree of child runs ("" or `uid` for a top run)."""
+
+    @property
+    def root(self) -> str:
+        """Whose share of a worker pool this run's tasks count against: its tree's root."""
+        return self.root_uid or self.uid
 
 
 Report = Callable[[Event], Awaitable[None]]

@@ -144,9 +144,11 @@ class Pools:
             if runtime.body is None:
                 runtime.body = found
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not runtime.queue.push(run.uid, key, slot):
+        # Fair between trees of runs: a parent fanning out to many child runs holds no more
+        # of the pool than one run does.
+        if not runtime.queue.push(run.root, key, slot):
             runtime.queue.discard(key)
-            runtime.queue.push(run.uid, key, slot)
+            runtime.queue.push(run.root, key, slot)
         self._pump(runtime)
         self._wake.set()
         try:

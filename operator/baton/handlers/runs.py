@@ -37,7 +37,15 @@ from pydantic import ValidationError
 
 from baton import metrics
 from baton.api.duration import parse_duration
-from baton.api.labels import ACTIVITY_KEY, API_VERSION, ATTEMPT, PARENT_UID, RUN_NAME, label_value
+from baton.api.labels import (
+    ACTIVITY_KEY,
+    API_VERSION,
+    ATTEMPT,
+    PARENT_UID,
+    ROOT_UID,
+    RUN_NAME,
+    label_value,
+)
 from baton.api.resources import first_problem
 from baton.api.run import RunPhase, WorkflowRunSpec
 from baton.api.workflow import WorkflowSpec
@@ -123,7 +131,12 @@ class RunLoop:
         meta = body["metadata"]
         self.shell = shell
         self.kube = shell.kube
-        self.ref = RunRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+        self.ref = RunRef(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            root_uid=(meta.get("labels") or {}).get(ROOT_UID) or meta["uid"],
+        )
         self.body: Mapping[str, Any] = body
         self.inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self.owner = {
@@ -446,6 +459,7 @@ class RunLoop:
             "labels": {
                 **self.shell.settings.extra_labels,
                 PARENT_UID: self.ref.uid,
+                ROOT_UID: self.ref.root,
                 RUN_NAME: label_value(self.ref.name),
             },
             "annotations": {ACTIVITY_KEY: command.key, ATTEMPT: str(command.attempt)},

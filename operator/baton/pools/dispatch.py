@@ -1,7 +1,9 @@
 """Which queued worker task goes next: fair across runs, bounded by the pool's capacity.
 
-Tasks queue per run; `take` hands the next free slot to the waiting run with the fewest tasks
-in flight, ties taken round-robin (one task per run per turn). So a run with 10,000 items
+Tasks queue per run (the caller decides what a "run" is: the operator passes the root of a
+tree of child runs, so fanning out to children does not buy a bigger share); `take` hands the
+next free slot to the waiting run with the fewest tasks in flight, ties taken round-robin (one
+task per run per turn). So a run with 10,000 items
 queued holds no more of the pool than any other busy run, and a run that arrives later gets
 the next free slot rather than waiting for the big one's backlog. Tasks in
 flight never exceed the capacity the caller passes (ready replicas * tasksPerReplica): when

@@ -156,3 +156,23 @@ def test_metrics_sample_the_queue_and_count_each_scale_change() -> None:
             task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_slots_are_shared_between_trees_of_runs_not_between_child_runs() -> None:
+    async def scenario() -> None:
+        pools = Pools(FakeKube(), clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool())
+        fan_out = [RunRef(f"child-{n}", NS, f"child-{n}", root_uid="parent") for n in range(2)]
+        alone = run(9)
+        keys = [(fan_out[0], "c0-a"), (fan_out[0], "c0-b"), (fan_out[1], "c1-a"), (alone, "b")]
+        waiting = {
+            key: asyncio.create_task(pools.acquire(ref, "payments", key)) for ref, key in keys
+        }
+        await asyncio.sleep(0)  # all queued: no worker yet
+        ready(pools, 1)  # two slots: one for the parent's tree, one for the other run
+        await asyncio.sleep(0)
+        assert {key for key, task in waiting.items() if task.done()} == {"c0-a", "b"}
+        for task in waiting.values():
+            task.cancel()
+
+    asyncio.run(scenario())
