@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from baton.api.duration import Duration
 
 JSON = Any
-"""Any JSON value; strings in it may hold `${{ cel }}` interpolations."""
+"""Any JSON value; strings in it may hold `${{ cel }}` interpolations (`$${{` is a literal
+`${{`)."""
 
 CelExpression = Annotated[str, Field(min_length=1, description="A bare CEL expression.")]
 
@@ -223,7 +224,10 @@ class ParallelAction(Model):
 class ForEachAction(Model):
     """Run a step once per item; the output is the list of per-item outputs, in item order."""
 
-    items: CelExpression = Field(description="CEL expression giving the list of items.")
+    items: CelExpression = Field(
+        description="CEL expression giving the list of items. A run holds at most 2,000 step "
+        "instances; a larger fan-out fails with TooManyItems (use child runs per batch)."
+    )
     concurrency: int = Field(1, ge=1, description="Items in flight at once.")
     step: Step = Field(description="The step run per item; `item` and `index` are in scope.")
 
@@ -317,8 +321,16 @@ class Step(Model):
         None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
     )
     fail: FailAction | None = Field(None, description="Fail with an error.")
-    retry: RetryPolicy | None = Field(None, description="Overrides `defaults.retry`.")
-    timeout: Timeouts | None = Field(None, description="Overrides `defaults.timeout`.")
+    retry: RetryPolicy | None = Field(
+        None,
+        description="Overrides `defaults.retry`. Only http, job, worker and workflow steps "
+        "have attempts to retry; on other kinds it is refused.",
+    )
+    timeout: Timeouts | None = Field(
+        None,
+        description="Overrides `defaults.timeout`. Only http, job, worker and workflow steps "
+        "accept it (`heartbeat`: not workflow); waitForSignal has its own `timeout`.",
+    )
     catch: list[CatchClause] | None = Field(
         None, max_length=10, description="Recoveries by error type (at most 10)."
     )
