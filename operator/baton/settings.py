@@ -44,6 +44,11 @@ class OperatorSettings:
     offload_bytes: int = 4 * 1024
     """Outputs whose JSON is larger than this go to their own ConfigMap, referenced from status."""
 
+    status_bytes: int = 512 * 1024
+    """A status still larger than this after offloading has every output over 128 bytes
+    offloaded too: many outputs just under `offload_bytes` must not push the run object (whose
+    managedFields grow with its status) past etcd's 1.5 MiB limit."""
+
     kube_events: bool = True
     """Post a Kubernetes Event for each run phase change and each step that ends."""
 

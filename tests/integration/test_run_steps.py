@@ -420,3 +420,29 @@ def test_output_over_4_kib_is_offloaded_to_a_configmap_and_the_next_step_still_r
     )
     assert owner == "large-1"
     assert recorder.calls_to("/count")[0].body == {"rows": 1000, "last": "row-00999"}
+
+
+def test_a_status_over_its_budget_offloads_every_output_and_stays_under_it(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    # 200 outputs of 3 KB each: each under the 4 KiB threshold, 600 KB together.
+    recorder.script("/appraise", Reply(body={"report": "r" * 3000}))
+    step = {
+        "name": "each",
+        "forEach": {
+            "items": "input.parcels",
+            "concurrency": 50,
+            "step": {"name": "appraise", "http": http(f"{recorder.url}/appraise")},
+        },
+    }
+    runs.apply(
+        [
+            workflow("appraise-many", [step]),
+            run("many-1", "appraise-many", {"parcels": list(range(200))}),
+        ]
+    )
+    status = runs.wait("many-1", timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert len(json.dumps(status, separators=(",", ":"))) < 512 * 1024
+    assert set(status["steps"]["each[0].appraise"]["output"]) == {"$ref"}
+    assert set(status["steps"]["each"]["output"]) == {"$ref"}

@@ -76,6 +76,10 @@ BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
 
 RUN_TIMER = "run/timeout"
 _MAX_PASSES = 10_000
+MAX_OUTPUT_BYTES = 1_000_000
+"""Largest output (compact JSON) a step or the run may have: the shell stores one in a single
+ConfigMap, and Kubernetes caps an object at 1 MiB. Activities cannot return more (their
+executors cap responses); this catches what a forEach, parallel, `set` or `output` assembles."""
 MAX_STEP_INSTANCES = 2_000
 """Step instances one run may hold (a forEach item is one per step it contains). Every instance
 is kept in the run's status, an object etcd stores whole: at about 270 bytes per finished
@@ -985,6 +989,10 @@ class _Machine:
         self, sd: StepDef, scope: _Scope, path: str, step: StepState, output: Any, *, own: bool
     ) -> None:
         """One execution of the step ended well: repeat it, or the step succeeded."""
+        oversize = _output_too_large(output, sd.name)
+        if oversize is not None:
+            self._step_failed(sd, scope, path, step, oversize)
+            return
         if sd.repeat is not None:
             step.iterations += 1
             context = self._context(scope, sd.name)
@@ -1243,6 +1251,10 @@ class _Machine:
             except EvaluationError as exc:
                 self._unwind("failed", _expression_error(str(exc), None, "output"))
                 return
+            oversize = _output_too_large(output, None)
+            if oversize is not None:
+                self._unwind("failed", oversize)
+                return
             s.output = output
         self._close(RunPhase.SUCCEEDED)
 
@@ -1429,6 +1441,24 @@ def _query(expression: Expression, context: dict[str, Any]) -> Any:
         return expression.evaluate(context)
     except EvaluationError as exc:
         return f"error: {exc}"
+
+
+def _output_too_large(output: Any, step: str | None) -> dict[str, Any] | None:
+    """OutputTooLarge for an output over MAX_OUTPUT_BYTES, else None."""
+    if output is None or isinstance(output, bool | int | float):
+        return None
+    size = len(json.dumps(output, separators=(",", ":"), sort_keys=True).encode())
+    if size <= MAX_OUTPUT_BYTES:
+        return None
+    error: dict[str, Any] = {
+        "type": "OutputTooLarge",
+        "message": f"the output is {size} bytes of JSON, over the {MAX_OUTPUT_BYTES} a run can "
+        "store; return references (ids, object keys) and keep bulk data in your own store",
+    }
+    if step is not None:
+        error["step"] = step
+    error["details"] = {"bytes": size, "limit": MAX_OUTPUT_BYTES}
+    return error
 
 
 def _expression_error(message: str, step: str | None, field: str) -> dict[str, Any]:

@@ -87,13 +87,15 @@ from baton.settings import OperatorSettings
 from baton.store.history import HistoryConflictError, HistoryLog, HistoryPosition
 from baton.store.kube import ApiError, Kube, core_path, path_of
 from baton.store.objects import NameTakenError
-from baton.store.snapshots import Snapshots
+from baton.store.snapshots import Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
 
 SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration"})
 """Status fields the shell owns; the rest is the engine's state."""
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
+_OFFLOAD_ALL_BYTES = 128
+"""Outputs below this stay inline even in an oversized status: a reference is about as long."""
 _RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -293,8 +295,11 @@ class RunLoop:
 
     async def _write_status(self) -> None:
         assert self.definition is not None
-        status = status_of(self.definition, self.state)
-        status = await self.snapshots.offload(status, self.shell.settings.offload_bytes)
+        settings = self.shell.settings
+        engine_status = status_of(self.definition, self.state)
+        status = await self.snapshots.offload(engine_status, settings.offload_bytes)
+        if len(compact_json(status)) > settings.status_bytes:
+            status = await self.snapshots.offload(engine_status, _OFFLOAD_ALL_BYTES)
         status["history"] = self.position.to_json()
         status["definition"] = self.definition_ref
         status["observedGeneration"] = self.body["metadata"].get("generation")

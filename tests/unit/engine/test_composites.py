@@ -5,7 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
-from baton.engine.decide import MAX_STEP_INSTANCES
+from baton.engine.decide import MAX_OUTPUT_BYTES, MAX_STEP_INSTANCES
 
 PARALLEL = """
 steps:
@@ -149,6 +149,34 @@ def test_a_for_each_up_to_the_limit_starts_its_items() -> None:
     run = Run(FOR_EACH, {"amounts": list(range(MAX_STEP_INSTANCES - 1))})
     assert run.phase is RunPhase.RUNNING
     assert run.started()
+
+
+def test_a_for_each_whose_collected_output_is_too_large_to_store_fails() -> None:
+    run = Run(FOR_EACH, {"amounts": [1, 2, 3]})
+    bulk = "x" * (MAX_OUTPUT_BYTES // 3 + 1)
+    for index in range(3):
+        run.complete(f"charges[{index}].charge", bulk)
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["type"] == "OutputTooLarge"
+    assert run.sim.state.error["step"] == "charges"
+    assert run.sim.state.error["details"]["limit"] == MAX_OUTPUT_BYTES
+    assert run.step("charges[2].charge").phase is StepPhase.SUCCEEDED  # each item was fine
+
+
+def test_a_run_output_too_large_to_store_fails_the_run() -> None:
+    run = Run(
+        """
+        steps:
+          - {name: fetch, http: {url: "http://f"}}
+        output: {twice: ["${{ steps.fetch.output }}", "${{ steps.fetch.output }}"]}
+        """
+    )
+    run.complete("fetch", "y" * (MAX_OUTPUT_BYTES // 2 + 1))
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["type"] == "OutputTooLarge"
+    assert run.sim.state.output is None
 
 
 def test_nested_for_each_items_see_their_own_item_and_index() -> None:
