@@ -71,7 +71,7 @@ def test_helm_install_upgrade_and_uninstall(cluster: Cluster, namespace: str) ->
     assert not can("list", "secrets", "-n", "default")
     assert not can("delete", "configmaps", "-n", "default")
     assert not can("delete", "deployments.apps", "-n", "default")
-    assert not can("delete", "workflowruns.baton.dev", "-n", "default")
+    assert not can("delete", "workflows.baton.dev", "-n", "default")
 
     # An upgrade that changes the pod template rolls the Deployment: a new ReplicaSet.
     cluster.helm(
@@ -238,7 +238,7 @@ def test_the_charts_service_account_is_enough_for_runs_and_no_more(
     for args in (
         ("get", "secrets", "-n", runs.namespace),
         ("get", "workflowruns", "-n", "default"),
-        ("delete", "workflowrun", "smoke-1", "-n", runs.namespace),
+        ("delete", "workflow", "smoke", "-n", runs.namespace),
         ("delete", "deployment", "x", "-n", runs.namespace),
     ):
         result = subprocess.run(

@@ -335,3 +335,39 @@ def test_run_whose_input_fails_the_input_schema_gets_an_invalid_condition(
     assert found["reason"] == "InvalidInput", found
     assert "propertyId" in found["message"], found
     assert recorder.calls == []
+
+
+def test_a_finished_run_is_deleted_after_its_ttl_with_everything_it_owns(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    note = [{"name": "note", "set": {"done": True}}]
+    runs.apply(
+        [
+            workflow("short-lived", note, ttlAfterFinished="1h"),
+            run("kept", "short-lived"),
+            run("expiring", "short-lived", ttlAfterFinished="2s"),  # the run's own wins
+        ]
+    )
+    kept = runs.wait("kept")
+    assert kept["phase"] == "Succeeded"
+    assert kept["expiresAt"] > kept["finishedAt"]
+    uid = runs.get("expiring")["metadata"]["uid"]
+    history = f"baton.dev/run-uid={uid},baton.dev/part=history"
+
+    def gone() -> bool:
+        listed = cluster.kubectl("get", "workflowrun", "expiring", "-n", namespace, check=False)
+        return listed.returncode != 0
+
+    wait_until("the expired run deleted", gone, 60)
+    # The garbage collector follows: the run's history goes with it.
+    wait_until(
+        "its history deleted",
+        lambda: (
+            not cluster.kubectl(
+                "get", "configmaps", "-n", namespace, "-l", history, "-o", "name"
+            ).stdout.strip()
+        ),
+        60,
+    )
+    assert runs.get("kept")["status"]["phase"] == "Succeeded"

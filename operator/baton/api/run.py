@@ -56,6 +56,12 @@ class WorkflowRunSpec(Model):
         0, ge=0, description="Bump to restart a Failed run from the steps that failed."
     )
     timeout: Duration | None = Field(None, description="Overrides the Workflow's run timeout.")
+    ttl_after_finished: Duration | None = Field(
+        None,
+        alias="ttlAfterFinished",
+        description="Delete the run this long after it finished (its history, Jobs and owned "
+        "child runs go with it). Overrides the Workflow's `ttlAfterFinished`.",
+    )
 
 
 class RunPhase(StrEnum):
@@ -325,4 +331,9 @@ class WorkflowRunStatus(Model):
     )
     observed_generation: int | None = Field(
         None, alias="observedGeneration", description="The run's spec generation last seen."
+    )
+    expires_at: str | None = Field(
+        None,
+        alias="expiresAt",
+        description="RFC 3339 time the operator deletes the finished run (ttlAfterFinished).",
     )

@@ -393,6 +393,12 @@ class WorkflowSpec(Model):
     )
     output: JSON = Field(None, description="The run's output; strings may interpolate `${{ }}`.")
     timeout: Duration | None = Field(None, description="Limit of the whole run.")
+    ttl_after_finished: Duration | None = Field(
+        None,
+        alias="ttlAfterFinished",
+        description="Delete each run this long after it finished (like a Job's "
+        "ttlSecondsAfterFinished); unset keeps finished runs until deleted.",
+    )
     on_cancel: OnCancel = Field(
         OnCancel.COMPENSATE,
         alias="onCancel",

@@ -80,7 +80,7 @@ from baton.engine.events import (
     SuspendRequested,
     TimerFired,
 )
-from baton.engine.state import State, state_from_status
+from baton.engine.state import State, parse_rfc3339, state_from_status
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
@@ -91,7 +91,7 @@ from baton.store.snapshots import Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
 
-SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration"})
+SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
 """Status fields the shell owns; the rest is the engine's state."""
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
 _OFFLOAD_ALL_BYTES = 128
@@ -165,6 +165,7 @@ class RunLoop:
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
         self.invalid_generation: int | None = None
+        self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
         self.task: asyncio.Task[None] | None = None
 
@@ -301,6 +302,8 @@ class RunLoop:
         if len(compact_json(status)) > settings.status_bytes:
             status = await self.snapshots.offload(engine_status, _OFFLOAD_ALL_BYTES)
         status["history"] = self.position.to_json()
+        if self.ttl is not None and self.state.finished_at is not None:
+            status["expiresAt"] = _rfc3339(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
         status["observedGeneration"] = self.body["metadata"].get("generation")
         await self._patch_status(status)
@@ -353,6 +356,7 @@ class RunLoop:
         else:
             raise InvalidRunError("InvalidSpec", "spec: give workflowRef or an inline workflow")
         self.definition = _compile(raw, "spec.workflow" if workflow_name is None else None)
+        self.ttl = _ttl_after_finished(self.body, raw)
         problem = self.definition.input_problem(spec.input)
         if problem is not None:
             raise InvalidRunError("InvalidInput", f"spec.{problem}")
@@ -383,6 +387,7 @@ class RunLoop:
                 "the run cannot continue",
             )
         self.definition = _compile(raw, None)
+        self.ttl = _ttl_after_finished(self.body, raw)
         engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
@@ -577,7 +582,8 @@ async def child_result(kube: Kube, child: Mapping[str, Any]) -> ChildFinished | 
 
 
 class Registry:
-    """Every run loop of this operator, by run uid; restarts loops that crash."""
+    """Every run loop of this operator, by run uid; restarts loops that crash; deletes finished
+    runs when their `status.expiresAt` (ttlAfterFinished) comes."""
 
     def __init__(self, shell: Shell) -> None:
         self.shell = shell
@@ -585,6 +591,7 @@ class Registry:
         self.latest: dict[str, Mapping[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self._failures: dict[str, int] = {}
+        self._expiries: dict[str, tuple[str, asyncio.TimerHandle]] = {}
         self.active = True
         """False while this replica is a standby (baton.handlers.peering): no loop runs."""
 
@@ -607,20 +614,24 @@ class Registry:
                 )
             if fresh is None or fresh["metadata"]["uid"] != uid:
                 self.latest.pop(uid, None)
-            elif self.active and uid not in self.loops and self._needs_loop(fresh):
-                self.latest[uid] = fresh
+                continue
+            self.latest[uid] = fresh
+            self._schedule_expiry(fresh)  # one due while standby was skipped
+            if self.active and uid not in self.loops and self._needs_loop(fresh):
                 self._start(fresh)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
         uid = body["metadata"]["uid"]
         if event_type == "DELETED":
+            self._cancel_expiry(uid)
             self.latest.pop(uid, None)
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
             return
         self.latest[uid] = body
+        self._schedule_expiry(body)
         self._route_child_result(body)
         loop = self.loops.get(uid)
         if loop is not None:
@@ -648,11 +659,58 @@ class Registry:
 
     async def stop(self) -> None:
         """Cancel every loop (operator shutdown); their state is already committed."""
+        for uid in list(self._expiries):
+            self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.loops.clear()
+
+    def _schedule_expiry(self, body: Mapping[str, Any]) -> None:
+        uid = body["metadata"]["uid"]
+        expires = (body.get("status") or {}).get("expiresAt")
+        if not expires or not finished(body):
+            self._cancel_expiry(uid)
+            return
+        held = self._expiries.get(uid)
+        if held is not None and held[0] == expires:
+            return
+        self._cancel_expiry(uid)
+        delay = max(0.0, parse_rfc3339(str(expires)) / 1000 - time.time())
+        handle = asyncio.get_running_loop().call_later(delay, self._expire, uid, expires)
+        self._expiries[uid] = (expires, handle)
+
+    def _cancel_expiry(self, uid: str) -> None:
+        held = self._expiries.pop(uid, None)
+        if held is not None:
+            held[1].cancel()
+
+    def _expire(self, uid: str, expires: str) -> None:
+        self._expiries.pop(uid, None)
+        body = self.latest.get(uid)
+        if (
+            not self.active  # the active replica deletes it (resume reschedules)
+            or body is None
+            or uid in self.loops
+            or not finished(body)
+            or (body.get("status") or {}).get("expiresAt") != expires
+        ):
+            return
+        task = asyncio.get_running_loop().create_task(self._delete(body))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _delete(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        try:
+            # Background propagation: the garbage collector removes what the run owns (history
+            # and snapshot ConfigMaps, Jobs, child runs it terminates with it).
+            await self.shell.kube.delete(path_of("workflowruns", meta["namespace"], meta["name"]))
+        except ApiError as exc:
+            log.warning("run %s/%s not deleted: %s", meta["namespace"], meta["name"], exc)
+            return
+        log.info("run %s/%s deleted: ttlAfterFinished", meta["namespace"], meta["name"])
 
     def _needs_loop(self, body: Mapping[str, Any]) -> bool:
         status = body.get("status") or {}
@@ -716,6 +774,15 @@ class Registry:
 def _invalid(body: Mapping[str, Any]) -> bool:
     conditions = (body.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Invalid" and c.get("status") == "True" for c in conditions)
+
+
+def _ttl_after_finished(body: Mapping[str, Any], workflow: Mapping[str, Any]) -> float | None:
+    """The run's `ttlAfterFinished` in seconds, else its definition's; None keeps it."""
+    for owner in (body.get("spec") or {}, workflow):
+        ttl = owner.get("ttlAfterFinished")
+        if ttl:
+            return parse_duration(str(ttl))
+    return None
 
 
 def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:

@@ -37,7 +37,7 @@ def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 NAMESPACED_RIGHTS = {
-    ("baton.dev", "workflowruns"): {"get", "list", "watch", "create", "patch"},
+    ("baton.dev", "workflowruns"): {"get", "list", "watch", "create", "patch", "delete"},
     ("baton.dev", "workflowruns/status"): {"patch"},
     ("baton.dev", "workflows"): {"get", "list", "watch"},
     ("baton.dev", "workflows/status"): {"patch"},
