@@ -18,7 +18,7 @@ from baton.cli import CommandError
 
 PROG = "baton"
 EXIT_ERROR = 2
-SUBCOMMAND_MODULES = ("runs", "test", "crds", "operator")
+SUBCOMMAND_MODULES = ("runs", "test", "crds", "operator", "dev")
 """Modules of baton.cli that add subcommands, in help order. Named, not discovered: importing
 every module of the package would load the Kubernetes client for `baton --help`."""
 
