@@ -25,6 +25,7 @@ from baton.executors.base import RunRef
 from baton.executors.http import HttpExecutor
 from baton.executors.job import JobExecutor, job_name
 from baton.executors.worker import WorkerExecutor
+from baton.handlers.pools import Pools
 from baton.settings import OperatorSettings
 from baton.store.kube import Kube, batch_path
 
@@ -411,18 +412,16 @@ def test_a_worker_task_is_dispatched_to_its_pool(
 
     async def scenario(kube: Kube) -> None:
         http = HttpExecutor(kube, SETTINGS)
-        executor = WorkerExecutor(kube, SETTINGS, http)
+        executor = WorkerExecutor(http, Pools(kube))
         refund = {"pool": "payments", "activity": "refund", "input": {"payment": "p-1"}}
         await executor.start(run_ref, start_command(run_ref, "worker", refund, key="r"), events)
         charge = {"pool": "payments", "activity": "charge", "input": None}
         await executor.start(run_ref, start_command(run_ref, "worker", charge, key="c"), events)
-        absent = {"pool": "absent", "activity": "refund", "input": None}
-        await executor.start(run_ref, start_command(run_ref, "worker", absent, key="x"), events)
         await events.wait(
             lambda: (
                 len([e for e in events.events if e.type.startswith("ActivityC")])
                 + events.types().count("ActivityFailed")
-                == 3
+                == 2
             )
         )
         await executor.close()
@@ -437,9 +436,6 @@ def test_a_worker_task_is_dispatched_to_its_pool(
     assert isinstance(charge_failed, ActivityFailed)
     assert charge_failed.error["type"] == "CardDeclined"
     assert charge_failed.error["details"]["nonRetryable"] is True
-    absent_failed = outcomes["x"]
-    assert isinstance(absent_failed, ActivityFailed)
-    assert absent_failed.error["type"] == "WorkerPoolNotFound"
     (call,) = recorder.calls_to("/activities/refund")
     assert call.key == f"{run_ref.uid}/r/1"
     assert call.body == {

@@ -299,3 +299,36 @@ def test_a_task_waiting_in_the_queue_does_not_use_up_its_start_to_close(
     status = runs.wait("in-turn-1", timeout=90)
     assert status["phase"] == "Succeeded", status
     assert len((tmp_path / "ledger").read_text().splitlines()) == 3
+
+
+def test_a_run_applied_before_its_pool_waits_for_the_pool(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    step = {
+        "name": "appraise",
+        "worker": {"pool": "late", "activity": "appraise", "input": {"parcel": "p", "seconds": 0}},
+        "timeout": {"scheduleToClose": "10m"},
+    }
+    runs.apply([workflow("early", [step]), run("early-1", "early")])
+
+    def told() -> str:
+        return cluster.kubectl(
+            "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].message}",
+            "--field-selector", "involvedObject.name=early-1,reason=WorkerPoolNotFound",
+        ).stdout  # fmt: skip
+
+    message = wait_until("the run told the pool is missing", told)
+    assert f"WorkerPool {namespace}/late, which does not exist" in message
+    assert runs.status("early-1")["steps"]["appraise"]["phase"] == "Running"
+
+    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
+    workers.append(worker)
+    late = {"endpoint": worker.url, "maxReplicas": 1}
+    runs.apply(
+        {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkerPool", "metadata": {"name": "late"},
+         "spec": late}
+    )  # fmt: skip
+    status = runs.wait("early-1", timeout=60)
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["appraise"]["attempts"] == 1  # waited, not retried

@@ -31,8 +31,6 @@ from baton.executors.http import (
     read_capped,
     response_error,
 )
-from baton.settings import OperatorSettings
-from baton.store.kube import Kube, path_of
 
 log = logging.getLogger(__name__)
 
@@ -163,19 +161,12 @@ class WorkerExecutor:
     """Performs `worker` activities by POSTing them to their pool.
 
     `http` is the HTTP executor whose client and guard it sends through; closing this executor
-    stops its tasks but leaves that client to its owner."""
+    stops its tasks but leaves that client to its owner. `dispatcher` queues each task until
+    its pool has a free slot and hands over the pool's object."""
 
     kind = "worker"
 
-    def __init__(
-        self,
-        kube: Kube,
-        settings: OperatorSettings,
-        http: HttpExecutor,
-        dispatcher: Dispatcher | None = None,
-    ) -> None:
-        self.kube = kube
-        self.settings = settings
+    def __init__(self, http: HttpExecutor, dispatcher: Dispatcher) -> None:
         self.http = http
         self.dispatcher = dispatcher
         self._inflight = InFlight()
@@ -203,9 +194,6 @@ class WorkerExecutor:
     async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
         name = str(command.spec.get("pool") or "")
         started = ActivityStarted(key=command.key, attempt=command.attempt)
-        if self.dispatcher is None or not name:
-            await report(started)
-            return await self._send(run, command, report, None)
         # Queued (fairly across runs) until the pool has a free slot; acknowledged only when
         # sent, so that the step's startToClose and heartbeat do not count the queue.
         pool = await self.dispatcher.acquire(run, name, command.idempotency_key)
@@ -216,20 +204,9 @@ class WorkerExecutor:
             self.dispatcher.release(run, name, command.idempotency_key)
 
     async def _send(
-        self, run: RunRef, command: StartActivity, report: Report, pool: dict[str, Any] | None
+        self, run: RunRef, command: StartActivity, report: Report, pool: dict[str, Any]
     ) -> Any:
-        name = str(command.spec.get("pool") or "")
         activity = str(command.spec.get("activity") or "")
-        if pool is None and name:
-            pool = await self.kube.get(path_of("workerpools", run.namespace, name))
-        if pool is None:
-            # Retryable: the pool may be applied after the workflow; the step waits for it
-            # within its scheduleToClose.
-            raise ActivityError(
-                "WorkerPoolNotFound",
-                f"WorkerPool {run.namespace}/{name} not found",
-                {"pool": name},
-            )
         url = activity_url(pool_endpoint(pool), activity)
         log.debug("worker task %s to %s", command.idempotency_key, url)
         response = await self.http.send(

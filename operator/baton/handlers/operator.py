@@ -80,7 +80,7 @@ def build_registry(
         executors: dict[str, Executor] = {
             "http": http,
             "job": jobs,
-            "worker": WorkerExecutor(kube, settings, http, pools),
+            "worker": WorkerExecutor(http, pools),
         }
         shell = Shell(kube=kube, settings=settings, executors=executors)
         stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops, pools)

@@ -31,7 +31,6 @@ import pydantic
 from baton import metrics
 from baton.api.labels import API_VERSION
 from baton.api.pool import WorkerPoolSpec
-from baton.executors.attempts import ActivityError
 from baton.executors.base import RunRef
 from baton.pools import objects
 from baton.pools.dispatch import FairQueue, capacity
@@ -131,18 +130,24 @@ class Pools:
 
     async def acquire(self, run: RunRef, pool: str, key: str) -> dict[str, Any]:
         """Wait for a free slot of `pool` for task `key`; the pool's object. A pool that does
-        not exist is `WorkerPoolNotFound` (retryable). Cancelling the wait leaves the queue."""
+        not exist yet is waited for like one without ready workers (the run gets a Warning
+        Event saying so); the step's scheduleToClose bounds the wait. Cancelling the wait leaves
+        the queue."""
         runtime = self._runtime(run.namespace, pool)
         if runtime.body is None:
             found = await self.kube.get(path_of("workerpools", run.namespace, pool))
-            if found is None:
-                raise ActivityError(
-                    "WorkerPoolNotFound",
-                    f"WorkerPool {run.namespace}/{pool} not found",
-                    {"pool": pool},
-                )
-            if runtime.body is None:
+            if runtime.body is None and found is not None:
                 runtime.body = found
+            if runtime.body is None:
+                message = (
+                    f"task {key} waits for WorkerPool {run.namespace}/{pool}, which does not "
+                    "exist: apply it (the step's timeout.scheduleToClose bounds the wait)"
+                )
+                log.warning("%s", message)
+                involved = {"kind": "WorkflowRun", "name": run.name, "uid": run.uid}
+                await self._post_event(
+                    run.namespace, involved, "Warning", "WorkerPoolNotFound", message
+                )
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Fair between trees of runs: a parent fanning out to many child runs holds no more
         # of the pool than one run does.
@@ -331,7 +336,12 @@ class Pools:
             metrics.scaled(runtime.namespace, runtime.name, have, replicas)
             message = f"scaled from {have} to {replicas} worker(s): {reason}"
             log.info("WorkerPool %s/%s %s", runtime.namespace, runtime.name, message)
-            await self._event(runtime, "Scaled", message, now)
+            involved = {
+                "kind": "WorkerPool",
+                "name": runtime.name,
+                "uid": runtime.body["metadata"].get("uid"),
+            }
+            await self._post_event(runtime.namespace, involved, "Normal", "Scaled", message)
 
     async def _apply_service(self, runtime: PoolRuntime, spec: WorkerPoolSpec) -> None:
         assert runtime.body is not None
@@ -346,21 +356,17 @@ class Pools:
         else:
             await self.kube.patch(path, {"metadata": wanted["metadata"], "spec": wanted["spec"]})
 
-    async def _event(self, runtime: PoolRuntime, reason: str, message: str, now: float) -> None:
-        assert runtime.body is not None
-        stamp = _rfc3339(now)
+    async def _post_event(
+        self, namespace: str, involved: dict[str, Any], kind: str, reason: str, message: str
+    ) -> None:
+        """A Kubernetes Event about `involved` (a WorkerPool or a WorkflowRun of Baton's)."""
+        stamp = _rfc3339(self.clock())
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{runtime.name}.", "namespace": runtime.namespace},
-            "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": "WorkerPool",
-                "name": runtime.name,
-                "namespace": runtime.namespace,
-                "uid": runtime.body["metadata"].get("uid"),
-            },
-            "type": "Normal",
+            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "namespace": namespace, **involved},
+            "type": kind,
             "reason": reason,
             "message": message,
             "firstTimestamp": stamp,
@@ -369,6 +375,6 @@ class Pools:
             "source": {"component": "baton"},
         }
         try:
-            await self.kube.create(core_path("events", runtime.namespace), body)
+            await self.kube.create(core_path("events", namespace), body)
         except ApiError as exc:  # Events are best effort
-            log.debug("event for pool %s not posted: %s", runtime.name, exc)
+            log.debug("event %s about %s not posted: %s", reason, involved["name"], exc)

@@ -18,6 +18,7 @@ from executorkit import RUN, Events, Reply, Server, command, offline_kube
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityHeartbeat
 from baton.executors.http import HttpExecutor
 from baton.executors.worker import WorkerExecutor
+from baton.handlers.pools import Pools
 from baton.settings import OperatorSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -56,7 +57,7 @@ def worker_url() -> Iterator[str]:
     sock.close()
 
 
-class Pools:
+class PoolApi:
     """Stands for the Kubernetes API: every WorkerPool is reached at `endpoint`."""
 
     def __init__(self, endpoint: str) -> None:
@@ -74,7 +75,8 @@ def perform(endpoint: str, activity_name: str, data: Any) -> Events:
     async def main() -> Events:
         async with offline_kube() as kube:
             http = HttpExecutor(kube, OperatorSettings())
-            executor = WorkerExecutor(Pools(endpoint), OperatorSettings(), http)  # type: ignore[arg-type]
+            pools = Pools(PoolApi(endpoint))  # type: ignore[arg-type]
+            executor = WorkerExecutor(http, pools)
             events = Events()
             spec = {"pool": "appraisers", "activity": activity_name, "input": data}
             try:

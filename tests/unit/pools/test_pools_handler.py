@@ -8,10 +8,7 @@ import asyncio
 import copy
 from typing import Any
 
-import pytest
-
 from baton import metrics
-from baton.executors.attempts import ActivityError
 from baton.executors.base import RunRef
 from baton.handlers.pools import Pools
 from baton.pools import objects
@@ -123,11 +120,22 @@ def test_external_scaling_never_writes_replicas() -> None:
     asyncio.run(scenario())
 
 
-def test_an_unknown_pool_is_a_retryable_worker_pool_not_found() -> None:
-    pools = Pools(FakeKube())  # type: ignore[arg-type]
-    with pytest.raises(ActivityError) as caught:
-        asyncio.run(pools.acquire(run(0), "nowhere", "k0"))
-    assert caught.value.error_type == "WorkerPoolNotFound"
+def test_a_task_for_a_pool_not_applied_yet_waits_for_it_and_the_run_is_told() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        waiting = asyncio.create_task(pools.acquire(run(0), "payments", "k0"))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        [event] = [o for path, o in kube.objects.items() if "/events/" in path]
+        assert event["reason"] == "WorkerPoolNotFound"
+        assert event["involvedObject"]["kind"] == "WorkflowRun"
+        assert event["involvedObject"]["name"] == "run-0"
+        pools.observe_pool("ADDED", pool())  # applied now
+        ready(pools, 1)
+        assert (await waiting)["metadata"]["name"] == "payments"
+
+    asyncio.run(scenario())
 
 
 def test_metrics_sample_the_queue_and_count_each_scale_change() -> None:
