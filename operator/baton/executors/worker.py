@@ -1,9 +1,10 @@
-"""Worker activities: the minimal dispatch of a task to a WorkerPool over HTTP.
+"""Worker activities: a task sent to its WorkerPool over HTTP once the pool has a free slot.
 
 This module owns the wire protocol between the operator and activity workers (documented in
 docs/architecture.md, "Worker protocol"): where a pool is reached, the task request, and how
-the worker's answer becomes an engine event. It sends through the HTTP executor's client and
-address guard — one HTTP code path — and keeps nothing of its own but the tasks in flight.
+the worker's answer becomes an engine event. Queueing, fairness and capacity are the
+dispatcher's (baton.handlers.pools). It sends through the HTTP executor's client and address
+guard — one HTTP code path — and keeps nothing of its own but the tasks in flight.
 A worker that heartbeats answers with a newline-delimited JSON stream; each heartbeat line is
 reported as ActivityHeartbeat. A task is acknowledged (ActivityStarted) when it leaves its
 pool's queue (baton.handlers.pools), not when it joins it.
