@@ -17,7 +17,7 @@ import httpx
 import pytest
 from conftest import Cluster, Runs
 from operator_process import OperatorProcess
-from runkit import jsonpath, run, wait_until, workflow
+from runkit import history, jsonpath, run, wait_until, workflow
 from scrape import free_port, value
 
 pytestmark = pytest.mark.timeout(240)
@@ -332,3 +332,30 @@ def test_a_run_applied_before_its_pool_waits_for_the_pool(
     status = runs.wait("early-1", timeout=60)
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["appraise"]["attempts"] == 1  # waited, not retried
+
+
+def test_heartbeats_are_committed_about_once_per_half_timeout_not_once_each(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
+    workers.append(worker)
+    step = {
+        "name": "survey",
+        "worker": {"pool": "surveyors", "activity": "survey", "input": {"seconds": 6}},
+        "timeout": {"heartbeat": "2s"},
+    }
+    runs.apply(
+        [
+            pool("surveyors", worker.url, minReplicas=1, maxReplicas=1),
+            workflow("survey", [step]),
+            run("survey-1", "survey"),
+        ]
+    )
+    status = runs.wait("survey-1", timeout=60)
+    assert status["phase"] == "Succeeded", status
+    events = history(runs.cluster, runs.namespace, "survey-1")
+    beats = [e for e in events if e["type"] == "ActivityHeartbeat"]
+    assert len(beats) >= 15  # one each 0.2 s for 6 s, on a machine that keeps up
+    # All of them are in the history, but in few writes: one per second or so (half the
+    # 2 s timeout), plus the run's start and end, instead of one per heartbeat.
+    assert status["history"]["batches"] <= 12, status["history"]

@@ -12,12 +12,13 @@ A crash between 1 and 2 leaves history ahead of status: on start the loop folds 
 A crash after 2 leaves commands committed but maybe not performed: on start the loop performs
 `pending_commands` (everything in flight) again, and idempotency makes that harmless.
 
-Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write unless they move a
-timer: they are folded at once and committed with the next batch that matters, since losing one
-to a crash only means the activity is re-issued, which is idempotent anyway. That keeps API
-writes at two per step. One that moves a timer (a heartbeat timeout pushed back, a worker task's
-clock started when it leaves its pool's queue) is committed, so that a restart does not time
-out a live attempt.
+Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write: they are folded at
+once and committed with the next batch that matters, since losing one to a crash only means the
+activity is re-issued, which is idempotent anyway. That keeps API writes at two per step. The
+exception is a heartbeat timeout: a restart resumes from the committed state, whose last
+heartbeat must not be so old that the timeout fires before the re-issued attempt can beat
+again. So heartbeats are committed once the committed due time is less than half as far away
+as the live one: about one write per half heartbeat timeout, however often the worker beats.
 
 Time comes from `time.time()` here and only here; due times come from `next_wakeup`, and
 waiting for them is a `wait_for` on the inbox — asyncio's own timer heap, one for all runs.
@@ -51,14 +52,17 @@ from baton.api.run import RunPhase, WorkflowRunSpec
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
+    CancelTimer,
     Command,
     Definition,
     DefinitionError,
     FinishRun,
     StartActivity,
     StartChildRun,
+    StartTimer,
     TerminateChild,
     compile_definition,
+    deadlines,
     decide,
     initial_state,
     next_wakeup,
@@ -164,6 +168,8 @@ class RunLoop:
         self.state: State = initial_state()
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
+        self.committed: State = self.state
+        """The state as last written: what a restart would resume from."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
@@ -266,8 +272,9 @@ class RunLoop:
             self.state = decision.state
             commands.extend(decision.commands)
             self.unsaved.append(HistoryEntry(at=now, event=event))
-            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
-        if not self.unsaved or quiet:
+            acts = [c for c in decision.commands if not isinstance(c, StartTimer | CancelTimer)]
+            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not acts
+        if not self.unsaved or (quiet and not self._timers_at_risk(now)):
             return
         batch = self.unsaved
         await self._flush()
@@ -292,7 +299,20 @@ class RunLoop:
         failpoint("after-history-append")
         self.unsaved = []
         await self._write_status()
+        self.committed = self.state
         failpoint("after-status-write")
+
+    def _timers_at_risk(self, now: float) -> bool:
+        """True when a due time of the committed state is less than half as far from `now` as
+        the same due time of the live state (heartbeats pushed it back since the last write)."""
+        assert self.definition is not None
+        committed = {d.timer_id: d.due for d in deadlines(self.definition, self.committed)}
+        now_ms = now * 1000
+        for live in deadlines(self.definition, self.state):
+            due = committed.get(live.timer_id)
+            if due is not None and due < live.due and due - now_ms < (live.due - now_ms) / 2:
+                return True
+        return False
 
     async def _write_status(self) -> None:
         assert self.definition is not None
@@ -404,6 +424,7 @@ class RunLoop:
         self.signals_sent = max(self.signals_sent, self.state.signals_received)
         if tail:
             await self._write_status()
+        self.committed = self.state
         return len(tail)
 
     async def _invalid(self, exc: InvalidRunError) -> None:
