@@ -55,4 +55,16 @@ async def survey(seconds: float) -> str:
     return "surveyed"
 
 
-worker = Worker([appraise, transfer, survey], heartbeat_interval=0.2)
+@activity
+async def inspect(parcel: str, seconds: float) -> dict[str, object]:
+    """The effect, then a long inspection that heartbeats."""
+    first = _effect("inspected")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        heartbeat()
+        await asyncio.sleep(0.1)
+    return {"parcel": parcel, "first": first}
+
+
+worker = Worker([appraise, transfer, survey, inspect], heartbeat_interval=0.2)

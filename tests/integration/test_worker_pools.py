@@ -359,3 +359,37 @@ def test_heartbeats_are_committed_about_once_per_half_timeout_not_once_each(
     # All of them are in the history, but in few writes: one per second or so (half the
     # 2 s timeout), plus the run's start and end, instead of one per heartbeat.
     assert status["history"]["batches"] <= 12, status["history"]
+
+
+def test_an_operator_killed_while_a_task_heartbeats_ends_the_run_right_and_the_effect_once(
+    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    worker = WorkerProcess(free_port(), ledger, tmp_path / "worker.log").start()
+    workers.append(worker)
+    step = {
+        "name": "inspect",
+        "worker": {
+            "pool": "inspectors",
+            "activity": "inspect",
+            "input": {"parcel": "p-9", "seconds": 5},
+        },
+        "timeout": {"heartbeat": "3s"},
+        # A restart slower than the heartbeat timeout times the attempt out: it is retried.
+        "retry": {"maxAttempts": 5, "initialInterval": "1s"},
+    }
+    runs.apply(
+        [
+            pool("inspectors", worker.url, minReplicas=1, maxReplicas=1),
+            workflow("inspect", [step]),
+            run("inspect-1", "inspect"),
+        ]
+    )
+    wait_until("the inspection's effect", lambda: ledger.exists() and ledger.read_text(), 60)
+    time.sleep(1.5)  # heartbeats folded, some of them not yet committed
+    operator.kill()
+    operator.start()
+    status = runs.wait("inspect-1", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    [effect] = ledger.read_text().splitlines()  # re-sent or retried: applied once
+    assert effect.startswith("inspected ")
