@@ -98,16 +98,6 @@ def redact(value: Any, secrets: Iterable[str]) -> Any:
     return value
 
 
-def text_of(value: Any) -> str:
-    """A rendered value as text: strings as they are, anything else as compact JSON.
-
-    A template that is exactly one `${{ }}` keeps its JSON type, so a Job argument, an
-    environment value or a header may arrive as a number, a boolean or an object."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def parse_output(text: str) -> Any:
     """An activity's textual result as output: JSON when it parses, else the text; empty → None."""
     if not text.strip():

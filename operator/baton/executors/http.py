@@ -50,9 +50,9 @@ from baton.executors.attempts import (
     InFlight,
     parse_output,
     run_attempt,
-    text_of,
 )
 from baton.executors.base import Report, RunRef
+from baton.expr import as_text
 from baton.settings import OperatorSettings
 from baton.store.kube import ApiError, Kube, core_path
 
@@ -431,7 +431,7 @@ class HttpExecutor:
                 secrets.append(secret)
                 headers[name] = secret
             elif value is not None:
-                headers[name] = text_of(value)
+                headers[name] = as_text(value)
         return headers
 
     async def _secret(self, namespace: str, ref: Any) -> str:

@@ -44,8 +44,9 @@ from baton.api.labels import (
 )
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted, Event
-from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_output, text_of
+from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_output
 from baton.executors.base import Report, RunRef
+from baton.expr import as_text
 from baton.settings import OperatorSettings
 from baton.store.kube import ApiError, Kube, batch_path, core_path
 
@@ -85,12 +86,12 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
     }
     annotations = {ACTIVITY_KEY: command.key, ATTEMPT: str(command.attempt)}
     pod_annotations = {
-        **{str(k): text_of(v) for k, v in (spec.get("podAnnotations") or {}).items()},
+        **{str(k): as_text(v) for k, v in (spec.get("podAnnotations") or {}).items()},
         **annotations,
     }
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": text_of(spec["image"]),
+        "image": as_text(spec["image"]),
         "env": [
             *(_env_var(e) for e in spec.get("env") or []),
             # The attempt's identity, for a Job that makes calls of its own to deduplicate.
@@ -106,9 +107,9 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
         },
     }
     if spec.get("command") is not None:
-        container["command"] = [text_of(c) for c in spec["command"]]
+        container["command"] = [as_text(c) for c in spec["command"]]
     if spec.get("args") is not None:
-        container["args"] = [text_of(a) for a in spec["args"]]
+        container["args"] = [as_text(a) for a in spec["args"]]
     if spec.get("resources"):
         container["resources"] = spec["resources"]
     pod_spec: dict[str, Any] = {
@@ -165,7 +166,7 @@ def _env_var(var: Mapping[str, Any]) -> dict[str, Any]:
             "valueFrom": {"secretKeyRef": {"name": str(ref["name"]), "key": str(ref["key"])}},
         }
     value = var.get("value")
-    return {"name": str(var["name"]), "value": "" if value is None else text_of(value)}
+    return {"name": str(var["name"]), "value": "" if value is None else as_text(value)}
 
 
 def attempt_of(job: Mapping[str, Any]) -> AttemptId | None:

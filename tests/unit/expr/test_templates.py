@@ -2,7 +2,7 @@
 
 import pytest
 
-from baton.expr import ExpressionError, compile_template
+from baton.expr import ExpressionError, as_text, compile_template
 
 CONTEXT = {
     "input": {"propertyId": "p-9", "amount": 1200, "tags": ["a", "b"]},
@@ -104,3 +104,15 @@ def test_an_unclosed_interpolation_before_an_escape_is_refused() -> None:
 def test_map_keys_are_not_unescaped() -> None:
     template = compile_template({"$${{ k }}": "v"}, step="s", field="body")
     assert template.render(CONTEXT) == {"$${{ k }}": "v"}
+
+
+def test_a_value_as_text_is_a_string_as_it_is_or_sorted_compact_json() -> None:
+    values = ("a", 1, 1.5, True, None, {"b": [1], "a": "é"})
+    assert [as_text(v) for v in values] == [
+        "a",
+        "1",
+        "1.5",
+        "true",
+        "null",
+        '{"a":"\\u00e9","b":[1]}',  # the same text wherever a value is written: args, headers
+    ]
