@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from baton.api.labels import SHARD
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -60,3 +62,15 @@ class OperatorSettings:
 
     extra_labels: dict[str, str] = field(default_factory=dict)
     """Labels added to every object the operator creates."""
+
+    shard: str | None = None
+    """Handle only WorkflowRuns and WorkerPools labelled `baton.dev/shard=<shard>` (and the Jobs,
+    Deployments and child runs made for them, which carry the label too); None handles only
+    those without the label. Shards split one cluster's runs between operators."""
+
+    @property
+    def created_labels(self) -> dict[str, str]:
+        """Labels of every object the operator creates: `extra_labels` and the shard's."""
+        if self.shard is None:
+            return dict(self.extra_labels)
+        return {**self.extra_labels, SHARD: self.shard}

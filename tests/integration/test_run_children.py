@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from conftest import Runs
+from conftest import Cluster, Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import baton, http, run, send_signal, wait_created, workflow
@@ -204,3 +205,42 @@ def test_child_runs_carry_the_uid_of_the_root_of_their_tree(
     assert middle["metadata"]["labels"]["baton.dev/root-uid"] == root
     assert leaf["metadata"]["labels"]["baton.dev/root-uid"] == root
     assert leaf["metadata"]["labels"]["baton.dev/parent-uid"] == middle["metadata"]["uid"]
+
+
+def test_shards_split_runs_between_operators_and_children_stay_in_their_shard(
+    runs: Runs, crds: Cluster, tmp_path: Path
+) -> None:
+    namespace = runs.namespace
+    sharded, plain = (
+        OperatorProcess(
+            crds.env, tmp_path / f"{name}.log", "--namespace", namespace, *args, verbose=False
+        )
+        for name, args in (("shard-a", ("--shard", "a")), ("plain", ()))
+    )
+    try:
+        for process in (sharded, plain):
+            process.start()
+        in_a = run("in-a", "parent", {"item": 1})
+        in_a["metadata"]["labels"] = {"baton.dev/shard": "a"}
+        runs.apply(
+            [
+                # A Job step: each shard watches only its own Jobs.
+                workflow("child", [{"name": "build", "job": {"image": "registry.example/b:1"}}]),
+                workflow("parent", [child_step()]),
+                in_a,
+                run("unsharded", "child"),
+            ]
+        )
+        assert runs.wait("in-a", timeout=90)["phase"] == "Succeeded"
+        assert runs.wait("unsharded", timeout=90)["phase"] == "Succeeded"
+        child = runs.get("in-a-kid-1")
+        assert child["metadata"]["labels"]["baton.dev/shard"] == "a"
+
+        def ended(process: OperatorProcess) -> set[str]:
+            return {line.split(f"{namespace}/")[1].split()[0] for line in process.lines(" ended ")}
+
+        assert ended(sharded) == {"in-a", "in-a-kid-1"}
+        assert ended(plain) == {"unsharded"}
+    finally:
+        for process in (sharded, plain):
+            process.stop()

@@ -29,6 +29,9 @@ ATTEMPT = "baton.dev/attempt"
 """Annotation: the attempt number of the activity object."""
 PARENT_UID = "baton.dev/parent-uid"
 """Label on a child WorkflowRun: uid of its parent run."""
+SHARD = "baton.dev/shard"
+"""Label: the shard an object belongs to. `baton operator --shard NAME` handles only runs and
+pools labelled NAME (and labels what it creates so); without --shard, only those without it."""
 ROOT_UID = "baton.dev/root-uid"
 """Label on a child WorkflowRun: uid of the run at the top of its tree (a run without a parent
 is its own root). Worker pools share their slots fairly between roots, not between runs."""

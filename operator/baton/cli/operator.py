@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import time
 
@@ -69,6 +70,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--no-kube-events", action="store_true", help="do not post a Kubernetes Event per step"
     )
+    parser.add_argument(
+        "--shard",
+        metavar="NAME",
+        type=_shard,
+        help="handle only WorkflowRuns and WorkerPools labelled baton.dev/shard=NAME (what "
+        "the operator creates for them gets the label too); without it, only those without "
+        "the label",
+    )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
     parser.set_defaults(handler=run)
@@ -95,10 +104,23 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
         metrics_port=args.metrics_port,
+        shard=args.shard,
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     run_operator(settings)
     return 0
+
+
+def _shard(text: str) -> str:
+    if not _LABEL_VALUE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a label value: up to 63 letters, digits, '-', '_' or '.', starting and "
+            "ending with a letter or digit"
+        )
+    return text
+
+
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 def _priority(text: str) -> int | str:

@@ -81,7 +81,7 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
     the spec is put on the pod template (tests use it to steer kwok's simulated pods)."""
     spec = command.spec
     labels = {
-        **owned_labels(run.uid, run.name, JOB_PART, settings.extra_labels),
+        **owned_labels(run.uid, run.name, JOB_PART, settings.created_labels),
         STEP: label_value(command.step),
     }
     annotations = {ACTIVITY_KEY: command.key, ATTEMPT: str(command.attempt)}

@@ -13,6 +13,9 @@ Watches:
 - Jobs labelled as Baton's: routed to the Job executor, which turns them into step results.
 - WorkerPools and their Deployments: routed to the pools (baton.handlers.pools), which queue
   worker tasks, scale the Deployments and write the pools' status.
+
+With `--shard NAME` every watch but the Workflows' sees only objects labelled
+`baton.dev/shard=NAME`; without it, only objects without that label (settings.shard).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 import kopf
 
 from baton import metrics
-from baton.api.labels import GROUP, PART, VERSION
+from baton.api.labels import GROUP, PART, SHARD, VERSION
 from baton.executors.base import Executor
 from baton.executors.http import HttpExecutor
 from baton.executors.job import JobExecutor
@@ -61,6 +64,9 @@ def build_registry(
     name in the peering (the one kopf is given)."""
     registry = kopf.OperatorRegistry()
     memo: dict[str, Memo] = {}
+    # This replica's shard: runs, pools and what Baton made for them with its label, or (no
+    # shard) those without it. kopf filters on the client: shards split the work, not watches.
+    shard: dict[str, Any] = {SHARD: settings.shard if settings.shard is not None else kopf.ABSENT}
     guards: list[asyncio.Task[None]] = []
 
     @kopf.on.login(registry=registry)
@@ -76,7 +82,7 @@ def build_registry(
         kube = connection.kube
         http = HttpExecutor(kube, settings)
         jobs = JobExecutor(kube, settings)
-        pools = Pools(kube)
+        pools = Pools(kube, shard=settings.shard)
         executors: dict[str, Executor] = {
             "http": http,
             "job": jobs,
@@ -110,7 +116,7 @@ def build_registry(
         await state.connection.close()
         state.stop_metrics()
 
-    @kopf.on.event(GROUP, VERSION, "workflowruns", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "workflowruns", labels=shard, registry=registry)
     async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:
         memo["baton"].shell.registry.observe(type, _plain(body))
 
@@ -124,15 +130,15 @@ def build_registry(
             meta = plain["metadata"]
             shell.registry.retry_waiting_on(meta["namespace"], meta["name"])
 
-    @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "workerpools", labels=shard, registry=registry)
     async def on_pool(type: str | None, body: kopf.Body, **_: Any) -> None:
         memo["baton"].pools.observe_pool(type, _plain(body))
 
-    @kopf.on.event("apps", "v1", "deployments", labels={PART: "worker"}, registry=registry)
+    @kopf.on.event("apps", "v1", "deployments", labels={PART: "worker", **shard}, registry=registry)
     async def on_pool_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
         memo["baton"].pools.observe_deployment(type, _plain(body))
 
-    @kopf.on.event("batch", "v1", "jobs", labels={PART: "job"}, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", labels={PART: "job", **shard}, registry=registry)
     async def on_job(type: str | None, body: kopf.Body, **_: Any) -> None:
         jobs = memo["baton"].jobs
         if type == "DELETED":

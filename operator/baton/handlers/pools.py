@@ -29,7 +29,7 @@ from typing import Any
 import pydantic
 
 from baton import metrics
-from baton.api.labels import API_VERSION
+from baton.api.labels import API_VERSION, SHARD
 from baton.api.pool import WorkerPoolSpec
 from baton.executors.base import RunRef
 from baton.pools import objects
@@ -84,8 +84,11 @@ class Pools:
         *,
         interval: float = RECONCILE_INTERVAL,
         clock: Callable[[], float] = time.time,
+        shard: str | None = None,
     ) -> None:
         self.kube = kube
+        self.shard = shard
+        """The operator's shard: pools of another shard are not this operator's to use."""
         self.interval = interval
         self.clock = clock
         self.is_active: Callable[[], bool] = lambda: True
@@ -136,12 +139,25 @@ class Pools:
         runtime = self._runtime(run.namespace, pool)
         if runtime.body is None:
             found = await self.kube.get(path_of("workerpools", run.namespace, pool))
-            if runtime.body is None and found is not None:
+            other = None if found is None else (found["metadata"].get("labels") or {}).get(SHARD)
+            if runtime.body is None and found is not None and other == self.shard:
                 runtime.body = found
             if runtime.body is None:
+                if found is None:
+                    where = "which does not exist: apply it"
+                elif self.shard is None:
+                    where = (
+                        f"which is in shard {other} while the run is in none: remove the "
+                        f"pool's {SHARD} label, or label the run {SHARD}={other}"
+                    )
+                else:
+                    where = (
+                        f"which is not in the run's shard {self.shard}: label the pool "
+                        f"{SHARD}={self.shard}, or run the workflow in the pool's shard"
+                    )
                 message = (
-                    f"task {key} waits for WorkerPool {run.namespace}/{pool}, which does not "
-                    "exist: apply it (the step's timeout.scheduleToClose bounds the wait)"
+                    f"task {key} waits for WorkerPool {run.namespace}/{pool}, {where} "
+                    "(the step's timeout.scheduleToClose bounds the wait)"
                 )
                 log.warning("%s", message)
                 involved = {"kind": "WorkflowRun", "name": run.name, "uid": run.uid}

@@ -153,7 +153,7 @@ class RunLoop:
             "controller": True,
             "blockOwnerDeletion": False,
         }
-        labels = shell.settings.extra_labels
+        labels = shell.settings.created_labels
         self.history = HistoryLog(
             self.kube,
             self.ref,
@@ -488,7 +488,7 @@ class RunLoop:
             "name": command.name,
             "namespace": self.ref.namespace,
             "labels": {
-                **self.shell.settings.extra_labels,
+                **self.shell.settings.created_labels,
                 PARENT_UID: self.ref.uid,
                 ROOT_UID: self.ref.root,
                 RUN_NAME: label_value(self.ref.name),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from baton.api.labels import API_VERSION, PART
+from baton.api.labels import API_VERSION, PART, SHARD
 from baton.api.pool import ScalingMode, WorkerPoolSpec
 
 POOL = "baton.dev/pool"
@@ -45,10 +45,14 @@ def labels(name: str) -> dict[str, str]:
 
 def _meta(pool: Mapping[str, Any]) -> dict[str, Any]:
     meta = pool["metadata"]
+    own = labels(meta["name"])
+    shard = (meta.get("labels") or {}).get(SHARD)
+    if shard is not None:
+        own[SHARD] = shard  # the pool's shard watches its Deployment by this label
     return {
         "name": meta["name"],
         "namespace": meta["namespace"],
-        "labels": labels(meta["name"]),
+        "labels": own,
         "ownerReferences": [_owner(pool)],
     }
 

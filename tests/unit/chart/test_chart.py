@@ -229,8 +229,9 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
         (["--set", "metrics.port=70000"], "/metrics/port"),
         (["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
         (["--set", "standalone=true"], "standalone: true runs without peering, so replicas"),
+        (["--set", "shard=-eu"], "/shard"),
     ],
-    ids=["replicas", "namespace", "log-format", "typo", "port", "memory", "standalone"],
+    ids=["replicas", "namespace", "log-format", "typo", "port", "memory", "standalone", "shard"],
 )
 def test_bad_values_are_refused_with_a_clear_message(
     helm: Helm, args: list[str], message: str
@@ -249,6 +250,11 @@ def test_extra_args_and_flags_reach_the_operator(helm: Helm) -> None:
     )
     args = container(objects)["args"]
     assert {"--no-kube-events", "--allow-link-local-http", "--verbose"} <= set(args)
+
+
+def test_a_shard_reaches_the_operator_and_none_by_default(helm: Helm) -> None:
+    assert not [a for a in container(helm.template())["args"] if a.startswith("--shard")]
+    assert "--shard=eu-1" in container(helm.template("--set", "shard=eu-1"))["args"]
 
 
 def test_the_hello_example_in_notes_is_a_valid_run() -> None:

@@ -1,4 +1,4 @@
-"""`baton operator` flags of the chart: --priority auto and --metrics-port."""
+"""`baton operator` flags: --priority auto, --metrics-port and --shard."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from baton.cli import operator
+from baton.settings import OperatorSettings
 
 
 def parse(*args: str) -> argparse.Namespace:
@@ -32,3 +33,18 @@ def test_priority_is_an_integer_or_auto() -> None:
 def test_metrics_port_defaults_to_9090_and_0_disables() -> None:
     assert parse().metrics_port == 9090
     assert parse("--metrics-port", "0").metrics_port == 0
+
+
+def test_shard_is_a_label_value() -> None:
+    assert parse().shard is None
+    assert parse("--shard", "eu-1").shard == "eu-1"
+    with pytest.raises(SystemExit):
+        parse("--shard", "-eu")
+    with pytest.raises(SystemExit):
+        parse("--shard", "x" * 64)
+
+
+def test_a_shard_labels_what_the_operator_creates() -> None:
+    assert OperatorSettings(extra_labels={"team": "a"}).created_labels == {"team": "a"}
+    sharded = OperatorSettings(extra_labels={"team": "a"}, shard="eu-1")
+    assert sharded.created_labels == {"team": "a", "baton.dev/shard": "eu-1"}

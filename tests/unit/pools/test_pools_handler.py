@@ -184,3 +184,21 @@ def test_slots_are_shared_between_trees_of_runs_not_between_child_runs() -> None
             task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_a_pool_of_another_shard_is_not_used_and_the_run_is_told_why() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        body = pool()
+        body["metadata"]["labels"] = {"baton.dev/shard": "b"}
+        kube.objects[f"/apis/baton.dev/v1alpha1/namespaces/{NS}/workerpools/payments"] = body
+        pools = Pools(kube, clock=lambda: 1000.0, shard="a")  # type: ignore[arg-type]
+        waiting = asyncio.create_task(pools.acquire(run(0), "payments", "k0"))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        [event] = [o for path, o in kube.objects.items() if "/events/" in path]
+        assert "not in the run's shard a" in event["message"]
+        assert "baton.dev/shard=a" in event["message"]
+        waiting.cancel()
+
+    asyncio.run(scenario())
