@@ -17,8 +17,11 @@ from baton.expr.cel import Expression, ExpressionError, compile_expression
 
 _ESCAPE = "$${{"
 """Written for a literal `${{`: the opening doubled its `$`, as Terraform's `$${`."""
-_TOKEN = re.compile(r"\$\$\{\{|\$\{\{(.*?)\}\}", re.S)
-"""An escape or an interpolation; the leftmost wins, so `$${{ x }}` is an escape."""
+_TOKEN = re.compile(
+    r"""\$\$\{\{|\$\{\{((?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"])*?)\}\}""", re.S
+)
+"""An escape or an interpolation; the leftmost wins, so `$${{ x }}` is an escape. An
+interpolation ends at the first `}}` outside a CEL string literal: `${{ '}}' }}` is one."""
 
 
 @dataclass(frozen=True)

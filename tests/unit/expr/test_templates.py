@@ -116,3 +116,13 @@ def test_a_value_as_text_is_a_string_as_it_is_or_sorted_compact_json() -> None:
         "null",
         '{"a":"\\u00e9","b":[1]}',  # the same text wherever a value is written: args, headers
     ]
+
+
+def test_a_closing_brace_pair_inside_a_cel_string_does_not_end_the_interpolation() -> None:
+    template = compile_template("a ${{ '}}' + \"}}\" }} b ${{ 'it\\'s' }}", step=None, field="f")
+    assert template.render({}) == "a }}}} b it's"
+
+
+def test_a_string_left_open_inside_an_interpolation_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="unclosed"):
+        compile_template("${{ 'abc }}", step="s", field="http.url")
