@@ -23,28 +23,24 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
 
 from baton import metrics
-from baton.api.labels import API_VERSION, SHARD
+from baton.api.labels import SHARD
 from baton.api.pool import WorkerPoolSpec
 from baton.executors.base import RunRef
 from baton.pools import objects
 from baton.pools.dispatch import FairQueue, capacity
 from baton.pools.scaling import ScalingPolicy, ScalingState, decide
 from baton.store.kube import ApiError, Kube, core_path, path_of
+from baton.store.objects import post_event, timestamp
 
 log = logging.getLogger(__name__)
 
 RECONCILE_INTERVAL = 2.0
 """Seconds between two reconciliations of every pool when nothing wakes the loop."""
-
-
-def _rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def deployment_path(namespace: str, name: str | None = None) -> str:
@@ -160,10 +156,15 @@ class Pools:
                     "(the step's timeout.scheduleToClose bounds the wait)"
                 )
                 log.warning("%s", message)
-                involved = {"kind": "WorkflowRun", "name": run.name, "uid": run.uid}
-                await self._post_event(
-                    run.namespace, involved, "Warning", "WorkerPoolNotFound", message
-                )
+                involved = {
+                    "kind": "WorkflowRun",
+                    "name": run.name,
+                    "namespace": run.namespace,
+                    "uid": run.uid,
+                }
+                reason = "WorkerPoolNotFound"
+                now = self.clock()
+                await post_event(self.kube, involved, "Warning", reason, message, now=now)
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Fair between trees of runs: a parent fanning out to many child runs holds no more
         # of the pool than one run does.
@@ -292,7 +293,7 @@ class Pools:
             desired=desired,
             backlog=backlog,
             in_flight=in_flight,
-            now=_rfc3339(now),
+            now=timestamp(now),
             last_scale_time=runtime.last_scale_time,
         )
         if status != runtime.written_status:
@@ -348,16 +349,17 @@ class Pools:
             runtime.deployment = await self.kube.patch(
                 deployment_path(runtime.namespace, runtime.name), {"spec": {"replicas": replicas}}
             )
-            runtime.last_scale_time = _rfc3339(now)
+            runtime.last_scale_time = timestamp(now)
             metrics.scaled(runtime.namespace, runtime.name, have, replicas)
             message = f"scaled from {have} to {replicas} worker(s): {reason}"
             log.info("WorkerPool %s/%s %s", runtime.namespace, runtime.name, message)
             involved = {
                 "kind": "WorkerPool",
                 "name": runtime.name,
+                "namespace": runtime.namespace,
                 "uid": runtime.body["metadata"].get("uid"),
             }
-            await self._post_event(runtime.namespace, involved, "Normal", "Scaled", message)
+            await post_event(self.kube, involved, "Normal", "Scaled", message, now=now)
 
     async def _apply_service(self, runtime: PoolRuntime, spec: WorkerPoolSpec) -> None:
         assert runtime.body is not None
@@ -371,26 +373,3 @@ class Pools:
                     raise
         else:
             await self.kube.patch(path, {"metadata": wanted["metadata"], "spec": wanted["spec"]})
-
-    async def _post_event(
-        self, namespace: str, involved: dict[str, Any], kind: str, reason: str, message: str
-    ) -> None:
-        """A Kubernetes Event about `involved` (a WorkerPool or a WorkflowRun of Baton's)."""
-        stamp = _rfc3339(self.clock())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
-            "involvedObject": {"apiVersion": API_VERSION, "namespace": namespace, **involved},
-            "type": kind,
-            "reason": reason,
-            "message": message,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "source": {"component": "baton"},
-        }
-        try:
-            await self.kube.create(core_path("events", namespace), body)
-        except ApiError as exc:  # Events are best effort
-            log.debug("event %s about %s not posted: %s", reason, involved["name"], exc)

@@ -89,8 +89,8 @@ from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
 from baton.store.history import HistoryConflictError, HistoryLog, HistoryPosition
-from baton.store.kube import ApiError, Kube, core_path, path_of
-from baton.store.objects import NameTakenError
+from baton.store.kube import ApiError, Kube, path_of
+from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.snapshots import Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
@@ -323,7 +323,7 @@ class RunLoop:
             status = await self.snapshots.offload(engine_status, _OFFLOAD_ALL_BYTES)
         status["history"] = self.position.to_json()
         if self.ttl is not None and self.state.finished_at is not None:
-            status["expiresAt"] = _rfc3339(self.state.finished_at / 1000 + self.ttl)
+            status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
         status["observedGeneration"] = self.body["metadata"].get("generation")
         await self._patch_status(status)
@@ -434,7 +434,7 @@ class RunLoop:
             "status": "True",
             "reason": exc.reason,
             "message": str(exc),
-            "lastTransitionTime": _rfc3339(time.time()),
+            "lastTransitionTime": timestamp(time.time()),
         }
         status = dict(self.body.get("status") or {})
         status["conditions"] = [condition]
@@ -556,30 +556,13 @@ class RunLoop:
         task.add_done_callback(self.shell.registry.background.discard)
 
     async def _post_event(self, kind: str, reason: str, message: str) -> None:
-        now = _rfc3339(time.time())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{self.ref.name}.", "namespace": self.ref.namespace},
-            "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": "WorkflowRun",
-                "name": self.ref.name,
-                "namespace": self.ref.namespace,
-                "uid": self.ref.uid,
-            },
-            "type": kind,
-            "reason": reason,
-            "message": message,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "source": {"component": "baton"},
+        involved = {
+            "kind": "WorkflowRun",
+            "name": self.ref.name,
+            "namespace": self.ref.namespace,
+            "uid": self.ref.uid,
         }
-        try:
-            await self.kube.create(core_path("events", self.ref.namespace), body)
-        except ApiError as exc:  # Events are best effort; never fail a run for one
-            log.debug("event for %s not posted: %s", self.ref.name, exc)
+        await post_event(self.kube, involved, kind, reason, message, now=time.time())
 
 
 async def child_result(kube: Kube, child: Mapping[str, Any]) -> ChildFinished | None:
@@ -816,7 +799,3 @@ def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:
         ) from None
     except DefinitionError as exc:
         raise InvalidRunError("InvalidWorkflow", f"workflow: {exc}") from None
-
-
-def _rfc3339(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -1,11 +1,14 @@
-"""Bodies of the objects a run owns, built one way: labelled with the run and owned by it."""
+"""Bodies of the objects Baton writes, built one way: the ConfigMaps a run owns (labelled with
+the run and owned by it), and the Kubernetes Events about runs and pools."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from baton.api.labels import RUN_UID, owned_labels
+from baton.api.labels import API_VERSION, RUN_UID, owned_labels
 from baton.executors.base import RunRef
 from baton.store.kube import ApiError, Kube, core_path
 
@@ -76,3 +79,43 @@ async def create_config_map(
             "of the same name; the run starts once it is gone (delete it if it was orphaned)"
         )
     raise NameTakenError(f"ConfigMap {name!r} keeps reappearing; retrying later")
+
+
+log = logging.getLogger(__name__)
+
+
+def timestamp(seconds: float) -> str:
+    """RFC 3339 in whole seconds, as Kubernetes writes Event and condition times."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+async def post_event(
+    kube: Kube,
+    involved: Mapping[str, Any],
+    kind: str,
+    reason: str,
+    message: str,
+    *,
+    now: float,
+) -> None:
+    """A Kubernetes Event about `involved` (kind, name, namespace, uid of one of Baton's
+    objects). Best effort: a refused Event is logged, never raised."""
+    namespace = str(involved["namespace"])
+    stamp = timestamp(now)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+        "involvedObject": {"apiVersion": API_VERSION, **involved},
+        "type": kind,
+        "reason": reason,
+        "message": message,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "source": {"component": "baton"},
+    }
+    try:
+        await kube.create(core_path("events", namespace), body)
+    except ApiError as exc:
+        log.debug("event %s about %s not posted: %s", reason, involved["name"], exc)
