@@ -48,10 +48,11 @@ def run(name: str, workflow_name: str, run_input: Any = None, **spec: Any) -> di
     }
 
 
-def worker_pool(name: str, endpoint: str) -> dict[str, Any]:
-    """A WorkerPool whose workers live outside the cluster, at `endpoint`."""
+def worker_pool(name: str, endpoint: str, **spec: Any) -> dict[str, Any]:
+    """A WorkerPool whose workers live outside the cluster, at `endpoint`; `spec` adds fields
+    (an `image` makes Baton create and scale its Deployment too)."""
     return {"apiVersion": API, "kind": "WorkerPool", "metadata": {"name": name},
-            "spec": {"endpoint": endpoint}}  # fmt: skip
+            "spec": {"endpoint": endpoint, **spec}}  # fmt: skip
 
 
 def http(url: str, method: str = "POST", **action: Any) -> dict[str, Any]:

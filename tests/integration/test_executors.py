@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from recorder import Recorder, Reply
+from runkit import worker_pool
 
 from baton.api.labels import RUN_UID
 from baton.engine.commands import CancelActivity, StartActivity
@@ -394,15 +395,7 @@ def test_a_secret_header_is_sent_and_never_appears_in_events(
 def test_a_worker_task_is_dispatched_to_its_pool(
     crds: Cluster, namespace: str, run_ref: RunRef, recorder: Recorder
 ) -> None:
-    crds.apply(
-        {
-            "apiVersion": "baton.dev/v1alpha1",
-            "kind": "WorkerPool",
-            "metadata": {"name": "payments"},
-            "spec": {"endpoint": recorder.url},
-        },
-        namespace,
-    )
+    crds.apply(worker_pool("payments", recorder.url), namespace)
     recorder.script("/activities/refund", Reply(body={"output": {"refund": "rf-1"}}))
     recorder.script(
         "/activities/charge",

@@ -31,21 +31,23 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def versioned(recorder: Recorder, n: int) -> dict[str, object]:
+    """Workflow `versioned` at version `n`: a signal gate, then a call to `/v<n>`."""
+    return workflow(
+        "versioned",
+        [
+            {"name": "gate", "waitForSignal": {"name": "go"}},
+            {"name": "call", "http": http(f"{recorder.url}/v{n}")},
+        ],
+    )
+
+
 def test_editing_a_workflow_leaves_runs_in_flight_on_their_snapshot_and_new_runs_follow_it(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    def version(n: int) -> dict[str, object]:
-        return workflow(
-            "versioned",
-            [
-                {"name": "gate", "waitForSignal": {"name": "go"}},
-                {"name": "call", "http": http(f"{recorder.url}/v{n}")},
-            ],
-        )
-
-    runs.apply([version(1), run("old", "versioned")])
+    runs.apply([versioned(recorder, 1), run("old", "versioned")])
     runs.wait("old", step="gate", step_phase="Waiting")
-    runs.apply(version(2))
+    runs.apply(versioned(recorder, 2))
     runs.apply(run("new", "versioned"))
     runs.wait("new", step="gate", step_phase="Waiting")
     for name in ("old", "new"):
@@ -266,16 +268,7 @@ def test_kubernetes_events_are_posted_for_each_transition(
 def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configmaps(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    def version(n: int) -> dict[str, object]:
-        return workflow(
-            "versioned",
-            [
-                {"name": "gate", "waitForSignal": {"name": "go"}},
-                {"name": "call", "http": http(f"{recorder.url}/v{n}")},
-            ],
-        )
-
-    runs.apply([version(1), run("reused", "versioned")])
+    runs.apply([versioned(recorder, 1), run("reused", "versioned")])
     runs.wait("reused", step="gate", step_phase="Waiting")
     old_uid = runs.get("reused")["metadata"]["uid"]
     # Orphaned, the old run's ConfigMaps stay: what a lagging garbage collector leaves for a
@@ -283,7 +276,7 @@ def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configma
     runs.cluster.kubectl(
         "delete", "workflowrun", "reused", "-n", runs.namespace, "--cascade=orphan"
     )
-    runs.apply([version(2), run("reused", "versioned")])
+    runs.apply([versioned(recorder, 2), run("reused", "versioned")])
     new_uid = runs.get("reused")["metadata"]["uid"]
 
     def warned() -> bool:

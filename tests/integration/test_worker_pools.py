@@ -17,7 +17,7 @@ import httpx
 import pytest
 from conftest import Cluster, Runs
 from operator_process import OperatorProcess
-from runkit import history, jsonpath, run, wait_until, workflow
+from runkit import history, jsonpath, run, wait_until, worker_pool, workflow
 from scrape import free_port, value
 
 pytestmark = pytest.mark.timeout(240)
@@ -66,23 +66,37 @@ class WorkerProcess:
             self.process.wait(10)
 
 
+class Workers:
+    """The worker processes of one test, sharing its ledger and log; all killed after it."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.ledger = tmp_path / "ledger"
+        self.log = tmp_path / "worker.log"
+        self.started: list[WorkerProcess] = []
+
+    def start(self, port: int | None = None) -> WorkerProcess:
+        """A worker on `port` (a free one by default), serving once it answers /healthz."""
+        worker = WorkerProcess(port or free_port(), self.ledger, self.log).start()
+        self.started.append(worker)
+        return worker
+
+    def effects(self) -> list[str]:
+        """The ledger's lines: one per effect applied."""
+        return self.ledger.read_text().splitlines() if self.ledger.exists() else []
+
+
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Start worker processes with `workers.append(WorkerProcess(...).start())`; all are
-    killed after the test."""
-    started: list[WorkerProcess] = []
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """`workers.start()` starts a worker process; all are killed after the test."""
+    started = Workers(tmp_path)
     yield started
-    for worker in started:
+    for worker in started.started:
         worker.stop()
 
 
 def pool(name: str, endpoint: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "baton.dev/v1alpha1",
-        "kind": "WorkerPool",
-        "metadata": {"name": name},
-        "spec": {"image": "registry.example/realestate-worker:0.1", "endpoint": endpoint, **spec},
-    }
+    """A pool whose Deployment Baton scales (kwok runs its pods) while `endpoint` does the work."""
+    return worker_pool(name, endpoint, image="registry.example/realestate-worker:0.1", **spec)
 
 
 def replicas(cluster: Cluster, namespace: str, name: str) -> tuple[int, int]:
@@ -95,10 +109,9 @@ def replicas(cluster: Cluster, namespace: str, name: str) -> tuple[int, int]:
 
 
 def test_backlog_scales_the_deployment_up_and_an_idle_pool_back_to_zero(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
-    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
-    workers.append(worker)
+    worker = workers.start()
     cluster, namespace = runs.cluster, runs.namespace
     parcels = [f"parcel-{n}" for n in range(6)]
     runs.apply(
@@ -163,7 +176,7 @@ def test_backlog_scales_the_deployment_up_and_an_idle_pool_back_to_zero(
     wait_until("3 ready workers", lambda: replicas(cluster, namespace, "appraisers") == (3, 3), 60)
     status = runs.wait("appraise-1", timeout=90)
     assert status["phase"] == "Succeeded", status
-    assert len((tmp_path / "ledger").read_text().splitlines()) == 6
+    assert len(workers.effects()) == 6
     # Idle: after the stabilisation window and the idle timeout, back to zero.
     wait_until("scaled to zero", lambda: replicas(cluster, namespace, "appraisers")[0] == 0, 60)
     bwp = jsonpath(
@@ -183,12 +196,10 @@ def test_backlog_scales_the_deployment_up_and_an_idle_pool_back_to_zero(
 
 
 def test_a_worker_killed_mid_task_is_retried_and_its_effect_happens_once(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
     port = free_port()
-    ledger, log = tmp_path / "ledger", tmp_path / "worker.log"
-    first = WorkerProcess(port, ledger, log).start()
-    workers.append(first)
+    first = workers.start(port)
     runs.apply(
         [
             pool("registry", first.url, minReplicas=1, maxReplicas=1),
@@ -216,22 +227,20 @@ def test_a_worker_killed_mid_task_is_retried_and_its_effect_happens_once(
             run("transfer-1", "transfer"),
         ]
     )
-    wait_until("the transfer's effect", lambda: ledger.exists() and ledger.read_text(), 60)
+    wait_until("the transfer's effect", workers.effects, 60)
     first.signal(signal.SIGKILL)
-    second = WorkerProcess(port, ledger, log).start()
-    workers.append(second)
+    workers.start(port)
     status = runs.wait("transfer-1", timeout=90)
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["transfer"]["attempts"] >= 2
-    [effect] = ledger.read_text().splitlines()  # attempt 2 found attempt 1's transfer
+    [effect] = workers.effects()  # attempt 2 found attempt 1's transfer
     assert effect.startswith("transferred ")
 
 
 def test_heartbeats_keep_a_long_task_alive_and_a_hung_worker_times_out(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
-    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
-    workers.append(worker)
+    worker = workers.start()
     step = {
         "name": "survey",
         "worker": {"pool": "surveyors", "activity": "survey", "input": {"seconds": 4}},
@@ -260,13 +269,11 @@ def test_heartbeats_keep_a_long_task_alive_and_a_hung_worker_times_out(
 
 
 def test_a_task_waiting_in_the_queue_does_not_use_up_its_start_to_close(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
-    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
-    workers.append(worker)
+    worker = workers.start()
     # One slot, three 2-second tasks: the third waits about 4 s in the queue, then runs 2 s,
     # within the 5 s startToClose that counts from when it is sent (not from when it queued).
-    single = {"endpoint": worker.url, "maxReplicas": 1, "tasksPerReplica": 1}
     step = {
         "name": "each",
         "forEach": {
@@ -286,23 +293,18 @@ def test_a_task_waiting_in_the_queue_does_not_use_up_its_start_to_close(
     }
     runs.apply(
         [
-            {
-                "apiVersion": "baton.dev/v1alpha1",
-                "kind": "WorkerPool",
-                "metadata": {"name": "single"},
-                "spec": single,
-            },
+            worker_pool("single", worker.url, maxReplicas=1, tasksPerReplica=1),
             workflow("appraise-in-turn", [step]),
             run("in-turn-1", "appraise-in-turn", {"parcels": ["a", "b", "c"]}),
         ]
     )
     status = runs.wait("in-turn-1", timeout=90)
     assert status["phase"] == "Succeeded", status
-    assert len((tmp_path / "ledger").read_text().splitlines()) == 3
+    assert len(workers.effects()) == 3
 
 
 def test_a_run_applied_before_its_pool_waits_for_the_pool(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
     cluster, namespace = runs.cluster, runs.namespace
     step = {
@@ -322,23 +324,17 @@ def test_a_run_applied_before_its_pool_waits_for_the_pool(
     assert f"WorkerPool {namespace}/late, which does not exist" in message
     assert runs.status("early-1")["steps"]["appraise"]["phase"] == "Running"
 
-    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
-    workers.append(worker)
-    late = {"endpoint": worker.url, "maxReplicas": 1}
-    runs.apply(
-        {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkerPool", "metadata": {"name": "late"},
-         "spec": late}
-    )  # fmt: skip
+    worker = workers.start()
+    runs.apply(worker_pool("late", worker.url, maxReplicas=1))
     status = runs.wait("early-1", timeout=60)
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["appraise"]["attempts"] == 1  # waited, not retried
 
 
 def test_heartbeats_are_committed_about_once_per_half_timeout_not_once_each(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
-    worker = WorkerProcess(free_port(), tmp_path / "ledger", tmp_path / "worker.log").start()
-    workers.append(worker)
+    worker = workers.start()
     step = {
         "name": "survey",
         "worker": {"pool": "surveyors", "activity": "survey", "input": {"seconds": 6}},
@@ -362,11 +358,9 @@ def test_heartbeats_are_committed_about_once_per_half_timeout_not_once_each(
 
 
 def test_an_operator_killed_while_a_task_heartbeats_ends_the_run_right_and_the_effect_once(
-    runs: Runs, operator: OperatorProcess, workers: list[WorkerProcess], tmp_path: Path
+    runs: Runs, operator: OperatorProcess, workers: Workers
 ) -> None:
-    ledger = tmp_path / "ledger"
-    worker = WorkerProcess(free_port(), ledger, tmp_path / "worker.log").start()
-    workers.append(worker)
+    worker = workers.start()
     step = {
         "name": "inspect",
         "worker": {
@@ -385,11 +379,11 @@ def test_an_operator_killed_while_a_task_heartbeats_ends_the_run_right_and_the_e
             run("inspect-1", "inspect"),
         ]
     )
-    wait_until("the inspection's effect", lambda: ledger.exists() and ledger.read_text(), 60)
+    wait_until("the inspection's effect", workers.effects, 60)
     time.sleep(1.5)  # heartbeats folded, some of them not yet committed
     operator.kill()
     operator.start()
     status = runs.wait("inspect-1", timeout=120)
     assert status["phase"] == "Succeeded", status
-    [effect] = ledger.read_text().splitlines()  # re-sent or retried: applied once
+    [effect] = workers.effects()  # re-sent or retried: applied once
     assert effect.startswith("inspected ")
