@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from baton.api.resources import GROUP, VERSION, WorkerPool, Workflow, WorkflowRun
+from baton.api.run import MAX_RUN_NAME_LENGTH
 from baton.api.workflow import STEP_KINDS, Step
 
 STEP_SCHEMA_DEPTH = 3
@@ -80,6 +81,8 @@ class Kind:
     plural: str
     short_name: str
     columns: tuple[PrinterColumn, ...]
+    max_name_length: int | None = None
+    """Longest `metadata.name` the API server accepts (None: Kubernetes' own 253)."""
 
     @property
     def name(self) -> str:
@@ -119,6 +122,7 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Progress", "string", ".status.progress", "Steps finished of all."),
             _AGE,
         ),
+        max_name_length=MAX_RUN_NAME_LENGTH,
     ),
     Kind(
         WorkerPool,
@@ -388,11 +392,15 @@ _ROOT_FIELDS = {
 }
 
 
-def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+def openapi_schema(model: type[BaseModel], max_name_length: int | None = None) -> dict[str, Any]:
     """The structural `openAPIV3Schema` of a top-level resource model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     properties: dict[str, Any] = dict(_ROOT_FIELDS)
+    if max_name_length is not None:
+        # The one restriction of `metadata` a CRD may declare (with generateName's).
+        bounded = {"type": "string", "maxLength": max_name_length}
+        properties["metadata"] = {"type": "object", "properties": {"name": bounded}}
     for name in ("spec", "status"):
         if name in raw["properties"]:
             converter = _Converter(defs, defaults=name == "spec")
@@ -430,7 +438,7 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [c.as_crd() for c in kind.columns],
-                    "schema": {"openAPIV3Schema": openapi_schema(kind.model)},
+                    "schema": {"openAPIV3Schema": openapi_schema(kind.model, kind.max_name_length)},
                 }
             ],
         },

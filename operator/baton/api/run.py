@@ -14,6 +14,11 @@ from pydantic import Field
 from baton.api.duration import Duration
 from baton.api.workflow import JSON, Model, OnCancel, WorkflowSpec
 
+MAX_RUN_NAME_LENGTH = 200
+"""Longest WorkflowRun name. Baton names what a run owns after it, adding up to 21 characters
+(`-out-<hash>`; `-definition`, `-history-<n>`), and Kubernetes names end at 253; the CRD refuses
+longer names, so a run never gets stuck unable to create its own objects."""
+
 
 class WorkflowRef(Model):
     """The Workflow a run follows, in the run's own namespace."""
