@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
+import sys
 import time
+from pathlib import Path
 
 from baton.cli import CommandError
 from baton.settings import OperatorSettings
+
+RECURSION_LIMIT = 20_000
+"""Frames the operator may nest: copies of a watched object recurse per level of nesting."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,6 +84,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the operator creates for them gets the label too); without it, only those without "
         "the label",
     )
+    parser.add_argument(
+        "--history-key-file",
+        metavar="PATH",
+        default=os.environ.get("BATON_HISTORY_KEY_FILE") or None,
+        help="file holding the secret key that seals run histories against editing "
+        "(default $BATON_HISTORY_KEY_FILE; without one, edits by someone who knows Baton "
+        "are not detected)",
+    )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
     parser.set_defaults(handler=run)
@@ -105,8 +119,14 @@ def run(args: argparse.Namespace) -> int:
         kube_events=not args.no_kube_events,
         metrics_port=args.metrics_port,
         shard=args.shard,
+        history_key=_history_key(args.history_key_file),
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    # The API server stores a run's input however deep it nests, and every copy of a watched
+    # object (kopf's own included) recurses once or twice per level: at Python's default of
+    # 1000 frames a 500-level input killed each event of its run before Baton could refuse
+    # it. Python-to-Python calls do not grow the C stack (3.11+), so the limit is cheap.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     run_operator(settings)
     return 0
 
@@ -138,3 +158,18 @@ def auto_priority(now: float) -> int:
     same priority — with which kopf pauses them all — and the newest start wins, so a rolling
     update hands over to the new pod. Below 2**53 until the year 2255 (exact in JSON)."""
     return int(now * 1000) * 1000 + secrets.randbelow(1000)
+
+
+def _history_key(path: str | None) -> bytes:
+    """The history key in the file at `path` (surrounding whitespace dropped); empty without."""
+    if path is None:
+        return b""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise CommandError(f"--history-key-file: cannot read {path}: {exc.strerror}") from None
+    if len(key) < 32:
+        raise CommandError(
+            f"--history-key-file: {path} holds {len(key)} bytes; use at least 32 random bytes"
+        )
+    return key

@@ -437,6 +437,10 @@ class _Machine:
             if s.phase is not RunPhase.PENDING:
                 return
             self._start_run(event)
+        elif isinstance(event, RunAborted):
+            if not s.phase.finished:
+                self._abort_run(event)
+            return
         elif s.phase is RunPhase.PENDING:
             return
         elif isinstance(event, RedriveRequested):
@@ -446,9 +450,6 @@ class _Machine:
             if s.phase is RunPhase.FAILED and not self._aborted:
                 self._redrive()
         elif s.phase.finished:
-            return
-        elif isinstance(event, RunAborted):
-            self._abort_run(event)
             return
         elif isinstance(event, ActivityStarted):
             self._acknowledge(event.key, event.attempt)
@@ -1516,7 +1517,7 @@ def _output_too_large(output: Any, step: str | None) -> dict[str, Any] | None:
         return error
     if output is None or isinstance(output, bool | int | float):
         return None
-    size = len(json.dumps(output, separators=(",", ":"), sort_keys=True).encode())
+    size = len(json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode())
     if size <= MAX_OUTPUT_BYTES:
         return None
     error = {
