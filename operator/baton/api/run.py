@@ -12,13 +12,14 @@ from typing import Any, Literal
 from pydantic import Field
 
 from baton.api.duration import Duration
+from baton.api.names import ObjectName
 from baton.api.workflow import JSON, Model, OnCancel, WorkflowSpec
 
 
 class WorkflowRef(Model):
     """The Workflow a run follows, in the run's own namespace."""
 
-    name: str = Field(min_length=1, description="Workflow name.")
+    name: ObjectName = Field(description="Workflow name (in the run's own namespace).")
 
 
 class Signal(Model):

@@ -13,6 +13,8 @@ transport failures to engine errors:
 | URL that is not http(s) | `InvalidRequest` (`details.nonRetryable`) | never |
 | body over `MAX_RESPONSE_BYTES` | `ResponseTooLarge` (`details.nonRetryable`) | never |
 | Secret or key of a header missing | `SecretUnavailable` | yes (it may be created) |
+| Secret without `baton.dev/workflow-secret=true` | `SecretNotAllowed` | never |
+| name that is not a Kubernetes name (`../x`) | `InvalidName` | never |
 
 (*) 408 and 429 are retried; other 4xx are not.
 
@@ -27,8 +29,6 @@ Secret never travels to a host the workflow did not name.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import logging
 import socket
@@ -45,6 +45,7 @@ import httpx
 
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.executors.attempts import (
+    DETAIL_CHARS,
     ActivityError,
     AttemptId,
     InFlight,
@@ -52,17 +53,15 @@ from baton.executors.attempts import (
     run_attempt,
 )
 from baton.executors.base import Report, RunRef
+from baton.executors.secrets import secret_text
 from baton.expr import as_text
 from baton.settings import OperatorSettings
-from baton.store.kube import ApiError, Kube, core_path
+from baton.store.kube import Kube
 
 log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """Largest response body read: an output must fit in a ConfigMap (etcd's limit is 1.5 MiB)."""
-
-ERROR_BODY_CHARS = 1024
-"""Longest response body kept in an `HttpError`'s details (errors live in status and history)."""
 
 USER_AGENT = "baton"
 
@@ -83,6 +82,8 @@ METADATA_ADDRESSES: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = f
         ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
         ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
         ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud (legacy)
+        ipaddress.ip_address("168.63.129.16"),  # Azure WireServer (platform agent, DNS, health)
+        ipaddress.ip_address("fd20:ce::254"),  # Google Cloud over IPv6
     }
 )
 """Metadata addresses outside the link-local ranges, which are refused as a whole."""
@@ -118,16 +119,45 @@ class ForbiddenAddressError(Exception):
         )
 
 
+NAT64_PREFIXES = (
+    ipaddress.ip_network("64:ff9b::/96"),  # RFC 6052, well-known
+    ipaddress.ip_network("64:ff9b:1::/48"),  # RFC 8215, local use (commonly a /96 inside it)
+)
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291, deprecated but still routed by some
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and may reach through a translator or tunnel:
+    IPv4-mapped, IPv4-compatible, SIIT-translated, NAT64, 6to4 and Teredo forms."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in prefix for prefix in NAT64_PREFIXES) or ip in IPV4_TRANSLATED:
+        return low
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:  # not :: nor ::1
+        return low
+    return None
+
+
 def forbidden_address(address: str) -> bool:
-    """True for link-local (169.254.0.0/16, fe80::/10) and cloud-metadata addresses,
-    IPv4-mapped IPv6 forms included. Loopback and private ranges are allowed."""
+    """True for link-local (169.254.0.0/16, fe80::/10) and cloud-metadata addresses, and for
+    IPv6 addresses that embed one (see `embedded_ipv4`). Loopback and private ranges are
+    allowed."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_link_local or ip in METADATA_ADDRESSES
+    if ip.is_link_local or ip in METADATA_ADDRESSES:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        return inner is not None and (inner.is_link_local or inner in METADATA_ADDRESSES)
+    return False
 
 
 def check_destination(host: str, addresses: list[str]) -> None:
@@ -272,16 +302,14 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 def response_error(response: HttpResponse, now: float) -> ActivityError:
     """The `HttpError` of a response that is not a success: `<status> <reason>`, the status
-    (what the engine's retry rule reads), the start of the body, and `Retry-After`."""
+    (what the engine's retry rule reads), the body and `Retry-After`. The body is kept whole
+    here: `run_attempt` masks secrets in it before cutting it to size."""
     details: dict[str, Any] = {"status": response.status}
     body = response.output()
-    if isinstance(body, str):
-        if len(body) > ERROR_BODY_CHARS:
-            body = body[:ERROR_BODY_CHARS] + "…"
-    elif body is not None and len(response.content) > ERROR_BODY_CHARS:
-        body = response.text[:ERROR_BODY_CHARS] + "…"
     if body is not None:
-        details["body"] = body
+        # A short JSON body stays JSON (its fields can be read); a long one becomes its text.
+        small = isinstance(body, str) or len(response.content) <= DETAIL_CHARS
+        details["body"] = body if small else response.text
     message = f"{response.status} {response.reason}".strip()
     retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
     return ActivityError("HttpError", message, details, retry_after=retry_after)
@@ -427,51 +455,12 @@ class HttpExecutor:
         headers: dict[str, str] = {}
         for name, value in spec.items():
             if isinstance(value, Mapping) and "secretKeyRef" in value:
-                secret = await self._secret(run.namespace, value["secretKeyRef"])
+                secret = await secret_text(self.kube, run.namespace, value["secretKeyRef"])
                 secrets.append(secret)
                 headers[name] = secret
             elif value is not None:
                 headers[name] = as_text(value)
         return headers
-
-    async def _secret(self, namespace: str, ref: Any) -> str:
-        """The value of a Secret's key in the run's namespace, read now and never stored."""
-        name = str(ref.get("name", "")) if isinstance(ref, Mapping) else ""
-        key = str(ref.get("key", "")) if isinstance(ref, Mapping) else ""
-        details = {"secret": name, "key": key}
-        try:
-            secret = await self.kube.get(core_path("secrets", namespace, name))
-        except ApiError as exc:
-            raise ActivityError(
-                "SecretUnavailable",
-                f"cannot read secret {namespace}/{name}: {exc.status} {exc.reason}",
-                {**details, "status": exc.status},
-            ) from None
-        if secret is None:
-            raise ActivityError(
-                "SecretUnavailable", f"secret {namespace}/{name} not found", details
-            )
-        encoded = (secret.get("data") or {}).get(key)
-        if not isinstance(encoded, str):
-            raise ActivityError(
-                "SecretUnavailable", f"secret {namespace}/{name} has no key {key!r}", details
-            )
-        try:
-            value = base64.b64decode(encoded, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise ActivityError(
-                "SecretUnavailable",
-                f"key {key!r} of secret {namespace}/{name} is not UTF-8 text",
-                details,
-            ) from None
-        if any(c in value for c in "\r\n\0"):
-            raise ActivityError(
-                "SecretUnavailable",
-                f"key {key!r} of secret {namespace}/{name} holds a line break or NUL, which a "
-                "header cannot carry (a trailing newline? create it with --from-literal)",
-                details,
-            )
-        return value
 
 
 async def read_capped(response: httpx.Response, where: str) -> bytes:

@@ -46,6 +46,7 @@ from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted, Event
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_output
 from baton.executors.base import Report, RunRef
+from baton.executors.secrets import usable_secret
 from baton.expr import as_text
 from baton.settings import OperatorSettings
 from baton.store.kube import ApiError, Kube, batch_path, core_path
@@ -369,6 +370,7 @@ class JobExecutor:
         if self._known(attempt) is None:
             manifest = build_job(run, command, self.settings)
             try:
+                await self._check_secrets(run, command)
                 job, adopted = await self._create_or_adopt(attempt, run, manifest)
             except ActivityError as exc:
                 await self._acknowledge(attempt)
@@ -385,6 +387,14 @@ class JobExecutor:
         registration = self._registered.pop(attempt, None) if known is not None else None
         if registration is not None and known is not None:
             await registration.report(known)
+
+    async def _check_secrets(self, run: RunRef, command: StartActivity) -> None:
+        """Every Secret the Job's env names is usable by runs (`baton.executors.secrets`): the
+        kubelet would resolve any Secret of the namespace, whoever created the run."""
+        for var in command.spec.get("env") or []:
+            source = var.get("valueFrom") if isinstance(var, Mapping) else None
+            if isinstance(source, Mapping) and isinstance(source.get("secretKeyRef"), Mapping):
+                await usable_secret(self.kube, run.namespace, source["secretKeyRef"])
 
     async def _acknowledge(self, attempt: AttemptId) -> None:
         registration = self._registered.get(attempt)

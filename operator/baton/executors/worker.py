@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from baton.api.names import check_subdomain
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityHeartbeat, ActivityStarted
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, run_attempt
@@ -193,7 +194,7 @@ class WorkerExecutor:
         await self._inflight.close()
 
     async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
-        name = str(command.spec.get("pool") or "")
+        name = check_subdomain(str(command.spec.get("pool") or ""), "worker.pool")
         started = ActivityStarted(key=command.key, attempt=command.attempt)
         # Queued (fairly across runs) until the pool has a free slot; acknowledged only when
         # sent, so that the step's startToClose and heartbeat do not count the queue.

@@ -60,8 +60,10 @@ NAMESPACED_RIGHTS = {
         ["--set", "watchNamespaces={team-a,team-b}"],
         ["--set", "standalone=true", "--set", "replicas=1"],
         ["--set", "metrics.serviceMonitor.enabled=true", "--set", "dashboard.enabled=true"],
+        ["--set", "rbac.secretAccess=listed", "--set", "rbac.secretNamespaces={payments}"],
+        ["--set", "networkPolicy.enabled=true"],
     ],
-    ids=["cluster-wide", "namespaced", "standalone", "monitoring"],
+    ids=["cluster-wide", "namespaced", "standalone", "monitoring", "listed-secrets", "egress"],
 )
 def test_helm_lint_strict_passes(helm: Helm, args: list[str]) -> None:
     result = helm.run("lint", "--strict", str(CHART), *args, check=False)
@@ -182,6 +184,43 @@ def test_namespaced_mode_has_roles_and_peerings_only_in_the_watched_namespaces(
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
     args = container(objects)["args"]
     assert {"--namespace=team-a", "--namespace=team-b"} <= set(args)
+
+
+def test_secrets_are_readable_only_in_the_listed_namespaces_when_so_chosen(helm: Helm) -> None:
+    objects = helm.template(
+        "--set", "rbac.secretAccess=listed", "--set", "rbac.secretNamespaces={payments,shop}"
+    )
+    assert ("", "secrets") not in rules_of(one(objects, "ClusterRole"))
+    roles = by_kind(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["payments", "shop"]
+    for role in roles:
+        assert rules_of(role) == {("", "secrets"): {"get"}}
+    bindings = by_kind(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["payments", "shop"]
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--set", "watchNamespaces={team-a}"]], ids=["cluster-wide", "namespaced"]
+)
+def test_no_secret_is_readable_when_secret_access_is_none(helm: Helm, args: list[str]) -> None:
+    objects = helm.template("--set", "rbac.secretAccess=none", *args)
+    for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
+        assert ("", "secrets") not in rules_of(role)
+
+
+def test_the_egress_policy_refuses_metadata_addresses_and_allows_dns(helm: Helm) -> None:
+    assert not by_kind(helm.template(), "NetworkPolicy")
+    policy = one(helm.template("--set", "networkPolicy.enabled=true"), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    selector = one(helm.template(), "Deployment")["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == selector
+    egress = policy["spec"]["egress"]
+    assert {"protocol": "UDP", "port": 53} in egress[0]["ports"]
+    v4, v6 = egress[2]["to"]
+    assert v4["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"169.254.0.0/16", "168.63.129.16/32"} <= set(v4["ipBlock"]["except"])
+    assert v6["ipBlock"]["cidr"] == "::/0"
+    assert "fe80::/10" in v6["ipBlock"]["except"]
 
 
 def test_standalone_is_one_replica_recreated_without_peering(helm: Helm) -> None:
