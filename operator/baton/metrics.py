@@ -18,6 +18,7 @@ Names follow Prometheus conventions: the `baton_` prefix, base units in names (`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -105,6 +106,26 @@ RECONCILE_LATENCY = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+
+EVENT_LOOP_LAG = Histogram(
+    "baton_event_loop_lag_seconds",
+    "How much later than asked the operator's event loop woke a 50 ms timer: the time "
+    "something blocked the loop, which every run, watch and probe shares.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+LAG_INTERVAL = 0.05
+"""Seconds between two samples of the event loop's lag."""
+
+
+async def sample_loop_lag(interval: float = LAG_INTERVAL) -> None:
+    """Observe the event loop's lag every `interval` seconds, until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(interval)
+        EVENT_LOOP_LAG.observe(max(0.0, loop.time() - before - interval))
+
 
 POOL_SCALE_CHANGES = Counter(
     "baton_pool_scale_changes",
@@ -252,7 +273,11 @@ METRIC_NAMES = frozenset(
         *(f"{name}_total" for name in (*_COUNTERS, "baton_pool_scale_changes")),
         *(
             f"{name}{suffix}"
-            for name in (*_HISTOGRAMS, "baton_reconcile_latency_seconds")
+            for name in (
+                *_HISTOGRAMS,
+                "baton_reconcile_latency_seconds",
+                "baton_event_loop_lag_seconds",
+            )
             for suffix in ("_bucket", "_sum", "_count")
         ),
     }

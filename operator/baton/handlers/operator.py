@@ -95,6 +95,7 @@ def build_registry(
         memo["baton"] = Memo(
             shell=shell, jobs=jobs, pools=pools, connection=connection, stop_metrics=stop_metrics
         )
+        guards.append(asyncio.get_running_loop().create_task(metrics.sample_loop_lag()))
         if not settings.standalone:
             # Run loops start once the peering says this replica is the active one.
             shell.registry.active = False
