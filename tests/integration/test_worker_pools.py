@@ -4,6 +4,7 @@ Service and scales the Deployment from the backlog (kwok makes its pods Ready), 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -387,3 +388,44 @@ def test_an_operator_killed_while_a_task_heartbeats_ends_the_run_right_and_the_e
     assert status["phase"] == "Succeeded", status
     [effect] = workers.effects()  # re-sent or retried: applied once
     assert effect.startswith("inspected ")
+
+
+def test_a_pool_named_like_an_existing_service_leaves_it_untouched_and_says_so(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "billing"},
+        "spec": {"selector": {"app": "billing-api"}, "ports": [{"port": 80}]},
+    }
+    runs.apply(theirs)
+    before = cluster.kubectl("get", "service", "billing", "-n", namespace, "-o", "json").stdout
+    runs.apply(pool("billing", "http://127.0.0.1:9", minReplicas=1))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/billing", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=NameConflict",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "billing", "{.status.conditions[0].message}"
+    )
+    assert f"Service {namespace}/billing exists" in message
+    assert "rename the WorkerPool" in message
+
+    def warned() -> str:
+        return cluster.kubectl(
+            "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].message}",
+            "--field-selector", "involvedObject.name=billing,reason=NameConflict,type=Warning",
+        ).stdout  # fmt: skip
+
+    assert f"Service {namespace}/billing exists" in wait_until("a Warning Event", warned)
+    after = cluster.kubectl("get", "service", "billing", "-n", namespace, "-o", "json").stdout
+    service = json.loads(after)
+    assert service["spec"]["selector"] == {"app": "billing-api"}
+    assert "ownerReferences" not in service["metadata"]  # deleting the pool cannot delete it
+    assert (
+        service["metadata"]["resourceVersion"] == json.loads(before)["metadata"]["resourceVersion"]
+    )
+    found = cluster.kubectl("get", "deployment", "billing", "-n", namespace, check=False)
+    assert found.returncode != 0  # nothing created beside it either
