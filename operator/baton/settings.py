@@ -39,6 +39,16 @@ class OperatorSettings:
     job_ttl_seconds: int = 600
     """Finished Jobs are deleted by the TTL controller after this many seconds."""
 
+    job_service_accounts: tuple[str, ...] = ()
+    """ServiceAccounts a Job step may name in `serviceAccountName`, as shell-style patterns
+    (`ci-*`). Empty by default: whoever creates a run is not the cluster admin, and the account
+    is what the step's pod may then do in the API (baton.executors.podpolicy)."""
+
+    job_pod_annotations: tuple[str, ...] = ()
+    """Pod annotation keys a Job step may set in `podAnnotations`, as shell-style patterns
+    (`sidecar.istio.io/*`). Empty by default: annotations steer meshes, admission webhooks and
+    other tools of the cluster, which are the admin's to open up."""
+
     history_chunk_bytes: int = 256 * 1024
     """A history ConfigMap is closed and the next one started beyond this size (etcd's object
     limit is 1.5 MiB; staying far below keeps every write small)."""

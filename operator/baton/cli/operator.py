@@ -55,6 +55,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="let HTTP activities reach link-local and cloud metadata addresses",
     )
     parser.add_argument(
+        "--allow-job-service-account",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let Job steps run as ServiceAccounts matching this shell-style pattern, e.g. "
+        "'ci-*' (repeatable); default: none, a step naming one fails",
+    )
+    parser.add_argument(
+        "--allow-job-pod-annotation",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let Job steps set pod annotation keys matching this shell-style pattern, e.g. "
+        "'sidecar.istio.io/*' (repeatable); default: none, a step setting one fails",
+    )
+    parser.add_argument(
         "--liveness",
         default=defaults.liveness_endpoint,
         metavar="URL",
@@ -91,9 +107,17 @@ def run(args: argparse.Namespace) -> int:
 
     from baton.handlers.operator import run as run_operator
 
+    settings = settings_of(args)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    run_operator(settings)
+    return 0
+
+
+def settings_of(args: argparse.Namespace) -> OperatorSettings:
+    """The operator's settings from its command line."""
     if args.standalone and args.priority:
         raise CommandError("--priority has no effect with --standalone; drop one of them")
-    settings = OperatorSettings(
+    return OperatorSettings(
         namespaces=tuple(args.namespace),
         kubeconfig=args.kubeconfig,
         peering=args.peering,
@@ -101,14 +125,13 @@ def run(args: argparse.Namespace) -> int:
         priority=auto_priority(time.time()) if args.priority == "auto" else args.priority,
         peering_lifetime=args.peering_lifetime,
         allow_link_local_http=args.allow_link_local_http,
+        job_service_accounts=tuple(args.allow_job_service_account),
+        job_pod_annotations=tuple(args.allow_job_pod_annotation),
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
         metrics_port=args.metrics_port,
         shard=args.shard,
     )
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
-    run_operator(settings)
-    return 0
 
 
 def _shard(text: str) -> str:

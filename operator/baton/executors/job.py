@@ -16,6 +16,10 @@ by the kubelet): JSON when it parses, else the text, empty → null. A failed Jo
 `error` (a type name, or `{type, message, nonRetryable}`), which then names the error type —
 that is how a Job says `CardDeclined`. A Job past its deadline (startToClose) is a `Timeout`; a
 Job deleted before it finished is `JobLost`.
+
+Policy: a `serviceAccountName` or a pod annotation key the operator does not allow
+(baton.executors.podpolicy) fails the attempt with a non-retryable `PolicyDenied` before any Job
+is created.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from baton.api.labels import (
 )
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted, Event
+from baton.executors import podpolicy
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_output
 from baton.executors.base import Report, RunRef
 from baton.executors.secrets import usable_secret
@@ -155,6 +160,22 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
         },
         "spec": job_spec,
     }
+
+
+def _check_policy(command: StartActivity, settings: OperatorSettings) -> None:
+    """Refuse, before any Job exists, what the rendered action asks of its pod that the
+    operator's policy does not allow (values written out were already checked when the run
+    started; these came from an expression). Non-retryable: the next attempt would ask the
+    same."""
+    found = podpolicy.violations(command.spec, settings)
+    if found:
+        first = found[0]
+        raise ActivityError(
+            podpolicy.POLICY_DENIED,
+            f"job.{first.field}: {first.message}",
+            {"field": f"job.{first.field}", "value": first.value},
+            non_retryable=True,
+        )
 
 
 def _env_var(var: Mapping[str, Any]) -> dict[str, Any]:
@@ -370,6 +391,7 @@ class JobExecutor:
         if self._known(attempt) is None:
             manifest = build_job(run, command, self.settings)
             try:
+                _check_policy(command, self.settings)
                 await self._check_secrets(run, command)
                 job, adopted = await self._create_or_adopt(attempt, run, manifest)
             except ActivityError as exc:

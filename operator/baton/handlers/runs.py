@@ -85,6 +85,7 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.state import State, parse_rfc3339, state_from_status
+from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
@@ -376,6 +377,9 @@ class RunLoop:
         else:
             raise InvalidRunError("InvalidSpec", "spec: give workflowRef or an inline workflow")
         self.definition = _compile(raw, "spec.workflow" if workflow_name is None else None)
+        _check_pod_policy(
+            self.definition, self.shell.settings, "spec.workflow" if workflow_name is None else None
+        )
         self.ttl = _ttl_after_finished(self.body, raw)
         problem = self.definition.input_problem(spec.input)
         if problem is not None:
@@ -787,6 +791,18 @@ def _ttl_after_finished(body: Mapping[str, Any], workflow: Mapping[str, Any]) ->
         if ttl:
             return parse_duration(str(ttl))
     return None
+
+
+def _check_pod_policy(
+    definition: Definition, settings: OperatorSettings, field: str | None
+) -> None:
+    """Refuse to start a run whose Job steps ask, in values written out, for a ServiceAccount
+    or pod annotation the operator does not allow: before any step has had an effect."""
+    for step, path, violation in podpolicy.definition_violations(definition, settings):
+        where = f"{field}: step {step!r}" if field else f"workflow: step {step!r}"
+        raise InvalidRunError(
+            podpolicy.POLICY_DENIED, f"{where}, field {path!r}: {violation.message}"
+        )
 
 
 def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:

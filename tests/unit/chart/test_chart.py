@@ -269,8 +269,24 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
         (["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
         (["--set", "standalone=true"], "standalone: true runs without peering, so replicas"),
         (["--set", "shard=-eu"], "/shard"),
+        (
+            ["--set", "operator.jobPodPolicy.serviceAccounts={Admin_SA}"],
+            "/operator/jobPodPolicy/serviceAccounts/0",
+        ),
+        (["--set", "operator.jobPodPolicy.annotation={a}"], "'annotation' not allowed"),
     ],
-    ids=["replicas", "namespace", "log-format", "typo", "port", "memory", "standalone", "shard"],
+    ids=[
+        "replicas",
+        "namespace",
+        "log-format",
+        "typo",
+        "port",
+        "memory",
+        "standalone",
+        "shard",
+        "service-account",
+        "policy-typo",
+    ],
 )
 def test_bad_values_are_refused_with_a_clear_message(
     helm: Helm, args: list[str], message: str
@@ -289,6 +305,25 @@ def test_extra_args_and_flags_reach_the_operator(helm: Helm) -> None:
     )
     args = container(objects)["args"]
     assert {"--no-kube-events", "--allow-link-local-http", "--verbose"} <= set(args)
+
+
+def test_the_job_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
+    helm: Helm,
+) -> None:
+    assert not [a for a in container(helm.template())["args"] if a.startswith("--allow-job")]
+    args = container(
+        helm.template(
+            "--set",
+            "operator.jobPodPolicy.serviceAccounts={ci-*,reporter}",
+            "--set",
+            "operator.jobPodPolicy.annotations={sidecar.istio.io/*}",
+        )
+    )["args"]
+    assert [a for a in args if a.startswith("--allow-job")] == [
+        "--allow-job-service-account=ci-*",
+        "--allow-job-service-account=reporter",
+        "--allow-job-pod-annotation=sidecar.istio.io/*",
+    ]
 
 
 def test_a_shard_reaches_the_operator_and_none_by_default(helm: Helm) -> None:

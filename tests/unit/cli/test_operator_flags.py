@@ -1,4 +1,4 @@
-"""`baton operator` flags: --priority auto, --metrics-port and --shard."""
+"""`baton operator` flags: --priority auto, --metrics-port, --shard and the Job pod policy."""
 
 from __future__ import annotations
 
@@ -48,3 +48,21 @@ def test_a_shard_labels_what_the_operator_creates() -> None:
     assert OperatorSettings(extra_labels={"team": "a"}).created_labels == {"team": "a"}
     sharded = OperatorSettings(extra_labels={"team": "a"}, shard="eu-1")
     assert sharded.created_labels == {"team": "a", "baton.dev/shard": "eu-1"}
+
+
+def test_the_job_pod_policy_allows_nothing_unless_flags_allow_it() -> None:
+    settings = operator.settings_of(parse("--standalone"))
+    assert (settings.job_service_accounts, settings.job_pod_annotations) == ((), ())
+    settings = operator.settings_of(
+        parse(
+            "--standalone",
+            "--allow-job-service-account",
+            "ci-*",
+            "--allow-job-service-account",
+            "reporter",
+            "--allow-job-pod-annotation",
+            "sidecar.istio.io/*",
+        )
+    )
+    assert settings.job_service_accounts == ("ci-*", "reporter")
+    assert settings.job_pod_annotations == ("sidecar.istio.io/*",)
