@@ -39,10 +39,11 @@ class OperatorSettings:
     job_ttl_seconds: int = 600
     """Finished Jobs are deleted by the TTL controller after this many seconds."""
 
-    job_service_accounts: tuple[str, ...] = ()
-    """ServiceAccounts a Job step may name in `serviceAccountName`, as shell-style patterns
-    (`ci-*`). Empty by default: whoever creates a run is not the cluster admin, and the account
-    is what the step's pod may then do in the API (baton.executors.podpolicy)."""
+    pod_service_accounts: tuple[str, ...] = ()
+    """ServiceAccounts a Job step or a WorkerPool may name in `serviceAccountName`, as
+    shell-style patterns (`ci-*`). Empty by default: whoever creates a run or a pool is not the
+    cluster admin, and the account is what the pods may then do in the API
+    (baton.executors.podpolicy)."""
 
     job_pod_annotations: tuple[str, ...] = ()
     """Pod annotation keys a Job step may set in `podAnnotations`, as shell-style patterns

@@ -18,7 +18,7 @@ READY = "baton operator started"
 
 KWOK_ANNOTATIONS = "kwok.baton.dev/*"
 """Pod annotation keys every test operator lets Job steps set: they steer kwok's simulated pods
-(hack/kwok/stages.yaml), and the operator's Job pod policy allows no key by default."""
+(hack/kwok/stages.yaml), and the operator's pod policy allows no key by default."""
 
 
 class OperatorProcess:

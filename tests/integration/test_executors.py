@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 SETTINGS = OperatorSettings(job_ttl_seconds=600, job_pod_annotations=("kwok.baton.dev/*",))
-"""kwok.baton.dev/* steer the simulated pods; the Job pod policy allows no key by default."""
+"""kwok.baton.dev/* steer the simulated pods; the pod policy allows no key by default."""
 
 
 @pytest.fixture

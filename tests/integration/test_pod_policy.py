@@ -1,4 +1,4 @@
-"""The operator's Job pod policy on the real control plane: a Job step may name only the
+"""The operator's pod policy on the real control plane: a Job step may name only the
 ServiceAccounts, and set only the pod annotation keys, that `baton operator` allows (the test
 operator allows kwok.baton.dev/* and no ServiceAccount)."""
 
@@ -37,7 +37,7 @@ def test_a_job_step_naming_a_service_account_not_allowed_keeps_the_run_from_star
     message = condition["message"]
     assert "step 'publish', field 'job.serviceAccountName'" in message
     assert "ServiceAccount 'cluster-admin-bot' is not allowed" in message
-    assert "operator.jobPodPolicy.serviceAccounts" in message
+    assert "operator.podPolicy.serviceAccounts" in message
     assert runs.status("publish-1").get("phase") in (None, "Pending")
     assert jobs(runs) == []  # not even the allowed first step ran
 
@@ -56,5 +56,5 @@ def test_a_job_step_given_a_service_account_not_allowed_by_its_input_fails_the_r
     assert status["error"]["type"] == "PolicyDenied"
     message = status["error"]["message"]
     assert message.startswith("job.serviceAccountName: ServiceAccount 'admin' is not allowed")
-    assert "operator.jobPodPolicy.serviceAccounts" in message
+    assert "operator.podPolicy.serviceAccounts" in message
     assert jobs(runs) == []

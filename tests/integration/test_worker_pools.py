@@ -429,3 +429,21 @@ def test_a_pool_named_like_an_existing_service_leaves_it_untouched_and_says_so(
     )
     found = cluster.kubectl("get", "deployment", "billing", "-n", namespace, check=False)
     assert found.returncode != 0  # nothing created beside it either
+
+
+def test_a_pool_naming_a_service_account_the_operator_does_not_allow_gets_no_workers(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    runs.apply(pool("reports", "http://127.0.0.1:9", serviceAccountName="namespace-admin"))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/reports", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=PolicyDenied",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "reports", "{.status.conditions[0].message}"
+    )
+    assert "ServiceAccount 'namespace-admin' is not allowed" in message
+    assert "operator.podPolicy.serviceAccounts" in message
+    found = cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False)
+    assert found.returncode != 0

@@ -148,12 +148,16 @@ class JobAction(Model):
         None, description="Container resources (`requests`, `limits`) as in a Pod spec."
     )
     service_account_name: str | None = Field(
-        None, alias="serviceAccountName", description="ServiceAccount the Job's pod runs as."
+        None,
+        alias="serviceAccountName",
+        description="ServiceAccount the Job's pod runs as, one the operator's pod policy "
+        "allows. Without it the pod gets no Kubernetes API token.",
     )
     pod_annotations: dict[str, str] | None = Field(
         None,
         alias="podAnnotations",
-        description="Annotations of the Job's pod (service mesh, admission, scheduling hints).",
+        description="Annotations of the Job's pod (service mesh, admission, scheduling hints); "
+        "each key must be one the operator's pod policy allows.",
     )
 
 

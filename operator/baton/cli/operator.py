@@ -55,12 +55,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="let HTTP activities reach link-local and cloud metadata addresses",
     )
     parser.add_argument(
-        "--allow-job-service-account",
+        "--allow-service-account",
         action="append",
         default=[],
         metavar="PATTERN",
-        help="let Job steps run as ServiceAccounts matching this shell-style pattern, e.g. "
-        "'ci-*' (repeatable); default: none, a step naming one fails",
+        help="let Job steps and WorkerPools run as ServiceAccounts matching this shell-style "
+        "pattern, e.g. 'ci-*' (repeatable); default: none, a step or pool naming one fails",
     )
     parser.add_argument(
         "--allow-job-pod-annotation",
@@ -125,7 +125,7 @@ def settings_of(args: argparse.Namespace) -> OperatorSettings:
         priority=auto_priority(time.time()) if args.priority == "auto" else args.priority,
         peering_lifetime=args.peering_lifetime,
         allow_link_local_http=args.allow_link_local_http,
-        job_service_accounts=tuple(args.allow_job_service_account),
+        pod_service_accounts=tuple(args.allow_service_account),
         job_pod_annotations=tuple(args.allow_job_pod_annotation),
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,

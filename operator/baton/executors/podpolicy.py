@@ -1,19 +1,22 @@
-"""What a Job step may ask of its pod: the operator's policy on ServiceAccounts and pod
-annotations (pure).
+"""What runs and pools may ask of the pods Baton creates: the operator's policy on
+ServiceAccounts and pod annotations (pure).
 
-Whoever can create a WorkflowRun is not the cluster admin, yet a Job step's pod runs with the
-`serviceAccountName` the step names (and that account's API rights) and with the annotations it
-sets (which steer service meshes, admission webhooks, backup and cost tools). So both are refused
-unless the operator allows them: `OperatorSettings.job_service_accounts` and
+Whoever can create a WorkflowRun or a WorkerPool is not the cluster admin, yet a Job step's pod
+runs with the `serviceAccountName` the step names (and that account's API rights) and with the
+annotations it sets (which steer service meshes, admission webhooks, backup and cost tools), and
+a pool's workers run with the account the pool names. So these are refused unless the operator
+allows them: `OperatorSettings.pod_service_accounts` (Job steps and WorkerPools) and
 `job_pod_annotations`, shell-style patterns (`ci-*`, `sidecar.istio.io/*`), empty by default.
 
-Where it is checked, so a run fails early and clearly:
+Where it is checked, so what asks for too much fails early and clearly:
 - when a run starts, every Job action of its definition (steps, nested ones, compensations)
   whose values are written out: a violation keeps the run from starting at all (`Invalid`,
   reason `PolicyDenied`), before any step has had an effect;
 - at each attempt, on the rendered action, for values only an expression gives
   (`serviceAccountName: ${{ input.account }}`): the attempt fails with a non-retryable
-  `PolicyDenied` error, no Job is created, and the run fails as for any other step error.
+  `PolicyDenied` error, no Job is created, and the run fails as for any other step error;
+- at each reconciliation of a WorkerPool (baton.handlers.pools): a refused account leaves the
+  pool without Deployment and tasks, its Ready condition `PolicyDenied`.
 """
 
 from __future__ import annotations
@@ -43,18 +46,18 @@ class PodField(StrEnum):
         """The chart value and the `baton operator` flag that allow more of this field."""
         if self is PodField.SERVICE_ACCOUNT:
             return (
-                "the chart value operator.jobPodPolicy.serviceAccounts "
-                "(baton operator --allow-job-service-account)"
+                "the chart value operator.podPolicy.serviceAccounts "
+                "(baton operator --allow-service-account)"
             )
         return (
-            "the chart value operator.jobPodPolicy.annotations "
+            "the chart value operator.podPolicy.jobAnnotations "
             "(baton operator --allow-job-pod-annotation)"
         )
 
     def patterns(self, settings: OperatorSettings) -> tuple[str, ...]:
         """The patterns the operator allows for this field."""
         if self is PodField.SERVICE_ACCOUNT:
-            return settings.job_service_accounts
+            return settings.pod_service_accounts
         return settings.job_pod_annotations
 
 
@@ -72,9 +75,9 @@ class Violation:
         what = "annotation key" if self.field is PodField.ANNOTATIONS else "ServiceAccount"
         allowed = ", ".join(repr(p) for p in self.allowed) if self.allowed else "none"
         return (
-            f"{what} {self.value!r} is not allowed by the operator's Job pod policy "
-            f"(allowed: {allowed}); remove it from the step, or ask the cluster admin to "
-            f"allow it with {self.field.allowed_by}"
+            f"{what} {self.value!r} is not allowed by the operator's pod policy "
+            f"(allowed: {allowed}); remove it, or ask the cluster admin to allow it with "
+            f"{self.field.allowed_by}"
         )
 
 
@@ -120,6 +123,11 @@ def definition_violations(
                         yield step.name, f"{base}.{PodField.ANNOTATIONS}", violation
 
 
+def refused(field: PodField, value: str, patterns: tuple[str, ...]) -> Violation | None:
+    """The violation of `value` for `field` under `patterns`; None when they allow it."""
+    return None if allows(patterns, value) else Violation(field, value, patterns)
+
+
 def _check(field: PodField, value: str, settings: OperatorSettings) -> list[Violation]:
-    patterns = field.patterns(settings)
-    return [] if allows(patterns, value) else [Violation(field, value, patterns)]
+    found = refused(field, value, field.patterns(settings))
+    return [] if found is None else [found]

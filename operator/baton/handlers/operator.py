@@ -82,7 +82,7 @@ def build_registry(
         kube = connection.kube
         http = HttpExecutor(kube, settings)
         jobs = JobExecutor(kube, settings)
-        pools = Pools(kube, shard=settings.shard)
+        pools = Pools(kube, shard=settings.shard, service_accounts=settings.pod_service_accounts)
         executors: dict[str, Executor] = {
             "http": http,
             "job": jobs,

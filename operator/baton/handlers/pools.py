@@ -8,14 +8,17 @@ reconciler scales the Deployment from the backlog and in-flight counts. A loop r
 pool when something changed and every `interval` seconds (scale-down and idle timers).
 
 What is written, per pool with an `image`: the Deployment and Service (created once, patched
-when the pool's generation changes, and only while they carry the pool's ownerReference: a
-foreign object of the same name is never patched nor used, the pool's Ready condition says
-`NameConflict` and a Warning Event names the object and the fix), `spec.replicas` when a
-decision changes it (never with `scaling: external`; each change is a `Scaled` Event and a
-`baton_pool_scale_changes_total` increment), and the pool's status when it differs from the
-last one written. `samples` gives /metrics each pool's backlog, tasks in flight and replicas.
-A pool with only an `endpoint` has no Deployment; its capacity is maxReplicas *
-tasksPerReplica.
+when the pool's generation changes), `spec.replicas` when a decision changes it (never with
+`scaling: external`; each change is a `Scaled` Event and a `baton_pool_scale_changes_total`
+increment), and the pool's status when it differs from the last one written. `samples` gives
+/metrics each pool's backlog, tasks in flight and replicas. A pool with only an `endpoint` has
+no Deployment; its capacity is maxReplicas * tasksPerReplica.
+
+What is not touched: a Deployment or Service is the pool's only while it carries the pool's
+ownerReference; a foreign object of the same name is never patched nor sent tasks (the pool's
+Ready condition says `NameConflict`, a Warning Event names the object and the fix). Nor is
+anything applied for a pool naming a ServiceAccount the operator's pod policy refuses
+(`PolicyDenied`). Either way the pool gets no tasks until it is resolved.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pydantic
 from baton import metrics
 from baton.api.labels import SHARD
 from baton.api.pool import WorkerPoolSpec
+from baton.executors import podpolicy
 from baton.executors.base import RunRef
 from baton.pools import objects
 from baton.pools.dispatch import FairQueue, capacity
@@ -64,8 +68,9 @@ class PoolRuntime:
     last_scale_time: str | None = None
     applied_generation: int | None = None
     written_status: dict[str, Any] | None = None
-    conflict: str | None = None
-    """Why the pool's Deployment or Service cannot be applied: a foreign object holds the name."""
+    blocked: objects.Blocked | None = None
+    """Why the pool's Deployment and Service are not applied: a foreign object holds a name,
+    or the pool names a ServiceAccount the operator's pod policy refuses."""
 
     def spec(self) -> WorkerPoolSpec | None:
         if self.body is None:
@@ -86,9 +91,12 @@ class Pools:
         interval: float = RECONCILE_INTERVAL,
         clock: Callable[[], float] = time.time,
         shard: str | None = None,
+        service_accounts: tuple[str, ...] = (),
     ) -> None:
         self.kube = kube
         self.shard = shard
+        self.service_accounts = service_accounts
+        """ServiceAccount patterns a pool may name (OperatorSettings.pod_service_accounts)."""
         """The operator's shard: pools of another shard are not this operator's to use."""
         self.interval = interval
         self.clock = clock
@@ -116,7 +124,7 @@ class Pools:
             runtime.deployment = None
             runtime.written_status = None
             runtime.applied_generation = None
-            runtime.conflict = None
+            runtime.blocked = None
         self._pump(runtime)
         self._wake.set()
 
@@ -225,7 +233,7 @@ class Pools:
         if spec.image is None:
             return spec.max_replicas * spec.tasks_per_replica
         assert runtime.body is not None
-        if runtime.conflict is not None or not objects.owned_by(runtime.deployment, runtime.body):
+        if runtime.blocked is not None or not objects.owned_by(runtime.deployment, runtime.body):
             return 0  # tasks must not go to a Service or workers that are not the pool's
         _replicas, ready = objects.observed_replicas(runtime.deployment)
         return capacity(ready, spec.tasks_per_replica)
@@ -304,7 +312,7 @@ class Pools:
             in_flight=in_flight,
             now=timestamp(now),
             last_scale_time=runtime.last_scale_time,
-            conflict=runtime.conflict,
+            blocked=runtime.blocked,
         )
         if status != runtime.written_status:
             path = path_of("workerpools", runtime.namespace, runtime.name, subresource="status")
@@ -338,7 +346,7 @@ class Pools:
             runtime.deployment = await self.kube.get(deployment_at)
         creating = runtime.deployment is None
         service: dict[str, Any] | None = None
-        if creating or runtime.applied_generation != generation or runtime.conflict is not None:
+        if creating or runtime.applied_generation != generation or runtime.blocked is not None:
             service = await self.kube.get(service_at)
         # Adopt only what the pool created: a foreign object of either name is left as it is
         # (patching it would narrow its selector and make the pool its owner, so deleting the
@@ -348,8 +356,11 @@ class Pools:
             for kind, found in (("Deployment", runtime.deployment), ("Service", service))
             if found is not None and not objects.owned_by(found, pool)
         ]
-        await self._report_conflict(runtime, foreign[0] if foreign else None, now)
-        if foreign:
+        blocked = objects.Blocked(objects.NAME_CONFLICT, foreign[0]) if foreign else None
+        if blocked is None:
+            blocked = self._refused_account(runtime, spec)
+        await self._report_blocked(runtime, blocked, now)
+        if blocked is not None:
             return
         wanted = objects.deployment(pool, spec, replicas)
         if runtime.deployment is None:
@@ -407,20 +418,35 @@ class Pools:
         await self.kube.patch(path, {"metadata": metadata, "spec": wanted["spec"]})
         return True
 
-    async def _report_conflict(
-        self, runtime: PoolRuntime, conflict: str | None, now: float
+    def _refused_account(
+        self, runtime: PoolRuntime, spec: WorkerPoolSpec
+    ) -> objects.Blocked | None:
+        """A `serviceAccountName` the operator's pod policy refuses: whoever may create a
+        WorkerPool must not run workers with any account of the namespace through Baton."""
+        account = spec.service_account_name
+        if not account:
+            return None
+        field = podpolicy.PodField.SERVICE_ACCOUNT
+        violation = podpolicy.refused(field, account, self.service_accounts)
+        if violation is None:
+            return None
+        message = f"spec.{field}: {violation.message}; the pool gets no workers and no tasks"
+        return objects.Blocked(podpolicy.POLICY_DENIED, message)
+
+    async def _report_blocked(
+        self, runtime: PoolRuntime, blocked: objects.Blocked | None, now: float
     ) -> None:
-        """Remember whether a foreign object holds one of the pool's names; a Warning Event
-        when that starts or changes, a log line when it ends."""
-        if conflict == runtime.conflict:
+        """Remember why the pool's objects are not applied; a Warning Event when that starts
+        or changes, a log line when it ends."""
+        if blocked == runtime.blocked:
             return
-        runtime.conflict = conflict
-        if conflict is None:
-            log.info("WorkerPool %s/%s: its names are free again", runtime.namespace, runtime.name)
+        runtime.blocked = blocked
+        if blocked is None:
+            log.info("WorkerPool %s/%s is no longer blocked", runtime.namespace, runtime.name)
             return
-        log.warning("WorkerPool %s/%s: %s", runtime.namespace, runtime.name, conflict)
+        log.warning("WorkerPool %s/%s: %s", runtime.namespace, runtime.name, blocked.message)
         await post_event(
-            self.kube, _involved(runtime), "Warning", objects.NAME_CONFLICT, conflict, now=now
+            self.kube, _involved(runtime), "Warning", blocked.reason, blocked.message, now=now
         )
 
 

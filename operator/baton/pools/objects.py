@@ -7,8 +7,8 @@ them in.
 - Adoption: an object of that name is the pool's only when it carries the pool's own
   ownerReference (`owned_by`, by uid, which no one can know before the pool exists). Anything
   else of the same name — a Service someone made, a Deployment of a deleted namesake pool — is
-  foreign: `conflict` says so, for the pool's Ready condition and a Warning Event, and the
-  handler neither patches it nor sends tasks to it.
+  foreign: `conflict` says so, for the pool's Ready condition and a Warning Event (`Blocked`),
+  and the handler neither patches it nor sends tasks to it.
 - The pod template comes from the spec: image, command, args, env, resources, service account,
   the task port, and an HTTP readiness probe on `/healthz` (what the SDK's worker serves).
   Pods run restricted (non-root, RuntimeDefault seccomp, every capability dropped, no
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from baton.api.labels import API_VERSION, PART, SHARD
@@ -30,6 +31,16 @@ from baton.api.pool import ScalingMode, WorkerPoolSpec
 
 POOL = "baton.dev/pool"
 """Label: the WorkerPool a worker pod, its Deployment and Service belong to."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why the pool's Deployment and Service are not applied and it gets no tasks: the reason
+    of its Ready condition and Warning Event, and their message."""
+
+    reason: str
+    message: str
+
 
 NAME_CONFLICT = "NameConflict"
 """Reason of the Ready condition and of the Warning Event when a foreign object holds the name
@@ -226,16 +237,17 @@ def status(
     in_flight: int,
     now: str,
     last_scale_time: str | None = None,
-    conflict: str | None = None,
+    blocked: Blocked | None = None,
 ) -> dict[str, Any]:
     """The pool's status: replicas observed and desired, backlog, in flight, and a Ready
-    condition saying whether workers can take tasks (and why not). `conflict` is the message
-    of a foreign object holding the name of the pool's Deployment or Service."""
+    condition saying whether workers can take tasks (and why not). `blocked` is why the
+    pool's objects cannot be applied (a foreign object holding a name, a refused
+    ServiceAccount)."""
     previous = list((pool.get("status") or {}).get("conditions") or [])
-    if conflict is not None:
+    if blocked is not None:
         replicas = ready = 0
         ready_condition = condition(
-            "Ready", False, NAME_CONFLICT, conflict, now=now, previous=previous
+            "Ready", False, blocked.reason, blocked.message, now=now, previous=previous
         )
     elif spec.image is None:
         replicas = ready = 0

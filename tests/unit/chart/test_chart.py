@@ -270,10 +270,10 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
         (["--set", "standalone=true"], "standalone: true runs without peering, so replicas"),
         (["--set", "shard=-eu"], "/shard"),
         (
-            ["--set", "operator.jobPodPolicy.serviceAccounts={Admin_SA}"],
-            "/operator/jobPodPolicy/serviceAccounts/0",
+            ["--set", "operator.podPolicy.serviceAccounts={Admin_SA}"],
+            "/operator/podPolicy/serviceAccounts/0",
         ),
-        (["--set", "operator.jobPodPolicy.annotation={a}"], "'annotation' not allowed"),
+        (["--set", "operator.podPolicy.annotations={a}"], "'annotations' not allowed"),
     ],
     ids=[
         "replicas",
@@ -307,21 +307,22 @@ def test_extra_args_and_flags_reach_the_operator(helm: Helm) -> None:
     assert {"--no-kube-events", "--allow-link-local-http", "--verbose"} <= set(args)
 
 
-def test_the_job_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
+def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
     helm: Helm,
 ) -> None:
-    assert not [a for a in container(helm.template())["args"] if a.startswith("--allow-job")]
+    policy = ("--allow-service-account", "--allow-job-pod-annotation")
+    assert not [a for a in container(helm.template())["args"] if a.startswith(policy)]
     args = container(
         helm.template(
             "--set",
-            "operator.jobPodPolicy.serviceAccounts={ci-*,reporter}",
+            "operator.podPolicy.serviceAccounts={ci-*,reporter}",
             "--set",
-            "operator.jobPodPolicy.annotations={sidecar.istio.io/*}",
+            "operator.podPolicy.jobAnnotations={sidecar.istio.io/*}",
         )
     )["args"]
-    assert [a for a in args if a.startswith("--allow-job")] == [
-        "--allow-job-service-account=ci-*",
-        "--allow-job-service-account=reporter",
+    assert [a for a in args if a.startswith(policy)] == [
+        "--allow-service-account=ci-*",
+        "--allow-service-account=reporter",
         "--allow-job-pod-annotation=sidecar.istio.io/*",
     ]
 

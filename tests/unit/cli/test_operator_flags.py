@@ -1,4 +1,4 @@
-"""`baton operator` flags: --priority auto, --metrics-port, --shard and the Job pod policy."""
+"""`baton operator` flags: --priority auto, --metrics-port, --shard and the pod policy."""
 
 from __future__ import annotations
 
@@ -52,17 +52,17 @@ def test_a_shard_labels_what_the_operator_creates() -> None:
 
 def test_the_job_pod_policy_allows_nothing_unless_flags_allow_it() -> None:
     settings = operator.settings_of(parse("--standalone"))
-    assert (settings.job_service_accounts, settings.job_pod_annotations) == ((), ())
+    assert (settings.pod_service_accounts, settings.job_pod_annotations) == ((), ())
     settings = operator.settings_of(
         parse(
             "--standalone",
-            "--allow-job-service-account",
+            "--allow-service-account",
             "ci-*",
-            "--allow-job-service-account",
+            "--allow-service-account",
             "reporter",
             "--allow-job-pod-annotation",
             "sidecar.istio.io/*",
         )
     )
-    assert settings.job_service_accounts == ("ci-*", "reporter")
+    assert settings.pod_service_accounts == ("ci-*", "reporter")
     assert settings.job_pod_annotations == ("sidecar.istio.io/*",)

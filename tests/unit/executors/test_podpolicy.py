@@ -1,4 +1,4 @@
-"""The operator's Job pod policy: which ServiceAccounts and pod annotation keys a Job step may
+"""The operator's pod policy: which ServiceAccounts and pod annotation keys a Job step may
 ask for, checked on a definition when a run starts and on each rendered attempt."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from baton.settings import OperatorSettings
 
 NONE = OperatorSettings()
 OPEN = OperatorSettings(
-    job_service_accounts=("ci-*", "reporter"), job_pod_annotations=("sidecar.istio.io/*",)
+    pod_service_accounts=("ci-*", "reporter"), job_pod_annotations=("sidecar.istio.io/*",)
 )
 
 
@@ -32,10 +32,10 @@ def test_nothing_is_allowed_by_default() -> None:
 
 
 def test_patterns_match_whole_names_case_sensitively() -> None:
-    assert allows(OPEN.job_service_accounts, "ci-build")
-    assert allows(OPEN.job_service_accounts, "reporter")
-    assert not allows(OPEN.job_service_accounts, "reporter-admin")
-    assert not allows(OPEN.job_service_accounts, "CI-build")
+    assert allows(OPEN.pod_service_accounts, "ci-build")
+    assert allows(OPEN.pod_service_accounts, "reporter")
+    assert not allows(OPEN.pod_service_accounts, "reporter-admin")
+    assert not allows(OPEN.pod_service_accounts, "CI-build")
     assert allows(OPEN.job_pod_annotations, "sidecar.istio.io/inject")
     assert not allows(OPEN.job_pod_annotations, "evil.example/sidecar.istio.io/inject")
 
@@ -45,12 +45,12 @@ def test_the_message_names_the_value_what_is_allowed_and_the_chart_value() -> No
     message = violation.message
     assert "ServiceAccount 'cluster-admin' is not allowed" in message
     assert "allowed: 'ci-*', 'reporter'" in message
-    assert "operator.jobPodPolicy.serviceAccounts" in message
-    assert "--allow-job-service-account" in message
+    assert "operator.podPolicy.serviceAccounts" in message
+    assert "--allow-service-account" in message
     [violation] = violations({"podAnnotations": {"backup.velero.io/x": "y"}}, NONE)
     assert "annotation key 'backup.velero.io/x'" in violation.message
     assert "allowed: none" in violation.message
-    assert "operator.jobPodPolicy.annotations" in violation.message
+    assert "operator.podPolicy.jobAnnotations" in violation.message
 
 
 def definition(steps: list[dict[str, Any]]) -> Any:

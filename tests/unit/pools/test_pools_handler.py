@@ -270,6 +270,35 @@ def test_a_deployment_of_another_owner_is_neither_patched_nor_scaled() -> None:
         await pools.reconcile(runtime)
         assert kube.objects[DEPLOYMENT] == theirs
         assert SERVICE not in kube.objects
-        assert "WorkerPool payments" in str(runtime.conflict)  # who owns it, by kind and name
+        assert runtime.blocked is not None
+        assert "WorkerPool payments" in runtime.blocked.message  # who owns it, by kind and name
+
+    asyncio.run(scenario())
+
+
+def test_a_pool_naming_a_service_account_the_policy_refuses_gets_no_deployment() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        pools = Pools(kube, clock=lambda: 1000.0, service_accounts=("workers-*",))  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool(serviceAccountName="namespace-admin", minReplicas=1))
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)
+        assert DEPLOYMENT not in kube.objects
+        assert SERVICE not in kube.objects
+        status = kube.objects[f"/apis/baton.dev/v1alpha1/namespaces/{NS}/workerpools/payments"]
+        [ready_condition] = status["status"]["conditions"]
+        assert (ready_condition["status"], ready_condition["reason"]) == ("False", "PolicyDenied")
+        message = ready_condition["message"]
+        assert "spec.serviceAccountName: ServiceAccount 'namespace-admin' is not allowed" in message
+        assert "operator.podPolicy.serviceAccounts" in message
+        [event] = [o for path, o in kube.objects.items() if "/events/" in path]
+        assert (event["type"], event["reason"]) == ("Warning", "PolicyDenied")
+
+        allowed = pool(serviceAccountName="workers-payments", minReplicas=1)
+        allowed["metadata"]["generation"] = 2
+        pools.observe_pool("MODIFIED", allowed)
+        await pools.reconcile(runtime)
+        template = kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]
+        assert template["serviceAccountName"] == "workers-payments"
 
     asyncio.run(scenario())
