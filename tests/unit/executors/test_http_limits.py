@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from executorkit import RUN, Events, Reply, Server, Silent, command, offline_kube
 
+from baton.engine.commands import CancelActivity
 from baton.engine.definition import RetryPolicy
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.retry import is_retryable
@@ -75,7 +76,7 @@ def test_a_call_over_its_run_limit_is_neither_sent_nor_started_until_a_slot_free
             await asyncio.sleep(0.2)
             assert hung.connections == 1
             assert second.types() == []
-            await executor.cancel(RUN, command("http", {}, key="a"))  # type: ignore[arg-type]
+            await executor.cancel(RUN, CancelActivity("a", "http", 1, idempotency_key=""))
             await second.wait_for("ActivityStarted")
             await until(lambda: hung.connections == 2)
 
