@@ -54,6 +54,56 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="let HTTP activities reach link-local and cloud metadata addresses",
     )
+    limits = parser.add_argument_group(
+        "HTTP limits",
+        "connections and calls in flight; a call over a limit waits, holding no connection "
+        "(docs/install.md, 'HTTP limits')",
+    )
+    limits.add_argument(
+        "--http-default-timeout",
+        type=float,
+        default=defaults.http_default_timeout,
+        metavar="SECONDS",
+        help="timeout of an HTTP step's attempt when the step sets no startToClose "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--http-max-connections",
+        type=int,
+        default=defaults.http_max_connections,
+        metavar="N",
+        help="connections of HTTP steps, and so their calls in flight (default %(default)s)",
+    )
+    limits.add_argument(
+        "--http-calls-per-namespace",
+        type=int,
+        default=defaults.http_calls_per_namespace,
+        metavar="N",
+        help="HTTP calls one namespace may have in flight; below --http-max-connections "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--http-calls-per-run",
+        type=int,
+        default=defaults.http_calls_per_run,
+        metavar="N",
+        help="HTTP calls one run, with its child runs, may have in flight (default %(default)s)",
+    )
+    limits.add_argument(
+        "--worker-max-connections",
+        type=int,
+        default=defaults.worker_max_connections,
+        metavar="N",
+        help="connections of worker dispatch, and so worker tasks in flight (default %(default)s)",
+    )
+    limits.add_argument(
+        "--worker-calls-per-namespace",
+        type=int,
+        default=defaults.worker_calls_per_namespace,
+        metavar="N",
+        help="worker tasks one namespace may have in flight; below --worker-max-connections "
+        "(default %(default)s)",
+    )
     parser.add_argument(
         "--allow-service-account",
         action="append",
@@ -101,22 +151,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Configure logging and run until stopped."""
+    if args.standalone and args.priority:
+        raise CommandError("--priority has no effect with --standalone; drop one of them")
+    try:
+        settings = operator_settings(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     # Imported here: kopf and the Kubernetes clients take seconds to import, which every other
     # `baton` command would pay at start-up.
     import kopf
 
     from baton.handlers.operator import run as run_operator
 
-    settings = settings_of(args)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     run_operator(settings)
     return 0
 
 
-def settings_of(args: argparse.Namespace) -> OperatorSettings:
-    """The operator's settings from its command line."""
-    if args.standalone and args.priority:
-        raise CommandError("--priority has no effect with --standalone; drop one of them")
+def operator_settings(args: argparse.Namespace) -> OperatorSettings:
+    """The settings the parsed flags ask for; ValueError naming the flag when they conflict."""
     return OperatorSettings(
         namespaces=tuple(args.namespace),
         kubeconfig=args.kubeconfig,
@@ -127,6 +180,12 @@ def settings_of(args: argparse.Namespace) -> OperatorSettings:
         allow_link_local_http=args.allow_link_local_http,
         pod_service_accounts=tuple(args.allow_service_account),
         job_pod_annotations=tuple(args.allow_job_pod_annotation),
+        http_default_timeout=args.http_default_timeout,
+        http_max_connections=args.http_max_connections,
+        http_calls_per_namespace=args.http_calls_per_namespace,
+        http_calls_per_run=args.http_calls_per_run,
+        worker_max_connections=args.worker_max_connections,
+        worker_calls_per_namespace=args.worker_calls_per_namespace,
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
         metrics_port=args.metrics_port,

@@ -1,13 +1,14 @@
 """HTTP activities, and the one HTTP code path of the operator (worker dispatch uses it too).
 
-This module owns the shared `httpx.AsyncClient`, the address guard that keeps activities away
-from link-local and cloud-metadata addresses, secret headers, and the mapping of responses and
+This module owns the operator's HTTP clients (`http_client`: one connection pool each, one for
+HTTP activities, one for worker dispatch), the address guard that keeps activities away from
+link-local and cloud-metadata addresses, secret headers, and the mapping of responses and
 transport failures to engine errors:
 
 | what happened | error type | retried by default |
 |---|---|---|
 | status outside `successCodes` (default 2xx) | `HttpError`, `details.status` | not 4xx* |
-| no response within `startToClose` | `Timeout`, `details.kind: startToClose` | yes |
+| no answer within `startToClose` (or the default) | `Timeout`, `details.kind: startToClose` | yes |
 | refused connection, reset, DNS failure | `ConnectionError` | yes |
 | link-local or metadata address | `ForbiddenAddress` (`details.nonRetryable`) | never |
 | URL that is not http(s) | `InvalidRequest` (`details.nonRetryable`) | never |
@@ -24,6 +25,10 @@ connect time (rather than resolving once before the request) leaves no window fo
 that changes between check and use, and covers every connection a request opens. Redirects are
 not followed: a `3xx` is an `HttpError` unless listed in `successCodes`, so a header read from a
 Secret never travels to a host the workflow did not name.
+
+A call is sent only once it holds a slot of the executor's `CallLimits` (baton.executors.limits:
+in all, per namespace, per run); it is acknowledged (ActivityStarted) then, so its startToClose
+counts from the send and a call waiting for a slot holds no connection.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import httpcore
 import httpx
 
 from baton.engine.commands import CancelActivity, StartActivity
+from baton.engine.events import ActivityStarted
 from baton.executors.attempts import (
     DETAIL_CHARS,
     ActivityError,
@@ -53,6 +59,7 @@ from baton.executors.attempts import (
     run_attempt,
 )
 from baton.executors.base import Report, RunRef
+from baton.executors.limits import CallLimits
 from baton.executors.secrets import secret_text
 from baton.expr import as_text
 from baton.settings import OperatorSettings
@@ -237,13 +244,15 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def http_client(settings: OperatorSettings, resolve: Resolver | None = None) -> httpx.AsyncClient:
-    """The shared client: pool size from settings, the address guard, no redirects, no proxy
-    from the environment (the guard must see the real destination), no default timeout (each
-    attempt sets its own from startToClose)."""
+def http_client(
+    settings: OperatorSettings, resolve: Resolver | None = None, *, max_connections: int
+) -> httpx.AsyncClient:
+    """A client over its own pool of `max_connections`: the address guard, no redirects, no
+    proxy from the environment (the guard must see the real destination), no client-wide
+    timeout (each request sets its own)."""
     limits = httpx.Limits(
-        max_connections=settings.http_max_connections,
-        max_keepalive_connections=settings.http_max_connections,
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
     )
     backend = GuardedBackend(
         resolve or resolve_host, allow_link_local=settings.allow_link_local_http
@@ -322,11 +331,13 @@ def _is_success(status: int, success_codes: Any) -> bool:
 
 
 class HttpExecutor:
-    """Performs `http` activities over one shared client (also lent to worker dispatch).
+    """Performs `http` activities over its client (whose `send` worker dispatch uses too, over
+    a client of its own).
 
-    `start` runs the call as a task (a duplicate start of an attempt in flight is a no-op);
-    `cancel` cancels that task; `close` cancels them all and closes the client. `resolve`
-    replaces the system resolver (tests point host names at chosen addresses)."""
+    `start` runs the call as a task (a duplicate start of an attempt in flight is a no-op),
+    which waits for a slot of `limits` before it is sent; `cancel` cancels that task; `close`
+    cancels them all and closes the client. `resolve` replaces the system resolver (tests
+    point host names at chosen addresses)."""
 
     kind = "http"
 
@@ -335,18 +346,29 @@ class HttpExecutor:
     ) -> None:
         self.kube = kube
         self.settings = settings
-        self.client = http_client(settings, resolve)
+        self.resolve = resolve
+        self.client = http_client(settings, resolve, max_connections=settings.http_max_connections)
+        self.limits = CallLimits(
+            settings.http_max_connections,
+            per_namespace=settings.http_calls_per_namespace,
+            per_run=settings.http_calls_per_run,
+        )
         self._inflight = InFlight()
 
     async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
-        """Begin the call; ActivityStarted, then ActivityCompleted/ActivityFailed via `report`."""
+        """Begin the call; ActivityStarted once it holds a slot, then ActivityCompleted or
+        ActivityFailed via `report`."""
         secrets: list[str] = []
 
         async def call() -> Any:
-            return await self._call(run, command, secrets)
+            # Per run tree, as worker pools share their slots: a parent fanning out to child
+            # runs gets no more calls than one run.
+            async with self.limits.slot(run.namespace, run.root):
+                await report(ActivityStarted(key=command.key, attempt=command.attempt))
+                return await self._call(run, command, secrets)
 
         async def attempt() -> None:
-            await run_attempt(command, report, call, secrets=lambda: secrets)
+            await run_attempt(command, report, call, secrets=lambda: secrets, acknowledge=False)
 
         self._inflight.spawn(AttemptId.of(run, command), attempt)
 
@@ -368,12 +390,17 @@ class HttpExecutor:
             # the server deduplicate across retries too.
             headers["Idempotency-Key"] = command.idempotency_key
         log.debug("http %s for %s", method, command.idempotency_key)
+        timeout, limit = command.start_to_close, "the startToClose timeout"
+        if timeout is None:
+            timeout = self.settings.http_default_timeout
+            limit = "the operator's default timeout (the step sets no timeout.startToClose)"
         response = await self.send(
             method,
             str(spec.get("url") or ""),
             headers=headers,
             body=spec.get("body"),
-            timeout=command.start_to_close,
+            timeout=timeout,
+            limit=limit,
         )
         if not _is_success(response.status, spec.get("successCodes")):
             raise response_error(response, time.time())
@@ -387,12 +414,16 @@ class HttpExecutor:
         headers: Mapping[str, str],
         body: Any,
         timeout: float | None,
+        limit: str = "the startToClose timeout",
         read: BodyReader | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> HttpResponse:
         """One request through the guard, its body read in full; transport failures raise
         ActivityError (`Timeout`, `ConnectionError`, `ForbiddenAddress`, ...). Statuses are the
         caller's to judge. `read` replaces the reading of the body (a worker's heartbeat stream);
-        the `timeout` covers it too."""
+        the `timeout` covers it too (`limit` names it in the error). `client` replaces the
+        executor's own (worker dispatch has its pool); a slot of the caller's limits is the
+        caller's to hold."""
         try:
             target = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -406,7 +437,7 @@ class HttpExecutor:
         where = f"{method} {target.copy_with(query=None, fragment=None)}"
         try:
             async with asyncio.timeout(timeout):
-                async with self.client.stream(
+                async with (client or self.client).stream(
                     method,
                     target,
                     headers=headers,
@@ -439,7 +470,7 @@ class HttpExecutor:
         except (TimeoutError, httpx.TimeoutException):
             raise ActivityError(
                 "Timeout",
-                f"{where}: no response within the startToClose timeout of {timeout}s",
+                f"{where}: no response within {limit} of {timeout}s",
                 {"kind": "startToClose"},
             ) from None
         except httpx.TransportError as exc:

@@ -274,6 +274,16 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
             "/operator/podPolicy/serviceAccounts/0",
         ),
         (["--set", "operator.podPolicy.annotations={a}"], "'annotations' not allowed"),
+        (
+            ["--set", "operator.http.callsPerNamespace=100"],
+            "operator.http.callsPerNamespace (100) must be below operator.http.maxConnections",
+        ),
+        (
+            ["--set", "operator.workerDispatch.maxConnections=250"],
+            "operator.workerDispatch.callsPerNamespace (250) must be below "
+            "operator.workerDispatch.maxConnections (250)",
+        ),
+        (["--set", "operator.http.defaultTimeout=0"], "/operator/http/defaultTimeout"),
     ],
     ids=[
         "replicas",
@@ -286,6 +296,9 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
         "shard",
         "service-account",
         "policy-typo",
+        "http-namespace-share",
+        "worker-namespace-share",
+        "http-timeout",
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(
@@ -325,6 +338,30 @@ def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
         "--allow-service-account=reporter",
         "--allow-job-pod-annotation=sidecar.istio.io/*",
     ]
+
+
+def test_http_limits_reach_the_operator(helm: Helm) -> None:
+    defaults = container(helm.template())["args"]
+    assert {
+        "--http-default-timeout=60",
+        "--http-max-connections=100",
+        "--http-calls-per-namespace=25",
+        "--http-calls-per-run=10",
+        "--worker-max-connections=1000",
+        "--worker-calls-per-namespace=250",
+    } <= set(defaults)
+    args = container(
+        helm.template(
+            "--set-json",
+            "operator.http.defaultTimeout=2.5",
+            "--set",
+            "operator.http.callsPerRun=3",
+            "--set",
+            "operator.workerDispatch.callsPerNamespace=40",
+        )
+    )["args"]
+    assert {"--http-default-timeout=2.5", "--http-calls-per-run=3"} <= set(args)
+    assert "--worker-calls-per-namespace=40" in args
 
 
 def test_a_shard_reaches_the_operator_and_none_by_default(helm: Helm) -> None:
