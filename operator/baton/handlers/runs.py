@@ -225,7 +225,10 @@ class RunLoop:
             return
         assert self.definition is not None
         if self.position.batches > 1:  # resumed: more than its start happened before
-            await self._perform(await self._stale_stops())
+            try:
+                await self._perform(await self._stale_stops())
+            except ApiError as exc:  # the run goes on; what is left runs to its own end
+                log.warning("%s/%s: stale stops: %s", self.ref.namespace, self.ref.name, exc)
         await self._perform(pending_commands(self.definition, self.state))
         await self._fold(self._spec_events())  # what the user changed while we were away
         while not self.state.phase.finished:
