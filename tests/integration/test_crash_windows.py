@@ -11,7 +11,7 @@ while the operator was down. The windows:
 - history chunk rollover: dying between closing a full chunk and creating the next, then after
   the batch that creates it is written but before the status shows it;
 - output offload: dying after a large output's ConfigMap is written but before a status refers
-  to it, then before the next step, which must read the output back, is performed;
+  to it, then before the next step is performed: the resumed run reads the output back;
 - child creation: dying after a child run is created but before the parent saw it, then after
   the child ended but before the parent heard of it;
 - forEach and parallel: dying with a fan-out half started (some children, Jobs and calls made,
@@ -180,7 +180,9 @@ def test_offloaded_output_survives_crashes_around_its_configmap_and_is_read_back
     # and dies once it handed `use` to its executor.
     lives.die_at("after-command:1")
     assert set(runs.status("bulky-1")["steps"]["big"]["output"]) == {"$ref"}
-    lives.start()  # resumes from the status: the output is read back from its ConfigMap
+    # Resumes from the status: the output is read back from its ConfigMap, and the run's
+    # output, computed from it at the end, is that output (check_replay compares them).
+    lives.start()
     status = runs.wait("bulky-1")
     assert status["phase"] == "Succeeded", status
     uid = uid_of(runs, "bulky-1")
@@ -210,9 +212,9 @@ def test_child_run_created_before_a_crash_is_adopted_and_its_end_heard_after_ano
     lives = make_lives()
     lives.die_at("after-child-create")  # the child exists; the parent has not seen it
     assert [c["metadata"]["name"] for c in children(runs, "order")] == ["order-kid-1"]
-    # The next life adopts the child; the child runs, and its end is written (the parent's
-    # run loop's 1st write is none: nothing of the parent changed) and the process dies
-    # before the parent heard of it.
+    # The next life adopts the child, which runs: its first status write is its start, the
+    # second its end (the parent writes nothing meanwhile: its re-issued start only finds the
+    # child there); the process dies before the parent heard of that end.
     lives.die_at("after-status-write:2")
     assert runs.status("order-kid-1")["phase"] == "Succeeded"
     assert runs.status("order")["steps"]["kid"]["phase"] == "Running"
