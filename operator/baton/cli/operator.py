@@ -144,6 +144,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the operator creates for them gets the label too); without it, only those without "
         "the label",
     )
+    parser.add_argument(
+        "--history-chunk-bytes",
+        type=_chunk_bytes,
+        default=defaults.history_chunk_bytes,
+        metavar="BYTES",
+        help="start a run's next history ConfigMap beyond this size (default: 256 KiB)",
+    )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
     parser.set_defaults(handler=run)
@@ -190,6 +197,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         kube_events=not args.no_kube_events,
         metrics_port=args.metrics_port,
         shard=args.shard,
+        history_chunk_bytes=args.history_chunk_bytes,
     )
 
 
@@ -203,6 +211,23 @@ def _shard(text: str) -> str:
 
 
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+_MAX_CHUNK_BYTES = 1024 * 1024
+"""A chunk grows by one batch past the size it closes at, and etcd refuses objects over
+1.5 MiB: a larger setting would let an append fail for good."""
+
+
+def _chunk_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= _MAX_CHUNK_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a number of bytes from 1 to {_MAX_CHUNK_BYTES}"
+        )
+    return value
 
 
 def _priority(text: str) -> int | str:

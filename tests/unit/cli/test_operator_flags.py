@@ -1,5 +1,5 @@
-"""`baton operator` flags: --priority auto, --metrics-port, --shard, the HTTP limits and the
-pod policy."""
+"""`baton operator` flags: --priority auto, --metrics-port, --shard, the HTTP limits,
+--history-chunk-bytes and the pod policy."""
 
 from __future__ import annotations
 
@@ -111,6 +111,15 @@ def test_http_limits_that_leave_no_room_are_refused_naming_the_flag(
 ) -> None:
     with pytest.raises(CommandError, match=re.escape(message)):
         operator.run(parse(*flags))
+
+
+def test_history_chunk_bytes_defaults_to_the_setting_and_stays_under_etcds_limit() -> None:
+    assert parse().history_chunk_bytes == OperatorSettings().history_chunk_bytes
+    settings = operator.operator_settings(parse("--history-chunk-bytes", "2048"))
+    assert settings.history_chunk_bytes == 2048
+    for bad in ("0", "lots", str(2 * 1024 * 1024)):
+        with pytest.raises(SystemExit):
+            parse("--history-chunk-bytes", bad)
 
 
 def test_the_job_pod_policy_allows_nothing_unless_flags_allow_it() -> None:
