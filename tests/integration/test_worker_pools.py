@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import Cluster, Runs
 from operator_process import OperatorProcess
-from runkit import history, jsonpath, run, wait_until, worker_pool, workflow
+from runkit import history, jsonpath, run, wait_created, wait_until, worker_pool, workflow
 from scrape import free_port, value
 
 pytestmark = pytest.mark.timeout(240)
@@ -447,3 +447,26 @@ def test_a_pool_naming_a_service_account_the_operator_does_not_allow_gets_no_wor
     assert "operator.podPolicy.serviceAccounts" in message
     found = cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False)
     assert found.returncode != 0
+
+
+def test_a_pool_whose_env_names_a_secret_not_open_to_runs_gets_no_workers_until_it_is(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    cluster.kubectl(
+        "create", "secret", "generic", "db", "--from-literal=password=p", "-n", namespace
+    )
+    env = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    runs.apply(pool("reports", "http://127.0.0.1:9", env=env))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/reports", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=SecretNotAllowed",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "reports", "{.status.conditions[0].message}"
+    )
+    assert "baton.dev/workflow-secret=true" in message
+    assert cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False).returncode
+
+    cluster.kubectl("label", "secret", "db", "baton.dev/workflow-secret=true", "-n", namespace)
+    wait_created(cluster, namespace, "deployment", "reports")

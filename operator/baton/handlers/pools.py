@@ -18,7 +18,8 @@ What is not touched: a Deployment or Service is the pool's only while it carries
 ownerReference; a foreign object of the same name is never patched nor sent tasks (the pool's
 Ready condition says `NameConflict`, a Warning Event names the object and the fix). Nor is
 anything applied for a pool naming a ServiceAccount the operator's pod policy refuses
-(`PolicyDenied`). Either way the pool gets no tasks until it is resolved.
+(`PolicyDenied`), or whose env names a Secret runs may not use (`SecretNotAllowed`, see
+baton.executors.secrets). Either way the pool gets no tasks until it is resolved.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from baton import metrics
 from baton.api.labels import SHARD
 from baton.api.pool import WorkerPoolSpec
 from baton.executors import podpolicy
+from baton.executors.attempts import ActivityError
 from baton.executors.base import RunRef
+from baton.executors.secrets import usable_secret
 from baton.pools import objects
 from baton.pools.dispatch import FairQueue, capacity
 from baton.pools.scaling import ScalingPolicy, ScalingState, decide
@@ -346,7 +349,10 @@ class Pools:
             runtime.deployment = await self.kube.get(deployment_at)
         creating = runtime.deployment is None
         service: dict[str, Any] | None = None
-        if creating or runtime.applied_generation != generation or runtime.blocked is not None:
+        recheck = (
+            creating or runtime.applied_generation != generation or runtime.blocked is not None
+        )
+        if recheck:
             service = await self.kube.get(service_at)
         # Adopt only what the pool created: a foreign object of either name is left as it is
         # (patching it would narrow its selector and make the pool its owner, so deleting the
@@ -359,6 +365,8 @@ class Pools:
         blocked = objects.Blocked(objects.NAME_CONFLICT, foreign[0]) if foreign else None
         if blocked is None:
             blocked = self._refused_account(runtime, spec)
+        if blocked is None and recheck:
+            blocked = await self._refused_secret(runtime, spec)
         await self._report_blocked(runtime, blocked, now)
         if blocked is not None:
             return
@@ -432,6 +440,22 @@ class Pools:
             return None
         message = f"spec.{field}: {violation.message}; the pool gets no workers and no tasks"
         return objects.Blocked(podpolicy.POLICY_DENIED, message)
+
+    async def _refused_secret(
+        self, runtime: PoolRuntime, spec: WorkerPoolSpec
+    ) -> objects.Blocked | None:
+        """A Secret of the workers' env that runs may not use (baton.executors.secrets): the
+        pool's image would read it through the kubelet, whoever created the pool."""
+        for var in spec.env or []:
+            if var.value_from is None:
+                continue
+            ref = var.value_from.secret_key_ref.model_dump()
+            try:
+                await usable_secret(self.kube, runtime.namespace, ref)
+            except ActivityError as exc:
+                message = f"spec.env {var.name}: {exc.message}; the pool gets no workers"
+                return objects.Blocked(exc.error_type, message)
+        return None
 
     async def _report_blocked(
         self, runtime: PoolRuntime, blocked: objects.Blocked | None, now: float
