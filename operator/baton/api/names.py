@@ -33,24 +33,23 @@ class InvalidNameError(ValueError):
     """A name that is not a valid Kubernetes object name; the message names the rule."""
 
 
-def check_subdomain(value: str, what: str) -> str:
-    """`value` when it is a valid object name; InvalidNameError naming `what` otherwise."""
-    if len(value) > SUBDOMAIN_MAX or not _SUBDOMAIN.match(value):
+def _check(value: str, rule: re.Pattern[str], limit: int, what: str, kind: str, chars: str) -> str:
+    if len(value) > limit or not rule.match(value):
         raise InvalidNameError(
-            f"{what} {value[:80]!r} is not a valid Kubernetes name: at most {SUBDOMAIN_MAX} "
-            "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+            f"{what} {value[:80]!r} is not a valid {kind}: at most {limit} lowercase letters, "
+            f"digits and {chars}, starting and ending with a letter or digit"
         )
     return value
+
+
+def check_subdomain(value: str, what: str) -> str:
+    """`value` when it is a valid object name; InvalidNameError naming `what` otherwise."""
+    return _check(value, _SUBDOMAIN, SUBDOMAIN_MAX, what, "Kubernetes name", "'-' and '.'")
 
 
 def check_label(value: str, what: str) -> str:
     """`value` when it is a valid RFC 1123 label (a namespace name); InvalidNameError else."""
-    if len(value) > LABEL_MAX or not _LABEL.match(value):
-        raise InvalidNameError(
-            f"{what} {value[:80]!r} is not a valid namespace name: at most {LABEL_MAX} "
-            "lowercase letters, digits and '-', starting and ending with a letter or digit"
-        )
-    return value
+    return _check(value, _LABEL, LABEL_MAX, what, "namespace name", "'-'")
 
 
 ObjectName = Annotated[
