@@ -180,8 +180,12 @@ build_binaries() {
 # Binaries of other pins go, unless a cluster still runs them (kwokctl links to them).
 prune_old_binaries() {
 	local dir used
-	used="$(find "$KWOK_WORKDIR/clusters" -path '*/bin/*' -type l -printf '%l\n' 2>/dev/null |
-		sed 's#/[^/]*$##' | sort -u)"
+	used=""
+	# On a fresh machine no cluster exists yet, and find on a missing directory fails.
+	if [[ -d "$KWOK_WORKDIR/clusters" ]]; then
+		used="$(find "$KWOK_WORKDIR/clusters" -path '*/bin/*' -type l -printf '%l\n' |
+			sed 's#/[^/]*$##' | sort -u)"
+	fi
 	for dir in "$CACHE_DIR"/bin/v*/; do
 		dir="${dir%/}"
 		[[ "$dir" == "$BIN_DIR" ]] && continue

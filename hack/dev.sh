@@ -59,8 +59,10 @@ up() {
 	start_process services uv run --locked python examples/dev/services.py --port "$SERVICES_PORT"
 	start_process worker uv run --locked baton-worker realestate:worker \
 		--app-dir activities/examples --host 127.0.0.1 --port "$WORKER_PORT"
+	# kwok.baton.dev/* steers kwok's simulated pods (docs/testing.md): Job steps may set those
+	# pod annotations, nothing else (the operator's pod policy allows none by default).
 	start_process operator uv run --locked baton operator --standalone --liveness "" \
-		--metrics-port 0
+		--metrics-port 0 --allow-job-pod-annotation 'kwok.baton.dev/*'
 	for port in "$SERVICES_PORT" "$WORKER_PORT"; do
 		for _ in $(seq 300); do
 			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

@@ -14,10 +14,22 @@ Without the variable a call is one dict lookup on an empty dict. The points the 
 - `before-history-append`: the batch is decided (results of earlier commands folded in) but
   nothing is written;
 - `after-history-append`: the batch is in the history, status does not show it yet;
-- `after-status-write`: history and status are written, the batch's commands not performed;
+- `after-status-write`: history and status are written, the batch's commands not performed
+  (but its stops, which are performed before the status write);
+- `after-command`: one command of the batch was performed (or handed to its executor), the
+  ones after it not: a crash there leaves a fan-out (forEach, parallel) half started;
 - `after-perform`: the commands were handed to their executors (which work in the background).
 
-tests/integration/test_crash.py kills the operator at each of them.
+And inside the writes and commands of a batch:
+
+- `history-chunk-closed` (baton.store.history): the full history chunk is closed, the next one
+  not created;
+- `after-output-offload` (baton.store.snapshots): a large output's ConfigMap is written, the
+  status that refers to it not;
+- `after-child-create` (baton.handlers.runs): a child run exists, its parent has not seen it.
+
+tests/integration/test_crash.py kills the operator at the run loop's points,
+tests/integration/test_crash_windows.py at the others, each in the window it guards.
 """
 
 from __future__ import annotations

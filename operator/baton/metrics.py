@@ -18,7 +18,9 @@ Names follow Prometheus conventions: the `baton_` prefix, base units in names (`
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -105,6 +107,33 @@ RECONCILE_LATENCY = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+
+EVENT_LOOP_LAG = Histogram(
+    "baton_event_loop_lag_seconds",
+    "How long the operator's event loop, which every run, watch and probe shares, was kept "
+    "busy past a 50 ms timer: its lateness, counted only while the loop's thread was using CPU.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+LAG_INTERVAL = 0.05
+"""Seconds between two samples of the event loop's lag."""
+
+
+async def sample_loop_lag(interval: float = LAG_INTERVAL) -> None:
+    """Observe the event loop's lag every `interval` seconds, until cancelled.
+
+    A timer can fire late because code on the loop ran too long (a stall, what this measures)
+    or because the machine did not schedule the process (not the operator's doing). The thread's
+    CPU time tells them apart: the lateness counted is at most the CPU the loop's thread used
+    meanwhile."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before, cpu_before = loop.time(), time.thread_time()
+        await asyncio.sleep(interval)
+        late = loop.time() - before - interval
+        busy = time.thread_time() - cpu_before
+        EVENT_LOOP_LAG.observe(max(0.0, min(late, busy)))
+
 
 POOL_SCALE_CHANGES = Counter(
     "baton_pool_scale_changes",
@@ -252,7 +281,11 @@ METRIC_NAMES = frozenset(
         *(f"{name}_total" for name in (*_COUNTERS, "baton_pool_scale_changes")),
         *(
             f"{name}{suffix}"
-            for name in (*_HISTOGRAMS, "baton_reconcile_latency_seconds")
+            for name in (
+                *_HISTOGRAMS,
+                "baton_reconcile_latency_seconds",
+                "baton_event_loop_lag_seconds",
+            )
             for suffix in ("_bucket", "_sum", "_count")
         ),
     }

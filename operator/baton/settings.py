@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from baton.api.labels import SHARD
@@ -34,10 +35,46 @@ class OperatorSettings:
     """Let HTTP activities reach link-local and cloud-metadata addresses (refused by default)."""
 
     http_max_connections: int = 100
-    """Connection pool size of the shared HTTP client of HTTP activities."""
+    """Connection pool size of HTTP activities: at most this many calls are in flight at once
+    (worker dispatch has its own pool, `worker_max_connections`)."""
+
+    http_default_timeout: float = 60.0
+    """Seconds an HTTP activity's attempt may take when its step sets no `startToClose`. A call
+    to a server that never answers must give its connection back some day; 60 s is what most
+    proxies and load balancers in front of a service allow anyway (nginx's and an AWS ALB's
+    defaults) and Step Functions' limit for HTTP tasks. Longer calls set `startToClose`."""
+
+    http_calls_per_namespace: int = 25
+    """HTTP activity calls one namespace may have in flight; more wait, holding no connection.
+    Below `http_max_connections`, so one namespace's hung calls leave the others connections."""
+
+    http_calls_per_run: int = 10
+    """HTTP activity calls one run (with its child runs) may have in flight; more wait, so one
+    run's fan-out does not take its whole namespace's share."""
+
+    worker_max_connections: int = 1000
+    """Connection pool size of worker dispatch. A task holds its connection while the activity
+    runs (minutes, hours), so this bounds the worker tasks running at once across all pools;
+    each pool is bounded by its own capacity (replicas x tasksPerReplica) first."""
+
+    worker_calls_per_namespace: int = 250
+    """Worker tasks one namespace may have in flight; more wait after leaving their pool's
+    queue, holding no connection. Below `worker_max_connections`, for the same reason as
+    `http_calls_per_namespace`."""
 
     job_ttl_seconds: int = 600
     """Finished Jobs are deleted by the TTL controller after this many seconds."""
+
+    pod_service_accounts: tuple[str, ...] = ()
+    """ServiceAccounts a Job step or a WorkerPool may name in `serviceAccountName`, as
+    shell-style patterns (`ci-*`). Empty by default: whoever creates a run or a pool is not the
+    cluster admin, and the account is what the pods may then do in the API
+    (baton.executors.podpolicy)."""
+
+    job_pod_annotations: tuple[str, ...] = ()
+    """Pod annotation keys a Job step may set in `podAnnotations`, as shell-style patterns
+    (`sidecar.istio.io/*`). Empty by default: annotations steer meshes, admission webhooks and
+    other tools of the cluster, which are the admin's to open up."""
 
     history_chunk_bytes: int = 256 * 1024
     """A history ConfigMap is closed and the next one started beyond this size (etcd's object
@@ -73,6 +110,41 @@ class OperatorSettings:
     from `--history-key-file`, which the chart mounts from a Secret in the operator's
     namespace). Empty: the seals still catch accidental edits, but anyone who has read Baton's
     source can forge them; see docs/architecture.md, "History integrity"."""
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, one line each naming the `baton operator` flag."""
+        found = []
+        for flag, value in (
+            ("--http-max-connections", self.http_max_connections),
+            ("--http-calls-per-namespace", self.http_calls_per_namespace),
+            ("--http-calls-per-run", self.http_calls_per_run),
+            ("--worker-max-connections", self.worker_max_connections),
+            ("--worker-calls-per-namespace", self.worker_calls_per_namespace),
+        ):
+            if value < 1:
+                found.append(f"{flag} must be at least 1, not {value}")
+        if not 0 < self.http_default_timeout < math.inf:
+            found.append(
+                f"--http-default-timeout must be a positive number of seconds, not "
+                f"{self.http_default_timeout}"
+            )
+        for pool, share in (
+            ("--http-max-connections", "--http-calls-per-namespace"),
+            ("--worker-max-connections", "--worker-calls-per-namespace"),
+        ):
+            total = getattr(self, pool[2:].replace("-", "_"))
+            limit = getattr(self, share[2:].replace("-", "_"))
+            if limit >= total:
+                found.append(
+                    f"{share} ({limit}) must be below {pool} ({total}): otherwise one "
+                    "namespace's calls that never end can take every connection"
+                )
+        return found
 
     @property
     def created_labels(self) -> dict[str, str]:

@@ -1,6 +1,7 @@
-"""Helpers of the crash and peering tests (tests/integration/test_crash.py, test_peering.py): the
-saga workflow every run follows, the checks that each effect happened once, and that each run's
-history alone accounts for its status.
+"""Helpers of the crash and peering tests (tests/integration/test_crash.py, test_crash_windows.py,
+test_peering.py): the saga workflow every run follows, the checks that each effect happened once,
+that each run's history alone accounts for its status, and `Lives`, an operator killed at chosen
+failpoints and started again.
 
 The saga: `reserve` and `charge` (HTTP, each with an HTTP compensation), `build` (a Job),
 `nap` (a 1 s sleep), `approval` (waitForSignal), `ship` (HTTP, compensated), and `abort`, a
@@ -26,8 +27,11 @@ from recorder import Recorder
 from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PART, RUN_UID
 from baton.api.workflow import WorkflowSpec
 from baton.engine import compile_definition, replay, status_of
+from baton.failpoints import ENV as FAILPOINTS_ENV
+from baton.failpoints import EXIT_STATUS
 from baton.handlers.runs import SHELL_STATUS_KEYS
 from baton.store.history import HISTORY, decode_chunk
+from baton.store.snapshots import REF
 
 FORWARD = ["reserve", "charge", "ship"]
 """HTTP steps in the order they run; each has a compensation."""
@@ -249,17 +253,84 @@ def where_runs_are(runs: Runs) -> dict[str, int]:
 
 
 def check_history(runs: Runs, workflow: dict[str, Any], count: int) -> None:
-    """Each run's history is one log, batches numbered 0, 1, 2... once each, and replaying it
-    alone gives the status the run shows."""
+    """Each saga run's history is one log that replays to its status (`check_replay`)."""
+    for index in range(count):
+        check_replay(runs, workflow, f"saga-{index}")
+
+
+def check_replay(runs: Runs, workflow: dict[str, Any], name: str) -> int:
+    """The run's history is one log, batches numbered 0, 1, 2... once each, and replaying it
+    alone gives the status the run shows (offloaded outputs read back); returns how many
+    history ConfigMaps (chunks) it spans."""
     definition = compile_definition(WorkflowSpec.model_validate(workflow["spec"]))
     core = client.CoreV1Api(runs.cluster.api_client)
-    for index in range(count):
-        run = runs.get(f"saga-{index}")
-        selector = f"{RUN_UID}={run['metadata']['uid']},{PART}={HISTORY}"
-        chunks = core.list_namespaced_config_map(runs.namespace, label_selector=selector).items
-        batches = sorted(batch for chunk in chunks for batch in decode_chunk(chunk.data))
-        numbers = [number for number, _ in batches]
-        assert numbers == list(range(len(numbers))), (index, numbers)
-        state = replay(definition, [entry for _, entries in batches for entry in entries])
-        shown = {k: v for k, v in run["status"].items() if k not in SHELL_STATUS_KEYS}
-        assert status_of(definition, state) == shown, index
+    run = runs.get(name)
+    selector = f"{RUN_UID}={run['metadata']['uid']},{PART}={HISTORY}"
+    chunks = core.list_namespaced_config_map(runs.namespace, label_selector=selector).items
+    batches = sorted(batch for chunk in chunks for batch in decode_chunk(chunk.data))
+    numbers = [number for number, _ in batches]
+    assert numbers == list(range(len(numbers))), (name, numbers)
+    state = replay(definition, [entry for _, entries in batches for entry in entries])
+    shown = {k: v for k, v in run["status"].items() if k not in SHELL_STATUS_KEYS}
+    assert status_of(definition, state) == _inlined(core, runs.namespace, shown), name
+    return len(chunks)
+
+
+def _inlined(core: client.CoreV1Api, namespace: str, node: Any) -> Any:
+    """`node` with each offloaded output (`{"$ref": configmap}`) replaced by its content."""
+    if isinstance(node, dict):
+        if set(node) == {REF}:
+            data = core.read_namespaced_config_map(node[REF], namespace).data or {}
+            return json.loads(data["json"])
+        return {k: _inlined(core, namespace, v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(core, namespace, v) for v in node]
+    return node
+
+
+class Lives:
+    """One operator process over the lives of a crash test: started plain or armed with
+    failpoints (`BATON_FAILPOINTS`), ended by its failpoint (`os._exit(137)`, as abrupt as
+    SIGKILL) or by `kill` (SIGKILL), started again. `deaths` lists how each life ended."""
+
+    def __init__(self, process: OperatorProcess) -> None:
+        self.process = process
+        self.deaths: list[str] = []
+
+    def start(self, failpoints: str = "") -> None:
+        """Start the operator, armed with `failpoints` (`name[:hit],...`) or not at all."""
+        if failpoints:
+            self.process.env[FAILPOINTS_ENV] = failpoints
+        else:
+            self.process.env.pop(FAILPOINTS_ENV, None)
+        self.process.start()
+
+    def die_at(self, failpoints: str, timeout: float = 90.0) -> str:
+        """Start armed with `failpoints` and wait until the process exits at one of them;
+        returns its name."""
+        self.start(failpoints)
+        return self.wait_death(failpoints, timeout)
+
+    def wait_death(self, failpoints: str, timeout: float = 90.0) -> str:
+        """Wait until the running process exits at one of its `failpoints`; returns its name."""
+        process = self.process.process
+        assert process is not None
+        deadline = time.monotonic() + timeout
+        while (code := process.poll()) is None:
+            assert time.monotonic() < deadline, (
+                f"failpoint {failpoints} not hit in {timeout}s:\n{self.process.log_tail(60)}"
+            )
+            time.sleep(0.05)
+        tail = self.process.log_tail(5).splitlines()
+        hits = [line for line in tail if line.startswith("baton failpoint ")]
+        assert code == EXIT_STATUS, f"exit {code}:\n{self.process.log_tail(60)}"
+        assert hits, f"no failpoint exit:\n{self.process.log_tail(60)}"
+        point = hits[-1].split()[2]
+        self.deaths.append(point)
+        return point
+
+    def kill(self) -> None:
+        """SIGKILL the running operator once it is through its start-up."""
+        self.process.wait_ready()
+        self.process.kill()
+        self.deaths.append("kill -9")

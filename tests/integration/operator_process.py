@@ -16,6 +16,10 @@ from scrape import Samples, scrape
 READY = "baton operator started"
 """What the operator logs once its start-up is through."""
 
+KWOK_ANNOTATIONS = "kwok.baton.dev/*"
+"""Pod annotation keys every test operator lets Job steps set: they steer kwok's simulated pods
+(hack/kwok/stages.yaml), and the operator's pod policy allows no key by default."""
+
 
 class OperatorProcess:
     """One operator process writing its log to a file.
@@ -48,6 +52,7 @@ class OperatorProcess:
         command = [sys.executable, "-m", "baton.cli.main", "operator"]
         command += ["--standalone"] if self.standalone else []
         command += ["--liveness", "", "--log-format", "full"]
+        command += ["--allow-job-pod-annotation", KWOK_ANNOTATIONS]
         command += ["--metrics-port", str(self.metrics_port)]
         command += ["--verbose"] if self.verbose else []
         with self.log_path.open("ab") as log:

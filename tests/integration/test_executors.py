@@ -19,7 +19,7 @@ import pytest
 from recorder import Recorder, Reply
 from runkit import worker_pool
 
-from baton.api.labels import RUN_UID
+from baton.api.labels import RUN_UID, WORKFLOW_SECRET
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, Event
 from baton.executors.base import RunRef
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-SETTINGS = OperatorSettings(job_ttl_seconds=600)
+SETTINGS = OperatorSettings(job_ttl_seconds=600, job_pod_annotations=("kwok.baton.dev/*",))
+"""kwok.baton.dev/* steer the simulated pods; the pod policy allows no key by default."""
 
 
 @pytest.fixture
@@ -345,12 +346,123 @@ def recorder() -> Iterator[Recorder]:
     service.stop()
 
 
-def secret(cluster: Cluster, namespace: str, name: str, **data: str) -> None:
+def secret(
+    cluster: Cluster, namespace: str, name: str, *, usable: bool = True, **data: str
+) -> None:
+    """A Secret; `usable` opts it in for workflow runs (the baton.dev/workflow-secret label)."""
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    labels = {WORKFLOW_SECRET: "true"} if usable else {}
+    metadata = {"name": name, "labels": labels}
     cluster.apply(
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded},
-        namespace,
+        {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": encoded}, namespace
     )
+
+
+def failures(events: Events) -> dict[str, dict[str, Any]]:
+    return {e.key: e.error for e in events.events if isinstance(e, ActivityFailed)}
+
+
+def header_calls(
+    crds: Cluster, run_ref: RunRef, recorder: Recorder, refs: dict[str, dict[str, str]]
+) -> Events:
+    """One HTTP attempt per entry of `refs` (key → secretKeyRef of an X-Key header), to the end."""
+    events = Events()
+
+    async def scenario(kube: Kube) -> None:
+        executor = HttpExecutor(kube, SETTINGS)
+        for key, ref in refs.items():
+            spec = {"url": f"{recorder.url}/calls", "headers": {"X-Key": {"secretKeyRef": ref}}}
+            await executor.start(run_ref, start_command(run_ref, "http", spec, key=key), events)
+        await events.wait(lambda: events.types().count("ActivityFailed") == len(refs))
+        await executor.close()
+
+    run_async(crds, scenario)
+    return events
+
+
+@pytest.fixture
+def other_namespace(crds: Cluster, namespace: str) -> Iterator[str]:
+    """A second namespace, holding another tenant's opted-in Secret `admin-token`."""
+    other = f"{namespace[:55]}-other"
+    crds.kubectl("create", "namespace", other)
+    secret(crds, other, "admin-token", token="other-tenants-token")
+    yield other
+    crds.kubectl("delete", "namespace", other, "--wait=false")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../{other}/secrets/admin-token",
+        "%2e%2e/%2e%2e/{other}/secrets/admin-token",
+        "..%2f..%2f{other}%2fsecrets%2fadmin-token",
+    ],
+)
+def test_a_secret_name_cannot_reach_another_namespace(
+    crds: Cluster, run_ref: RunRef, recorder: Recorder, other_namespace: str, name: str
+) -> None:
+    ref = {"name": name.format(other=other_namespace), "key": "token"}
+    events = header_calls(crds, run_ref, recorder, {"a": ref})
+    error = failures(events)["a"]
+    assert error["type"] == "InvalidName"
+    assert error["details"]["nonRetryable"] is True
+    assert recorder.calls_to("/calls") == []
+    assert "other-tenants-token" not in json.dumps([e.to_json() for e in events.events])
+
+
+def test_a_secret_its_owner_did_not_open_to_runs_is_refused_for_good(
+    crds: Cluster, namespace: str, run_ref: RunRef, recorder: Recorder
+) -> None:
+    secret(crds, namespace, "db-password", usable=False, token="private-db-password")
+    events = header_calls(crds, run_ref, recorder, {"a": {"name": "db-password", "key": "token"}})
+    error = failures(events)["a"]
+    assert error["type"] == "SecretNotAllowed"
+    assert error["details"]["nonRetryable"] is True
+    assert "baton.dev/workflow-secret=true" in error["message"]
+    assert recorder.calls_to("/calls") == []
+
+
+def test_a_secret_echoed_in_a_successful_response_never_reaches_the_output(
+    crds: Cluster, namespace: str, run_ref: RunRef, recorder: Recorder
+) -> None:
+    token = "tok-echoed-0b7d2e"
+    secret(crds, namespace, "inventory", token=token)
+    recorder.script("/echo", Reply(body={"youSent": {"authorization": f"Bearer {token}"}}))
+    events = Events()
+
+    async def scenario(kube: Kube) -> None:
+        executor = HttpExecutor(kube, SETTINGS)
+        headers = {"Authorization": {"secretKeyRef": {"name": "inventory", "key": "token"}}}
+        spec = {"url": f"{recorder.url}/echo", "headers": headers}
+        await executor.start(run_ref, start_command(run_ref, "http", spec), events)
+        await events.wait(lambda: events.final() is not None)
+        await executor.close()
+
+    run_async(crds, scenario)
+    final = events.final()
+    assert isinstance(final, ActivityCompleted)
+    assert final.output == {"youSent": {"authorization": "Bearer [redacted]"}}
+
+
+def test_a_job_naming_a_secret_not_open_to_runs_is_refused_before_its_pod_exists(
+    crds: Cluster, namespace: str, run_ref: RunRef
+) -> None:
+    secret(crds, namespace, "db-password", usable=False, token="private-db-password")
+    env = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db-password", "key": "token"}}}]
+    events = Events()
+
+    async def scenario(kube: Kube) -> None:
+        executor = JobExecutor(kube, SETTINGS)
+        spec = {"image": "registry.example/exfiltrate:1", "env": env}
+        await executor.start(run_ref, start_command(run_ref, "job", spec), events)
+        await events.wait(lambda: events.final() is not None)
+        await executor.close()
+
+    run_async(crds, scenario)
+    error = failures(events)["pay"]
+    assert error["type"] == "SecretNotAllowed"
+    jobs = crds.kubectl("get", "jobs", "-n", namespace, "-o", "name").stdout
+    assert jobs.strip() == ""
 
 
 def test_a_secret_header_is_sent_and_never_appears_in_events(

@@ -4,6 +4,7 @@ Service and scales the Deployment from the backlog (kwok makes its pods Ready), 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from conftest import Cluster, Runs
 from operator_process import OperatorProcess
-from runkit import history, jsonpath, run, wait_until, worker_pool, workflow
+from runkit import history, jsonpath, run, wait_created, wait_until, worker_pool, workflow
 from scrape import free_port, value
 
 pytestmark = pytest.mark.timeout(240)
@@ -387,3 +388,85 @@ def test_an_operator_killed_while_a_task_heartbeats_ends_the_run_right_and_the_e
     assert status["phase"] == "Succeeded", status
     [effect] = workers.effects()  # re-sent or retried: applied once
     assert effect.startswith("inspected ")
+
+
+def test_a_pool_named_like_an_existing_service_leaves_it_untouched_and_says_so(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "billing"},
+        "spec": {"selector": {"app": "billing-api"}, "ports": [{"port": 80}]},
+    }
+    runs.apply(theirs)
+    before = cluster.kubectl("get", "service", "billing", "-n", namespace, "-o", "json").stdout
+    runs.apply(pool("billing", "http://127.0.0.1:9", minReplicas=1))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/billing", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=NameConflict",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "billing", "{.status.conditions[0].message}"
+    )
+    assert f"Service {namespace}/billing exists" in message
+    assert "rename the WorkerPool" in message
+
+    def warned() -> str:
+        return cluster.kubectl(
+            "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].message}",
+            "--field-selector", "involvedObject.name=billing,reason=NameConflict,type=Warning",
+        ).stdout  # fmt: skip
+
+    assert f"Service {namespace}/billing exists" in wait_until("a Warning Event", warned)
+    after = cluster.kubectl("get", "service", "billing", "-n", namespace, "-o", "json").stdout
+    service = json.loads(after)
+    assert service["spec"]["selector"] == {"app": "billing-api"}
+    assert "ownerReferences" not in service["metadata"]  # deleting the pool cannot delete it
+    assert (
+        service["metadata"]["resourceVersion"] == json.loads(before)["metadata"]["resourceVersion"]
+    )
+    found = cluster.kubectl("get", "deployment", "billing", "-n", namespace, check=False)
+    assert found.returncode != 0  # nothing created beside it either
+
+
+def test_a_pool_naming_a_service_account_the_operator_does_not_allow_gets_no_workers(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    runs.apply(pool("reports", "http://127.0.0.1:9", serviceAccountName="namespace-admin"))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/reports", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=PolicyDenied",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "reports", "{.status.conditions[0].message}"
+    )
+    assert "ServiceAccount 'namespace-admin' is not allowed" in message
+    assert "operator.podPolicy.serviceAccounts" in message
+    found = cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False)
+    assert found.returncode != 0
+
+
+def test_a_pool_whose_env_names_a_secret_not_open_to_runs_gets_no_workers_until_it_is(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    cluster.kubectl(
+        "create", "secret", "generic", "db", "--from-literal=password=p", "-n", namespace
+    )
+    env = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    runs.apply(pool("reports", "http://127.0.0.1:9", env=env))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/reports", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=SecretNotAllowed",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "reports", "{.status.conditions[0].message}"
+    )
+    assert "baton.dev/workflow-secret=true" in message
+    assert cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False).returncode
+
+    cluster.kubectl("label", "secret", "db", "baton.dev/workflow-secret=true", "-n", namespace)
+    wait_created(cluster, namespace, "deployment", "reports")

@@ -36,6 +36,10 @@ ROOT_UID = "baton.dev/root-uid"
 """Label on a child WorkflowRun: uid of the run at the top of its tree (a run without a parent
 is its own root). Worker pools share their slots fairly between roots, not between runs."""
 
+WORKFLOW_SECRET = "baton.dev/workflow-secret"
+"""Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
+headers, Job env vars). Without it the operator refuses to read it for a run."""
+
 _NOT_IN_NAME = re.compile(r"[^a-z0-9]+")
 
 

@@ -54,7 +54,11 @@ class WorkerPoolSpec(Model):
         None, description="Compute resources of each worker container."
     )
     service_account_name: str | None = Field(
-        None, alias="serviceAccountName", description="ServiceAccount the workers run as."
+        None,
+        alias="serviceAccountName",
+        description="ServiceAccount the workers run as, one the operator's pod policy allows; "
+        "its token is mounted as the account says. Without it the workers get no Kubernetes "
+        "API token at all.",
     )
     port: int = Field(
         8080, ge=1, le=65535, description="Port the workers serve their HTTP task API on."

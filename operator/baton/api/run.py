@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from baton.api.duration import Duration
+from baton.api.names import ObjectName
 from baton.api.workflow import JSON, Model, OnCancel, WorkflowSpec
 
 MAX_RUN_NAME_LENGTH = 200
@@ -23,7 +24,7 @@ longer names, so a run never gets stuck unable to create its own objects."""
 class WorkflowRef(Model):
     """The Workflow a run follows, in the run's own namespace."""
 
-    name: str = Field(min_length=1, description="Workflow name.")
+    name: ObjectName = Field(description="Workflow name (in the run's own namespace).")
 
 
 class Signal(Model):

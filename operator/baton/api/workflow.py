@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from baton.api.duration import Duration
+from baton.api.names import ObjectName, TemplatedObjectName
 
 JSON = Any
 """Any JSON value; strings in it may hold `${{ cel }}` interpolations (`$${{` is a literal
@@ -95,8 +96,11 @@ class Defaults(Model):
 class SecretKeyRef(Model):
     """A key of a Secret in the run's own namespace."""
 
-    name: str = Field(min_length=1, description="Secret name.")
-    key: str = Field(min_length=1, description="Key in the Secret's data.")
+    name: TemplatedObjectName = Field(
+        description="Name of a Secret in the run's own namespace, labelled "
+        "`baton.dev/workflow-secret=true` by its owner to let runs use it."
+    )
+    key: str = Field(min_length=1, max_length=253, description="Key in the Secret's data.")
 
 
 class SecretSource(Model):
@@ -144,19 +148,23 @@ class JobAction(Model):
         None, description="Container resources (`requests`, `limits`) as in a Pod spec."
     )
     service_account_name: str | None = Field(
-        None, alias="serviceAccountName", description="ServiceAccount the Job's pod runs as."
+        None,
+        alias="serviceAccountName",
+        description="ServiceAccount the Job's pod runs as, one the operator's pod policy "
+        "allows. Without it the pod gets no Kubernetes API token.",
     )
     pod_annotations: dict[str, str] | None = Field(
         None,
         alias="podAnnotations",
-        description="Annotations of the Job's pod (service mesh, admission, scheduling hints).",
+        description="Annotations of the Job's pod (service mesh, admission, scheduling hints); "
+        "each key must be one the operator's pod policy allows.",
     )
 
 
 class WorkerAction(Model):
     """Run an activity on a WorkerPool."""
 
-    pool: str = Field(min_length=1, description="Name of the WorkerPool in the run's namespace.")
+    pool: TemplatedObjectName = Field(description="Name of the WorkerPool in the run's namespace.")
     activity: str = Field(min_length=1, description="Registered activity name.")
     input: JSON = Field(None, description="Activity input; strings may interpolate `${{ }}`.")
 
@@ -171,8 +179,8 @@ class ParentClosePolicy(StrEnum):
 class ChildWorkflowAction(Model):
     """Start a child WorkflowRun and wait for it; its output is the step's output."""
 
-    workflow_ref: str = Field(
-        alias="workflowRef", min_length=1, description="Name of the child's Workflow."
+    workflow_ref: ObjectName = Field(
+        alias="workflowRef", description="Name of the child's Workflow (in the run's namespace)."
     )
     input: JSON = Field(None, description="Child input; strings may interpolate `${{ }}`.")
     parent_close_policy: ParentClosePolicy = Field(

@@ -60,6 +60,72 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="let HTTP activities reach link-local and cloud metadata addresses",
     )
+    limits = parser.add_argument_group(
+        "HTTP limits",
+        "connections and calls in flight; a call over a limit waits, holding no connection "
+        "(docs/install.md, 'HTTP limits')",
+    )
+    limits.add_argument(
+        "--http-default-timeout",
+        type=float,
+        default=defaults.http_default_timeout,
+        metavar="SECONDS",
+        help="timeout of an HTTP step's attempt when the step sets no startToClose "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--http-max-connections",
+        type=int,
+        default=defaults.http_max_connections,
+        metavar="N",
+        help="connections of HTTP steps, and so their calls in flight (default %(default)s)",
+    )
+    limits.add_argument(
+        "--http-calls-per-namespace",
+        type=int,
+        default=defaults.http_calls_per_namespace,
+        metavar="N",
+        help="HTTP calls one namespace may have in flight; below --http-max-connections "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--http-calls-per-run",
+        type=int,
+        default=defaults.http_calls_per_run,
+        metavar="N",
+        help="HTTP calls one run, with its child runs, may have in flight (default %(default)s)",
+    )
+    limits.add_argument(
+        "--worker-max-connections",
+        type=int,
+        default=defaults.worker_max_connections,
+        metavar="N",
+        help="connections of worker dispatch, and so worker tasks in flight (default %(default)s)",
+    )
+    limits.add_argument(
+        "--worker-calls-per-namespace",
+        type=int,
+        default=defaults.worker_calls_per_namespace,
+        metavar="N",
+        help="worker tasks one namespace may have in flight; below --worker-max-connections "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-service-account",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let Job steps and WorkerPools run as ServiceAccounts matching this shell-style "
+        "pattern, e.g. 'ci-*' (repeatable); default: none, a step or pool naming one fails",
+    )
+    parser.add_argument(
+        "--allow-job-pod-annotation",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let Job steps set pod annotation keys matching this shell-style pattern, e.g. "
+        "'sidecar.istio.io/*' (repeatable); default: none, a step setting one fails",
+    )
     parser.add_argument(
         "--liveness",
         default=defaults.liveness_endpoint,
@@ -92,6 +158,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default $BATON_HISTORY_KEY_FILE; without one, edits by someone who knows Baton "
         "are not detected)",
     )
+    parser.add_argument(
+        "--history-chunk-bytes",
+        type=_chunk_bytes,
+        default=defaults.history_chunk_bytes,
+        metavar="BYTES",
+        help="start a run's next history ConfigMap beyond this size (default: 256 KiB)",
+    )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
     parser.set_defaults(handler=run)
@@ -99,28 +172,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Configure logging and run until stopped."""
+    if args.standalone and args.priority:
+        raise CommandError("--priority has no effect with --standalone; drop one of them")
+    try:
+        settings = operator_settings(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     # Imported here: kopf and the Kubernetes clients take seconds to import, which every other
     # `baton` command would pay at start-up.
     import kopf
 
     from baton.handlers.operator import run as run_operator
 
-    if args.standalone and args.priority:
-        raise CommandError("--priority has no effect with --standalone; drop one of them")
-    settings = OperatorSettings(
-        namespaces=tuple(args.namespace),
-        kubeconfig=args.kubeconfig,
-        peering=args.peering,
-        standalone=args.standalone,
-        priority=auto_priority(time.time()) if args.priority == "auto" else args.priority,
-        peering_lifetime=args.peering_lifetime,
-        allow_link_local_http=args.allow_link_local_http,
-        liveness_endpoint=args.liveness or None,
-        kube_events=not args.no_kube_events,
-        metrics_port=args.metrics_port,
-        shard=args.shard,
-        history_key=_history_key(args.history_key_file),
-    )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     # The API server stores a run's input however deep it nests, and every copy of a watched
     # object (kopf's own included) recurses once or twice per level: at Python's default of
@@ -129,6 +192,33 @@ def run(args: argparse.Namespace) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     run_operator(settings)
     return 0
+
+
+def operator_settings(args: argparse.Namespace) -> OperatorSettings:
+    """The settings the parsed flags ask for; ValueError naming the flag when they conflict."""
+    return OperatorSettings(
+        namespaces=tuple(args.namespace),
+        kubeconfig=args.kubeconfig,
+        peering=args.peering,
+        standalone=args.standalone,
+        priority=auto_priority(time.time()) if args.priority == "auto" else args.priority,
+        peering_lifetime=args.peering_lifetime,
+        allow_link_local_http=args.allow_link_local_http,
+        pod_service_accounts=tuple(args.allow_service_account),
+        job_pod_annotations=tuple(args.allow_job_pod_annotation),
+        http_default_timeout=args.http_default_timeout,
+        http_max_connections=args.http_max_connections,
+        http_calls_per_namespace=args.http_calls_per_namespace,
+        http_calls_per_run=args.http_calls_per_run,
+        worker_max_connections=args.worker_max_connections,
+        worker_calls_per_namespace=args.worker_calls_per_namespace,
+        liveness_endpoint=args.liveness or None,
+        kube_events=not args.no_kube_events,
+        metrics_port=args.metrics_port,
+        shard=args.shard,
+        history_chunk_bytes=args.history_chunk_bytes,
+        history_key=_history_key(args.history_key_file),
+    )
 
 
 def _shard(text: str) -> str:
@@ -141,6 +231,23 @@ def _shard(text: str) -> str:
 
 
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+_MAX_CHUNK_BYTES = 1024 * 1024
+"""A chunk grows by one batch past the size it closes at, and etcd refuses objects over
+1.5 MiB: a larger setting would let an append fail for good."""
+
+
+def _chunk_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= _MAX_CHUNK_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a number of bytes from 1 to {_MAX_CHUNK_BYTES}"
+        )
+    return value
 
 
 def _priority(text: str) -> int | str:

@@ -253,9 +253,10 @@ def _step_deadlines(
     if step.phase is StepPhase.RUNNING and (kind.is_activity or kind is StepKind.WORKFLOW):
         started = step.attempt_started_at
         assert started is not None
-        # A worker task waits in its pool's queue until a slot frees: only scheduleToClose
-        # bounds that wait; startToClose and heartbeat count from when it was sent.
-        queued = kind is StepKind.WORKER and not step.acknowledged
+        # A worker task or HTTP call waits for a slot (its pool's, the operator's HTTP
+        # limits): only scheduleToClose bounds that wait; startToClose and heartbeat count
+        # from when it was sent.
+        queued = kind.queues_before_start and not step.acknowledged
         if timeouts.start_to_close is not None and not queued:
             due = started + to_millis(timeouts.start_to_close)
             yield Deadline(due, f"{tag}/startToClose", key, "startToClose")
@@ -524,8 +525,8 @@ class _Machine:
         step.acknowledged = True
         comp = self._compensation(key)
         kind = sd.compensate.action.kind if comp is not None and sd.compensate else sd.kind
-        if kind is StepKind.WORKER:
-            # Acknowledged when it left the pool's queue: the attempt's clock starts now.
+        if kind.queues_before_start:
+            # Acknowledged when it was sent: the attempt's clock starts now.
             step.attempt_started_at = self.now
 
     def _activity_completed(self, key: str, attempt: int, output: Any) -> None:

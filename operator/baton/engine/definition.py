@@ -78,6 +78,13 @@ class StepKind(StrEnum):
         return self in (StepKind.HTTP, StepKind.JOB, StepKind.WORKER)
 
     @property
+    def queues_before_start(self) -> bool:
+        """True for activities the shell may hold back until a slot frees (a worker pool's,
+        the operator's HTTP limits): acknowledged when sent, which starts their startToClose
+        and heartbeat clocks; until then only scheduleToClose bounds the wait."""
+        return self in (StepKind.HTTP, StepKind.WORKER)
+
+    @property
     def is_composite(self) -> bool:
         """True for steps made of other steps."""
         return self in (StepKind.PARALLEL, StepKind.FOR_EACH)

@@ -48,8 +48,9 @@ class RunStarted(Event):
 @dataclass(frozen=True)
 class ActivityStarted(Event):
     """The shell performed a StartActivity or StartChildRun command (acknowledgement). For a
-    worker task it means the task left its pool's queue and was sent: its startToClose and
-    heartbeat clocks start here."""
+    worker task or an HTTP call it means the call got its slot (left its pool's queue, was
+    within the operator's HTTP limits) and was sent: its startToClose and heartbeat clocks
+    start here."""
 
     type: ClassVar[str] = "ActivityStarted"
     key: str

@@ -15,7 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
+from baton.api.names import InvalidNameError
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted
 from baton.executors.base import Report, RunRef
@@ -69,32 +71,58 @@ class ActivityError(Exception):
         return {"type": self.error_type, "message": self.message, "details": self.details}
 
     def redacted(self, secrets: Iterable[str]) -> ActivityError:
-        """A copy with every occurrence of `secrets` in message and details masked."""
+        """A copy with every occurrence of `secrets` in message and details masked, then every
+        text in it cut to DETAIL_CHARS: masked first, so a cut never leaves a secret's prefix."""
         hidden = [s for s in secrets if s]
-        if not hidden:
-            return self
         return ActivityError(
             self.error_type,
-            redact(self.message, hidden),
-            redact(self.details, hidden),
+            shorten(redact(self.message, hidden)),
+            shorten(redact(self.details, hidden)),
             retry_after=self.retry_after,
         )
 
 
 REDACTED = "[redacted]"
 
+DETAIL_CHARS = 1024
+"""Longest text kept in an error's message or details (errors live in status and history)."""
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The ways a secret shows up verbatim in a reply: as sent, and percent-encoded (a server
+    echoing a URL or a form). Other encodings (base64, hashes, splits) cannot be recognised."""
+    forms = [secret, quote(secret, safe=""), quote_plus(secret, safe="")]
+    return sorted({f for f in forms if f}, key=len, reverse=True)
+
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """`value` (any JSON) with every occurrence of each secret string replaced by REDACTED."""
-    hidden = [s for s in secrets if s]
+    """`value` (any JSON) with every occurrence of each secret string (in any of its
+    `secret_forms`) replaced by REDACTED. The one place Baton masks secrets: activity outputs,
+    errors and log lines all go through it."""
+    hidden = sorted({f for s in secrets if s for f in secret_forms(s)}, key=len, reverse=True)
+    return _redact(value, hidden) if hidden else value
+
+
+def _redact(value: Any, hidden: list[str]) -> Any:
     if isinstance(value, str):
         for secret in hidden:
             value = value.replace(secret, REDACTED)
         return value
     if isinstance(value, dict):
-        return {redact(k, hidden): redact(v, hidden) for k, v in value.items()}
+        return {_redact(k, hidden): _redact(v, hidden) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, hidden) for v in value]
+        return [_redact(v, hidden) for v in value]
+    return value
+
+
+def shorten(value: Any, limit: int = DETAIL_CHARS) -> Any:
+    """`value` (any JSON) with every text over `limit` characters cut there, marked `…`."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + "…"
+    if isinstance(value, dict):
+        return {k: shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shorten(v, limit) for v in value]
     return value
 
 
@@ -174,12 +202,17 @@ async def run_attempt(
     `body` raises ActivityError for failures the activity defines; any other exception is a
     fault of the executor and is reported as a retryable `ExecutorError` rather than leaving the
     attempt hanging until its timeout. `secrets()` lists values that must never appear in an
-    event or a log line; they are masked in every error."""
+    event or a log line; they are masked in every error and in the output."""
     key, attempt = command.key, command.attempt
     if acknowledge:
         await report(ActivityStarted(key=key, attempt=attempt))
     try:
         output = await body()
+    except InvalidNameError as exc:
+        # A rendered name (a Secret, a pool) that is not a Kubernetes name stays one.
+        invalid = ActivityError("InvalidName", str(exc), non_retryable=True).redacted(secrets())
+        await report(ActivityFailed(key=key, attempt=attempt, error=invalid.to_error()))
+        return
     except ActivityError as exc:
         failure = exc.redacted(secrets())
         await report(
@@ -194,4 +227,6 @@ async def run_attempt(
         error = {"type": "ExecutorError", "message": message, "details": {}}
         await report(ActivityFailed(key=key, attempt=attempt, error=error))
         return
+    # A server may echo what it was sent: a secret header in a reply is masked like in an error.
+    output = redact(output, secrets())
     await report(ActivityCompleted(key=key, attempt=attempt, output=output))

@@ -1,18 +1,21 @@
 """HTTP activities, and the one HTTP code path of the operator (worker dispatch uses it too).
 
-This module owns the shared `httpx.AsyncClient`, the address guard that keeps activities away
-from link-local and cloud-metadata addresses, secret headers, and the mapping of responses and
+This module owns the operator's HTTP clients (`http_client`: one connection pool each, one for
+HTTP activities, one for worker dispatch), the address guard that keeps activities away from
+link-local and cloud-metadata addresses, secret headers, and the mapping of responses and
 transport failures to engine errors:
 
 | what happened | error type | retried by default |
 |---|---|---|
 | status outside `successCodes` (default 2xx) | `HttpError`, `details.status` | not 4xx* |
-| no response within `startToClose` | `Timeout`, `details.kind: startToClose` | yes |
+| no answer within `startToClose` (or the default) | `Timeout`, `details.kind: startToClose` | yes |
 | refused connection, reset, DNS failure | `ConnectionError` | yes |
 | link-local or metadata address | `ForbiddenAddress` (`details.nonRetryable`) | never |
 | URL that is not http(s) | `InvalidRequest` (`details.nonRetryable`) | never |
 | body over `MAX_RESPONSE_BYTES` | `ResponseTooLarge` (`details.nonRetryable`) | never |
 | Secret or key of a header missing | `SecretUnavailable` | yes (it may be created) |
+| Secret without `baton.dev/workflow-secret=true` | `SecretNotAllowed` | never |
+| name that is not a Kubernetes name (`../x`) | `InvalidName` | never |
 
 (*) 408 and 429 are retried; other 4xx are not.
 
@@ -22,13 +25,15 @@ connect time (rather than resolving once before the request) leaves no window fo
 that changes between check and use, and covers every connection a request opens. Redirects are
 not followed: a `3xx` is an `HttpError` unless listed in `successCodes`, so a header read from a
 Secret never travels to a host the workflow did not name.
+
+A call is sent only once it holds a slot of the executor's `CallLimits` (baton.executors.limits:
+in all, per namespace, per run); it is acknowledged (ActivityStarted) then, so its startToClose
+counts from the send and a call waiting for a slot holds no connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import logging
 import socket
@@ -44,7 +49,9 @@ import httpcore
 import httpx
 
 from baton.engine.commands import CancelActivity, StartActivity
+from baton.engine.events import ActivityStarted
 from baton.executors.attempts import (
+    DETAIL_CHARS,
     ActivityError,
     AttemptId,
     InFlight,
@@ -52,17 +59,16 @@ from baton.executors.attempts import (
     run_attempt,
 )
 from baton.executors.base import Report, RunRef
+from baton.executors.limits import CallLimits
+from baton.executors.secrets import secret_text
 from baton.expr import as_text
 from baton.settings import OperatorSettings
-from baton.store.kube import ApiError, Kube, core_path
+from baton.store.kube import Kube
 
 log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """Largest response body read: an output must fit in a ConfigMap (etcd's limit is 1.5 MiB)."""
-
-ERROR_BODY_CHARS = 1024
-"""Longest response body kept in an `HttpError`'s details (errors live in status and history)."""
 
 USER_AGENT = "baton"
 
@@ -83,6 +89,8 @@ METADATA_ADDRESSES: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = f
         ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
         ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
         ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud (legacy)
+        ipaddress.ip_address("168.63.129.16"),  # Azure WireServer (platform agent, DNS, health)
+        ipaddress.ip_address("fd20:ce::254"),  # Google Cloud over IPv6
     }
 )
 """Metadata addresses outside the link-local ranges, which are refused as a whole."""
@@ -118,16 +126,45 @@ class ForbiddenAddressError(Exception):
         )
 
 
+NAT64_PREFIXES = (
+    ipaddress.ip_network("64:ff9b::/96"),  # RFC 6052, well-known
+    ipaddress.ip_network("64:ff9b:1::/48"),  # RFC 8215, local use (commonly a /96 inside it)
+)
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291, deprecated but still routed by some
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and may reach through a translator or tunnel:
+    IPv4-mapped, IPv4-compatible, SIIT-translated, NAT64, 6to4 and Teredo forms."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in prefix for prefix in NAT64_PREFIXES) or ip in IPV4_TRANSLATED:
+        return low
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:  # not :: nor ::1
+        return low
+    return None
+
+
 def forbidden_address(address: str) -> bool:
-    """True for link-local (169.254.0.0/16, fe80::/10) and cloud-metadata addresses,
-    IPv4-mapped IPv6 forms included. Loopback and private ranges are allowed."""
+    """True for link-local (169.254.0.0/16, fe80::/10) and cloud-metadata addresses, and for
+    IPv6 addresses that embed one (see `embedded_ipv4`). Loopback and private ranges are
+    allowed."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_link_local or ip in METADATA_ADDRESSES
+    if ip.is_link_local or ip in METADATA_ADDRESSES:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        return inner is not None and (inner.is_link_local or inner in METADATA_ADDRESSES)
+    return False
 
 
 def check_destination(host: str, addresses: list[str]) -> None:
@@ -207,13 +244,15 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def http_client(settings: OperatorSettings, resolve: Resolver | None = None) -> httpx.AsyncClient:
-    """The shared client: pool size from settings, the address guard, no redirects, no proxy
-    from the environment (the guard must see the real destination), no default timeout (each
-    attempt sets its own from startToClose)."""
+def http_client(
+    settings: OperatorSettings, resolve: Resolver | None = None, *, max_connections: int
+) -> httpx.AsyncClient:
+    """A client over its own pool of `max_connections`: the address guard, no redirects, no
+    proxy from the environment (the guard must see the real destination), no client-wide
+    timeout (each request sets its own)."""
     limits = httpx.Limits(
-        max_connections=settings.http_max_connections,
-        max_keepalive_connections=settings.http_max_connections,
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
     )
     backend = GuardedBackend(
         resolve or resolve_host, allow_link_local=settings.allow_link_local_http
@@ -272,16 +311,14 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 def response_error(response: HttpResponse, now: float) -> ActivityError:
     """The `HttpError` of a response that is not a success: `<status> <reason>`, the status
-    (what the engine's retry rule reads), the start of the body, and `Retry-After`."""
+    (what the engine's retry rule reads), the body and `Retry-After`. The body is kept whole
+    here: `run_attempt` masks secrets in it before cutting it to size."""
     details: dict[str, Any] = {"status": response.status}
     body = response.output()
-    if isinstance(body, str):
-        if len(body) > ERROR_BODY_CHARS:
-            body = body[:ERROR_BODY_CHARS] + "…"
-    elif body is not None and len(response.content) > ERROR_BODY_CHARS:
-        body = response.text[:ERROR_BODY_CHARS] + "…"
     if body is not None:
-        details["body"] = body
+        # A short JSON body stays JSON (its fields can be read); a long one becomes its text.
+        small = isinstance(body, str) or len(response.content) <= DETAIL_CHARS
+        details["body"] = body if small else response.text
     message = f"{response.status} {response.reason}".strip()
     retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
     return ActivityError("HttpError", message, details, retry_after=retry_after)
@@ -294,11 +331,13 @@ def _is_success(status: int, success_codes: Any) -> bool:
 
 
 class HttpExecutor:
-    """Performs `http` activities over one shared client (also lent to worker dispatch).
+    """Performs `http` activities over its client (whose `send` worker dispatch uses too, over
+    a client of its own).
 
-    `start` runs the call as a task (a duplicate start of an attempt in flight is a no-op);
-    `cancel` cancels that task; `close` cancels them all and closes the client. `resolve`
-    replaces the system resolver (tests point host names at chosen addresses)."""
+    `start` runs the call as a task (a duplicate start of an attempt in flight is a no-op),
+    which waits for a slot of `limits` before it is sent; `cancel` cancels that task; `close`
+    cancels them all and closes the client. `resolve` replaces the system resolver (tests
+    point host names at chosen addresses)."""
 
     kind = "http"
 
@@ -307,18 +346,29 @@ class HttpExecutor:
     ) -> None:
         self.kube = kube
         self.settings = settings
-        self.client = http_client(settings, resolve)
+        self.resolve = resolve
+        self.client = http_client(settings, resolve, max_connections=settings.http_max_connections)
+        self.limits = CallLimits(
+            settings.http_max_connections,
+            per_namespace=settings.http_calls_per_namespace,
+            per_run=settings.http_calls_per_run,
+        )
         self._inflight = InFlight()
 
     async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
-        """Begin the call; ActivityStarted, then ActivityCompleted/ActivityFailed via `report`."""
+        """Begin the call; ActivityStarted once it holds a slot, then ActivityCompleted or
+        ActivityFailed via `report`."""
         secrets: list[str] = []
 
         async def call() -> Any:
-            return await self._call(run, command, secrets)
+            # Per run tree, as worker pools share their slots: a parent fanning out to child
+            # runs gets no more calls than one run.
+            async with self.limits.slot(run.namespace, run.root):
+                await report(ActivityStarted(key=command.key, attempt=command.attempt))
+                return await self._call(run, command, secrets)
 
         async def attempt() -> None:
-            await run_attempt(command, report, call, secrets=lambda: secrets)
+            await run_attempt(command, report, call, secrets=lambda: secrets, acknowledge=False)
 
         self._inflight.spawn(AttemptId.of(run, command), attempt)
 
@@ -340,12 +390,17 @@ class HttpExecutor:
             # the server deduplicate across retries too.
             headers["Idempotency-Key"] = command.idempotency_key
         log.debug("http %s for %s", method, command.idempotency_key)
+        timeout, limit = command.start_to_close, "the startToClose timeout"
+        if timeout is None:
+            timeout = self.settings.http_default_timeout
+            limit = "the operator's default timeout (the step sets no timeout.startToClose)"
         response = await self.send(
             method,
             str(spec.get("url") or ""),
             headers=headers,
             body=spec.get("body"),
-            timeout=command.start_to_close,
+            timeout=timeout,
+            limit=limit,
         )
         if not _is_success(response.status, spec.get("successCodes")):
             raise response_error(response, time.time())
@@ -359,12 +414,16 @@ class HttpExecutor:
         headers: Mapping[str, str],
         body: Any,
         timeout: float | None,
+        limit: str = "the startToClose timeout",
         read: BodyReader | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> HttpResponse:
         """One request through the guard, its body read in full; transport failures raise
         ActivityError (`Timeout`, `ConnectionError`, `ForbiddenAddress`, ...). Statuses are the
         caller's to judge. `read` replaces the reading of the body (a worker's heartbeat stream);
-        the `timeout` covers it too."""
+        the `timeout` covers it too (`limit` names it in the error). `client` replaces the
+        executor's own (worker dispatch has its pool); a slot of the caller's limits is the
+        caller's to hold."""
         try:
             target = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -378,7 +437,7 @@ class HttpExecutor:
         where = f"{method} {target.copy_with(query=None, fragment=None)}"
         try:
             async with asyncio.timeout(timeout):
-                async with self.client.stream(
+                async with (client or self.client).stream(
                     method,
                     target,
                     headers=headers,
@@ -411,7 +470,7 @@ class HttpExecutor:
         except (TimeoutError, httpx.TimeoutException):
             raise ActivityError(
                 "Timeout",
-                f"{where}: no response within the startToClose timeout of {timeout}s",
+                f"{where}: no response within {limit} of {timeout}s",
                 {"kind": "startToClose"},
             ) from None
         except httpx.TransportError as exc:
@@ -427,51 +486,12 @@ class HttpExecutor:
         headers: dict[str, str] = {}
         for name, value in spec.items():
             if isinstance(value, Mapping) and "secretKeyRef" in value:
-                secret = await self._secret(run.namespace, value["secretKeyRef"])
+                secret = await secret_text(self.kube, run.namespace, value["secretKeyRef"])
                 secrets.append(secret)
                 headers[name] = secret
             elif value is not None:
                 headers[name] = as_text(value)
         return headers
-
-    async def _secret(self, namespace: str, ref: Any) -> str:
-        """The value of a Secret's key in the run's namespace, read now and never stored."""
-        name = str(ref.get("name", "")) if isinstance(ref, Mapping) else ""
-        key = str(ref.get("key", "")) if isinstance(ref, Mapping) else ""
-        details = {"secret": name, "key": key}
-        try:
-            secret = await self.kube.get(core_path("secrets", namespace, name))
-        except ApiError as exc:
-            raise ActivityError(
-                "SecretUnavailable",
-                f"cannot read secret {namespace}/{name}: {exc.status} {exc.reason}",
-                {**details, "status": exc.status},
-            ) from None
-        if secret is None:
-            raise ActivityError(
-                "SecretUnavailable", f"secret {namespace}/{name} not found", details
-            )
-        encoded = (secret.get("data") or {}).get(key)
-        if not isinstance(encoded, str):
-            raise ActivityError(
-                "SecretUnavailable", f"secret {namespace}/{name} has no key {key!r}", details
-            )
-        try:
-            value = base64.b64decode(encoded, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise ActivityError(
-                "SecretUnavailable",
-                f"key {key!r} of secret {namespace}/{name} is not UTF-8 text",
-                details,
-            ) from None
-        if any(c in value for c in "\r\n\0"):
-            raise ActivityError(
-                "SecretUnavailable",
-                f"key {key!r} of secret {namespace}/{name} holds a line break or NUL, which a "
-                "header cannot carry (a trailing newline? create it with --from-literal)",
-                details,
-            )
-        return value
 
 
 async def read_capped(response: httpx.Response, where: str) -> bytes:

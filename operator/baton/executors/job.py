@@ -16,6 +16,10 @@ by the kubelet): JSON when it parses, else the text, empty → null. A failed Jo
 `error` (a type name, or `{type, message, nonRetryable}`), which then names the error type —
 that is how a Job says `CardDeclined`. A Job past its deadline (startToClose) is a `Timeout`; a
 Job deleted before it finished is `JobLost`.
+
+Policy: a `serviceAccountName` or a pod annotation key the operator does not allow
+(baton.executors.podpolicy) fails the attempt with a non-retryable `PolicyDenied` before any Job
+is created.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ from baton.api.labels import (
 )
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted, Event
+from baton.executors import podpolicy
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_output
 from baton.executors.base import Report, RunRef
+from baton.executors.secrets import usable_secret
 from baton.expr import as_text
 from baton.settings import OperatorSettings
 from baton.store.kube import ApiError, Kube, batch_path, core_path
@@ -154,6 +160,22 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
         },
         "spec": job_spec,
     }
+
+
+def _check_policy(command: StartActivity, settings: OperatorSettings) -> None:
+    """Refuse, before any Job exists, what the rendered action asks of its pod that the
+    operator's policy does not allow (values written out were already checked when the run
+    started; these came from an expression). Non-retryable: the next attempt would ask the
+    same."""
+    found = podpolicy.violations(command.spec, settings)
+    if found:
+        first = found[0]
+        raise ActivityError(
+            podpolicy.POLICY_DENIED,
+            f"job.{first.field}: {first.message}",
+            {"field": f"job.{first.field}", "value": first.value},
+            non_retryable=True,
+        )
 
 
 def _env_var(var: Mapping[str, Any]) -> dict[str, Any]:
@@ -369,6 +391,8 @@ class JobExecutor:
         if self._known(attempt) is None:
             manifest = build_job(run, command, self.settings)
             try:
+                _check_policy(command, self.settings)
+                await self._check_secrets(run, command)
                 job, adopted = await self._create_or_adopt(attempt, run, manifest)
             except ActivityError as exc:
                 await self._acknowledge(attempt)
@@ -385,6 +409,14 @@ class JobExecutor:
         registration = self._registered.pop(attempt, None) if known is not None else None
         if registration is not None and known is not None:
             await registration.report(known)
+
+    async def _check_secrets(self, run: RunRef, command: StartActivity) -> None:
+        """Every Secret the Job's env names is usable by runs (`baton.executors.secrets`): the
+        kubelet would resolve any Secret of the namespace, whoever created the run."""
+        for var in command.spec.get("env") or []:
+            source = var.get("valueFrom") if isinstance(var, Mapping) else None
+            if isinstance(source, Mapping) and isinstance(source.get("secretKeyRef"), Mapping):
+                await usable_secret(self.kube, run.namespace, source["secretKeyRef"])
 
     async def _acknowledge(self, attempt: AttemptId) -> None:
         registration = self._registered.get(attempt)

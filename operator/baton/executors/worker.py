@@ -3,11 +3,14 @@
 This module owns the wire protocol between the operator and activity workers (documented in
 docs/architecture.md, "Worker protocol"): where a pool is reached, the task request, and how
 the worker's answer becomes an engine event. Queueing, fairness and capacity are the
-dispatcher's (baton.handlers.pools). It sends through the HTTP executor's client and address
-guard — one HTTP code path — and keeps nothing of its own but the tasks in flight.
+dispatcher's (baton.handlers.pools). It sends through the HTTP executor's code path and
+address guard, over a connection pool of its own (`worker_max_connections`): tasks hold their
+connection while the activity runs, and must neither take HTTP activities' connections nor be
+starved by calls that hang. In front of that pool, `CallLimits` bounds the tasks of one
+namespace (`worker_calls_per_namespace`), so one namespace's pools cannot take every connection.
 A worker that heartbeats answers with a newline-delimited JSON stream; each heartbeat line is
 reported as ActivityHeartbeat. A task is acknowledged (ActivityStarted) when it leaves its
-pool's queue (baton.handlers.pools), not when it joins it.
+pool's queue (baton.handlers.pools) and holds its namespace's slot, not when it joins it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from baton.api.names import check_subdomain
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityHeartbeat, ActivityStarted
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, run_attempt
@@ -29,9 +33,11 @@ from baton.executors.http import (
     BodyReader,
     HttpExecutor,
     HttpResponse,
+    http_client,
     read_capped,
     response_error,
 )
+from baton.executors.limits import CallLimits
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +167,23 @@ class Dispatcher(Protocol):
 class WorkerExecutor:
     """Performs `worker` activities by POSTing them to their pool.
 
-    `http` is the HTTP executor whose client and guard it sends through; closing this executor
-    stops its tasks but leaves that client to its owner. `dispatcher` queues each task until
-    its pool has a free slot and hands over the pool's object."""
+    `http` is the HTTP executor whose `send` and guard it uses, over this executor's own
+    client (closed with it). `dispatcher` queues each task until its pool has a free slot and
+    hands over the pool's object; then the task waits for a slot of its namespace's share of
+    the connections (`limits`), and is sent."""
 
     kind = "worker"
 
     def __init__(self, http: HttpExecutor, dispatcher: Dispatcher) -> None:
         self.http = http
         self.dispatcher = dispatcher
+        settings = http.settings
+        self.client = http_client(
+            settings, http.resolve, max_connections=settings.worker_max_connections
+        )
+        self.limits = CallLimits(
+            settings.worker_max_connections, per_namespace=settings.worker_calls_per_namespace
+        )
         self._inflight = InFlight()
 
     async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
@@ -189,18 +203,22 @@ class WorkerExecutor:
         await self._inflight.cancel(AttemptId.of(run, command))
 
     async def close(self) -> None:
-        """Cancel every task in flight."""
+        """Cancel every task in flight and close the client."""
         await self._inflight.close()
+        await self.client.aclose()
 
     async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
-        name = str(command.spec.get("pool") or "")
+        name = check_subdomain(str(command.spec.get("pool") or ""), "worker.pool")
         started = ActivityStarted(key=command.key, attempt=command.attempt)
-        # Queued (fairly across runs) until the pool has a free slot; acknowledged only when
-        # sent, so that the step's startToClose and heartbeat do not count the queue.
+        # Queued (fairly across runs) until the pool has a free slot and the namespace a free
+        # connection; acknowledged only when sent, so that the step's startToClose and
+        # heartbeat do not count the queue. Fairness between runs is the pool's queue's, so
+        # the limits here are per namespace only.
         pool = await self.dispatcher.acquire(run, name, command.idempotency_key)
         try:
-            await report(started)
-            return await self._send(run, command, report, pool)
+            async with self.limits.slot(run.namespace, run.root):
+                await report(started)
+                return await self._send(run, command, report, pool)
         finally:
             self.dispatcher.release(run, name, command.idempotency_key)
 
@@ -219,5 +237,6 @@ class WorkerExecutor:
             read=heartbeat_reader(
                 report, ActivityHeartbeat(key=command.key, attempt=command.attempt)
             ),
+            client=self.client,
         )
         return worker_result(response, time.time())

@@ -86,7 +86,7 @@ def build_registry(
         kube = connection.kube
         http = HttpExecutor(kube, settings)
         jobs = JobExecutor(kube, settings)
-        pools = Pools(kube, shard=settings.shard)
+        pools = Pools(kube, shard=settings.shard, service_accounts=settings.pod_service_accounts)
         executors: dict[str, Executor] = {
             "http": http,
             "job": jobs,
@@ -99,6 +99,7 @@ def build_registry(
         memo["baton"] = Memo(
             shell=shell, jobs=jobs, pools=pools, connection=connection, stop_metrics=stop_metrics
         )
+        guards.append(asyncio.get_running_loop().create_task(metrics.sample_loop_lag()))
         if not settings.standalone:
             # Run loops start once the peering says this replica is the active one.
             shell.registry.active = False

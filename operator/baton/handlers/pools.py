@@ -11,8 +11,15 @@ What is written, per pool with an `image`: the Deployment and Service (created o
 when the pool's generation changes), `spec.replicas` when a decision changes it (never with
 `scaling: external`; each change is a `Scaled` Event and a `baton_pool_scale_changes_total`
 increment), and the pool's status when it differs from the last one written. `samples` gives
-/metrics each pool's backlog, tasks in flight and replicas. A pool
-with only an `endpoint` has no Deployment; its capacity is maxReplicas * tasksPerReplica.
+/metrics each pool's backlog, tasks in flight and replicas. A pool with only an `endpoint` has
+no Deployment; its capacity is maxReplicas * tasksPerReplica.
+
+What is not touched: a Deployment or Service is the pool's only while it carries the pool's
+ownerReference; a foreign object of the same name is never patched nor sent tasks (the pool's
+Ready condition says `NameConflict`, a Warning Event names the object and the fix). Nor is
+anything applied for a pool naming a ServiceAccount the operator's pod policy refuses
+(`PolicyDenied`), or whose env names a Secret runs may not use (`SecretNotAllowed`, see
+baton.executors.secrets). Either way the pool gets no tasks until it is resolved.
 """
 
 from __future__ import annotations
@@ -30,7 +37,10 @@ import pydantic
 from baton import metrics
 from baton.api.labels import SHARD
 from baton.api.pool import WorkerPoolSpec
+from baton.executors import podpolicy
+from baton.executors.attempts import ActivityError
 from baton.executors.base import RunRef
+from baton.executors.secrets import usable_secret
 from baton.pools import objects
 from baton.pools.dispatch import FairQueue, capacity
 from baton.pools.scaling import ScalingPolicy, ScalingState, decide
@@ -61,6 +71,9 @@ class PoolRuntime:
     last_scale_time: str | None = None
     applied_generation: int | None = None
     written_status: dict[str, Any] | None = None
+    blocked: objects.Blocked | None = None
+    """Why the pool's Deployment and Service are not applied: a foreign object holds a name,
+    or the pool names a ServiceAccount the operator's pod policy refuses."""
 
     def spec(self) -> WorkerPoolSpec | None:
         if self.body is None:
@@ -81,9 +94,12 @@ class Pools:
         interval: float = RECONCILE_INTERVAL,
         clock: Callable[[], float] = time.time,
         shard: str | None = None,
+        service_accounts: tuple[str, ...] = (),
     ) -> None:
         self.kube = kube
         self.shard = shard
+        self.service_accounts = service_accounts
+        """ServiceAccount patterns a pool may name (OperatorSettings.pod_service_accounts)."""
         """The operator's shard: pools of another shard are not this operator's to use."""
         self.interval = interval
         self.clock = clock
@@ -111,6 +127,7 @@ class Pools:
             runtime.deployment = None
             runtime.written_status = None
             runtime.applied_generation = None
+            runtime.blocked = None
         self._pump(runtime)
         self._wake.set()
 
@@ -118,8 +135,8 @@ class Pools:
         """A Deployment event from the watch (Deployments labelled as a pool's)."""
         meta = body.get("metadata") or {}
         pool = (meta.get("labels") or {}).get(objects.POOL)
-        if not pool:
-            return
+        if not pool or meta.get("name") != pool:
+            return  # a pool's Deployment is named like it; a label alone claims nothing
         runtime = self._runtime(str(meta.get("namespace")), str(pool))
         runtime.deployment = None if event_type == "DELETED" else dict(body)
         self._pump(runtime)
@@ -218,6 +235,9 @@ class Pools:
             return 0
         if spec.image is None:
             return spec.max_replicas * spec.tasks_per_replica
+        assert runtime.body is not None
+        if runtime.blocked is not None or not objects.owned_by(runtime.deployment, runtime.body):
+            return 0  # tasks must not go to a Service or workers that are not the pool's
         _replicas, ready = objects.observed_replicas(runtime.deployment)
         return capacity(ready, spec.tasks_per_replica)
 
@@ -295,6 +315,7 @@ class Pools:
             in_flight=in_flight,
             now=timestamp(now),
             last_scale_time=runtime.last_scale_time,
+            blocked=runtime.blocked,
         )
         if status != runtime.written_status:
             path = path_of("workerpools", runtime.namespace, runtime.name, subresource="status")
@@ -302,8 +323,10 @@ class Pools:
             runtime.written_status = status
 
     def _current_replicas(self, runtime: PoolRuntime, spec: WorkerPoolSpec) -> int:
-        if runtime.deployment is None:
+        assert runtime.body is not None
+        if not objects.owned_by(runtime.deployment, runtime.body):
             return spec.min_replicas
+        assert runtime.deployment is not None
         replicas = (runtime.deployment.get("spec") or {}).get("replicas")
         return int(replicas) if isinstance(replicas, int) else 1
 
@@ -316,12 +339,38 @@ class Pools:
         reason: str,
     ) -> None:
         assert runtime.body is not None
-        generation = runtime.body["metadata"].get("generation")
-        wanted = objects.deployment(runtime.body, spec, replicas)
-        if runtime.deployment is None:
-            runtime.deployment = await self.kube.get(
-                deployment_path(runtime.namespace, runtime.name)
-            )
+        pool = runtime.body
+        generation = pool["metadata"].get("generation")
+        deployment_at = deployment_path(runtime.namespace, runtime.name)
+        service_at = core_path("services", runtime.namespace, runtime.name)
+        if not objects.owned_by(runtime.deployment, pool):
+            # Not known to be the pool's (first reconciliation, a namesake the watch showed,
+            # or one in conflict): what holds the name now?
+            runtime.deployment = await self.kube.get(deployment_at)
+        creating = runtime.deployment is None
+        service: dict[str, Any] | None = None
+        recheck = (
+            creating or runtime.applied_generation != generation or runtime.blocked is not None
+        )
+        if recheck:
+            service = await self.kube.get(service_at)
+        # Adopt only what the pool created: a foreign object of either name is left as it is
+        # (patching it would narrow its selector and make the pool its owner, so deleting the
+        # pool would delete it), and nothing is created until the name is free.
+        foreign = [
+            objects.conflict(kind, found, pool)
+            for kind, found in (("Deployment", runtime.deployment), ("Service", service))
+            if found is not None and not objects.owned_by(found, pool)
+        ]
+        blocked = objects.Blocked(objects.NAME_CONFLICT, foreign[0]) if foreign else None
+        if blocked is None:
+            blocked = self._refused_account(runtime, spec)
+        if blocked is None and recheck:
+            blocked = await self._refused_secret(runtime, spec)
+        await self._report_blocked(runtime, blocked, now)
+        if blocked is not None:
+            return
+        wanted = objects.deployment(pool, spec, replicas)
         if runtime.deployment is None:
             if replicas is None:
                 wanted["spec"]["replicas"] = spec.min_replicas or 1
@@ -332,44 +381,105 @@ class Pools:
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-                runtime.deployment = await self.kube.get(
-                    deployment_path(runtime.namespace, runtime.name)
-                )
-            await self._apply_service(runtime, spec)
-            runtime.applied_generation = generation
+                # Someone took the name meanwhile: the next reconciliation looks at it.
+                runtime.deployment = None
+                return
+            if await self._apply_service(runtime, spec, service):
+                runtime.applied_generation = generation
             return
+        uid = runtime.deployment["metadata"].get("uid")
         if runtime.applied_generation != generation:
-            runtime.deployment = await self.kube.patch(
-                deployment_path(runtime.namespace, runtime.name), wanted
-            )
-            await self._apply_service(runtime, spec)
-            runtime.applied_generation = generation
+            # The uid is a precondition: the patch fails (409) rather than reach an object
+            # that replaced the pool's under the same name since it was read.
+            wanted["metadata"]["uid"] = uid
+            runtime.deployment = await self.kube.patch(deployment_at, wanted)
+            if await self._apply_service(runtime, spec, service):
+                runtime.applied_generation = generation
         have = (runtime.deployment.get("spec") or {}).get("replicas")
         if replicas is not None and have != replicas:
             runtime.deployment = await self.kube.patch(
-                deployment_path(runtime.namespace, runtime.name), {"spec": {"replicas": replicas}}
+                deployment_at, {"metadata": {"uid": uid}, "spec": {"replicas": replicas}}
             )
             runtime.last_scale_time = timestamp(now)
             metrics.scaled(runtime.namespace, runtime.name, have, replicas)
             message = f"scaled from {have} to {replicas} worker(s): {reason}"
             log.info("WorkerPool %s/%s %s", runtime.namespace, runtime.name, message)
-            involved = {
-                "kind": "WorkerPool",
-                "name": runtime.name,
-                "namespace": runtime.namespace,
-                "uid": runtime.body["metadata"].get("uid"),
-            }
-            await post_event(self.kube, involved, "Normal", "Scaled", message, now=now)
+            await post_event(self.kube, _involved(runtime), "Normal", "Scaled", message, now=now)
 
-    async def _apply_service(self, runtime: PoolRuntime, spec: WorkerPoolSpec) -> None:
+    async def _apply_service(
+        self, runtime: PoolRuntime, spec: WorkerPoolSpec, existing: Mapping[str, Any] | None
+    ) -> bool:
+        """Create the pool's Service, or patch `existing` (the pool's own); False when the
+        name was taken meanwhile (the next reconciliation reports it)."""
         assert runtime.body is not None
         wanted = objects.service(runtime.body, spec)
-        path = core_path("services", runtime.namespace, runtime.name)
-        if await self.kube.get(path) is None:
+        if existing is None:
             try:
                 await self.kube.create(core_path("services", runtime.namespace), wanted)
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-        else:
-            await self.kube.patch(path, {"metadata": wanted["metadata"], "spec": wanted["spec"]})
+                return False
+            return True
+        metadata = {**wanted["metadata"], "uid": existing["metadata"].get("uid")}
+        path = core_path("services", runtime.namespace, runtime.name)
+        await self.kube.patch(path, {"metadata": metadata, "spec": wanted["spec"]})
+        return True
+
+    def _refused_account(
+        self, runtime: PoolRuntime, spec: WorkerPoolSpec
+    ) -> objects.Blocked | None:
+        """A `serviceAccountName` the operator's pod policy refuses: whoever may create a
+        WorkerPool must not run workers with any account of the namespace through Baton."""
+        account = spec.service_account_name
+        if not account:
+            return None
+        field = podpolicy.PodField.SERVICE_ACCOUNT
+        violation = podpolicy.refused(field, account, self.service_accounts)
+        if violation is None:
+            return None
+        message = f"spec.{field}: {violation.message}; the pool gets no workers and no tasks"
+        return objects.Blocked(podpolicy.POLICY_DENIED, message)
+
+    async def _refused_secret(
+        self, runtime: PoolRuntime, spec: WorkerPoolSpec
+    ) -> objects.Blocked | None:
+        """A Secret of the workers' env that runs may not use (baton.executors.secrets): the
+        pool's image would read it through the kubelet, whoever created the pool."""
+        for var in spec.env or []:
+            if var.value_from is None:
+                continue
+            ref = var.value_from.secret_key_ref.model_dump()
+            try:
+                await usable_secret(self.kube, runtime.namespace, ref)
+            except ActivityError as exc:
+                message = f"spec.env {var.name}: {exc.message}; the pool gets no workers"
+                return objects.Blocked(exc.error_type, message)
+        return None
+
+    async def _report_blocked(
+        self, runtime: PoolRuntime, blocked: objects.Blocked | None, now: float
+    ) -> None:
+        """Remember why the pool's objects are not applied; a Warning Event when that starts
+        or changes, a log line when it ends."""
+        if blocked == runtime.blocked:
+            return
+        runtime.blocked = blocked
+        if blocked is None:
+            log.info("WorkerPool %s/%s is no longer blocked", runtime.namespace, runtime.name)
+            return
+        log.warning("WorkerPool %s/%s: %s", runtime.namespace, runtime.name, blocked.message)
+        await post_event(
+            self.kube, _involved(runtime), "Warning", blocked.reason, blocked.message, now=now
+        )
+
+
+def _involved(runtime: PoolRuntime) -> dict[str, Any]:
+    """The pool, as the object an Event is about."""
+    assert runtime.body is not None
+    return {
+        "kind": "WorkerPool",
+        "name": runtime.name,
+        "namespace": runtime.namespace,
+        "uid": runtime.body["metadata"].get("uid"),
+    }

@@ -10,7 +10,10 @@ folds them with `decide`, and commits the batch before acting on it — the outb
 
 A crash between 1 and 2 leaves history ahead of status: on start the loop folds that tail again.
 A crash after 2 leaves commands committed but maybe not performed: on start the loop performs
-`pending_commands` (everything in flight) again, and idempotency makes that harmless.
+`pending_commands` (everything in flight) again, and idempotency makes that harmless. Stops
+(cancel an attempt, terminate a child run) are not in flight, so nothing re-issues them: they
+are performed between 1 and 2, and a resumed run stops what it owns that its state has moved
+past (baton.handlers.stale).
 
 Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write: they are folded at
 once and committed with the next batch that matters, since losing one to a crash only means the
@@ -54,6 +57,7 @@ from baton.api.labels import (
     PARENT_UID,
     ROOT_UID,
     RUN_NAME,
+    RUN_UID,
     label_value,
 )
 from baton.api.resources import first_problem
@@ -69,6 +73,7 @@ from baton.engine import (
     StartActivity,
     StartChildRun,
     StartTimer,
+    StepKind,
     TerminateChild,
     compile_definition,
     deadlines,
@@ -96,8 +101,10 @@ from baton.engine.events import (
 )
 from baton.engine.limits import input_problem
 from baton.engine.state import State, parse_rfc3339, state_from_status
+from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
+from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
     HistoryConflictError,
@@ -106,7 +113,7 @@ from baton.store.history import (
     HistoryPosition,
     HistoryTooLargeError,
 )
-from baton.store.kube import ApiError, Kube, path_of
+from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
 
@@ -260,11 +267,31 @@ class RunLoop:
         if not await self._load():
             return
         assert self.definition is not None
+        if self.position.batches > 1:  # resumed: more than its start happened before
+            try:
+                await self._perform(await self._stale_stops())
+            except ApiError as exc:  # the run goes on; what is left runs to its own end
+                log.warning("%s/%s: stale stops: %s", self.ref.namespace, self.ref.name, exc)
         await self._perform(pending_commands(self.definition, self.state))
         await self._fold(self._spec_events())  # what the user changed while we were away
         while not self.state.phase.finished:
             await self._fold(await self._next_batch())
         await self._flush()
+
+    async def _stale_stops(self) -> list[Command]:
+        """Stops a crash may have lost (baton.handlers.stale). Jobs and child runs are listed
+        only when the workflow has steps of their kind."""
+        assert self.definition is not None
+        kinds = {step.kind for step in self.definition.index.values()}
+        namespace, uid = self.ref.namespace, self.ref.uid
+        jobs, children = [], []
+        if StepKind.JOB in kinds:
+            jobs = await self.kube.list(batch_path(namespace), label_selector=f"{RUN_UID}={uid}")
+        if StepKind.WORKFLOW in kinds:
+            children = await self.kube.list(
+                path_of("workflowruns", namespace), label_selector=f"{PARENT_UID}={uid}"
+            )
+        return stale_stops(self.state, uid, jobs, children)
 
     async def _next_batch(self) -> list[Event]:
         assert self.definition is not None
@@ -319,7 +346,8 @@ class RunLoop:
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
             return
         batch = self.unsaved
-        await self._flush()
+        stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
+        await self._flush(stops)
         self.progressed = True
         metrics.observe_batch(
             self.definition,
@@ -330,17 +358,20 @@ class RunLoop:
             latency=time.monotonic() - arrived,
         )
         self._post_transitions(before, self.state)
-        await self._perform(commands)
+        await self._perform(c for c in commands if c not in stops)
         failpoint("after-perform")
 
-    async def _flush(self) -> None:
-        """Commit what is folded but not yet written: history first, then status."""
+    async def _flush(self, stops: Iterable[Command] = ()) -> None:
+        """Commit what is folded but not yet written: history first, then status. `stops` are
+        performed in between: once the status is written nothing re-derives them, but until then
+        a restart resumes the run, which does (baton.handlers.stale)."""
         if not self.unsaved:
             return
         failpoint("before-history-append")
         self.position = await self.history.append(self.position, self.unsaved)
         failpoint("after-history-append")
         self.unsaved = []
+        await self._perform(stops)
         await self._write_status()
         self.committed = self.state
         failpoint("after-status-write")
@@ -435,6 +466,9 @@ class RunLoop:
         else:
             raise InvalidRunError("InvalidSpec", "spec: give workflowRef or an inline workflow")
         self.definition = _compile(raw, "spec.workflow" if workflow_name is None else None)
+        _check_pod_policy(
+            self.definition, self.shell.settings, "spec.workflow" if workflow_name is None else None
+        )
         self.ttl = _ttl_after_finished(self.body, raw)
         problem = self.definition.input_problem(spec.input)
         if problem is not None:
@@ -586,6 +620,8 @@ class RunLoop:
                 # The engine's timeouts still run: a command that cannot be performed now
                 # ends as its step's timeout or is performed again when the loop restarts.
                 log.error("%s/%s: %s failed: %s", self.ref.namespace, self.ref.name, command, exc)
+            if not isinstance(command, StartTimer | CancelTimer):
+                failpoint("after-command")
 
     async def _perform_one(self, command: Command) -> None:
         if isinstance(command, StartActivity):
@@ -648,6 +684,7 @@ class RunLoop:
             if existing is None:
                 raise
             child = existing
+        failpoint("after-child-create")
         await self.deliver(ActivityStarted(command.key, command.attempt))
         labels = child["metadata"].get("labels") or {}
         if labels.get(PARENT_UID) != self.ref.uid:
@@ -994,6 +1031,18 @@ def _ttl_after_finished(body: Mapping[str, Any], workflow: Mapping[str, Any]) ->
             except DurationError as exc:
                 raise InvalidRunError("InvalidSpec", f"{where}ttlAfterFinished: {exc}") from None
     return None
+
+
+def _check_pod_policy(
+    definition: Definition, settings: OperatorSettings, field: str | None
+) -> None:
+    """Refuse to start a run whose Job steps ask, in values written out, for a ServiceAccount
+    or pod annotation the operator does not allow: before any step has had an effect."""
+    for step, path, violation in podpolicy.definition_violations(definition, settings):
+        where = f"{field}: step {step!r}" if field else f"workflow: step {step!r}"
+        raise InvalidRunError(
+            podpolicy.POLICY_DENIED, f"{where}, field {path!r}: {violation.message}"
+        )
 
 
 def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:

@@ -4,8 +4,16 @@ them in.
 
 - The Deployment and the Service are named like the pool and owned by it (deleting the pool
   deletes them). Pods carry `baton.dev/pool: <name>`, which the Service selects.
+- Adoption: an object of that name is the pool's only when it carries the pool's own
+  ownerReference (`owned_by`, by uid, which no one can know before the pool exists). Anything
+  else of the same name — a Service someone made, a Deployment of a deleted namesake pool — is
+  foreign: `conflict` says so, for the pool's Ready condition and a Warning Event (`Blocked`),
+  and the handler neither patches it nor sends tasks to it.
 - The pod template comes from the spec: image, command, args, env, resources, service account,
   the task port, and an HTTP readiness probe on `/healthz` (what the SDK's worker serves).
+  Pods run restricted (non-root, RuntimeDefault seccomp, every capability dropped, no
+  privilege escalation), like Job steps' pods, and without a ServiceAccount token unless the
+  pool names a `serviceAccountName`.
 - `spec.replicas` is written only with `scaling: baton`; with `scaling: external` the field is
   left out of every apply, so the autoscaler that owns it (an HPA, KEDA) is never overridden.
 - A pool with `endpoint` has neither: its worker runs elsewhere.
@@ -13,7 +21,9 @@ them in.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from baton.api.labels import API_VERSION, PART, SHARD
@@ -21,6 +31,20 @@ from baton.api.pool import ScalingMode, WorkerPoolSpec
 
 POOL = "baton.dev/pool"
 """Label: the WorkerPool a worker pod, its Deployment and Service belong to."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why the pool's Deployment and Service are not applied and it gets no tasks: the reason
+    of its Ready condition and Warning Event, and their message."""
+
+    reason: str
+    message: str
+
+
+NAME_CONFLICT = "NameConflict"
+"""Reason of the Ready condition and of the Warning Event when a foreign object holds the name
+of the pool's Deployment or Service."""
 
 HEALTH_PATH = "/healthz"
 """The readiness probe's path on the task port."""
@@ -36,6 +60,51 @@ def _owner(pool: Mapping[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def owned_by(body: Mapping[str, Any] | None, pool: Mapping[str, Any]) -> bool:
+    """True when `body` carries `pool`'s ownerReference: the pool created it (or adopted it
+    from an earlier reconciliation), so it is the pool's to patch and use. The uid is what
+    counts: a label or a name anyone can give an object, the uid only exists once the pool
+    does."""
+    if not body:
+        return False
+    uid = pool["metadata"].get("uid")
+    return uid is not None and any(
+        ref.get("kind") == "WorkerPool" and ref.get("uid") == uid
+        for ref in (body.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def conflict(kind: str, found: Mapping[str, Any], pool: Mapping[str, Any]) -> str:
+    """What the pool's Ready condition and Warning Event say about a foreign object holding
+    the name of the pool's Deployment or Service."""
+    meta = pool["metadata"]
+    where = f"{meta['namespace']}/{meta['name']}"
+    owners = [
+        f"{ref.get('kind')} {ref.get('name')}"
+        for ref in (found.get("metadata") or {}).get("ownerReferences") or []
+    ]
+    whose = f"owned by {', '.join(owners)}" if owners else "not created by this pool"
+    return (
+        f"{kind} {where} exists and is {whose}: Baton leaves it untouched and sends the "
+        f"pool no tasks; rename the WorkerPool, or delete or rename the {kind}"
+    )
+
+
+RESTRICTED_CONTAINER: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""The worker container's securityContext: Pod Security Standards' `restricted` profile."""
+
+RESTRICTED_POD: Mapping[str, Any] = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""The worker pod's securityContext."""
 
 
 def labels(name: str) -> dict[str, str]:
@@ -74,6 +143,7 @@ def deployment(
             "httpGet": {"path": HEALTH_PATH, "port": "tasks"},
             "periodSeconds": 5,
         },
+        "securityContext": copy.deepcopy(dict(RESTRICTED_CONTAINER)),
     }
     if spec.command:
         container["command"] = list(spec.command)
@@ -83,9 +153,18 @@ def deployment(
         container["env"] = _env(spec)
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
-    pod_spec: dict[str, Any] = {"containers": [container]}
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "securityContext": copy.deepcopy(dict(RESTRICTED_POD)),
+    }
     if spec.service_account_name:
+        # Its token is mounted as the ServiceAccount itself says (its own
+        # automountServiceAccountToken), so an account that opted out stays out.
         pod_spec["serviceAccountName"] = spec.service_account_name
+    else:
+        # Least privilege: workers that name no ServiceAccount get no API token (the
+        # namespace's `default` account would otherwise be mounted).
+        pod_spec["automountServiceAccountToken"] = False
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -158,11 +237,19 @@ def status(
     in_flight: int,
     now: str,
     last_scale_time: str | None = None,
+    blocked: Blocked | None = None,
 ) -> dict[str, Any]:
     """The pool's status: replicas observed and desired, backlog, in flight, and a Ready
-    condition saying whether workers can take tasks (and why not)."""
+    condition saying whether workers can take tasks (and why not). `blocked` is why the
+    pool's objects cannot be applied (a foreign object holding a name, a refused
+    ServiceAccount)."""
     previous = list((pool.get("status") or {}).get("conditions") or [])
-    if spec.image is None:
+    if blocked is not None:
+        replicas = ready = 0
+        ready_condition = condition(
+            "Ready", False, blocked.reason, blocked.message, now=now, previous=previous
+        )
+    elif spec.image is None:
         replicas = ready = 0
         ready_condition = condition(
             "Ready",

@@ -32,6 +32,7 @@ from typing import Any
 from baton.api.labels import PART, RUN_UID
 from baton.engine.events import HistoryEntry
 from baton.executors.base import RunRef
+from baton.failpoints import failpoint
 from baton.store.kube import ApiError, Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 
@@ -197,6 +198,7 @@ class HistoryLog:
         key = f"{position.batches:012d}"
         if used and used + size > self._chunk_bytes:
             await self._fenced_patch(chunk, {"metadata": {"annotations": {CLOSED: "true"}}})
+            failpoint("history-chunk-closed")
             chunk, used = chunk + 1, 0
         if used == 0:
             await self._create(chunk, key, text)

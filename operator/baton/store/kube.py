@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from baton.api.labels import GROUP, VERSION
+from baton.api.names import check_label, check_subdomain
 from baton.store.kubeconfig import (
     DEFAULT_NAMESPACE,
     KubeconfigError,
@@ -133,14 +135,19 @@ def path_of(
     version: str = VERSION,
     subresource: str | None = None,
 ) -> str:
-    """The REST path of a resource collection or object (`group=""` for the core API)."""
+    """The REST path of a resource collection or object (`group=""` for the core API).
+
+    The one place API paths are built. `namespace` and `name` may come from users (a template
+    rendered at run time, a field of a resource), so each is checked against Kubernetes' name
+    rules and escaped: InvalidNameError for `..`, `/`, `%2e` and anything else a name cannot
+    hold, so no path leaves the namespace and the kind it was built for."""
     base = f"/api/{version}" if group == "" else f"/apis/{group}/{version}"
     parts = [base]
     if namespace is not None:
-        parts.append(f"namespaces/{namespace}")
+        parts.append(f"namespaces/{quote(check_label(namespace, 'namespace'), safe='')}")
     parts.append(plural)
     if name is not None:
-        parts.append(name)
+        parts.append(quote(check_subdomain(name, f"{plural} name"), safe=""))
     if subresource is not None:
         parts.append(subresource)
     return "/".join(parts)

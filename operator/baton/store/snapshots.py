@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from baton.executors.base import RunRef
+from baton.failpoints import failpoint
 from baton.store.history import HistoryCorruptError
 from baton.store.kube import Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
@@ -161,6 +162,7 @@ class Snapshots:
         name = f"{self._run.name}-out-{digest}"
         if name not in self._known:
             await self._put(name, "output", text)
+            failpoint("after-output-offload")
             self._known[name] = value
         return name
 

@@ -60,8 +60,10 @@ NAMESPACED_RIGHTS = {
         ["--set", "watchNamespaces={team-a,team-b}"],
         ["--set", "standalone=true", "--set", "replicas=1"],
         ["--set", "metrics.serviceMonitor.enabled=true", "--set", "dashboard.enabled=true"],
+        ["--set", "rbac.secretAccess=listed", "--set", "rbac.secretNamespaces={payments}"],
+        ["--set", "networkPolicy.enabled=true"],
     ],
-    ids=["cluster-wide", "namespaced", "standalone", "monitoring"],
+    ids=["cluster-wide", "namespaced", "standalone", "monitoring", "listed-secrets", "egress"],
 )
 def test_helm_lint_strict_passes(helm: Helm, args: list[str]) -> None:
     result = helm.run("lint", "--strict", str(CHART), *args, check=False)
@@ -184,6 +186,43 @@ def test_namespaced_mode_has_roles_and_peerings_only_in_the_watched_namespaces(
     assert {"--namespace=team-a", "--namespace=team-b"} <= set(args)
 
 
+def test_secrets_are_readable_only_in_the_listed_namespaces_when_so_chosen(helm: Helm) -> None:
+    objects = helm.template(
+        "--set", "rbac.secretAccess=listed", "--set", "rbac.secretNamespaces={payments,shop}"
+    )
+    assert ("", "secrets") not in rules_of(one(objects, "ClusterRole"))
+    roles = by_kind(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["payments", "shop"]
+    for role in roles:
+        assert rules_of(role) == {("", "secrets"): {"get"}}
+    bindings = by_kind(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["payments", "shop"]
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--set", "watchNamespaces={team-a}"]], ids=["cluster-wide", "namespaced"]
+)
+def test_no_secret_is_readable_when_secret_access_is_none(helm: Helm, args: list[str]) -> None:
+    objects = helm.template("--set", "rbac.secretAccess=none", *args)
+    for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
+        assert ("", "secrets") not in rules_of(role)
+
+
+def test_the_egress_policy_refuses_metadata_addresses_and_allows_dns(helm: Helm) -> None:
+    assert not by_kind(helm.template(), "NetworkPolicy")
+    policy = one(helm.template("--set", "networkPolicy.enabled=true"), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    selector = one(helm.template(), "Deployment")["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == selector
+    egress = policy["spec"]["egress"]
+    assert {"protocol": "UDP", "port": 53} in egress[0]["ports"]
+    v4, v6 = egress[2]["to"]
+    assert v4["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"169.254.0.0/16", "168.63.129.16/32"} <= set(v4["ipBlock"]["except"])
+    assert v6["ipBlock"]["cidr"] == "::/0"
+    assert "fe80::/10" in v6["ipBlock"]["except"]
+
+
 def test_standalone_is_one_replica_recreated_without_peering(helm: Helm) -> None:
     objects = helm.template("--set", "standalone=true", "--set", "replicas=1")
     deployment = one(objects, "Deployment")
@@ -230,8 +269,37 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
         (["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
         (["--set", "standalone=true"], "standalone: true runs without peering, so replicas"),
         (["--set", "shard=-eu"], "/shard"),
+        (
+            ["--set", "operator.podPolicy.serviceAccounts={Admin_SA}"],
+            "/operator/podPolicy/serviceAccounts/0",
+        ),
+        (["--set", "operator.podPolicy.annotations={a}"], "'annotations' not allowed"),
+        (
+            ["--set", "operator.http.callsPerNamespace=100"],
+            "operator.http.callsPerNamespace (100) must be below operator.http.maxConnections",
+        ),
+        (
+            ["--set", "operator.workerDispatch.maxConnections=250"],
+            "operator.workerDispatch.callsPerNamespace (250) must be below "
+            "operator.workerDispatch.maxConnections (250)",
+        ),
+        (["--set", "operator.http.defaultTimeout=0"], "/operator/http/defaultTimeout"),
     ],
-    ids=["replicas", "namespace", "log-format", "typo", "port", "memory", "standalone", "shard"],
+    ids=[
+        "replicas",
+        "namespace",
+        "log-format",
+        "typo",
+        "port",
+        "memory",
+        "standalone",
+        "shard",
+        "service-account",
+        "policy-typo",
+        "http-namespace-share",
+        "worker-namespace-share",
+        "http-timeout",
+    ],
 )
 def test_bad_values_are_refused_with_a_clear_message(
     helm: Helm, args: list[str], message: str
@@ -250,6 +318,50 @@ def test_extra_args_and_flags_reach_the_operator(helm: Helm) -> None:
     )
     args = container(objects)["args"]
     assert {"--no-kube-events", "--allow-link-local-http", "--verbose"} <= set(args)
+
+
+def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
+    helm: Helm,
+) -> None:
+    policy = ("--allow-service-account", "--allow-job-pod-annotation")
+    assert not [a for a in container(helm.template())["args"] if a.startswith(policy)]
+    args = container(
+        helm.template(
+            "--set",
+            "operator.podPolicy.serviceAccounts={ci-*,reporter}",
+            "--set",
+            "operator.podPolicy.jobAnnotations={sidecar.istio.io/*}",
+        )
+    )["args"]
+    assert [a for a in args if a.startswith(policy)] == [
+        "--allow-service-account=ci-*",
+        "--allow-service-account=reporter",
+        "--allow-job-pod-annotation=sidecar.istio.io/*",
+    ]
+
+
+def test_http_limits_reach_the_operator(helm: Helm) -> None:
+    defaults = container(helm.template())["args"]
+    assert {
+        "--http-default-timeout=60",
+        "--http-max-connections=100",
+        "--http-calls-per-namespace=25",
+        "--http-calls-per-run=10",
+        "--worker-max-connections=1000",
+        "--worker-calls-per-namespace=250",
+    } <= set(defaults)
+    args = container(
+        helm.template(
+            "--set-json",
+            "operator.http.defaultTimeout=2.5",
+            "--set",
+            "operator.http.callsPerRun=3",
+            "--set",
+            "operator.workerDispatch.callsPerNamespace=40",
+        )
+    )["args"]
+    assert {"--http-default-timeout=2.5", "--http-calls-per-run=3"} <= set(args)
+    assert "--worker-calls-per-namespace=40" in args
 
 
 def test_a_shard_reaches_the_operator_and_none_by_default(helm: Helm) -> None:

@@ -110,6 +110,7 @@ def test_start_to_close_times_out_an_attempt_and_retries_it() -> None:
             retry: {maxAttempts: 2, initialInterval: 1s}
         """
     )
+    run.acknowledge("slow")
     run.advance(10)
     assert run.step("slow").error is not None
     assert run.step("slow").error["type"] == "Timeout"
@@ -179,7 +180,7 @@ def test_a_worker_task_that_is_never_sent_fails_at_schedule_to_close() -> None:
     assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
 
 
-def test_an_http_attempt_counts_start_to_close_from_its_start_even_unacknowledged() -> None:
+def test_an_http_call_waiting_for_a_slot_starts_its_start_to_close_clock_when_it_is_sent() -> None:
     run = Run(
         """
         steps:
@@ -189,9 +190,32 @@ def test_an_http_attempt_counts_start_to_close_from_its_start_even_unacknowledge
             retry: {maxAttempts: 1}
         """
     )
-    run.acknowledge("pay", after=3)
-    run.advance(7)
+    run.advance(60)  # waiting for a slot of the operator's HTTP limits for a minute
+    assert run.step_phase("pay") is StepPhase.RUNNING
+    run.acknowledge("pay")
+    run.advance(9.9)
+    assert run.step_phase("pay") is StepPhase.RUNNING
+    run.advance(0.1)
     assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["details"] == {"kind": "startToClose"}
+
+
+def test_an_http_call_that_is_never_sent_fails_at_schedule_to_close() -> None:
+    run = Run(
+        """
+        steps:
+          - name: pay
+            http: {url: "http://pay"}
+            timeout: {startToClose: 10s, scheduleToClose: 2m}
+        """
+    )
+    run.advance(119)
+    assert run.step_phase("pay") is StepPhase.RUNNING
+    run.advance(1)
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.error is not None
+    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
 
 
 def test_schedule_to_close_bounds_all_attempts_together() -> None:

@@ -9,7 +9,14 @@ from typing import Any
 
 from executorkit import Events, command
 
-from baton.executors.attempts import REDACTED, ActivityError, parse_output, run_attempt
+from baton.api.names import InvalidNameError
+from baton.executors.attempts import (
+    DETAIL_CHARS,
+    REDACTED,
+    ActivityError,
+    parse_output,
+    run_attempt,
+)
 
 
 def attempt(body: Any, secrets: tuple[str, ...] = ()) -> Events:
@@ -56,3 +63,55 @@ def test_textual_outputs_parse_as_json_or_stay_text() -> None:
     assert parse_output(" \n") is None
     assert parse_output('{"a": 1}') == {"a": 1}
     assert parse_output("not json") == "not json"
+
+
+def test_a_secret_echoed_in_a_successful_output_is_masked() -> None:
+    async def body() -> Any:
+        return {"headers": {"Authorization": "Bearer s3cr3t"}, "note": ["s3cr3t"]}
+
+    events = attempt(body, secrets=("Bearer s3cr3t",))
+    assert events.events[-1].output == {  # type: ignore[attr-defined]
+        "headers": {"Authorization": REDACTED},
+        "note": ["s3cr3t"],
+    }
+
+
+def test_a_secret_echoed_percent_encoded_is_masked() -> None:
+    async def body() -> Any:
+        return "echo: token%3Da%2Fb%20c"
+
+    events = attempt(body, secrets=("token=a/b c",))
+    assert events.events[-1].output == f"echo: {REDACTED}"  # type: ignore[attr-defined]
+
+
+def test_an_error_body_is_masked_before_it_is_cut_so_no_prefix_of_a_secret_is_left() -> None:
+    secret = "tok-" + "x" * 40
+    # The secret straddles the cut: cutting first would keep its first characters.
+    text = "." * (DETAIL_CHARS - 10) + secret + "." * 100
+
+    async def body() -> Any:
+        raise ActivityError("HttpError", "500", {"body": text})
+
+    events = attempt(body, secrets=(secret,))
+    kept = events.events[-1].error["details"]["body"]  # type: ignore[attr-defined]
+    assert "tok-" not in kept
+    assert len(kept) <= DETAIL_CHARS + 1
+    assert kept.endswith("…")
+
+
+def test_every_text_of_an_error_is_cut_to_the_detail_limit() -> None:
+    async def body() -> Any:
+        raise ActivityError("CardDeclined", "m" * 5000, {"why": ["w" * 5000]})
+
+    error = attempt(body).events[-1].error  # type: ignore[attr-defined]
+    assert len(error["message"]) == DETAIL_CHARS + 1
+    assert len(error["details"]["why"][0]) == DETAIL_CHARS + 1
+
+
+def test_a_name_that_is_not_a_kubernetes_name_fails_the_attempt_for_good() -> None:
+    async def body() -> Any:
+        raise InvalidNameError("worker.pool '../x' is not a valid Kubernetes name")
+
+    error = attempt(body).events[-1].error  # type: ignore[attr-defined]
+    assert error["type"] == "InvalidName"
+    assert error["details"]["nonRetryable"] is True

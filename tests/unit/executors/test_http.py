@@ -279,6 +279,10 @@ def test_a_host_that_does_not_resolve_is_a_connection_error() -> None:
         "http://[fd00:ec2::254]/",
         "http://100.100.100.200/",
         "http://[::ffff:169.254.169.254]/",
+        "http://[::169.254.169.254]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://168.63.129.16/",
         "http://metadata.google.internal/computeMetadata/v1/",
         "http://METADATA.google.internal./",
         "http://service.linklocal.test/",
@@ -319,11 +323,47 @@ def test_the_guard_is_off_when_link_local_addresses_are_allowed() -> None:
     run(scenario, allow_link_local_http=True)
 
 
-def test_address_classification() -> None:
-    for address in ("169.254.169.254", "169.254.0.1", "fe80::1", "fd00:ec2::254", "fe80::1%eth0"):
-        assert forbidden_address(address), address
-    for address in ("127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1", "::1", "8.8.8.8"):
-        assert not forbidden_address(address), address
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "169.254.0.1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "fe80::1%eth0",
+        "168.63.129.16",  # Azure WireServer
+        "fd20:ce::254",  # Google Cloud over IPv6
+        "::169.254.169.254",  # IPv4-compatible
+        "::ffff:169.254.169.254",  # IPv4-mapped
+        "::ffff:0:a9fe:a9fe",  # SIIT-translated
+        "64:ff9b::a9fe:a9fe",  # NAT64, well-known prefix
+        "64:ff9b:1::a9fe:a9fe",  # NAT64, local-use prefix
+        "2002:a9fe:a9fe::",  # 6to4
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254
+        "64:ff9b::a83f:8110",  # NAT64 of Azure's 168.63.129.16
+    ],
+)
+def test_metadata_and_link_local_addresses_are_forbidden_in_every_form(address: str) -> None:
+    assert forbidden_address(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "192.168.1.1",
+        "172.16.0.1",
+        "::1",
+        "::",
+        "8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::",
+        "2001:db8::1",
+    ],
+)
+def test_loopback_private_and_public_addresses_are_allowed(address: str) -> None:
+    assert not forbidden_address(address)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "not a url", "http:///path"])

@@ -179,3 +179,39 @@ def test_a_pool_with_an_endpoint_and_an_image_reports_its_deployments_workers() 
     )
     assert (status["replicas"], status["readyReplicas"]) == (2, 1)
     assert status["conditions"][0]["reason"] == "WorkersReady"
+
+
+def test_worker_pods_run_restricted_and_without_an_api_token() -> None:
+    body, spec = pool()
+    template = objects.deployment(body, spec, replicas=1)["spec"]["template"]["spec"]
+    assert template["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in template
+    assert template["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    [container] = template["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def test_a_pool_that_names_a_service_account_gets_its_token_as_the_account_says() -> None:
+    body, spec = pool(serviceAccountName="payments")
+    template = objects.deployment(body, spec, replicas=1)["spec"]["template"]["spec"]
+    assert template["serviceAccountName"] == "payments"
+    assert "automountServiceAccountToken" not in template  # the ServiceAccount's own setting
+
+
+def test_only_objects_carrying_the_pools_uid_are_the_pools() -> None:
+    body, _spec = pool()
+    own = {"metadata": {"ownerReferences": [{"kind": "WorkerPool", "uid": "p-1"}]}}
+    namesake = {"metadata": {"ownerReferences": [{"kind": "WorkerPool", "uid": "p-0"}]}}
+    labelled = {"metadata": {"labels": objects.labels("payments")}}
+    assert objects.owned_by(own, body)
+    assert not objects.owned_by(namesake, body)
+    assert not objects.owned_by(labelled, body)
+    assert not objects.owned_by(None, body)

@@ -56,7 +56,12 @@ def pool(**spec: Any) -> dict[str, Any]:
 
 def ready(pools: Pools, count: int) -> None:
     deployment = {
-        "metadata": {"name": "payments", "namespace": NS, "labels": objects.labels("payments")},
+        "metadata": {
+            "name": "payments",
+            "namespace": NS,
+            "labels": objects.labels("payments"),
+            "ownerReferences": [{"kind": "WorkerPool", "name": "payments", "uid": "p-1"}],
+        },
         "spec": {"replicas": count},
         "status": {"replicas": count, "readyReplicas": count},
     }
@@ -200,5 +205,100 @@ def test_a_pool_of_another_shard_is_not_used_and_the_run_is_told_why() -> None:
         assert "not in the run's shard a" in event["message"]
         assert "baton.dev/shard=a" in event["message"]
         waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+SERVICE = f"/api/v1/namespaces/{NS}/services/payments"
+
+
+def test_a_service_named_like_the_pool_that_it_did_not_create_is_left_alone_and_reported() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        theirs = {
+            "metadata": {"name": "payments", "namespace": NS, "uid": "s-1"},
+            "spec": {"selector": {"app": "payments-api"}},
+        }
+        kube.objects[SERVICE] = copy.deepcopy(theirs)
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool(minReplicas=1))
+        waiting = asyncio.create_task(pools.acquire(run(0), "payments", "k0"))
+        runtime = pools._pools[(NS, "payments")]
+        for _ in range(2):
+            await pools.reconcile(runtime)
+        assert kube.objects[SERVICE] == theirs
+        assert DEPLOYMENT not in kube.objects  # nothing is created beside it either
+        assert not any(path == SERVICE for path, _ in kube.patches)
+        status = kube.objects[f"/apis/baton.dev/v1alpha1/namespaces/{NS}/workerpools/payments"]
+        [ready_condition] = status["status"]["conditions"]
+        assert (ready_condition["status"], ready_condition["reason"]) == ("False", "NameConflict")
+        assert f"Service {NS}/payments exists" in ready_condition["message"]
+        [event] = [o for path, o in kube.objects.items() if "/events/" in path]  # once
+        assert (event["type"], event["reason"]) == ("Warning", "NameConflict")
+        assert "rename the WorkerPool" in event["message"]
+        ready(pools, 1)  # even a Deployment of the pool's name does not make it dispatch
+        await asyncio.sleep(0)
+        assert not waiting.done()
+
+        del kube.objects[SERVICE]  # the name is free: the pool applies its own objects
+        await pools.reconcile(runtime)
+        assert kube.objects[SERVICE]["spec"]["selector"] == {objects.POOL: "payments"}
+        assert kube.objects[DEPLOYMENT]["metadata"]["ownerReferences"][0]["uid"] == "p-1"
+        waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_deployment_of_another_owner_is_neither_patched_nor_scaled() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        theirs = {
+            "metadata": {
+                "name": "payments",
+                "namespace": NS,
+                "uid": "d-1",
+                "labels": objects.labels("payments"),
+                "ownerReferences": [{"kind": "WorkerPool", "name": "payments", "uid": "old"}],
+            },
+            "spec": {"replicas": 1},
+        }
+        kube.objects[DEPLOYMENT] = copy.deepcopy(theirs)
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool(minReplicas=2))
+        pools.observe_deployment("ADDED", copy.deepcopy(theirs))
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)
+        assert kube.objects[DEPLOYMENT] == theirs
+        assert SERVICE not in kube.objects
+        assert runtime.blocked is not None
+        assert "WorkerPool payments" in runtime.blocked.message  # who owns it, by kind and name
+
+    asyncio.run(scenario())
+
+
+def test_a_pool_naming_a_service_account_the_policy_refuses_gets_no_deployment() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        pools = Pools(kube, clock=lambda: 1000.0, service_accounts=("workers-*",))  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool(serviceAccountName="namespace-admin", minReplicas=1))
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)
+        assert DEPLOYMENT not in kube.objects
+        assert SERVICE not in kube.objects
+        status = kube.objects[f"/apis/baton.dev/v1alpha1/namespaces/{NS}/workerpools/payments"]
+        [ready_condition] = status["status"]["conditions"]
+        assert (ready_condition["status"], ready_condition["reason"]) == ("False", "PolicyDenied")
+        message = ready_condition["message"]
+        assert "spec.serviceAccountName: ServiceAccount 'namespace-admin' is not allowed" in message
+        assert "operator.podPolicy.serviceAccounts" in message
+        [event] = [o for path, o in kube.objects.items() if "/events/" in path]
+        assert (event["type"], event["reason"]) == ("Warning", "PolicyDenied")
+
+        allowed = pool(serviceAccountName="workers-payments", minReplicas=1)
+        allowed["metadata"]["generation"] = 2
+        pools.observe_pool("MODIFIED", allowed)
+        await pools.reconcile(runtime)
+        template = kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]
+        assert template["serviceAccountName"] == "workers-payments"
 
     asyncio.run(scenario())
