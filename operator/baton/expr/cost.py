@@ -1,5 +1,8 @@
 """What evaluating an expression may cost, bounded before the CEL core runs it.
 
+Values are JSON as the engine holds it: `dict`, `list`, `str`, numbers, booleans and None
+(checked by concrete type: an abstract `Mapping` check costs more than the rest of a walk).
+
 The CEL core has no cost limit and cannot be interrupted: an expression it starts, it finishes,
 on the operator's only event loop. So before each evaluation the expression's tree is walked
 over the values it will actually read, and an upper bound of the work is computed in
@@ -117,11 +120,13 @@ class _Estimator:
         known = self.sizes.get(id(value))
         if known is not None:
             return known
-        if isinstance(value, str | bytes):
+        if value is None or isinstance(value, bool | int | float):
+            bound = _ONE
+        elif isinstance(value, str | bytes):
             bound = Bound(1 + len(value) // _STRING_UNIT, len(value), 1)
-        elif isinstance(value, Mapping | list | tuple):
+        elif isinstance(value, dict | list | tuple | Mapping):
             parts: list[int] = []
-            elements = [*value.keys(), *value.values()] if isinstance(value, Mapping) else value
+            elements = [*value.keys(), *value.values()] if _is_map(value) else value
             for element in elements:
                 parts.append(self.total(element))
                 if self.allowance <= 0:  # the rest cannot matter: over budget already
@@ -143,13 +148,15 @@ class _Estimator:
                 return count + self.allowance_exceeded()
             item, depth = stack.pop()
             self.allowance -= 1
-            if isinstance(item, str | bytes):
+            if item is None or isinstance(item, bool | int | float):
+                count += 1
+            elif isinstance(item, str | bytes):
                 count += 1 + len(item) // _STRING_UNIT
-            elif isinstance(item, Mapping | list | tuple):
+            elif isinstance(item, dict | list | tuple | Mapping):
                 if depth >= MAX_VALUE_NESTING:
                     raise TooDeepError(f"a value nests more than {MAX_VALUE_NESTING} levels deep")
                 count += 1
-                if isinstance(item, Mapping):
+                if _is_map(item):
                     stack.extend((k, depth + 1) for k in item)
                     stack.extend((v, depth + 1) for v in item.values())
                 else:
@@ -167,7 +174,7 @@ class _Estimator:
 
     def converted(self, value: Any, kept: _Trie | _Whole) -> int:
         """Units converted into CEL when `value` is bound pruned to `kept`."""
-        if isinstance(kept, _Whole) or not isinstance(value, Mapping):
+        if isinstance(kept, _Whole) or not isinstance(value, dict):
             return self.measure(value).total
         return 1 + sum(
             1 + self.converted(value[key], sub) for key, sub in kept.items() if key in value
@@ -237,7 +244,7 @@ class _Estimator:
         value = self.context[root]
         followed: list[str] = []
         for key in keys:
-            if not isinstance(value, Mapping) or key not in value:
+            if not isinstance(value, dict) or key not in value:
                 break
             value = value[key]
             followed.append(key)
@@ -301,6 +308,11 @@ def _saturate(value: int) -> int:
     return min(value, _SATURATED)
 
 
+def _is_map(value: Any) -> bool:
+    # `dict` first: most values are, and the abstract check is the slow one.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _static_path(node: Node) -> tuple[str, list[str]] | None:
     """`root` and field names when `node` is `root.a['b'].c`, else None."""
     keys: list[str] = []
@@ -330,6 +342,6 @@ def _plain_string(node: Node) -> bool:
 
 def _prune(value: Any, kept: _Trie | _Whole) -> Any:
     """`value` with only the kept paths: what the expression can observe of it."""
-    if isinstance(kept, _Whole) or not isinstance(value, Mapping):
+    if isinstance(kept, _Whole) or not isinstance(value, dict):
         return value
     return {key: _prune(value[key], sub) for key, sub in kept.items() if key in value}
