@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from baton.expr.syntax import Kind, Node
 
@@ -308,7 +308,7 @@ def _saturate(value: int) -> int:
     return min(value, _SATURATED)
 
 
-def _is_map(value: Any) -> bool:
+def _is_map(value: Any) -> TypeGuard[Mapping[Any, Any]]:
     # `dict` first: most values are, and the abstract check is the slow one.
     return type(value) is dict or isinstance(value, Mapping)
 
