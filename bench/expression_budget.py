@@ -69,6 +69,11 @@ SHAPES: list[Shape] = [
         lambda n: {"input": {"s": "a" * n}},
     ),
     (
+        "regex compiled from input",
+        "'x'.matches(input.p)",
+        lambda n: {"input": {"p": "(a|b)" * (n // 5 + 1)}},
+    ),
+    (
         "nested maps over map keys",
         "input.d.map(k, input.d.map(j, k + j))",
         lambda n: {"input": {"d": {f"key{i}": i for i in range(n)}}},

@@ -170,3 +170,10 @@ def test_the_reader_accepts_every_form_of_the_grammar() -> None:
         ".a.b",
     ]:
         parse(source)
+
+
+def test_a_huge_pattern_from_the_input_is_refused_before_it_is_compiled() -> None:
+    expression = compile_expression("'x'.matches(input.p)", step="s", field="when")
+    assert expression.evaluate({"input": {"p": "(a|b)" * 100}}) is False
+    with pytest.raises(EvaluationError, match="over the evaluation budget"):
+        expression.evaluate({"input": {"p": "(a|b)" * 200_000}})
