@@ -114,9 +114,10 @@ class Expression:
         try:
             return to_json(self.program.execute(planned.bindings))
         except KeyError as exc:
-            raise EvaluationError(f"{self.source}: no such key {exc.args[0]!r}") from None
+            raise EvaluationError(f"{_cut(self.source)}: no such key {exc.args[0]!r}") from None
         except Exception as exc:  # the CEL core raises several builtin types for runtime errors
-            raise EvaluationError(f"{self.source}: {_first_line(str(exc))}") from None
+            # Quoted short: an error message lands in the run's status and history.
+            raise EvaluationError(f"{_cut(self.source)}: {_first_line(str(exc))}") from None
 
 
 def compile_expression(source: str, *, step: str | None, field: str, offset: int = 0) -> Expression:
@@ -214,6 +215,11 @@ def _core_accepts(source: str) -> bool:
 def _short(source: str) -> str:
     """An expression quoted for a message, cut when long (it may be up to MAX_LENGTH)."""
     return repr(source) if len(source) <= 80 else repr(source[:77] + "...")
+
+
+def _cut(source: str) -> str:
+    """An expression as written, cut when long."""
+    return source if len(source) <= 80 else source[:77] + "..."
 
 
 def _count(number: int) -> str:
