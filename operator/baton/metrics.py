@@ -21,8 +21,9 @@ operator process; later ones are counted under `(other)`, so a flood of generate
 no series past those limits.
 
 Names follow Prometheus conventions: the `baton_` prefix, base units in names (`_seconds`),
-`_total` on counters. tests/unit/test_metrics.py checks the Grafana dashboard
-(charts/baton/dashboards/baton.json) against `METRIC_NAMES`.
+`_total` on counters. tests/unit/observability checks the Grafana dashboard
+(charts/baton/dashboards/baton.json), and tests/unit/chart the chart's alerts, against
+`METRIC_NAMES`.
 """
 
 from __future__ import annotations
