@@ -354,25 +354,39 @@ def test_view_users_read_edit_users_run_and_signal_admin_users_manage_pools(
 def test_the_helm_test_run_succeeds_and_its_account_reads_only_that_run(
     crds: Cluster, runs: Runs, chart_operator: tuple[OperatorProcess, Path], tmp_path: Path
 ) -> None:
-    """`helm test` itself needs the operator image, which kwok's simulated nodes do not run:
-    this creates the release's test hooks as `helm test` would (from `helm get hooks`), in
-    their weight order, and runs the test pod's command here, with the test pod's
-    ServiceAccount token, against the operator running with the chart's own account."""
+    """`helm test` for real, up to the pod: helm creates the hooks (the account, its Role, the
+    WorkflowRun, the pod) and the operator, running with the chart's own account, drives the
+    run. kwok's simulated nodes never run the pod's container (only Job pods end there), so
+    the pod's command runs here instead, with a token of the pod's own ServiceAccount, and
+    helm, left waiting for a pod that never ends, is stopped."""
     process, _ = chart_operator
     release = process.args[process.args.index("--peering") + 1]
     namespace = runs.namespace
-    hooks = [
-        doc
-        for doc in yaml.safe_load_all(crds.helm("get", "hooks", release, "-n", namespace).stdout)
-        if doc and doc["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
-    ]
-    hooks.sort(key=lambda doc: int(doc["metadata"]["annotations"]["helm.sh/hook-weight"]))
-    assert [doc["kind"] for doc in hooks] == [
-        "ServiceAccount", "Role", "RoleBinding", "WorkflowRun", "Pod",
-    ]  # fmt: skip
-    *created, pod = hooks
-    for doc in created:
-        crds.apply(doc)
+    helm_test = subprocess.Popen(
+        [str(crds.bin_dir / "helm"), "test", release, "-n", namespace, "--timeout", "3m"],
+        env=crds.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        pod_name = f"{release}-test"
+        wait_until(
+            "helm test creates its pod",
+            lambda: (
+                crds.kubectl("get", "pod", pod_name, "-n", namespace, check=False).returncode == 0
+            ),
+            timeout=90,
+        )
+        pod = get_json(crds, "pod", pod_name, "-n", namespace)
+        created = {
+            kind: crds.kubectl("get", kind, pod_name, "-n", namespace, check=False).returncode
+            for kind in ("serviceaccount", "role", "rolebinding", "workflowrun")
+        }
+        assert created == dict.fromkeys(created, 0), created
+    finally:
+        helm_test.terminate()
+        helm_test.wait(timeout=30)
     account = pod["spec"]["serviceAccountName"]
     kubeconfig = service_account_kubeconfig(crds, namespace, account, tmp_path / "test.yaml")
     (main,) = pod["spec"]["containers"]
