@@ -8,11 +8,9 @@ the command's coroutine of `baton.cli.cluster` under `asyncio.run`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
-from baton.api.duration import DurationError, parse_duration
 from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument
 from baton.cli.kubeconfig import add_cluster_arguments, target_of
@@ -123,6 +121,8 @@ def _add_wait_arguments(parser: argparse.ArgumentParser, *, flag: bool) -> None:
 def _duration(value: str | None, flag: str) -> float | None:
     if value is None:
         return None
+    from baton.api.duration import DurationError, parse_duration  # pydantic: see _sync
+
     try:
         return parse_duration(value)
     except DurationError as exc:
@@ -226,4 +226,6 @@ def _get_handler(args: argparse.Namespace) -> int:
 def _sync(coroutine: Coroutine[Any, Any, int]) -> int:
     # Handlers import baton.cli.cluster when they run, not at the top: the Kubernetes client
     # takes seconds to import, which `baton --help` and `baton test` should not pay.
+    import asyncio
+
     return asyncio.run(coroutine)
