@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from baton.cli.main import main
 from baton.engine.events import (
@@ -364,11 +365,23 @@ def test_get_lists_runs_with_the_status_the_operator_wrote(baton: Baton) -> None
     assert lines[2].split()[:3] == ["b", "purchase", "Pending"]
 
 
-def test_get_json_prints_the_objects(baton: Baton) -> None:
+def test_get_json_prints_the_objects_as_kubectl_does(baton: Baton) -> None:
     baton.create_run("r")
-    assert json.loads(baton.ok("get", "r", "--json"))["metadata"]["name"] == "r"
-    listed = json.loads(baton.ok("get", "--json"))
-    assert [run["metadata"]["name"] for run in listed] == ["r"]
+    assert json.loads(baton.ok("get", "r", "--json")) == baton.get("r")
+    listed = json.loads(baton.ok("get", "-o", "json"))
+    kubectl = json.loads(
+        baton.cluster.kubectl("get", "workflowruns", "-n", baton.namespace, "-o", "json").stdout
+    )
+    assert listed == kubectl
+
+
+def test_get_yaml_and_name_print_what_kubectl_prints(baton: Baton) -> None:
+    baton.create_run("r")
+    flags = ("-n", baton.namespace)
+    kubectl = baton.cluster.kubectl("get", "workflowruns", *flags, "-o", "yaml").stdout
+    assert yaml.safe_load(baton.ok("get", "-o", "yaml")) == yaml.safe_load(kubectl)
+    kubectl = baton.cluster.kubectl("get", "workflowruns", *flags, "-o", "name").stdout
+    assert baton.ok("get", "-o", "name") == kubectl
 
 
 def test_get_of_an_empty_namespace_says_so(baton: Baton) -> None:

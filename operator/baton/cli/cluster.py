@@ -17,7 +17,7 @@ takes seconds to import, which `baton --help` and `baton test` should not pay.
 from __future__ import annotations
 
 import asyncio
-import json
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +28,7 @@ import aiohttp
 from baton.api.duration import format_duration
 from baton.cli import CommandError
 from baton.cli.kubeconfig import Target
+from baton.cli.output import DATA_FORMATS, Output, colour_enabled, dump, phase_painter
 from baton.cli.runpatch import (
     flag_patch,
     has_signal_list,
@@ -39,8 +40,8 @@ from baton.cli.runview import (
     is_finished,
     outcome_lines,
     phase_of,
-    run_details,
-    runs_table,
+    render_run,
+    render_runs,
     wait_key,
     wait_line,
 )
@@ -210,16 +211,17 @@ async def redrive(target: Target, run: str) -> int:
     raise CommandError(f'workflowrun "{run}": spec.redrive kept changing; try again')
 
 
-async def history(target: Target, run: str, as_json: bool) -> int:
-    """`baton history`: the run's recorded events as a timeline (or JSON)."""
+async def history(target: Target, run: str, output: Output | None) -> int:
+    """`baton history`: the run's recorded events as a timeline (or JSON, YAML; `-o wide`
+    adds each event's time)."""
     async with open_cluster(target) as (kube, namespace):
         current = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
         if current is None:
             raise _not_found(run, namespace)
         uid = str(current["metadata"]["uid"])
         entries = await _call(read_history(kube, namespace, uid), namespace)
-    if as_json:
-        print(json.dumps([entry.to_json() for entry in entries], indent=2))
+    if output in DATA_FORMATS:
+        print(dump([entry.to_json() for entry in entries], output))
         return 0
     phase = phase_of(current)
     if not entries:
@@ -227,29 +229,28 @@ async def history(target: Target, run: str, as_json: bool) -> int:
         return 0
     count = f"{len(entries)} event{'s' if len(entries) != 1 else ''}"
     span = format_duration(entries[-1].at - entries[0].at) if len(entries) > 1 else "0s"
-    print(f"{run}: {phase}, {count} over {span}")
-    print("\n".join(history_lines(entries)))
+    print(f"{run}: {phase_painter(colour_enabled(sys.stdout))(phase)}, {count} over {span}")
+    print("\n".join(history_lines(entries, absolute=output is Output.WIDE)))
     return 0
 
 
-async def get(target: Target, run: str | None, everywhere: bool, as_json: bool) -> int:
-    """`baton get`: the table of runs, or one run in detail (or JSON)."""
+async def get(target: Target, run: str | None, everywhere: bool, output: Output | None) -> int:
+    """`baton get`: the table of runs, or one run in detail (or as `-o` asks)."""
+    paint = phase_painter(colour_enabled(sys.stdout))
     async with open_cluster(target) as (kube, namespace):
         if run is not None:
             found = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
             if found is None:
                 raise _not_found(run, namespace)
-            print(json.dumps(found, indent=2) if as_json else run_details(found, time.time()))
+            print(render_run(found, output, time.time(), paint))
             return 0
         path = path_of(RUNS, None if everywhere else namespace)
         runs = await _call(kube.list(path), namespace)
-    if as_json:
-        print(json.dumps(runs, indent=2))
-    elif not runs:
+    if not runs and output not in DATA_FORMATS:
         where = "any namespace" if everywhere else f'namespace "{namespace}"'
-        print(f"no workflowruns in {where}")
-    else:
-        print(runs_table(runs, time.time(), namespaces=everywhere))
+        print(f"no workflowruns in {where}", file=sys.stderr if output else sys.stdout)
+        return 0
+    print(render_runs(runs, output, time.time(), namespaces=everywhere, paint=paint))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument
 from baton.cli.kubeconfig import add_cluster_arguments, target_of
+from baton.cli.output import Output, add_output_argument, output_of
 from baton.cli.runpatch import run_manifest, signal_value
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -49,7 +50,7 @@ def register(subparsers: Subparsers) -> None:
         "since the first event, the event type, the step and a detail.",
     )
     parser.add_argument("run", metavar="RUN")
-    parser.add_argument("--json", action="store_true", help="print the events as a JSON array")
+    add_output_argument(parser, [Output.JSON, Output.YAML, Output.WIDE], what="the events")
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_history_handler)
     parser = subparsers.add_parser(
@@ -62,7 +63,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list the runs of every namespace"
     )
-    parser.add_argument("--json", action="store_true", help="print the object(s) as JSON")
+    add_output_argument(parser, list(Output), what="the run(s)")
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_get_handler)
 
@@ -209,7 +210,7 @@ def _redrive_handler(args: argparse.Namespace) -> int:
 def _history_handler(args: argparse.Namespace) -> int:
     from baton.cli import cluster  # see _sync
 
-    return _sync(cluster.history(target_of(args), args.run, args.json))
+    return _sync(cluster.history(target_of(args), args.run, output_of(args)))
 
 
 def _get_handler(args: argparse.Namespace) -> int:
@@ -217,7 +218,7 @@ def _get_handler(args: argparse.Namespace) -> int:
         raise CommandError("give RUN or --all-namespaces, not both")
     from baton.cli import cluster  # see _sync
 
-    return _sync(cluster.get(target_of(args), args.run, args.all_namespaces, args.json))
+    return _sync(cluster.get(target_of(args), args.run, args.all_namespaces, output_of(args)))
 
 
 # -- running ------------------------------------------------------------------------------------
