@@ -22,7 +22,9 @@ from baton.cli import CommandError
 
 PROG = "baton"
 EXIT_ERROR = 2
-SUBCOMMAND_MODULES = ("runs", "test", "crds", "operator", "dev")
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a command killed by SIGPIPE (128 + 13)."""
+SUBCOMMAND_MODULES = ("runs", "lint", "test", "crds", "operator", "dev")
 """Modules of baton.cli that add subcommands, in help order. Named, not discovered: importing
 every module of the package would load the Kubernetes client for `baton --help`."""
 
@@ -81,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted")
+    except BrokenPipeError:
+        # The reader went away (`baton get -o name | head -1`): nothing to report, and nothing
+        # may be written to stdout again, not even by the interpreter's flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if _is_resource_error(exc):
             return _fail(str(exc))
