@@ -24,7 +24,16 @@ PROG = "baton"
 EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 141
 """What a shell reports for a command killed by SIGPIPE (128 + 13)."""
-SUBCOMMAND_MODULES = ("runs", "lint", "test", "crds", "operator", "dev")
+SUBCOMMAND_MODULES = (
+    "runs",
+    "inspection",
+    "lifecycle",
+    "lint",
+    "test",
+    "crds",
+    "operator",
+    "dev",
+)
 """Modules of baton.cli that add subcommands, in help order. Named, not discovered: importing
 every module of the package would load the Kubernetes client for `baton --help`."""
 

@@ -130,12 +130,17 @@ def _duration(value: str | None, flag: str) -> float | None:
         raise CommandError(f"{flag}: {exc}") from None
 
 
-def _run_handler(args: argparse.Namespace) -> int:
+def _check_wait_flags(args: argparse.Namespace) -> None:
+    """`--timeout` without `--wait` is a mistake (of `baton run` and `baton resubmit`)."""
     if args.timeout is not None and not args.wait:
         raise CommandError(
             "--timeout is how long --wait waits: add --wait "
             "(the run's own timeout is --run-timeout)"
         )
+
+
+def _run_handler(args: argparse.Namespace) -> int:
+    _check_wait_flags(args)
     wait_timeout = _duration(args.timeout, "--timeout")
     if args.run_timeout is not None:
         _duration(args.run_timeout, "--run-timeout")
