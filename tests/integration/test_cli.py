@@ -31,6 +31,7 @@ from baton.engine.events import (
 from baton.executors.base import RunRef
 from baton.store.history import HistoryLog, HistoryPosition
 from baton.store.kube import Kube
+from baton.store.snapshots import Snapshots
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -507,4 +508,170 @@ def test_the_kubectl_plugin_reports_errors_in_one_line(baton: Baton) -> None:
     assert done.returncode == 2
     assert done.stderr == (
         f'baton: error: workflowrun "ghost" not found in namespace "{baton.namespace}"\n'
+    )
+
+
+# -- describe, query, logs, delete, resubmit: the installed `baton`, as a user runs it ------------
+
+
+def cli(baton: Baton, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The installed `baton` console script, in its own process, with NO_COLOR unset: stdout
+    is a pipe, so there must be no colour anyway."""
+    env = {k: v for k, v in plugin_env(baton.cluster).items() if k != "NO_COLOR"}
+    return subprocess.run(
+        [str(VENV_BIN / "baton"), *argv, *baton.flags()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def save_definition(baton: Baton, name: str, spec: dict[str, Any]) -> str:
+    """What the operator does when a run starts: the definition snapshot ConfigMap."""
+    run = baton.get(name)
+    ref = RunRef(name, baton.namespace, run["metadata"]["uid"])
+    owner = {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkflowRun", "name": name,
+             "uid": ref.uid, "controller": True}  # fmt: skip
+    labels = {"baton.dev/run-uid": ref.uid, "baton.dev/run": name}
+
+    async def save() -> str:
+        kube = await Kube.connect(str(baton.cluster.kubeconfig))
+        try:
+            return await Snapshots(kube, ref, owner, labels).save_definition(spec)
+        finally:
+            await kube.close()
+
+    return asyncio.run(save())
+
+
+def test_describe_draws_the_step_tree_with_the_child_run(baton: Baton) -> None:
+    baton.create_run("r")
+    uid = baton.get("r")["metadata"]["uid"]
+    spec = {
+        "steps": [
+            {"name": "checks", "parallel": {"branches": [
+                {"name": "credit", "steps": [{"name": "credit", "http": {"url": "http://c"}}]},
+            ]}},
+            {"name": "sub", "workflow": {"workflowRef": "purchase"}},
+        ]
+    }  # fmt: skip
+    config_map = save_definition(baton, "r", spec)
+    baton.cluster.apply(
+        {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "WorkflowRun",
+            "metadata": {
+                "name": "r-sub-1",
+                "labels": {"baton.dev/parent-uid": uid},
+                "annotations": {"baton.dev/activity-key": "sub", "baton.dev/attempt": "1"},
+            },
+            "spec": {"workflowRef": {"name": "purchase"}},
+        },
+        baton.namespace,
+    )
+    at = "2026-07-01T10:00:0"
+    baton.write_status("r", {
+        "phase": "Running",
+        "definition": {"configMap": config_map},
+        "steps": {
+            "checks": {"phase": "Succeeded", "startedAt": f"{at}0Z", "finishedAt": f"{at}5Z"},
+            "credit": {"phase": "Succeeded", "attempts": 2, "startedAt": f"{at}0Z",
+                       "finishedAt": f"{at}4Z", "error": {"type": "HttpError", "message": "503"}},
+            "sub": {"phase": "Running", "attempts": 1, "startedAt": f"{at}5Z"},
+        },
+    })  # fmt: skip
+    done = cli(baton, "describe", "r")
+    assert done.returncode == 0, done.stderr
+    assert "\033[" not in done.stdout
+    tree = done.stdout.splitlines()
+    tree = tree[tree.index("") + 1 :]
+    assert tree[0].split() == ["STEP", "PHASE", "ATTEMPTS", "DURATION", "DETAIL"]
+    assert tree[1].split() == ["checks", "Succeeded", "5s"]
+    assert tree[2].split() == ["└─", "branch", "credit"]
+    assert tree[3].split() == ["└─", "credit", "Succeeded", "2", "4s", "HttpError:", "503"]
+    assert tree[4].split()[:3] == ["sub", "Running", "1"]
+    assert tree[4].split()[-2:] == ["workflowrun/r-sub-1", "Pending"]
+
+
+def test_query_prints_the_published_queries_or_one_value(baton: Baton) -> None:
+    baton.create_run("r")
+    baton.write_status("r", {"queries": {"amount": 42, "owner": {"name": "ada"}}})
+    listed = cli(baton, "query", "r")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split(maxsplit=1) for line in listed.stdout.splitlines()] == [
+        ["NAME", "VALUE"], ["amount", "42"], ["owner", '{"name": "ada"}'],
+    ]  # fmt: skip
+    one = cli(baton, "query", "r", "owner", "-o", "yaml")
+    assert one.stdout == "name: ada\n"
+    missing = cli(baton, "query", "r", "nope")
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        'baton: error: workflowrun "r" has no query "nope" (its queries: amount, owner)\n'
+    )
+
+
+def test_logs_of_a_step_whose_pods_are_gone_say_why(baton: Baton) -> None:
+    baton.create_run("r")
+    baton.write_status("r", {"phase": "Failed", "steps": {"pay": {
+        "phase": "Failed", "attempts": 2, "error": {"type": "JobFailed", "message": "exit 3"},
+    }}})  # fmt: skip
+    done = cli(baton, "logs", "r", "pay")
+    assert done.returncode == 2
+    assert done.stderr == (
+        'baton: error: no pod of step "pay" of workflowrun "r" is left: it is not a Job step, '
+        "or its Job was deleted (ttlSecondsAfterFinished, or a redrive); its last error: "
+        "JobFailed: exit 3\n"
+    )
+
+
+def test_logs_find_the_pod_of_the_latest_attempt_by_the_job_labels(baton: Baton) -> None:
+    baton.create_run("r")
+    uid = baton.get("r")["metadata"]["uid"]
+    for attempt in (1, 2):
+        baton.cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"r-pay-{attempt}-x",
+                    "labels": {"baton.dev/run-uid": uid, "baton.dev/part": "job"},
+                    "annotations": {"baton.dev/activity-key": "pay",
+                                    "baton.dev/attempt": str(attempt)},
+                },
+                "spec": {"containers": [{"name": "main", "image": "pay"}]},
+            },
+            baton.namespace,
+        )  # fmt: skip
+    done = cli(baton, "logs", "r", "pay")
+    # The simulated kubelet keeps no logs: the API server's answer is reported in one line,
+    # after the line saying which pod was chosen.
+    assert done.stderr.splitlines()[0].startswith("==> pay, attempt 2 (pod r-pay-2-x, ")
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.splitlines()[1].startswith(
+        "baton: error: cannot read the log of pod r-pay-2-x: "
+    )
+
+
+def test_resubmit_starts_a_new_run_with_the_same_input_and_delete_removes_runs(
+    baton: Baton,
+) -> None:
+    baton.create_run("r", input={"amount": 5}, signals=[{"name": "go"}])
+    done = cli(baton, "retry", "r", "--name", "r2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "r2\n"
+    again = baton.get("r2")
+    assert again["spec"]["input"] == {"amount": 5}
+    assert again["spec"]["workflowRef"] == {"name": "purchase"}
+    assert "signals" not in again["spec"]
+    assert again["metadata"]["annotations"]["baton.dev/resubmitted-from"] == "r"
+    deleted = cli(baton, "delete", "r", "r2")
+    assert (
+        deleted.stdout == 'workflowrun.baton.dev "r" deleted\nworkflowrun.baton.dev "r2" deleted\n'
+    )
+    assert baton.ok("get", "-o", "name") == "\n" or baton.ok("get", "-o", "name") == ""
+    gone = cli(baton, "delete", "r")
+    assert (
+        gone.stderr == f'baton: error: workflowrun "r" not found in namespace "{baton.namespace}"\n'
     )
