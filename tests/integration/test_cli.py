@@ -675,3 +675,34 @@ def test_resubmit_starts_a_new_run_with_the_same_input_and_delete_removes_runs(
     assert (
         gone.stderr == f'baton: error: workflowrun "r" not found in namespace "{baton.namespace}"\n'
     )
+
+
+def test_bash_completes_run_and_signal_names_from_the_cluster(baton: Baton) -> None:
+    baton.cluster.apply(
+        {**WORKFLOW, "metadata": {"name": "approvals"}, "spec": {"steps": [
+            {"name": "wait", "waitForSignal": {"name": "approve"}},
+        ], "signalHandlers": [{"signal": "updatePriority", "set": {"p": "${{ signal }}"}}]}},
+        baton.namespace,
+    )  # fmt: skip
+    baton.create_run("purchase-1")
+    baton.cluster.apply(
+        {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkflowRun",
+         "metadata": {"name": "approval-1"}, "spec": {"workflowRef": {"name": "approvals"}}},
+        baton.namespace,
+    )  # fmt: skip
+    flags = " ".join(baton.flags())
+
+    def complete(words: str, cursor: int) -> str:
+        script = (
+            "source <(baton completion bash)\n"
+            f"COMP_WORDS=(baton {words} {flags}); COMP_CWORD={cursor}; _baton\n"
+            'echo "${COMPREPLY[*]}"\n'
+        )
+        done = subprocess.run(["bash", "-c", script], env=plugin_env(baton.cluster),
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        assert done.stderr == ""
+        return done.stdout.strip()
+
+    assert complete("signal ''", 2) == "approval-1 purchase-1"
+    assert complete("describe p", 2) == "purchase-1"
+    assert complete("signal approval-1 ''", 3) == "approve updatePriority"

@@ -29,6 +29,7 @@ import aiohttp
 from baton.api.duration import format_duration
 from baton.api.labels import PARENT_UID
 from baton.cli import CommandError
+from baton.cli.completion import Kind, signal_names
 from baton.cli.describe import build_tree, describe_data, describe_lines
 from baton.cli.kubeconfig import Target
 from baton.cli.output import DATA_FORMATS, Output, colour_enabled, dump, phase_painter
@@ -394,3 +395,36 @@ async def logs(
             message = " ".join(exc.message.split()) or exc.reason
             raise CommandError(f"cannot read the log of pod {chosen.name}: {message}") from None
     return 0
+
+
+# -- completion -------------------------------------------------------------------------------
+
+
+async def names(target: Target, kind: Kind, run: str | None) -> list[str]:
+    """What `baton __complete` offers for `kind`: names of runs, workflows or namespaces, or the
+    signals, steps or queries of `run`."""
+    async with open_cluster(target) as (kube, namespace):
+        if kind in (Kind.RUNS, Kind.WORKFLOWS, Kind.NAMESPACES):
+            path = {
+                Kind.RUNS: path_of(RUNS, namespace),
+                Kind.WORKFLOWS: path_of("workflows", namespace),
+                Kind.NAMESPACES: core_path("namespaces"),
+            }[kind]
+            return sorted(str(item["metadata"]["name"]) for item in await kube.list(path))
+        if run is None:
+            return []
+        found = await kube.get(path_of(RUNS, namespace, run))
+        if found is None:
+            return []
+        status = found.get("status") or {}
+        if kind is Kind.STEPS:
+            return sorted(status.get("steps") or {})
+        if kind is Kind.QUERIES:
+            return sorted(status.get("queries") or {})
+        spec = found.get("spec") or {}
+        definition = spec.get("workflow")
+        ref = (spec.get("workflowRef") or {}).get("name")
+        if definition is None and ref:
+            workflow = await kube.get(path_of("workflows", namespace, str(ref)))
+            definition = (workflow or {}).get("spec")
+        return signal_names(definition or {})

@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES = (
     "crds",
     "operator",
     "dev",
+    "completion",
 )
 """Modules of baton.cli that add subcommands, in help order. Named, not discovered: importing
 every module of the package would load the Kubernetes client for `baton --help`."""
