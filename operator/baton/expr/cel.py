@@ -13,9 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cel
+from baton.expr.celcore import cel
+
+if TYPE_CHECKING:
+    from cel.cel import Program
 
 CONTEXT_ROOTS: frozenset[str] = frozenset(
     {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error"}
@@ -69,7 +72,7 @@ class Expression:
     """A bare CEL expression compiled once."""
 
     source: str
-    program: cel.Program = field(repr=False, compare=False)
+    program: Program = field(repr=False, compare=False)
     roots: frozenset[str]
     step_references: frozenset[str]
 

@@ -42,3 +42,17 @@ def test_version_prints_the_package_and_api_version(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert out.startswith("baton 0.1.0 ")
     assert out.rstrip().endswith("(API baton.dev/v1alpha1)")
+
+
+def test_the_cel_core_loads_without_the_cel_packages_own_cli() -> None:
+    # `import cel` would import typer, rich and prompt_toolkit (~400 ms) for its REPL.
+    loaded = modules_loaded_by("import baton.engine")
+    assert "cel.cel" in loaded
+    assert [m for m in ("typer", "rich", "prompt_toolkit", "pygments") if m in loaded] == []
+
+
+def test_importing_cel_after_the_core_reuses_the_loaded_extension() -> None:
+    loaded = modules_loaded_by(
+        "from baton.expr.celcore import cel as core\nimport cel\nassert cel.compile is core.compile"
+    )
+    assert "cel.cli" in loaded
