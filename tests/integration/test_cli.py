@@ -30,7 +30,7 @@ from baton.engine.events import (
 )
 from baton.executors.base import RunRef
 from baton.store.history import HistoryLog, HistoryPosition
-from baton.store.kube import Kube
+from baton.store.kube import ApiError, Kube
 from baton.store.snapshots import Snapshots
 
 if TYPE_CHECKING:
@@ -706,3 +706,50 @@ def test_bash_completes_run_and_signal_names_from_the_cluster(baton: Baton) -> N
     assert complete("signal ''", 2) == "approval-1 purchase-1"
     assert complete("describe p", 2) == "purchase-1"
     assert complete("signal approval-1 ''", 3) == "approve updatePriority"
+
+
+def test_kube_stream_hands_over_each_chunk_as_it_arrives(baton: Baton) -> None:
+    # What `baton logs -f` relies on, shown with a body that never ends by itself: a watch.
+    # Each event must arrive while the request is still open, not when it closes.
+    async def first_event() -> bytes:
+        kube = await Kube.connect(str(baton.cluster.kubeconfig))
+        try:
+            path = f"/apis/baton.dev/v1alpha1/namespaces/{baton.namespace}/workflowruns"
+            for _ in range(50):
+                try:
+                    async for chunk in kube.stream(path, watch="true", timeoutSeconds="30"):
+                        return chunk
+                except ApiError as exc:
+                    if exc.status != 429:  # the watch cache of a new CRD is still starting
+                        raise
+                    await asyncio.sleep(0.2)
+            return b""
+        finally:
+            await kube.close()
+
+    async def watch_while_creating() -> bytes:
+        watching = asyncio.ensure_future(first_event())
+        await asyncio.sleep(1)  # the watch is open (an early create is seen as ADDED anyway)
+        await asyncio.to_thread(baton.create_run, "streamed")
+        return await asyncio.wait_for(watching, 20)
+
+    chunk = asyncio.run(watch_while_creating())
+    assert b'"type":"ADDED"' in chunk
+    assert b'"name":"streamed"' in chunk
+
+
+def test_kube_stream_reports_a_refusal_as_an_api_error(baton: Baton) -> None:
+    async def read_missing() -> ApiError:
+        kube = await Kube.connect(str(baton.cluster.kubeconfig))
+        try:
+            async for _ in kube.stream(f"/api/v1/namespaces/{baton.namespace}/pods/ghost/log"):
+                pass
+        except ApiError as exc:
+            return exc
+        finally:
+            await kube.close()
+        raise AssertionError("no error")
+
+    error = asyncio.run(read_missing())
+    assert error.status == 404
+    assert error.message == 'pods "ghost" not found'
