@@ -708,6 +708,16 @@ def test_bash_completes_run_and_signal_names_from_the_cluster(baton: Baton) -> N
     assert complete("signal approval-1 ''", 3) == "approve updatePriority"
 
 
+def test_kubectl_completes_the_plugins_arguments(baton: Baton) -> None:
+    baton.create_run("purchase-1")
+    done = subprocess.run(
+        [str(baton.cluster.bin_dir / "kubectl"), "__complete", "baton", "describe",
+         *baton.flags(), "pur"],
+        env=plugin_env(baton.cluster), capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["purchase-1", ":4"]
+
+
 def test_kube_stream_hands_over_each_chunk_as_it_arrives(baton: Baton) -> None:
     # What `baton logs -f` relies on, shown with a body that never ends by itself: a watch.
     # Each event must arrive while the request is still open, not when it closes.

@@ -141,22 +141,53 @@ def _script(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from baton.cli.main import build_parser
-
     words: list[str] = list(args.words)
     index = min(max(args.index, 0), len(words))
     if index == len(words):
         words.append("")  # the cursor is on a new, empty word
-    try:
-        want = analyse(build_parser(), words, index)
-        kind, candidates = want.kind, list(want.words)
-        if want.kind not in (Kind.WORDS, Kind.FILES, Kind.NOTHING):
-            kind, candidates = Kind.WORDS, lookup(want)
-    except Exception:  # a completion never prints an error: it completes nothing
-        return 0
+    kind, candidates = complete(words, index)
     print(Kind.FILES.value if kind is Kind.FILES else Kind.WORDS.value)
     for candidate in candidates:
         print(candidate)
+    return 0
+
+
+def complete(words: list[str], index: int) -> tuple[Kind, list[str]]:
+    """`words[index]`'s completion: FILES (the shell's own), or WORDS and the candidates."""
+    from baton.cli.main import build_parser
+
+    try:
+        want = analyse(build_parser(), words, index)
+        if want.kind in (Kind.WORDS, Kind.FILES):
+            return want.kind, list(want.words)
+        if want.kind is Kind.NOTHING:
+            return Kind.WORDS, []
+        return Kind.WORDS, lookup(want)
+    except Exception:  # a completion never prints an error: it completes nothing
+        return Kind.WORDS, []
+
+
+COBRA_DEFAULT = 0
+COBRA_NO_FILES = 4
+"""Directives of kubectl's (cobra's) completion protocol: the last line, `:<number>`."""
+
+
+def kubectl_complete(argv: list[str] | None = None) -> int:
+    """`kubectl_complete-baton`: completion of `kubectl baton ...`.
+
+    kubectl (1.26 and later) completes a plugin's arguments by running
+    `kubectl_complete-baton __complete WORD... CURRENT` and reading cobra's protocol: the
+    candidates, one a line, then `:<directive>`."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:
+        words = words[1:]
+    if not words:
+        words = [""]
+    kind, candidates = complete(words, len(words) - 1)
+    for candidate in candidates:
+        if candidate.startswith(words[-1]):  # cobra's programs filter; the shells may not
+            print(candidate)
+    print(f":{COBRA_DEFAULT if kind is Kind.FILES else COBRA_NO_FILES}")
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from baton.cli.completion import Kind, Want, analyse, signal_names
+from baton.cli.completion import Kind, Want, analyse, kubectl_complete, signal_names
 from baton.cli.kubeconfig import Target
 from baton.cli.main import build_parser
 
@@ -110,3 +110,12 @@ def test_the_scripts_call_the_program_they_complete() -> None:
         )  # fmt: skip
         assert "__complete" in done.stdout
         assert "kubectl-baton" in done.stdout
+
+
+def test_kubectls_plugin_protocol_filters_and_ends_with_a_directive(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert kubectl_complete(["__complete", "get", "-o", "w"]) == 0
+    assert capsys.readouterr().out == "wide\n:4\n"
+    kubectl_complete(["lint", ""])
+    assert capsys.readouterr().out == ":0\n"  # files: kubectl's shell completes them
