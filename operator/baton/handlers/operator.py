@@ -89,7 +89,13 @@ def build_registry(
             "worker": WorkerExecutor(http, pools),
         }
         shell = Shell(kube=kube, settings=settings, executors=executors)
-        stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops, pools)
+        stop_metrics = metrics.serve(
+            settings.metrics_port,
+            kube,
+            shell.registry.loops,
+            pools,
+            active=lambda: shell.registry.active,
+        )
         pools.is_active = lambda: shell.registry.active
         pools.start()
         memo["baton"] = Memo(

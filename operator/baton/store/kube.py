@@ -173,6 +173,9 @@ class Kube:
         """Writes sent, by verb and resource (`patch workflowruns/status`), for metrics."""
         self.conflicts = 0
         """Writes refused with 409."""
+        self.write_errors: Counter[str] = Counter()
+        """Writes the API server refused or failed, by verb, resource and HTTP status
+        (`patch workflowruns/status 422`), for metrics."""
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
@@ -268,6 +271,8 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 self.conflicts += 1
+            if method != "GET":
+                self.write_errors[f"{method.lower()} {_resource_of(path)} {exc.status}"] += 1
             raise _api_error(exc) from None
         return response if isinstance(response, dict) else {}
 
