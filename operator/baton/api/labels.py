@@ -36,6 +36,9 @@ ROOT_UID = "baton.dev/root-uid"
 """Label on a child WorkflowRun: uid of the run at the top of its tree (a run without a parent
 is its own root). Worker pools share their slots fairly between roots, not between runs."""
 
+RESUBMITTED_FROM = "baton.dev/resubmitted-from"
+"""Annotation on a run `baton resubmit` created: the name of the run it repeats."""
+
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
 headers, Job env vars). Without it the operator refuses to read it for a run."""

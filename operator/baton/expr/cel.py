@@ -19,9 +19,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cel
+from baton.expr.celcore import cel
+
+if TYPE_CHECKING:
+    from cel.cel import Program
 
 from baton.expr.cost import EVALUATION_BUDGET, TooDeepError, plan
 from baton.expr.syntax import Node, SyntaxLimitError, parse
@@ -87,7 +90,7 @@ class Expression:
     """A bare CEL expression compiled once."""
 
     source: str
-    program: cel.Program = field(repr=False, compare=False)
+    program: Program = field(repr=False, compare=False)
     roots: frozenset[str]
     step_references: frozenset[str]
     tree: Node = field(repr=False, compare=False)
