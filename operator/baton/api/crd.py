@@ -167,10 +167,6 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             "give exactly one of workflowRef (the name of a Workflow) "
             "or workflow (an inline definition)",
         ),
-        Rule(
-            "!has(oldSelf.signals) || has(self.signals)",
-            "spec.signals is append-only: it cannot be removed",
-        ),
     ),
     "WorkerPoolSpec": (
         Rule("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
@@ -364,8 +360,10 @@ def _opaque(description: str | None, *, object_only: bool = False) -> dict[str, 
 
 def _keeps_default(value: Any) -> bool:
     """Defaults of scalars in a spec are published (`kubectl explain` shows them, the API server
-    fills them in); null and container defaults are not, null being the same as absent."""
-    return isinstance(value, str | int | float | bool)
+    fills them in); null and filled containers are not, null being the same as absent. An empty
+    list is published where a model asks for it (`spec.signals`): a JSON patch can append to
+    a list only once it exists."""
+    return isinstance(value, str | int | float | bool) or value == []
 
 
 def _json_type(value: Any) -> str:

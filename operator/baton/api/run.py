@@ -44,9 +44,12 @@ class WorkflowRunSpec(Model):
     signals: list[Signal] | None = Field(
         None,
         max_length=1000,
+        # Published as the CRD's default, so every run has the list and the JSON patch
+        # `add /spec/signals/-` appends even the first signal.
+        json_schema_extra={"default": []},
         description="Append-only list of signals; each is delivered once, in order. "
         "Append with `kubectl patch --type json` and the path `/spec/signals/-` "
-        "(at most 1000 per run).",
+        "(at most 1000 per run; the list is empty, not absent, on a run created without it).",
     )
     cancel: bool = Field(False, description="Set true to cancel the run.")
     on_cancel: OnCancel | None = Field(
