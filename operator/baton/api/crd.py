@@ -202,6 +202,8 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
 _SCALAR_KEYWORDS = ("pattern", "minLength", "maxLength", "minimum", "maximum")
 _LIST_KEYWORDS = ("minItems", "maxItems")
 _DROPPED_KEYWORDS = ("title", "$defs")
+_EXTENSION_KEYWORDS = ("x-kubernetes-list-type", "x-kubernetes-list-map-keys")
+"""Kubernetes' own schema extensions, written by models as `json_schema_extra`: kept as is."""
 _KNOWN_KEYWORDS = frozenset(
     {
         "$ref",
@@ -218,6 +220,7 @@ _KNOWN_KEYWORDS = frozenset(
         *_SCALAR_KEYWORDS,
         *_LIST_KEYWORDS,
         *_DROPPED_KEYWORDS,
+        *_EXTENSION_KEYWORDS,
     }
 )
 
@@ -274,6 +277,7 @@ class _Converter:
             out["description"] = node["description"]
         if self.defaults and _keeps_default(node.get("default")):
             out["default"] = node["default"]
+        out.update({k: node[k] for k in _EXTENSION_KEYWORDS if k in node})
         return out
 
     def _reference(

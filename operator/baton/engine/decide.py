@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.labels import object_name
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel, ParentClosePolicy
@@ -595,7 +596,7 @@ class _Machine:
             except EvaluationError as exc:
                 self._condition(
                     "SignalHandlerFailed",
-                    "True",
+                    ConditionStatus.TRUE,
                     "EvaluationError",
                     f"signal {record.name!r} #{record.index}: {exc}",
                 )
@@ -1412,22 +1413,10 @@ class _Machine:
             for name, expression in self.d.queries:
                 s.queries[name] = _query(expression, context)
 
-    def _condition(self, kind: str, status: str, reason: str, message: str) -> None:
-        conditions = self.state.conditions
-        entry = {
-            "type": kind,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": rfc3339(self.now),
-        }
-        for i, existing in enumerate(conditions):
-            if existing["type"] == kind:
-                if existing["status"] == status:
-                    entry["lastTransitionTime"] = existing["lastTransitionTime"]
-                conditions[i] = entry
-                return
-        conditions.append(entry)
+    def _condition(self, kind: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.state.conditions = set_condition(
+            self.state.conditions, kind, status, reason, message, now=rfc3339(self.now)
+        )
 
 
 _FINAL = {

@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from baton import metrics
+from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.duration import parse_duration
 from baton.api.labels import (
     ACTIVITY_KEY,
@@ -52,7 +53,7 @@ from baton.api.labels import (
     label_value,
 )
 from baton.api.resources import first_problem
-from baton.api.run import RunPhase, WorkflowRunSpec
+from baton.api.run import RunPhase, WorkflowRunSpec, run_outcome
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
@@ -104,6 +105,10 @@ log = logging.getLogger("baton.runs")
 
 SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
 """Status fields the shell owns; the rest is the engine's state."""
+SHELL_CONDITIONS = frozenset(
+    {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
+)
+"""Condition types the shell derives or sets; the engine's own (SignalHandlerFailed) are state."""
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
 _OFFLOAD_ALL_BYTES = 128
 """Outputs below this stay inline even in an oversized status: a reference is about as long."""
@@ -177,6 +182,8 @@ class RunLoop:
         self.signals_sent = 0
         self.committed: State = self.state
         """The state as last written: what a restart would resume from."""
+        self.conditions: list[dict[str, Any]] = []
+        """The shell's conditions (SHELL_CONDITIONS) as last written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
@@ -356,7 +363,18 @@ class RunLoop:
         if self.ttl is not None and self.state.finished_at is not None:
             status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
-        status["observedGeneration"] = self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        status["observedGeneration"] = generation
+        # The outcome's transition is dated when the run finished, other changes when written.
+        finished_at = self.state.finished_at
+        self.conditions = run_outcome(
+            self.conditions,
+            self.state.phase,
+            self.state.error,
+            now=timestamp(time.time() if finished_at is None else finished_at / 1000),
+            observed_generation=generation,
+        )
+        status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
         await self._patch_status(status)
 
     async def _patch_status(self, status: Mapping[str, Any]) -> None:
@@ -443,6 +461,9 @@ class RunLoop:
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+        conditions = status.get("conditions") or []
+        self.conditions = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
+        engine_status["conditions"] = [c for c in conditions if c not in self.conditions]
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
@@ -463,16 +484,18 @@ class RunLoop:
 
     async def _invalid(self, exc: InvalidRunError) -> None:
         log.warning("run %s/%s is invalid: %s", self.ref.namespace, self.ref.name, exc)
-        condition = {
-            "type": "Invalid",
-            "status": "True",
-            "reason": exc.reason,
-            "message": str(exc),
-            "lastTransitionTime": timestamp(time.time()),
-        }
         status = dict(self.body.get("status") or {})
-        status["conditions"] = [condition]
-        status["observedGeneration"] = self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        status["conditions"] = set_condition(
+            status.get("conditions") or [],
+            ConditionType.INVALID,
+            True,
+            exc.reason,
+            str(exc),
+            now=timestamp(time.time()),
+            observed_generation=generation,
+        )
+        status["observedGeneration"] = generation
         status.setdefault("phase", RunPhase.PENDING.value)
         await self._patch_status(status)
         await self._post_event("Warning", exc.reason, str(exc))
@@ -813,8 +836,7 @@ class Registry:
 
 
 def _invalid(body: Mapping[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Invalid" and c.get("status") == "True" for c in conditions)
+    return condition_is((body.get("status") or {}).get("conditions") or [], ConditionType.INVALID)
 
 
 def _ttl_after_finished(body: Mapping[str, Any], workflow: Mapping[str, Any]) -> float | None:

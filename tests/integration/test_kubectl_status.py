@@ -1,0 +1,85 @@
+"""kubectl alone is enough to follow Baton's resources: `kubectl wait --for=condition=...` on
+runs, Workflows and WorkerPools, `kubectl get -l` by workflow and phase, `-o wide` columns."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Runs
+from operator_process import OperatorProcess
+from recorder import Recorder
+from runkit import run, worker_pool, workflow
+
+SUCCEEDS = [{"name": "note", "set": {"done": True}}]
+FAILS = [{"name": "charge", "fail": {"error": "CardDeclined", "message": "no funds"}}]
+
+
+def wait(runs: Runs, *args: str) -> str:
+    """`kubectl wait -n <namespace> ... --timeout=60s`; its stdout."""
+    return runs.cluster.kubectl("wait", "-n", runs.namespace, *args, "--timeout=60s").stdout
+
+
+def conditions(runs: Runs, name: str) -> dict[str, dict[str, object]]:
+    return {c["type"]: c for c in runs.status(name).get("conditions") or []}
+
+
+def test_kubectl_waits_for_a_run_to_succeed(runs: Runs, operator: OperatorProcess) -> None:
+    runs.apply([workflow("ok", SUCCEEDS), run("ok-1", "ok")])
+    assert "condition met" in wait(runs, "--for=condition=Succeeded", "workflowrun/ok-1")
+    succeeded = conditions(runs, "ok-1")["Succeeded"]
+    assert succeeded["reason"] == "Succeeded"
+    assert succeeded["observedGeneration"] == runs.get("ok-1")["metadata"]["generation"]
+
+
+def test_kubectl_waits_for_a_failed_run_to_complete_and_sees_it_did_not_succeed(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply([workflow("bad", FAILS), run("bad-1", "bad")])
+    wait(runs, "--for=condition=Completed", "workflowrun/bad-1")
+    wait(runs, "--for=condition=Succeeded=False", "workflowrun/bad-1")
+    succeeded = conditions(runs, "bad-1")["Succeeded"]
+    assert succeeded["reason"] == "Failed"
+    assert "CardDeclined in step charge: no funds" in str(succeeded["message"])
+    # Dated when the run finished (to the second, as Kubernetes dates conditions).
+    since = str(succeeded["lastTransitionTime"]).removesuffix("Z")
+    assert runs.status("bad-1")["finishedAt"].startswith(since)
+
+
+def test_a_run_in_flight_has_not_succeeded_nor_completed_yet(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    steps = [{"name": "approval", "waitForSignal": {"name": "go"}}]
+    runs.apply([workflow("gate", steps), run("gate-1", "gate")])
+    runs.wait("gate-1", step="approval", step_phase="Waiting")
+    found = conditions(runs, "gate-1")
+    assert (found["Succeeded"]["status"], found["Completed"]["status"]) == ("Unknown", "False")
+
+
+def test_kubectl_waits_for_a_run_that_cannot_start_to_be_invalid(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(run("lost-1", "missing"))
+    wait(runs, "--for=condition=Invalid", "workflowrun/lost-1")
+    assert conditions(runs, "lost-1")["Invalid"]["reason"] == "WorkflowNotFound"
+
+
+def test_kubectl_waits_for_a_workflow_to_be_ready(runs: Runs, operator: OperatorProcess) -> None:
+    runs.apply(workflow("ok", SUCCEEDS))
+    wait(runs, "--for=condition=Ready", "workflow/ok")
+
+
+def test_kubectl_waits_for_a_worker_pool_to_be_ready(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply(worker_pool("payments", recorder.url))
+    wait(runs, "--for=condition=Ready", "workerpool/payments")
+
+
+def test_run_conditions_are_a_list_map_keyed_by_type(runs: Runs) -> None:
+    crd = json.loads(
+        runs.cluster.kubectl("get", "crd", "workflowruns.baton.dev", "-o", "json").stdout
+    )
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    conditions = status["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
