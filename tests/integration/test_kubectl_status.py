@@ -8,7 +8,8 @@ import json
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
-from runkit import run, worker_pool, workflow
+from runkit import baton, http, run, worker_pool, workflow
+from scrape import value
 
 SUCCEEDS = [{"name": "note", "set": {"done": True}}]
 FAILS = [{"name": "charge", "fail": {"error": "CardDeclined", "message": "no funds"}}]
@@ -83,3 +84,72 @@ def test_run_conditions_are_a_list_map_keyed_by_type(runs: Runs) -> None:
     conditions = status["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_kubectl_get_finds_runs_by_phase_and_workflow_labels(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply([workflow("ok", SUCCEEDS), workflow("bad", FAILS)])
+    runs.apply([run("ok-1", "ok"), run("bad-1", "bad")])
+    wait(runs, "--for=condition=Completed", "workflowrun/ok-1", "workflowrun/bad-1")
+
+    def names(*selector: str) -> list[str]:
+        listed = runs.cluster.kubectl("get", "bwfr", "-n", runs.namespace, *selector, "-o", "name")
+        return listed.stdout.split()
+
+    assert names("-l", "baton.dev/phase=Failed") == ["workflowrun.baton.dev/bad-1"]
+    assert names("-l", "baton.dev/phase=Succeeded") == ["workflowrun.baton.dev/ok-1"]
+    assert names("-l", "baton.dev/workflow=ok") == ["workflowrun.baton.dev/ok-1"]
+
+
+def test_kubectl_get_wide_shows_start_duration_and_message(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply([workflow("bad", FAILS), run("bad-1", "bad")])
+    wait(runs, "--for=condition=Completed", "workflowrun/bad-1")
+    header, row = runs.cluster.kubectl(
+        "get", "bwfr", "bad-1", "-n", runs.namespace, "-o", "wide"
+    ).stdout.splitlines()
+    assert header.split()[-3:] == ["STARTED", "DURATION", "MESSAGE"]
+    assert runs.status("bad-1")["duration"] in row.split()
+    assert "the run ended Failed: CardDeclined in step charge: no funds" in row
+
+
+def test_baton_get_filters_runs_by_phase_workflow_and_selector(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply([workflow("ok", SUCCEEDS), workflow("bad", FAILS)])
+    runs.apply([run("ok-1", "ok"), run("bad-1", "bad")])
+    wait(runs, "--for=condition=Completed", "workflowrun/ok-1", "workflowrun/bad-1")
+
+    def listed(*args: str) -> list[str]:
+        table = baton(runs.cluster, "get", "-n", runs.namespace, *args).stdout.splitlines()
+        return [line.split()[0] for line in table[1:]]
+
+    assert listed("--phase", "failed") == ["bad-1"]
+    assert listed("--workflow", "ok") == ["ok-1"]
+    assert listed("-l", "baton.dev/phase in (Failed,Succeeded)") == ["bad-1", "ok-1"]
+    assert (
+        "no workflowruns matching"
+        in baton(runs.cluster, "get", "-n", runs.namespace, "--phase", "Running").stdout
+    )
+
+
+def test_phase_labels_cost_a_write_per_phase_change_not_per_step(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    steps = [{"name": f"s{i}", "http": http(f"{recorder.url}/s{i}")} for i in range(10)]
+    before = operator.metrics()
+    runs.apply([workflow("chain", steps), run("chain-1", "chain")])
+    wait(runs, "--for=condition=Succeeded", "workflowrun/chain-1")
+    after = operator.metrics()
+
+    def moved(resource: str) -> float:
+        labels = {"verb": "patch", "resource": resource}
+        return value(after, "baton_api_writes_total", **labels) - value(
+            before, "baton_api_writes_total", **labels
+        )
+
+    # Running when it started, Succeeded when it ended: two, for ten steps.
+    assert moved("workflowruns") == 2
+    assert runs.get("chain-1")["metadata"]["labels"]["baton.dev/phase"] == "Succeeded"

@@ -118,6 +118,23 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Step", "string", ".status.currentStep", "The step in progress."),
             PrinterColumn("Progress", "string", ".status.progress", "Steps finished of all."),
             _AGE,
+            PrinterColumn(
+                "Started", "date", ".status.startedAt", "Time since the run started.", priority=1
+            ),
+            PrinterColumn(
+                "Duration",
+                "string",
+                ".status.duration",
+                "How long the run took, once it ended.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Message",
+                "string",
+                '.status.conditions[?(@.type=="Succeeded")].message',
+                "How the run ended (the error, when it did not succeed), or where it is.",
+                priority=1,
+            ),
         ),
     ),
     Kind(

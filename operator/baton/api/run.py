@@ -266,6 +266,9 @@ class WorkflowRunStatus(Model):
     finished_at: str | None = Field(
         None, alias="finishedAt", description="RFC 3339 time the run finished."
     )
+    duration: str | None = Field(
+        None, description="How long the run took, startedAt to finishedAt (`1m30s`), once ended."
+    )
     current_step: str = Field(
         "", alias="currentStep", description="Steps in flight, comma-separated."
     )

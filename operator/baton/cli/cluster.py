@@ -232,8 +232,11 @@ async def history(target: Target, run: str, as_json: bool) -> int:
     return 0
 
 
-async def get(target: Target, run: str | None, everywhere: bool, as_json: bool) -> int:
-    """`baton get`: the table of runs, or one run in detail (or JSON)."""
+async def get(
+    target: Target, run: str | None, everywhere: bool, as_json: bool, selector: str = ""
+) -> int:
+    """`baton get`: the table of runs (those matching the label `selector`), or one run in
+    detail (or JSON)."""
     async with open_cluster(target) as (kube, namespace):
         if run is not None:
             found = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
@@ -242,12 +245,13 @@ async def get(target: Target, run: str | None, everywhere: bool, as_json: bool) 
             print(json.dumps(found, indent=2) if as_json else run_details(found, time.time()))
             return 0
         path = path_of(RUNS, None if everywhere else namespace)
-        runs = await _call(kube.list(path), namespace)
+        runs = await _call(kube.list(path, label_selector=selector or None), namespace)
     if as_json:
         print(json.dumps(runs, indent=2))
     elif not runs:
         where = "any namespace" if everywhere else f'namespace "{namespace}"'
-        print(f"no workflowruns in {where}")
+        matching = f" matching {selector}" if selector else ""
+        print(f"no workflowruns{matching} in {where}")
     else:
         print(runs_table(runs, time.time(), namespaces=everywhere))
     return 0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from baton.api.conditions import ConditionStatus, set_condition
+from baton.api.duration import format_duration
 from baton.api.labels import object_name
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel, ParentClosePolicy
@@ -173,13 +174,16 @@ def status_of(definition: Definition, state: State) -> dict[str, Any]:
     for path, step in state.steps.items():
         if step.items is not None:
             counts[path] = _item_counts(definition, state, path, step)
-    return state_to_status(
+    status = state_to_status(
         state,
         current_step=",".join(running),
         progress=f"{done}/{len(definition.steps)}",
         next_wakeup_at=to_millis(wake) if wake is not None else None,
         item_counts=counts,
     )
+    if state.started_at is not None and state.finished_at is not None:
+        status["duration"] = format_duration((state.finished_at - state.started_at) / 1000)
+    return status
 
 
 def deadlines(definition: Definition, state: State) -> list[Deadline]:

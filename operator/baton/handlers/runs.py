@@ -47,10 +47,13 @@ from baton.api.labels import (
     API_VERSION,
     ATTEMPT,
     PARENT_UID,
+    PHASE,
     ROOT_UID,
     RUN_NAME,
     RUN_UID,
+    WORKFLOW,
     label_value,
+    run_labels,
 )
 from baton.api.resources import first_problem
 from baton.api.run import RunPhase, WorkflowRunSpec, run_outcome
@@ -184,6 +187,9 @@ class RunLoop:
         """The state as last written: what a restart would resume from."""
         self.conditions: list[dict[str, Any]] = []
         """The shell's conditions (SHELL_CONDITIONS) as last written."""
+        labels = meta.get("labels") or {}
+        self.labelled: dict[str, str | None] = {k: labels.get(k) for k in (WORKFLOW, PHASE)}
+        """The run's workflow and phase labels as last seen or written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
@@ -375,7 +381,20 @@ class RunLoop:
             observed_generation=generation,
         )
         status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
+        await self._label(self.definition_ref.get("workflow"), self.state.phase)
         await self._patch_status(status)
+
+    async def _label(self, workflow: str | None, phase: RunPhase) -> None:
+        """Keep the run's workflow and phase labels (`kubectl get -l`) up to date: one metadata
+        write when the phase changes, none per step (status writes cannot carry labels). It
+        comes before the status write, so a crash between them leaves a run whose status is
+        behind, which its loop resumes and rewrites, never a finished run mislabelled."""
+        wanted = run_labels(workflow, phase.value)
+        if wanted == self.labelled:
+            return
+        path = path_of("workflowruns", self.ref.namespace, self.ref.name)
+        await self.kube.patch(path, {"metadata": {"labels": wanted}})
+        self.labelled = wanted
 
     async def _patch_status(self, status: Mapping[str, Any]) -> None:
         path = path_of("workflowruns", self.ref.namespace, self.ref.name, subresource="status")
@@ -497,6 +516,8 @@ class RunLoop:
         )
         status["observedGeneration"] = generation
         status.setdefault("phase", RunPhase.PENDING.value)
+        workflow = ((self.body.get("spec") or {}).get("workflowRef") or {}).get("name")
+        await self._label(workflow, RunPhase(status["phase"]))
         await self._patch_status(status)
         await self._post_event("Warning", exc.reason, str(exc))
 
