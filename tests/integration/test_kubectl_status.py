@@ -7,8 +7,8 @@ import json
 
 from conftest import Runs
 from operator_process import OperatorProcess
-from recorder import Recorder
-from runkit import baton, http, run, worker_pool, workflow
+from recorder import Recorder, Reply
+from runkit import FAST_RETRY, baton, http, run, wait_until, worker_pool, workflow
 from scrape import value
 
 SUCCEEDS = [{"name": "note", "set": {"done": True}}]
@@ -153,3 +153,82 @@ def test_phase_labels_cost_a_write_per_phase_change_not_per_step(
     # Running when it started, Succeeded when it ended: two, for ten steps.
     assert moved("workflowruns") == 2
     assert runs.get("chain-1")["metadata"]["labels"]["baton.dev/phase"] == "Succeeded"
+
+
+def run_events(runs: Runs, name: str) -> list[tuple[str, str, str]]:
+    """The run's Kubernetes Events: (type, reason, message)."""
+    items = json.loads(
+        runs.cluster.kubectl(
+            "get", "events", "-n", runs.namespace,
+            "--field-selector", f"involvedObject.kind=WorkflowRun,involvedObject.name={name}",
+            "-o", "json",
+        ).stdout
+    )["items"]  # fmt: skip
+    return [(e["type"], e["reason"], e["message"]) for e in items]
+
+
+def event(runs: Runs, name: str, reason: str) -> tuple[str, str, str]:
+    def found() -> tuple[str, str, str] | None:
+        return next((e for e in run_events(runs, name) if e[1] == reason), None)
+
+    result: tuple[str, str, str] = wait_until(f"a {reason} Event of {name}", found)
+    return result
+
+
+def test_a_failed_run_has_a_warning_event_naming_the_error(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply([workflow("bad", FAILS), run("bad-1", "bad")])
+    wait(runs, "--for=condition=Completed", "workflowrun/bad-1")
+    kind, _, message = event(runs, "bad-1", "RunFailed")
+    assert kind == "Warning"
+    assert message == "the run ended Failed: CardDeclined in step charge: no funds"
+
+
+def test_a_compensated_run_has_a_warning_event(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    steps = [
+        {
+            "name": "reserve",
+            "http": http(f"{recorder.url}/reserve"),
+            "compensate": {"http": http(f"{recorder.url}/release")},
+        },
+        *FAILS,
+    ]
+    runs.apply([workflow("saga", steps), run("saga-1", "saga")])
+    wait(runs, "--for=condition=Completed", "workflowrun/saga-1")
+    assert runs.status("saga-1")["phase"] == "Compensated"
+    assert event(runs, "saga-1", "RunCompensated")[0] == "Warning"
+
+
+def test_a_cancelled_run_has_a_normal_event(runs: Runs, operator: OperatorProcess) -> None:
+    steps = [{"name": "approval", "waitForSignal": {"name": "go"}}]
+    runs.apply([workflow("gate", steps), run("gate-1", "gate")])
+    runs.wait("gate-1", step="approval", step_phase="Waiting")
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "gate-1", "-n", runs.namespace,
+        "--type", "merge", "-p", '{"spec":{"cancel":true}}',
+    )  # fmt: skip
+    wait(runs, "--for=condition=Completed", "workflowrun/gate-1")
+    assert event(runs, "gate-1", "RunCancelled")[0] == "Normal"
+
+
+def test_a_retried_attempt_has_a_warning_event_with_the_error(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/flaky", Reply(status=503), Reply(body={"ok": True}))
+    steps = [
+        {
+            "name": "call",
+            "http": http(f"{recorder.url}/flaky"),
+            "retry": {"maxAttempts": 3, **FAST_RETRY},
+        }
+    ]
+    runs.apply([workflow("flaky", steps), run("flaky-1", "flaky")])
+    wait(runs, "--for=condition=Succeeded", "workflowrun/flaky-1")
+    kind, _, message = event(runs, "flaky-1", "StepRetrying")
+    assert kind == "Warning"
+    assert message.startswith("step call attempt 1 failed (HttpError")
+    assert "; attempt 2 at " in message
+    assert [e[1] for e in run_events(runs, "flaky-1")].count("StepRetrying") == 1

@@ -369,7 +369,7 @@ def run_outcome(
         message = "the run succeeded"
     elif phase.finished:
         succeeded = ConditionStatus.FALSE
-        message = _error_message(phase, error)
+        message = outcome_message(phase, error)
     else:
         succeeded = ConditionStatus.UNKNOWN
         message = f"the run is {phase.value}"
@@ -393,7 +393,9 @@ def run_outcome(
     )
 
 
-def _error_message(phase: RunPhase, error: Mapping[str, Any] | None) -> str:
+def outcome_message(phase: RunPhase, error: Mapping[str, Any] | None) -> str:
+    """How a run that ended in `phase` ended, with its error: `the run ended Failed: HttpError in
+    step pay: 502 Bad Gateway`. The `Succeeded` condition's message and the final Event's."""
     ended = f"the run ended {phase.value}"
     if not error:
         return ended

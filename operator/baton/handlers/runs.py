@@ -56,7 +56,7 @@ from baton.api.labels import (
     run_labels,
 )
 from baton.api.resources import first_problem
-from baton.api.run import RunPhase, WorkflowRunSpec, run_outcome
+from baton.api.run import RunPhase, StepPhase, WorkflowRunSpec, outcome_message, run_outcome
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
@@ -93,7 +93,7 @@ from baton.engine.events import (
     SuspendRequested,
     TimerFired,
 )
-from baton.engine.state import State, parse_rfc3339, state_from_status
+from baton.engine.state import State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
@@ -620,9 +620,22 @@ class RunLoop:
         if not self.shell.settings.kube_events:
             return
         if before.phase != after.phase:
-            self._spawn_event("Normal", f"Run{after.phase.value}", f"run is {after.phase.value}")
+            phase = after.phase
+            if phase in _WARNING_PHASES:
+                message = outcome_message(phase, after.error)
+                self._spawn_event("Warning", f"Run{phase.value}", message)
+            else:
+                self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
         for path, step in after.steps.items():
             old = before.steps.get(path)
+            if step.phase is StepPhase.BACKOFF:
+                if (
+                    old is None
+                    or old.phase is not StepPhase.BACKOFF
+                    or old.attempts != step.attempts
+                ):
+                    self._spawn_event("Warning", "StepRetrying", _retry_message(path, step))
+                continue
             if old is not None and old.phase == step.phase:
                 continue
             if step.phase.value in {"Succeeded", "Failed"}:
@@ -854,6 +867,26 @@ class Registry:
         result = await child_result(self.shell.kube, body)
         if result is not None:
             await self.deliver(parent, result)
+
+
+_WARNING_PHASES = frozenset(
+    {RunPhase.FAILED, RunPhase.COMPENSATED, RunPhase.COMPENSATION_FAILED, RunPhase.TIMED_OUT}
+)
+"""Final phases whose Event is a Warning: the run did not do what it was for. (A cancelled run
+did what its user asked.)"""
+
+
+def _retry_message(path: str, step: StepState) -> str:
+    """`step pay attempt 1 failed (HttpError: 502 Bad Gateway); attempt 2 at <time>`."""
+    error = step.error or {}
+    detail = str(error.get("type") or "Error")
+    if error.get("message"):
+        detail += f": {error['message']}"
+    when = "" if step.next_attempt_at is None else f" at {timestamp(step.next_attempt_at / 1000)}"
+    return (
+        f"step {path} attempt {step.attempts} failed ({detail[:512]}); "
+        f"attempt {step.attempts + 1}{when}"
+    )
 
 
 def _invalid(body: Mapping[str, Any]) -> bool:
