@@ -393,7 +393,12 @@ class RunLoop:
         if wanted == self.labelled:
             return
         path = path_of("workflowruns", self.ref.namespace, self.ref.name)
-        await self.kube.patch(path, {"metadata": {"labels": wanted}})
+        try:
+            await self.kube.patch(path, {"metadata": {"labels": wanted}})
+        except ApiError as exc:
+            # Labels are for finding runs, not for running them: the next write tries again.
+            log.warning("%s/%s: labels not written: %s", self.ref.namespace, self.ref.name, exc)
+            return
         self.labelled = wanted
 
     async def _patch_status(self, status: Mapping[str, Any]) -> None:

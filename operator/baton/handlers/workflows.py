@@ -44,7 +44,7 @@ async def reconcile_workflow(kube: Kube, body: Mapping[str, Any]) -> bool:
         return _ready(status)
     ready, reason, message, steps = validate(body.get("spec") or {})
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    previous = [c for c in status.get("conditions") or [] if c.get("type") != "Invalid"]
+    previous = [c for c in status.get("conditions") or [] if c.get("type") != ConditionType.INVALID]
     conditions = set_condition(
         previous, ConditionType.READY, ready, reason, message, now=now,
         observed_generation=generation,
