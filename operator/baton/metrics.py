@@ -139,6 +139,8 @@ EVENT_LOOP_LAG = Histogram(
 )
 LAG_INTERVAL = 0.05
 """Seconds between two samples of the event loop's lag."""
+STALL_WARNING = 0.1
+"""A lag over this many seconds is logged: the loop is meant never to be blocked this long."""
 
 
 async def sample_loop_lag(interval: float = LAG_INTERVAL) -> None:
@@ -154,7 +156,11 @@ async def sample_loop_lag(interval: float = LAG_INTERVAL) -> None:
         await asyncio.sleep(interval)
         late = loop.time() - before - interval
         busy = time.thread_time() - cpu_before
-        EVENT_LOOP_LAG.observe(max(0.0, min(late, busy)))
+        blocked = max(0.0, min(late, busy))
+        EVENT_LOOP_LAG.observe(blocked)
+        if blocked > STALL_WARNING:
+            # The log lines around this one say what ran: every run shares this loop.
+            log.warning("the event loop was blocked for %.0f ms", blocked * 1000)
 
 
 POOL_SCALE_CHANGES = Counter(

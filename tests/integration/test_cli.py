@@ -154,6 +154,7 @@ def test_run_takes_a_name_input_from_a_file_and_a_run_timeout(baton: Baton, tmp_
         "cancel": False,
         "suspend": False,
         "redrive": 0,
+        "signals": [],
     }
 
 
@@ -214,7 +215,7 @@ def test_a_payload_that_is_not_json_is_one_line_and_sends_nothing(baton: Baton) 
     baton.create_run("r")
     err = baton.error("signal", "r", "approve", "--payload", "{ok: true}")
     assert err.startswith("--payload: not JSON (Expecting property name")
-    assert "signals" not in baton.get("r")["spec"]
+    assert baton.get("r")["spec"]["signals"] == []
 
 
 def test_a_signal_the_crd_refuses_gives_the_servers_message(baton: Baton) -> None:

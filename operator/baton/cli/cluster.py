@@ -250,8 +250,11 @@ async def history(target: Target, run: str, output: Output | None) -> int:
     return 0
 
 
-async def get(target: Target, run: str | None, everywhere: bool, output: Output | None) -> int:
-    """`baton get`: the table of runs, or one run in detail (or as `-o` asks)."""
+async def get(
+    target: Target, run: str | None, everywhere: bool, output: Output | None, selector: str = ""
+) -> int:
+    """`baton get`: the table of runs (those matching the label `selector`), or one run in
+    detail (or as `-o` asks)."""
     paint = phase_painter(colour_enabled(sys.stdout))
     async with open_cluster(target) as (kube, namespace):
         if run is not None:
@@ -261,10 +264,11 @@ async def get(target: Target, run: str | None, everywhere: bool, output: Output 
             print(render_run(found, output, time.time(), paint))
             return 0
         path = path_of(RUNS, None if everywhere else namespace)
-        runs = await _call(kube.list(path), namespace)
+        runs = await _call(kube.list(path, label_selector=selector or None), namespace)
     if not runs and output not in DATA_FORMATS:
         where = "any namespace" if everywhere else f'namespace "{namespace}"'
-        print(f"no workflowruns in {where}", file=sys.stderr if output else sys.stdout)
+        matching = f" matching {selector}" if selector else ""
+        print(f"no workflowruns{matching} in {where}", file=sys.stderr if output else sys.stdout)
         return 0
     print(render_runs(runs, output, time.time(), namespaces=everywhere, paint=paint))
     return 0
@@ -314,7 +318,8 @@ async def describe(target: Target, run: str, output: Output | None) -> int:
         definition = None
         if snapshot:
             snapshots = Snapshots(kube, RunRef(run, namespace, uid), {}, {})
-            definition = await _call(snapshots.load_definition(str(snapshot)), namespace)
+            loaded = await _call(snapshots.load_definition(str(snapshot), verify=False), namespace)
+            definition = None if loaded is None else loaded[0]
         elif isinstance((found.get("spec") or {}).get("workflow"), dict):
             definition = found["spec"]["workflow"]  # inline, and not started yet
         children = await _call(

@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
+from baton.api.labels import PHASE, WORKFLOW, label_value
 from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument
 from baton.cli.kubeconfig import add_cluster_arguments, target_of
@@ -64,6 +65,19 @@ def register(subparsers: Subparsers) -> None:
         "-A", "--all-namespaces", action="store_true", help="list the runs of every namespace"
     )
     add_output_argument(parser, list(Output), what="the run(s)")
+    parser.add_argument(
+        "--phase",
+        help="only runs in this phase (the label baton.dev/phase), for example Failed",
+    )
+    parser.add_argument(
+        "--workflow", metavar="NAME", help="only runs of this Workflow (baton.dev/workflow)"
+    )
+    parser.add_argument(
+        "-l",
+        "--selector",
+        metavar="SELECTOR",
+        help="only runs matching this label selector, as kubectl's -l (app=x,tier!=y)",
+    )
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_get_handler)
 
@@ -221,9 +235,39 @@ def _history_handler(args: argparse.Namespace) -> int:
 def _get_handler(args: argparse.Namespace) -> int:
     if args.run and args.all_namespaces:
         raise CommandError("give RUN or --all-namespaces, not both")
+    phase = None if args.phase is None else _phase(args.phase)
+    selector = run_selector(phase, args.workflow, args.selector)
+    if args.run and selector:
+        raise CommandError("give RUN or --phase/--workflow/-l (filters of the list), not both")
     from baton.cli import cluster  # see _sync
 
-    return _sync(cluster.get(target_of(args), args.run, args.all_namespaces, output_of(args)))
+    return _sync(
+        cluster.get(target_of(args), args.run, args.all_namespaces, output_of(args), selector)
+    )
+
+
+def run_selector(phase: str | None, workflow: str | None, selector: str | None) -> str:
+    """The label selector `baton get` lists runs with: the operator labels each run with its
+    phase and Workflow (baton.api.labels), and `-l` adds any selector of the user's."""
+    terms = []
+    if phase is not None:
+        terms.append(f"{PHASE}={phase}")
+    if workflow is not None:
+        terms.append(f"{WORKFLOW}={label_value(workflow)}")
+    if selector:
+        terms.append(selector)
+    return ",".join(terms)
+
+
+def _phase(text: str) -> str:
+    """The run phase `text` names (in any case); CommandError listing the phases otherwise."""
+    from baton.api.run import RunPhase  # the models are not worth importing for `--help`
+
+    for phase in RunPhase:
+        if phase.value.lower() == text.lower():
+            return phase.value
+    choices = ", ".join(p.value for p in RunPhase)
+    raise CommandError(f"--phase: unknown phase {text!r}; the phases are {choices}")
 
 
 # -- running ------------------------------------------------------------------------------------

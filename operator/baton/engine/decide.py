@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from baton.api.conditions import ConditionStatus, set_condition
+from baton.api.duration import format_duration
 from baton.api.labels import object_name
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel, ParentClosePolicy
@@ -179,13 +181,16 @@ def status_of(definition: Definition, state: State) -> dict[str, Any]:
     for path, step in state.steps.items():
         if step.items is not None:
             counts[path] = _item_counts(definition, state, path, step)
-    return state_to_status(
+    status = state_to_status(
         state,
         current_step=",".join(running),
         progress=f"{done}/{len(definition.steps)}",
         next_wakeup_at=to_millis(wake) if wake is not None else None,
         item_counts=counts,
     )
+    if state.started_at is not None and state.finished_at is not None:
+        status["duration"] = format_duration((state.finished_at - state.started_at) / 1000)
+    return status
 
 
 def deadlines(definition: Definition, state: State) -> list[Deadline]:
@@ -604,7 +609,7 @@ class _Machine:
             except EvaluationError as exc:
                 self._condition(
                     "SignalHandlerFailed",
-                    "True",
+                    ConditionStatus.TRUE,
                     "EvaluationError",
                     f"signal {record.name!r} #{record.index}: {exc}",
                 )
@@ -1231,7 +1236,7 @@ class _Machine:
                 self._cancel(comp.run)
         s.ending = "failed"
         s.error = {"type": event.reason, "message": event.message}
-        self._condition(ABORTED, "True", event.reason, event.message)
+        self._condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
 
     def _unwind(self, kind: str, error: dict[str, Any]) -> None:
@@ -1455,22 +1460,10 @@ class _Machine:
             for name, expression in self.d.queries:
                 s.queries[name] = _query(expression, context)
 
-    def _condition(self, kind: str, status: str, reason: str, message: str) -> None:
-        conditions = self.state.conditions
-        entry = {
-            "type": kind,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": rfc3339(self.now),
-        }
-        for i, existing in enumerate(conditions):
-            if existing["type"] == kind:
-                if existing["status"] == status:
-                    entry["lastTransitionTime"] = existing["lastTransitionTime"]
-                conditions[i] = entry
-                return
-        conditions.append(entry)
+    def _condition(self, kind: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.state.conditions = set_condition(
+            self.state.conditions, kind, status, reason, message, now=rfc3339(self.now)
+        )
 
 
 _FINAL = {

@@ -49,19 +49,30 @@ import aiohttp
 from pydantic import ValidationError
 
 from baton import metrics
+from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.duration import DurationError, parse_duration
 from baton.api.labels import (
     ACTIVITY_KEY,
     API_VERSION,
     ATTEMPT,
     PARENT_UID,
+    PHASE,
     ROOT_UID,
     RUN_NAME,
     RUN_UID,
+    WORKFLOW,
     label_value,
+    run_labels,
 )
 from baton.api.resources import first_problem
-from baton.api.run import MAX_RUN_NAME_LENGTH, RunPhase, WorkflowRunSpec
+from baton.api.run import (
+    MAX_RUN_NAME_LENGTH,
+    RunPhase,
+    StepPhase,
+    WorkflowRunSpec,
+    outcome_message,
+    run_outcome,
+)
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
@@ -100,7 +111,7 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.limits import input_problem
-from baton.engine.state import State, parse_rfc3339, state_from_status
+from baton.engine.state import State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
@@ -121,6 +132,10 @@ log = logging.getLogger("baton.runs")
 
 SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
 """Status fields the shell owns; the rest is the engine's state."""
+SHELL_CONDITIONS = frozenset(
+    {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
+)
+"""Condition types the shell derives or sets; the engine's own (SignalHandlerFailed) are state."""
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
 _OFFLOAD_ALL_BYTES = 128
 """Outputs below this stay inline even in an oversized status: a reference is about as long."""
@@ -214,6 +229,11 @@ class RunLoop:
         self.signals_sent = 0
         self.committed: State = self.state
         """The state as last written: what a restart would resume from."""
+        self.conditions: list[dict[str, Any]] = []
+        """The shell's conditions (SHELL_CONDITIONS) as last written."""
+        labels = meta.get("labels") or {}
+        self.labelled: dict[str, str | None] = {k: labels.get(k) for k in (WORKFLOW, PHASE)}
+        """The run's workflow and phase labels as last seen or written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
@@ -399,8 +419,37 @@ class RunLoop:
         if self.ttl is not None and self.state.finished_at is not None:
             status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
-        status["observedGeneration"] = self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        status["observedGeneration"] = generation
+        # The outcome's transition is dated when the run finished, other changes when written.
+        finished_at = self.state.finished_at
+        self.conditions = run_outcome(
+            self.conditions,
+            self.state.phase,
+            self.state.error,
+            now=timestamp(time.time() if finished_at is None else finished_at / 1000),
+            observed_generation=generation,
+        )
+        status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
+        await self._label(self.definition_ref.get("workflow"), self.state.phase)
         await self._patch_status(status)
+
+    async def _label(self, workflow: str | None, phase: RunPhase) -> None:
+        """Keep the run's workflow and phase labels (`kubectl get -l`) up to date: one metadata
+        write when the phase changes, none per step (status writes cannot carry labels). It
+        comes before the status write, so a crash between them leaves a run whose status is
+        behind, which its loop resumes and rewrites, never a finished run mislabelled."""
+        wanted = run_labels(workflow, phase.value)
+        if wanted == self.labelled:
+            return
+        path = path_of("workflowruns", self.ref.namespace, self.ref.name)
+        try:
+            await self.kube.patch(path, {"metadata": {"labels": wanted}})
+        except ApiError as exc:
+            # Labels are for finding runs, not for running them: the next write tries again.
+            log.warning("%s/%s: labels not written: %s", self.ref.namespace, self.ref.name, exc)
+            return
+        self.labelled = wanted
 
     async def _patch_status(self, status: Mapping[str, Any]) -> None:
         path = path_of("workflowruns", self.ref.namespace, self.ref.name, subresource="status")
@@ -528,6 +577,9 @@ class RunLoop:
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+        conditions = status.get("conditions") or []
+        self.conditions = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
+        engine_status["conditions"] = [c for c in conditions if c not in self.conditions]
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
@@ -596,17 +648,21 @@ class RunLoop:
 
     async def _invalid(self, exc: InvalidRunError) -> None:
         log.warning("run %s/%s is invalid: %s", self.ref.namespace, self.ref.name, exc)
-        condition = {
-            "type": "Invalid",
-            "status": "True",
-            "reason": exc.reason,
-            "message": str(exc),
-            "lastTransitionTime": timestamp(time.time()),
-        }
         status = dict(self.body.get("status") or {})
-        status["conditions"] = [condition]
-        status["observedGeneration"] = self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        status["conditions"] = set_condition(
+            status.get("conditions") or [],
+            ConditionType.INVALID,
+            True,
+            exc.reason,
+            str(exc),
+            now=timestamp(time.time()),
+            observed_generation=generation,
+        )
+        status["observedGeneration"] = generation
         status.setdefault("phase", RunPhase.PENDING.value)
+        workflow = ((self.body.get("spec") or {}).get("workflowRef") or {}).get("name")
+        await self._label(workflow, RunPhase(status["phase"]))
         await self._patch_status(status)
         await self._post_event("Warning", exc.reason, str(exc))
 
@@ -709,9 +765,22 @@ class RunLoop:
         if not self.shell.settings.kube_events:
             return
         if before.phase != after.phase:
-            self._spawn_event("Normal", f"Run{after.phase.value}", f"run is {after.phase.value}")
+            phase = after.phase
+            if phase in _WARNING_PHASES:
+                message = outcome_message(phase, after.error)
+                self._spawn_event("Warning", f"Run{phase.value}", message)
+            else:
+                self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
         for path, step in after.steps.items():
             old = before.steps.get(path)
+            if step.phase is StepPhase.BACKOFF:
+                if (
+                    old is None
+                    or old.phase is not StepPhase.BACKOFF
+                    or old.attempts != step.attempts
+                ):
+                    self._spawn_event("Warning", "StepRetrying", _retry_message(path, step))
+                continue
             if old is not None and old.phase == step.phase:
                 continue
             if step.phase.value in {"Succeeded", "Failed"}:
@@ -1016,9 +1085,28 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_WARNING_PHASES = frozenset(
+    {RunPhase.FAILED, RunPhase.COMPENSATED, RunPhase.COMPENSATION_FAILED, RunPhase.TIMED_OUT}
+)
+"""Final phases whose Event is a Warning: the run did not do what it was for. (A cancelled run
+did what its user asked.)"""
+
+
+def _retry_message(path: str, step: StepState) -> str:
+    """`step pay attempt 1 failed (HttpError: 502 Bad Gateway); attempt 2 at <time>`."""
+    error = step.error or {}
+    detail = str(error.get("type") or "Error")
+    if error.get("message"):
+        detail += f": {error['message']}"
+    when = "" if step.next_attempt_at is None else f" at {timestamp(step.next_attempt_at / 1000)}"
+    return (
+        f"step {path} attempt {step.attempts} failed ({detail[:512]}); "
+        f"attempt {step.attempts + 1}{when}"
+    )
+
+
 def _invalid(body: Mapping[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Invalid" and c.get("status") == "True" for c in conditions)
+    return condition_is((body.get("status") or {}).get("conditions") or [], ConditionType.INVALID)
 
 
 def _ttl_after_finished(body: Mapping[str, Any], workflow: Mapping[str, Any]) -> float | None:
