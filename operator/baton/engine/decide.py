@@ -83,9 +83,11 @@ ABORTED = "Aborted"
 """Condition of a run the shell ended with RunAborted."""
 _MAX_PASSES = 10_000
 """Guard against a bug turning settling into an endless loop; never reached by a correct run."""
-MAX_DUE_PER_DECISION = 1_000
+MAX_DUE_PER_DECISION = 250
 """Due times one decision handles at most (repeat iterations of a `set` without an interval,
-say); a decision is a commit of the shell, and one must not hold the event loop for long."""
+say); a decision is a commit of the shell, and one must not hold the event loop for long:
+250 iterations of a `set` take about 4 ms, 1,000 took 16 ms, which a loaded machine stretched
+past the 100 ms the operator's loop may be blocked."""
 MAX_OUTPUT_BYTES = 1_000_000
 """Largest output (compact JSON) a step or the run may have: the shell stores one in a single
 ConfigMap, and Kubernetes caps an object at 1 MiB. Activities cannot return more (their

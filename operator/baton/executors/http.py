@@ -45,6 +45,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import anyio
 import httpcore
 import httpx
 
@@ -242,6 +243,20 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=backend,
         )
+
+
+async def warm_up() -> None:
+    """Import now what anyio (below httpcore) imports lazily on a process's first request.
+
+    Done at start-up, before any run: otherwise the first HTTP step imports a dozen modules on
+    the event loop every run shares, and stalls them all for a fifth of a second."""
+    for name in getattr(anyio, "__all__", ()):
+        getattr(anyio, name)
+    event = anyio.Event()
+    event.set()
+    await event.wait()
+    async with anyio.Semaphore(1), anyio.Lock():
+        await anyio.sleep(0)
 
 
 def http_client(

@@ -11,7 +11,7 @@ from enginekit import Run, definition
 from baton.api.duration import MAX_DURATION_SECONDS
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import CancelActivity, RunAborted, status_of
-from baton.engine.decide import MAX_DUE_PER_DECISION, MAX_STEP_INSTANCES
+from baton.engine.decide import MAX_STEP_INSTANCES
 from baton.engine.events import RedriveRequested
 from baton.engine.limits import MAX_INPUT_BYTES, MAX_JSON_DEPTH, input_problem, value_problem
 from baton.engine.retry import backoff_delay
@@ -100,7 +100,7 @@ def test_a_query_producing_infinity_shows_an_error_instead() -> None:
 def test_a_repeat_without_interval_of_a_set_step_runs_thousands_of_iterations() -> None:
     run = Run("steps: [{name: s, set: {x: 1}, repeat: {until: 'false', maxIterations: 5000}}]")
     # One decision handles a bounded number of iterations; the rest stays due at once.
-    assert run.step("s").iterations == MAX_DUE_PER_DECISION + 1
+    assert run.step("s").iterations == 251
     assert run.sim.wakeup() == run.now
     run.sim.run()
     assert run.phase is RunPhase.FAILED
