@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import uvicorn
 from baton_activities import ActivityError, Worker, activity, heartbeat
-from executorkit import RUN, Events, Reply, Server, command, offline_kube
+from executorkit import POOL_TOKEN, RUN, Events, PoolApi, Reply, Server, command, offline_kube
 
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityHeartbeat
 from baton.executors.http import HttpExecutor
@@ -55,20 +55,6 @@ def worker_url() -> Iterator[str]:
     server.should_exit = True
     thread.join(10)
     sock.close()
-
-
-class PoolApi:
-    """Stands for the Kubernetes API: every WorkerPool is reached at `endpoint`."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    async def get(self, path: str, **_query: str) -> dict[str, Any]:
-        name = path.rsplit("/", 1)[-1]
-        return {
-            "metadata": {"name": name, "namespace": RUN.namespace},
-            "spec": {"endpoint": self.endpoint},
-        }
 
 
 def perform(endpoint: str, activity_name: str, data: Any) -> Events:
@@ -138,3 +124,18 @@ def test_a_stream_line_after_heartbeats_is_the_result(server: Server) -> None:
     final = perform(server.url, "charge", {}).events[-1]
     assert isinstance(final, ActivityFailed)
     assert final.error["type"] == "CardDeclined"
+
+
+def test_a_task_carries_the_pool_token_as_a_bearer_header(server: Server) -> None:
+    server.routes["/activities/charge"] = Reply(200, b'{"output": 1}')
+    perform(server.url, "charge", {})
+    sent = server.requests_to("/activities/charge")[0]
+    assert sent.headers["authorization"] == f"Bearer {POOL_TOKEN}"
+
+
+def test_a_worker_refusing_the_token_is_a_retryable_worker_unauthorized(server: Server) -> None:
+    server.routes["/activities/charge"] = Reply(401, b'{"error": {"type": "Unauthorized"}}')
+    final = perform(server.url, "charge", {}).events[-1]
+    assert isinstance(final, ActivityFailed)
+    assert final.error["type"] == "WorkerUnauthorized"
+    assert not final.error.get("details", {}).get("nonRetryable")
