@@ -17,6 +17,7 @@ Secret (baton.pools.tokens), which the workers check: no other pod can post them
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -68,14 +69,39 @@ def activity_url(endpoint: str, activity: str) -> str:
     return f"{endpoint.rstrip('/')}/activities/{quote(activity, safe='')}"
 
 
+MAX_HEARTBEAT_DETAILS = 1024
+"""Largest heartbeat details (bytes of JSON) kept for the next attempt: they are written to
+the run's status and history with each commit, so they must stay a bookmark (a page, an
+offset), not data. Larger details keep the heartbeat but not the details."""
+
+
 def dispatch_request(run: RunRef, command: StartActivity) -> dict[str, Any]:
-    """The JSON body of a task: input, idempotency key, attempt, and the run it belongs to."""
-    return {
+    """The JSON body of a task: input, idempotency key, attempt, the run it belongs to, and
+    the last heartbeat details of an earlier attempt (when there are some)."""
+    body = {
         "input": command.spec.get("input"),
         "idempotencyKey": command.idempotency_key,
         "attempt": command.attempt,
         "run": {"name": run.name, "namespace": run.namespace, "uid": run.uid},
     }
+    if command.heartbeat_details is not None:
+        body["heartbeatDetails"] = command.heartbeat_details
+    return body
+
+
+def heartbeat_details(line: dict[str, Any]) -> Any:
+    """The details of a heartbeat line worth keeping: None when absent or over
+    MAX_HEARTBEAT_DETAILS."""
+    details = line.get("heartbeat")
+    if details is None:
+        return None
+    size = len(json.dumps(details, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_HEARTBEAT_DETAILS:
+        log.warning(
+            "heartbeat details of %s bytes not kept (at most %s)", size, MAX_HEARTBEAT_DETAILS
+        )
+        return None
+    return details
 
 
 def worker_result(response: HttpResponse, now: float) -> Any:
@@ -145,7 +171,7 @@ def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
             except ValueError:
                 return text
             if is_heartbeat(parsed):
-                await beat(run_event)
+                await beat(dataclasses.replace(run_event, details=heartbeat_details(parsed)))
                 return result
             return text
 

@@ -4,6 +4,7 @@ on 127.0.0.1: outputs and typed errors, and heartbeat streams reported as Activi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -17,7 +18,7 @@ from executorkit import POOL_TOKEN, RUN, Events, PoolApi, Reply, Server, command
 
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityHeartbeat
 from baton.executors.http import HttpExecutor
-from baton.executors.worker import WorkerExecutor
+from baton.executors.worker import WorkerExecutor, dispatch_request
 from baton.handlers.pools import Pools
 from baton.settings import OperatorSettings
 
@@ -139,3 +140,26 @@ def test_a_worker_refusing_the_token_is_a_retryable_worker_unauthorized(server: 
     assert isinstance(final, ActivityFailed)
     assert final.error["type"] == "WorkerUnauthorized"
     assert not final.error.get("details", {}).get("nonRetryable")
+
+
+def test_heartbeat_details_are_reported_and_oversized_ones_dropped(server: Server) -> None:
+    big = "x" * 2000
+    server.routes["/activities/charge"] = Reply(
+        200,
+        b'{"heartbeat": {"row": 5}}\n{"heartbeat": "' + big.encode() + b'"}\n{"output": 1}\n',
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    beats = [
+        e for e in perform(server.url, "charge", {}).events if isinstance(e, ActivityHeartbeat)
+    ]
+    assert [b.details for b in beats] == [{"row": 5}, None]
+
+
+def test_a_retried_task_carries_the_previous_attempts_heartbeat_details() -> None:
+    start = dataclasses.replace(
+        command("worker", {"pool": "p", "activity": "a", "input": 1}, attempt=2),
+        heartbeat_details={"row": 5},
+    )
+    assert dispatch_request(RUN, start)["heartbeatDetails"] == {"row": 5}
+    first = command("worker", {"pool": "p", "activity": "a", "input": 1})
+    assert "heartbeatDetails" not in dispatch_request(RUN, first)
