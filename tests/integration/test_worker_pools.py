@@ -704,3 +704,19 @@ def test_a_pool_tolerating_the_control_plane_is_invalid_and_gets_no_workers(
     assert "spec.template.spec.tolerations.0" in message
     assert "control-plane" in message
     assert cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False).returncode
+
+
+def test_a_retried_task_resumes_from_the_last_heartbeat_details(
+    runs: Runs, operator: OperatorProcess, workers: Workers
+) -> None:
+    worker = workers.start()
+    step = {
+        "name": "load",
+        "worker": {"pool": "loaders", "activity": "load", "input": {"rows": 1000}},
+        "retry": {"maxAttempts": 2, "initialInterval": "200ms"},
+    }
+    runs.apply([worker_pool("loaders", worker.url), workflow("load-all", [step])])
+    runs.apply(run("load-1", "load-all"))
+    status = runs.wait("load-1", timeout=90)
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["load"]["output"] == {"from": 500, "attempt": 2}
