@@ -13,6 +13,7 @@ from baton import metrics
 from baton.executors.base import RunRef
 from baton.handlers.pools import Pools
 from baton.pools import objects
+from baton.store.kube import ApiError
 
 NS = "shop"
 
@@ -23,6 +24,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {TOKEN_SECRET: token_secret()}
         self.patches: list[tuple[str, Any]] = []
+        self.refusals = 0
 
     async def get(self, path: str, **_: str) -> dict[str, Any] | None:
         found = self.objects.get(path)
@@ -343,5 +345,35 @@ def test_a_foreign_secret_holding_the_token_name_blocks_the_pool() -> None:
         assert "Secret shop/payments-worker-token" in runtime.blocked.message
         assert pools.token(run(0), "payments") is None
         assert DEPLOYMENT not in kube.objects
+
+    asyncio.run(scenario())
+
+
+def test_a_deployment_the_api_server_refuses_blocks_the_pool_once_until_its_spec_changes() -> None:
+    class RefusingKube(FakeKube):
+        async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            if "/deployments" in path:
+                self.refusals += 1
+                raise ApiError(422, "Invalid", "spec.template.spec.affinity: Invalid value")
+            return await super().create(path, body)
+
+    async def scenario() -> None:
+        kube = RefusingKube()
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool())
+        runtime = pools._pools[(NS, "payments")]
+        for _ in range(3):
+            await pools.reconcile(runtime)
+        assert runtime.blocked is not None
+        assert runtime.blocked.reason == "InvalidTemplate"
+        assert "affinity: Invalid value" in runtime.blocked.message
+        assert kube.refusals == 1  # not asked again every reconciliation
+        events = [o for path, o in kube.objects.items() if "/events/" in path]
+        assert [e["reason"] for e in events] == ["InvalidTemplate"]
+        changed = pool()
+        changed["metadata"]["generation"] = 2
+        pools.observe_pool("MODIFIED", changed)
+        await pools.reconcile(runtime)
+        assert kube.refusals == 2  # a new spec is tried
 
     asyncio.run(scenario())
