@@ -11,9 +11,19 @@ Deployments), so nothing is counted twice and no call site has to keep them in s
 counter moved from outside a batch is `baton_pool_scale_changes_total`, by `scaled`, after the
 Deployment's replicas were written.
 
+Labels and their cardinality. Every series of runs and steps carries the run's `namespace` and
+`workflow` (the Workflow's name, or `(inline)`); step series add the step's `kind` and `step`,
+its name in the definition (the items of a forEach and the attempts of a step are one series).
+A step name that is not in the run's definition is reported as `(other)`. Since whoever creates
+Workflows and runs chooses those names, `record` admits at most `WORKFLOW_SERIES_LIMIT`
+(namespace, workflow) pairs and `STEP_SERIES_LIMIT` (namespace, workflow, step) triples per
+operator process; later ones are counted under `(other)`, so a flood of generated names grows
+no series past those limits.
+
 Names follow Prometheus conventions: the `baton_` prefix, base units in names (`_seconds`),
-`_total` on counters. tests/unit/test_metrics.py checks the Grafana dashboard
-(charts/baton/dashboards/baton.json) against `METRIC_NAMES`.
+`_total` on counters. tests/unit/observability checks the Grafana dashboard
+(charts/baton/dashboards/baton.json), and tests/unit/chart the chart's alerts, against
+`METRIC_NAMES`.
 """
 
 from __future__ import annotations
@@ -41,6 +51,15 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 INLINE_WORKFLOW = "(inline)"
 """The `workflow` label of runs whose workflow is inline in the run's spec."""
+OTHER = "(other)"
+"""The `workflow` or `step` label of series past the cardinality limits, and of step paths that
+name no step of the definition."""
+WORKFLOW_SERIES_LIMIT = 1000
+"""(namespace, workflow) label pairs one operator process reports before it counts further
+workflows as `(other)`."""
+STEP_SERIES_LIMIT = 5000
+"""(namespace, workflow, step) label triples one operator process reports before it counts
+further steps as `(other)`."""
 
 _FINAL_STEP_PHASES = frozenset(
     {StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.SKIPPED, StepPhase.CANCELLED}
@@ -48,57 +67,60 @@ _FINAL_STEP_PHASES = frozenset(
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+_RUN_LABELS = ["namespace", "workflow"]
+_STEP_LABELS = ["namespace", "workflow", "step", "kind"]
+
 RUNS_STARTED = Counter(
-    "baton_runs_started", "Runs started, by workflow.", ["workflow"], registry=REGISTRY
+    "baton_runs_started", "Runs started, by workflow.", _RUN_LABELS, registry=REGISTRY
 )
 RUNS_FINISHED = Counter(
     "baton_runs_finished",
     "Runs that reached a final phase, by workflow and phase.",
-    ["workflow", "phase"],
+    [*_RUN_LABELS, "phase"],
     registry=REGISTRY,
 )
 RUN_DURATION = Histogram(
     "baton_run_duration_seconds",
     "Time from a run's start to its final phase.",
-    ["workflow", "phase"],
+    [*_RUN_LABELS, "phase"],
     buckets=_DURATION_BUCKETS,
     registry=REGISTRY,
 )
 STEP_ATTEMPTS = Counter(
     "baton_step_attempts",
-    "Step attempts started (first attempts and retries), by step kind.",
-    ["kind"],
+    "Step attempts started (first attempts and retries), by workflow and step.",
+    _STEP_LABELS,
     registry=REGISTRY,
 )
 STEP_RETRIES = Counter(
     "baton_step_retries",
-    "Step attempts that were retries of a failed attempt, by step kind.",
-    ["kind"],
+    "Step attempts that were retries of a failed attempt, by workflow and step.",
+    _STEP_LABELS,
     registry=REGISTRY,
 )
 STEP_OUTCOMES = Counter(
     "baton_step_outcomes",
-    "Steps that ended, by step kind and final phase (Succeeded, Failed, Skipped, Cancelled).",
-    ["kind", "outcome"],
+    "Steps that ended, by workflow, step and final phase (Succeeded, Failed, Skipped, Cancelled).",
+    [*_STEP_LABELS, "outcome"],
     registry=REGISTRY,
 )
 STEP_DURATION = Histogram(
     "baton_step_duration_seconds",
-    "Time from a step's start to its end, retries included.",
-    ["kind", "outcome"],
+    "Time from a step's start to its end, retries included, by workflow, step and outcome.",
+    [*_STEP_LABELS, "outcome"],
     buckets=_DURATION_BUCKETS,
     registry=REGISTRY,
 )
 COMPENSATIONS = Counter(
     "baton_compensations",
-    "Saga compensations that ended, by outcome.",
-    ["outcome"],
+    "Saga compensations that ended, by workflow and outcome.",
+    [*_RUN_LABELS, "outcome"],
     registry=REGISTRY,
 )
 SIGNALS = Counter(
     "baton_signals_received",
     "Signals received by runs, by workflow.",
-    ["workflow"],
+    _RUN_LABELS,
     registry=REGISTRY,
 )
 RECONCILE_LATENCY = Histogram(
@@ -117,6 +139,8 @@ EVENT_LOOP_LAG = Histogram(
 )
 LAG_INTERVAL = 0.05
 """Seconds between two samples of the event loop's lag."""
+STALL_WARNING = 0.1
+"""A lag over this many seconds is logged: the loop is meant never to be blocked this long."""
 
 
 async def sample_loop_lag(interval: float = LAG_INTERVAL) -> None:
@@ -132,7 +156,11 @@ async def sample_loop_lag(interval: float = LAG_INTERVAL) -> None:
         await asyncio.sleep(interval)
         late = loop.time() - before - interval
         busy = time.thread_time() - cpu_before
-        EVENT_LOOP_LAG.observe(max(0.0, min(late, busy)))
+        blocked = max(0.0, min(late, busy))
+        EVENT_LOOP_LAG.observe(blocked)
+        if blocked > STALL_WARNING:
+            # The log lines around this one say what ran: every run shares this loop.
+            log.warning("the event loop was blocked for %.0f ms", blocked * 1000)
 
 
 POOL_SCALE_CHANGES = Counter(
@@ -143,10 +171,12 @@ POOL_SCALE_CHANGES = Counter(
 )
 
 _LIVE_METRICS = (
+    "baton_operator_active",
     "baton_runs_active",
     "baton_timers_pending",
     "baton_api_writes_total",
     "baton_api_conflicts_total",
+    "baton_api_write_errors_total",
     "baton_pool_backlog",
     "baton_pool_in_flight",
     "baton_pool_desired_replicas",
@@ -170,10 +200,14 @@ def _labels(**labels: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
+def step_name(path: str) -> str:
+    """The name in the definition of the step at `path` (`charges[3].charge` is `charge`)."""
+    return path.rsplit(".", 1)[-1]
+
+
 def step_kind(definition: Definition, path: str) -> str:
     """The kind of the step at `path` (`charges[3].charge` is step `charge`)."""
-    name = path.rsplit(".", 1)[-1]
-    step = definition.index.get(name)
+    step = definition.index.get(step_name(path))
     return str(step.kind) if step is not None else "unknown"
 
 
@@ -192,43 +226,50 @@ def batch_changes(
 ) -> list[Change]:
     """The metric increments of one committed batch: `before` and `after` are the run's state
     around it, `events` the events it folded. Pure."""
-    wf = workflow or INLINE_WORKFLOW
+    run = {"namespace": after.namespace, "workflow": workflow or INLINE_WORKFLOW}
     changes: list[Change] = []
     for event in events:
         if isinstance(event, RunStarted):
-            changes.append(Change("baton_runs_started", _labels(workflow=wf), 1))
+            changes.append(Change("baton_runs_started", _labels(**run), 1))
         elif isinstance(event, SignalReceived):
-            changes.append(Change("baton_signals_received", _labels(workflow=wf), 1))
+            changes.append(Change("baton_signals_received", _labels(**run), 1))
     if after.phase.finished and not before.phase.finished:
-        labels = _labels(workflow=wf, phase=str(after.phase))
+        labels = _labels(**run, phase=str(after.phase))
         changes.append(Change("baton_runs_finished", labels, 1))
         duration = _seconds(after.started_at, after.finished_at)
         if duration is not None:
             changes.append(Change("baton_run_duration_seconds", labels, duration))
     for path, step in after.steps.items():
-        kind = step_kind(definition, path)
-        changes.extend(_step_changes(kind, before.steps.get(path), step))
+        name = step_name(path)
+        step_labels = {
+            **run,
+            "kind": step_kind(definition, path),
+            "step": name if name in definition.index else OTHER,
+        }
+        changes.extend(_step_changes(step_labels, before.steps.get(path), step))
     old_compensations = {c.key: c.run for c in before.compensations}
     for compensation in after.compensations:
         old = old_compensations.get(compensation.key)
         ended = compensation.run.phase in _FINAL_STEP_PHASES
         if ended and (old is None or old.phase not in _FINAL_STEP_PHASES):
-            outcome = _labels(outcome=str(compensation.run.phase))
+            outcome = _labels(**run, outcome=str(compensation.run.phase))
             changes.append(Change("baton_compensations", outcome, 1))
     return changes
 
 
-def _step_changes(kind: str, old: StepState | None, new: StepState) -> Iterator[Change]:
+def _step_changes(
+    step: Mapping[str, str], old: StepState | None, new: StepState
+) -> Iterator[Change]:
     first = old.attempt if old is not None else 0
     if old is not None and new.attempt < old.attempt:
         first = 0  # not expected (attempts never go down); count nothing negative
     for attempt in range(first + 1, new.attempt + 1):
-        yield Change("baton_step_attempts", _labels(kind=kind), 1)
+        yield Change("baton_step_attempts", _labels(**step), 1)
         if attempt - new.attempt_base > 1:
-            yield Change("baton_step_retries", _labels(kind=kind), 1)
+            yield Change("baton_step_retries", _labels(**step), 1)
     ended = new.phase in _FINAL_STEP_PHASES
     if ended and (old is None or old.phase not in _FINAL_STEP_PHASES or new.attempt > old.attempt):
-        labels = _labels(kind=kind, outcome=str(new.phase))
+        labels = _labels(**step, outcome=str(new.phase))
         yield Change("baton_step_outcomes", labels, 1)
         duration = _seconds(new.started_at, new.finished_at)
         if duration is not None:
@@ -265,10 +306,40 @@ _HISTOGRAMS: dict[str, Histogram] = {
 }
 
 
+class SeriesLimit:
+    """Admits at most `limit` distinct label keys; the first ones stay admitted for good."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.admitted: set[tuple[str, ...]] = set()
+
+    def admits(self, key: tuple[str, ...]) -> bool:
+        if key in self.admitted:
+            return True
+        if len(self.admitted) >= self.limit:
+            return False
+        self.admitted.add(key)
+        return True
+
+
+_WORKFLOW_SERIES = SeriesLimit(WORKFLOW_SERIES_LIMIT)
+_STEP_SERIES = SeriesLimit(STEP_SERIES_LIMIT)
+
+
+def bounded(labels: Mapping[str, str]) -> dict[str, str]:
+    """`labels` with `workflow` and `step` past the series limits replaced by `(other)`."""
+    out = dict(labels)
+    if "workflow" in out and not _WORKFLOW_SERIES.admits((out["namespace"], out["workflow"])):
+        out["workflow"] = OTHER
+    if "step" in out and not _STEP_SERIES.admits((out["namespace"], out["workflow"], out["step"])):
+        out["step"] = OTHER
+    return out
+
+
 def record(changes: Iterable[Change]) -> None:
-    """Apply increments to the metrics of `REGISTRY`."""
+    """Apply increments to the metrics of `REGISTRY`, within the series limits."""
     for change in changes:
-        labels = dict(change.labels)
+        labels = bounded(dict(change.labels))
         if change.metric in _COUNTERS:
             _COUNTERS[change.metric].labels(**labels).inc(change.value)
         else:
@@ -345,6 +416,9 @@ class _Kube(Protocol):
     @property
     def conflicts(self) -> int: ...
 
+    @property
+    def write_errors(self) -> Mapping[str, int]: ...
+
 
 class _Pools(Protocol):
     def samples(self) -> Iterable[PoolSample]: ...
@@ -368,16 +442,29 @@ _POOL_GAUGES = (
 
 
 class _LiveCollector(Collector):
-    """Runs active, timers pending, API writes/conflicts and the pools' queues and workers,
-    read when /metrics is scraped."""
+    """Whether this replica drives runs, runs active, timers pending, API writes, conflicts
+    and errors, and the pools' queues and workers, read when /metrics is scraped."""
 
-    def __init__(self, kube: _Kube, loops: Mapping[str, _Loop], pools: _Pools) -> None:
+    def __init__(
+        self,
+        kube: _Kube,
+        loops: Mapping[str, _Loop],
+        pools: _Pools,
+        active: Callable[[], bool],
+    ) -> None:
         self.kube = kube
         self.loops = loops
         self.pools = pools
+        self.active = active
 
     def collect(self) -> Iterator[Metric]:
         loops = list(self.loops.values())
+        yield GaugeMetricFamily(
+            "baton_operator_active",
+            "1 when this replica drives runs (standalone, or the active one of its peering), "
+            "0 while it stands by.",
+            value=1 if self.active() else 0,
+        )
         yield GaugeMetricFamily(
             "baton_runs_active", "Runs with a live loop in this operator.", value=len(loops)
         )
@@ -400,6 +487,16 @@ class _LiveCollector(Collector):
             "Writes the Kubernetes API refused with 409 Conflict.",
             value=self.kube.conflicts,
         )
+        errors = CounterMetricFamily(
+            "baton_api_write_errors",
+            "Writes the Kubernetes API refused or failed, by verb, resource and HTTP status "
+            "(409 Conflict included: also counted by baton_api_conflicts_total).",
+            labels=["verb", "resource", "code"],
+        )
+        for key, count in sorted(dict(self.kube.write_errors).items()):
+            verb, resource, code = key.split(" ", 2)
+            errors.add_metric([verb, resource, code], count)
+        yield errors
         samples = sorted(self.pools.samples(), key=lambda p: (p.namespace, p.pool))
         for name, documentation, attribute in _POOL_GAUGES:
             gauge = GaugeMetricFamily(name, documentation, labels=["namespace", "pool"])
@@ -409,11 +506,17 @@ class _LiveCollector(Collector):
 
 
 def serve(
-    port: int, kube: _Kube, loops: Mapping[str, _Loop], pools: _Pools | None = None
+    port: int,
+    kube: _Kube,
+    loops: Mapping[str, _Loop],
+    pools: _Pools | None = None,
+    active: Callable[[], bool] = lambda: True,
 ) -> Callable[[], None]:
     """Serve /metrics on `port` (all addresses) and return the function that stops it. Port 0
-    serves nothing. A port in use is logged, not fatal: the operator's work matters more."""
-    collector = _LiveCollector(kube, loops, pools if pools is not None else _NoPools())
+    serves nothing. A port in use is logged, not fatal: the operator's work matters more.
+    `active` says whether this replica drives runs now (`baton_operator_active`)."""
+    pools = pools if pools is not None else _NoPools()
+    collector = _LiveCollector(kube, loops, pools, active)
     REGISTRY.register(collector)
 
     def unregister() -> None:

@@ -105,6 +105,12 @@ class OperatorSettings:
     Deployments and child runs made for them, which carry the label too); None handles only
     those without the label. Shards split one cluster's runs between operators."""
 
+    history_key: bytes = b""
+    """Key of the HMACs that seal each run's history batches and definition snapshot (read
+    from `--history-key-file`, which the chart mounts from a Secret in the operator's
+    namespace). Empty: the seals still catch accidental edits, but anyone who has read Baton's
+    source can forge them; see docs/architecture.md, "History integrity"."""
+
     def __post_init__(self) -> None:
         problems = self.problems()
         if problems:

@@ -1,5 +1,6 @@
 """On kind: the operator image built from the Dockerfile, `helm install` of charts/baton, and two
-example runs to the end — an inline workflow (sleep, set) and a Job step in a real container."""
+example runs to the end — an inline workflow (sleep, set) and a Job step in a real container —
+and `helm test`, whose pod runs `baton wait` from the same image."""
 
 from __future__ import annotations
 
@@ -79,3 +80,10 @@ def test_helm_install_then_two_examples_run_to_the_end(kind_cluster: Any, bin_di
     job = wait_for_phase(bin_dir, kubeconfig, "hello-job")
     assert job["phase"] == "Succeeded", job
     assert job["output"] == "sha256:e2e"
+
+    # The chart's own smoke test: a pod of the operator image waits for an inline run.
+    out = run(
+        bin_dir, kubeconfig, "helm", "test", "baton", "--namespace", "baton-system",
+        "--logs", "--timeout", "5m",
+    )  # fmt: skip
+    assert "Phase:          Succeeded" in out, out  # helm test exits non-zero otherwise

@@ -157,7 +157,9 @@ class Recorder:
                         time.sleep(reply.delay)
                 finally:
                     recorder._leave(path)
-                payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+                # UTF-8, as most servers send JSON (escapes would triple a non-ASCII body).
+                text = json.dumps(reply.body, ensure_ascii=False)
+                payload = b"" if reply.body is None else text.encode()
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

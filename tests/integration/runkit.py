@@ -15,6 +15,7 @@ fail while attempt 2 succeeds, with nothing in the operator made for tests.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 API = "baton.dev/v1alpha1"
 VENV_BIN = Path(sys.executable).parent
 """Where `uv sync` installed the `baton` console script."""
+README = Path(__file__).parents[2] / "README.md"
 
 
 def workflow(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
@@ -89,22 +91,23 @@ def history(cluster: Cluster, namespace: str, run_name: str) -> list[dict[str, A
 def send_signal(
     cluster: Cluster, namespace: str, run_name: str, name: str, payload: Any = None
 ) -> None:
-    """Append a signal to the run with the JSON patch of the README (creating the list first
-    when the run has none)."""
+    """Append a signal to the run with the JSON patch of the README."""
     signal: dict[str, Any] = {"name": name}
     if payload is not None:
         signal["payload"] = payload
-    present = cluster.kubectl(
-        "get", "workflowrun", run_name, "-n", namespace, "-o", "jsonpath={.spec.signals}"
-    ).stdout.strip()
-    if present:
-        patch = [{"op": "add", "path": "/spec/signals/-", "value": signal}]
-    else:  # the list must exist before `-` can append to it
-        patch = [{"op": "add", "path": "/spec/signals", "value": [signal]}]
+    patch = [{"op": "add", "path": "/spec/signals/-", "value": signal}]
     cluster.kubectl(
         "patch", "workflowrun", run_name, "-n", namespace, "--type", "json",
         "-p", json.dumps(patch),
     )  # fmt: skip
+
+
+def readme_command(start: str) -> list[str]:
+    """The README's shell command beginning with `start` (continuation lines joined), split
+    as the shell would split it: tests run what users copy."""
+    text = README.read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.startswith(start))
+    return shlex.split(line)
 
 
 def jsonpath(cluster: Cluster, namespace: str, kind: str, name: str, path: str) -> str:

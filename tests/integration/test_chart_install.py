@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,169 @@ def test_the_charts_service_account_is_enough_for_runs_and_no_more(
         )
         assert result.returncode != 0, args
         assert "Forbidden" in result.stderr or "forbidden" in result.stderr, result.stderr
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.5)
+
+
+def test_view_users_read_edit_users_run_and_signal_admin_users_manage_pools(
+    crds: Cluster, namespace: str
+) -> None:
+    """The chart's aggregated ClusterRoles, through Kubernetes' own view, edit and admin roles
+    bound in one namespace (the controller-manager aggregates them), as `kubectl --as`."""
+    release = f"baton-{secrets.token_hex(2)}"
+    crds.helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        f"watchNamespaces={{{namespace}}}",
+        "--set",
+        "replicas=1",
+    )
+    for user, role in (("vera", "view"), ("eddie", "edit"), ("ada", "admin")):
+        crds.kubectl(
+            "create",
+            "rolebinding",
+            user,
+            f"--clusterrole={role}",
+            f"--user={user}",
+            "-n",
+            namespace,
+        )
+
+    def can(user: str, verb: str, resource: str, *more: str) -> bool:
+        result = crds.kubectl(
+            "auth", "can-i", "--as", user, verb, resource, "-n", namespace, *more, check=False
+        )
+        return result.stdout.strip() == "yes"
+
+    wait_until(
+        "the controller-manager aggregates the chart's roles",
+        lambda: (
+            can("vera", "list", "workflowruns.baton.dev")
+            and can("eddie", "create", "workflowruns.baton.dev")
+            and can("ada", "create", "workerpools.baton.dev")
+        ),
+    )
+    for kind in ("workflows", "workflowruns", "workerpools"):
+        for verb in ("get", "list", "watch"):
+            assert can("vera", verb, f"{kind}.baton.dev"), (verb, kind)
+        assert not can("vera", "create", f"{kind}.baton.dev"), kind
+        assert not can("vera", "patch", f"{kind}.baton.dev"), kind
+    for kind in ("workflows", "workflowruns"):
+        for verb in ("create", "patch", "delete"):
+            assert can("eddie", verb, f"{kind}.baton.dev"), (verb, kind)
+    assert not can("eddie", "create", "workerpools.baton.dev")
+    assert can("ada", "delete", "workerpools.baton.dev")
+    for user in ("vera", "eddie", "ada"):
+        assert not can(user, "patch", "workflowruns.baton.dev", "--subresource=status"), user
+    assert not can("eddie", "list", "workflowruns.baton.dev", "-n", "default")
+
+    # What users do: edit creates a run and signals it with the README's patch; view reads it.
+    run = {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "metadata": {"name": "by-eddie", "namespace": namespace},
+        "spec": {
+            "workflow": {"steps": [{"name": "ok", "waitForSignal": {"name": "ok"}}]},
+            "signals": [],
+        },
+    }
+    crds.kubectl("--as", "eddie", "create", "-f", "-", input=json.dumps(run))
+    signal = '[{"op":"add","path":"/spec/signals/-","value":{"name":"ok","payload":{"ok":true}}}]'
+    crds.kubectl(
+        "--as", "eddie", "patch", "workflowrun", "by-eddie", "-n", namespace,
+        "--type", "json", "-p", signal,
+    )  # fmt: skip
+    seen = crds.kubectl(
+        "--as", "vera", "get", "bwfr", "by-eddie", "-n", namespace,
+        "-o", "jsonpath={.spec.signals[0].name}",
+    ).stdout  # fmt: skip
+    assert seen == "ok"
+    refused = crds.kubectl(
+        "--as", "vera", "patch", "workflowrun", "by-eddie", "-n", namespace,
+        "--type", "json", "-p", signal, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "forbidden" in refused.stderr.lower(), refused.stderr
+
+    crds.helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "2m")
+    wait_until(
+        "view loses Baton's rights with the release",
+        lambda: not can("vera", "list", "workflowruns.baton.dev"),
+    )
+
+
+def test_the_helm_test_run_succeeds_and_its_account_reads_only_that_run(
+    crds: Cluster, runs: Runs, chart_operator: tuple[OperatorProcess, Path], tmp_path: Path
+) -> None:
+    """`helm test` for real, up to the pod: helm creates the hooks (the account, its Role, the
+    WorkflowRun, the pod) and the operator, running with the chart's own account, drives the
+    run. kwok's simulated nodes never run the pod's container (only Job pods end there), so
+    the pod's command runs here instead, with a token of the pod's own ServiceAccount, and
+    helm, left waiting for a pod that never ends, is stopped."""
+    process, _ = chart_operator
+    release = process.args[process.args.index("--peering") + 1]
+    namespace = runs.namespace
+    helm_test = subprocess.Popen(
+        [str(crds.bin_dir / "helm"), "test", release, "-n", namespace, "--timeout", "3m"],
+        env=crds.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        pod_name = f"{release}-test"
+        wait_until(
+            "helm test creates its pod",
+            lambda: (
+                crds.kubectl("get", "pod", pod_name, "-n", namespace, check=False).returncode == 0
+            ),
+            timeout=90,
+        )
+        pod = get_json(crds, "pod", pod_name, "-n", namespace)
+        created = {
+            kind: crds.kubectl("get", kind, pod_name, "-n", namespace, check=False).returncode
+            for kind in ("serviceaccount", "role", "rolebinding", "workflowrun")
+        }
+        assert created == dict.fromkeys(created, 0), created
+    finally:
+        helm_test.terminate()
+        helm_test.wait(timeout=30)
+    account = pod["spec"]["serviceAccountName"]
+    kubeconfig = service_account_kubeconfig(crds, namespace, account, tmp_path / "test.yaml")
+    (main,) = pod["spec"]["containers"]
+    assert main["command"] == ["baton"]
+    result = subprocess.run(
+        [sys.executable, "-m", "baton.cli.main", *main["args"]],
+        env={**crds.env, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{process.log_tail(60)}"
+    assert "Succeeded" in result.stdout, result.stdout
+    run = runs.get(main["args"][1])
+    assert run["status"]["output"] == f"hello from {release}"
+
+    tester = f"system:serviceaccount:{namespace}:{account}"
+
+    def can(verb: str, resource: str) -> bool:
+        result = crds.kubectl(
+            "auth", "can-i", "--as", tester, verb, resource, "-n", namespace, check=False
+        )
+        return result.stdout.strip() == "yes"
+
+    assert can("get", f"workflowruns.baton.dev/{main['args'][1]}")
+    assert not can("get", "workflowruns.baton.dev/another")
+    assert not can("list", "workflowruns.baton.dev")
+    assert not can("create", "workflowruns.baton.dev")
+    assert not can("get", "secrets")

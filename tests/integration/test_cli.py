@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from baton.cli.main import main
 from baton.engine.events import (
@@ -29,7 +30,8 @@ from baton.engine.events import (
 )
 from baton.executors.base import RunRef
 from baton.store.history import HistoryLog, HistoryPosition
-from baton.store.kube import Kube
+from baton.store.kube import ApiError, Kube
+from baton.store.snapshots import Snapshots
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -152,6 +154,7 @@ def test_run_takes_a_name_input_from_a_file_and_a_run_timeout(baton: Baton, tmp_
         "cancel": False,
         "suspend": False,
         "redrive": 0,
+        "signals": [],
     }
 
 
@@ -212,7 +215,7 @@ def test_a_payload_that_is_not_json_is_one_line_and_sends_nothing(baton: Baton) 
     baton.create_run("r")
     err = baton.error("signal", "r", "approve", "--payload", "{ok: true}")
     assert err.startswith("--payload: not JSON (Expecting property name")
-    assert "signals" not in baton.get("r")["spec"]
+    assert baton.get("r")["spec"]["signals"] == []
 
 
 def test_a_signal_the_crd_refuses_gives_the_servers_message(baton: Baton) -> None:
@@ -364,11 +367,23 @@ def test_get_lists_runs_with_the_status_the_operator_wrote(baton: Baton) -> None
     assert lines[2].split()[:3] == ["b", "purchase", "Pending"]
 
 
-def test_get_json_prints_the_objects(baton: Baton) -> None:
+def test_get_json_prints_the_objects_as_kubectl_does(baton: Baton) -> None:
     baton.create_run("r")
-    assert json.loads(baton.ok("get", "r", "--json"))["metadata"]["name"] == "r"
-    listed = json.loads(baton.ok("get", "--json"))
-    assert [run["metadata"]["name"] for run in listed] == ["r"]
+    assert json.loads(baton.ok("get", "r", "--json")) == baton.get("r")
+    listed = json.loads(baton.ok("get", "-o", "json"))
+    kubectl = json.loads(
+        baton.cluster.kubectl("get", "workflowruns", "-n", baton.namespace, "-o", "json").stdout
+    )
+    assert listed == kubectl
+
+
+def test_get_yaml_and_name_print_what_kubectl_prints(baton: Baton) -> None:
+    baton.create_run("r")
+    flags = ("-n", baton.namespace)
+    kubectl = baton.cluster.kubectl("get", "workflowruns", *flags, "-o", "yaml").stdout
+    assert yaml.safe_load(baton.ok("get", "-o", "yaml")) == yaml.safe_load(kubectl)
+    kubectl = baton.cluster.kubectl("get", "workflowruns", *flags, "-o", "name").stdout
+    assert baton.ok("get", "-o", "name") == kubectl
 
 
 def test_get_of_an_empty_namespace_says_so(baton: Baton) -> None:
@@ -495,3 +510,257 @@ def test_the_kubectl_plugin_reports_errors_in_one_line(baton: Baton) -> None:
     assert done.stderr == (
         f'baton: error: workflowrun "ghost" not found in namespace "{baton.namespace}"\n'
     )
+
+
+# -- describe, query, logs, delete, resubmit: the installed `baton`, as a user runs it ------------
+
+
+def cli(baton: Baton, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The installed `baton` console script, in its own process, with NO_COLOR unset: stdout
+    is a pipe, so there must be no colour anyway."""
+    env = {k: v for k, v in plugin_env(baton.cluster).items() if k != "NO_COLOR"}
+    return subprocess.run(
+        [str(VENV_BIN / "baton"), *argv, *baton.flags()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def save_definition(baton: Baton, name: str, spec: dict[str, Any]) -> str:
+    """What the operator does when a run starts: the definition snapshot ConfigMap."""
+    run = baton.get(name)
+    ref = RunRef(name, baton.namespace, run["metadata"]["uid"])
+    owner = {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkflowRun", "name": name,
+             "uid": ref.uid, "controller": True}  # fmt: skip
+    labels = {"baton.dev/run-uid": ref.uid, "baton.dev/run": name}
+
+    async def save() -> str:
+        kube = await Kube.connect(str(baton.cluster.kubeconfig))
+        try:
+            return await Snapshots(kube, ref, owner, labels).save_definition(spec)
+        finally:
+            await kube.close()
+
+    return asyncio.run(save())
+
+
+def test_describe_draws_the_step_tree_with_the_child_run(baton: Baton) -> None:
+    baton.create_run("r")
+    uid = baton.get("r")["metadata"]["uid"]
+    spec = {
+        "steps": [
+            {"name": "checks", "parallel": {"branches": [
+                {"name": "credit", "steps": [{"name": "credit", "http": {"url": "http://c"}}]},
+            ]}},
+            {"name": "sub", "workflow": {"workflowRef": "purchase"}},
+        ]
+    }  # fmt: skip
+    config_map = save_definition(baton, "r", spec)
+    baton.cluster.apply(
+        {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "WorkflowRun",
+            "metadata": {
+                "name": "r-sub-1",
+                "labels": {"baton.dev/parent-uid": uid},
+                "annotations": {"baton.dev/activity-key": "sub", "baton.dev/attempt": "1"},
+            },
+            "spec": {"workflowRef": {"name": "purchase"}},
+        },
+        baton.namespace,
+    )
+    at = "2026-07-01T10:00:0"
+    baton.write_status("r", {
+        "phase": "Running",
+        "definition": {"configMap": config_map},
+        "steps": {
+            "checks": {"phase": "Succeeded", "startedAt": f"{at}0Z", "finishedAt": f"{at}5Z"},
+            "credit": {"phase": "Succeeded", "attempts": 2, "startedAt": f"{at}0Z",
+                       "finishedAt": f"{at}4Z", "error": {"type": "HttpError", "message": "503"}},
+            "sub": {"phase": "Running", "attempts": 1, "startedAt": f"{at}5Z"},
+        },
+    })  # fmt: skip
+    done = cli(baton, "describe", "r")
+    assert done.returncode == 0, done.stderr
+    assert "\033[" not in done.stdout
+    tree = done.stdout.splitlines()
+    tree = tree[tree.index("") + 1 :]
+    assert tree[0].split() == ["STEP", "PHASE", "ATTEMPTS", "DURATION", "DETAIL"]
+    assert tree[1].split() == ["checks", "Succeeded", "5s"]
+    assert tree[2].split() == ["└─", "branch", "credit"]
+    assert tree[3].split() == ["└─", "credit", "Succeeded", "2", "4s", "HttpError:", "503"]
+    assert tree[4].split()[:3] == ["sub", "Running", "1"]
+    assert tree[4].split()[-2:] == ["workflowrun/r-sub-1", "Pending"]
+
+
+def test_query_prints_the_published_queries_or_one_value(baton: Baton) -> None:
+    baton.create_run("r")
+    baton.write_status("r", {"queries": {"amount": 42, "owner": {"name": "ada"}}})
+    listed = cli(baton, "query", "r")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split(maxsplit=1) for line in listed.stdout.splitlines()] == [
+        ["NAME", "VALUE"], ["amount", "42"], ["owner", '{"name": "ada"}'],
+    ]  # fmt: skip
+    one = cli(baton, "query", "r", "owner", "-o", "yaml")
+    assert one.stdout == "name: ada\n"
+    missing = cli(baton, "query", "r", "nope")
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        'baton: error: workflowrun "r" has no query "nope" (its queries: amount, owner)\n'
+    )
+
+
+def test_logs_of_a_step_whose_pods_are_gone_say_why(baton: Baton) -> None:
+    baton.create_run("r")
+    baton.write_status("r", {"phase": "Failed", "steps": {"pay": {
+        "phase": "Failed", "attempts": 2, "error": {"type": "JobFailed", "message": "exit 3"},
+    }}})  # fmt: skip
+    done = cli(baton, "logs", "r", "pay")
+    assert done.returncode == 2
+    assert done.stderr == (
+        'baton: error: no pod of step "pay" of workflowrun "r" is left: it is not a Job step, '
+        "or its Job was deleted (ttlSecondsAfterFinished, or a redrive); its last error: "
+        "JobFailed: exit 3\n"
+    )
+
+
+def test_logs_find_the_pod_of_the_latest_attempt_by_the_job_labels(baton: Baton) -> None:
+    baton.create_run("r")
+    uid = baton.get("r")["metadata"]["uid"]
+    for attempt in (1, 2):
+        baton.cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"r-pay-{attempt}-x",
+                    "labels": {"baton.dev/run-uid": uid, "baton.dev/part": "job"},
+                    "annotations": {"baton.dev/activity-key": "pay",
+                                    "baton.dev/attempt": str(attempt)},
+                },
+                "spec": {"containers": [{"name": "main", "image": "pay"}]},
+            },
+            baton.namespace,
+        )  # fmt: skip
+    done = cli(baton, "logs", "r", "pay")
+    # kwok's simulated kubelets serve no logs here (the API server cannot even resolve their
+    # node names): its answer is reported in one line, after the line naming the pod chosen.
+    assert done.stderr.splitlines()[0].startswith("==> pay, attempt 2 (pod r-pay-2-x, ")
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.splitlines()[1].startswith(
+        "baton: error: cannot read the log of pod r-pay-2-x: "
+    ), done.stderr
+
+
+def test_resubmit_starts_a_new_run_with_the_same_input_and_delete_removes_runs(
+    baton: Baton,
+) -> None:
+    baton.create_run("r", input={"amount": 5}, signals=[{"name": "go"}])
+    done = cli(baton, "retry", "r", "--name", "r2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "r2\n"
+    again = baton.get("r2")
+    assert again["spec"]["input"] == {"amount": 5}
+    assert again["spec"]["workflowRef"] == {"name": "purchase"}
+    assert "signals" not in again["spec"]
+    assert again["metadata"]["annotations"]["baton.dev/resubmitted-from"] == "r"
+    deleted = cli(baton, "delete", "r", "r2")
+    assert (
+        deleted.stdout == 'workflowrun.baton.dev "r" deleted\nworkflowrun.baton.dev "r2" deleted\n'
+    )
+    assert baton.ok("get", "-o", "name") == ""
+    gone = cli(baton, "delete", "r")
+    assert (
+        gone.stderr == f'baton: error: workflowrun "r" not found in namespace "{baton.namespace}"\n'
+    )
+
+
+def test_bash_completes_run_and_signal_names_from_the_cluster(baton: Baton) -> None:
+    baton.cluster.apply(
+        {**WORKFLOW, "metadata": {"name": "approvals"}, "spec": {"steps": [
+            {"name": "wait", "waitForSignal": {"name": "approve"}},
+        ], "signalHandlers": [{"signal": "updatePriority", "set": {"p": "${{ signal }}"}}]}},
+        baton.namespace,
+    )  # fmt: skip
+    baton.create_run("purchase-1")
+    baton.cluster.apply(
+        {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkflowRun",
+         "metadata": {"name": "approval-1"}, "spec": {"workflowRef": {"name": "approvals"}}},
+        baton.namespace,
+    )  # fmt: skip
+    flags = " ".join(baton.flags())
+
+    def complete(words: str, cursor: int) -> str:
+        script = (
+            "source <(baton completion bash)\n"
+            f"COMP_WORDS=(baton {words} {flags}); COMP_CWORD={cursor}; _baton\n"
+            'echo "${COMPREPLY[*]}"\n'
+        )
+        done = subprocess.run(["bash", "-c", script], env=plugin_env(baton.cluster),
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        assert done.stderr == ""
+        return done.stdout.strip()
+
+    assert complete("signal ''", 2) == "approval-1 purchase-1"
+    assert complete("describe p", 2) == "purchase-1"
+    assert complete("signal approval-1 ''", 3) == "approve updatePriority"
+
+
+def test_kubectl_completes_the_plugins_arguments(baton: Baton) -> None:
+    baton.create_run("purchase-1")
+    done = subprocess.run(
+        [str(baton.cluster.bin_dir / "kubectl"), "__complete", "baton", "describe",
+         *baton.flags(), "pur"],
+        env=plugin_env(baton.cluster), capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["purchase-1", ":4"]
+
+
+def test_kube_stream_hands_over_each_chunk_as_it_arrives(baton: Baton) -> None:
+    # What `baton logs -f` relies on, shown with a body that never ends by itself: a watch.
+    # Each event must arrive while the request is still open, not when it closes.
+    async def first_event() -> bytes:
+        kube = await Kube.connect(str(baton.cluster.kubeconfig))
+        try:
+            path = f"/apis/baton.dev/v1alpha1/namespaces/{baton.namespace}/workflowruns"
+            for _ in range(50):
+                try:
+                    async for chunk in kube.stream(path, watch="true", timeoutSeconds="30"):
+                        return chunk
+                except ApiError as exc:
+                    if exc.status != 429:  # the watch cache of a new CRD is still starting
+                        raise
+                    await asyncio.sleep(0.2)
+            return b""
+        finally:
+            await kube.close()
+
+    async def watch_while_creating() -> bytes:
+        watching = asyncio.ensure_future(first_event())
+        await asyncio.sleep(1)  # the watch is open (an early create is seen as ADDED anyway)
+        await asyncio.to_thread(baton.create_run, "streamed")
+        return await asyncio.wait_for(watching, 20)
+
+    chunk = asyncio.run(watch_while_creating())
+    assert b'"type":"ADDED"' in chunk
+    assert b'"name":"streamed"' in chunk
+
+
+def test_kube_stream_reports_a_refusal_as_an_api_error(baton: Baton) -> None:
+    async def read_missing() -> ApiError:
+        kube = await Kube.connect(str(baton.cluster.kubeconfig))
+        try:
+            async for _ in kube.stream(f"/api/v1/namespaces/{baton.namespace}/pods/ghost/log"):
+                pass
+        except ApiError as exc:
+            return exc
+        finally:
+            await kube.close()
+        raise AssertionError("no error")
+
+    error = asyncio.run(read_missing())
+    assert error.status == 404
+    assert error.message == 'pods "ghost" not found'

@@ -135,7 +135,21 @@ def test_signals_cannot_be_removed(crds: Cluster, namespace: str) -> None:
     crds.apply(run(signals=[{"name": "go"}]), namespace)
     removed = patch(crds, namespace, "r", [{"op": "remove", "path": "/spec/signals"}])
     assert removed.returncode != 0
-    assert "spec.signals is append-only: it cannot be removed" in removed.stderr
+    # Removed, the list is defaulted to [] again, which the append-only rule refuses.
+    assert "spec.signals is append-only" in removed.stderr
+    assert "signals already sent cannot be changed or removed" in removed.stderr
+
+
+def test_a_run_created_without_signals_has_an_empty_list_to_append_to(
+    crds: Cluster, namespace: str
+) -> None:
+    crds.apply(run(), namespace)
+    stored = json.loads(crds.kubectl("get", "bwfr", "r", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["signals"] == []
+    appended = patch(
+        crds, namespace, "r", [{"op": "add", "path": "/spec/signals/-", "value": {"name": "go"}}]
+    )
+    assert appended.returncode == 0, appended.stderr
 
 
 def test_redrive_may_only_grow(crds: Cluster, namespace: str) -> None:

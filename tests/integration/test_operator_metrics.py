@@ -59,14 +59,19 @@ def test_metrics_count_a_run_its_steps_and_its_api_writes(
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert moved("baton_runs_started_total", workflow="observed") == 1
-    assert moved("baton_runs_finished_total", workflow="observed", phase="Succeeded") == 1
-    assert moved("baton_step_attempts_total", kind="http") == 1
-    assert moved("baton_step_outcomes_total", kind="http", outcome="Succeeded") == 1
-    assert moved("baton_step_outcomes_total", kind="waitForSignal", outcome="Succeeded") == 1
-    assert moved("baton_signals_received_total", workflow="observed") == 1
-    assert moved("baton_run_duration_seconds_count", workflow="observed", phase="Succeeded") == 1
+    run = {"namespace": runs.namespace, "workflow": "observed"}
+    call = {**run, "step": "call", "kind": "http"}
+    wait = {**run, "step": "wait", "kind": "waitForSignal"}
+    assert moved("baton_runs_started_total", **run) == 1
+    assert moved("baton_runs_finished_total", **run, phase="Succeeded") == 1
+    assert moved("baton_step_attempts_total", **call) == 1
+    assert moved("baton_step_outcomes_total", **call, outcome="Succeeded") == 1
+    assert moved("baton_step_outcomes_total", **wait, outcome="Succeeded") == 1
+    assert moved("baton_step_duration_seconds_count", **wait, outcome="Succeeded") == 1
+    assert moved("baton_signals_received_total", **run) == 1
+    assert moved("baton_run_duration_seconds_count", **run, phase="Succeeded") == 1
     assert moved("baton_reconcile_latency_seconds_count") >= 3
     assert moved("baton_api_writes_total", verb="patch", resource="workflowruns/status") >= 3
     assert value(after, "baton_runs_active") == 0
+    assert value(after, "baton_operator_active") == 1
     assert ("baton_api_conflicts_total", frozenset()) in after

@@ -15,6 +15,7 @@ What "acting" means: the operator's own count of API writes (`baton_api_writes_t
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +173,37 @@ def test_a_new_higher_priority_replica_takes_over_from_the_active_one(
     report.publish()
     assert high.writes() > 0
     assert late == 0, f"the old replica wrote {late} times after the new one took over"
+
+
+def test_a_replica_without_its_peering_object_says_how_to_create_it_until_it_exists(
+    runs: Runs, namespace: str, tmp_path: Path
+) -> None:
+    """Installed without the chart, nobody created the peering object: kopf stays paused and
+    says nothing. The replica says, every few seconds, which object it waits for and how to
+    create it; running the command it gives is enough for it to start driving runs."""
+    replica = Replica(runs.cluster, namespace, tmp_path / "alone.log", 10)
+    try:
+        replica.start()
+        replica.wait_ready()
+        waiting = lambda: replica.lines("waiting for peering", f"KopfPeering {PEERING!r}")  # noqa: E731
+        wait_for("the replica says twice what it waits for", lambda: len(waiting()) >= 2, 60)
+        line = waiting()[-1]
+        assert f"namespace {namespace}" in line, line
+        assert "--standalone" in line, line
+        command = line[line.index("echo '") : line.index("kubectl apply -f -") + 18]
+        subprocess.run(["bash", "-c", command], env=runs.cluster.env, check=True)
+        wait_for("the replica sees the peering", lambda: replica.lines("peering", "found"), 30)
+        said = len(waiting())
+        runs.apply(
+            {
+                "apiVersion": "baton.dev/v1alpha1",
+                "kind": "WorkflowRun",
+                "metadata": {"name": "after-peering"},
+                "spec": {"workflow": {"steps": [{"name": "done", "set": {"x": 1}}]}},
+            }
+        )
+        assert runs.wait("after-peering", timeout=90)["phase"] == "Succeeded"
+        assert len(waiting()) == said, "still waiting after the peering object was created"
+    finally:
+        replica.stop()
+        print(f"--- {replica.log_path.name} ---\n{replica.log_tail(30)}")

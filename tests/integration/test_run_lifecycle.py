@@ -208,9 +208,12 @@ def test_history_configmaps_hold_every_event_and_baton_history_prints_them(
     data = json.loads(
         jsonpath(runs.cluster, runs.namespace, "configmap", "logged-1-history-0", "{.data}")
     )
-    stored = [
-        json.loads(line) for _, text in sorted(data.items()) for line in text.splitlines() if line
-    ]
+    lines = [line for _, text in sorted(data.items()) for line in text.splitlines() if line]
+    stored = [json.loads(line) for line in lines]
+    # Each batch ends with its seal (docs/architecture.md, "History integrity").
+    assert [e for e in stored if "mac" in e] == [e for e in stored if set(e) == {"mac"}]
+    assert len([e for e in stored if "mac" in e]) == status["history"]["batches"]
+    stored = [e for e in stored if "mac" not in e]
     assert len(stored) == status["history"]["events"]
     types = [e["type"] for e in stored]
     assert types[0] == "RunStarted"

@@ -9,7 +9,16 @@ from datetime import datetime
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
-from runkit import baton, http, jsonpath, run, send_signal, wait_until, workflow
+from runkit import (
+    baton,
+    http,
+    jsonpath,
+    readme_command,
+    run,
+    send_signal,
+    wait_until,
+    workflow,
+)
 
 
 def test_seven_day_signal_wait_is_answered_by_a_kubectl_json_patch(
@@ -47,6 +56,26 @@ def test_seven_day_signal_wait_is_answered_by_a_kubectl_json_patch(
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["approval"]["output"] == {"ok": True, "by": "ada"}
     assert recorder.calls_to("/transfer")[0].body == {"by": "ada"}
+
+
+def test_the_readmes_kubectl_patch_signals_a_run_created_without_signals(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        [
+            workflow(
+                "property-purchase",
+                [{"name": "approval", "waitForSignal": {"name": "manualApproval"}}],
+            ),
+            run("purchase-42", "property-purchase"),
+        ]
+    )
+    runs.wait("purchase-42", step="approval", step_phase="Waiting")
+    command = readme_command("kubectl patch workflowrun purchase-42 --type json")
+    runs.cluster.kubectl(*command[1:], "-n", runs.namespace)
+    status = runs.wait("purchase-42")
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["approval"]["output"] == {"ok": True}
 
 
 def test_signal_handler_updates_vars_and_the_query_shows_it_through_kubectl_jsonpath(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from baton.handlers.peering import standby
+from baton.handlers.peering import PeeringObject, missing_peering, standby
 
 NOW = 1_800_000_000.0
 
@@ -36,3 +36,13 @@ def test_own_keep_alive_missing_or_lapsed_makes_a_standby() -> None:
 
 def test_a_missing_peering_object_makes_a_standby() -> None:
     assert standby(None, "me", 10, NOW)
+
+
+def test_a_missing_peering_is_named_with_the_manifest_that_creates_it() -> None:
+    cluster_wide = missing_peering(PeeringObject("baton", None))
+    assert "ClusterKopfPeering 'baton' does not exist" in cluster_wide
+    assert "{apiVersion: kopf.dev/v1, kind: ClusterKopfPeering, metadata: {name: baton}}" in (
+        cluster_wide
+    )
+    namespaced = missing_peering(PeeringObject("baton", "team-a"))
+    assert "kind: KopfPeering, metadata: {name: baton, namespace: team-a}" in namespaced

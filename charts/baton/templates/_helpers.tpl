@@ -43,3 +43,27 @@ shares it (a rollout can never start a replica outside the peering of the runnin
 {{- define "baton.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/* Where `helm test` runs its WorkflowRun: test.namespace, else the first watched namespace
+(the operator may watch no other), else the release's. */}}
+{{- define "baton.testNamespace" -}}
+{{- if .Values.test.namespace -}}
+{{- .Values.test.namespace -}}
+{{- else if .Values.watchNamespaces -}}
+{{- first .Values.watchNamespaces -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of the `helm test` hooks: the release's, with component "test" (not the operator's
+selector labels, which the Service and the PodDisruptionBudget select on). */}}
+{{- define "baton.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "baton.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: baton
+{{- end -}}

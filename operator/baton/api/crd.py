@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from baton.api.resources import GROUP, VERSION, WorkerPool, Workflow, WorkflowRun
+from baton.api.run import MAX_RUN_NAME_LENGTH
 from baton.api.workflow import STEP_KINDS, Step
 
 STEP_SCHEMA_DEPTH = 3
@@ -80,6 +81,8 @@ class Kind:
     plural: str
     short_name: str
     columns: tuple[PrinterColumn, ...]
+    max_name_length: int | None = None
+    """Longest `metadata.name` the API server accepts (None: Kubernetes' own 253)."""
 
     @property
     def name(self) -> str:
@@ -118,7 +121,25 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Step", "string", ".status.currentStep", "The step in progress."),
             PrinterColumn("Progress", "string", ".status.progress", "Steps finished of all."),
             _AGE,
+            PrinterColumn(
+                "Started", "date", ".status.startedAt", "Time since the run started.", priority=1
+            ),
+            PrinterColumn(
+                "Duration",
+                "string",
+                ".status.duration",
+                "How long the run took, once it ended.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Message",
+                "string",
+                '.status.conditions[?(@.type=="Succeeded")].message',
+                "How the run ended (the error, when it did not succeed), or where it is.",
+                priority=1,
+            ),
         ),
+        max_name_length=MAX_RUN_NAME_LENGTH,
     ),
     Kind(
         WorkerPool,
@@ -167,10 +188,6 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             "give exactly one of workflowRef (the name of a Workflow) "
             "or workflow (an inline definition)",
         ),
-        Rule(
-            "!has(oldSelf.signals) || has(self.signals)",
-            "spec.signals is append-only: it cannot be removed",
-        ),
     ),
     "WorkerPoolSpec": (
         Rule("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
@@ -206,6 +223,8 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
 _SCALAR_KEYWORDS = ("pattern", "minLength", "maxLength", "minimum", "maximum")
 _LIST_KEYWORDS = ("minItems", "maxItems")
 _DROPPED_KEYWORDS = ("title", "$defs")
+_EXTENSION_KEYWORDS = ("x-kubernetes-list-type", "x-kubernetes-list-map-keys")
+"""Kubernetes' own schema extensions, written by models as `json_schema_extra`: kept as is."""
 _KNOWN_KEYWORDS = frozenset(
     {
         "$ref",
@@ -222,6 +241,7 @@ _KNOWN_KEYWORDS = frozenset(
         *_SCALAR_KEYWORDS,
         *_LIST_KEYWORDS,
         *_DROPPED_KEYWORDS,
+        *_EXTENSION_KEYWORDS,
     }
 )
 
@@ -278,6 +298,7 @@ class _Converter:
             out["description"] = node["description"]
         if self.defaults and _keeps_default(node.get("default")):
             out["default"] = node["default"]
+        out.update({k: node[k] for k in _EXTENSION_KEYWORDS if k in node})
         return out
 
     def _reference(
@@ -364,8 +385,10 @@ def _opaque(description: str | None, *, object_only: bool = False) -> dict[str, 
 
 def _keeps_default(value: Any) -> bool:
     """Defaults of scalars in a spec are published (`kubectl explain` shows them, the API server
-    fills them in); null and container defaults are not, null being the same as absent."""
-    return isinstance(value, str | int | float | bool)
+    fills them in); null and filled containers are not, null being the same as absent. An empty
+    list is published where a model asks for it (`spec.signals`): a JSON patch can append to
+    a list only once it exists."""
+    return isinstance(value, str | int | float | bool) or value == []
 
 
 def _json_type(value: Any) -> str:
@@ -388,11 +411,15 @@ _ROOT_FIELDS = {
 }
 
 
-def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+def openapi_schema(model: type[BaseModel], max_name_length: int | None = None) -> dict[str, Any]:
     """The structural `openAPIV3Schema` of a top-level resource model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     properties: dict[str, Any] = dict(_ROOT_FIELDS)
+    if max_name_length is not None:
+        # The one restriction of `metadata` a CRD may declare (with generateName's).
+        bounded = {"type": "string", "maxLength": max_name_length}
+        properties["metadata"] = {"type": "object", "properties": {"name": bounded}}
     for name in ("spec", "status"):
         if name in raw["properties"]:
             converter = _Converter(defs, defaults=name == "spec")
@@ -430,7 +457,7 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [c.as_crd() for c in kind.columns],
-                    "schema": {"openAPIV3Schema": openapi_schema(kind.model)},
+                    "schema": {"openAPIV3Schema": openapi_schema(kind.model, kind.max_name_length)},
                 }
             ],
         },

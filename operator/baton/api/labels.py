@@ -36,6 +36,15 @@ ROOT_UID = "baton.dev/root-uid"
 """Label on a child WorkflowRun: uid of the run at the top of its tree (a run without a parent
 is its own root). Worker pools share their slots fairly between roots, not between runs."""
 
+RESUBMITTED_FROM = "baton.dev/resubmitted-from"
+"""Annotation on a run `baton resubmit` created: the name of the run it repeats."""
+WORKFLOW = "baton.dev/workflow"
+"""Label on a WorkflowRun: the Workflow it runs (absent for an inline definition), set by the
+operator so `kubectl get workflowruns -l baton.dev/workflow=NAME` finds a workflow's runs."""
+PHASE = "baton.dev/phase"
+"""Label on a WorkflowRun: its phase, kept equal to `status.phase` by the operator (written when
+the phase changes, never per step), for `kubectl get workflowruns -l baton.dev/phase=Failed`."""
+
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
 headers, Job env vars). Without it the operator refuses to read it for a run."""
@@ -72,3 +81,9 @@ def owned_labels(
     """The labels of an object a run owns: `extra` (the operator's own), then the run's uid and
     name and what the object is to it (`part`)."""
     return {**(extra or {}), RUN_UID: run_uid, RUN_NAME: label_value(run_name), PART: part}
+
+
+def run_labels(workflow: str | None, phase: str) -> dict[str, str | None]:
+    """The labels the operator keeps on a run: its Workflow (None removes the label: an inline
+    definition has none) and its phase."""
+    return {WORKFLOW: label_value(workflow) if workflow else None, PHASE: phase}

@@ -10,6 +10,7 @@ came from anywhere else, cannot climb out of its namespace (`../../kube-system/s
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import Field
@@ -25,32 +26,43 @@ LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TEMPLATED_SUBDOMAIN_PATTERN = r"^([a-z0-9.-]|\$\{\{.*\}\})+$"
 """A subdomain, or a template that renders to one: checked again once rendered."""
 
-_SUBDOMAIN = re.compile(SUBDOMAIN_PATTERN)
-_LABEL = re.compile(LABEL_PATTERN)
-
 
 class InvalidNameError(ValueError):
     """A name that is not a valid Kubernetes object name; the message names the rule."""
 
 
+@dataclass(frozen=True)
+class NameRule:
+    """One of Kubernetes' name rules, checked with a message that says what it allows."""
+
+    pattern: re.Pattern[str]
+    limit: int
+    kind: str
+    punctuation: str
+
+    def check(self, value: str, what: str) -> str:
+        """`value` when it follows the rule; InvalidNameError naming `what` otherwise."""
+        if len(value) > self.limit or not self.pattern.match(value):
+            raise InvalidNameError(
+                f"{what} {value[:80]!r} is not a valid {self.kind}: at most {self.limit} "
+                f"lowercase letters, digits and {self.punctuation}, starting and ending with a "
+                "letter or digit"
+            )
+        return value
+
+
+SUBDOMAIN = NameRule(re.compile(SUBDOMAIN_PATTERN), SUBDOMAIN_MAX, "Kubernetes name", "'-' and '.'")
+LABEL = NameRule(re.compile(LABEL_PATTERN), LABEL_MAX, "namespace name", "'-'")
+
+
 def check_subdomain(value: str, what: str) -> str:
     """`value` when it is a valid object name; InvalidNameError naming `what` otherwise."""
-    if len(value) > SUBDOMAIN_MAX or not _SUBDOMAIN.match(value):
-        raise InvalidNameError(
-            f"{what} {value[:80]!r} is not a valid Kubernetes name: at most {SUBDOMAIN_MAX} "
-            "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
-        )
-    return value
+    return SUBDOMAIN.check(value, what)
 
 
 def check_label(value: str, what: str) -> str:
     """`value` when it is a valid RFC 1123 label (a namespace name); InvalidNameError else."""
-    if len(value) > LABEL_MAX or not _LABEL.match(value):
-        raise InvalidNameError(
-            f"{what} {value[:80]!r} is not a valid namespace name: at most {LABEL_MAX} "
-            "lowercase letters, digits and '-', starting and ending with a letter or digit"
-        )
-    return value
+    return LABEL.check(value, what)
 
 
 ObjectName = Annotated[

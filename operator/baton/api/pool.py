@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from baton.api.conditions import CONDITIONS_LIST_MAP, Condition
 from baton.api.duration import Duration, parse_duration
 from baton.api.names import ObjectName
-from baton.api.run import Condition
 from baton.api.workflow import EnvVar, Model
 
 RESERVED_VOLUME = "worker-token"
@@ -373,7 +373,9 @@ class WorkerPoolStatus(Model):
         0, alias="inFlight", ge=0, description="Tasks dispatched and not yet finished."
     )
     conditions: list[Condition] | None = Field(
-        None, description="Ready (workers can take tasks) and Invalid (the spec was refused)."
+        None,
+        json_schema_extra=CONDITIONS_LIST_MAP,
+        description="Ready (workers can take tasks) and Invalid (the spec was refused).",
     )
     observed_generation: int | None = Field(
         None, alias="observedGeneration", description="The spec generation this status follows."

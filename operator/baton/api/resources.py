@@ -16,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from baton.api.conditions import CONDITIONS_LIST_MAP, Condition
 from baton.api.duration import DURATION_PATTERN
 from baton.api.pool import WorkerPoolSpec, WorkerPoolStatus
-from baton.api.run import Condition, WorkflowRunSpec, WorkflowRunStatus
+from baton.api.run import WorkflowRunSpec, WorkflowRunStatus
 from baton.api.workflow import STEP_NAME_PATTERN, Model, WorkflowSpec
 
 GROUP = "baton.dev"
@@ -53,6 +54,7 @@ class WorkflowStatus(Model):
     )
     conditions: list[Condition] | None = Field(
         None,
+        json_schema_extra=CONDITIONS_LIST_MAP,
         description="Ready (runs may start from this definition) and Invalid (the definition "
         "was refused; the message says why).",
     )

@@ -6,14 +6,27 @@ on every transition, so it is both what `kubectl get` shows and the run's durabl
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
 
+from baton.api.conditions import (
+    CONDITIONS_LIST_MAP,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    set_condition,
+)
 from baton.api.duration import Duration
 from baton.api.names import ObjectName
 from baton.api.workflow import JSON, Model, OnCancel, WorkflowSpec
+
+MAX_RUN_NAME_LENGTH = 200
+"""Longest WorkflowRun name. Baton names what a run owns after it, adding up to 21 characters
+(`-out-<hash>`; `-definition`, `-history-<n>`), and Kubernetes names end at 253; the CRD refuses
+longer names, so a run never gets stuck unable to create its own objects."""
 
 
 class WorkflowRef(Model):
@@ -44,9 +57,12 @@ class WorkflowRunSpec(Model):
     signals: list[Signal] | None = Field(
         None,
         max_length=1000,
+        # Published as the CRD's default, so every run has the list and the JSON patch
+        # `add /spec/signals/-` appends even the first signal.
+        json_schema_extra={"default": []},
         description="Append-only list of signals; each is delivered once, in order. "
         "Append with `kubectl patch --type json` and the path `/spec/signals/-` "
-        "(at most 1000 per run).",
+        "(at most 1000 per run; the list is empty, not absent, on a run created without it).",
     )
     cancel: bool = Field(False, description="Set true to cancel the run.")
     on_cancel: OnCancel | None = Field(
@@ -118,18 +134,6 @@ class ErrorInfo(Model):
     step: str | None = Field(None, description="Step the error came from.")
     details: dict[str, Any] | None = Field(
         None, description="Structured detail (HTTP status, exit code, ...)."
-    )
-
-
-class Condition(Model):
-    """A Kubernetes-style condition."""
-
-    type: str = Field(description="Condition type, for example Ready or Invalid.")
-    status: str = Field(description="True, False or Unknown.")
-    reason: str = Field("", description="CamelCase reason.")
-    message: str = Field("", description="Human-readable detail.")
-    last_transition_time: str | None = Field(
-        None, alias="lastTransitionTime", description="RFC 3339 time of the last change."
     )
 
 
@@ -273,6 +277,9 @@ class WorkflowRunStatus(Model):
     finished_at: str | None = Field(
         None, alias="finishedAt", description="RFC 3339 time the run finished."
     )
+    duration: str | None = Field(
+        None, description="How long the run took, startedAt to finishedAt (`1m30s`), once ended."
+    )
     current_step: str = Field(
         "", alias="currentStep", description="Steps in flight, comma-separated."
     )
@@ -305,7 +312,13 @@ class WorkflowRunStatus(Model):
     next_wakeup_at: str | None = Field(
         None, alias="nextWakeupAt", description="RFC 3339 time the run next has something due."
     )
-    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=CONDITIONS_LIST_MAP,
+        description="Succeeded (Unknown until the run ends, then True or False) and Completed "
+        "(True once it ended, whatever the outcome), for `kubectl wait --for=condition=...`; "
+        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed).",
+    )
     run: RunIdentity | None = Field(None, description="Internal: the run's identity.")
     input: JSON = Field(None, description="Internal: the run's input as it started.")
     deadline: str | None = Field(
@@ -344,3 +357,60 @@ class WorkflowRunStatus(Model):
         alias="expiresAt",
         description="RFC 3339 time the operator deletes the finished run (ttlAfterFinished).",
     )
+
+
+def run_outcome(
+    conditions: Iterable[Mapping[str, Any]],
+    phase: RunPhase,
+    error: Mapping[str, Any] | None,
+    *,
+    now: str,
+    observed_generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """`conditions` with a run's outcome set from its phase and error, named as the tools
+    users come from name theirs:
+
+    - `Succeeded` (Tekton's): Unknown while the run has not ended, True when it Succeeded,
+      False when it ended any other way; the reason is the phase (Failed, Compensated,
+      TimedOut, ...), the message the error.
+    - `Completed` (Argo's): True once the run ended, whatever the outcome; False before.
+    """
+    if phase is RunPhase.SUCCEEDED:
+        succeeded = ConditionStatus.TRUE
+        message = "the run succeeded"
+    elif phase.finished:
+        succeeded = ConditionStatus.FALSE
+        message = outcome_message(phase, error)
+    else:
+        succeeded = ConditionStatus.UNKNOWN
+        message = f"the run is {phase.value}"
+    updated = set_condition(
+        conditions,
+        ConditionType.SUCCEEDED,
+        succeeded,
+        phase.value,
+        message,
+        now=now,
+        observed_generation=observed_generation,
+    )
+    return set_condition(
+        updated,
+        ConditionType.COMPLETED,
+        phase.finished,
+        phase.value,
+        message,
+        now=now,
+        observed_generation=observed_generation,
+    )
+
+
+def outcome_message(phase: RunPhase, error: Mapping[str, Any] | None) -> str:
+    """How a run that ended in `phase` ended, with its error: `the run ended Failed: HttpError in
+    step pay: 502 Bad Gateway`. The `Succeeded` condition's message and the final Event's."""
+    ended = f"the run ended {phase.value}"
+    if not error:
+        return ended
+    kind = error.get("type") or "Error"
+    step = f" in step {error['step']}" if error.get("step") else ""
+    detail = f": {error['message']}" if error.get("message") else ""
+    return f"{ended}: {kind}{step}{detail}"[:1024]

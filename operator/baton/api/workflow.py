@@ -20,7 +20,18 @@ JSON = Any
 """Any JSON value; strings in it may hold `${{ cel }}` interpolations (`$${{` is a literal
 `${{`)."""
 
-CelExpression = Annotated[str, Field(min_length=1, description="A bare CEL expression.")]
+MAX_EXPRESSION_LENGTH = 4096
+"""Characters in one CEL expression, bare or inside `${{ }}`; the API server refuses longer bare
+ones and compilation longer interpolated ones (docs/language.md lists every expression limit)."""
+
+CelExpression = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION_LENGTH,
+        description="A bare CEL expression (at most 4096 characters).",
+    ),
+]
 
 STEP_NAME_PATTERN = r"^[a-z][a-zA-Z0-9_]{0,62}$"
 StepName = Annotated[

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
@@ -26,28 +27,37 @@ from typing import Any, TypeVar
 import aiohttp
 
 from baton.api.duration import format_duration
+from baton.api.labels import PARENT_UID
 from baton.cli import CommandError
+from baton.cli.completion import Kind, signal_names
+from baton.cli.describe import build_tree, describe_data, describe_lines
 from baton.cli.kubeconfig import Target
+from baton.cli.output import DATA_FORMATS, Output, colour_enabled, dump, phase_painter
+from baton.cli.podlogs import CONTAINER, choose_pod, pod_selector, step_pods
 from baton.cli.runpatch import (
     flag_patch,
     has_signal_list,
     redrive_patch,
     redrive_value,
+    resubmit_manifest,
     signal_patch,
 )
 from baton.cli.runview import (
     is_finished,
     outcome_lines,
     phase_of,
-    run_details,
-    runs_table,
+    render_run,
+    render_runs,
+    table,
     wait_key,
     wait_line,
 )
 from baton.cli.timeline import history_lines
+from baton.executors.base import RunRef
 from baton.store.history import read_history
-from baton.store.kube import ApiError, Kube, open_connection, path_of
+from baton.store.kube import ApiError, Kube, core_path, open_connection, path_of
 from baton.store.kubeconfig import KubeconfigError
+from baton.store.snapshots import Snapshots
 
 RUNS = "workflowruns"
 POLL_SECONDS = 0.5
@@ -93,19 +103,26 @@ async def run(
 ) -> int:
     """`baton run`: create `manifest` (after checking its Workflow exists), print its name,
     and with `wait` follow it."""
-    workflow = manifest["spec"]["workflowRef"]["name"]
     async with open_cluster(target) as (kube, namespace):
+        return await _start(kube, namespace, manifest, wait=wait, timeout=timeout)
+
+
+async def _start(
+    kube: Kube, namespace: str, manifest: Mapping[str, Any], *, wait: bool, timeout: float | None
+) -> int:
+    workflow = (manifest["spec"].get("workflowRef") or {}).get("name")
+    if workflow is not None:
         # A run of a Workflow that does not exist would only fail later, in the operator; a
         # typo is far likelier than a Workflow applied after its run.
         definition = await _call(kube.get(path_of("workflows", namespace, workflow)), namespace)
         if definition is None:
             raise CommandError(f'workflow "{workflow}" not found in namespace "{namespace}"')
-        created = await _call(kube.create(path_of(RUNS, namespace), manifest), namespace)
-        name = str(created["metadata"]["name"])
-        print(name, flush=True)
-        if not wait:
-            return 0
-        return await follow(kube, namespace, name, timeout)
+    created = await _call(kube.create(path_of(RUNS, namespace), manifest), namespace)
+    name = str(created["metadata"]["name"])
+    print(name, flush=True)
+    if not wait:
+        return 0
+    return await follow(kube, namespace, name, timeout)
 
 
 async def wait(target: Target, run: str, timeout: float | None) -> int:
@@ -210,16 +227,17 @@ async def redrive(target: Target, run: str) -> int:
     raise CommandError(f'workflowrun "{run}": spec.redrive kept changing; try again')
 
 
-async def history(target: Target, run: str, as_json: bool) -> int:
-    """`baton history`: the run's recorded events as a timeline (or JSON)."""
+async def history(target: Target, run: str, output: Output | None) -> int:
+    """`baton history`: the run's recorded events as a timeline (or JSON, YAML; `-o wide`
+    adds each event's time)."""
     async with open_cluster(target) as (kube, namespace):
         current = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
         if current is None:
             raise _not_found(run, namespace)
         uid = str(current["metadata"]["uid"])
         entries = await _call(read_history(kube, namespace, uid), namespace)
-    if as_json:
-        print(json.dumps([entry.to_json() for entry in entries], indent=2))
+    if output in DATA_FORMATS:
+        print(dump([entry.to_json() for entry in entries], output))
         return 0
     phase = phase_of(current)
     if not entries:
@@ -227,29 +245,32 @@ async def history(target: Target, run: str, as_json: bool) -> int:
         return 0
     count = f"{len(entries)} event{'s' if len(entries) != 1 else ''}"
     span = format_duration(entries[-1].at - entries[0].at) if len(entries) > 1 else "0s"
-    print(f"{run}: {phase}, {count} over {span}")
-    print("\n".join(history_lines(entries)))
+    print(f"{run}: {phase_painter(colour_enabled(sys.stdout))(phase)}, {count} over {span}")
+    print("\n".join(history_lines(entries, absolute=output is Output.WIDE)))
     return 0
 
 
-async def get(target: Target, run: str | None, everywhere: bool, as_json: bool) -> int:
-    """`baton get`: the table of runs, or one run in detail (or JSON)."""
+async def get(
+    target: Target, run: str | None, everywhere: bool, output: Output | None, selector: str = ""
+) -> int:
+    """`baton get`: the table of runs (those matching the label `selector`), or one run in
+    detail (or as `-o` asks)."""
+    paint = phase_painter(colour_enabled(sys.stdout))
     async with open_cluster(target) as (kube, namespace):
         if run is not None:
             found = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
             if found is None:
                 raise _not_found(run, namespace)
-            print(json.dumps(found, indent=2) if as_json else run_details(found, time.time()))
+            print(render_run(found, output, time.time(), paint))
             return 0
         path = path_of(RUNS, None if everywhere else namespace)
-        runs = await _call(kube.list(path), namespace)
-    if as_json:
-        print(json.dumps(runs, indent=2))
-    elif not runs:
+        runs = await _call(kube.list(path, label_selector=selector or None), namespace)
+    if not runs and output not in DATA_FORMATS:
         where = "any namespace" if everywhere else f'namespace "{namespace}"'
-        print(f"no workflowruns in {where}")
-    else:
-        print(runs_table(runs, time.time(), namespaces=everywhere))
+        matching = f" matching {selector}" if selector else ""
+        print(f"no workflowruns{matching} in {where}", file=sys.stderr if output else sys.stdout)
+        return 0
+    print(render_runs(runs, output, time.time(), namespaces=everywhere, paint=paint))
     return 0
 
 
@@ -275,3 +296,140 @@ def _refusal(exc: ApiError, namespace: str, run: str | None) -> CommandError:
         return _not_found(run, namespace)
     message = " ".join(exc.message.split()) or exc.reason
     return CommandError(f"the API server refused: {message} ({exc.status})")
+
+
+# -- describe, logs, query, delete, resubmit ---------------------------------------------------
+
+
+async def _existing(kube: Kube, namespace: str, run: str) -> dict[str, Any]:
+    found = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
+    if found is None:
+        raise _not_found(run, namespace)
+    return found
+
+
+async def describe(target: Target, run: str, output: Output | None) -> int:
+    """`baton describe`: the run's steps as a tree, from its definition snapshot."""
+    async with open_cluster(target) as (kube, namespace):
+        found = await _existing(kube, namespace, run)
+        uid = str(found["metadata"]["uid"])
+        status = found.get("status") or {}
+        snapshot = (status.get("definition") or {}).get("configMap")
+        definition = None
+        if snapshot:
+            snapshots = Snapshots(kube, RunRef(run, namespace, uid), {}, {})
+            loaded = await _call(snapshots.load_definition(str(snapshot), verify=False), namespace)
+            definition = None if loaded is None else loaded[0]
+        elif isinstance((found.get("spec") or {}).get("workflow"), dict):
+            definition = found["spec"]["workflow"]  # inline, and not started yet
+        children = await _call(
+            kube.list(path_of(RUNS, namespace), label_selector=f"{PARENT_UID}={uid}"), namespace
+        )
+    now = time.time()
+    nodes = build_tree(definition, status, children)
+    if output in DATA_FORMATS:
+        print(dump(describe_data(found, nodes, now), output))
+        return 0
+    paint = phase_painter(colour_enabled(sys.stdout))
+    print("\n".join(describe_lines(found, nodes, now, wide=output is Output.WIDE, paint=paint)))
+    return 0
+
+
+async def query(target: Target, run: str, name: str | None, output: Output | None) -> int:
+    """`baton query`: the run's published queries (status.queries), or one of them."""
+    async with open_cluster(target) as (kube, namespace):
+        found = await _existing(kube, namespace, run)
+    queries = (found.get("status") or {}).get("queries") or {}
+    if name is not None:
+        if name not in queries:
+            known = ", ".join(sorted(queries)) or "none yet"
+            raise CommandError(f'workflowrun "{run}" has no query "{name}" (its queries: {known})')
+        print(dump(queries[name], output or Output.JSON))
+        return 0
+    if output in DATA_FORMATS:
+        print(dump(queries, output))
+    elif not queries:
+        print(f"{run}: no queries published yet", file=sys.stderr)
+    else:
+        rows = [["NAME", "VALUE"], *([k, json.dumps(v)] for k, v in sorted(queries.items()))]
+        print(table(rows))
+    return 0
+
+
+async def delete(target: Target, runs: list[str]) -> int:
+    """`baton delete`: delete runs (their history, Jobs and owned child runs go with them)."""
+    async with open_cluster(target) as (kube, namespace):
+        for run in runs:
+            deleted = await _call(kube.delete(path_of(RUNS, namespace, run)), namespace, run)
+            if not deleted:
+                raise _not_found(run, namespace)
+            print(f'workflowrun.baton.dev "{run}" deleted')
+    return 0
+
+
+async def resubmit(
+    target: Target, run: str, name: str | None, *, wait: bool, timeout: float | None
+) -> int:
+    """`baton resubmit`: a new run of the same workflow with the same input."""
+    async with open_cluster(target) as (kube, namespace):
+        found = await _existing(kube, namespace, run)
+        manifest = resubmit_manifest(found, name)
+        return await _start(kube, namespace, manifest, wait=wait, timeout=timeout)
+
+
+async def logs(
+    target: Target, run: str, step: str | None, attempt: int | None, *, follow: bool
+) -> int:
+    """`baton logs`: the log of a Job step's pod (any attempt while its pod exists)."""
+    async with open_cluster(target) as (kube, namespace):
+        found = await _existing(kube, namespace, run)
+        selector = pod_selector(str(found["metadata"]["uid"]))
+        pods = await _call(kube.list(core_path("pods", namespace), label_selector=selector),
+                           namespace)  # fmt: skip
+        chosen = choose_pod(run, step_pods(pods), step, attempt, found.get("status") or {})
+        print(f"==> {chosen.describe()} <==", file=sys.stderr, flush=True)
+        query = {"container": CONTAINER}
+        if follow:
+            query["follow"] = "true"
+        path = f"{core_path('pods', namespace, chosen.name)}/log"
+        try:
+            async for chunk in kube.stream(path, **query):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+        except ApiError as exc:
+            message = " ".join(exc.message.split()) or exc.reason
+            raise CommandError(f"cannot read the log of pod {chosen.name}: {message}") from None
+    return 0
+
+
+# -- completion -------------------------------------------------------------------------------
+
+
+async def names(target: Target, kind: Kind, run: str | None) -> list[str]:
+    """What `baton __complete` offers for `kind`: names of runs, workflows or namespaces, or the
+    signals, steps or queries of `run`."""
+    async with open_cluster(target) as (kube, namespace):
+        if kind in (Kind.RUNS, Kind.WORKFLOWS, Kind.NAMESPACES):
+            path = {
+                Kind.RUNS: path_of(RUNS, namespace),
+                Kind.WORKFLOWS: path_of("workflows", namespace),
+                Kind.NAMESPACES: core_path("namespaces"),
+            }[kind]
+            return sorted(str(item["metadata"]["name"]) for item in await kube.list(path))
+        if run is None:
+            return []
+        found = await kube.get(path_of(RUNS, namespace, run))
+        if found is None:
+            return []
+        status = found.get("status") or {}
+        if kind is Kind.STEPS:
+            return sorted(status.get("steps") or {})
+        if kind is Kind.QUERIES:
+            return sorted(status.get("queries") or {})
+        spec = found.get("spec") or {}
+        definition = spec.get("workflow")
+        ref = (spec.get("workflowRef") or {}).get("name")
+        if definition is None and ref:
+            workflow = await kube.get(path_of("workflows", namespace, str(ref)))
+            definition = (workflow or {}).get("spec")
+        return signal_names(definition or {})

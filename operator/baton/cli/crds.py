@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from baton.api.crd import crd_files
 from baton.cli import CommandError
 
 
@@ -31,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Print the CRDs, or write them under `args.output`."""
+    from baton.api.crd import crd_files  # pydantic: not for `baton --help`
+
     files = crd_files()
     output: Path | None = args.output
     if output is None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
+import sys
 import time
+from pathlib import Path
 
 from baton.cli import CommandError
 from baton.settings import OperatorSettings
+
+RECURSION_LIMIT = 20_000
+"""Frames the operator may nest: copies of a watched object recurse per level of nesting."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -145,6 +151,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the label",
     )
     parser.add_argument(
+        "--history-key-file",
+        metavar="PATH",
+        default=os.environ.get("BATON_HISTORY_KEY_FILE") or None,
+        help="file holding the secret key that seals run histories against editing "
+        "(default $BATON_HISTORY_KEY_FILE; without one, edits by someone who knows Baton "
+        "are not detected)",
+    )
+    parser.add_argument(
         "--history-chunk-bytes",
         type=_chunk_bytes,
         default=defaults.history_chunk_bytes,
@@ -171,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
     from baton.handlers.operator import run as run_operator
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    # The API server stores a run's input however deep it nests, and every copy of a watched
+    # object (kopf's own included) recurses once or twice per level: at Python's default of
+    # 1000 frames a 500-level input killed each event of its run before Baton could refuse
+    # it. Python-to-Python calls do not grow the C stack (3.11+), so the limit is cheap.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     run_operator(settings)
     return 0
 
@@ -198,6 +217,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         metrics_port=args.metrics_port,
         shard=args.shard,
         history_chunk_bytes=args.history_chunk_bytes,
+        history_key=_history_key(args.history_key_file),
     )
 
 
@@ -245,3 +265,18 @@ def auto_priority(now: float) -> int:
     same priority — with which kopf pauses them all — and the newest start wins, so a rolling
     update hands over to the new pod. Below 2**53 until the year 2255 (exact in JSON)."""
     return int(now * 1000) * 1000 + secrets.randbelow(1000)
+
+
+def _history_key(path: str | None) -> bytes:
+    """The history key in the file at `path` (surrounding whitespace dropped); empty without."""
+    if path is None:
+        return b""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise CommandError(f"--history-key-file: cannot read {path}: {exc.strerror}") from None
+    if len(key) < 32:
+        raise CommandError(
+            f"--history-key-file: {path} holds {len(key)} bytes; use at least 32 random bytes"
+        )
+    return key

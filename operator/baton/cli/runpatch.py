@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from baton.api.labels import API_VERSION
+from baton.api.labels import API_VERSION, GROUP, RESUBMITTED_FROM, SHARD
 
 KIND = "WorkflowRun"
 GENERATED_NAME_LIMIT = 58
@@ -43,6 +43,34 @@ def run_manifest(
     if timeout is not None:
         spec["timeout"] = timeout
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+
+
+RESUBMITTED_SPEC = ("workflowRef", "workflow", "input", "timeout", "onCancel", "ttlAfterFinished")
+"""What a resubmitted run copies of the original's spec: what it runs, with what input, under
+which limits. Not its signals, cancel, suspend or redrive: those belong to the original."""
+
+
+def resubmit_manifest(run: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
+    """A new WorkflowRun of the same workflow with the same input as `run`, named `name`, else
+    `<workflow>-<random suffix>` (`<run>-...` for an inline workflow).
+
+    It keeps the user's labels (and the shard label, which picks the operator) but none that
+    Baton's operator sets, and notes the original in an annotation."""
+    metadata = run.get("metadata") or {}
+    spec = run.get("spec") or {}
+    ref = spec.get("workflowRef") or {}
+    base = str(ref.get("name") or metadata.get("name") or "run")
+    labels = {
+        k: v
+        for k, v in (metadata.get("labels") or {}).items()
+        if k == SHARD or not k.startswith(f"{GROUP}/")
+    }
+    new_metadata: dict[str, Any] = {"name": name} if name else {"generateName": f"{base}-"}
+    if labels:
+        new_metadata["labels"] = labels
+    new_metadata["annotations"] = {RESUBMITTED_FROM: str(metadata.get("name", ""))}
+    new_spec = {key: spec[key] for key in RESUBMITTED_SPEC if key in spec}
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": new_metadata, "spec": new_spec}
 
 
 def signal_value(name: str, payload: Any = None, *, has_payload: bool = False) -> dict[str, Any]:

@@ -8,14 +8,14 @@ the command's coroutine of `baton.cli.cluster` under `asyncio.run`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
-from baton.api.duration import DurationError, parse_duration
+from baton.api.labels import PHASE, WORKFLOW, label_value
 from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument
 from baton.cli.kubeconfig import add_cluster_arguments, target_of
+from baton.cli.output import Output, add_output_argument, output_of
 from baton.cli.runpatch import run_manifest, signal_value
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -51,7 +51,7 @@ def register(subparsers: Subparsers) -> None:
         "since the first event, the event type, the step and a detail.",
     )
     parser.add_argument("run", metavar="RUN")
-    parser.add_argument("--json", action="store_true", help="print the events as a JSON array")
+    add_output_argument(parser, [Output.JSON, Output.YAML, Output.WIDE], what="the events")
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_history_handler)
     parser = subparsers.add_parser(
@@ -64,7 +64,20 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list the runs of every namespace"
     )
-    parser.add_argument("--json", action="store_true", help="print the object(s) as JSON")
+    add_output_argument(parser, list(Output), what="the run(s)")
+    parser.add_argument(
+        "--phase",
+        help="only runs in this phase (the label baton.dev/phase), for example Failed",
+    )
+    parser.add_argument(
+        "--workflow", metavar="NAME", help="only runs of this Workflow (baton.dev/workflow)"
+    )
+    parser.add_argument(
+        "-l",
+        "--selector",
+        metavar="SELECTOR",
+        help="only runs matching this label selector, as kubectl's -l (app=x,tier!=y)",
+    )
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_get_handler)
 
@@ -123,18 +136,25 @@ def _add_wait_arguments(parser: argparse.ArgumentParser, *, flag: bool) -> None:
 def _duration(value: str | None, flag: str) -> float | None:
     if value is None:
         return None
+    from baton.api.duration import DurationError, parse_duration  # pydantic: see _sync
+
     try:
         return parse_duration(value)
     except DurationError as exc:
         raise CommandError(f"{flag}: {exc}") from None
 
 
-def _run_handler(args: argparse.Namespace) -> int:
+def _check_wait_flags(args: argparse.Namespace) -> None:
+    """`--timeout` without `--wait` is a mistake (of `baton run` and `baton resubmit`)."""
     if args.timeout is not None and not args.wait:
         raise CommandError(
             "--timeout is how long --wait waits: add --wait "
             "(the run's own timeout is --run-timeout)"
         )
+
+
+def _run_handler(args: argparse.Namespace) -> int:
+    _check_wait_flags(args)
     wait_timeout = _duration(args.timeout, "--timeout")
     if args.run_timeout is not None:
         _duration(args.run_timeout, "--run-timeout")
@@ -209,15 +229,45 @@ def _redrive_handler(args: argparse.Namespace) -> int:
 def _history_handler(args: argparse.Namespace) -> int:
     from baton.cli import cluster  # see _sync
 
-    return _sync(cluster.history(target_of(args), args.run, args.json))
+    return _sync(cluster.history(target_of(args), args.run, output_of(args)))
 
 
 def _get_handler(args: argparse.Namespace) -> int:
     if args.run and args.all_namespaces:
         raise CommandError("give RUN or --all-namespaces, not both")
+    phase = None if args.phase is None else _phase(args.phase)
+    selector = run_selector(phase, args.workflow, args.selector)
+    if args.run and selector:
+        raise CommandError("give RUN or --phase/--workflow/-l (filters of the list), not both")
     from baton.cli import cluster  # see _sync
 
-    return _sync(cluster.get(target_of(args), args.run, args.all_namespaces, args.json))
+    return _sync(
+        cluster.get(target_of(args), args.run, args.all_namespaces, output_of(args), selector)
+    )
+
+
+def run_selector(phase: str | None, workflow: str | None, selector: str | None) -> str:
+    """The label selector `baton get` lists runs with: the operator labels each run with its
+    phase and Workflow (baton.api.labels), and `-l` adds any selector of the user's."""
+    terms = []
+    if phase is not None:
+        terms.append(f"{PHASE}={phase}")
+    if workflow is not None:
+        terms.append(f"{WORKFLOW}={label_value(workflow)}")
+    if selector:
+        terms.append(selector)
+    return ",".join(terms)
+
+
+def _phase(text: str) -> str:
+    """The run phase `text` names (in any case); CommandError listing the phases otherwise."""
+    from baton.api.run import RunPhase  # the models are not worth importing for `--help`
+
+    for phase in RunPhase:
+        if phase.value.lower() == text.lower():
+            return phase.value
+    choices = ", ".join(p.value for p in RunPhase)
+    raise CommandError(f"--phase: unknown phase {text!r}; the phases are {choices}")
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -226,4 +276,6 @@ def _get_handler(args: argparse.Namespace) -> int:
 def _sync(coroutine: Coroutine[Any, Any, int]) -> int:
     # Handlers import baton.cli.cluster when they run, not at the top: the Kubernetes client
     # takes seconds to import, which `baton --help` and `baton test` should not pay.
+    import asyncio
+
     return asyncio.run(coroutine)

@@ -13,8 +13,19 @@ from datetime import datetime
 from typing import Any
 
 from baton.api.run import RunPhase
+from baton.cli.output import (
+    DATA_FORMATS,
+    Output,
+    Painter,
+    as_list,
+    dump,
+    plain,
+    resource_name,
+    shown,
+)
 from baton.cli.timeline import error_line, output_line
 
+KIND = "WorkflowRun"
 INLINE = "(inline)"
 """The WORKFLOW of a run with an inline definition instead of a workflowRef."""
 NONE = "<none>"
@@ -85,18 +96,38 @@ def workflow_of(run: Mapping[str, Any]) -> str:
     return str(ref.get("name") or INLINE)
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
-    """Columns left-aligned and three spaces apart, as kubectl prints them."""
+def table(rows: Sequence[Sequence[str]], paint: Mapping[int, Painter] | None = None) -> str:
+    """Columns left-aligned and three spaces apart, as kubectl prints them; `paint` colours the
+    cells of some columns below the header (by column index) after they are aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    painters = paint or {}
+
+    def cell(column: int, text: str, width: int, header: bool) -> str:
+        padding = " " * (width - len(text))
+        return text + padding if header else painters.get(column, plain)(text) + padding
+
     return "\n".join(
-        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
+        "   ".join(
+            cell(column, text, width, number == 0)
+            for column, (text, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for number, row in enumerate(rows)
     )
 
 
-def runs_table(runs: Iterable[Mapping[str, Any]], now: float, *, namespaces: bool = False) -> str:
-    """`baton get`: NAME WORKFLOW PHASE STEP PROGRESS AGE (NAMESPACE first with `namespaces`)."""
+def runs_table(
+    runs: Iterable[Mapping[str, Any]],
+    now: float,
+    *,
+    namespaces: bool = False,
+    wide: bool = False,
+    paint: Painter = plain,
+) -> str:
+    """`baton get`: NAME WORKFLOW PHASE STEP PROGRESS AGE (NAMESPACE first with `namespaces`;
+    STARTED DURATION MESSAGE after with `wide`); `paint` colours the phases."""
     header = ["NAME", "WORKFLOW", "PHASE", "STEP", "PROGRESS", "AGE"]
+    if wide:
+        header += ["STARTED", "DURATION", "MESSAGE"]
     rows = [["NAMESPACE", *header] if namespaces else header]
     for run in runs:
         metadata = run.get("metadata") or {}
@@ -110,12 +141,54 @@ def runs_table(runs: Iterable[Mapping[str, Any]], now: float, *, namespaces: boo
             str(status.get("progress") or ""),
             human_age(now - created) if created is not None else NONE,
         ]
+        if wide:
+            row += _wide_cells(status, now)
         rows.append([str(metadata.get("namespace", "")), *row] if namespaces else row)
-    return table(rows)
+    return table(rows, {header.index("PHASE") + (1 if namespaces else 0): paint})
 
 
-def run_details(run: Mapping[str, Any], now: float) -> str:
-    """`baton get RUN`: the run's phase, its steps, output, error, queries and conditions."""
+def _wide_cells(status: Mapping[str, Any], now: float) -> list[str]:
+    """STARTED (how long ago), DURATION (so far, while running) and MESSAGE (the error)."""
+    started = parse_time(status.get("startedAt"))
+    finished = parse_time(status.get("finishedAt"))
+    if started is None:
+        return [NONE, NONE, _short_error(status.get("error"))]
+    end = finished if finished is not None else now
+    return [human_age(now - started), human_age(end - started), _short_error(status.get("error"))]
+
+
+def render_runs(
+    runs: Sequence[Mapping[str, Any]],
+    output: Output | None,
+    now: float,
+    *,
+    namespaces: bool = False,
+    paint: Painter = plain,
+) -> str:
+    """`baton get` of a list, in the `-o` format asked for (None: the table)."""
+    if output in DATA_FORMATS:
+        return dump(as_list(runs, KIND), output)
+    if output is Output.NAME:
+        return "\n".join(resource_name(run) for run in runs)
+    return runs_table(runs, now, namespaces=namespaces, wide=output is Output.WIDE, paint=paint)
+
+
+def render_run(
+    run: Mapping[str, Any], output: Output | None, now: float, paint: Painter = plain
+) -> str:
+    """`baton get RUN` in the `-o` format asked for (None: the details; wide: the table row)."""
+    if output in DATA_FORMATS:
+        return dump(shown(run), output)
+    if output is Output.NAME:
+        return resource_name(run)
+    if output is Output.WIDE:
+        return runs_table([run], now, wide=True, paint=paint)
+    return run_details(run, now, paint)
+
+
+def run_details(run: Mapping[str, Any], now: float, paint: Painter = plain) -> str:
+    """`baton get RUN`: the run's phase, its steps, output, error, queries and conditions;
+    `paint` colours the phases."""
     metadata = run.get("metadata") or {}
     spec = run.get("spec") or {}
     status = _status(run)
@@ -128,7 +201,8 @@ def run_details(run: Mapping[str, Any], now: float) -> str:
         ("Workflow", workflow),
         (
             "Phase",
-            phase_of(run) + (" (suspend requested)" if _suspend_pending(spec, status) else ""),
+            paint(phase_of(run))
+            + (" (suspend requested)" if _suspend_pending(spec, status) else ""),
         ),
     ]
     if spec.get("cancel") and not is_finished(phase_of(run)):
@@ -148,7 +222,7 @@ def run_details(run: Mapping[str, Any], now: float) -> str:
         fields.append(("Redrive", str(spec["redrive"])))
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
-    lines += _steps_section(status.get("steps") or {})
+    lines += _steps_section(status.get("steps") or {}, paint)
     compensations = status.get("compensations") or []
     if compensations:
         lines.append("Compensations:")
@@ -202,7 +276,7 @@ def _suspend_pending(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool
     return bool(spec.get("suspend")) and not status.get("suspended")
 
 
-def _steps_section(steps: Mapping[str, Any]) -> list[str]:
+def _steps_section(steps: Mapping[str, Any], paint: Painter) -> list[str]:
     if not steps:
         return []
     rows = [["STEP", "PHASE", "ATTEMPTS", "ERROR"]]
@@ -215,7 +289,7 @@ def _steps_section(steps: Mapping[str, Any]) -> list[str]:
                 _short_error(step.get("error")),
             ]
         )
-    return ["Steps:", *_indent(table(rows))]
+    return ["Steps:", *_indent(table(rows, {1: paint}))]
 
 
 def _in_start_order(steps: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

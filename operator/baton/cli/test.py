@@ -1,4 +1,7 @@
-"""`baton test`: run a Workflow file offline on a virtual clock with mocked activities."""
+"""`baton test`: run a Workflow file offline on a virtual clock with mocked activities.
+
+The engine and pydantic are imported when the command runs, not when the parser is built.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
-from baton.api.duration import format_duration
 from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument, read_text
-from baton.cli.timeline import error_line, output_line, timeline_line
-from baton.testing.mocks import Mocks
-from baton.testing.runner import TestResult, WorkflowTestError, load_workflows, run_workflow
+
+if TYPE_CHECKING:
+    from baton.testing.mocks import Mocks
+    from baton.testing.runner import TestResult
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the test and print its result; the exit code tells whether --expect held."""
+    from baton.testing.mocks import Mocks
+    from baton.testing.runner import WorkflowTestError, load_workflows, run_workflow
+
     read_text(args.workflow_file)  # a missing or unreadable file is reported in one line
     workflows = load_workflows(args.workflow_file)
     if not workflows:
@@ -65,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
 def render_timeline(result: TestResult, name: str) -> str:
     """The run as a readable timeline: one line per event, then the outcome."""
+    from baton.api.duration import format_duration
+    from baton.cli.timeline import error_line, output_line, timeline_line
+
     lines = [f"{name}: {result.phase} after {format_duration(result.virtual_duration)} (virtual)"]
     for event in result.events:
         # Events of child runs carry the child's name before their step key.
@@ -83,6 +91,10 @@ def render_timeline(result: TestResult, name: str) -> str:
 
 
 def _mocks(path: Path) -> Mocks:
+    import yaml
+
+    from baton.testing.mocks import Mocks
+
     try:
         data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as exc:

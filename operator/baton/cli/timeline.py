@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from baton.api.duration import format_duration
@@ -25,17 +26,23 @@ def timeline_line(at: float, event_type: str, step: str | None, detail: str) -> 
     return f"  {when:>10}  {event_type:<{TYPE_WIDTH}} {step or '':<{STEP_WIDTH}} {detail}".rstrip()
 
 
-def history_lines(entries: Iterable[HistoryEntry]) -> list[str]:
-    """A run's recorded history as timeline lines, times relative to its first event."""
+def history_lines(entries: Iterable[HistoryEntry], *, absolute: bool = False) -> list[str]:
+    """A run's recorded history as timeline lines, times relative to its first event; with
+    `absolute` each line starts with the event's own time (UTC, RFC 3339) too."""
     lines = []
     first: float | None = None
     for entry in entries:
         first = entry.at if first is None else first
         event = entry.event
-        lines.append(
-            timeline_line(entry.at - first, event.type, event_step(event), event_detail(event))
-        )
+        line = timeline_line(entry.at - first, event.type, event_step(event), event_detail(event))
+        lines.append(f"  {rfc3339(entry.at)}{line}" if absolute else line)
     return lines
+
+
+def rfc3339(at: float) -> str:
+    """`at` (seconds since the epoch) as `2026-07-01T10:00:00.250Z`, milliseconds kept."""
+    text = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
 
 
 def error_line(error: Mapping[str, Any]) -> str:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from baton.api.conditions import ConditionStatus, set_condition
+from baton.api.duration import format_duration
 from baton.api.labels import object_name
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel, ParentClosePolicy
@@ -51,11 +53,13 @@ from baton.engine.events import (
     HistoryEntry,
     RedriveRequested,
     ResumeRequested,
+    RunAborted,
     RunStarted,
     SignalReceived,
     SuspendRequested,
     TimerFired,
 )
+from baton.engine.limits import value_problem
 from baton.engine.retry import backoff_delay, is_retryable
 from baton.engine.state import (
     CompensationState,
@@ -75,7 +79,13 @@ DONE = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
 BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
 
 RUN_TIMER = "run/timeout"
+ABORTED = "Aborted"
+"""Condition of a run the shell ended with RunAborted."""
 _MAX_PASSES = 10_000
+"""Guard against a bug turning settling into an endless loop; never reached by a correct run."""
+MAX_DUE_PER_DECISION = 1_000
+"""Due times one decision handles at most (repeat iterations of a `set` without an interval,
+say); a decision is a commit of the shell, and one must not hold the event loop for long."""
 MAX_OUTPUT_BYTES = 1_000_000
 """Largest output (compact JSON) a step or the run may have: the shell stores one in a single
 ConfigMap, and Kubernetes caps an object at 1 MiB. Activities cannot return more (their
@@ -84,7 +94,6 @@ MAX_STEP_INSTANCES = 2_000
 """Step instances one run may hold (a forEach item is one per step it contains). Every instance
 is kept in the run's status, an object etcd stores whole: at about 270 bytes per finished
 instance plus its output, 2,000 stay well under etcd's 1.5 MiB request limit."""
-"""Guard against a bug turning settling into an endless loop; never reached by a correct run."""
 
 
 @dataclass(frozen=True)
@@ -172,13 +181,16 @@ def status_of(definition: Definition, state: State) -> dict[str, Any]:
     for path, step in state.steps.items():
         if step.items is not None:
             counts[path] = _item_counts(definition, state, path, step)
-    return state_to_status(
+    status = state_to_status(
         state,
         current_step=",".join(running),
         progress=f"{done}/{len(definition.steps)}",
         next_wakeup_at=to_millis(wake) if wake is not None else None,
         item_counts=counts,
     )
+    if state.started_at is not None and state.finished_at is not None:
+        status["duration"] = format_duration((state.finished_at - state.started_at) / 1000)
+    return status
 
 
 def deadlines(definition: Definition, state: State) -> list[Deadline]:
@@ -219,13 +231,11 @@ def child_run_name(run_name: str, key: str, attempt: int) -> str:
 
 
 def _subtree_size(sd: StepDef) -> int:
-    """Step instances one execution of `sd` creates, counting a nested forEach once (its own
-    items are counted when it expands)."""
+    """Step instances one execution of `sd` creates, counting a forEach in it as one instance:
+    its items are counted when it expands (`_Machine._instances_with`)."""
     size = 1
     for branch in sd.branches:
         size += sum(_subtree_size(inner) for inner in branch.steps)
-    if sd.for_each is not None:
-        size += _subtree_size(sd.for_each.step)
     for clause in sd.catch:
         size += sum(_subtree_size(inner) for inner in clause.steps or ())
     return size
@@ -434,13 +444,17 @@ class _Machine:
             if s.phase is not RunPhase.PENDING:
                 return
             self._start_run(event)
+        elif isinstance(event, RunAborted):
+            if not s.phase.finished:
+                self._abort_run(event)
+            return
         elif s.phase is RunPhase.PENDING:
             return
         elif isinstance(event, RedriveRequested):
             if event.n <= s.redrive:
                 return
             s.redrive = event.n
-            if s.phase is RunPhase.FAILED:
+            if s.phase is RunPhase.FAILED and not self._aborted:
                 self._redrive()
         elif s.phase.finished:
             return
@@ -487,7 +501,7 @@ class _Machine:
         context = self._context(_ROOT)
         for name, template in self.d.vars:
             try:
-                s.vars[name] = template.render(context)
+                s.vars[name] = _render(template, context)
             except EvaluationError as exc:
                 self._unwind("failed", _expression_error(str(exc), None, f"vars.{name}"))
                 return
@@ -596,11 +610,11 @@ class _Machine:
             context = self._context(_ROOT)
             context["signal"] = {"name": record.name, "payload": record.payload}
             try:
-                values = {var: t.render(context) for var, t in handler.assignments}
+                values = {var: _render(t, context) for var, t in handler.assignments}
             except EvaluationError as exc:
                 self._condition(
                     "SignalHandlerFailed",
-                    "True",
+                    ConditionStatus.TRUE,
                     "EvaluationError",
                     f"signal {record.name!r} #{record.index}: {exc}",
                 )
@@ -631,8 +645,10 @@ class _Machine:
     # -- settling ----------------------------------------------------------------------------
 
     def _settle(self) -> None:
-        """Start what can start and handle what is due, until nothing changes."""
-        for _ in range(_MAX_PASSES):
+        """Start what can start and handle what is due, until nothing changes, or until
+        MAX_DUE_PER_DECISION due times were handled: the rest stays due, so `next_wakeup` is
+        `now` and the driver's next TimerFired goes on from there, after committing this much."""
+        for _ in range(MAX_DUE_PER_DECISION):
             self._progress()
             if self.state.phase.finished:
                 return
@@ -640,7 +656,7 @@ class _Machine:
             if not due:
                 return
             self._expire(due[0])
-        raise AssertionError("the engine did not settle; this is a bug")
+        self._progress()
 
     def _progress(self) -> None:
         previous = None
@@ -893,7 +909,7 @@ class _Machine:
             assert sd.for_each is not None
             self._reset_nested(sd, scope)
             try:
-                items = sd.for_each.items.evaluate(self._context(scope, sd.name))
+                items = _checked(sd.for_each.items.evaluate(self._context(scope, sd.name)))
             except EvaluationError as exc:
                 error = _expression_error(str(exc), sd.name, "forEach.items")
                 self._step_failed(sd, scope, path, step, error)
@@ -906,7 +922,7 @@ class _Machine:
                 )
                 self._step_failed(sd, scope, path, step, error)
                 return
-            instances = len(self.state.steps) + len(items) * _subtree_size(sd.for_each.step)
+            instances = self._instances_with(path, len(items) * _subtree_size(sd.for_each.step))
             if instances > MAX_STEP_INSTANCES:
                 error = _expression_error(
                     f"{len(items)} items would give the run {instances} step instances, over "
@@ -924,7 +940,7 @@ class _Machine:
         elif kind is StepKind.SET:
             context = self._context(scope, sd.name)
             try:
-                values = {name: t.render(context) for name, t in sd.assignments}
+                values = {name: _render(t, context) for name, t in sd.assignments}
             except EvaluationError as exc:
                 self._step_failed(
                     sd, scope, path, step, _expression_error(str(exc), sd.name, "set")
@@ -949,10 +965,10 @@ class _Machine:
         context = self._context(scope, sd.name)
         try:
             if sd.action is not None:
-                request: Any = sd.action.render(context)
+                request: Any = _render(sd.action, context)
             else:
                 assert sd.child is not None
-                request = sd.child.input.render(context)
+                request = _render(sd.child.input, context)
         except EvaluationError as exc:
             field = sd.kind.value if sd.action is not None else "workflow.input"
             self._step_failed(sd, scope, path, step, _expression_error(str(exc), sd.name, field))
@@ -987,6 +1003,22 @@ class _Machine:
             step.output = output
         if error is not None:
             step.error = error
+
+    def _instances_with(self, expanding: str, items: int) -> int:
+        """Step instances the run can come to hold once the forEach at `expanding` expands to
+        `items` instances: every step of the definition once, plus the items of every forEach
+        already expanded, nested ones included. Items start lazily (`concurrency`), so counting
+        only the instances that exist would let forEach steps nested in forEach items each pass
+        the check while together they hold far more (200 x 200 items gave 40,201)."""
+        s = self.state
+        bound = sum(_subtree_size(sd) for sd in self.d.steps) + items
+        for path, step in s.steps.items():
+            if step.items is not None and path != expanding:
+                inner = _step_def(self.d, path).for_each
+                assert inner is not None
+                bound += len(step.items) * _subtree_size(inner.step)
+        # Instances left by an earlier, longer expansion (repeat) still count.
+        return max(bound, len(s.steps) + items)
 
     def _cancel(self, step: StepState) -> None:
         self._finish(step, StepPhase.CANCELLED)
@@ -1034,14 +1066,11 @@ class _Machine:
                     return
                 step.output = output
                 step.request = None
-                if sd.repeat.interval is not None:
-                    step.phase = StepPhase.WAITING
-                    step.next_attempt_at = self.now + to_millis(sd.repeat.interval)
-                elif self._can_start:
-                    self._execute(sd, scope, path, step)
-                else:
-                    step.phase = StepPhase.WAITING
-                    step.next_attempt_at = self.now
+                # Without an interval the next iteration is due at once; the settle loop starts
+                # it. Starting it from here would recurse once per iteration of a step that ends
+                # as it starts (a `set`), and overflow the stack after a few hundred.
+                step.phase = StepPhase.WAITING
+                step.next_attempt_at = self.now + to_millis(sd.repeat.interval or 0)
                 return
         self._finish(step, StepPhase.SUCCEEDED, output=output)
         if own and sd.compensate is not None:
@@ -1111,7 +1140,7 @@ class _Machine:
             context = self._context(scope, sd.name)
             context["error"] = error
             try:
-                output = clause.output.render(context) if clause.output is not None else None
+                output = _render(clause.output, context) if clause.output is not None else None
             except EvaluationError as exc:
                 failure = _expression_error(str(exc), sd.name, f"catch[{clause_index}].output")
                 self._finish(step, StepPhase.FAILED, error=failure)
@@ -1196,6 +1225,25 @@ class _Machine:
             if step.phase in ACTIVE:
                 self._cancel(step)
 
+    @property
+    def _aborted(self) -> bool:
+        return any(c["type"] == ABORTED and c["status"] == "True" for c in self.state.conditions)
+
+    def _abort_run(self, event: RunAborted) -> None:
+        """End the run Failed at once: everything in flight is cancelled (the commands follow
+        from the difference of the states), nothing is compensated."""
+        s = self.state
+        for step in s.steps.values():
+            if step.phase in ACTIVE:
+                self._cancel(step)
+        for comp in s.compensations:
+            if comp.run.phase in ACTIVE:
+                self._cancel(comp.run)
+        s.ending = "failed"
+        s.error = {"type": event.reason, "message": event.message}
+        self._condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
+        self._close(RunPhase.FAILED)
+
     def _unwind(self, kind: str, error: dict[str, Any]) -> None:
         s = self.state
         s.ending = kind
@@ -1241,7 +1289,7 @@ class _Machine:
         own = context["steps"][sd.name]
         context["steps"][sd.name] = {**own, "output": comp.output}
         try:
-            request = sd.compensate.action.render(context)
+            request = _render(sd.compensate.action, context)
         except EvaluationError as exc:
             field = f"compensate.{sd.compensate.action.kind.value}"
             error = _expression_error(str(exc), sd.name, field)
@@ -1253,7 +1301,7 @@ class _Machine:
         s = self.state
         if self.d.output is not None:
             try:
-                output = self.d.output.render(self._context(_ROOT))
+                output = _render(self.d.output, self._context(_ROOT))
             except EvaluationError as exc:
                 self._unwind("failed", _expression_error(str(exc), None, "output"))
                 return
@@ -1417,22 +1465,10 @@ class _Machine:
             for name, expression in self.d.queries:
                 s.queries[name] = _query(expression, context)
 
-    def _condition(self, kind: str, status: str, reason: str, message: str) -> None:
-        conditions = self.state.conditions
-        entry = {
-            "type": kind,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": rfc3339(self.now),
-        }
-        for i, existing in enumerate(conditions):
-            if existing["type"] == kind:
-                if existing["status"] == status:
-                    entry["lastTransitionTime"] = existing["lastTransitionTime"]
-                conditions[i] = entry
-                return
-        conditions.append(entry)
+    def _condition(self, kind: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.state.conditions = set_condition(
+            self.state.conditions, kind, status, reason, message, now=rfc3339(self.now)
+        )
 
 
 _FINAL = {
@@ -1444,19 +1480,46 @@ _FINAL = {
 
 def _query(expression: Expression, context: dict[str, Any]) -> Any:
     try:
-        return expression.evaluate(context)
+        return _checked(expression.evaluate(context))
     except EvaluationError as exc:
         return f"error: {exc}"
 
 
+def _render(template: _Renders, context: dict[str, Any]) -> Any:
+    """`template` rendered, refused (EvaluationError) when the result cannot be stored."""
+    return _checked(template.render(context))
+
+
+class _Renders(Protocol):
+    """A compiled template or action: renders to JSON in an expression context."""
+
+    def render(self, context: Mapping[str, Any]) -> Any: ...
+
+
+def _checked(value: Any) -> Any:
+    """`value` itself, or EvaluationError when a run cannot store it (`limits.value_problem`):
+    an expression's result goes into the status, which the API server must accept."""
+    problem = value_problem(value, "the result")
+    if problem is not None:
+        raise EvaluationError(problem)
+    return value
+
+
 def _output_too_large(output: Any, step: str | None) -> dict[str, Any] | None:
-    """OutputTooLarge for an output over MAX_OUTPUT_BYTES, else None."""
+    """OutputTooLarge for an output over MAX_OUTPUT_BYTES, InvalidOutput for one a run cannot
+    store (Infinity, nesting past MAX_JSON_DEPTH), else None."""
+    problem = value_problem(output, "the output")
+    if problem is not None:
+        error: dict[str, Any] = {"type": "InvalidOutput", "message": problem}
+        if step is not None:
+            error["step"] = step
+        return error
     if output is None or isinstance(output, bool | int | float):
         return None
-    size = len(json.dumps(output, separators=(",", ":"), sort_keys=True).encode())
+    size = len(json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode())
     if size <= MAX_OUTPUT_BYTES:
         return None
-    error: dict[str, Any] = {
+    error = {
         "type": "OutputTooLarge",
         "message": f"the output is {size} bytes of JSON, over the {MAX_OUTPUT_BYTES} a run can "
         "store; return references (ids, object keys) and keep bulk data in your own store",

@@ -150,6 +150,19 @@ class RedriveRequested(Event):
     n: int
 
 
+@dataclass(frozen=True)
+class RunAborted(Event):
+    """The shell cannot drive the run any further (its history is gone or does not verify, a
+    state it cannot store, a fault that repeats on every restart): the run ends `Failed` at
+    once, with `reason` as its error type and an `Aborted` condition, instead of restarting
+    forever. Nothing is compensated — the state the saga would read is what is in doubt — and
+    such a run cannot be redriven."""
+
+    type: ClassVar[str] = "RunAborted"
+    reason: str
+    message: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -165,6 +178,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SuspendRequested,
         ResumeRequested,
         RedriveRequested,
+        RunAborted,
     )
 }
 
@@ -219,6 +233,8 @@ def event_detail(event: Event) -> str:
         return f"attempt {event.attempt}"
     if isinstance(event, RedriveRequested):
         return f"redrive {event.n}"
+    if isinstance(event, RunAborted):
+        return f"{event.reason}: {event.message}"
     if isinstance(event, TimerFired):
         return event.timer_id
     if isinstance(event, RunStarted) and event.generation:

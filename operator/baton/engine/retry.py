@@ -8,9 +8,11 @@ two runs retrying the same failing service still spread out.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from baton.api.duration import MAX_DURATION_SECONDS
 from baton.engine.definition import RetryPolicy
 
 # Error types the engine itself raises that no retry can fix: a broken expression stays broken,
@@ -59,7 +61,10 @@ def backoff_delay(
     still bounds it (checked by the caller).
     """
     if retry_after is not None:
-        return max(0.0, retry_after)
+        # A server's hint is not the workflow's word: it must still be a time a run can keep.
+        if not math.isfinite(retry_after):
+            return MAX_DURATION_SECONDS if retry_after > 0 else 0.0
+        return min(max(0.0, retry_after), MAX_DURATION_SECONDS)
     exponent = max(0, attempt - 1)
     # Cap the exponent's effect before computing it: a large attempt number must not overflow.
     delay = policy.initial_interval
@@ -71,7 +76,7 @@ def backoff_delay(
     if policy.jitter > 0:
         delay *= 1.0 + policy.jitter * (2.0 * unit_fraction(seed) - 1.0)
         delay = min(delay, policy.max_interval)
-    return max(0.0, delay)
+    return min(max(0.0, delay), MAX_DURATION_SECONDS)
 
 
 def unit_fraction(seed: str) -> float:

@@ -2,6 +2,7 @@
 
 from baton.expr.cel import (
     CONTEXT_ROOTS,
+    Budget,
     EvaluationError,
     Expression,
     ExpressionError,
@@ -11,6 +12,7 @@ from baton.expr.template import Template, as_text, compile_template
 
 __all__ = [
     "CONTEXT_ROOTS",
+    "Budget",
     "EvaluationError",
     "Expression",
     "ExpressionError",

@@ -3,25 +3,61 @@
 A string that is exactly one `${{ }}` keeps the result's JSON type (a number stays a number, an
 object stays an object); any other string with interpolations renders each result as text:
 strings as they are, everything else as compact JSON. `$${{` writes a literal `${{`.
+
+All the interpolations of one template share one evaluation budget per render, so a body of a
+thousand `${{ }}` costs no more than one expression may.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from baton.expr.cel import Expression, ExpressionError, compile_expression
+from baton.expr.cel import Budget, Expression, ExpressionError, compile_expression
 
-_ESCAPE = "$${{"
-"""Written for a literal `${{`: the opening doubled its `$`, as Terraform's `$${`."""
-_TOKEN = re.compile(
-    r"""\$\$\{\{|\$\{\{((?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"])*?)\}\}""", re.S
-)
-"""An escape or an interpolation; the leftmost wins, so `$${{ x }}` is an escape. An
-interpolation ends at the first `}}` outside a CEL string literal: `${{ '}}' }}` is one."""
+# A literal `${{` is written `$${{`: the opening doubles its `$`, as Terraform's `$${`.
+MAX_INTERPOLATIONS = 1_000
+"""`${{ }}` in one field (a URL, a body, an output): each is compiled when the Workflow is
+applied, and rendered at each attempt."""
+MAX_NESTING = 64
+"""Levels of arrays and objects in one field's value: compiling and rendering recurse per level."""
+
+
+def _interpolations(text: str) -> Iterator[tuple[int, int, int | None]]:
+    """(start, end, where the CEL starts) of each escape (None) and interpolation, left to
+    right; the leftmost wins, so `$${{ x }}` is an escape. An interpolation ends at the first
+    `}}` outside a CEL string literal: `${{ '}}' }}` is one. One pass over the text: a string
+    of many unclosed `${{` costs no more than its length (a regular expression took 23 s on
+    16,000 of them). An interpolation that never closes ends the scan; the caller reports it."""
+    at = 0
+    while (opening := text.find("${{", at)) >= 0:
+        if opening > at and text[opening - 1] == "$":
+            yield opening - 1, opening + 3, None
+            at = opening + 3
+            continue
+        closing = _closing(text, opening + 3)
+        if closing < 0:
+            return
+        yield opening, closing + 2, opening + 3
+        at = closing + 2
+
+
+def _closing(text: str, at: int) -> int:
+    """Index of the `}}` that closes an interpolation whose CEL starts at `at`, or -1."""
+    while at < len(text):
+        char = text[at]
+        if char in "'\"":
+            at += 1
+            while at < len(text) and text[at] != char:
+                at += 2 if text[at] == "\\" else 1
+            if at >= len(text):
+                return -1
+        elif text.startswith("}}", at):
+            return at
+        at += 1
+    return -1
 
 
 @dataclass(frozen=True)
@@ -38,13 +74,13 @@ class _Interpolated:
     parts: tuple[_Text | Expression, ...]
     whole: bool
 
-    def render(self, context: Mapping[str, Any]) -> Any:
+    def render(self, context: Mapping[str, Any], budget: Budget) -> Any:
         if self.whole:
             expression = self.parts[0]
             assert isinstance(expression, Expression)
-            return expression.evaluate(context)
+            return expression.evaluate(context, budget)
         return "".join(
-            part.text if isinstance(part, _Text) else as_text(part.evaluate(context))
+            part.text if isinstance(part, _Text) else as_text(part.evaluate(context, budget))
             for part in self.parts
         )
 
@@ -60,19 +96,47 @@ class Template:
     step_references: frozenset[str]
     is_constant: bool
 
-    def render(self, context: Mapping[str, Any]) -> Any:
-        """The JSON value with every interpolation evaluated in `context`."""
+    def render(self, context: Mapping[str, Any], budget: Budget | None = None) -> Any:
+        """The JSON value with every interpolation evaluated in `context`, all of them within
+        `budget` (one evaluation budget when not given)."""
         if self.is_constant:
             return self.tree
-        return _render(self.tree, context)
+        return _render(self.tree, context, budget if budget is not None else Budget())
 
 
 def compile_template(value: Any, *, step: str | None, field: str) -> Template:
     """Compile every `${{ }}` in `value`; errors name the step, the field path and position."""
+    _check_shape(value, step, field)
     references: set[str] = set()
     tree = _compile(value, step, field, references)
     constant = not references and not _has_interpolation(tree)
     return Template(tree=tree, step_references=frozenset(references), is_constant=constant)
+
+
+def _check_shape(value: Any, step: str | None, field: str) -> None:
+    """Refuse a value nested deeper than MAX_NESTING or with more than MAX_INTERPOLATIONS,
+    walking it without recursion (before anything recurses over it)."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ExpressionError(
+                f"value nested more than {MAX_NESTING} levels deep", step=step, field=field
+            )
+        if isinstance(item, str):
+            count += item.count("${{")
+        elif isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    if count > MAX_INTERPOLATIONS:
+        raise ExpressionError(
+            f"{count} '${{{{' in one value, over the limit of {MAX_INTERPOLATIONS}: build "
+            "large values in a worker activity or a `set` step",
+            step=step,
+            field=field,
+        )
 
 
 def _compile(value: Any, step: str | None, path: str, refs: set[str]) -> _Node:
@@ -91,21 +155,21 @@ def _compile_string(text: str, step: str | None, path: str, refs: set[str]) -> _
     parts: list[_Text | Expression] = []
     literal: list[str] = []
     cursor = 0
-    for match in _TOKEN.finditer(text):
-        between = text[cursor : match.start()]
+    for start, end, cel_start in _interpolations(text):
+        between = text[cursor:start]
         _check_closed(between, cursor, text, step, path)
         literal.append(between)
-        cursor = match.end()
-        if match.group(0) == _ESCAPE:
+        cursor = end
+        if cel_start is None:
             literal.append("${{")
             continue
         if "".join(literal):
             parts.append(_Text("".join(literal)))
         literal = []
-        source = match.group(1)
+        source = text[cel_start : end - 2]
         leading = len(source) - len(source.lstrip())
         expression = compile_expression(
-            source.strip(), step=step, field=path, offset=match.start(1) + leading
+            source.strip(), step=step, field=path, offset=cel_start + leading
         )
         refs.update(expression.step_references)
         parts.append(expression)
@@ -142,13 +206,13 @@ def _has_interpolation(tree: _Node) -> bool:
     return False
 
 
-def _render(tree: _Node, context: Mapping[str, Any]) -> Any:
+def _render(tree: _Node, context: Mapping[str, Any], budget: Budget) -> Any:
     if isinstance(tree, _Interpolated):
-        return tree.render(context)
+        return tree.render(context, budget)
     if isinstance(tree, dict):
-        return {k: _render(v, context) for k, v in tree.items()}
+        return {k: _render(v, context, budget) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_render(v, context) for v in tree]
+        return [_render(v, context, budget) for v in tree]
     return tree
 
 

@@ -21,7 +21,6 @@ With `--shard NAME` every watch but the Workflows' sees only objects labelled
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -78,6 +77,11 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def start(**kwargs: Any) -> None:
         configure(kwargs["settings"], settings)
+        if not settings.history_key:
+            log.warning(
+                "no --history-key-file: run histories are sealed with an empty key, which "
+                "catches accidental edits but not deliberate ones (docs/architecture.md)"
+            )
         connection = await open_connection(settings.kubeconfig)
         kube = connection.kube
         http = HttpExecutor(kube, settings)
@@ -89,7 +93,13 @@ def build_registry(
             "worker": WorkerExecutor(http, pools),
         }
         shell = Shell(kube=kube, settings=settings, executors=executors)
-        stop_metrics = metrics.serve(settings.metrics_port, kube, shell.registry.loops, pools)
+        stop_metrics = metrics.serve(
+            settings.metrics_port,
+            kube,
+            shell.registry.loops,
+            pools,
+            active=lambda: shell.registry.active,
+        )
         pools.is_active = lambda: shell.registry.active
         pools.start()
         memo["baton"] = Memo(
@@ -189,6 +199,24 @@ def run(settings: OperatorSettings) -> None:
 
 
 def _plain(body: kopf.Body) -> Mapping[str, Any]:
-    """A kopf Body as a plain dict of our own: loops keep it beyond the handler call."""
-    data: Mapping[str, Any] = copy.deepcopy(dict(body))
-    return data
+    """A kopf Body as a plain dict of our own: loops keep it beyond the handler call.
+
+    Copied with a stack of our own, not `copy.deepcopy`: the API server stores a run's input
+    however deep it nests, and deepcopy's recursion died on 500 levels, for every event of the
+    run, before the run could be told its input is too deep."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, Any]] = [(dict(body), root)]
+    while stack:
+        source, target = stack.pop()
+        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, value in pairs:
+            if isinstance(value, Mapping):
+                copied: Any = {}
+            elif isinstance(value, list):
+                copied = [None] * len(value)
+            else:
+                target[key] = value
+                continue
+            target[key] = copied
+            stack.append((value, copied))
+    return root

@@ -18,6 +18,11 @@ namespace, or `ClusterKopfPeering` `<peering>` for a cluster-wide operator) ever
   to think us dead, we must not resume before we told them we live;
 - standby when the peering object is missing (kopf stays paused without it).
 
+kopf says nothing when the peering object is missing: it stays paused and logs "not found" at
+debug level only. The guard says it instead, every `MISSING_LOG_SECONDS` while the object is
+missing, naming the object and how to create it (`missing_peering`), and once more when it
+appears: an operator installed without the chart would otherwise log "started" and then nothing.
+
 Going standby cancels every run loop (their state is committed: a cancelled loop is a crash,
 which the run loop is built to survive) and starts none until active again. Becoming active
 waits `HANDOVER_SECONDS` first, longer than the other replicas take to notice (one poll and a
@@ -40,6 +45,7 @@ import secrets
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +59,9 @@ POLL_SECONDS = 1.0
 """How often the guard reads the peering object."""
 HANDOVER_SECONDS = 3.0
 """How long a replica that became active waits before it starts run loops."""
+MISSING_LOG_SECONDS = 5.0
+"""How often the guard repeats that a peering object it waits for is missing: often enough to
+be the last line of a log someone reads, rarely enough not to drown the rest."""
 
 
 def own_identity() -> str:
@@ -88,6 +97,43 @@ def standby(status: Mapping[str, Any] | None, identity: str, priority: int, now:
     return False
 
 
+@dataclass(frozen=True)
+class PeeringObject:
+    """One peering object the guard reads: a cluster-wide `ClusterKopfPeering` (`namespace`
+    None) or a `KopfPeering` in a watched namespace."""
+
+    name: str
+    namespace: str | None
+
+    @property
+    def kind(self) -> str:
+        return "KopfPeering" if self.namespace else "ClusterKopfPeering"
+
+    @property
+    def path(self) -> str:
+        plural = "kopfpeerings" if self.namespace else "clusterkopfpeerings"
+        return path_of(plural, self.namespace, self.name, group="kopf.dev", version="v1")
+
+    def __str__(self) -> str:
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        return f"{self.kind} {self.name!r}{where}"
+
+
+def missing_peering(peering: PeeringObject) -> str:
+    """What to log while `peering` does not exist: what waits for it, and the ways out."""
+    meta = f"name: {peering.name}"
+    if peering.namespace:
+        meta += f", namespace: {peering.namespace}"
+    manifest = f"{{apiVersion: kopf.dev/v1, kind: {peering.kind}, metadata: {{{meta}}}}}"
+    return (
+        f"waiting for peering: {peering} does not exist, so this replica drives no runs. "
+        f"Install the chart (charts/baton creates it), or create it: "
+        f"echo '{manifest}' | kubectl apply -f - "
+        f"(its CRD is crds/kopfpeerings.kopf.dev.yaml); "
+        f"or run a single replica with --standalone"
+    )
+
+
 class PeeringGuard:
     """Pauses and resumes the registry's run loops as the peering says (see the module doc)."""
 
@@ -98,27 +144,32 @@ class PeeringGuard:
         self.settings = settings
         self.identity = identity
         self.registry = registry
-        if settings.namespaces:
-            self.paths = [
-                path_of("kopfpeerings", ns, settings.peering, group="kopf.dev", version="v1")
-                for ns in settings.namespaces
-            ]
-        else:
-            self.paths = [
-                path_of(
-                    "clusterkopfpeerings", None, settings.peering, group="kopf.dev", version="v1"
-                )
-            ]
+        namespaces: list[str | None] = list(settings.namespaces) or [None]
+        self.peerings = [PeeringObject(settings.peering, ns) for ns in namespaces]
+        self.missing: dict[PeeringObject, float] = {}
+        """Peering objects found missing, with when that was last logged (monotonic)."""
 
     async def standby(self) -> bool:
-        """What the peering objects say now."""
+        """What the peering objects say now; says which are missing (`missing_peering`)."""
         now = time.time()
-        for path in self.paths:
-            peering = await self.kube.get(path)
-            status = None if peering is None else (peering.get("status") or {})
-            if standby(status, self.identity, self.settings.priority, now):
-                return True
-        return False
+        waiting = False
+        for peering in self.peerings:
+            found = await self.kube.get(peering.path)
+            self._note(peering, found is not None)
+            status = None if found is None else (found.get("status") or {})
+            waiting = waiting or standby(status, self.identity, self.settings.priority, now)
+        return waiting
+
+    def _note(self, peering: PeeringObject, exists: bool) -> None:
+        """Log that `peering` is missing, again every MISSING_LOG_SECONDS, and when it appears."""
+        now = time.monotonic()
+        if not exists:
+            last = self.missing.get(peering)
+            if last is None or now - last >= MISSING_LOG_SECONDS:
+                log.warning("%s", missing_peering(peering))
+                self.missing[peering] = now
+        elif self.missing.pop(peering, None) is not None:
+            log.info("peering %s found: this replica takes part in it", peering)
 
     async def run(self) -> None:
         """Until cancelled: poll, pause at once, resume after the hand-over delay."""

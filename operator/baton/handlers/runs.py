@@ -23,6 +23,14 @@ heartbeat must not be so old that the timeout fires before the re-issued attempt
 again. So heartbeats are committed once the committed due time is less than half as far away
 as the live one: about one write per half heartbeat timeout, however often the worker beats.
 
+A run that cannot go on ends instead of restarting forever: a history or snapshot that is gone
+or does not verify (`HistoryCorruptError`), a batch no ConfigMap can hold, or the same kind of
+unexpected error on `MAX_FAULTS` restarts in a row, restarts the loop once more to fold
+`RunAborted` — through the engine and the history like any event — which ends the run `Failed`
+with an `Aborted` condition and a Warning Event. Errors of the API server's availability
+(connection failures, 429, 5xx, 401/403 while RBAC settles) and fencing conflicts are transient:
+retried forever, with backoff.
+
 Time comes from `time.time()` here and only here; due times come from `next_wakeup`, and
 waiting for them is a `wait_for` on the inbox — asyncio's own timer heap, one for all runs.
 """
@@ -37,22 +45,34 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from pydantic import ValidationError
 
 from baton import metrics
-from baton.api.duration import parse_duration
+from baton.api.conditions import ConditionType, condition_is, set_condition
+from baton.api.duration import DurationError, parse_duration
 from baton.api.labels import (
     ACTIVITY_KEY,
     API_VERSION,
     ATTEMPT,
     PARENT_UID,
+    PHASE,
     ROOT_UID,
     RUN_NAME,
     RUN_UID,
+    WORKFLOW,
     label_value,
+    run_labels,
 )
 from baton.api.resources import first_problem
-from baton.api.run import RunPhase, WorkflowRunSpec
+from baton.api.run import (
+    MAX_RUN_NAME_LENGTH,
+    RunPhase,
+    StepPhase,
+    WorkflowRunSpec,
+    outcome_message,
+    run_outcome,
+)
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
@@ -84,30 +104,52 @@ from baton.engine.events import (
     HistoryEntry,
     RedriveRequested,
     ResumeRequested,
+    RunAborted,
     RunStarted,
     SignalReceived,
     SuspendRequested,
     TimerFired,
 )
-from baton.engine.state import State, parse_rfc3339, state_from_status
+from baton.engine.limits import input_problem
+from baton.engine.state import State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
-from baton.store.history import HistoryConflictError, HistoryLog, HistoryPosition
+from baton.store.history import (
+    HistoryConflictError,
+    HistoryCorruptError,
+    HistoryLog,
+    HistoryPosition,
+    HistoryTooLargeError,
+)
 from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.objects import NameTakenError, post_event, timestamp
-from baton.store.snapshots import Snapshots, compact_json
+from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
 
 SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
 """Status fields the shell owns; the rest is the engine's state."""
+SHELL_CONDITIONS = frozenset(
+    {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
+)
+"""Condition types the shell derives or sets; the engine's own (SignalHandlerFailed) are state."""
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
 _OFFLOAD_ALL_BYTES = 128
 """Outputs below this stay inline even in an oversized status: a reference is about as long."""
 _RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+MAX_FAULTS = 3
+"""Restarts a run loop gets after unexpected errors that are not the API server's
+availability; the next one of them ends the run (`RepeatedFault`). One or two may be a race with
+another writer; the same fault three times is the run's own."""
+_TRANSIENT_STATUSES = frozenset({0, 401, 403, 404, 408, 409, 429, 500, 502, 503, 504})
+"""API answers retried forever: unavailability, throttling, RBAC or objects being set up, and
+races with other writers. Others (400, 413, 422) say the request itself is refused."""
+_TOO_LARGE = ("request is too large", "ResourceExhausted", "larger than max")
+"""How the API server words a write over etcd's limits (with status 500)."""
+_MESSAGE_LIMIT = 1000
 
 
 class InvalidRunError(Exception):
@@ -140,7 +182,9 @@ def finished(body: Mapping[str, Any]) -> bool:
 class RunLoop:
     """One run's loop. Created by the Registry; `observe` and `deliver` feed it."""
 
-    def __init__(self, shell: Shell, body: Mapping[str, Any]) -> None:
+    def __init__(
+        self, shell: Shell, body: Mapping[str, Any], abort: RunAborted | None = None
+    ) -> None:
         meta = body["metadata"]
         self.shell = shell
         self.kube = shell.kube
@@ -167,8 +211,16 @@ class RunLoop:
             self.owner,
             chunk_bytes=shell.settings.history_chunk_bytes,
             labels=labels,
+            key=shell.settings.history_key,
         )
-        self.snapshots = Snapshots(self.kube, self.ref, self.owner, labels)
+        self.snapshots = Snapshots(
+            self.kube, self.ref, self.owner, labels, key=shell.settings.history_key
+        )
+        self.abort = abort
+        """Set when the Registry restarts this loop only to end the run (`RunAborted`)."""
+        self.ended_aborted = False
+        self.progressed = False
+        """True once this loop committed a batch of its own: earlier faults were not fatal."""
         self.position = HistoryPosition()
         self.definition_ref: dict[str, Any] = {}
         self.definition: Definition | None = None
@@ -177,6 +229,11 @@ class RunLoop:
         self.signals_sent = 0
         self.committed: State = self.state
         """The state as last written: what a restart would resume from."""
+        self.conditions: list[dict[str, Any]] = []
+        """The shell's conditions (SHELL_CONDITIONS) as last written."""
+        labels = meta.get("labels") or {}
+        self.labelled: dict[str, str | None] = {k: labels.get(k) for k in (WORKFLOW, PHASE)}
+        """The run's workflow and phase labels as last seen or written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
@@ -206,6 +263,8 @@ class RunLoop:
         registry's latest body of the run may predate the loop's own last status write."""
         if self.invalid_generation is not None:
             return bool(body["metadata"].get("generation") == self.invalid_generation)
+        if self.ended_aborted:
+            return True
         redrive = int((body.get("spec") or {}).get("redrive") or 0)
         return self.state.phase.finished and redrive <= self.state.redrive
 
@@ -222,6 +281,9 @@ class RunLoop:
             raise
 
     async def _main(self) -> None:
+        if self.abort is not None:
+            await self._end_aborted(self.abort)
+            return
         if not await self._load():
             return
         assert self.definition is not None
@@ -306,6 +368,7 @@ class RunLoop:
         batch = self.unsaved
         stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
         await self._flush(stops)
+        self.progressed = True
         metrics.observe_batch(
             self.definition,
             self.definition_ref.get("workflow"),
@@ -356,8 +419,37 @@ class RunLoop:
         if self.ttl is not None and self.state.finished_at is not None:
             status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
-        status["observedGeneration"] = self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        status["observedGeneration"] = generation
+        # The outcome's transition is dated when the run finished, other changes when written.
+        finished_at = self.state.finished_at
+        self.conditions = run_outcome(
+            self.conditions,
+            self.state.phase,
+            self.state.error,
+            now=timestamp(time.time() if finished_at is None else finished_at / 1000),
+            observed_generation=generation,
+        )
+        status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
+        await self._label(self.definition_ref.get("workflow"), self.state.phase)
         await self._patch_status(status)
+
+    async def _label(self, workflow: str | None, phase: RunPhase) -> None:
+        """Keep the run's workflow and phase labels (`kubectl get -l`) up to date: one metadata
+        write when the phase changes, none per step (status writes cannot carry labels). It
+        comes before the status write, so a crash between them leaves a run whose status is
+        behind, which its loop resumes and rewrites, never a finished run mislabelled."""
+        wanted = run_labels(workflow, phase.value)
+        if wanted == self.labelled:
+            return
+        path = path_of("workflowruns", self.ref.namespace, self.ref.name)
+        try:
+            await self.kube.patch(path, {"metadata": {"labels": wanted}})
+        except ApiError as exc:
+            # Labels are for finding runs, not for running them: the next write tries again.
+            log.warning("%s/%s: labels not written: %s", self.ref.namespace, self.ref.name, exc)
+            return
+        self.labelled = wanted
 
     async def _patch_status(self, status: Mapping[str, Any]) -> None:
         path = path_of("workflowruns", self.ref.namespace, self.ref.name, subresource="status")
@@ -383,13 +475,29 @@ class RunLoop:
         return True
 
     async def _start(self) -> None:
+        if len(self.ref.name) > MAX_RUN_NAME_LENGTH:
+            raise InvalidRunError(
+                "InvalidName",
+                f"metadata.name: {len(self.ref.name)} characters, over the "
+                f"{MAX_RUN_NAME_LENGTH} a run may have (Baton names its objects after it); "
+                "create the run under a shorter name",
+            )
         try:
             spec = WorkflowRunSpec.model_validate(self.body.get("spec") or {})
         except ValidationError as exc:
             raise InvalidRunError(
                 "InvalidSpec", f"spec.{first_problem(exc, WorkflowRunSpec)}"
             ) from None
-        workflow_name: str | None = None
+        problem = input_problem(spec.input)
+        if problem is not None:
+            raise InvalidRunError("InvalidInput", f"spec.{problem}")
+        workflow_name = spec.workflow_ref.name if spec.workflow_ref is not None else None
+        snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
+        if snapshot is not None:
+            # Started before (the status was lost or wiped, or a crash came before its first
+            # write): go on with the definition the run started with, never today's Workflow.
+            await self._recover(snapshot, workflow_name)
+            return
         generation = 0
         if spec.workflow is not None:
             raw = (self.body.get("spec") or {})["workflow"]
@@ -414,12 +522,38 @@ class RunLoop:
         problem = self.definition.input_problem(spec.input)
         if problem is not None:
             raise InvalidRunError("InvalidInput", f"spec.{problem}")
-        name = await self.snapshots.save_definition(raw)
+        name = await self.snapshots.save_definition(raw, generation)
         self.definition_ref = {"configMap": name, "workflow": workflow_name}
         if workflow_name is not None:
             self.definition_ref["generation"] = generation
         if await self._replay_tail():
             return  # started before a crash (or by another writer) that left no status yet
+        await self._fold_started(spec, generation)
+
+    async def _recover(self, snapshot: tuple[dict[str, Any], int], workflow: str | None) -> None:
+        """Start from the run's own definition snapshot and its whole history."""
+        raw, generation = snapshot
+        spec = WorkflowRunSpec.model_validate(self.body.get("spec") or {})
+        self.definition = _compile(raw, "spec.workflow" if workflow is None else None)
+        self.ttl = _ttl_after_finished(self.body, raw)
+        self.definition_ref = {"configMap": self.snapshots.definition_name, "workflow": workflow}
+        if workflow is not None:
+            self.definition_ref["generation"] = generation
+        replayed = await self._replay_tail()
+        if replayed:
+            log.warning(
+                "%s/%s had no status: rebuilt from its definition snapshot and %d events",
+                self.ref.namespace,
+                self.ref.name,
+                replayed,
+            )
+            return
+        problem = self.definition.input_problem(spec.input)
+        if problem is not None:
+            raise InvalidRunError("InvalidInput", f"spec.{problem}")
+        await self._fold_started(spec, generation)
+
+    async def _fold_started(self, spec: WorkflowRunSpec, generation: int) -> None:
         started = RunStarted(
             input=spec.input,
             run_name=self.ref.name,
@@ -433,16 +567,19 @@ class RunLoop:
 
     async def _resume(self, status: dict[str, Any]) -> None:
         self.definition_ref = dict(status["definition"])
-        raw = await self.snapshots.load_definition(self.definition_ref["configMap"])
-        if raw is None:
-            raise InvalidRunError(
-                "SnapshotMissing",
-                f"status.definition: ConfigMap {self.definition_ref['configMap']!r} is gone; "
-                "the run cannot continue",
+        snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
+        if snapshot is None:
+            raise SnapshotLostError(
+                f"definition snapshot ConfigMap {self.snapshots.definition_name!r} is gone; the "
+                "run cannot go on without the definition it started with"
             )
+        raw = snapshot[0]
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+        conditions = status.get("conditions") or []
+        self.conditions = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
+        engine_status["conditions"] = [c for c in conditions if c not in self.conditions]
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
@@ -461,19 +598,71 @@ class RunLoop:
         self.committed = self.state
         return len(tail)
 
+    async def _end_aborted(self, event: RunAborted) -> None:
+        """End the run Failed, recording `event` in its history: folded by the engine when the
+        definition and status can be read, else written beside the status as it is."""
+        status = dict(self.body.get("status") or {})
+        self.position = await self.history.end(HistoryPosition.from_json(status.get("history")))
+        self.definition_ref = dict(status.get("definition") or {})
+        snapshot = None
+        with contextlib.suppress(HistoryCorruptError):
+            snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
+        self.ended_aborted = True
+        if snapshot is not None:
+            with contextlib.suppress(InvalidRunError):
+                self.definition = _compile(snapshot[0], None)
+                self.ttl = _ttl_after_finished(self.body, snapshot[0])
+        if self.definition is not None:
+            engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+            with contextlib.suppress(HistoryCorruptError):
+                engine_status = await self.snapshots.inline(engine_status)
+            if engine_status:
+                self.state = state_from_status(engine_status)
+            self.signals_sent = self.state.signals_received
+            await self._fold([event])
+        else:
+            # No definition to fold with: the engine's state cannot be computed, so the shell
+            # records the event and marks the status itself; nothing can be re-issued anyway.
+            at = time.time()
+            self.position = await self.history.append(self.position, [HistoryEntry(at, event)])
+            condition = {
+                "type": "Aborted",
+                "status": "True",
+                "reason": event.reason,
+                "message": event.message,
+                "lastTransitionTime": timestamp(at),
+            }
+            others = [c for c in status.get("conditions") or [] if c.get("type") != "Aborted"]
+            status.update(
+                phase=RunPhase.FAILED.value,
+                finishedAt=status.get("finishedAt") or timestamp(at),
+                currentStep="",
+                error={"type": event.reason, "message": event.message},
+                conditions=[*others, condition],
+                history=self.position.to_json(),
+            )
+            status.pop("nextWakeupAt", None)
+            await self._patch_status(status)
+        await self._post_event("Warning", event.reason, event.message)
+        log.error("run %s/%s aborted: %s", self.ref.namespace, self.ref.name, event.message)
+
     async def _invalid(self, exc: InvalidRunError) -> None:
         log.warning("run %s/%s is invalid: %s", self.ref.namespace, self.ref.name, exc)
-        condition = {
-            "type": "Invalid",
-            "status": "True",
-            "reason": exc.reason,
-            "message": str(exc),
-            "lastTransitionTime": timestamp(time.time()),
-        }
         status = dict(self.body.get("status") or {})
-        status["conditions"] = [condition]
-        status["observedGeneration"] = self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        status["conditions"] = set_condition(
+            status.get("conditions") or [],
+            ConditionType.INVALID,
+            True,
+            exc.reason,
+            str(exc),
+            now=timestamp(time.time()),
+            observed_generation=generation,
+        )
+        status["observedGeneration"] = generation
         status.setdefault("phase", RunPhase.PENDING.value)
+        workflow = ((self.body.get("spec") or {}).get("workflowRef") or {}).get("name")
+        await self._label(workflow, RunPhase(status["phase"]))
         await self._patch_status(status)
         await self._post_event("Warning", exc.reason, str(exc))
 
@@ -576,9 +765,22 @@ class RunLoop:
         if not self.shell.settings.kube_events:
             return
         if before.phase != after.phase:
-            self._spawn_event("Normal", f"Run{after.phase.value}", f"run is {after.phase.value}")
+            phase = after.phase
+            if phase in _WARNING_PHASES:
+                message = outcome_message(phase, after.error)
+                self._spawn_event("Warning", f"Run{phase.value}", message)
+            else:
+                self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
         for path, step in after.steps.items():
             old = before.steps.get(path)
+            if step.phase is StepPhase.BACKOFF:
+                if (
+                    old is None
+                    or old.phase is not StepPhase.BACKOFF
+                    or old.attempts != step.attempts
+                ):
+                    self._spawn_event("Warning", "StepRetrying", _retry_message(path, step))
+                continue
             if old is not None and old.phase == step.phase:
                 continue
             if step.phase.value in {"Succeeded", "Failed"}:
@@ -632,6 +834,13 @@ class Registry:
         self.latest: dict[str, Mapping[str, Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self._failures: dict[str, int] = {}
+        self._faults: dict[str, int] = {}
+        """Consecutive restarts after errors that were not transient, by run uid."""
+        self._aborts: dict[str, RunAborted] = {}
+        """Runs whose next loop only ends them, by uid."""
+        self._given_up: dict[str, Any] = {}
+        """Runs that could not even be ended, by uid: the generation they had; a spec change
+        tries again."""
         self._expiries: dict[str, tuple[str, asyncio.TimerHandle]] = {}
         self.active = True
         """False while this replica is a standby (baton.handlers.peering): no loop runs."""
@@ -756,6 +965,11 @@ class Registry:
     def _needs_loop(self, body: Mapping[str, Any]) -> bool:
         status = body.get("status") or {}
         spec = body.get("spec") or {}
+        meta = body["metadata"]
+        if meta["uid"] in self._given_up:
+            if self._given_up[meta["uid"]] == meta.get("generation"):
+                return False
+            del self._given_up[meta["uid"]]
         if _invalid(body):
             return bool(body["metadata"].get("generation") != status.get("observedGeneration"))
         if not finished(body):
@@ -766,7 +980,7 @@ class Registry:
         if not self.active:
             return
         uid = body["metadata"]["uid"]
-        loop = RunLoop(self.shell, body)
+        loop = RunLoop(self.shell, body, self._aborts.get(uid))
         self.loops[uid] = loop
         loop.task = asyncio.get_running_loop().create_task(self._supervise(loop))
 
@@ -776,27 +990,70 @@ class Registry:
         try:
             await loop.main()
             self._failures.pop(uid, None)
+            self._faults.pop(uid, None)
+            self._aborts.pop(uid, None)
             ended = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            failures = self._failures.get(uid, 0)
-            self._failures[uid] = failures + 1
-            delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
-            where = f"run {loop.ref.namespace}/{loop.ref.name}"
-            if isinstance(exc, HistoryConflictError):
-                # Another loop appended to this run's history (a replica handing its runs over
-                # has not stopped yet): this one's view is stale; reload what is committed.
-                log.warning("%s: %s; reloading in %ss", where, exc, delay)
-            else:
-                log.exception("%s failed; restarting in %ss", where, delay)
-            await asyncio.sleep(delay)
+            await self._restart_after(loop, exc)
         finally:
             if self.loops.get(uid) is loop:
                 del self.loops[uid]
         body = self.latest.get(uid)
         if body is not None and self._needs_loop(body) and not (ended and loop.covers(body)):
             self._start(body)
+
+    async def _restart_after(self, loop: RunLoop, exc: Exception) -> None:
+        """Decide what follows a loop's error: a plain restart after a delay, a restart that
+        ends the run (`RunAborted`), or — when even ending it failed — giving the run up."""
+        uid = loop.ref.uid
+        where = f"run {loop.ref.namespace}/{loop.ref.name}"
+        failures = self._failures.get(uid, 0)
+        self._failures[uid] = failures + 1
+        delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
+        if _transient(exc):
+            if isinstance(exc, HistoryConflictError):
+                # Another loop appended to this run's history (a replica handing its runs over
+                # has not stopped yet): this one's view is stale; reload what is committed.
+                log.warning("%s: %s; reloading in %ss", where, exc, delay)
+            else:
+                log.warning("%s: %s; restarting in %ss", where, _describe(exc), delay)
+            await asyncio.sleep(delay)
+            return
+        if loop.abort is not None:
+            # Ending the run failed for a reason no retry will change: stop trying until the
+            # user changes the run's spec, and say so where they look.
+            log.exception("%s could not be ended; giving it up", where)
+            self._aborts.pop(uid, None)
+            self._given_up[uid] = loop.body["metadata"].get("generation")
+            message = f"the run could not be ended after {loop.abort.reason}: {_describe(exc)}"
+            with contextlib.suppress(Exception):
+                await loop._post_event("Warning", "AbortFailed", message[:_MESSAGE_LIMIT])
+            return
+        abort: RunAborted | None = None
+        if isinstance(exc, HistoryCorruptError):
+            abort = RunAborted(exc.reason, str(exc)[:_MESSAGE_LIMIT])
+        elif isinstance(exc, HistoryTooLargeError):
+            abort = RunAborted("HistoryTooLarge", str(exc)[:_MESSAGE_LIMIT])
+        else:
+            faults = (0 if loop.progressed else self._faults.get(uid, 0)) + 1
+            self._faults[uid] = faults
+            log.exception(
+                "%s failed (%d of %d); restarting in %ss", where, faults, MAX_FAULTS, delay
+            )
+            if faults >= MAX_FAULTS:
+                message = (
+                    f"the operator failed {faults} times in a row driving this run: "
+                    f"{_describe(exc)}"
+                )
+                abort = RunAborted("RepeatedFault", message[:_MESSAGE_LIMIT])
+        if abort is not None:
+            log.error("%s cannot go on: %s", where, abort.message)
+            self._aborts[uid] = abort
+            self._faults.pop(uid, None)
+            return  # restarted at once, to end the run
+        await asyncio.sleep(delay)
 
     def _route_child_result(self, body: Mapping[str, Any]) -> None:
         parent = (body["metadata"].get("labels") or {}).get(PARENT_UID)
@@ -812,17 +1069,55 @@ class Registry:
             await self.deliver(parent, result)
 
 
+def _transient(exc: Exception) -> bool:
+    """True for errors that say nothing about the run itself: the API server unavailable or
+    throttling, a fencing conflict, a name still held by a deleted namesake."""
+    if isinstance(exc, HistoryConflictError | NameTakenError):
+        return True
+    if isinstance(exc, ApiError):
+        if any(marker in exc.message for marker in _TOO_LARGE):
+            return False  # etcd's size limit comes back as a 500, and always will
+        return exc.status in _TRANSIENT_STATUSES or exc.status >= 500
+    return isinstance(exc, OSError | TimeoutError | aiohttp.ClientError)
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+_WARNING_PHASES = frozenset(
+    {RunPhase.FAILED, RunPhase.COMPENSATED, RunPhase.COMPENSATION_FAILED, RunPhase.TIMED_OUT}
+)
+"""Final phases whose Event is a Warning: the run did not do what it was for. (A cancelled run
+did what its user asked.)"""
+
+
+def _retry_message(path: str, step: StepState) -> str:
+    """`step pay attempt 1 failed (HttpError: 502 Bad Gateway); attempt 2 at <time>`."""
+    error = step.error or {}
+    detail = str(error.get("type") or "Error")
+    if error.get("message"):
+        detail += f": {error['message']}"
+    when = "" if step.next_attempt_at is None else f" at {timestamp(step.next_attempt_at / 1000)}"
+    return (
+        f"step {path} attempt {step.attempts} failed ({detail[:512]}); "
+        f"attempt {step.attempts + 1}{when}"
+    )
+
+
 def _invalid(body: Mapping[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Invalid" and c.get("status") == "True" for c in conditions)
+    return condition_is((body.get("status") or {}).get("conditions") or [], ConditionType.INVALID)
 
 
 def _ttl_after_finished(body: Mapping[str, Any], workflow: Mapping[str, Any]) -> float | None:
     """The run's `ttlAfterFinished` in seconds, else its definition's; None keeps it."""
-    for owner in (body.get("spec") or {}, workflow):
+    for where, owner in (("spec.", body.get("spec") or {}), ("workflow: ", workflow)):
         ttl = owner.get("ttlAfterFinished")
         if ttl:
-            return parse_duration(str(ttl))
+            try:
+                return parse_duration(str(ttl))
+            except DurationError as exc:
+                raise InvalidRunError("InvalidSpec", f"{where}ttlAfterFinished: {exc}") from None
     return None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.resources import first_problem
 from baton.api.workflow import WorkflowSpec
 from baton.engine import DefinitionError, compile_definition
@@ -42,16 +43,17 @@ async def reconcile_workflow(kube: Kube, body: Mapping[str, Any]) -> bool:
     if status.get("observedGeneration") == generation and status.get("conditions"):
         return _ready(status)
     ready, reason, message, steps = validate(body.get("spec") or {})
-    condition = {
-        "type": "Ready",
-        "status": "True" if ready else "False",
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    conditions = [condition]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    previous = [c for c in status.get("conditions") or [] if c.get("type") != ConditionType.INVALID]
+    conditions = set_condition(
+        previous, ConditionType.READY, ready, reason, message, now=now,
+        observed_generation=generation,
+    )  # fmt: skip
     if not ready:
-        conditions.append({**condition, "type": "Invalid", "status": "True"})
+        conditions = set_condition(
+            conditions, ConditionType.INVALID, True, reason, message, now=now,
+            observed_generation=generation,
+        )  # fmt: skip
         log.warning("workflow %s/%s is invalid: %s", meta["namespace"], meta["name"], message)
     new_status = {"observedGeneration": generation, "steps": steps, "conditions": conditions}
     path = path_of("workflows", meta["namespace"], meta["name"], subresource="status")
@@ -60,4 +62,4 @@ async def reconcile_workflow(kube: Kube, body: Mapping[str, Any]) -> bool:
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status["conditions"])
+    return condition_is(status["conditions"], ConditionType.READY)

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from baton.api.conditions import set_condition
 from baton.api.labels import API_VERSION, PART, SHARD
 from baton.api.pool import RESERVED_VOLUME, ScalingMode, WorkerPoolSpec
 from baton.pools import tokens
@@ -251,19 +252,10 @@ def condition(
     now: str,
     previous: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A condition whose `lastTransitionTime` moves only when its status changes."""
-    status = "True" if ok else "False"
-    since = now
-    for old in previous or []:
-        if old.get("type") == kind and old.get("status") == status:
-            since = str(old.get("lastTransitionTime") or now)
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-    }
+    """A condition whose `lastTransitionTime` moves only when its status changes
+    (`baton.api.conditions.set_condition`, as for every condition Baton writes)."""
+    merged = set_condition(previous or [], kind, ok, reason, message, now=now)
+    return next(c for c in merged if c["type"] == kind)
 
 
 def status(

@@ -22,8 +22,10 @@ of the run is stale, and it must reload from the history rather than write over 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,18 @@ from baton.store.kube import ApiError, Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 
 HISTORY = "history"
+EVENT = "event"
+"""`baton.dev/part` of a ConfigMap holding one large history entry."""
+INLINE_ENTRY_BYTES = 16 * 1024
+"""Entries larger than this (as UTF-8 JSON) are stored by reference."""
+MAX_BATCH_BYTES = 768 * 1024
+"""Largest batch text a chunk takes: a ConfigMap's data may hold 1 MiB in all."""
+MAX_ENTRY_BYTES = 1000 * 1024
+"""Largest single entry: it must fit the data of its own ConfigMap."""
+_SMALL_ENTRY_BYTES = 512
+_MAC_CONTEXT = b"baton-history-v1"
+REF = "$ref"
+MAC = "mac"
 
 
 @dataclass(frozen=True)
@@ -73,17 +87,42 @@ def chunk_name(run_name: str, chunk: int) -> str:
     return f"{run_name}-history-{chunk}"
 
 
+def encode_entry(entry: HistoryEntry) -> str:
+    """One entry as the line the log keeps: compact UTF-8 JSON."""
+    return json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_batch(entries: Iterable[HistoryEntry]) -> str:
-    """The JSON lines of one batch."""
-    return "\n".join(json.dumps(e.to_json(), separators=(",", ":")) for e in entries)
+    """The JSON lines of one batch (without its MAC line)."""
+    return "\n".join(encode_entry(e) for e in entries)
+
+
+def batch_mac(key: bytes, run_uid: str, number: int, text: str) -> str:
+    """The MAC of batch `number` of run `run_uid` whose lines are `text`."""
+    message = b"\n".join([_MAC_CONTEXT, run_uid.encode(), str(number).encode(), text.encode()])
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def split_batch(value: str) -> tuple[list[str], str | None]:
+    """A stored batch as its entry lines and its MAC (None when it has no MAC line)."""
+    lines = [line for line in value.split("\n") if line]
+    if lines:
+        try:
+            last = json.loads(lines[-1])
+        except ValueError:
+            return lines, None
+        if isinstance(last, dict) and set(last) == {MAC}:
+            return lines[:-1], str(last[MAC])
+    return lines, None
 
 
 def decode_chunk(data: Mapping[str, str] | None) -> list[tuple[int, list[HistoryEntry]]]:
-    """The batches of one chunk, in order, as (batch number, entries)."""
+    """The batches of one chunk, in order, as (batch number, entries), neither verified nor
+    with referenced entries resolved (a test's and a reader's view; the loop uses HistoryLog)."""
     batches = []
     for key in sorted(data or {}):
-        lines = (data or {})[key].splitlines()
-        entries = [HistoryEntry.from_json(json.loads(line)) for line in lines if line]
+        lines, _ = split_batch((data or {})[key])
+        entries = [HistoryEntry.from_json(json.loads(line)) for line in lines]
         batches.append((int(key), entries))
     return batches
 
@@ -92,12 +131,37 @@ class HistoryConflictError(Exception):
     """Another writer appended to the run's history since this one last read or wrote it."""
 
 
+class HistoryCorruptError(Exception):
+    """The history cannot be trusted; `reason` is the run's error type and condition reason."""
+
+    reason = "HistoryCorrupt"
+
+
+class HistoryLostError(HistoryCorruptError):
+    """A history ConfigMap the run's status points at is gone."""
+
+    reason = "HistoryLost"
+
+
+class HistoryTamperedError(HistoryCorruptError):
+    """A batch does not verify, or batches are missing or out of order."""
+
+    reason = "HistoryTampered"
+
+
+class HistoryTooLargeError(Exception):
+    """A batch that no ConfigMap can hold, even with its large entries stored by reference."""
+
+
 CLOSED = "baton.dev/history-closed"
 """Annotation of a full chunk; setting it is the fenced write that closes the chunk."""
 
+Loader = Callable[[str], Awaitable[dict[str, Any] | None]]
+
 
 class HistoryLog:
-    """Appends a run's batches and reads them back, fenced against a second writer."""
+    """Appends a run's batches and reads them back, fenced against a second writer and
+    verified against the history key."""
 
     def __init__(
         self,
@@ -107,22 +171,28 @@ class HistoryLog:
         *,
         chunk_bytes: int,
         labels: Mapping[str, str] | None = None,
+        key: bytes = b"",
     ) -> None:
         self._kube = kube
         self._run = run
         self._owner = dict(owner)
         self._chunk_bytes = chunk_bytes
         self._labels = dict(labels or {})
+        self._key = key
         self._seen: tuple[str, str] | None = None
         """(name, resourceVersion) of the open chunk as this writer last read or wrote it."""
 
     async def append(
         self, position: HistoryPosition, entries: list[HistoryEntry]
     ) -> HistoryPosition:
-        """Write one batch after `position`; returns the position after it."""
+        """Write one batch after `position`; returns the position after it. Raises
+        HistoryTooLargeError, writing nothing, for a batch no ConfigMap can hold."""
         if not entries:
             return position
-        text = encode_batch(entries)
+        lines = await self._fit([encode_entry(e) for e in entries])
+        body = "\n".join(lines)
+        mac = batch_mac(self._key, self._run.uid, position.batches, body)
+        text = body + "\n" + json.dumps({MAC: mac})
         size = len(text.encode())
         chunk, used = position.chunk, position.chunk_bytes
         key = f"{position.batches:012d}"
@@ -141,11 +211,48 @@ class HistoryLog:
             events=position.events + len(entries),
         )
 
+    async def _fit(self, lines: list[str]) -> list[str]:
+        """`lines` with large entries replaced by references, so the batch fits a chunk."""
+        sizes = [len(line.encode()) for line in lines]
+        for limit in (INLINE_ENTRY_BYTES, _SMALL_ENTRY_BYTES):
+            for i, size in enumerate(sizes):
+                if size > limit and not lines[i].startswith('{"$ref"'):
+                    if size > MAX_ENTRY_BYTES:
+                        raise HistoryTooLargeError(
+                            f"a history entry of {size} bytes is over the {MAX_ENTRY_BYTES} a "
+                            "ConfigMap can hold"
+                        )
+                    lines[i] = await self._store_entry(lines[i])
+                    sizes[i] = len(lines[i].encode())
+            total = sum(sizes) + len(sizes)
+            if total <= MAX_BATCH_BYTES:
+                return lines
+        raise HistoryTooLargeError(
+            f"a batch of {len(lines)} history entries takes {total} bytes even with its "
+            f"entries stored by reference, over the {MAX_BATCH_BYTES} a chunk holds"
+        )
+
+    async def _store_entry(self, line: str) -> str:
+        digest = hashlib.sha256(line.encode()).hexdigest()
+        name = f"{self._run.name}-event-{digest[:16]}"
+        body = owned_config_map(
+            self._run,
+            self._owner,
+            self._labels,
+            name=name,
+            part=EVENT,
+            data={"json": line},
+            immutable=True,
+        )
+        await create_config_map(self._kube, self._run, body)
+        return json.dumps({REF: name, "sha256": digest}, separators=(",", ":"))
+
     async def read_tail(
         self, position: HistoryPosition
     ) -> tuple[list[HistoryEntry], HistoryPosition]:
         """Entries written after `position` (left by a crash before the status write), and the
-        position after them."""
+        position after them. Every batch read is verified; HistoryLostError or
+        HistoryTamperedError when the log cannot be trusted."""
         tail: list[HistoryEntry] = []
         chunk, used, batches, events = (
             position.chunk,
@@ -153,13 +260,33 @@ class HistoryLog:
             position.batches,
             position.events,
         )
+        expected: int | None = None  # number of the next batch, once one was read
         while True:
-            config_map = await self._read(chunk_name(self._run.name, chunk))
+            name = chunk_name(self._run.name, chunk)
+            config_map = await self._read(name)
             if config_map is None:
+                if chunk == position.chunk and position.batches > 0:
+                    raise HistoryLostError(
+                        f"history ConfigMap {name!r} is gone: the run's {position.batches} "
+                        "batches of events cannot be read, and the run cannot go on without them"
+                    )
                 break
             self._remember(config_map)
             data = dict(config_map.get("data") or {})
-            for number, entries in decode_chunk(data):
+            for key in sorted(data):
+                number = self._number(name, key)
+                if expected is not None and number != expected:
+                    raise HistoryTamperedError(
+                        f"history ConfigMap {name!r}: batch {number} follows batch "
+                        f"{expected - 1}; batches are missing or were added"
+                    )
+                if number > batches:
+                    raise HistoryTamperedError(
+                        f"history ConfigMap {name!r}: batch {number} follows batch "
+                        f"{batches - 1}; batches are missing"
+                    )
+                entries = await self._verify(name, number, data[key])
+                expected = number + 1
                 if number < batches:
                     continue
                 tail.extend(entries)
@@ -167,16 +294,72 @@ class HistoryLog:
                 events += len(entries)
             used = sum(len(v.encode()) for v in data.values())
             chunk += 1
+        if position.batches > 0 and (expected or 0) < position.batches:
+            raise HistoryTamperedError(
+                f"the history ends before batch {position.batches - 1}, which the status has "
+                "folded; batches were removed"
+            )
         last = max(chunk - 1, position.chunk)
         if last != position.chunk or tail:
             position = HistoryPosition(last, used, batches, events)
         return tail, position
+
+    @staticmethod
+    def _number(name: str, key: str) -> int:
+        if len(key) != 12 or not key.isdigit():
+            raise HistoryTamperedError(f"history ConfigMap {name!r}: {key!r} is not a batch")
+        return int(key)
+
+    async def _verify(self, name: str, number: int, value: str) -> list[HistoryEntry]:
+        """The entries of one stored batch, once its MAC and its references check out."""
+        lines, mac = split_batch(value)
+        body = "\n".join(lines)
+        expected = batch_mac(self._key, self._run.uid, number, body)
+        if mac is None or not hmac.compare_digest(mac, expected):
+            raise HistoryTamperedError(
+                f"history ConfigMap {name!r}: batch {number} does not verify; it was not "
+                "written by Baton for this run, or was changed since"
+            )
+        try:
+            return [HistoryEntry.from_json(json.loads(line)) for line in await self._resolve(lines)]
+        except (ValueError, KeyError, TypeError) as exc:
+            # Verified yet unreadable: written by a version of Baton that knew other events.
+            raise HistoryTamperedError(
+                f"history ConfigMap {name!r}: batch {number} cannot be read: {exc}"
+            ) from None
+
+    async def _resolve(self, lines: list[str]) -> list[str]:
+        return [await resolve_line(line, self._load) for line in lines]
+
+    async def _load(self, name: str) -> dict[str, Any] | None:
+        return await self._read(name)
 
     async def _read(self, name: str) -> dict[str, Any] | None:
         config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
         if config_map is None or not belongs_to(config_map, self._run):
             return None  # another run's chunk (a deleted run of the same name) is not ours
         return config_map
+
+    async def end(self, position: HistoryPosition) -> HistoryPosition:
+        """Where a batch can still be appended to a history that does not verify (to record
+        why the run ends): after the highest batch number present, in a fresh chunk when the
+        one the status names is gone. Nothing is verified."""
+        chunk, batches, events = position.chunk, position.batches, position.events
+        found: HistoryPosition | None = None
+        while True:
+            config_map = await self._read(chunk_name(self._run.name, chunk))
+            if config_map is None:
+                break
+            self._remember(config_map)
+            data = dict(config_map.get("data") or {})
+            numbers = [int(k) for k in data if len(k) == 12 and k.isdigit()]
+            batches = max([batches, *(n + 1 for n in numbers)])
+            size = sum(len(v.encode()) for v in data.values())
+            found = HistoryPosition(chunk, size, batches, events)
+            chunk += 1
+        if found is None:
+            return HistoryPosition(position.chunk, 0, batches, events)
+        return found
 
     def _remember(self, config_map: Mapping[str, Any]) -> None:
         meta = config_map["metadata"]
@@ -219,8 +402,23 @@ class HistoryLog:
         self._remember(patched)
 
 
+async def resolve_line(line: str, load: Loader) -> str:
+    """The entry line itself, or for a reference the line it points at (its digest checked)."""
+    if not line.startswith('{"$ref"'):
+        return line
+    ref = json.loads(line)
+    config_map = await load(str(ref[REF]))
+    text = ((config_map or {}).get("data") or {}).get("json")
+    if text is None:
+        raise HistoryLostError(f"history entry ConfigMap {ref[REF]!r} is gone")
+    if not hmac.compare_digest(hashlib.sha256(text.encode()).hexdigest(), str(ref["sha256"])):
+        raise HistoryTamperedError(f"history entry ConfigMap {ref[REF]!r} was changed")
+    return str(text)
+
+
 async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[HistoryEntry]:
-    """The whole history of the run with `run_uid`, in order (for `baton history`)."""
+    """The whole history of the run with `run_uid`, in order (for `baton history`; not
+    verified, since only the operator holds the key)."""
     listing = await kube.list(
         core_path("configmaps", namespace), label_selector=f"{RUN_UID}={run_uid},{PART}={HISTORY}"
     )
@@ -228,8 +426,15 @@ async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[History
         listing,
         key=lambda cm: int(cm["metadata"].get("annotations", {}).get("baton.dev/history-chunk", 0)),
     )
+
+    async def load(name: str) -> dict[str, Any] | None:
+        return await kube.get(core_path("configmaps", namespace, name))
+
     entries: list[HistoryEntry] = []
     for config_map in chunks:
-        for _, batch in decode_chunk(config_map.get("data")):
-            entries.extend(batch)
+        data = config_map.get("data") or {}
+        for key in sorted(data):
+            lines, _ = split_batch(data[key])
+            for line in lines:
+                entries.append(HistoryEntry.from_json(json.loads(await resolve_line(line, load))))
     return entries

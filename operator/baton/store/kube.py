@@ -8,10 +8,11 @@ model per resource kind. `Kube` counts its writes: they are the operator's throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -172,6 +173,9 @@ class Kube:
         """Writes sent, by verb and resource (`patch workflowruns/status`), for metrics."""
         self.conflicts = 0
         """Writes refused with 409."""
+        self.write_errors: Counter[str] = Counter()
+        """Writes the API server refused or failed, by verb, resource and HTTP status
+        (`patch workflowruns/status 422`), for metrics."""
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
@@ -218,6 +222,30 @@ class Kube:
             raise
         return True
 
+    async def stream(self, path: str, **query: str) -> AsyncIterator[bytes]:
+        """The body of a GET of `path` as it arrives, chunk by chunk, for text that is not JSON
+        and may not end (`pods/NAME/log?follow=true`). No overall timeout: the caller stops."""
+        try:
+            response = await self.api.call_api(
+                path,
+                "GET",
+                query_params=list(query.items()),
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise _api_error(exc) from None
+        try:
+            if not 200 <= response.status <= 299:
+                body = await response.text()
+                raise _error_of(response.status, response.reason, body)
+            async for chunk in response.content.iter_any():
+                yield chunk
+        finally:
+            response.release()
+
     async def _call(
         self,
         method: str,
@@ -243,6 +271,8 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 self.conflicts += 1
+            if method != "GET":
+                self.write_errors[f"{method.lower()} {_resource_of(path)} {exc.status}"] += 1
             raise _api_error(exc) from None
         return response if isinstance(response, dict) else {}
 
@@ -259,10 +289,12 @@ def _resource_of(path: str) -> str:
 
 
 def _api_error(exc: ApiException) -> ApiError:
-    message = exc.reason or ""
-    try:
-        status = json.loads(exc.body or "{}")
-        message = status.get("message") or message
-    except (TypeError, ValueError):
-        pass
-    return ApiError(int(exc.status or 0), str(exc.reason or ""), str(message))
+    return _error_of(exc.status, exc.reason, exc.body)
+
+
+def _error_of(status: int | None, reason: str | None, body: Any) -> ApiError:
+    """The ApiError of a refused request: the message of the Status object in its body."""
+    message = reason or ""
+    with contextlib.suppress(TypeError, ValueError, AttributeError):  # not a Status: keep reason
+        message = json.loads(body or "{}").get("message") or message
+    return ApiError(int(status or 0), str(reason or ""), str(message))

@@ -8,36 +8,66 @@ named after its content hash (`<run>-out-<sha>`), and the status keeps `{"$ref":
 place. Content addressing makes the write idempotent (a retry after a crash writes the same
 object) and shares one ConfigMap between the places that hold the same output. Both are owned by
 the run, so deleting the run deletes them.
+
+Integrity. The definition snapshot carries `baton.dev/mac`, an HMAC under the operator's history
+key of the run's uid and the snapshot's text, and an offloaded output must hash to the name it
+is stored under: a definition or output replaced by someone who can edit ConfigMaps in the
+namespace is refused (`SnapshotTamperedError`) instead of being run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from baton.executors.base import RunRef
 from baton.failpoints import failpoint
+from baton.store.history import HistoryCorruptError
 from baton.store.kube import Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 
 REF = "$ref"
+MAC_ANNOTATION = "baton.dev/mac"
+GENERATION_ANNOTATION = "baton.dev/workflow-generation"
+_DEFINITION_CONTEXT = b"baton-definition-v1"
 OUTPUT_KEYS = frozenset({"output", "stepOutput"})
 """Keys of status objects whose values are step or run outputs (and may be offloaded)."""
 
 
 def compact_json(value: Any) -> str:
-    """The canonical JSON text Baton stores."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    """The canonical JSON text Baton stores (UTF-8, not `\\u` escapes: a ConfigMap holds
+    bytes, and escapes would triple a non-ASCII text)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+class SnapshotLostError(HistoryCorruptError):
+    """The definition snapshot or an offloaded output the status points at is gone."""
+
+    reason = "SnapshotLost"
+
+
+class SnapshotTamperedError(HistoryCorruptError):
+    """The definition snapshot or an offloaded output is not what Baton stored."""
+
+    reason = "SnapshotTampered"
 
 
 class Snapshots:
     """Reads and writes a run's JSON ConfigMaps."""
 
     def __init__(
-        self, kube: Kube, run: RunRef, owner: Mapping[str, Any], labels: Mapping[str, str]
+        self,
+        kube: Kube,
+        run: RunRef,
+        owner: Mapping[str, Any],
+        labels: Mapping[str, str],
+        *,
+        key: bytes = b"",
     ) -> None:
+        self._key = key
         self._kube = kube
         self._run = run
         self._owner = dict(owner)
@@ -50,15 +80,48 @@ class Snapshots:
         """Name of the definition snapshot ConfigMap."""
         return f"{self._run.name}-definition"
 
-    async def save_definition(self, spec: Mapping[str, Any]) -> str:
-        """Store the definition snapshot (idempotent: an existing one is kept as it is)."""
-        await self._put(self.definition_name, "definition", compact_json(spec))
+    async def save_definition(self, spec: Mapping[str, Any], generation: int = 0) -> str:
+        """Store the definition snapshot, taken from generation `generation` of its Workflow
+        (idempotent: an existing one is kept as it is)."""
+        text = compact_json(spec)
+        annotations = {
+            GENERATION_ANNOTATION: str(generation),
+            MAC_ANNOTATION: self._definition_mac(text, generation),
+        }
+        await self._put(self.definition_name, "definition", text, annotations=annotations)
         return self.definition_name
 
-    async def load_definition(self, name: str) -> dict[str, Any] | None:
-        """The stored definition, or None when the snapshot is missing."""
-        value = await self._get(name)
-        return value if isinstance(value, dict) else None
+    async def load_definition(
+        self, name: str, *, verify: bool = True
+    ) -> tuple[dict[str, Any], int] | None:
+        """The stored definition and the Workflow generation it was taken from, or None when
+        the snapshot is missing; SnapshotTamperedError when it is not the one Baton stored for
+        this run. `verify=False` skips the seal (readers without the operator's key, such as
+        `baton describe`, which only display it)."""
+        config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
+        if config_map is None or not belongs_to(config_map, self._run):
+            return None
+        text = str((config_map.get("data") or {}).get("json", "null"))
+        annotations = config_map["metadata"].get("annotations") or {}
+        generation = str(annotations.get(GENERATION_ANNOTATION, ""))
+        mac = str(annotations.get(MAC_ANNOTATION) or "")
+        if not generation.isdigit() or (
+            verify and not hmac.compare_digest(mac, self._definition_mac(text, int(generation)))
+        ):
+            raise SnapshotTamperedError(
+                f"definition snapshot ConfigMap {name!r} does not verify: it was not written by "
+                "Baton for this run, or was replaced since"
+            )
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise SnapshotTamperedError(f"definition snapshot ConfigMap {name!r} is not a spec")
+        return value, int(generation)
+
+    def _definition_mac(self, text: str, generation: int) -> str:
+        message = b"\n".join(
+            [_DEFINITION_CONTEXT, self._run.uid.encode(), str(generation).encode(), text.encode()]
+        )
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     async def offload(self, status: Mapping[str, Any], threshold: int) -> dict[str, Any]:
         """`status` with every output larger than `threshold` bytes replaced by a reference,
@@ -108,13 +171,19 @@ class Snapshots:
 
     async def _load_output(self, name: str) -> Any:
         if name not in self._known:
-            value = await self._get(name)
-            if value is None:
-                raise LookupError(f"offloaded output {name} is missing")
-            self._known[name] = value
+            config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
+            text = ((config_map or {}).get("data") or {}).get("json")
+            if config_map is None or not belongs_to(config_map, self._run) or text is None:
+                raise SnapshotLostError(f"offloaded output ConfigMap {name!r} is gone")
+            digest = hashlib.sha256(str(text).encode()).hexdigest()[:16]
+            if not name.endswith(f"-out-{digest}"):
+                raise SnapshotTamperedError(f"offloaded output ConfigMap {name!r} was changed")
+            self._known[name] = json.loads(text)
         return self._known[name]
 
-    async def _put(self, name: str, part: str, text: str) -> None:
+    async def _put(
+        self, name: str, part: str, text: str, annotations: Mapping[str, str] | None = None
+    ) -> None:
         body = owned_config_map(
             self._run,
             self._owner,
@@ -122,13 +191,8 @@ class Snapshots:
             name=name,
             part=part,
             data={"json": text},
+            annotations=annotations,
             immutable=True,
         )
         # Already there when written before a crash: same name, same content.
         await create_config_map(self._kube, self._run, body)
-
-    async def _get(self, name: str) -> Any:
-        config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
-        if config_map is None or not belongs_to(config_map, self._run):
-            return None
-        return json.loads((config_map.get("data") or {}).get("json", "null"))

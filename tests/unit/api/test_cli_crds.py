@@ -61,7 +61,7 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(
         raise RuntimeError("schema exploded")
 
     monkeypatch.delenv("BATON_DEBUG", raising=False)
-    monkeypatch.setattr("baton.cli.crds.crd_files", broken)
+    monkeypatch.setattr("baton.api.crd.crd_files", broken)  # imported when the command runs
     assert main(["crds"]) == 2
     assert capsys.readouterr().err == (
         "baton: error: unexpected RuntimeError: schema exploded "

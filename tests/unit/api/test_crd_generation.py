@@ -86,7 +86,13 @@ def test_every_default_satisfies_its_own_schema() -> None:
         if "default" not in node:
             continue
         value = node["default"]
-        expected = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
+        expected = {
+            "string": str,
+            "integer": int,
+            "number": (int, float),
+            "boolean": bool,
+            "array": list,
+        }
         if not isinstance(value, expected[node["type"]]):
             wrong.append(f"{path}: {value!r} is not a {node['type']}")
         if "enum" in node and value not in node["enum"]:
@@ -98,6 +104,11 @@ def test_every_default_satisfies_its_own_schema() -> None:
         if "maximum" in node and value > node["maximum"]:
             wrong.append(f"{path}: {value!r} above {node['maximum']}")
     assert not wrong
+
+
+def test_a_run_spec_defaults_signals_to_an_empty_list_so_a_json_patch_can_append() -> None:
+    signals = SCHEMAS["WorkflowRun"]["properties"]["spec"]["properties"]["signals"]
+    assert signals["default"] == []
 
 
 def test_durations_carry_the_duration_pattern() -> None:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chartkit import CHART, ROOT, Helm, by_kind, one
+from chartkit import (
+    CHART,
+    ROOT,
+    Helm,
+    aggregated,
+    by_kind,
+    go_available,
+    one,
+    operator_role,
+)
 
 from baton.api.crd import crd_files
 from baton.api.run import WorkflowRunSpec
@@ -62,8 +73,17 @@ NAMESPACED_RIGHTS = {
         ["--set", "metrics.serviceMonitor.enabled=true", "--set", "dashboard.enabled=true"],
         ["--set", "rbac.secretAccess=listed", "--set", "rbac.secretNamespaces={payments}"],
         ["--set", "networkPolicy.enabled=true"],
+        ["--set", "metrics.prometheusRule.enabled=true", "--set", "shard=eu-1"],
     ],
-    ids=["cluster-wide", "namespaced", "standalone", "monitoring", "listed-secrets", "egress"],
+    ids=[
+        "cluster-wide",
+        "namespaced",
+        "standalone",
+        "monitoring",
+        "listed-secrets",
+        "egress",
+        "alerts",
+    ],
 )
 def test_helm_lint_strict_passes(helm: Helm, args: list[str]) -> None:
     result = helm.run("lint", "--strict", str(CHART), *args, check=False)
@@ -134,7 +154,7 @@ def test_the_pod_is_restricted(helm: Helm) -> None:
 
 def test_cluster_wide_rbac_is_the_least_the_operator_needs(helm: Helm) -> None:
     objects = helm.template()
-    role = one(objects, "ClusterRole")
+    role = operator_role(objects)
     assert not by_kind(objects, "Role")
     rights = rules_of(role)
     expected = {
@@ -168,7 +188,7 @@ def test_namespaced_mode_has_roles_and_peerings_only_in_the_watched_namespaces(
     helm: Helm,
 ) -> None:
     objects = helm.template("--set", "watchNamespaces={team-a,team-b}")
-    assert not by_kind(objects, "ClusterRole")
+    assert all(aggregated(role) for role in by_kind(objects, "ClusterRole"))
     assert not by_kind(objects, "ClusterRoleBinding")
     assert not by_kind(objects, "ClusterKopfPeering")
     roles = by_kind(objects, "Role")
@@ -190,7 +210,7 @@ def test_secrets_are_readable_only_in_the_listed_namespaces_when_so_chosen(helm:
     objects = helm.template(
         "--set", "rbac.secretAccess=listed", "--set", "rbac.secretNamespaces={payments,shop}"
     )
-    assert rules_of(one(objects, "ClusterRole"))[("", "secrets")] == {"create", "patch"}
+    assert rules_of(operator_role(objects))[("", "secrets")] == {"create", "patch"}
     roles = by_kind(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["payments", "shop"]
     for role in roles:
@@ -284,6 +304,11 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
             "operator.workerDispatch.maxConnections (250)",
         ),
         (["--set", "operator.http.defaultTimeout=0"], "/operator/http/defaultTimeout"),
+        (
+            ["--set-json", "metrics.prometheusRule.runFailureRatio=2"],
+            "/metrics/prometheusRule/runFailureRatio",
+        ),
+        (["--set", "test.timeout=soon"], "/test/timeout"),
     ],
     ids=[
         "replicas",
@@ -299,6 +324,8 @@ def test_service_monitor_and_dashboard_configmap(helm: Helm) -> None:
         "http-namespace-share",
         "worker-namespace-share",
         "http-timeout",
+        "failure-ratio",
+        "test-timeout",
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(
@@ -384,3 +411,217 @@ def test_values_yaml_documents_every_top_level_key_of_the_schema() -> None:
     assert set(values) <= set(schema["properties"])
     assert set(schema["properties"]) - set(values) <= {"global"}
     assert Path(CHART / "templates" / "NOTES.txt").exists()
+
+
+# -- rights of the people who use Baton ------------------------------------------------------
+
+USER_RIGHTS = {
+    "view": {
+        ("baton.dev", "workflows"): {"get", "list", "watch"},
+        ("baton.dev", "workflowruns"): {"get", "list", "watch"},
+        ("baton.dev", "workerpools"): {"get", "list", "watch"},
+    },
+    "edit": {
+        ("baton.dev", "workflows"): {"create", "update", "patch", "delete", "deletecollection"},
+        ("baton.dev", "workflowruns"): {"create", "update", "patch", "delete", "deletecollection"},
+    },
+    "admin": {
+        ("baton.dev", "workerpools"): {"create", "update", "patch", "delete", "deletecollection"},
+    },
+}
+"""What each aggregated ClusterRole adds, on top of the roles below it (edit has view's rules,
+admin has edit's)."""
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--set", "watchNamespaces={team-a}"]], ids=["cluster-wide", "namespaced"]
+)
+def test_view_reads_edit_runs_and_signals_admin_manages_pools_and_none_touch_status(
+    helm: Helm, args: list[str]
+) -> None:
+    roles = [r for r in by_kind(helm.template(*args), "ClusterRole") if aggregated(r)]
+    granted: dict[str, dict[tuple[str, str], set[str]]] = {}
+    for role in roles:
+        for user_role in aggregated(role):
+            for key, verbs in rules_of(role).items():
+                granted.setdefault(user_role, {}).setdefault(key, set()).update(verbs)
+    assert granted["view"] == USER_RIGHTS["view"]
+    assert granted["edit"] == {
+        key: USER_RIGHTS["view"].get(key, set()) | USER_RIGHTS["edit"].get(key, set())
+        for key in USER_RIGHTS["view"].keys() | USER_RIGHTS["edit"].keys()
+    }
+    assert (
+        granted["admin"][("baton.dev", "workerpools")]
+        >= USER_RIGHTS["admin"][("baton.dev", "workerpools")]
+    )
+    for role in roles:
+        resources = {r for rule in role["rules"] for r in rule["resources"]}
+        assert not {r for r in resources if r.endswith("/status")}, role
+        assert not by_kind([role], "ClusterRoleBinding")
+
+
+def test_aggregation_can_be_turned_off(helm: Helm) -> None:
+    objects = helm.template("--set", "rbac.aggregateToDefaultRoles=false")
+    assert [r for r in by_kind(objects, "ClusterRole") if aggregated(r)] == []
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+ALERTS = {
+    "BatonRunsFailing",
+    "BatonCompensationFailed",
+    "BatonStepRetryingHot",
+    "BatonPoolBacklogGrowing",
+    "BatonPoolWithoutWorkers",
+    "BatonOperatorNotLeading",
+    "BatonOperatorSplitBrain",
+    "BatonApiWriteErrors",
+}
+
+
+def alert_rules(helm: Helm, *args: str) -> list[dict[str, Any]]:
+    rule = one(
+        helm.template("--set", "metrics.prometheusRule.enabled=true", *args), "PrometheusRule"
+    )
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+def test_the_prometheus_rule_is_off_by_default_and_off_without_metrics(helm: Helm) -> None:
+    assert not by_kind(helm.template(), "PrometheusRule")
+    off = helm.template(
+        "--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.enabled=false"
+    )
+    assert not by_kind(off, "PrometheusRule")
+
+
+def test_every_alert_uses_only_known_metric_names_and_selects_the_release(helm: Helm) -> None:
+    rules = alert_rules(helm)
+    assert {r["alert"] for r in rules} == ALERTS
+    for rule in rules:
+        used = set(re.findall(r"\b(baton_[a-z_]+)", rule["expr"]))
+        assert used, rule["alert"]
+        assert used <= METRIC_NAMES, (rule["alert"], used - METRIC_NAMES)
+        selectors = re.findall(r"baton_[a-z_]+\{([^}]*)\}", rule["expr"])
+        assert len(selectors) == len(re.findall(r"\bbaton_[a-z_]+", rule["expr"])), rule["expr"]
+        for selector in selectors:
+            assert selector.startswith('job="baton-metrics"'), (rule["alert"], selector)
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["expr"]
+
+
+def test_every_alert_and_dashboard_expression_is_valid_promql(helm: Helm) -> None:
+    """Prometheus' own parser (hack/promql-check) reads every alert and every dashboard panel;
+    Grafana's variables are given sample values first, as Grafana does."""
+    if not go_available():
+        pytest.skip("hack/promql-check is built from Go modules and Go is not installed")
+    expressions = [r["expr"] for r in alert_rules(helm)]
+    dashboard = json.loads((CHART / "dashboards" / "baton.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$__rate_interval", "5m").replace("$__range", "1h")
+            expressions.append(re.sub(r"\$\w+", ".*", expr))
+    result = subprocess.run(
+        [str(ROOT / "hack" / "promql-check.sh")],
+        input=json.dumps(expressions),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(expressions)} expressions, 0 refused" in result.stdout
+
+
+def test_alert_thresholds_and_selector_come_from_values(helm: Helm) -> None:
+    rules = alert_rules(
+        helm,
+        "--set-json",
+        "metrics.prometheusRule.runFailureRatio=0.25",
+        "--set-string",
+        'metrics.prometheusRule.selector=job="ops"',
+    )
+    failing = next(r for r in rules if r["alert"] == "BatonRunsFailing")
+    assert ") > 0.25" in failing["expr"]
+    assert all('{job="ops"' in r["expr"] for r in rules)
+    assert 'job="baton-metrics"' not in str(rules)
+
+
+def test_the_service_monitor_keeps_the_runs_namespace_label(helm: Helm) -> None:
+    objects = helm.template("--set", "metrics.serviceMonitor.enabled=true")
+    assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["honorLabels"] is True
+
+
+# -- helm test ---------------------------------------------------------------------------------
+
+
+def test_helm_test_waits_for_an_inline_run_with_the_operator_image_and_a_read_only_account(
+    helm: Helm,
+) -> None:
+    hooks = helm.template(tests=True)
+    for hook in hooks:
+        annotations = hook["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "test"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+        assert hook["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    run = one(hooks, "WorkflowRun")
+    spec = WorkflowRunSpec.model_validate(run["spec"])
+    assert spec.workflow is not None
+    assert compile_definition(WorkflowSpec.model_validate(run["spec"]["workflow"])).steps
+    pod = one(hooks, "Pod")
+    weight = lambda o: int(o["metadata"]["annotations"]["helm.sh/hook-weight"])  # noqa: E731
+    assert weight(pod) > weight(run) > weight(one(hooks, "RoleBinding"))
+    (main,) = pod["spec"]["containers"]
+    assert main["image"] == container(helm.template())["image"]
+    name, namespace = run["metadata"]["name"], run["metadata"]["namespace"]
+    assert main["command"] == ["baton"]  # the image's entrypoint is `baton operator`
+    assert main["args"] == ["wait", name, "--namespace", namespace, "--timeout", "2m"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    account = one(hooks, "ServiceAccount")["metadata"]["name"]
+    assert pod["spec"]["serviceAccountName"] == account
+    role = one(hooks, "Role")
+    assert role["metadata"]["namespace"] == namespace
+    assert role["rules"] == [
+        {
+            "apiGroups": ["baton.dev"],
+            "resources": ["workflowruns"],
+            "resourceNames": [name],
+            "verbs": ["get"],
+        }
+    ]
+    binding = one(hooks, "RoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": "baton-system"}
+    ]
+    assert not [o for o in helm.template() if o["kind"] in {"Pod", "WorkflowRun"}]
+
+
+@pytest.mark.parametrize(
+    ("args", "namespace"),
+    [
+        ([], "baton-system"),
+        (["--set", "watchNamespaces={team-a,team-b}"], "team-a"),
+        (["--set", "watchNamespaces={team-a}", "--set", "test.namespace=team-b"], "team-b"),
+    ],
+    ids=["release", "first-watched", "chosen"],
+)
+def test_the_test_run_goes_where_the_operator_watches(
+    helm: Helm, args: list[str], namespace: str
+) -> None:
+    hooks = helm.template(*args, tests=True)
+    assert one(hooks, "WorkflowRun")["metadata"]["namespace"] == namespace
+    assert one(hooks, "Role")["metadata"]["namespace"] == namespace
+
+
+def test_the_test_run_carries_the_releases_shard(helm: Helm) -> None:
+    run = one(helm.template("--set", "shard=eu-1", tests=True), "WorkflowRun")
+    assert run["metadata"]["labels"]["baton.dev/shard"] == "eu-1"
+    assert (
+        "baton.dev/shard" not in one(helm.template(tests=True), "WorkflowRun")["metadata"]["labels"]
+    )
+
+
+def test_helm_test_can_be_turned_off(helm: Helm) -> None:
+    assert helm.template("--set", "test.enabled=false", tests=True) == []

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from baton.cli.main import build_parser, main
+from baton.cli.runs import run_selector
 from baton.store.kube import IN_CLUSTER_TOKEN
 
 
@@ -148,3 +149,25 @@ def test_an_exec_plugin_login_runs_the_plugin_and_reports_in_one_line(
     err = one_error_line(capsys, ["get", "--kubeconfig", str(kubeconfig)])
     assert err.startswith("cannot reach the API server at http://127.0.0.1:1")
     assert marker.exists()
+
+
+def test_get_filters_become_one_label_selector() -> None:
+    selector = run_selector("Failed", "property-purchase", "team=payments")
+    assert selector == "baton.dev/phase=Failed,baton.dev/workflow=property-purchase,team=payments"
+
+
+def test_get_without_filters_selects_everything() -> None:
+    assert run_selector(None, None, None) == ""
+
+
+def test_get_refuses_an_unknown_phase_naming_the_phases(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    error = one_error_line(capsys, ["get", "--phase", "broken"])
+    assert "--phase: unknown phase 'broken'" in error
+    assert "Succeeded, Failed" in error
+
+
+def test_get_refuses_a_run_name_with_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    error = one_error_line(capsys, ["get", "r1", "--phase", "failed"])
+    assert "give RUN or --phase/--workflow/-l" in error

@@ -7,6 +7,7 @@ from baton.cli.runpatch import (
     has_signal_list,
     redrive_patch,
     redrive_value,
+    resubmit_manifest,
     run_manifest,
     signal_patch,
     signal_value,
@@ -83,3 +84,40 @@ def test_redrive_bumps_the_value_read_and_tests_it_first() -> None:
 def test_flags_are_merge_patches_of_the_spec() -> None:
     assert flag_patch("cancel", True) == {"spec": {"cancel": True}}
     assert flag_patch("suspend", False) == {"spec": {"suspend": False}}
+
+
+def test_a_resubmitted_run_repeats_workflow_input_and_limits_only() -> None:
+    original = {
+        "metadata": {
+            "name": "purchase-abcde",
+            "labels": {"team": "a", "baton.dev/shard": "s1", "baton.dev/parent-uid": "p"},
+            "annotations": {"x": "y"},
+        },
+        "spec": {
+            "workflowRef": {"name": "purchase"},
+            "input": {"amount": 3},
+            "timeout": "1h",
+            "signals": [{"name": "go"}],
+            "cancel": True,
+            "redrive": 2,
+        },
+        "status": {"phase": "Failed"},
+    }
+    assert resubmit_manifest(original) == {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "metadata": {
+            "generateName": "purchase-",
+            "labels": {"team": "a", "baton.dev/shard": "s1"},
+            "annotations": {"baton.dev/resubmitted-from": "purchase-abcde"},
+        },
+        "spec": {"workflowRef": {"name": "purchase"}, "input": {"amount": 3}, "timeout": "1h"},
+    }
+
+
+def test_a_resubmitted_inline_run_is_named_after_the_original() -> None:
+    original = {"metadata": {"name": "adhoc"}, "spec": {"workflow": {"steps": []}}}
+    manifest = resubmit_manifest(original, None)
+    assert manifest["metadata"]["generateName"] == "adhoc-"
+    assert manifest["spec"] == {"workflow": {"steps": []}}
+    assert resubmit_manifest(original, "again")["metadata"]["name"] == "again"

@@ -59,3 +59,13 @@ def test_error_line_names_the_step_when_known() -> None:
         "error: JobFailed: exit 3 (step pay)"
     )
     assert error_line({"type": "Cancelled"}) == "error: Cancelled: "
+
+
+def test_wide_history_lines_start_with_the_events_time() -> None:
+    entries = [
+        HistoryEntry(1_782_900_000.0, CancelRequested()),
+        HistoryEntry(1_782_900_001.25, CancelRequested()),
+    ]
+    lines = history_lines(entries, absolute=True)
+    assert lines[0].split() == ["2026-07-01T10:00:00.000Z", "0s", "CancelRequested"]
+    assert lines[1].split() == ["2026-07-01T10:00:01.250Z", "1s", "CancelRequested"]

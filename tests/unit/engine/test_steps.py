@@ -192,3 +192,31 @@ def test_events_for_a_finished_run_change_nothing() -> None:
     before = run.sim.state
     run.signal(0, "late", 1)
     assert run.sim.state == before
+
+
+def test_a_when_over_the_evaluation_budget_fails_the_step_with_a_message() -> None:
+    when = "input.l.map(a, input.l.map(b, input.l))"
+    run = Run(f"steps: [{{name: a, when: '{when}', http: {{url: 'http://a'}}}}]", {"l": [0] * 300})
+    assert run.phase is RunPhase.FAILED
+    error = run.step("a").error
+    assert error is not None
+    assert error["type"] == "ExpressionError"
+    assert "over the evaluation budget" in error["message"]
+    assert run.step("a").attempt == 0
+
+
+def test_for_each_items_over_the_evaluation_budget_fail_the_step_with_a_message() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach:
+              items: "input.l.map(x, x + 1)"
+              step: {name: one, http: {url: "http://a"}}
+        """,
+        {"l": list(range(20_000))},
+    )
+    assert run.phase is RunPhase.FAILED
+    error = run.step("each").error
+    assert error is not None
+    assert "over the evaluation budget" in error["message"]

@@ -69,7 +69,9 @@ class Driver:
         return comp.run.attempt if comp is not None else self.state.steps[key].attempt
 
     def total(self, metric: str, **labels: str) -> int:
-        return self.totals[metric, tuple(sorted(labels.items()))]
+        """The sum over the series whose labels include `labels`."""
+        wanted = set(labels.items())
+        return sum(n for (m, ls), n in self.totals.items() if m == metric and wanted <= set(ls))
 
 
 def started() -> RunStarted:
@@ -97,12 +99,12 @@ def test_a_run_that_retries_fails_and_compensates_counts_each_transition_once() 
     assert run.total("baton_step_outcomes", kind="job", outcome="Failed") == 1
     assert run.total("baton_compensations", outcome="Succeeded") == 1
     durations = {
-        (c.metric, dict(c.labels).get("kind")): c.value
+        (c.metric, dict(c.labels).get("step")): c.value
         for c in run.observations
         if c.metric != "baton_run_duration_seconds"
     }
-    assert durations[("baton_step_duration_seconds", "http")] == pytest.approx(0.5)
-    assert durations[("baton_step_duration_seconds", "job")] == pytest.approx(3.0)
+    assert durations[("baton_step_duration_seconds", "reserve")] == pytest.approx(0.5)
+    assert durations[("baton_step_duration_seconds", "pay")] == pytest.approx(3.0)
     (run_duration,) = [c for c in run.observations if c.metric == "baton_run_duration_seconds"]
     assert run_duration.value == pytest.approx(3.5)
 
@@ -125,7 +127,7 @@ def test_signals_are_counted_by_workflow_and_inline_runs_are_labelled() -> None:
     assert metrics.timers_pending(state) == 1  # the signal's timeout
     after = decide(definition, state, SignalReceived(0, "go"), 1001.0).state
     changes = metrics.batch_changes(definition, None, state, after, [SignalReceived(0, "go")])
-    labels = (("workflow", metrics.INLINE_WORKFLOW),)
+    labels = (("namespace", "ns"), ("workflow", metrics.INLINE_WORKFLOW))
     assert metrics.Change("baton_signals_received", labels, 1) in changes
     assert metrics.timers_pending(after) == 0
 
@@ -134,6 +136,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.writes: Counter[str] = Counter({"patch workflowruns/status": 3, "post jobs": 1})
         self.conflicts = 2
+        self.write_errors: Counter[str] = Counter({"post jobs 403": 1})
 
 
 class FakeLoop:
@@ -184,6 +187,51 @@ def test_the_live_collector_reads_each_pools_queue_and_workers() -> None:
         stop()
 
 
+def test_the_live_collector_says_whether_this_replica_drives_runs_and_counts_write_errors() -> None:
+    leading = {"now": False}
+    stop = metrics.serve(0, FakeKube(), {}, active=lambda: leading["now"])
+    try:
+        value = metrics.REGISTRY.get_sample_value
+        assert value("baton_operator_active") == 0
+        leading["now"] = True
+        assert value("baton_operator_active") == 1
+        refused = {"verb": "post", "resource": "jobs", "code": "403"}
+        assert value("baton_api_write_errors_total", refused) == 1
+    finally:
+        stop()
+
+
+def test_steps_are_labelled_by_namespace_workflow_and_step_name() -> None:
+    run = Driver(WORKFLOW)
+    changes = run.batch(started())
+    (attempt,) = [c for c in changes if c.metric == "baton_step_attempts"]
+    assert dict(attempt.labels) == {
+        "namespace": "ns",
+        "workflow": "shop",
+        "step": "reserve",
+        "kind": "http",
+    }
+
+
+def test_workflows_and_steps_past_the_series_limits_are_counted_as_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "_WORKFLOW_SERIES", metrics.SeriesLimit(1))
+    monkeypatch.setattr(metrics, "_STEP_SERIES", metrics.SeriesLimit(2))
+    step = {"namespace": "limits", "kind": "http"}
+    metrics.record(
+        metrics.Change("baton_step_attempts", metrics._labels(**step, workflow=wf, step=s), 1)
+        for wf, s in [("a", "x"), ("a", "y"), ("a", "z"), ("b", "x")]
+    )
+    value = metrics.REGISTRY.get_sample_value
+    assert value("baton_step_attempts_total", {**step, "workflow": "a", "step": "x"}) == 1
+    assert value("baton_step_attempts_total", {**step, "workflow": "a", "step": "y"}) == 1
+    assert value("baton_step_attempts_total", {**step, "workflow": "a", "step": "z"}) is None
+    assert value("baton_step_attempts_total", {**step, "workflow": "a", "step": "(other)"}) == 1
+    other = {**step, "workflow": "(other)", "step": "(other)"}
+    assert value("baton_step_attempts_total", other) == 1
+
+
 def test_serve_exposes_the_metrics_over_http() -> None:
     import socket
 
@@ -230,3 +278,20 @@ def test_the_grafana_dashboard_parses_and_uses_only_baton_metric_names() -> None
     shown = {re.sub(r"_(bucket|sum|count)$", "", n) for n in used}
     defined = {re.sub(r"_(bucket|sum|count)$", "", n) for n in metrics.METRIC_NAMES}
     assert shown == defined, f"not on the dashboard: {sorted(defined - shown)}"
+
+
+def test_the_dashboard_filters_runs_and_steps_by_namespace_and_workflow_variables() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert "namespace" in variables["namespace"]["query"]
+    assert "$namespace" in variables["workflow"]["query"]
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    by_run = [e for e in expressions if re.search(r"baton_(runs_(started|finished)|step_)", e)]
+    assert by_run
+    for expr in by_run:
+        assert 'namespace=~"$namespace"' in expr, expr
+        assert 'workflow=~"$workflow"' in expr, expr
+    by_step = [e for e in by_run if "by (workflow, step)" in e or "by (le, workflow, step)" in e]
+    shown = {m for e in by_step for m in re.findall(r"baton_step_[a-z_]+", e)}
+    assert {"baton_step_attempts_total", "baton_step_retries_total"} <= shown
+    assert "baton_step_duration_seconds_bucket" in shown

@@ -1,0 +1,154 @@
+"""A run whose history or status is lost or edited by hand: it recovers from what Baton sealed
+(the definition snapshot and the history), or ends Failed with a condition naming why — never
+reloads forever, never runs a definition it did not start with, never takes a forged event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Cluster, Runs
+from kubernetes import client
+from operator_process import OperatorProcess
+from recorder import Recorder
+from runkit import http, run, send_signal, workflow
+
+KEY = "tamper-proof-key-of-at-least-32-bytes!"
+
+
+@pytest.fixture
+def operator(
+    crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    """The operator, with a history key, watching the test's namespace; its log is printed
+    when the test failed."""
+    key_file = tmp_path / "history-key"
+    key_file.write_text(KEY)
+    process = OperatorProcess(
+        {**crds.env, "BATON_HISTORY_KEY_FILE": str(key_file)},
+        tmp_path / "operator.log",
+        "--namespace",
+        namespace,
+    )
+    process.start()
+    yield process
+    process.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"--- operator log (tail) ---\n{process.log_tail(300)}")
+
+
+def core(runs: Runs) -> client.CoreV1Api:
+    return client.CoreV1Api(runs.cluster.api_client)
+
+
+def aborted(status: dict[str, Any]) -> dict[str, Any]:
+    found = next(c for c in status.get("conditions") or [] if c["type"] == "Aborted")
+    assert found["status"] == "True"
+    return found
+
+
+def waiting_run(runs: Runs, recorder: Recorder, name: str) -> None:
+    """A run whose first step called the recorder and whose second waits for `approve`."""
+    runs.apply(
+        [
+            workflow(
+                "approval",
+                [
+                    {"name": "reserve", "http": http(f"{recorder.url}/reserve")},
+                    {"name": "approval", "waitForSignal": {"name": "approve"}},
+                    {"name": "pay", "http": http(f"{recorder.url}/pay")},
+                ],
+            ),
+            run(name, "approval"),
+        ]
+    )
+    runs.wait(name, step="approval", step_phase="Waiting")
+
+
+def test_a_run_whose_history_was_deleted_fails_with_history_lost(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    waiting_run(runs, recorder, "lost-1")
+    core(runs).delete_namespaced_config_map("lost-1-history-0", runs.namespace)
+    send_signal(runs.cluster, runs.namespace, "lost-1", "approve", {"ok": True})
+    status = runs.wait("lost-1", timeout=90)
+    assert status["phase"] == "Failed"
+    assert aborted(status)["reason"] == "HistoryLost"
+    assert "lost-1-history-0" in status["error"]["message"]
+    assert recorder.calls_to("/pay") == []
+
+
+def test_a_run_whose_status_was_wiped_resumes_from_its_snapshot_not_the_edited_workflow(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    waiting_run(runs, recorder, "wiped-1")
+    # The Workflow changes under the run: its first step is renamed.
+    edited = workflow(
+        "approval",
+        [
+            {"name": "reserveV2", "http": http(f"{recorder.url}/reserveV2")},
+            {"name": "approval", "waitForSignal": {"name": "approve"}},
+            {"name": "pay", "http": http(f"{recorder.url}/pay")},
+        ],
+    )
+    runs.apply(edited)
+    operator.stop()
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "wiped-1", "-n", runs.namespace, "--subresource", "status",
+        "--type", "json", "-p", json.dumps([{"op": "remove", "path": "/status"}]),
+    )  # fmt: skip
+    operator.start()
+    runs.wait("wiped-1", step="approval", step_phase="Waiting", timeout=90)
+    send_signal(runs.cluster, runs.namespace, "wiped-1", "approve", {"ok": True})
+    status = runs.wait("wiped-1", timeout=90)
+    assert status["phase"] == "Succeeded", json.dumps(status)[:1500]
+    assert sorted(status["steps"]) == ["approval", "pay", "reserve"]
+    assert recorder.calls_to("/reserveV2") == []
+    assert len(recorder.effects_on("/reserve")) == 1
+
+
+def test_a_signal_forged_into_the_history_fails_the_run_instead_of_approving(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    waiting_run(runs, recorder, "forged-1")
+    operator.stop()
+    chunk = core(runs).read_namespaced_config_map("forged-1-history-0", runs.namespace)
+    data = dict(chunk.data)
+    last = max(data)
+    forged = {"at": 1.0, "type": "SignalReceived", "index": 0, "name": "approve", "payload": {}}
+    data[f"{int(last) + 1:012d}"] = json.dumps(forged) + "\n" + json.dumps({"mac": "0" * 64})
+    core(runs).patch_namespaced_config_map("forged-1-history-0", runs.namespace, {"data": data})
+    operator.start()
+    status = runs.wait("forged-1", timeout=90)
+    assert status["phase"] == "Failed"
+    assert aborted(status)["reason"] == "HistoryTampered"
+    assert "does not verify" in status["error"]["message"]
+    assert recorder.calls_to("/pay") == []
+
+
+def test_a_replaced_definition_snapshot_fails_the_run_instead_of_running_it(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    waiting_run(runs, recorder, "swap-1")
+    operator.stop()
+    name = "swap-1-definition"
+    snapshot = core(runs).read_namespaced_config_map(name, runs.namespace)
+    spec = json.loads(snapshot.data["json"])
+    spec["steps"][2]["http"]["url"] = f"{recorder.url}/elsewhere"
+    core(runs).delete_namespaced_config_map(name, runs.namespace)
+    snapshot.metadata.resource_version = None
+    snapshot.metadata.uid = None
+    snapshot.metadata.creation_timestamp = None
+    snapshot.data = {"json": json.dumps(spec)}
+    core(runs).create_namespaced_config_map(runs.namespace, snapshot)
+    operator.start()
+    send_signal(runs.cluster, runs.namespace, "swap-1", "approve", {"ok": True})
+    status = runs.wait("swap-1", timeout=90)
+    assert status["phase"] == "Failed"
+    assert aborted(status)["reason"] == "SnapshotTampered"
+    assert recorder.calls_to("/elsewhere") == []
+    assert recorder.calls_to("/pay") == []
