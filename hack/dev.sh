@@ -44,6 +44,27 @@ start_process() {
 	log "started the $name (pid $!, log $logfile)"
 }
 
+# A worker outside the cluster gets its pool's token the way the kubelet gives it to a pod: the
+# keys of the pool's token Secret as files of a directory (docs/install.md, "Worker tokens").
+copy_tokens() {
+	local pool key value
+	for pool in "$@"; do
+		for _ in $(seq 300); do
+			kubectl get secret "$pool-worker-token" >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		for key in current next previous; do
+			value="$(kubectl get secret "$pool-worker-token" -o "jsonpath={.data.$key}")"
+			if [ -n "$value" ]; then
+				printf '%s' "$value" | base64 -d >"$DEV_DIR/tokens/$pool/$key"
+			else
+				rm -f "$DEV_DIR/tokens/$pool/$key"
+			fi
+		done
+	done
+	log "copied the token Secrets of the WorkerPools $* for the worker"
+}
+
 down() {
 	stop_process operator
 	stop_process worker
@@ -57,8 +78,13 @@ up() {
 	uv sync --locked --quiet
 	eval "$(hack/controlplane.sh dev)"
 	start_process services uv run --locked python examples/dev/services.py --port "$SERVICES_PORT"
+	# The worker accepts the tokens of both pools' token Secrets, copied into these directories
+	# once the operator has created them (copy_tokens); until then it refuses tasks (401), which
+	# the operator retries.
+	mkdir -p "$DEV_DIR/tokens/payments" "$DEV_DIR/tokens/registry"
 	start_process worker uv run --locked baton-worker realestate:worker \
-		--app-dir activities/examples --host 127.0.0.1 --port "$WORKER_PORT"
+		--app-dir activities/examples --host 127.0.0.1 --port "$WORKER_PORT" \
+		--tokens "$DEV_DIR/tokens/payments" --tokens "$DEV_DIR/tokens/registry"
 	# kwok.baton.dev/* steers kwok's simulated pods (docs/testing.md): Job steps may set those
 	# pod annotations, nothing else (the operator's pod policy allows none by default).
 	start_process operator uv run --locked baton operator --standalone --liveness "" \
@@ -70,6 +96,7 @@ up() {
 		done
 	done
 	sed "s|127.0.0.1:8901|127.0.0.1:$WORKER_PORT|g" examples/dev/pools.yaml | kubectl apply -f - >&2
+	copy_tokens payments registry
 	sed "s|127.0.0.1:8900|127.0.0.1:$SERVICES_PORT|g" examples/dev/workflow.yaml | kubectl apply -f - >&2
 	kubectl wait --for=jsonpath='{.status.conditions[0].status}'=True --timeout=60s \
 		workflow/property-purchase >&2

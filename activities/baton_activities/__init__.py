@@ -12,6 +12,7 @@ worker = Worker([charge])  # an ASGI app; run it with `baton-worker mymodule:wor
 
 from baton_activities.activity import Activity, activity
 from baton_activities.app import Worker
+from baton_activities.auth import Tokens
 from baton_activities.context import ActivityContext, RunInfo, current, heartbeat
 from baton_activities.errors import ActivityError
 
@@ -20,6 +21,7 @@ __all__ = [
     "ActivityContext",
     "ActivityError",
     "RunInfo",
+    "Tokens",
     "Worker",
     "activity",
     "current",

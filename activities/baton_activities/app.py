@@ -1,10 +1,17 @@
 """The worker: an ASGI app serving registered activities on Baton's worker protocol.
 
-    POST /activities/<name>   {"input", "idempotencyKey", "attempt", "run"}
+    POST /activities/<name>   Authorization: Bearer <token>
+                              {"input", "idempotencyKey", "attempt", "run", "heartbeatDetails"}
       → 200 application/json      {"output": ...} | {"error": {type, message, nonRetryable}}
       → 200 application/x-ndjson  {"heartbeat": ...}\\n ... then the result line
+      → 401                       no accepted token (baton_activities.auth)
     GET  /healthz             200 (readiness and liveness probes)
-    GET  /activities          the names this worker serves
+    GET  /activities          the names this worker serves (token required)
+    GET  /metrics             Prometheus metrics (baton_activities.metrics)
+
+Tokens: with `tokens` (or `BATON_WORKER_TOKENS`, which the operator sets in a pool's pods)
+every task and listing needs an accepted bearer token; without either, the worker accepts any
+caller and says so in its log at start-up — for a worker on a developer's machine only.
 
 The answer is plain JSON unless the activity heartbeats before it finishes: the first
 heartbeat starts a newline-delimited JSON stream (heartbeat lines, at most one per
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -28,8 +36,10 @@ from urllib.parse import unquote
 from pydantic_core import to_jsonable_python
 
 from baton_activities.activity import Activity
+from baton_activities.auth import TOKENS_ENV, Tokens
 from baton_activities.context import ActivityContext, RunInfo, _current, threadsafe_beat
 from baton_activities.errors import error_of
+from baton_activities.metrics import CONTENT_TYPE, Outcome, WorkerMetrics
 
 log = logging.getLogger("baton_activities")
 
@@ -71,7 +81,9 @@ class Worker:
     server).
 
     `heartbeat_interval`: the least time between two heartbeat lines sent to the operator.
-    `remembered`: how many answers are kept by idempotency key for a repeated request."""
+    `remembered`: how many answers are kept by idempotency key for a repeated request.
+    `tokens`: the bearer tokens accepted (default: those `BATON_WORKER_TOKENS` names; no check
+    when it is unset)."""
 
     def __init__(
         self,
@@ -79,12 +91,15 @@ class Worker:
         *,
         heartbeat_interval: float = 1.0,
         remembered: int = 1024,
+        tokens: Tokens | None = None,
     ) -> None:
         self.activities: dict[str, Activity[..., Any]] = {}
         for act in activities:
             self.register(act)
         self.heartbeat_interval = heartbeat_interval
         self.remembered = remembered
+        self.tokens = tokens if tokens is not None else Tokens.from_env()
+        self.metrics = WorkerMetrics()
         self._running: dict[str, _Task] = {}
         self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -118,6 +133,17 @@ class Worker:
         method: str = scope["method"]
         if path == "/healthz":
             await _send_json(send, 200, {"status": "ok", "inFlight": self.in_flight})
+        elif path == "/metrics":
+            await send(_response_start(200, CONTENT_TYPE))
+            await send({"type": "http.response.body", "body": self.metrics.exposition()})
+        elif not self._authorized(scope):
+            self.metrics.unauthorized.inc()
+            await _send_json(
+                send,
+                401,
+                _error("Unauthorized", "a bearer token of the pool's token Secret is required"),
+                www_authenticate='Bearer realm="baton-worker"',
+            )
         elif path in ("/activities", "/activities/"):
             await _send_json(send, 200, {"activities": sorted(self.activities)})
         elif path.startswith("/activities/"):
@@ -128,10 +154,19 @@ class Worker:
         else:
             await _send_json(send, 404, _error("NotFound", f"no route {path}"))
 
+    def _authorized(self, scope: Scope) -> bool:
+        return self.tokens is None or self.tokens.accepts(_header(scope, b"authorization"))
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.tokens is None:
+                    log.warning(
+                        "no tokens (%s unset): any client can post tasks to this worker; "
+                        "a WorkerPool's pods always have them",
+                        TOKENS_ENV,
+                    )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.drain()
@@ -178,6 +213,7 @@ class Worker:
             activity=act.name,
             idempotency_key=key,
             attempt=attempt if isinstance(attempt, int) else 1,
+            heartbeat_details=request.get("heartbeatDetails"),
             run=RunInfo(
                 name=str(run.get("name") or ""),
                 namespace=str(run.get("namespace") or ""),
@@ -205,6 +241,9 @@ class Worker:
         self, act: Activity[..., Any], ctx: ActivityContext, data: Any
     ) -> dict[str, Any]:
         token = _current.set(ctx)
+        began = time.monotonic()
+        outcome, error_type = Outcome.COMPLETED, None
+        self.metrics.started(act.name)
         try:
             log.info("%s %s: started", act.name, ctx.idempotency_key)
             output = await act.run(data)
@@ -212,6 +251,7 @@ class Worker:
             log.info("%s %s: completed", act.name, ctx.idempotency_key)
         except asyncio.CancelledError:
             ctx._cancelled.set()
+            outcome = Outcome.CANCELLED
             log.info("%s %s: cancelled", act.name, ctx.idempotency_key)
             raise
         except Exception as exc:
@@ -227,8 +267,10 @@ class Worker:
                 exc_info=level == logging.WARNING,
             )
             answer = {"error": error}
+            outcome, error_type = Outcome.FAILED, str(error["type"])
         finally:
             _current.reset(token)
+            self.metrics.finished(act.name, outcome, time.monotonic() - began, error_type)
         return answer
 
     async def _follow(self, task: _Task, receive: Receive, send: Send) -> None:

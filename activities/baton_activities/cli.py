@@ -12,6 +12,7 @@ from typing import Any
 
 from baton_activities.activity import Activity
 from baton_activities.app import Worker
+from baton_activities.auth import TOKENS_ENV, Tokens
 
 
 def load(target: str) -> Worker:
@@ -59,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--heartbeat-interval", type=float, default=None, help="least seconds between heartbeats"
     )
+    parser.add_argument(
+        "--tokens",
+        action="append",
+        metavar="DIR",
+        help="a directory of accepted bearer tokens, one per file (a mounted token Secret; "
+        f"repeatable; default: ${TOKENS_ENV}, which a WorkerPool's pods have). Without any, "
+        "every caller is accepted",
+    )
     parser.add_argument("--log-level", default=os.environ.get("BATON_WORKER_LOG_LEVEL", "info"))
     parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path (default: .)"
@@ -69,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     worker = load(args.target)
     if args.heartbeat_interval is not None:
         worker.heartbeat_interval = args.heartbeat_interval
+    if args.tokens:
+        worker.tokens = Tokens(args.tokens)
 
     import uvicorn
 

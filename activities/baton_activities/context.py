@@ -28,12 +28,17 @@ class ActivityContext:
     key arrives again only when the operator re-issues the same attempt after a crash.
     `activity_key` is that key without the attempt number: the same for every retry of the
     step, the key to give a payment provider so that a charge happens once however often the
-    step is retried."""
+    step is retried.
+
+    `heartbeat_details` are the details of the last heartbeat of the step's previous attempt
+    (None on a first attempt, or when it never beat with details): where a retried attempt
+    picks up, as with Temporal's `heartbeat_details`."""
 
     activity: str
     idempotency_key: str
     attempt: int
     run: RunInfo
+    heartbeat_details: Any = None
     _beat: Callable[[Any], None] = field(default=lambda _details: None, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
 

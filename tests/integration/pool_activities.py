@@ -67,4 +67,17 @@ async def inspect(parcel: str, seconds: float) -> dict[str, object]:
     return {"parcel": parcel, "first": first}
 
 
-worker = Worker([appraise, transfer, survey, inspect], heartbeat_interval=0.2)
+@activity
+async def load(rows: int) -> dict[str, object]:
+    """Reports its progress, then dies on its first attempt; the retry starts from the last
+    progress reported."""
+    ctx = current()
+    start = (ctx.heartbeat_details or {}).get("row", 0)
+    if ctx.attempt == 1:
+        heartbeat({"row": rows // 2})
+        await asyncio.sleep(0.5)
+        raise RuntimeError("the import broke off")
+    return {"from": start, "attempt": ctx.attempt}
+
+
+worker = Worker([appraise, transfer, survey, inspect, load], heartbeat_interval=0.2)

@@ -517,7 +517,9 @@ def test_a_worker_task_is_dispatched_to_its_pool(
 
     async def scenario(kube: Kube) -> None:
         http = HttpExecutor(kube, SETTINGS)
-        executor = WorkerExecutor(http, Pools(kube))
+        pools = Pools(kube)
+        pools.start()  # its reconciliation creates the pool's token Secret
+        executor = WorkerExecutor(http, pools)
         refund = {"pool": "payments", "activity": "refund", "input": {"payment": "p-1"}}
         await executor.start(run_ref, start_command(run_ref, "worker", refund, key="r"), events)
         charge = {"pool": "payments", "activity": "charge", "input": None}
@@ -530,6 +532,7 @@ def test_a_worker_task_is_dispatched_to_its_pool(
             )
         )
         await executor.close()
+        await pools.close()
         await http.close()
 
     run_async(crds, scenario)

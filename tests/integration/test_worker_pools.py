@@ -4,11 +4,13 @@ Service and scales the Deployment from the backlog (kwok makes its pods Ready), 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +31,11 @@ HERE = Path(__file__).parent
 class WorkerProcess:
     """`baton-worker pool_activities:worker` on 127.0.0.1."""
 
-    def __init__(self, port: int, ledger: Path, log: Path) -> None:
+    def __init__(self, port: int, ledger: Path, log: Path, tokens: Path | None = None) -> None:
         self.port = port
         self.ledger = ledger
         self.log = log
+        self.tokens = tokens
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,6 +45,8 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         command = [sys.executable, "-m", "baton_activities.cli", "pool_activities:worker"]
         command += ["--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.tokens is not None:
+            command += ["--tokens", str(self.tokens)]
         env = {**os.environ, "BATON_TEST_LEDGER": str(self.ledger)}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
@@ -75,15 +80,62 @@ class Workers:
         self.log = tmp_path / "worker.log"
         self.started: list[WorkerProcess] = []
 
-    def start(self, port: int | None = None) -> WorkerProcess:
-        """A worker on `port` (a free one by default), serving once it answers /healthz."""
-        worker = WorkerProcess(port or free_port(), self.ledger, self.log).start()
+    def start(self, port: int | None = None, tokens: Path | None = None) -> WorkerProcess:
+        """A worker on `port` (a free one by default), serving once it answers /healthz;
+        with `tokens`, it accepts only the bearer tokens of that directory's files."""
+        worker = WorkerProcess(port or free_port(), self.ledger, self.log, tokens).start()
         self.started.append(worker)
         return worker
 
     def effects(self) -> list[str]:
         """The ledger's lines: one per effect applied."""
         return self.ledger.read_text().splitlines() if self.ledger.exists() else []
+
+
+class TokenCopy:
+    """Plays the kubelet for a worker outside the cluster: copies the keys of a pool's token
+    Secret into a directory, again and again, as a mounted Secret volume is refreshed."""
+
+    def __init__(self, cluster: Cluster, namespace: str, pool: str, directory: Path) -> None:
+        self.cluster, self.namespace, self.pool = cluster, namespace, pool
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def secret(self) -> dict[str, str]:
+        """The token Secret's keys, decoded; {} until it exists."""
+        found = self.cluster.kubectl(
+            "get", "secret", f"{self.pool}-worker-token", "-n", self.namespace, "-o", "json",
+            check=False,
+        )  # fmt: skip
+        if found.returncode != 0:
+            return {}
+        data = json.loads(found.stdout).get("data") or {}
+        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+    def copy(self) -> None:
+        keys = self.secret()
+        for key in ("current", "next", "previous"):
+            path = self.directory / key
+            if key in keys:
+                path.write_text(keys[key])
+            else:
+                path.unlink(missing_ok=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.3):
+            self.copy()
+
+    def __enter__(self) -> TokenCopy:
+        wait_until("the pool's token Secret", lambda: bool(self.secret()), 60)
+        self.copy()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
 
 
 @pytest.fixture
@@ -470,3 +522,201 @@ def test_a_pool_whose_env_names_a_secret_not_open_to_runs_gets_no_workers_until_
 
     cluster.kubectl("label", "secret", "db", "baton.dev/workflow-secret=true", "-n", namespace)
     wait_created(cluster, namespace, "deployment", "reports")
+
+
+APPRAISE_ONE = [
+    {
+        "name": "appraise",
+        "worker": {
+            "pool": "appraisers",
+            "activity": "appraise",
+            "input": {"parcel": "${{ input.parcel }}", "seconds": 0.5},
+        },
+    }
+]
+
+
+def test_a_worker_refuses_a_task_without_the_pools_token_and_runs_the_operators(
+    runs: Runs, operator: OperatorProcess, workers: Workers, tmp_path: Path
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    tokens = tmp_path / "tokens"
+    worker = workers.start(tokens=tokens)
+    runs.apply([worker_pool("appraisers", worker.url), workflow("appraise-one", APPRAISE_ONE)])
+    with TokenCopy(cluster, namespace, "appraisers", tokens) as copy:
+        owner = jsonpath(
+            cluster, namespace, "secret", "appraisers-worker-token",
+            "{.metadata.ownerReferences[0].kind}",
+        )  # fmt: skip
+        assert owner == "WorkerPool"
+        # Any other caller — a pod of the cluster, say — is refused, and nothing runs.
+        body = {"input": {"parcel": "p0", "seconds": 0}, "idempotencyKey": "intruder/1"}
+        url = f"{worker.url}/activities/appraise"
+        assert httpx.post(url, json=body, timeout=10).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token"}
+        assert httpx.post(url, json=body, headers=wrong, timeout=10).status_code == 401
+        assert workers.effects() == []
+        # The operator's task carries the token.
+        runs.apply(run("appraise-1", "appraise-one", {"parcel": "p1"}))
+        status = runs.wait("appraise-1", timeout=90)
+        assert status["phase"] == "Succeeded", status
+        assert len(workers.effects()) == 1
+        assert status["steps"]["appraise"]["attempts"] == 1
+        assert copy.secret()["current"]
+
+
+def test_a_token_rotation_refuses_no_task(
+    runs: Runs, operator: OperatorProcess, workers: Workers, tmp_path: Path
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    tokens = tmp_path / "tokens"
+    worker = workers.start(tokens=tokens)
+    runs.apply(
+        [
+            worker_pool("appraisers", worker.url, tokenPropagation="3s"),
+            workflow("appraise-one", APPRAISE_ONE),
+        ]
+    )
+    with TokenCopy(cluster, namespace, "appraisers", tokens) as copy:
+        first = copy.secret()["current"]
+        cluster.kubectl(
+            "annotate", "workerpool", "appraisers", "-n", namespace,
+            "baton.dev/rotate-token=1",
+        )  # fmt: skip
+        # Runs keep coming through the three stages of the rotation.
+        names = []
+        deadline = time.monotonic() + 90
+        while True:
+            keys = copy.secret()
+            if keys.get("current") not in (None, first) and "previous" not in keys:
+                break
+            assert time.monotonic() < deadline, keys
+            name = f"appraise-{len(names)}"
+            runs.apply(run(name, "appraise-one", {"parcel": name}))
+            names.append(name)
+            time.sleep(0.5)
+        assert len(names) >= 4
+        for name in names:
+            status = runs.wait(name, timeout=90)
+            assert status["phase"] == "Succeeded", status
+            # Not one attempt was refused: each step ran once.
+            assert status["steps"]["appraise"]["attempts"] == 1, status
+        # The old token is refused now.
+        body = {"input": {"parcel": "x", "seconds": 0}, "idempotencyKey": "old/1"}
+        old = {"Authorization": f"Bearer {first}"}
+        url = f"{worker.url}/activities/appraise"
+        wait_until(
+            "the old token refused",
+            lambda: httpx.post(url, json=body, headers=old, timeout=10).status_code == 401,
+        )
+
+
+def test_a_pod_templates_fields_reach_the_deployment(runs: Runs, operator: OperatorProcess) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    cluster.kubectl("create", "secret", "generic", "psp", "--from-literal=key=k", "-n", namespace)
+    cluster.kubectl("label", "secret", "psp", "baton.dev/workflow-secret=true", "-n", namespace)
+    template = {
+        "nodeSelector": {"pool": "workers"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "workers", "effect": "NoSchedule"}
+        ],
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 1,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": {"baton.dev/pool": "reports"}},
+                        },
+                    }
+                ]
+            }
+        },
+        "imagePullSecrets": [{"name": "registry"}],
+        "securityContext": {"runAsUser": 10001, "fsGroup": 2000},
+        "volumes": [
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "certs", "secret": {"secretName": "psp"}},
+        ],
+        "terminationGracePeriodSeconds": 600,
+    }
+    runs.apply(
+        pool(
+            "reports",
+            "http://127.0.0.1:9",
+            template={"spec": template},
+            envFrom=[{"secretRef": {"name": "psp"}, "prefix": "PSP_"}],
+            volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}],
+        )
+    )
+    wait_created(cluster, namespace, "deployment", "reports")
+    found = json.loads(
+        cluster.kubectl("get", "deployment", "reports", "-n", namespace, "-o", "json").stdout
+    )
+    pod = found["spec"]["template"]["spec"]
+    for field in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets"):
+        assert pod[field] == template[field], field
+    assert pod["terminationGracePeriodSeconds"] == 600
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    names = [v["name"] for v in pod["volumes"]]
+    assert names == ["scratch", "certs", "worker-token"]
+    [container] = pod["containers"]
+    assert container["envFrom"] == [{"prefix": "PSP_", "secretRef": {"name": "psp"}}]
+    assert {"name": "scratch", "mountPath": "/scratch"} in container["volumeMounts"]
+
+
+def test_a_pool_whose_env_from_names_a_secret_not_open_to_runs_gets_no_workers(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    cluster.kubectl(
+        "create", "secret", "generic", "admin", "--from-literal=password=p", "-n", namespace
+    )
+    runs.apply(pool("reports", "http://127.0.0.1:9", envFrom=[{"secretRef": {"name": "admin"}}]))
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/reports", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=SecretNotAllowed",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "reports", "{.status.conditions[0].message}"
+    )
+    assert message.startswith("spec.envFrom[0]: ")
+    assert cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False).returncode
+
+
+def test_a_pool_tolerating_the_control_plane_is_invalid_and_gets_no_workers(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    cluster, namespace = runs.cluster, runs.namespace
+    toleration = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}
+    runs.apply(
+        pool("reports", "http://127.0.0.1:9", template={"spec": {"tolerations": [toleration]}})
+    )
+    cluster.kubectl(
+        "wait", "-n", namespace, "workerpool/reports", "--timeout=60s",
+        "--for=jsonpath={.status.conditions[0].reason}=Invalid",
+    )  # fmt: skip
+    message = jsonpath(
+        cluster, namespace, "workerpool", "reports", "{.status.conditions[0].message}"
+    )
+    assert "spec.template.spec.tolerations.0" in message
+    assert "control-plane" in message
+    assert cluster.kubectl("get", "deployment", "reports", "-n", namespace, check=False).returncode
+
+
+def test_a_retried_task_resumes_from_the_last_heartbeat_details(
+    runs: Runs, operator: OperatorProcess, workers: Workers
+) -> None:
+    worker = workers.start()
+    step = {
+        "name": "load",
+        "worker": {"pool": "loaders", "activity": "load", "input": {"rows": 1000}},
+        "retry": {"maxAttempts": 2, "initialInterval": "200ms"},
+    }
+    runs.apply([worker_pool("loaders", worker.url), workflow("load-all", [step])])
+    runs.apply(run("load-1", "load-all"))
+    status = runs.wait("load-1", timeout=90)
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["load"]["output"] == {"from": 500, "attempt": 2}

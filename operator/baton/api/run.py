@@ -191,6 +191,12 @@ class StepStatus(Model):
     heartbeat_at: str | None = Field(
         None, alias="heartbeatAt", description="Internal: last heartbeat of the current attempt."
     )
+    heartbeat_details: JSON = Field(
+        None,
+        alias="heartbeatDetails",
+        description="The details of the last heartbeat with details of any attempt (at most "
+        "1 KiB of JSON), handed to the next attempt of a worker step.",
+    )
     acknowledged: bool = Field(
         False, description="Internal: the shell confirmed it started the current attempt."
     )

@@ -44,6 +44,9 @@ class StartActivity(Command):
     heartbeat: float | None
     compensation: bool = False
     acknowledged: bool = False
+    heartbeat_details: Any = None
+    """The details of the last heartbeat an earlier attempt of the step reported (worker
+    steps hand them to the activity, as Temporal does); None when there were none."""
 
 
 @dataclass(frozen=True)

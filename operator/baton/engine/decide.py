@@ -304,6 +304,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
                 start_to_close=sd.timeouts.start_to_close,
                 heartbeat=sd.timeouts.heartbeat,
                 acknowledged=step.acknowledged,
+                heartbeat_details=step.heartbeat_details,
             )
         elif sd.child is not None:
             out[(path, step.attempt)] = StartChildRun(
@@ -465,6 +466,10 @@ class _Machine:
             target = self._running(event.key, event.attempt)
             if target is not None:
                 target[1].heartbeat_at = self.now
+                if event.details is not None:
+                    # Kept across attempts (a new attempt does not clear it): the next
+                    # attempt resumes from the last progress any attempt reported.
+                    target[1].heartbeat_details = event.details
         elif isinstance(event, ActivityCompleted):
             self._activity_completed(event.key, event.attempt, event.output)
         elif isinstance(event, ActivityFailed):

@@ -81,11 +81,13 @@ class ActivityFailed(Event):
 
 @dataclass(frozen=True)
 class ActivityHeartbeat(Event):
-    """A running attempt reported that it is alive."""
+    """A running attempt reported that it is alive; `details` (small JSON, None when it sent
+    none) are what it said about its progress, handed to the step's next attempt."""
 
     type: ClassVar[str] = "ActivityHeartbeat"
     key: str
     attempt: int
+    details: Any = None
 
 
 @dataclass(frozen=True)

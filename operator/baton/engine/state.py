@@ -42,6 +42,7 @@ class StepState:
     scheduled_at: Millis | None = None
     attempt_started_at: Millis | None = None
     heartbeat_at: Millis | None = None
+    heartbeat_details: JSON = None
     acknowledged: bool = False
     request: JSON = None
     finished_at: Millis | None = None
@@ -189,6 +190,7 @@ _STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("scheduled_at", "scheduledAt", True),
     ("attempt_started_at", "attemptStartedAt", True),
     ("heartbeat_at", "heartbeatAt", True),
+    ("heartbeat_details", "heartbeatDetails", False),
     ("acknowledged", "acknowledged", False),
     ("request", "request", False),
     ("items", "items", False),

@@ -25,12 +25,12 @@ from baton.executors.attempts import ActivityError
 from baton.store.kube import ApiError, Kube, core_path
 
 
-async def usable_secret(kube: Kube, namespace: str, ref: Any) -> tuple[str, str, str]:
-    """Check that Secret `ref` (`{name, key}`) of `namespace` exists, is opted in and has the
-    key; its (name, key, base64 value). ActivityError otherwise."""
-    name = str(ref.get("name", "")) if isinstance(ref, Mapping) else ""
-    key = str(ref.get("key", "")) if isinstance(ref, Mapping) else ""
-    details = {"secret": name, "key": key}
+async def opted_in_secret(
+    kube: Kube, namespace: str, name: str, details: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Secret `name` of `namespace` when it exists and is opted in (whole-Secret uses: a
+    pool's `envFrom` and volumes); ActivityError otherwise."""
+    details = dict(details or {"secret": name})
     try:
         path = core_path("secrets", namespace, name)
     except InvalidNameError as exc:
@@ -56,6 +56,16 @@ async def usable_secret(kube: Kube, namespace: str, ref: Any) -> tuple[str, str,
             details,
             non_retryable=True,
         )
+    return secret
+
+
+async def usable_secret(kube: Kube, namespace: str, ref: Any) -> tuple[str, str, str]:
+    """Check that Secret `ref` (`{name, key}`) of `namespace` exists, is opted in and has the
+    key; its (name, key, base64 value). ActivityError otherwise."""
+    name = str(ref.get("name", "")) if isinstance(ref, Mapping) else ""
+    key = str(ref.get("key", "")) if isinstance(ref, Mapping) else ""
+    details = {"secret": name, "key": key}
+    secret = await opted_in_secret(kube, namespace, name, details)
     encoded = (secret.get("data") or {}).get(key)
     if not isinstance(encoded, str):
         raise ActivityError(

@@ -11,10 +11,13 @@ namespace (`worker_calls_per_namespace`), so one namespace's pools cannot take e
 A worker that heartbeats answers with a newline-delimited JSON stream; each heartbeat line is
 reported as ActivityHeartbeat. A task is acknowledged (ActivityStarted) when it leaves its
 pool's queue (baton.handlers.pools) and holds its namespace's slot, not when it joins it.
+Every task carries `Authorization: Bearer <token>`, the `current` token of the pool's token
+Secret (baton.pools.tokens), which the workers check: no other pod can post them tasks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -66,20 +69,55 @@ def activity_url(endpoint: str, activity: str) -> str:
     return f"{endpoint.rstrip('/')}/activities/{quote(activity, safe='')}"
 
 
+MAX_HEARTBEAT_DETAILS = 1024
+"""Largest heartbeat details (bytes of JSON) kept for the next attempt: they are written to
+the run's status and history with each commit, so they must stay a bookmark (a page, an
+offset), not data. Larger details keep the heartbeat but not the details."""
+
+
 def dispatch_request(run: RunRef, command: StartActivity) -> dict[str, Any]:
-    """The JSON body of a task: input, idempotency key, attempt, and the run it belongs to."""
-    return {
+    """The JSON body of a task: input, idempotency key, attempt, the run it belongs to, and
+    the last heartbeat details of an earlier attempt (when there are some)."""
+    body = {
         "input": command.spec.get("input"),
         "idempotencyKey": command.idempotency_key,
         "attempt": command.attempt,
         "run": {"name": run.name, "namespace": run.namespace, "uid": run.uid},
     }
+    if command.heartbeat_details is not None:
+        body["heartbeatDetails"] = command.heartbeat_details
+    return body
+
+
+def heartbeat_details(line: dict[str, Any]) -> Any:
+    """The details of a heartbeat line worth keeping: None when absent or over
+    MAX_HEARTBEAT_DETAILS."""
+    details = line.get("heartbeat")
+    if details is None:
+        return None
+    size = len(json.dumps(details, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_HEARTBEAT_DETAILS:
+        log.warning(
+            "heartbeat details of %s bytes not kept (at most %s)", size, MAX_HEARTBEAT_DETAILS
+        )
+        return None
+    return details
 
 
 def worker_result(response: HttpResponse, now: float) -> Any:
     """The output of a worker's answer, or ActivityError for an error it reported or a
     response outside the protocol. Statuses other than 2xx are `HttpError`s, as for HTTP
     activities (a 503 with `Retry-After` from an overloaded worker is honoured)."""
+    if response.status == 401:
+        # The worker does not (yet) hold the token sent: a rotation's stage reaching it late,
+        # or a worker outside the cluster whose copy of the token Secret is stale. Retried
+        # under the step's policy, unlike other 4xx answers.
+        raise ActivityError(
+            "WorkerUnauthorized",
+            "the worker refused the pool's token (401): its copy of the token Secret is not "
+            "the operator's",
+            {"status": 401},
+        )
     if not 200 <= response.status < 300:
         raise response_error(response, now)
     body = response.output()
@@ -133,7 +171,7 @@ def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
             except ValueError:
                 return text
             if is_heartbeat(parsed):
-                await beat(run_event)
+                await beat(dataclasses.replace(run_event, details=heartbeat_details(parsed)))
                 return result
             return text
 
@@ -162,6 +200,9 @@ class Dispatcher(Protocol):
 
     def release(self, run: RunRef, pool: str, key: str) -> None:
         """Free the slot of task `key`."""
+
+    def token(self, run: RunRef, pool: str) -> str | None:
+        """The bearer token the pool's workers accept now (baton.pools.tokens)."""
 
 
 class WorkerExecutor:
@@ -218,20 +259,32 @@ class WorkerExecutor:
         try:
             async with self.limits.slot(run.namespace, run.root):
                 await report(started)
-                return await self._send(run, command, report, pool)
+                return await self._send(
+                    run, command, report, pool, self.dispatcher.token(run, name)
+                )
         finally:
             self.dispatcher.release(run, name, command.idempotency_key)
 
     async def _send(
-        self, run: RunRef, command: StartActivity, report: Report, pool: dict[str, Any]
+        self,
+        run: RunRef,
+        command: StartActivity,
+        report: Report,
+        pool: dict[str, Any],
+        token: str | None,
     ) -> Any:
         activity = str(command.spec.get("activity") or "")
         url = activity_url(pool_endpoint(pool), activity)
         log.debug("worker task %s to %s", command.idempotency_key, url)
+        headers = {"Idempotency-Key": command.idempotency_key, "Accept": ACCEPT}
+        if token is not None:
+            # Read at the send, not at the queue: a rotation that switched meanwhile is
+            # followed. Never logged, never in the history.
+            headers["Authorization"] = f"Bearer {token}"
         response = await self.http.send(
             "POST",
             url,
-            headers={"Idempotency-Key": command.idempotency_key, "Accept": ACCEPT},
+            headers=headers,
             body=dispatch_request(run, command),
             timeout=command.start_to_close,
             read=heartbeat_reader(

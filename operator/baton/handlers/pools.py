@@ -25,10 +25,13 @@ baton.executors.secrets). Either way the pool gets no tasks until it is resolved
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import logging
+import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,14 +43,21 @@ from baton.api.pool import WorkerPoolSpec
 from baton.executors import podpolicy
 from baton.executors.attempts import ActivityError
 from baton.executors.base import RunRef
-from baton.executors.secrets import usable_secret
-from baton.pools import objects
+from baton.executors.secrets import opted_in_secret, usable_secret
+from baton.pools import objects, tokens
 from baton.pools.dispatch import FairQueue, capacity
 from baton.pools.scaling import ScalingPolicy, ScalingState, decide
 from baton.store.kube import ApiError, Kube, core_path, path_of
 from baton.store.objects import post_event, timestamp
 
 log = logging.getLogger(__name__)
+
+INVALID = "Invalid"
+"""Reason of the Ready condition of a pool whose spec the model refuses."""
+
+INVALID_TEMPLATE = "InvalidTemplate"
+"""Reason of the Ready condition when the API server refuses the pool's Deployment (an
+`affinity` or `topologySpreadConstraints` it does not accept)."""
 
 RECONCILE_INTERVAL = 2.0
 """Seconds between two reconciliations of every pool when nothing wakes the loop."""
@@ -74,6 +84,14 @@ class PoolRuntime:
     blocked: objects.Blocked | None = None
     """Why the pool's Deployment and Service are not applied: a foreign object holds a name,
     or the pool names a ServiceAccount the operator's pod policy refuses."""
+    refused: tuple[int | None, objects.Blocked] | None = None
+    """The generation whose Deployment the API server refused, and what it said: not asked
+    again until the spec changes."""
+    token: str | None = None
+    """The token sent to the pool's workers (its token Secret's `current`); None until the
+    Secret is the pool's own, and the pool gets no tasks till then."""
+    token_secret: dict[str, Any] | None = None
+    """The pool's token Secret as last read or written."""
 
     def spec(self) -> WorkerPoolSpec | None:
         if self.body is None:
@@ -82,6 +100,23 @@ class PoolRuntime:
             return WorkerPoolSpec.model_validate(self.body.get("spec") or {})
         except pydantic.ValidationError:
             return None
+
+    def invalid(self) -> objects.Blocked | None:
+        """Why the spec is refused by the model where the CRD's schema let it through (the
+        checks across fields: a toleration of the control plane, a mount of no volume)."""
+        if self.body is None:
+            return None
+        try:
+            WorkerPoolSpec.model_validate(self.body.get("spec") or {})
+        except pydantic.ValidationError as exc:
+            problems = [
+                f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".replace(
+                    "spec.: ", "spec: "
+                )
+                for e in exc.errors(include_url=False)
+            ]
+            return objects.Blocked(INVALID, "; ".join(problems))
+        return None
 
 
 class Pools:
@@ -128,6 +163,8 @@ class Pools:
             runtime.written_status = None
             runtime.applied_generation = None
             runtime.blocked = None
+            runtime.token = None
+            runtime.token_secret = None
         self._pump(runtime)
         self._wake.set()
 
@@ -182,6 +219,8 @@ class Pools:
                 reason = "WorkerPoolNotFound"
                 now = self.clock()
                 await post_event(self.kube, involved, "Warning", reason, message, now=now)
+        if runtime.token is None and runtime.body is not None:
+            await self._load_token(runtime)
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Fair between trees of runs: a parent fanning out to many child runs holds no more
         # of the pool than one run does.
@@ -198,6 +237,10 @@ class Pools:
             raise
         assert runtime.body is not None
         return runtime.body
+
+    def token(self, run: RunRef, pool: str) -> str | None:
+        """The bearer token the workers of `pool` accept now (see baton.pools.tokens)."""
+        return self._runtime(run.namespace, pool).token
 
     def release(self, run: RunRef, pool: str, key: str) -> None:
         """The task `key` acquired finished: its slot is free."""
@@ -231,8 +274,8 @@ class Pools:
     def capacity_of(self, runtime: PoolRuntime) -> int:
         """Tasks the pool may run at once now."""
         spec = runtime.spec()
-        if spec is None:
-            return 0
+        if spec is None or runtime.token is None:
+            return 0  # no task leaves without the token its workers check
         if spec.image is None:
             return spec.max_replicas * spec.tasks_per_replica
         assert runtime.body is not None
@@ -284,12 +327,22 @@ class Pools:
         if runtime.body is None:
             return
         spec = runtime.spec()
-        if spec is None:
-            return  # the CRD's schema refuses what the model refuses; nothing to do
         now = self.clock()
+        if spec is None:
+            # The schema let through what the model refuses: say so, touch nothing else.
+            invalid = runtime.invalid()
+            if invalid is not None:
+                await self._report_blocked(runtime, invalid, now)
+                await self._write_status(runtime, None, 0, now)
+            return
         backlog, in_flight = runtime.queue.backlog, runtime.queue.in_flight
         desired = 0
-        if spec.image is not None:
+        token_blocked = await self._apply_token(runtime, now)
+        if token_blocked is not None:
+            await self._report_blocked(runtime, token_blocked, now)
+        elif spec.image is None:
+            await self._report_blocked(runtime, None, now)
+        if spec.image is not None and token_blocked is None:
             policy = ScalingPolicy.of(spec)
             current = self._current_replicas(runtime, spec)
             decision = decide(
@@ -306,13 +359,19 @@ class Pools:
             await self._apply(runtime, spec, replicas, now, decision.reason)
             if policy.external:
                 desired = current
+        await self._write_status(runtime, spec, desired, now)
+
+    async def _write_status(
+        self, runtime: PoolRuntime, spec: WorkerPoolSpec | None, desired: int, now: float
+    ) -> None:
+        assert runtime.body is not None
         status = objects.status(
             runtime.body,
             spec,
             deployment_body=runtime.deployment,
             desired=desired,
-            backlog=backlog,
-            in_flight=in_flight,
+            backlog=runtime.queue.backlog,
+            in_flight=runtime.queue.in_flight,
             now=timestamp(now),
             last_scale_time=runtime.last_scale_time,
             blocked=runtime.blocked,
@@ -363,6 +422,8 @@ class Pools:
             if found is not None and not objects.owned_by(found, pool)
         ]
         blocked = objects.Blocked(objects.NAME_CONFLICT, foreign[0]) if foreign else None
+        if blocked is None and runtime.refused is not None and runtime.refused[0] == generation:
+            blocked = runtime.refused[1]
         if blocked is None:
             blocked = self._refused_account(runtime, spec)
         if blocked is None and recheck:
@@ -379,6 +440,9 @@ class Pools:
                     deployment_path(runtime.namespace), wanted
                 )
             except ApiError as exc:
+                if exc.status == 422:
+                    await self._refused_template(runtime, exc, now)
+                    return
                 if exc.status != 409:
                     raise
                 # Someone took the name meanwhile: the next reconciliation looks at it.
@@ -392,7 +456,13 @@ class Pools:
             # The uid is a precondition: the patch fails (409) rather than reach an object
             # that replaced the pool's under the same name since it was read.
             wanted["metadata"]["uid"] = uid
-            runtime.deployment = await self.kube.patch(deployment_at, wanted)
+            try:
+                runtime.deployment = await self.kube.patch(deployment_at, wanted)
+            except ApiError as exc:
+                if exc.status != 422:
+                    raise
+                await self._refused_template(runtime, exc, now)
+                return
             if await self._apply_service(runtime, spec, service):
                 runtime.applied_generation = generation
         have = (runtime.deployment.get("spec") or {}).get("replicas")
@@ -405,6 +475,78 @@ class Pools:
             message = f"scaled from {have} to {replicas} worker(s): {reason}"
             log.info("WorkerPool %s/%s %s", runtime.namespace, runtime.name, message)
             await post_event(self.kube, _involved(runtime), "Normal", "Scaled", message, now=now)
+
+    async def _load_token(self, runtime: PoolRuntime) -> None:
+        """Read the token of a pool the reconcile loop has not handled yet (a pool this
+        replica only just saw): its Secret's `current`, if the Secret is the pool's own."""
+        assert runtime.body is not None
+        at = core_path("secrets", runtime.namespace, tokens.secret_name(runtime.name))
+        found = await self.kube.get(at)
+        if runtime.token is None and objects.owned_by(found, runtime.body):
+            runtime.token_secret = found
+            runtime.token = tokens.Tokens.of(found).current
+
+    async def _apply_token(self, runtime: PoolRuntime, now: float) -> objects.Blocked | None:
+        """Create the pool's token Secret, carry a rotation one stage on when it is due, and
+        remember the token to send; Blocked when a foreign Secret holds the name."""
+        assert runtime.body is not None
+        pool = runtime.body
+        name = tokens.secret_name(runtime.name)
+        at = core_path("secrets", runtime.namespace, name)
+        if not objects.owned_by(runtime.token_secret, pool):
+            runtime.token_secret = await self.kube.get(at)
+            found = runtime.token_secret
+            if found is not None and not objects.owned_by(found, pool):
+                runtime.token = None
+                message = objects.conflict("Secret", found, pool, name)
+                return objects.Blocked(objects.NAME_CONFLICT, message)
+        held = tokens.Tokens.of(runtime.token_secret)
+        requested = str((pool["metadata"].get("annotations") or {}).get(tokens.ROTATE) or "")
+        spec = runtime.spec()
+        assert spec is not None
+        step = tokens.plan(
+            held,
+            requested=requested,
+            now=now,
+            propagation=spec.token_propagation_seconds,
+            fresh=secrets.token_urlsafe(32),
+        )
+        if step is not None:
+            data: dict[str, str | None] = {
+                key.value: None for key in tokens.Key if key.value not in step.data
+            }
+            data.update({k: base64.b64encode(v.encode()).decode() for k, v in step.data.items()})
+            metadata = objects.owned_meta(pool, name)
+            metadata["annotations"] = dict(step.annotations)
+            if runtime.token_secret is None:
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "Opaque",
+                    "metadata": metadata,
+                    "data": {k: v for k, v in data.items() if v is not None},
+                }
+                try:
+                    runtime.token_secret = await self.kube.create(
+                        core_path("secrets", runtime.namespace), body
+                    )
+                except ApiError as exc:
+                    if exc.status != 409:
+                        raise
+                    runtime.token_secret = None  # taken meanwhile: looked at next time
+                    runtime.token = None
+                    return None
+            else:
+                # The uid precondition: never write a Secret that replaced the pool's own.
+                metadata["uid"] = runtime.token_secret["metadata"].get("uid")
+                runtime.token_secret = await self.kube.patch(
+                    at, {"metadata": metadata, "data": data}
+                )
+            log.info("WorkerPool %s/%s token: %s", runtime.namespace, runtime.name, step.stage)
+            held = tokens.Tokens.of(runtime.token_secret)
+        runtime.token = held.current
+        self._pump(runtime)
+        return None
 
     async def _apply_service(
         self, runtime: PoolRuntime, spec: WorkerPoolSpec, existing: Mapping[str, Any] | None
@@ -444,18 +586,30 @@ class Pools:
     async def _refused_secret(
         self, runtime: PoolRuntime, spec: WorkerPoolSpec
     ) -> objects.Blocked | None:
-        """A Secret of the workers' env that runs may not use (baton.executors.secrets): the
-        pool's image would read it through the kubelet, whoever created the pool."""
-        for var in spec.env or []:
-            if var.value_from is None:
-                continue
-            ref = var.value_from.secret_key_ref.model_dump()
+        """A Secret the workers would read that runs may not use (baton.executors.secrets):
+        through `env`, `envFrom` or a volume, the pool's image would read it through the
+        kubelet, whoever created the pool. (`imagePullSecrets` are not checked: the kubelet
+        pulls with them, the workers never see them.)"""
+        for where, check in _secret_uses(spec):
             try:
-                await usable_secret(self.kube, runtime.namespace, ref)
+                await check(self.kube, runtime.namespace)
             except ActivityError as exc:
-                message = f"spec.env {var.name}: {exc.message}; the pool gets no workers"
+                message = f"spec.{where}: {exc.message}; the pool gets no workers"
                 return objects.Blocked(exc.error_type, message)
         return None
+
+    async def _refused_template(self, runtime: PoolRuntime, exc: ApiError, now: float) -> None:
+        """The API server refused the Deployment made from the pool's spec: the pool is
+        blocked until its spec changes (the same refusal is not asked for again each
+        reconciliation)."""
+        assert runtime.body is not None
+        message = (
+            f"the API server refused the workers' Deployment: {exc.message}; fix the pool's "
+            "spec (template.spec.affinity and topologySpreadConstraints are checked there)"
+        )
+        blocked = objects.Blocked(INVALID_TEMPLATE, message)
+        runtime.refused = (runtime.body["metadata"].get("generation"), blocked)
+        await self._report_blocked(runtime, blocked, now)
 
     async def _report_blocked(
         self, runtime: PoolRuntime, blocked: objects.Blocked | None, now: float
@@ -472,6 +626,29 @@ class Pools:
         await post_event(
             self.kube, _involved(runtime), "Warning", blocked.reason, blocked.message, now=now
         )
+
+
+SecretCheck = Callable[[Kube, str], Awaitable[object]]
+
+
+def _secret_uses(spec: WorkerPoolSpec) -> list[tuple[str, SecretCheck]]:
+    """Every place of the spec that hands a Secret's content to the workers, with the check
+    that it is opted in: `env` (secretKeyRef), `envFrom` (secretRef), volumes (secret)."""
+    found: list[tuple[str, SecretCheck]] = []
+    for var in spec.env or []:
+        if var.value_from is not None:
+            ref = var.value_from.secret_key_ref.model_dump()
+            found.append((f"env {var.name}", functools.partial(usable_secret, ref=ref)))
+    for i, source in enumerate(spec.env_from or []):
+        if source.secret_ref is not None:
+            name = source.secret_ref.name
+            found.append((f"envFrom[{i}]", functools.partial(opted_in_secret, name=name)))
+    for volume in (spec.template.spec.volumes if spec.template else None) or []:
+        if volume.secret is not None:
+            name = volume.secret.secret_name
+            where = f"template.spec.volumes {volume.name}"
+            found.append((where, functools.partial(opted_in_secret, name=name)))
+    return found
 
 
 def _involved(runtime: PoolRuntime) -> dict[str, Any]:

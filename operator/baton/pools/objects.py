@@ -9,11 +9,15 @@ them in.
   else of the same name — a Service someone made, a Deployment of a deleted namesake pool — is
   foreign: `conflict` says so, for the pool's Ready condition and a Warning Event (`Blocked`),
   and the handler neither patches it nor sends tasks to it.
-- The pod template comes from the spec: image, command, args, env, resources, service account,
-  the task port, and an HTTP readiness probe on `/healthz` (what the SDK's worker serves).
-  Pods run restricted (non-root, RuntimeDefault seccomp, every capability dropped, no
-  privilege escalation), like Job steps' pods, and without a ServiceAccount token unless the
-  pool names a `serviceAccountName`.
+- The pod template comes from the spec: image, command, args, env, envFrom, resources, volume
+  mounts, service account, the task port, and an HTTP readiness probe on `/healthz` (what the
+  SDK's worker serves); the pod-level fields of `spec.template.spec` (nodeSelector,
+  tolerations, affinity, topology spread, imagePullSecrets, user and groups, volumes, grace
+  period) are copied as the model let them through. The pool's token Secret
+  (baton.pools.tokens) is mounted read-only at `/var/run/baton/worker-token`, and
+  `BATON_WORKER_TOKENS` names it to `baton-worker`. Pods run restricted (non-root,
+  RuntimeDefault seccomp, every capability dropped, no privilege escalation), like Job steps'
+  pods, and without a ServiceAccount token unless the pool names a `serviceAccountName`.
 - `spec.replicas` is written only with `scaling: baton`; with `scaling: external` the field is
   left out of every apply, so the autoscaler that owns it (an HPA, KEDA) is never overridden.
 - A pool with `endpoint` has neither: its worker runs elsewhere.
@@ -28,7 +32,8 @@ from typing import Any
 
 from baton.api.conditions import set_condition
 from baton.api.labels import API_VERSION, PART, SHARD
-from baton.api.pool import ScalingMode, WorkerPoolSpec
+from baton.api.pool import RESERVED_VOLUME, ScalingMode, WorkerPoolSpec
+from baton.pools import tokens
 
 POOL = "baton.dev/pool"
 """Label: the WorkerPool a worker pod, its Deployment and Service belong to."""
@@ -77,11 +82,14 @@ def owned_by(body: Mapping[str, Any] | None, pool: Mapping[str, Any]) -> bool:
     )
 
 
-def conflict(kind: str, found: Mapping[str, Any], pool: Mapping[str, Any]) -> str:
+def conflict(
+    kind: str, found: Mapping[str, Any], pool: Mapping[str, Any], name: str | None = None
+) -> str:
     """What the pool's Ready condition and Warning Event say about a foreign object holding
-    the name of the pool's Deployment or Service."""
+    the name of the pool's Deployment, Service (`name` None: the pool's own) or token
+    Secret."""
     meta = pool["metadata"]
-    where = f"{meta['namespace']}/{meta['name']}"
+    where = f"{meta['namespace']}/{name or meta['name']}"
     owners = [
         f"{ref.get('kind')} {ref.get('name')}"
         for ref in (found.get("metadata") or {}).get("ownerReferences") or []
@@ -114,13 +122,19 @@ def labels(name: str) -> dict[str, str]:
 
 
 def _meta(pool: Mapping[str, Any]) -> dict[str, Any]:
+    return owned_meta(pool, pool["metadata"]["name"])
+
+
+def owned_meta(pool: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The metadata of an object named `name` the pool owns: its labels (and shard) and its
+    ownerReference."""
     meta = pool["metadata"]
     own = labels(meta["name"])
     shard = (meta.get("labels") or {}).get(SHARD)
     if shard is not None:
         own[SHARD] = shard  # the pool's shard watches its Deployment by this label
     return {
-        "name": meta["name"],
+        "name": name,
         "namespace": meta["namespace"],
         "labels": own,
         "ownerReferences": [_owner(pool)],
@@ -129,6 +143,10 @@ def _meta(pool: Mapping[str, Any]) -> dict[str, Any]:
 
 def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
     return [var.model_dump(by_alias=True, exclude_none=True) for var in spec.env or []]
+
+
+def _dump(models: Any) -> list[dict[str, Any]]:
+    return [m.model_dump(by_alias=True, exclude_none=True) for m in models]
 
 
 def deployment(
@@ -150,14 +168,35 @@ def deployment(
         container["command"] = list(spec.command)
     if spec.args:
         container["args"] = list(spec.args)
-    if spec.env:
-        container["env"] = _env(spec)
+    env = _env(spec)
+    env.append({"name": tokens.TOKENS_ENV, "value": tokens.MOUNT_PATH})
+    container["env"] = env
+    if spec.env_from:
+        container["envFrom"] = _dump(spec.env_from)
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
-    pod_spec: dict[str, Any] = {
-        "containers": [container],
-        "securityContext": copy.deepcopy(dict(RESTRICTED_POD)),
+    container["volumeMounts"] = [
+        *_dump(spec.volume_mounts or []),
+        {"name": RESERVED_VOLUME, "mountPath": tokens.MOUNT_PATH, "readOnly": True},
+    ]
+    template = spec.template.spec if spec.template is not None else None
+    pod_spec: dict[str, Any] = {}
+    if template is not None:
+        pod_spec.update(template.model_dump(by_alias=True, exclude_none=True))
+    # The restricted profile wins over anything the template says (its model offers no field
+    # that could weaken it, and this order keeps it so should one be added).
+    pod_spec["securityContext"] = {
+        **pod_spec.get("securityContext", {}),
+        **copy.deepcopy(dict(RESTRICTED_POD)),
     }
+    pod_spec["containers"] = [container]
+    pod_spec["volumes"] = [
+        *pod_spec.get("volumes", []),
+        {
+            "name": RESERVED_VOLUME,
+            "secret": {"secretName": tokens.secret_name(name), "defaultMode": 0o444},
+        },
+    ]
     if spec.service_account_name:
         # Its token is mounted as the ServiceAccount itself says (its own
         # automountServiceAccountToken), so an account that opted out stays out.
@@ -221,7 +260,7 @@ def condition(
 
 def status(
     pool: Mapping[str, Any],
-    spec: WorkerPoolSpec,
+    spec: WorkerPoolSpec | None,
     *,
     deployment_body: Mapping[str, Any] | None,
     desired: int,
@@ -241,13 +280,13 @@ def status(
         ready_condition = condition(
             "Ready", False, blocked.reason, blocked.message, now=now, previous=previous
         )
-    elif spec.image is None:
+    elif spec is None or spec.image is None:
         replicas = ready = 0
         ready_condition = condition(
             "Ready",
             True,
             "ExternalEndpoint",
-            f"tasks go to {spec.endpoint}",
+            f"tasks go to {spec.endpoint if spec else None}",
             now=now,
             previous=previous,
         )

@@ -55,6 +55,7 @@ def whoami() -> dict[str, Any]:
         "activityKey": ctx.activity_key,
         "attempt": ctx.attempt,
         "run": ctx.run.name,
+        "heartbeatDetails": ctx.heartbeat_details,
     }
 
 

@@ -81,7 +81,19 @@ def test_the_activity_sees_its_idempotency_key_attempt_and_run(url: str) -> None
         "activityKey": "u1/charge",
         "attempt": 3,
         "run": "purchase-42",
+        "heartbeatDetails": None,
     }
+
+
+def test_the_activity_sees_the_last_heartbeat_details_of_the_previous_attempt(url: str) -> None:
+    body = {
+        "input": None,
+        "idempotencyKey": "u1/import/2",
+        "attempt": 2,
+        "heartbeatDetails": {"row": 500},
+    }
+    answer = httpx.post(f"{url}/activities/whoami", json=body, timeout=30).json()
+    assert answer["output"]["heartbeatDetails"] == {"row": 500}
 
 
 def test_a_repeated_idempotency_key_gets_the_first_answer_without_a_second_run(url: str) -> None:

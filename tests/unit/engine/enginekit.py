@@ -113,9 +113,10 @@ class Run:
         """The shell started the attempt (a worker task: it left its pool's queue)."""
         return self.deliver(ActivityStarted(key=key, attempt=self._attempt(key)), self.now + after)
 
-    def heartbeat(self, key: str, *, after: float = 0.0) -> Decision:
+    def heartbeat(self, key: str, *, after: float = 0.0, details: Any = None) -> Decision:
         return self.deliver(
-            ActivityHeartbeat(key=key, attempt=self._attempt(key)), self.now + after
+            ActivityHeartbeat(key=key, attempt=self._attempt(key), details=details),
+            self.now + after,
         )
 
     def signal(self, index: int, name: str, payload: Any = None) -> Decision:

@@ -8,6 +8,7 @@ from baton.api.run import RunPhase, StepPhase
 from baton.engine import CancelActivity
 from baton.engine.definition import RetryPolicy
 from baton.engine.retry import backoff_delay, is_retryable
+from baton.engine.state import step_from_status, step_to_status
 
 POLICY = RetryPolicy(
     max_attempts=5,
@@ -282,3 +283,26 @@ def test_the_run_timeout_compensates_completed_steps_then_ends_timed_out() -> No
     assert run.started() == ["a/compensate"]
     run.complete("a/compensate")
     assert run.phase is RunPhase.TIMED_OUT
+
+
+def test_the_next_attempt_gets_the_last_heartbeat_details_of_the_previous_one() -> None:
+    run = Run(
+        """
+        steps:
+          - name: load
+            worker: {pool: p, activity: load}
+            retry: {maxAttempts: 3, initialInterval: 1s}
+        """
+    )
+    assert run.start_of("load").heartbeat_details is None
+    run.acknowledge("load")
+    run.heartbeat("load", details={"row": 250})
+    run.heartbeat("load", details={"row": 500})
+    run.heartbeat("load")  # a bare heartbeat keeps the last details
+    run.fail("load")
+    run.advance(1)
+    assert run.start_of("load").attempt == 2
+    assert run.start_of("load").heartbeat_details == {"row": 500}
+    # and they survive the status round trip a restarted operator goes through
+    restored = step_from_status(step_to_status(run.step("load")))
+    assert restored.heartbeat_details == {"row": 500}

@@ -5,6 +5,7 @@ events)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -213,3 +214,29 @@ class Silent:
             writer.close()
         self._server.close()
         await self._server.wait_closed()
+
+
+POOL_TOKEN = "t0ken"
+"""The `current` token of every pool a PoolApi serves."""
+
+
+class PoolApi:
+    """Stands for the Kubernetes API: every WorkerPool is reached at `endpoint`, and owns a
+    token Secret whose `current` token is POOL_TOKEN."""
+
+    def __init__(self, endpoint: str, **spec: Any) -> None:
+        self.endpoint = endpoint
+        self.spec = spec
+
+    async def get(self, path: str, **_query: str) -> dict[str, Any]:
+        parts = path.split("/")
+        namespace, name = parts[parts.index("namespaces") + 1], parts[-1]
+        if parts[-2] == "secrets":
+            owner = {"kind": "WorkerPool", "uid": "pool-uid"}
+            metadata = {"name": name, "namespace": namespace, "ownerReferences": [owner]}
+            encoded = base64.b64encode(POOL_TOKEN.encode()).decode()
+            return {"metadata": metadata, "data": {"current": encoded}}
+        return {
+            "metadata": {"name": name, "namespace": namespace, "uid": "pool-uid"},
+            "spec": {"endpoint": self.endpoint, **self.spec},
+        }

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from executorkit import RUN, Events, Reply, Server, Silent, command, offline_kube
+from executorkit import RUN, Events, PoolApi, Reply, Server, Silent, command, offline_kube
 
 from baton.engine.commands import CancelActivity
 from baton.engine.definition import RetryPolicy
@@ -107,21 +107,6 @@ def test_hung_calls_of_one_namespace_leave_another_namespace_its_connections(
     run(scenario, http_max_connections=4, http_calls_per_namespace=3)
 
 
-class PoolApi:
-    """Stands for the Kubernetes API: every WorkerPool is reached at `endpoint`."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    async def get(self, path: str, **_query: str) -> dict[str, Any]:
-        parts = path.split("/")
-        namespace, name = parts[parts.index("namespaces") + 1], parts[-1]
-        return {
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"endpoint": self.endpoint, "maxReplicas": 10, "tasksPerReplica": 10},
-        }
-
-
 WorkerScenario = Callable[[Silent, HttpExecutor, WorkerExecutor], Awaitable[None]]
 
 
@@ -132,7 +117,7 @@ def with_worker(scenario: WorkerScenario, endpoint: str | None = None, **setting
     async def main() -> None:
         async with Silent() as hung, offline_kube() as kube:
             http = HttpExecutor(kube, OperatorSettings(**settings))
-            pools = Pools(PoolApi(endpoint or hung.url))  # type: ignore[arg-type]
+            pools = Pools(PoolApi(endpoint or hung.url, maxReplicas=10, tasksPerReplica=10))  # type: ignore[arg-type]
             worker = WorkerExecutor(http, pools)
             try:
                 await scenario(hung, http, worker)

@@ -4,6 +4,7 @@ on 127.0.0.1: outputs and typed errors, and heartbeat streams reported as Activi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -13,11 +14,11 @@ from typing import Any
 import pytest
 import uvicorn
 from baton_activities import ActivityError, Worker, activity, heartbeat
-from executorkit import RUN, Events, Reply, Server, command, offline_kube
+from executorkit import POOL_TOKEN, RUN, Events, PoolApi, Reply, Server, command, offline_kube
 
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityHeartbeat
 from baton.executors.http import HttpExecutor
-from baton.executors.worker import WorkerExecutor
+from baton.executors.worker import WorkerExecutor, dispatch_request
 from baton.handlers.pools import Pools
 from baton.settings import OperatorSettings
 
@@ -55,20 +56,6 @@ def worker_url() -> Iterator[str]:
     server.should_exit = True
     thread.join(10)
     sock.close()
-
-
-class PoolApi:
-    """Stands for the Kubernetes API: every WorkerPool is reached at `endpoint`."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    async def get(self, path: str, **_query: str) -> dict[str, Any]:
-        name = path.rsplit("/", 1)[-1]
-        return {
-            "metadata": {"name": name, "namespace": RUN.namespace},
-            "spec": {"endpoint": self.endpoint},
-        }
 
 
 def perform(endpoint: str, activity_name: str, data: Any) -> Events:
@@ -138,3 +125,41 @@ def test_a_stream_line_after_heartbeats_is_the_result(server: Server) -> None:
     final = perform(server.url, "charge", {}).events[-1]
     assert isinstance(final, ActivityFailed)
     assert final.error["type"] == "CardDeclined"
+
+
+def test_a_task_carries_the_pool_token_as_a_bearer_header(server: Server) -> None:
+    server.routes["/activities/charge"] = Reply(200, b'{"output": 1}')
+    perform(server.url, "charge", {})
+    sent = server.requests_to("/activities/charge")[0]
+    assert sent.headers["authorization"] == f"Bearer {POOL_TOKEN}"
+
+
+def test_a_worker_refusing_the_token_is_a_retryable_worker_unauthorized(server: Server) -> None:
+    server.routes["/activities/charge"] = Reply(401, b'{"error": {"type": "Unauthorized"}}')
+    final = perform(server.url, "charge", {}).events[-1]
+    assert isinstance(final, ActivityFailed)
+    assert final.error["type"] == "WorkerUnauthorized"
+    assert not final.error.get("details", {}).get("nonRetryable")
+
+
+def test_heartbeat_details_are_reported_and_oversized_ones_dropped(server: Server) -> None:
+    big = "x" * 2000
+    server.routes["/activities/charge"] = Reply(
+        200,
+        b'{"heartbeat": {"row": 5}}\n{"heartbeat": "' + big.encode() + b'"}\n{"output": 1}\n',
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    beats = [
+        e for e in perform(server.url, "charge", {}).events if isinstance(e, ActivityHeartbeat)
+    ]
+    assert [b.details for b in beats] == [{"row": 5}, None]
+
+
+def test_a_retried_task_carries_the_previous_attempts_heartbeat_details() -> None:
+    start = dataclasses.replace(
+        command("worker", {"pool": "p", "activity": "a", "input": 1}, attempt=2),
+        heartbeat_details={"row": 5},
+    )
+    assert dispatch_request(RUN, start)["heartbeatDetails"] == {"row": 5}
+    first = command("worker", {"pool": "p", "activity": "a", "input": 1})
+    assert "heartbeatDetails" not in dispatch_request(RUN, first)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
+import pytest
+
 from baton.api.pool import WorkerPoolSpec
 from baton.pools import objects
 
@@ -52,10 +55,142 @@ def test_the_deployment_runs_the_pools_image_with_its_settings() -> None:
     assert container["env"] == [
         {"name": "PSP", "value": "test"},
         {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "psp", "key": "token"}}},
+        {"name": "BATON_WORKER_TOKENS", "value": "/var/run/baton/worker-token"},
     ]
     assert container["resources"] == {"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}}
     assert container["ports"] == [{"name": "tasks", "containerPort": 9000, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "tasks"}
+
+
+def test_the_workers_mount_the_pools_token_secret_read_only() -> None:
+    body, spec = pool()
+    pod = objects.deployment(body, spec, replicas=1)["spec"]["template"]["spec"]
+    assert {
+        "name": "worker-token",
+        "secret": {"secretName": "payments-worker-token", "defaultMode": 0o444},
+    } in pod["volumes"]
+    [container] = pod["containers"]
+    assert {
+        "name": "worker-token",
+        "mountPath": "/var/run/baton/worker-token",
+        "readOnly": True,
+    } in container["volumeMounts"]
+    assert {"name": "BATON_WORKER_TOKENS", "value": "/var/run/baton/worker-token"} in container[
+        "env"
+    ]
+
+
+TEMPLATE = {
+    "nodeSelector": {"pool": "workers"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "workers", "effect": "NoSchedule"}
+    ],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
+            }
+        }
+    },
+    "imagePullSecrets": [{"name": "registry"}],
+    "securityContext": {"runAsUser": 10001, "fsGroup": 2000},
+    "volumes": [
+        {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "certs", "secret": {"secretName": "psp-certs"}},
+    ],
+    "terminationGracePeriodSeconds": 600,
+}
+
+
+def test_the_pod_template_reaches_the_deployment_with_the_restricted_profile_kept() -> None:
+    body, spec = pool(
+        template={"spec": TEMPLATE},
+        envFrom=[
+            {"configMapRef": {"name": "settings"}},
+            {"secretRef": {"name": "psp"}, "prefix": "PSP_"},
+        ],
+        volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}],
+    )
+    pod = objects.deployment(body, spec, replicas=1)["spec"]["template"]["spec"]
+    for field in (
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "imagePullSecrets",
+        "terminationGracePeriodSeconds",
+    ):
+        assert pod[field] == TEMPLATE[field]
+    assert pod["securityContext"] == {
+        "runAsUser": 10001,
+        "fsGroup": 2000,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["volumes"][:2] == TEMPLATE["volumes"]
+    assert pod["automountServiceAccountToken"] is False
+    [container] = pod["containers"]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "settings"}},
+        {"prefix": "PSP_", "secretRef": {"name": "psp"}},
+    ]
+    assert container["volumeMounts"][0] == {"name": "scratch", "mountPath": "/scratch"}
+    assert container["securityContext"] == dict(objects.RESTRICTED_CONTAINER)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        (
+            {"template": {"spec": {"securityContext": {"runAsUser": 0}}}},
+            "greater than or equal to 1",
+        ),
+        ({"template": {"spec": {"securityContext": {"privileged": True}}}}, "privileged"),
+        ({"template": {"spec": {"hostNetwork": True}}}, "hostNetwork"),
+        (
+            {"template": {"spec": {"priorityClassName": "system-cluster-critical"}}},
+            "priorityClassName",
+        ),
+        ({"template": {"metadata": {"labels": {"app": "web"}}, "spec": {}}}, "metadata"),
+        (
+            {"template": {"spec": {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}}},
+            "hostPath",
+        ),
+        (
+            {
+                "template": {
+                    "spec": {
+                        "tolerations": [
+                            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}
+                        ]
+                    }
+                }
+            },
+            "control-plane",
+        ),
+        ({"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}}, "key"),
+        (
+            {"template": {"spec": {"volumes": [{"name": "worker-token", "emptyDir": {}}]}}},
+            "Baton's",
+        ),
+        ({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]}, "not a volume"),
+        (
+            {
+                "template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}},
+                "volumeMounts": [{"name": "v", "mountPath": "/var/run/baton/worker-token"}],
+            },
+            "overlaps /var/run/baton",
+        ),
+        ({"envFrom": [{"secretRef": {"name": "a"}, "configMapRef": {"name": "b"}}]}, "exactly one"),
+    ],
+)
+def test_pod_fields_a_tenant_could_abuse_are_refused_naming_the_field(
+    spec: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        WorkerPoolSpec.model_validate({"image": "w:1", **spec})
+    assert says in str(raised.value)
 
 
 def test_with_external_scaling_replicas_are_never_written() -> None:

@@ -5,6 +5,7 @@ written, and `scaling: external` never writes replicas."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 from typing import Any
 
@@ -12,6 +13,7 @@ from baton import metrics
 from baton.executors.base import RunRef
 from baton.handlers.pools import Pools
 from baton.pools import objects
+from baton.store.kube import ApiError
 
 NS = "shop"
 
@@ -20,8 +22,9 @@ class FakeKube:
     """Objects by path; create, merge-patch (one level deep is enough here) and get."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
+        self.objects: dict[str, dict[str, Any]] = {TOKEN_SECRET: token_secret()}
         self.patches: list[tuple[str, Any]] = []
+        self.refusals = 0
 
     async def get(self, path: str, **_: str) -> dict[str, Any] | None:
         found = self.objects.get(path)
@@ -45,6 +48,14 @@ class FakeKube:
 
 
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/payments"
+TOKEN_SECRET = f"/api/v1/namespaces/{NS}/secrets/payments-worker-token"
+
+
+def token_secret() -> dict[str, Any]:
+    """The pool's token Secret, as the reconciliation of the pool created it."""
+    owner = {"kind": "WorkerPool", "name": "payments", "uid": "p-1"}
+    metadata = {"name": "payments-worker-token", "namespace": NS, "ownerReferences": [owner]}
+    return {"metadata": metadata, "data": {"current": "dG9rZW4="}}
 
 
 def pool(**spec: Any) -> dict[str, Any]:
@@ -137,6 +148,7 @@ def test_a_task_for_a_pool_not_applied_yet_waits_for_it_and_the_run_is_told() ->
         assert event["involvedObject"]["kind"] == "WorkflowRun"
         assert event["involvedObject"]["name"] == "run-0"
         pools.observe_pool("ADDED", pool())  # applied now
+        await pools.reconcile(pools._pools[(NS, "payments")])  # its token is read
         ready(pools, 1)
         assert (await waiting)["metadata"]["name"] == "payments"
 
@@ -300,5 +312,68 @@ def test_a_pool_naming_a_service_account_the_policy_refuses_gets_no_deployment()
         await pools.reconcile(runtime)
         template = kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]
         assert template["serviceAccountName"] == "workers-payments"
+
+    asyncio.run(scenario())
+
+
+def test_a_pool_gets_a_token_secret_it_owns_and_tasks_carry_its_current_token() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        del kube.objects[TOKEN_SECRET]
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool())
+        await pools.reconcile(pools._pools[(NS, "payments")])
+        created = kube.objects[TOKEN_SECRET]
+        assert created["metadata"]["ownerReferences"][0]["uid"] == "p-1"
+        token = base64.b64decode(created["data"]["current"]).decode()
+        assert len(token) >= 32
+        assert pools.token(run(0), "payments") == token
+
+    asyncio.run(scenario())
+
+
+def test_a_foreign_secret_holding_the_token_name_blocks_the_pool() -> None:
+    async def scenario() -> None:
+        kube = FakeKube()
+        kube.objects[TOKEN_SECRET] = {"metadata": {"name": "payments-worker-token"}, "data": {}}
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool())
+        runtime = pools._pools[(NS, "payments")]
+        await pools.reconcile(runtime)
+        assert runtime.blocked is not None
+        assert runtime.blocked.reason == "NameConflict"
+        assert "Secret shop/payments-worker-token" in runtime.blocked.message
+        assert pools.token(run(0), "payments") is None
+        assert DEPLOYMENT not in kube.objects
+
+    asyncio.run(scenario())
+
+
+def test_a_deployment_the_api_server_refuses_blocks_the_pool_once_until_its_spec_changes() -> None:
+    class RefusingKube(FakeKube):
+        async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            if "/deployments" in path:
+                self.refusals += 1
+                raise ApiError(422, "Invalid", "spec.template.spec.affinity: Invalid value")
+            return await super().create(path, body)
+
+    async def scenario() -> None:
+        kube = RefusingKube()
+        pools = Pools(kube, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        pools.observe_pool("ADDED", pool())
+        runtime = pools._pools[(NS, "payments")]
+        for _ in range(3):
+            await pools.reconcile(runtime)
+        assert runtime.blocked is not None
+        assert runtime.blocked.reason == "InvalidTemplate"
+        assert "affinity: Invalid value" in runtime.blocked.message
+        assert kube.refusals == 1  # not asked again every reconciliation
+        events = [o for path, o in kube.objects.items() if "/events/" in path]
+        assert [e["reason"] for e in events] == ["InvalidTemplate"]
+        changed = pool()
+        changed["metadata"]["generation"] = 2
+        pools.observe_pool("MODIFIED", changed)
+        await pools.reconcile(runtime)
+        assert kube.refusals == 2  # a new spec is tried
 
     asyncio.run(scenario())
