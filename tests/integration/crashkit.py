@@ -29,7 +29,7 @@ from baton.api.workflow import WorkflowSpec
 from baton.engine import compile_definition, replay, status_of
 from baton.failpoints import ENV as FAILPOINTS_ENV
 from baton.failpoints import EXIT_STATUS
-from baton.handlers.runs import SHELL_STATUS_KEYS
+from baton.handlers.runs import split_status
 from baton.store.history import HISTORY, decode_chunk
 from baton.store.snapshots import REF
 
@@ -271,7 +271,7 @@ def check_replay(runs: Runs, workflow: dict[str, Any], name: str) -> int:
     numbers = [number for number, _ in batches]
     assert numbers == list(range(len(numbers))), (name, numbers)
     state = replay(definition, [entry for _, entries in batches for entry in entries])
-    shown = {k: v for k, v in run["status"].items() if k not in SHELL_STATUS_KEYS}
+    shown, _ = split_status(run["status"])
     assert status_of(definition, state) == _inlined(core, runs.namespace, shown), name
     return len(chunks)
 

@@ -665,7 +665,7 @@ def test_resubmit_starts_a_new_run_with_the_same_input_and_delete_removes_runs(
     again = baton.get("r2")
     assert again["spec"]["input"] == {"amount": 5}
     assert again["spec"]["workflowRef"] == {"name": "purchase"}
-    assert "signals" not in again["spec"]
+    assert again["spec"]["signals"] == []  # the original's signals are not carried over
     assert again["metadata"]["annotations"]["baton.dev/resubmitted-from"] == "r"
     deleted = cli(baton, "delete", "r", "r2")
     assert (

@@ -136,6 +136,20 @@ SHELL_CONDITIONS = frozenset(
     {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
 )
 """Condition types the shell derives or sets; the engine's own (SignalHandlerFailed) are state."""
+
+
+def split_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run's status as the engine's part (what `state_from_status` reads, and what replaying
+    the history gives) and the conditions the shell owns."""
+    engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+    conditions = list(status.get("conditions") or [])
+    shell = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
+    engine_status.pop("conditions", None)
+    if own := [c for c in conditions if c not in shell]:
+        engine_status["conditions"] = own  # absent when empty, as status_of writes it
+    return engine_status, shell
+
+
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
 _OFFLOAD_ALL_BYTES = 128
 """Outputs below this stay inline even in an oversized status: a reference is about as long."""
@@ -576,10 +590,7 @@ class RunLoop:
         raw = snapshot[0]
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
-        engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
-        conditions = status.get("conditions") or []
-        self.conditions = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
-        engine_status["conditions"] = [c for c in conditions if c not in self.conditions]
+        engine_status, self.conditions = split_status(status)
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
@@ -613,7 +624,7 @@ class RunLoop:
                 self.definition = _compile(snapshot[0], None)
                 self.ttl = _ttl_after_finished(self.body, snapshot[0])
         if self.definition is not None:
-            engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+            engine_status, _ = split_status(status)
             with contextlib.suppress(HistoryCorruptError):
                 engine_status = await self.snapshots.inline(engine_status)
             if engine_status:
