@@ -30,6 +30,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -272,21 +273,44 @@ def recorder() -> Iterator[Recorder]:
     service.stop()
 
 
+HISTORY_KEY = "integration-tests-history-key-of-48-characters-"
+"""The key test operators seal run histories with, as the chart's generated key does."""
+
+
+@contextmanager
+def started_operator(
+    crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest, **kwargs: Any
+) -> Iterator[OperatorProcess]:
+    """`baton operator --standalone --namespace <namespace>` with a history key, serving
+    /metrics on a free port, stopped afterwards; its log is printed when the test failed.
+    `kwargs` go to OperatorProcess (`verbose=False` for the INFO logs of a deployment)."""
+    key_file = tmp_path / "history-key"
+    key_file.write_text(HISTORY_KEY)
+    process = OperatorProcess(
+        {**crds.env, "BATON_HISTORY_KEY_FILE": str(key_file)},
+        tmp_path / "operator.log",
+        "--namespace",
+        namespace,
+        metrics_port=free_port(),
+        **kwargs,
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(f"--- operator log (tail) ---\n{process.log_tail(300)}")
+
+
 @pytest.fixture
 def operator(
     crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    """`baton operator --standalone --namespace <test namespace>` serving /metrics on a free
-    port (`.metrics()` scrapes it), stopped after the test."""
-    process = OperatorProcess(
-        crds.env, tmp_path / "operator.log", "--namespace", namespace, metrics_port=free_port()
-    )
-    process.start()
-    yield process
-    process.stop()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"--- operator log (tail) ---\n{process.log_tail(200)}")
+    """The operator of the test's namespace (`started_operator`); `.metrics()` scrapes it."""
+    with started_operator(crds, namespace, tmp_path, request) as process:
+        yield process
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FINAL_PHASES, Runs
+from conftest import FINAL_PHASES, Runs, started_operator
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
@@ -32,7 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import API
-from scrape import Samples, free_port
+from scrape import Samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -445,20 +445,8 @@ def quiet_operator(
 ) -> Iterator[OperatorProcess]:
     """The operator as deployed: INFO logs (DEBUG writes every response body, 800 KB ones too,
     which is a cost of debugging and not of the operator)."""
-    process = OperatorProcess(
-        runs.cluster.env,
-        tmp_path / "operator.log",
-        "--namespace",
-        runs.namespace,
-        metrics_port=free_port(),
-        verbose=False,
-    )
-    process.start()
-    yield process
-    process.stop()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"--- operator log (tail) ---\n{process.log_tail(200)}")
+    with started_operator(runs.cluster, runs.namespace, tmp_path, request, verbose=False) as op:
+        yield op
 
 
 @pytest.fixture

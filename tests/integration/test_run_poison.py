@@ -5,42 +5,15 @@ an `Invalid` condition, or ends in a phase with a reason."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, KubectlError, Runs
+from conftest import KubectlError, Runs
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import http, run, wait_until, workflow
-
-KEY = "k" * 48
-"""The history key the operator of these tests seals histories with."""
-
-
-@pytest.fixture
-def operator(
-    crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[OperatorProcess]:
-    """The operator, with a history key, watching the test's namespace; its log is printed
-    when the test failed."""
-    key_file = tmp_path / "history-key"
-    key_file.write_text(KEY)
-    process = OperatorProcess(
-        {**crds.env, "BATON_HISTORY_KEY_FILE": str(key_file)},
-        tmp_path / "operator.log",
-        "--namespace",
-        namespace,
-    )
-    process.start()
-    yield process
-    process.stop()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"--- operator log (tail) ---\n{process.log_tail(400)}")
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:

@@ -5,40 +5,13 @@ reloads forever, never runs a definition it did not start with, never takes a fo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import Cluster, Runs
+from conftest import Runs
 from kubernetes import client
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import http, run, send_signal, workflow
-
-KEY = "tamper-proof-key-of-at-least-32-bytes!"
-
-
-@pytest.fixture
-def operator(
-    crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[OperatorProcess]:
-    """The operator, with a history key, watching the test's namespace; its log is printed
-    when the test failed."""
-    key_file = tmp_path / "history-key"
-    key_file.write_text(KEY)
-    process = OperatorProcess(
-        {**crds.env, "BATON_HISTORY_KEY_FILE": str(key_file)},
-        tmp_path / "operator.log",
-        "--namespace",
-        namespace,
-    )
-    process.start()
-    yield process
-    process.stop()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"--- operator log (tail) ---\n{process.log_tail(300)}")
 
 
 def core(runs: Runs) -> client.CoreV1Api:
