@@ -229,6 +229,7 @@ _KNOWN_KEYWORDS = frozenset(
     {
         "$ref",
         "anyOf",
+        "oneOf",
         "type",
         "description",
         "default",
@@ -268,6 +269,10 @@ class _Converter:
             return self._reference(node, stack, path)
         if "anyOf" in node:
             return self._union(node, stack, path)
+        if "oneOf" in node:
+            # A tagged union of shapes (a policy or a list of rules, a sleep or its
+            # shorthand): one type per node is all a structural schema has.
+            return _opaque(node.get("description"))
         if "enum" in node or "const" in node:
             out = self._scalar(node)
             values = node.get("enum", [node.get("const")])

@@ -1,8 +1,10 @@
-"""Durations as users write them (`500ms`, `30s`, `5m`, `1h30m`, `7d`) and their parsing."""
+"""Durations as users write them (`500ms`, `30s`, `5m`, `1h30m`, `7d`), RFC 3339 timestamps
+(`sleep.until`), and their parsing."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -54,6 +56,39 @@ Duration = Annotated[
     ),
     AfterValidator(_valid_duration),
 ]
+
+
+LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""The last time RFC 3339 (four-digit years) and so a run's status can write."""
+_TIMESTAMP = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+class TimestampError(ValueError):
+    """A string that is not an RFC 3339 timestamp with a time zone."""
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The instant `text` names; raises TimestampError naming the accepted form.
+
+    RFC 3339 only, with its time zone (`Z` or an offset): a time without a zone means a
+    different instant on every machine, which a durable timer must not."""
+    if len(text) > 64 or not _TIMESTAMP.fullmatch(text):
+        raise TimestampError(
+            f"malformed timestamp {text[:40]!r}: use RFC 3339 with a time zone, like "
+            "2026-01-02T15:04:05Z or 2026-01-02T16:04:05+01:00"
+        )
+    try:
+        # fromisoformat reads at most microseconds: finer fractions are cut, not refused.
+        head, dot, rest = text.partition(".")
+        if dot:
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+        return datetime.fromisoformat(text.replace("z", "Z").replace("t", "T")).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise TimestampError(f"timestamp {text[:40]!r} names no date: {exc}") from None
 
 
 def format_duration(seconds: float) -> str:

@@ -20,7 +20,7 @@ from baton.api.conditions import CONDITIONS_LIST_MAP, Condition
 from baton.api.duration import DURATION_PATTERN
 from baton.api.pool import WorkerPoolSpec, WorkerPoolStatus
 from baton.api.run import WorkflowRunSpec, WorkflowRunStatus
-from baton.api.workflow import STEP_NAME_PATTERN, Model, WorkflowSpec
+from baton.api.workflow import COMPUTED_DURATION_PATTERN, STEP_NAME_PATTERN, Model, WorkflowSpec
 
 GROUP = "baton.dev"
 VERSION = "v1alpha1"
@@ -177,6 +177,11 @@ def _message(error: ErrorDetails, owner: Any) -> str:
         return _unknown_field(str(error["loc"][-1]), owner)
     if kind == "string_pattern_mismatch":
         pattern = (error.get("ctx") or {}).get("pattern")
+        if pattern == COMPUTED_DURATION_PATTERN:
+            return (
+                f"malformed duration {value!r}: use numbers with units ms, s, m, h or d, "
+                "like 30s or 1h30m, or compute it with ${{ cel }}"
+            )
         if pattern == DURATION_PATTERN:
             return (
                 f"malformed duration {value!r}: use numbers with units ms, s, m, h or d, "

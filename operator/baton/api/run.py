@@ -21,7 +21,14 @@ from baton.api.conditions import (
 )
 from baton.api.duration import Duration
 from baton.api.names import ObjectName
-from baton.api.workflow import JSON, Model, OnCancel, WorkflowSpec
+from baton.api.workflow import (
+    DEFAULT_PARALLELISM,
+    JSON,
+    MAX_PARALLELISM,
+    Model,
+    OnCancel,
+    WorkflowSpec,
+)
 
 MAX_RUN_NAME_LENGTH = 200
 """Longest WorkflowRun name. Baton names what a run owns after it, adding up to 21 characters
@@ -73,6 +80,13 @@ class WorkflowRunSpec(Model):
         0, ge=0, description="Bump to restart a Failed run from the steps that failed."
     )
     timeout: Duration | None = Field(None, description="Overrides the Workflow's run timeout.")
+    parallelism: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PARALLELISM,
+        description="Overrides the Workflow's `parallelism`: activities and child runs this run "
+        f"may have in flight at once (default {DEFAULT_PARALLELISM}).",
+    )
     ttl_after_finished: Duration | None = Field(
         None,
         alias="ttlAfterFinished",
@@ -210,6 +224,17 @@ class StepStatus(Model):
     signal: int | None = Field(
         None, description="waitForSignal steps: index in spec.signals of the signal taken."
     )
+    times: dict[str, float] | None = Field(
+        None,
+        description="Timeouts and retry intervals written as `${{ }}`, as computed when the "
+        "current execution started: seconds by field (`timeout.startToClose`, "
+        "`retry[0].initialInterval`).",
+    )
+    failures: list[int] | None = Field(
+        None,
+        description="Internal: attempts that failed per retry rule in the current budget "
+        "(steps with several rules).",
+    )
 
 
 class CompensationStatus(StepStatus):
@@ -326,6 +351,9 @@ class WorkflowRunStatus(Model):
     )
     on_cancel: OnCancel | None = Field(
         None, alias="onCancel", description="Internal: the run's onCancel override."
+    )
+    parallelism: int | None = Field(
+        None, description="Internal: the run's parallelism override (spec.parallelism)."
     )
     unclaimed_signals: list[SignalRecordStatus] = Field(
         default_factory=list,

@@ -11,9 +11,24 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
-from baton.api.duration import Duration
+from baton.api.duration import (
+    DURATION_PATTERN,
+    Duration,
+    DurationError,
+    TimestampError,
+    parse_duration,
+    parse_timestamp,
+)
 from baton.api.names import ObjectName, TemplatedObjectName
 
 JSON = Any
@@ -31,6 +46,63 @@ CelExpression = Annotated[
         max_length=MAX_EXPRESSION_LENGTH,
         description="A bare CEL expression (at most 4096 characters).",
     ),
+]
+
+INTERPOLATION = "${{"
+"""What makes a time field computed: it holds a `${{ cel }}` evaluated when the step starts."""
+
+
+def is_computed(text: str) -> bool:
+    """True when a time field holds an expression rather than a literal."""
+    return INTERPOLATION in text
+
+
+def _duration_or_expression(text: str) -> str:
+    if not is_computed(text):
+        try:
+            parse_duration(text)
+        except DurationError as exc:
+            raise ValueError(f"{exc}, or compute it with ${{{{ cel }}}}") from None
+    return text
+
+
+def _timestamp_or_expression(text: str) -> str:
+    if not is_computed(text):
+        try:
+            parse_timestamp(text)
+        except TimestampError as exc:
+            raise ValueError(f"{exc}, or compute it with ${{{{ cel }}}}") from None
+    return text
+
+
+COMPUTED_DURATION_PATTERN = (
+    "^(" + DURATION_PATTERN.removeprefix("^").removesuffix("$") + r"|.*\$\{\{.*)$"
+)
+"""A literal duration, or anything holding `${{` (compiled with the definition)."""
+
+ComputedDuration = Annotated[
+    str,
+    Field(
+        pattern=COMPUTED_DURATION_PATTERN,
+        min_length=1,
+        max_length=MAX_EXPRESSION_LENGTH + 16,
+        description="A duration (`90s`, `1h30m`, `7d`), or `${{ cel }}` evaluated when the step "
+        "starts, giving a duration string (`2h`), a number of seconds, or a CEL duration "
+        "(`${{ timestamp(input.expiry) - now }}`).",
+    ),
+    AfterValidator(_duration_or_expression),
+]
+
+ComputedTimestamp = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION_LENGTH + 16,
+        description="An RFC 3339 timestamp with its time zone (`2026-01-02T15:04:05Z`), or "
+        "`${{ cel }}` evaluated when the step starts giving one (a string or a CEL timestamp, "
+        "`${{ now + duration('36h') }}`).",
+    ),
+    AfterValidator(_timestamp_or_expression),
 ]
 
 STEP_NAME_PATTERN = r"^[a-z][a-zA-Z0-9_]{0,62}$"
@@ -51,20 +123,49 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class RetryPolicy(Model):
-    """How failed attempts of a step are retried."""
+ANY_ERROR = "*"
+"""The error type that matches every error, in `catch` clauses and retry rules."""
 
-    max_attempts: int | None = Field(
-        None, alias="maxAttempts", ge=1, description="Total attempts, the first included."
+
+class RetryPolicy(Model):
+    """How failed attempts of a step are retried. As one of a list of rules (`retry: [...]`)
+    it applies to the errors its `errors` and `when` select, with its own attempt count."""
+
+    errors: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        description="Error types this rule retries (`*` or absent: every type). The first "
+        "rule of a step's list that matches an error applies; an error no rule matches fails "
+        "the step at once.",
     )
-    initial_interval: Duration | None = Field(
-        None, alias="initialInterval", description="Delay before the second attempt."
+    when: CelExpression | None = Field(
+        None,
+        description="Bare CEL over `error` (`error.type`, `error.message`, "
+        "`error.details.status`, `error.details.exitCode`, ...), as well as the step's usual "
+        "context: the rule applies only when true. It replaces the built-in judgement of "
+        "HTTP statuses (a 404 is retried if `when` says so); `nonRetryableErrors` and an "
+        "activity's own non-retryable errors still stop retries.",
+    )
+    max_attempts: int | None = Field(
+        None,
+        alias="maxAttempts",
+        ge=0,
+        description="Total attempts, the first included, counting attempts that failed with an "
+        "error this rule applied to; 0 means unlimited (bounded by `timeout.scheduleToClose` "
+        "and the run's timeout, if any). Default 3 for activities; a `workflow` step without "
+        "its own `retry` makes one attempt.",
+    )
+    initial_interval: ComputedDuration | None = Field(
+        None, alias="initialInterval", description="Delay before the second attempt (default 1s)."
     )
     backoff_coefficient: float | None = Field(
         None, alias="backoffCoefficient", ge=1, description="Each delay is the previous times this."
     )
-    max_interval: Duration | None = Field(
-        None, alias="maxInterval", description="Upper bound of a single delay."
+    max_interval: ComputedDuration | None = Field(
+        None,
+        alias="maxInterval",
+        description="Upper bound of a single delay (default 100 x initialInterval).",
     )
     jitter: float | None = Field(
         None,
@@ -79,19 +180,59 @@ class RetryPolicy(Model):
         description="Error types that fail the step at once, without further attempts.",
     )
 
+    @property
+    def matches_everything(self) -> bool:
+        """True when this rule applies to every error (no `when`, no narrowing `errors`)."""
+        return self.when is None and (self.errors is None or ANY_ERROR in self.errors)
+
+
+MAX_RETRY_RULES = 10
+
+RetryRules = Annotated[
+    list[RetryPolicy],
+    Field(
+        min_length=1,
+        max_length=MAX_RETRY_RULES,
+        description="Retry rules, first match applies (at most 10).",
+    ),
+]
+
+
+# The unions below are tagged with their members' type names: only the member the value is
+# written as is validated, and error messages leave the tag out of the field's path
+# (`baton.api.resources`), so a mistake reads `steps[0].retry[1].maxAttempts`.
+RetryField = Annotated[
+    Annotated[RetryPolicy, Tag("RetryPolicy")] | Annotated[RetryRules, Tag("list")],
+    Discriminator(lambda v: "list" if isinstance(v, list) else "RetryPolicy"),
+]
+"""One retry policy, or a list of rules."""
+
+
+def check_retry_rules(rules: RetryPolicy | list[RetryPolicy], where: str) -> None:
+    """Refuse a list of rules in which a rule can never apply: one after a rule that matches
+    every error."""
+    if not isinstance(rules, list):
+        return
+    for i, rule in enumerate(rules[:-1]):
+        if rule.matches_everything:
+            raise ValueError(
+                f"{where}[{i + 1}] can never apply: {where}[{i}] matches every error (it has no "
+                f"`when` and no `errors`, or `errors: ['*']`); put the rule for every error last"
+            )
+
 
 class Timeouts(Model):
     """Time limits of a step's activity."""
 
-    start_to_close: Duration | None = Field(
+    start_to_close: ComputedDuration | None = Field(
         None, alias="startToClose", description="Limit of one attempt, from its start."
     )
-    schedule_to_close: Duration | None = Field(
+    schedule_to_close: ComputedDuration | None = Field(
         None,
         alias="scheduleToClose",
         description="Limit across all attempts and backoffs, from the first schedule.",
     )
-    heartbeat: Duration | None = Field(
+    heartbeat: ComputedDuration | None = Field(
         None,
         description="Longest silence between heartbeats of a running attempt (worker activities).",
     )
@@ -100,8 +241,22 @@ class Timeouts(Model):
 class Defaults(Model):
     """Policies every step inherits unless it sets its own."""
 
-    retry: RetryPolicy | None = Field(None, description="Default retry policy.")
+    retry: RetryPolicy | None = Field(
+        None,
+        description="Default retry policy of activities (http, job, worker steps and "
+        "compensations): the fields a step's own rules leave unset. Not of `workflow` steps: "
+        "a child run has its own retries, and is retried only when its step says so.",
+    )
     timeout: Timeouts | None = Field(None, description="Default activity timeouts.")
+
+    @model_validator(mode="after")
+    def _no_rule_selection(self) -> Defaults:
+        if self.retry is not None and (self.retry.errors is not None or self.retry.when):
+            raise ValueError(
+                "defaults.retry: errors and when select which errors a step's retry rule "
+                "applies to; set them on the steps' retry, not in defaults"
+            )
+        return self
 
 
 class SecretKeyRef(Model):
@@ -202,16 +357,39 @@ class ChildWorkflowAction(Model):
 
 
 class SleepAction(Model):
-    """Wait a fixed time."""
+    """Wait a time, or until a time: exactly one of `duration` and `until`."""
 
-    duration: Duration = Field(description="How long to sleep, for example `24h`.")
+    duration: ComputedDuration | None = Field(
+        None, description="How long to sleep, for example `24h` or `${{ input.wait }}`."
+    )
+    until: ComputedTimestamp | None = Field(
+        None,
+        description="Sleep until this time, for example `${{ input.expiry }}`; a time already "
+        "past ends the sleep at once.",
+    )
+
+    @model_validator(mode="after")
+    def _duration_or_until(self) -> SleepAction:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError(
+                "sleep needs exactly one of duration (how long) or until (a time)"
+                + (" (found both)" if self.duration is not None else "")
+            )
+        return self
+
+
+SleepField = Annotated[
+    Annotated[SleepAction, Tag("SleepAction")] | Annotated[ComputedDuration, Tag("str")],
+    Discriminator(lambda v: "str" if isinstance(v, str) else "SleepAction"),
+]
+"""A sleep written out, or its shorthand: a duration alone."""
 
 
 class WaitForSignalAction(Model):
     """Block until a signal of this name arrives; its payload is the step's output."""
 
     name: str = Field(min_length=1, description="Signal name.")
-    timeout: Duration | None = Field(
+    timeout: ComputedDuration | None = Field(
         None, description="Give up after this long with a `Timeout` error."
     )
 
@@ -247,7 +425,12 @@ class ForEachAction(Model):
         description="CEL expression giving the list of items. A run holds at most 2,000 step "
         "instances; a larger fan-out fails with TooManyItems (use child runs per batch)."
     )
-    concurrency: int = Field(1, ge=1, description="Items in flight at once.")
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Items in flight at once. Unset: every item starts at once, bounded only "
+        "by the run's `parallelism` (activities and child runs in flight in the whole run).",
+    )
     step: Step = Field(description="The step run per item; `item` and `index` are in scope.")
 
 
@@ -284,11 +467,16 @@ class Compensation(Model):
     http: HttpAction | None = Field(None, description="Compensate with an HTTP call.")
     job: JobAction | None = Field(None, description="Compensate with a Job.")
     worker: WorkerAction | None = Field(None, description="Compensate with a worker activity.")
-    retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
+    retry: RetryField | None = Field(
+        None,
+        description="Retry policy of the compensation, or a list of rules (as a step's `retry`).",
+    )
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Compensation:
+        if self.retry is not None:
+            check_retry_rules(self.retry, "compensate.retry")
         kinds = [k for k in ("http", "job", "worker") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
@@ -330,7 +518,12 @@ class Step(Model):
     job: JobAction | None = Field(None, description="A Kubernetes Job.")
     worker: WorkerAction | None = Field(None, description="An activity on a WorkerPool.")
     workflow: ChildWorkflowAction | None = Field(None, description="A child run.")
-    sleep: SleepAction | None = Field(None, description="A durable timer.")
+    sleep: SleepField | None = Field(
+        None,
+        description="A durable timer: `{duration: 24h}`, `{until: <RFC 3339 time>}`, or a "
+        "duration alone as shorthand (`sleep: 24h`). Either may be `${{ cel }}`, evaluated "
+        "when the step starts.",
+    )
     wait_for_signal: WaitForSignalAction | None = Field(
         None, alias="waitForSignal", description="Wait for a signal."
     )
@@ -340,10 +533,14 @@ class Step(Model):
         None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
     )
     fail: FailAction | None = Field(None, description="Fail with an error.")
-    retry: RetryPolicy | None = Field(
+    retry: RetryField | None = Field(
         None,
-        description="Overrides `defaults.retry`. Only http, job, worker and workflow steps "
-        "have attempts to retry; on other kinds it is refused.",
+        description="A retry policy (fields: maxAttempts, initialInterval, backoffCoefficient, "
+        "maxInterval, jitter, nonRetryableErrors, and to narrow it errors and when), or a list "
+        "of them as rules: the first rule whose `errors` and `when` match an error applies, "
+        "each rule with its own attempt count and backoff; an error no rule matches fails the "
+        "step. Unset fields come from `defaults.retry` (for activities). Only http, job, "
+        "worker and workflow steps have attempts to retry; on other kinds it is refused.",
     )
     timeout: Timeouts | None = Field(
         None,
@@ -375,7 +572,19 @@ class Step(Model):
                 f"step {self.name!r} must have exactly one kind of "
                 f"{', '.join(_YAML_NAME.get(a, a) for a in STEP_KINDS)}{found}"
             )
+        if self.retry is not None:
+            try:
+                check_retry_rules(self.retry, "retry")
+            except ValueError as exc:
+                raise ValueError(f"step {self.name!r}: {exc}") from None
         return self
+
+    @property
+    def sleep_action(self) -> SleepAction | None:
+        """`sleep` with its shorthand (`sleep: 24h`) written out as `{duration: 24h}`."""
+        if isinstance(self.sleep, str):
+            return SleepAction(duration=self.sleep)
+        return self.sleep
 
 
 _YAML_NAME = {"wait_for_signal": "waitForSignal", "for_each": "forEach"}
@@ -386,6 +595,15 @@ class SignalHandler(Model):
 
     signal: str = Field(min_length=1, description="Signal name.")
     set: dict[str, JSON] = Field(description="vars to assign: name to value.")
+
+
+DEFAULT_PARALLELISM = 100
+"""Activities and child runs one run has in flight at once when neither its Workflow nor the
+run says. A forEach starts every item by default; 100 lets every usual fan-out start at once
+while a run of 2,000 items cannot create 2,000 Jobs (each an API write and a pod) in one
+decision. Raise it per Workflow or per run."""
+MAX_PARALLELISM = 2_000
+"""As many as a run can hold step instances: a higher bound would bound nothing."""
 
 
 class OnCancel(StrEnum):
@@ -412,6 +630,14 @@ class WorkflowSpec(Model):
     )
     output: JSON = Field(None, description="The run's output; strings may interpolate `${{ }}`.")
     timeout: Duration | None = Field(None, description="Limit of the whole run.")
+    parallelism: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PARALLELISM,
+        description="Activities (http, job, worker) and child runs the run may have in flight "
+        f"at once, across all its steps (default {DEFAULT_PARALLELISM}); a step over the bound "
+        "waits for a slot before it starts. A run's own `parallelism` overrides it.",
+    )
     ttl_after_finished: Duration | None = Field(
         None,
         alias="ttlAfterFinished",

@@ -60,7 +60,7 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.limits import value_problem
-from baton.engine.retry import backoff_delay, is_retryable
+from baton.engine.retry import backoff_delay, may_retry, select_rule
 from baton.engine.state import (
     CompensationState,
     Completion,
@@ -890,9 +890,12 @@ class _Machine:
         if kind.is_activity or kind is StepKind.WORKFLOW:
             self._begin_attempt(sd, scope, path, step)
         elif kind is StepKind.SLEEP:
-            assert sd.sleep is not None
             step.phase = StepPhase.WAITING
-            step.wake_at = self.now + to_millis(sd.sleep)
+            if sd.sleep_until is not None:
+                step.wake_at = max(self.now, sd.sleep_until)
+            else:
+                assert sd.sleep is not None
+                step.wake_at = self.now + to_millis(sd.sleep)
         elif kind is StepKind.WAIT_FOR_SIGNAL:
             assert sd.wait is not None
             step.phase = StepPhase.WAITING
@@ -1088,14 +1091,15 @@ class _Machine:
     ) -> None:
         step.request = None
         comp = self._compensation(key)
-        policy: RetryPolicy | None
+        rules: tuple[RetryPolicy, ...]
         if comp is not None:
             assert sd.compensate is not None
-            policy, timeouts = sd.compensate.retry, sd.compensate.timeouts
+            rules, timeouts = sd.compensate.retry, sd.compensate.timeouts
         else:
-            policy, timeouts = sd.retry, sd.timeouts
-        assert policy is not None
-        if is_retryable(policy, error) and step.attempts < policy.max_attempts:
+            rules, timeouts = sd.retry, sd.timeouts
+        index = select_rule(rules, error, lambda _i, _when: True)
+        policy = rules[index] if index is not None else None
+        if policy is not None and may_retry(policy, error, step.attempts):
             delay = backoff_delay(
                 policy,
                 step.attempts,

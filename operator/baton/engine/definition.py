@@ -3,9 +3,11 @@
 This module owns every check that needs the whole definition: unique step names across nested
 lists, the `needs` DAG of each step list (unknown names, cycles), durations parsed to seconds,
 retry and timeout defaults merged into each step, and every expression and template compiled
-once with its `steps.X` references checked. A broken definition raises `DefinitionError`, whose
-message is one line naming the step and the field, so the operator can put it in an `Invalid`
-condition and `baton` can print it as is.
+once with its `steps.X` references checked. Times written as `${{ cel }}` (timeouts, retry
+intervals, sleeps, signal timeouts) are compiled here too and listed in `StepDef.times`, to be
+evaluated when the step starts (`baton.engine.timing`). A broken definition raises
+`DefinitionError`, whose message is one line naming the step and the field, so the operator
+can put it in an `Invalid` condition and `baton` can print it as is.
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from baton.api.duration import DurationError, parse_duration
+from baton.api.duration import (
+    DurationError,
+    TimestampError,
+    parse_duration,
+    parse_timestamp,
+)
 from baton.api.workflow import (
+    ANY_ERROR,
+    DEFAULT_PARALLELISM,
     CatchClause,
     OnCancel,
     ParentClosePolicy,
     Step,
     WorkflowSpec,
+    is_computed,
 )
 from baton.api.workflow import Compensation as CompensationModel
 from baton.api.workflow import RetryPolicy as RetryModel
@@ -39,6 +49,12 @@ DEFAULT_BACKOFF_COEFFICIENT = 2.0
 DEFAULT_MAX_INTERVAL_FACTOR = 100.0
 """Without `maxInterval`, a single delay is capped at 100 x `initialInterval` (as Temporal)."""
 DEFAULT_JITTER = 0.0
+UNLIMITED_ATTEMPTS = 0
+"""`maxAttempts: 0`: retry for as long as scheduleToClose and the run's timeout allow."""
+CHILD_ATTEMPTS = 1
+"""Attempts of a `workflow` step without its own `retry`: a child run is a whole process with
+retries of its own, and starting it again repeats every step it completed (Temporal's default).
+`defaults.retry` does not apply to it."""
 
 
 class DefinitionError(ValueError):
@@ -92,7 +108,13 @@ class StepKind(StrEnum):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """A step's retry policy with every default applied; intervals in seconds."""
+    """One retry rule with every default applied; intervals in seconds.
+
+    `errors` (empty: every type) and `when` select the errors the rule applies to; a step's
+    rules are tried in order and the first that applies decides. `max_attempts` 0 is
+    unlimited. An interval written as `${{ }}` is in the step's `times` under
+    `retry[<index>].initialInterval` (or `maxInterval`) and replaces the value here once the
+    step started (`baton.engine.timing`)."""
 
     max_attempts: int
     initial_interval: float
@@ -100,6 +122,48 @@ class RetryPolicy:
     max_interval: float
     jitter: float
     non_retryable_errors: frozenset[str]
+    errors: frozenset[str] = frozenset()
+    when: Expression | None = None
+    max_interval_factor: float | None = None
+    """Set when maxInterval is the default (a factor of initialInterval) and initialInterval
+    is computed: the cap is computed with it."""
+
+    @property
+    def unlimited(self) -> bool:
+        """True for `maxAttempts: 0`."""
+        return self.max_attempts == UNLIMITED_ATTEMPTS
+
+    def selects(self, error_type: str) -> bool:
+        """True when `errors` names `error_type` (before `when` is consulted)."""
+        return not self.errors or ANY_ERROR in self.errors or error_type in self.errors
+
+
+class TimeKind(StrEnum):
+    """What a computed time field gives once evaluated."""
+
+    DURATION = "duration"
+    INSTANT = "instant"
+
+
+@dataclass(frozen=True)
+class ComputedTime:
+    """A time field written as `${{ cel }}`, evaluated when its step (or compensation) starts.
+
+    `field` is the field's path in the step as users write it (`timeout.startToClose`,
+    `retry[1].initialInterval`, `sleep.until`): the key of the value in the step's state and
+    the field an error names."""
+
+    field: str
+    template: Template
+    kind: TimeKind = TimeKind.DURATION
+    where: str = ""
+    """The field as written, for errors: `defaults.timeout.startToClose` for an inherited
+    default, `compensate.retry[0].initialInterval` in a compensation; `field` when empty."""
+
+    @property
+    def written(self) -> str:
+        """The field to name in an error."""
+        return self.where or self.field
 
 
 @dataclass(frozen=True)
@@ -183,8 +247,9 @@ class Compensation:
     """The undo action of a step with its own merged retry policy and timeouts."""
 
     action: Action
-    retry: RetryPolicy
+    retry: tuple[RetryPolicy, ...]
     timeouts: Timeouts
+    times: tuple[ComputedTime, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,16 +272,20 @@ class StepDef:
     action: Action | None = None
     child: ChildWorkflow | None = None
     sleep: float | None = None
+    sleep_until: int | None = None
+    """`sleep.until` as milliseconds since the epoch, when written as a literal timestamp."""
     wait: WaitForSignal | None = None
     branches: tuple[Branch, ...] = ()
     for_each: ForEach | None = None
     assignments: tuple[tuple[str, Template], ...] = ()
     fail: Fail | None = None
-    retry: RetryPolicy | None = None
+    retry: tuple[RetryPolicy, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     catch: tuple[Catch, ...] = ()
     compensate: Compensation | None = None
     repeat: Repeat | None = None
+    times: tuple[ComputedTime, ...] = ()
+    """Time fields written as `${{ }}`, evaluated when each execution of the step starts."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +317,8 @@ class Definition:
     parent: Mapping[str, tuple[str, str]]
     waited_signals: frozenset[str]
     input_schema: Mapping[str, Any] | None = None
+    parallelism: int = DEFAULT_PARALLELISM
+    """Activities and child runs in flight at once in one run, unless the run says otherwise."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -320,6 +391,7 @@ class _Compiler:
                 s.wait.name for s in self.index.values() if s.wait is not None
             ),
             input_schema=spec.input_schema,
+            parallelism=spec.parallelism or DEFAULT_PARALLELISM,
         )
 
     # -- names -------------------------------------------------------------------------------
@@ -371,12 +443,18 @@ class _Compiler:
         kind = StepKind(step.kind)
         when = self._expression(step.when, name, "when") if step.when is not None else None
         _check_policies(step, kind)
-        retry = (
-            self._retry(step.retry, name, "retry")
-            if kind.is_activity or kind is StepKind.WORKFLOW
-            else None
-        )
-        timeouts = self._timeouts(step.timeout, name, "timeout")
+        times: list[ComputedTime] = []
+        retry: tuple[RetryPolicy, ...] = ()
+        if kind.is_activity:
+            retry = self._retry(step.retry, name, "retry", times)
+        elif kind is StepKind.WORKFLOW:
+            retry = (
+                self._retry(step.retry, name, "retry", times)
+                if step.retry is not None
+                else (_child_policy(),)
+            )
+        timeouts = self._timeouts(step.timeout, name, "timeout", times)
+        fields = self._kind_fields(step, kind, times)
         compiled = StepDef(
             name=name,
             kind=kind,
@@ -391,12 +469,13 @@ class _Compiler:
                 self._compensation(step.compensate, name) if step.compensate is not None else None
             ),
             repeat=self._repeat(step),
-            **self._kind_fields(step, kind),
+            times=tuple(times),
+            **fields,
         )
         self.index[name] = compiled
         return compiled
 
-    def _kind_fields(self, step: Step, kind: StepKind) -> dict[str, Any]:
+    def _kind_fields(self, step: Step, kind: StepKind, times: list[ComputedTime]) -> dict[str, Any]:
         name = step.name
         if kind.is_activity:
             model = getattr(step, kind.value)
@@ -410,12 +489,26 @@ class _Compiler:
                     parent_close_policy=child.parent_close_policy,
                 )
             }
-        if step.sleep is not None:
-            return {"sleep": self._duration(step.sleep.duration, name, "sleep.duration")}
+        sleep = step.sleep_action
+        if sleep is not None:
+            if sleep.until is not None:
+                if is_computed(sleep.until):
+                    times.append(
+                        ComputedTime(
+                            "sleep.until",
+                            self._template(sleep.until, name, "sleep.until"),
+                            TimeKind.INSTANT,
+                        )
+                    )
+                    return {}
+                return {"sleep_until": self._timestamp(sleep.until, name, "sleep.until")}
+            assert sleep.duration is not None
+            seconds = self._time(sleep.duration, name, "sleep.duration", times)
+            return {"sleep": seconds} if seconds is not None else {}
         if step.wait_for_signal is not None:
             wait = step.wait_for_signal
             timeout = (
-                self._duration(wait.timeout, name, "waitForSignal.timeout")
+                self._time(wait.timeout, name, "waitForSignal.timeout", times)
                 if wait.timeout is not None
                 else None
             )
@@ -445,7 +538,7 @@ class _Compiler:
             return {
                 "for_each": ForEach(
                     items=self._expression(each.items, name, "forEach.items"),
-                    concurrency=each.concurrency,
+                    concurrency=each.concurrency or UNBOUNDED,
                     step=self._step(each.step, ()),
                 )
             }
@@ -490,10 +583,12 @@ class _Compiler:
 
     def _compensation(self, comp: CompensationModel, step: str) -> Compensation:
         kind = next(StepKind(k) for k in ("http", "job", "worker") if getattr(comp, k) is not None)
+        times: list[ComputedTime] = []
         return Compensation(
             action=self._action(kind, getattr(comp, kind.value), step, f"compensate.{kind.value}"),
-            retry=self._retry(comp.retry, step, "compensate.retry"),
-            timeouts=self._timeouts(comp.timeout, step, "compensate.timeout"),
+            retry=self._retry(comp.retry, step, "compensate.retry", times),
+            timeouts=self._timeouts(comp.timeout, step, "compensate.timeout", times),
+            times=tuple(times),
         )
 
     def _repeat(self, step: Step) -> Repeat | None:
@@ -511,7 +606,30 @@ class _Compiler:
 
     # -- policies ----------------------------------------------------------------------------
 
-    def _retry(self, own: RetryModel | None, step: str, base: str) -> RetryPolicy:
+    def _retry(
+        self,
+        own: RetryModel | list[RetryModel] | None,
+        step: str,
+        base: str,
+        times: list[ComputedTime],
+    ) -> tuple[RetryPolicy, ...]:
+        """The rules of `own` (one policy is one rule), each merged with `defaults.retry`."""
+        if isinstance(own, list):
+            return tuple(
+                self._rule(rule, step, f"{base}[{i}]", f"retry[{i}]", times)
+                for i, rule in enumerate(own)
+            )
+        # A single policy's computed intervals are keyed `retry[0]` like the first rule's.
+        return (self._rule(own, step, base, "retry[0]", times),)
+
+    def _rule(
+        self,
+        own: RetryModel | None,
+        step: str,
+        base: str,
+        key: str,
+        times: list[ComputedTime],
+    ) -> RetryPolicy:
         default = self.default_retry
 
         def pick(attr: str) -> Any:
@@ -523,38 +641,49 @@ class _Compiler:
             return f"{base}.{alias}" if own_value is not None else f"defaults.retry.{alias}"
 
         initial_text = pick("initial_interval")
+        initial_where = where("initial_interval", "initialInterval")
         initial = (
-            self._duration(initial_text, step, where("initial_interval", "initialInterval"))
+            self._time(initial_text, step, initial_where, times, key=f"{key}.initialInterval")
             if initial_text is not None
             else DEFAULT_INITIAL_INTERVAL
         )
         max_text = pick("max_interval")
+        max_where = where("max_interval", "maxInterval")
         maximum = (
-            self._duration(max_text, step, where("max_interval", "maxInterval"))
+            self._time(max_text, step, max_where, times, key=f"{key}.maxInterval")
             if max_text is not None
-            else initial * DEFAULT_MAX_INTERVAL_FACTOR
+            else (initial * DEFAULT_MAX_INTERVAL_FACTOR if initial is not None else None)
         )
-        if maximum < initial:
+        if initial is not None and maximum is not None and maximum < initial:
             raise DefinitionError(
                 f"maxInterval ({max_text}) is shorter than initialInterval ({initial_text})",
                 step=step,
-                field=where("max_interval", "maxInterval"),
+                field=max_where,
             )
         attempts = pick("max_attempts")
         coefficient = pick("backoff_coefficient")
         jitter = pick("jitter")
+        when = own.when if own is not None else None
         return RetryPolicy(
             max_attempts=attempts if attempts is not None else DEFAULT_MAX_ATTEMPTS,
-            initial_interval=initial,
+            # A computed interval is replaced when the step starts; 0 until then.
+            initial_interval=initial if initial is not None else 0.0,
             backoff_coefficient=(
                 float(coefficient) if coefficient is not None else DEFAULT_BACKOFF_COEFFICIENT
             ),
-            max_interval=maximum,
+            max_interval=maximum if maximum is not None else 0.0,
             jitter=float(jitter) if jitter is not None else DEFAULT_JITTER,
             non_retryable_errors=frozenset(pick("non_retryable_errors") or ()),
+            errors=frozenset(own.errors or ()) if own is not None else frozenset(),
+            when=self._expression(when, step, f"{base}.when") if when is not None else None,
+            max_interval_factor=(
+                DEFAULT_MAX_INTERVAL_FACTOR if max_text is None and initial is None else None
+            ),
         )
 
-    def _timeouts(self, own: TimeoutsModel | None, step: str, base: str) -> Timeouts:
+    def _timeouts(
+        self, own: TimeoutsModel | None, step: str, base: str, times: list[ComputedTime]
+    ) -> Timeouts:
         default = self.default_timeout
         values: dict[str, float | None] = {}
         for attr, alias in (
@@ -565,8 +694,29 @@ class _Compiler:
             own_value = getattr(own, attr) if own is not None else None
             text = own_value if own_value is not None else getattr(default, attr)
             where = f"{base}.{alias}" if own_value is not None else f"defaults.timeout.{alias}"
-            values[attr] = self._duration(text, step, where) if text is not None else None
+            values[attr] = (
+                self._time(text, step, where, times, key=f"timeout.{alias}")
+                if text is not None
+                else None
+            )
         return Timeouts(**values)
+
+    def _time(
+        self,
+        text: str,
+        step: str,
+        where: str,
+        times: list[ComputedTime],
+        *,
+        key: str | None = None,
+    ) -> float | None:
+        """Seconds of a literal duration, or None for a computed one, which is compiled and
+        added to `times` under `key` (the field's path in the step; `where` is the field
+        written, which for an inherited default is in `defaults`)."""
+        if not is_computed(text):
+            return self._duration(text, step, where)
+        times.append(ComputedTime(key or where, self._template(text, step, where), where=where))
+        return None
 
     # -- leaves ------------------------------------------------------------------------------
 
@@ -578,6 +728,13 @@ class _Compiler:
         if seconds <= 0:
             raise DefinitionError(f"duration {text!r} must be positive", step=step, field=where)
         return seconds
+
+    def _timestamp(self, text: str, step: str, where: str) -> int:
+        try:
+            moment = parse_timestamp(text)
+        except TimestampError as exc:
+            raise DefinitionError(str(exc), step=step, field=where) from None
+        return round(moment.timestamp() * 1000)
 
     def _expression(self, source: str, step: str | None, where: str) -> Expression:
         try:
@@ -601,6 +758,22 @@ class _Compiler:
             raise DefinitionError(
                 f"steps.{unknown[0]} names no step of this workflow", step=step, field=where
             )
+
+
+UNBOUNDED = 2**31 - 1
+"""A forEach's `concurrency` when unset: every item may start (the run's parallelism bounds)."""
+
+
+def _child_policy() -> RetryPolicy:
+    """The retry policy of a `workflow` step that does not give one: a single attempt."""
+    return RetryPolicy(
+        max_attempts=CHILD_ATTEMPTS,
+        initial_interval=DEFAULT_INITIAL_INTERVAL,
+        backoff_coefficient=DEFAULT_BACKOFF_COEFFICIENT,
+        max_interval=DEFAULT_INITIAL_INTERVAL * DEFAULT_MAX_INTERVAL_FACTOR,
+        jitter=DEFAULT_JITTER,
+        non_retryable_errors=frozenset(),
+    )
 
 
 def _check_policies(step: Step, kind: StepKind) -> None:

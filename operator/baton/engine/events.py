@@ -33,7 +33,7 @@ class Event:
 @dataclass(frozen=True)
 class RunStarted(Event):
     """The run exists: its input, identity, the Workflow generation it follows, and the
-    run-level overrides of its spec (`timeout` in seconds, `onCancel`)."""
+    run-level overrides of its spec (`timeout` in seconds, `onCancel`, `parallelism`)."""
 
     type: ClassVar[str] = "RunStarted"
     input: JSON
@@ -43,6 +43,7 @@ class RunStarted(Event):
     generation: int = 0
     timeout: float | None = None
     on_cancel: str | None = None
+    parallelism: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,60 @@
-"""Retry decisions: is an error retryable, and how long to back off before the next attempt.
+"""Retry decisions: which rule applies to an error, is it retryable, and how long to back off.
 
-Pure functions of the policy, the error and the attempt number. Jitter is derived from a hash of
-(run uid, activity key, attempt), so a replay computes the same delay as the first run did and
-two runs retrying the same failing service still spread out.
+A step has one or more retry rules (`retry: {...}` is one rule; `retry: [...]` several, as Step
+Functions' retriers): the first rule whose `errors` name the error's type and whose `when`
+holds applies, with its own count of failed attempts and its own backoff; an error no rule
+applies to is final. Pure functions of the rules, the error and the counts. Jitter is derived
+from a hash of (run uid, activity key, attempt), so a replay computes the same delay as the
+first run did and two runs retrying the same failing service still spread out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from baton.api.duration import MAX_DURATION_SECONDS
 from baton.engine.definition import RetryPolicy
+from baton.expr import Expression
 
 # Error types the engine itself raises that no retry can fix: a broken expression stays broken,
 # and the caps (maxIterations, scheduleToClose) are final by definition.
 NON_RETRYABLE_BUILTIN: frozenset[str] = frozenset({"ExpressionError", "MaxIterations"})
 
 
+def select_rule(
+    rules: Sequence[RetryPolicy],
+    error: Mapping[str, Any],
+    holds: Callable[[int, Expression], bool],
+) -> int | None:
+    """Index of the first rule that applies to `error`, or None. `holds(index, when)` evaluates
+    a rule's `when` (the caller binds `error` and the step's context; it may raise)."""
+    error_type = str(error.get("type", ""))
+    for index, rule in enumerate(rules):
+        if not rule.selects(error_type):
+            continue
+        if rule.when is not None and not holds(index, rule.when):
+            continue
+        return index
+    return None
+
+
+def may_retry(rule: RetryPolicy, error: Mapping[str, Any], failures: int) -> bool:
+    """True when `rule` lets another attempt follow `error`, the `failures`-th attempt that
+    failed under it in the current budget (this one included)."""
+    if not is_retryable(rule, error):
+        return False
+    return rule.unlimited or failures < rule.max_attempts
+
+
 def is_retryable(policy: RetryPolicy, error: Mapping[str, Any]) -> bool:
     """True when another attempt could succeed after `error` (ignoring the attempt budget).
 
     `HttpError` with a 4xx status is a client mistake that repeating will not fix, except 408
-    (Request Timeout) and 429 (Too Many Requests), which are invitations to come back later.
+    (Request Timeout) and 429 (Too Many Requests), which are invitations to come back later —
+    unless the policy has a `when`, which then decides (it was written for such errors).
     An error whose `details.nonRetryable` is true is final whatever the policy says.
     """
     error_type = str(error.get("type", ""))
@@ -37,7 +67,7 @@ def is_retryable(policy: RetryPolicy, error: Mapping[str, Any]) -> bool:
     if error_type == "Timeout" and isinstance(details, Mapping):
         # A scheduleToClose timeout is the budget across attempts running out.
         return details.get("kind") != "scheduleToClose"
-    if error_type == "HttpError" and isinstance(details, Mapping):
+    if error_type == "HttpError" and policy.when is None and isinstance(details, Mapping):
         status = details.get("status")
         if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
             return False

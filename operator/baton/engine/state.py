@@ -54,6 +54,12 @@ class StepState:
     items: list[Any] | None = None
     recovering: int | None = None
     signal: int | None = None
+    times: dict[str, float] | None = None
+    """Timeouts and retry intervals computed when the current execution started (seconds by
+    field, `timeout.startToClose`, `retry[0].initialInterval`); None when none is computed."""
+    failures: list[int] | None = None
+    """Attempts that failed per retry rule in the current budget, for a step with several
+    rules; a step with one rule counts its attempts."""
 
     @property
     def attempts(self) -> int:
@@ -103,6 +109,8 @@ class State:
     finished_at: Millis | None = None
     deadline: Millis | None = None
     on_cancel: str | None = None
+    parallelism: int | None = None
+    """The run's own bound of activities and child runs in flight (its spec's), if it has one."""
     vars: dict[str, Any] = field(default_factory=dict)
     signals_received: int = 0
     signals: dict[str, Any] = field(default_factory=dict)
@@ -196,6 +204,8 @@ _STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("items", "items", False),
     ("recovering", "recovering", False),
     ("signal", "signal", False),
+    ("times", "times", False),
+    ("failures", "failures", False),
 )
 _STEP_DEFAULTS = StepState()
 
@@ -283,6 +293,7 @@ def state_to_status(
     put("input", state.input)
     put("deadline", rfc3339(state.deadline) if state.deadline is not None else None)
     put("onCancel", state.on_cancel)
+    put("parallelism", state.parallelism)
     put("unclaimedSignals", [_signal_json(s) for s in state.unclaimed], [])
     put("earlySignals", [_signal_json(s) for s in state.early], [])
     put(
@@ -317,6 +328,7 @@ def state_from_status(status: dict[str, Any]) -> State:
         finished_at=time("finishedAt"),
         deadline=time("deadline"),
         on_cancel=status.get("onCancel"),
+        parallelism=status.get("parallelism"),
         vars=dict(status.get("vars") or {}),
         signals_received=status.get("signalsConsumed", 0),
         signals=dict(status.get("signals") or {}),

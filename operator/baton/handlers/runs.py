@@ -576,6 +576,7 @@ class RunLoop:
             generation=generation,
             timeout=parse_duration(spec.timeout) if spec.timeout else None,
             on_cancel=spec.on_cancel.value if spec.on_cancel else None,
+            parallelism=spec.parallelism,
         )
         await self._fold([started, *self._spec_events()])
 

@@ -115,7 +115,7 @@ def test_two_kinds_in_one_step_names_the_step_and_both_kinds() -> None:
 def test_malformed_duration_names_the_field_and_the_accepted_form() -> None:
     assert problems(workflow({"name": "a", "sleep": {"duration": "5 minutes"}})) == [
         "spec.steps[0].sleep.duration: malformed duration '5 minutes': use numbers with units "
-        "ms, s, m, h or d, like 30s or 1h30m"
+        "ms, s, m, h or d, like 30s or 1h30m, or compute it with ${{ cel }}"
     ]
 
 

@@ -188,26 +188,21 @@ def test_step_policies_merge_over_defaults_field_by_field() -> None:
             timeout: {startToClose: 1m}
         """
     )
+    (policy,) = compiled.step("pay").retry
     pay = compiled.step("pay")
-    assert pay.retry is not None
-    assert (pay.retry.max_attempts, pay.retry.initial_interval, pay.retry.max_interval) == (
-        7,
-        0.5,
-        60.0,
-    )
-    assert pay.retry.non_retryable_errors == frozenset({"CardDeclined"})
+    assert (policy.max_attempts, policy.initial_interval, policy.max_interval) == (7, 0.5, 60.0)
+    assert policy.non_retryable_errors == frozenset({"CardDeclined"})
     assert (pay.timeouts.start_to_close, pay.timeouts.heartbeat) == (60.0, 30.0)
 
 
 def test_without_any_policy_the_builtin_retry_defaults_apply() -> None:
-    pay = definition("steps: [{name: pay, http: {url: 'http://x'}}]").step("pay")
-    assert pay.retry is not None
+    (policy,) = definition("steps: [{name: pay, http: {url: 'http://x'}}]").step("pay").retry
     assert (
-        pay.retry.max_attempts,
-        pay.retry.initial_interval,
-        pay.retry.backoff_coefficient,
-        pay.retry.max_interval,
-        pay.retry.jitter,
+        policy.max_attempts,
+        policy.initial_interval,
+        policy.backoff_coefficient,
+        policy.max_interval,
+        policy.jitter,
     ) == (3, 1.0, 2.0, 100.0, 0.0)
 
 
@@ -338,7 +333,7 @@ def test_retry_and_timeout_are_accepted_where_they_apply() -> None:
              timeout: {startToClose: 1h, scheduleToClose: 2h}}
         """
     )
-    assert [s.retry.max_attempts if s.retry else None for s in compiled.steps] == [2, 2, 2, 2]
+    assert [s.retry[0].max_attempts for s in compiled.steps] == [2, 2, 2, 2]
     assert compiled.step("c").timeouts.schedule_to_close == 7200.0
 
 
@@ -356,7 +351,8 @@ def test_defaults_apply_to_every_kind_without_being_refused() -> None:
             forEach: {items: "[1]", step: {name: call, http: {url: "http://x"}}}
         """
     )
-    assert compiled.step("call").retry is not None
-    assert compiled.step("call").retry.max_attempts == 5
+    assert compiled.step("call").retry[0].max_attempts == 5
+    # A child run takes no retries from defaults: one attempt unless its step says so.
+    assert compiled.step("child").retry[0].max_attempts == 1
     assert compiled.step("child").timeouts.start_to_close == 60.0
-    assert compiled.step("pause").retry is None
+    assert compiled.step("pause").retry == ()

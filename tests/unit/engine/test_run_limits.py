@@ -135,8 +135,7 @@ def test_nested_for_each_items_count_toward_the_instance_limit_across_levels() -
 
 
 def test_a_huge_retry_after_is_capped_at_the_longest_duration() -> None:
-    policy = definition("steps: [{name: c, http: {url: 'http://x'}}]").index["c"].retry
-    assert policy is not None
+    (policy,) = definition("steps: [{name: c, http: {url: 'http://x'}}]").index["c"].retry
     assert backoff_delay(policy, 1, seed="s", retry_after=1e300) == MAX_DURATION_SECONDS
     assert backoff_delay(policy, 1, seed="s", retry_after=float("inf")) == MAX_DURATION_SECONDS
     assert backoff_delay(policy, 1, seed="s", retry_after=float("nan")) == 0.0
