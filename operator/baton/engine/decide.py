@@ -24,6 +24,7 @@ import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from baton.api.conditions import ConditionStatus, set_condition
@@ -71,6 +72,16 @@ from baton.engine.state import (
     rfc3339,
     state_to_status,
     to_millis,
+)
+from baton.engine.timing import (
+    SIGNAL_TIMEOUT,
+    SLEEP_DURATION,
+    SLEEP_UNTIL,
+    TimeValueError,
+    lasting,
+    resolve,
+    rule_of,
+    timeouts_of,
 )
 from baton.expr import EvaluationError, Expression, as_text
 
@@ -207,7 +218,8 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
         if step.phase not in _TIMED:
             continue  # most steps of a large forEach: no due time, no lookup
         sd = _step_def(definition, path)
-        found.extend(_step_deadlines(path, step, sd.kind, sd.timeouts, state.suspended))
+        timeouts = timeouts_of(sd.timeouts, step.times)
+        found.extend(_step_deadlines(path, step, sd.kind, timeouts, state.suspended))
     for comp in state.compensations:
         sd = _step_def(definition, comp.path)
         assert sd.compensate is not None
@@ -216,7 +228,7 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
                 comp.key,
                 comp.run,
                 sd.compensate.action.kind,
-                sd.compensate.timeouts,
+                timeouts_of(sd.compensate.timeouts, comp.run.times),
                 state.suspended,
             )
         )
@@ -294,6 +306,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             continue
         sd = _step_def(definition, path)
         if sd.kind.is_activity:
+            timeouts = timeouts_of(sd.timeouts, step.times)
             out[(path, step.attempt)] = StartActivity(
                 key=path,
                 step=sd.name,
@@ -301,8 +314,8 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
                 spec=step.request,
                 attempt=step.attempt,
                 idempotency_key=f"{state.uid}/{path}/{step.attempt}",
-                start_to_close=sd.timeouts.start_to_close,
-                heartbeat=sd.timeouts.heartbeat,
+                start_to_close=timeouts.start_to_close,
+                heartbeat=timeouts.heartbeat,
                 acknowledged=step.acknowledged,
                 heartbeat_details=step.heartbeat_details,
             )
@@ -323,6 +336,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             continue
         sd = _step_def(definition, comp.path)
         assert sd.compensate is not None
+        timeouts = timeouts_of(sd.compensate.timeouts, run.times)
         out[(comp.key, run.attempt)] = StartActivity(
             key=comp.key,
             step=sd.name,
@@ -330,8 +344,8 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             spec=run.request,
             attempt=run.attempt,
             idempotency_key=f"{state.uid}/{comp.key}/{run.attempt}",
-            start_to_close=sd.compensate.timeouts.start_to_close,
-            heartbeat=sd.compensate.timeouts.heartbeat,
+            start_to_close=timeouts.start_to_close,
+            heartbeat=timeouts.heartbeat,
             compensation=True,
             acknowledged=run.acknowledged,
         )
@@ -437,6 +451,10 @@ class _Machine:
         self.d = definition
         self.state = state
         self.now = now
+        self.now_time = datetime.fromtimestamp(now / 1000, UTC)
+        """`now` in expressions: the time of the event being decided, never the clock."""
+        self.slots: int | None = None
+        """Slots of the run's parallelism left in this pass; None until first needed."""
 
     # -- events ------------------------------------------------------------------------------
 
@@ -498,6 +516,7 @@ class _Machine:
         s.generation = event.generation
         s.started_at = self.now
         s.on_cancel = event.on_cancel
+        s.parallelism = event.parallelism
         timeout = event.timeout if event.timeout is not None else self.d.timeout
         s.deadline = self.now + to_millis(timeout) if timeout is not None else None
         context = self._context(_ROOT)
@@ -683,6 +702,7 @@ class _Machine:
 
     def _pass(self) -> None:
         s = self.state
+        self.slots = None
         if s.phase.finished:
             return
         if s.compensations:
@@ -719,7 +739,7 @@ class _Machine:
                 if all(
                     (dep := s.steps.get(scope.prefix + name)) is not None and dep.phase in DONE
                     for name in sd.after
-                ):
+                ) and self._take_slot(sd):
                     step = self._start_step(sd, scope, path)
             elif step.phase in ACTIVE:
                 self._drive_step(sd, scope, path, step, halt)
@@ -822,7 +842,7 @@ class _Machine:
         for i, item in enumerate(items):
             if halt or not self._can_start or active >= each.concurrency:
                 break
-            if item is None or item.phase is StepPhase.PENDING:
+            if (item is None or item.phase is StepPhase.PENDING) and self._take_slot(inner):
                 started = items[i] = self._start_step(
                     inner, scope.enter(path, i, step.items[i]), paths[i]
                 )
@@ -842,6 +862,23 @@ class _Machine:
             self._step_failed(sd, scope, path, step, self._first_error(sd, scope, [first.error]))
         elif halt:
             self._cancel(step)
+
+    def _take_slot(self, sd: StepDef) -> bool:
+        """True when `sd` may start under the run's parallelism (and takes a slot if it needs
+        one): activities and child runs count, from their start to their end."""
+        if not _holds_slot(sd):
+            return True
+        if self.slots is None:
+            s = self.state
+            busy = 0
+            for path, step in s.steps.items():
+                if step.phase in ACTIVE and step.recovering is None:
+                    busy += _holds_slot(_step_def(self.d, path))
+            self.slots = (s.parallelism or self.d.parallelism) - busy
+        if self.slots <= 0:
+            return False
+        self.slots -= 1
+        return True
 
     def _last_output(self, steps: tuple[StepDef, ...], scope: _Scope) -> Any:
         last = self.state.steps.get(scope.prefix + steps[-1].name)
@@ -880,27 +917,42 @@ class _Machine:
     def _execute(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
         """Run one execution (one repeat iteration) of a step from the start."""
         step.attempt_base = step.attempt
+        step.failures = None
         step.scheduled_at = self.now
         step.recovering = None
         step.signal = None
         step.items = None
         step.next_attempt_at = None
         step.wake_at = None
+        step.times = None
+        computed: dict[str, float] = {}
+        if sd.times:
+            try:
+                computed = resolve(sd.times, self._context(scope, sd.name))
+            except TimeValueError as exc:
+                error = _expression_error(str(exc), sd.name, exc.field)
+                self._step_failed(sd, scope, path, step, error)
+                return
+            step.times = lasting(computed)
         kind = sd.kind
         if kind.is_activity or kind is StepKind.WORKFLOW:
             self._begin_attempt(sd, scope, path, step)
         elif kind is StepKind.SLEEP:
             step.phase = StepPhase.WAITING
-            if sd.sleep_until is not None:
-                step.wake_at = max(self.now, sd.sleep_until)
+            until = computed.get(SLEEP_UNTIL, sd.sleep_until)
+            if until is not None:
+                # A time already past ends the sleep at once (it is due now).
+                step.wake_at = max(self.now, int(until))
             else:
-                assert sd.sleep is not None
-                step.wake_at = self.now + to_millis(sd.sleep)
+                seconds = computed.get(SLEEP_DURATION, sd.sleep)
+                assert seconds is not None
+                step.wake_at = self.now + to_millis(seconds)
         elif kind is StepKind.WAIT_FOR_SIGNAL:
             assert sd.wait is not None
             step.phase = StepPhase.WAITING
-            if sd.wait.timeout is not None:
-                step.wake_at = self.now + to_millis(sd.wait.timeout)
+            timeout = computed.get(SIGNAL_TIMEOUT, sd.wait.timeout)
+            if timeout is not None:
+                step.wake_at = self.now + to_millis(timeout)
             s = self.state
             # Signals are buffered: one that arrived before this step waited still counts.
             record = next((r for r in s.unclaimed if r.name == sd.wait.name), None)
@@ -1094,33 +1146,66 @@ class _Machine:
         rules: tuple[RetryPolicy, ...]
         if comp is not None:
             assert sd.compensate is not None
-            rules, timeouts = sd.compensate.retry, sd.compensate.timeouts
+            rules, timeouts, base = sd.compensate.retry, sd.compensate.timeouts, "compensate."
+            scope = self._scope_of(comp.path)
         else:
-            rules, timeouts = sd.retry, sd.timeouts
-        index = select_rule(rules, error, lambda _i, _when: True)
-        policy = rules[index] if index is not None else None
-        if policy is not None and may_retry(policy, error, step.attempts):
-            delay = backoff_delay(
-                policy,
-                step.attempts,
-                seed=f"{self.state.uid}/{key}/{step.attempt}",
-                retry_after=retry_after,
+            rules, timeouts, base = sd.retry, sd.timeouts, ""
+            scope = self._scope_of(key)
+        try:
+            index = select_rule(
+                rules, error, lambda i, when: self._retry_condition(sd, scope, i, when, error)
             )
-            due = self.now + to_millis(delay)
-            limit = timeouts.schedule_to_close
-            if (
-                limit is None
-                or step.scheduled_at is None
-                or due < step.scheduled_at + to_millis(limit)
-            ):
-                step.phase = StepPhase.BACKOFF
-                step.next_attempt_at = due
-                step.error = error
-                return
+        except _ConditionError as exc:
+            field = f"{base}retry[{exc.index}].when"
+            error = _expression_error(exc.message, sd.name, field)
+            error["details"]["error"] = exc.error
+            index = None
+        if index is not None:
+            if len(rules) == 1:
+                failures = step.attempts
+            else:
+                counts = list(step.failures or [0] * len(rules))
+                counts[index] += 1
+                step.failures = counts
+                failures = counts[index]
+            policy = rule_of(rules, index, step.times)
+            if may_retry(policy, error, failures):
+                delay = backoff_delay(
+                    policy,
+                    failures,
+                    seed=f"{self.state.uid}/{key}/{step.attempt}",
+                    retry_after=retry_after,
+                )
+                due = self.now + to_millis(delay)
+                limit = timeouts_of(timeouts, step.times).schedule_to_close
+                if (
+                    limit is None
+                    or step.scheduled_at is None
+                    or due < step.scheduled_at + to_millis(limit)
+                ):
+                    step.phase = StepPhase.BACKOFF
+                    step.next_attempt_at = due
+                    step.error = error
+                    return
         if comp is not None:
             self._finish(step, StepPhase.FAILED, error=error)
         else:
             self._step_failed(sd, self._scope_of(key), key, step, error)
+
+    def _retry_condition(
+        self, sd: StepDef, scope: _Scope, index: int, when: Expression, error: dict[str, Any]
+    ) -> bool:
+        """A retry rule's `when` over `error`, in the step's context."""
+        context = self._context(scope, sd.name)
+        context["error"] = error
+        try:
+            holds = when.evaluate(context)
+        except EvaluationError as exc:
+            raise _ConditionError(index, str(exc), error) from None
+        if not isinstance(holds, bool):
+            message = f"`when` must be true or false, got {_describe(holds)}"
+            raise _ConditionError(index, message, error)
+        return holds
 
     def _step_failed(
         self,
@@ -1278,7 +1363,8 @@ class _Machine:
             if phase is StepPhase.PENDING and not s.suspended:
                 comp.run.scheduled_at = self.now
                 comp.run.started_at = self.now
-                self._begin_compensation(comp)
+                if self._compute_compensation_times(comp):
+                    self._begin_compensation(comp)
             return
         failed = any(c.run.phase is StepPhase.FAILED for c in s.compensations)
         kind = s.ending or "failed"
@@ -1287,13 +1373,32 @@ class _Machine:
         else:
             self._close(RunPhase.COMPENSATED if kind == "failed" else _FINAL[kind])
 
+    def _compute_compensation_times(self, comp: CompensationState) -> bool:
+        """Evaluate the compensation's computed times once, before its first attempt; False
+        (the compensation failed) when one fails."""
+        sd = _step_def(self.d, comp.path)
+        assert sd.compensate is not None
+        if not sd.compensate.times:
+            return True
+        context = self._compensation_context(comp, sd)
+        try:
+            comp.run.times = lasting(resolve(sd.compensate.times, context))
+        except TimeValueError as exc:
+            error = _expression_error(str(exc), sd.name, exc.field)
+            self._finish(comp.run, StepPhase.FAILED, error=error)
+            return False
+        return True
+
+    def _compensation_context(self, comp: CompensationState, sd: StepDef) -> dict[str, Any]:
+        context = self._context(self._scope_of(comp.path), sd.name)
+        own = context["steps"][sd.name]
+        context["steps"][sd.name] = {**own, "output": comp.output}
+        return context
+
     def _begin_compensation(self, comp: CompensationState) -> None:
         sd = _step_def(self.d, comp.path)
         assert sd.compensate is not None
-        scope = self._scope_of(comp.path)
-        context = self._context(scope, sd.name)
-        own = context["steps"][sd.name]
-        context["steps"][sd.name] = {**own, "output": comp.output}
+        context = self._compensation_context(comp, sd)
         try:
             request = _render(sd.compensate.action, context)
         except EvaluationError as exc:
@@ -1366,6 +1471,7 @@ class _Machine:
             # A fresh retry budget; attempt numbers go on, so no idempotency key repeats.
             step.phase = StepPhase.PENDING
             step.attempt_base = step.attempt
+            step.failures = None
             step.iterations = 0
             step.items = None
 
@@ -1432,6 +1538,7 @@ class _Machine:
             "vars": s.vars,
             "signals": s.signals,
             "run": {"name": s.run_name, "namespace": s.namespace, "uid": s.uid},
+            "now": self.now_time,
         }
         if scope.index is not None:
             context["item"] = scope.item
@@ -1475,6 +1582,21 @@ class _Machine:
         self.state.conditions = set_condition(
             self.state.conditions, kind, status, reason, message, now=rfc3339(self.now)
         )
+
+
+class _ConditionError(Exception):
+    """A retry rule's `when` that could not be evaluated to true or false."""
+
+    def __init__(self, index: int, message: str, error: dict[str, Any]) -> None:
+        self.index = index
+        self.message = message
+        self.error = error
+        super().__init__(message)
+
+
+def _holds_slot(sd: StepDef) -> bool:
+    """True for the steps the run's parallelism counts: activities and child runs."""
+    return sd.kind.is_activity or sd.kind is StepKind.WORKFLOW
 
 
 _FINAL = {

@@ -242,7 +242,9 @@ def to_json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, timedelta):
-        return f"{value.total_seconds():g}s"
+        # Fixed-point, never an exponent: `3023400s` must read back as a duration.
+        text = f"{value.total_seconds():.6f}".rstrip("0").rstrip(".")
+        return f"{text}s"
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return str(value)

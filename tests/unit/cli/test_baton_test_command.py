@@ -144,3 +144,18 @@ def test_a_missing_workflow_file_is_one_line(
     err = capsys.readouterr().err
     assert "nope.yaml" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("example", ["lease-expiry", "rent-collection"])
+def test_the_computed_time_and_retry_rule_examples_succeed_with_their_mocks(
+    example: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = EXAMPLES / example
+    args = ["test", str(folder / "workflow.yaml"), "--input", f"@{folder / 'input.json'}"]
+    assert main([*args, "--mocks", str(folder / "mocks.yaml"), "--expect", "Succeeded"]) == 0
+    out = capsys.readouterr().out
+    expected = {
+        "lease-expiry": '"closedAt": "1970-01-13T00:10:00Z"',
+        "rent-collection": '"charged": 8',
+    }
+    assert expected[example] in out

@@ -44,21 +44,25 @@ from baton.engine import (
 WORKFLOW = definition(
     """
     timeout: 30d
+    parallelism: 2
     defaults:
       retry: {maxAttempts: 3, initialInterval: 1s, maxInterval: 10s, jitter: 0.5}
       # scheduleToClose bounds worker tasks never acknowledged: stuck in their pool's queue.
       timeout: {startToClose: 1m, scheduleToClose: 1d}
     vars: {prio: 0}
     signalHandlers: [{signal: prio, set: {prio: "${{ signal.payload }}"}}]
-    queries: {prio: "vars.prio", reserve: "steps.reserve.output.id"}
+    queries: {prio: "vars.prio", reserve: "steps.reserve.output.id", clock: "string(now)"}
     steps:
       - name: reserve
         http: {url: "http://r"}
+        retry:
+          - {errors: [Flaky], when: "error.message == 'x'", maxAttempts: 2,
+             initialInterval: "${{ string(vars.prio + 1) + 's' }}"}
+          - {errors: [Fatal], maxAttempts: 2}
         compensate: {http: {url: "http://undo-r"}}
       - name: fan
         forEach:
           items: "[1, 2, 3]"
-          concurrency: 2
           step:
             name: charge
             worker: {pool: p, activity: charge, input: "${{ item }}"}
@@ -81,10 +85,10 @@ WORKFLOW = definition(
       - name: poll
         http: {url: "http://poll"}
         repeat: {until: "steps.poll.attempts >= 2", interval: 10m, maxIterations: 3}
-      - {name: pause, sleep: {duration: 5m}}
+      - {name: pause, sleep: {until: "${{ now + duration('5m') }}"}}
       - name: finalize
         job: {image: x, args: ["${{ vars.prio }}"]}
-        timeout: {heartbeat: 20s}
+        timeout: {heartbeat: 20s, startToClose: "${{ vars.prio > 1 ? '2m' : '1m' }}"}
         compensate: {job: {image: undo}}
     """
 )
