@@ -94,6 +94,46 @@ def test_a_malformed_duration_is_refused(crds: Cluster, namespace: str) -> None:
     assert "should match" in error
 
 
+def test_computed_times_and_retry_rules_are_stored_as_written(
+    crds: Cluster, namespace: str
+) -> None:
+    steps = [
+        {"name": "nap", "sleep": {"duration": "${{ input.nap }}"}},
+        {"name": "until", "sleep": {"until": "${{ input.expiry }}"}},
+        {
+            "name": "call",
+            "http": {"method": "GET", "url": "http://x"},
+            "retry": {
+                "initialInterval": "2s",
+                "rules": [
+                    {"errors": ["HttpError"], "when": "error.details.status == 503"},
+                    {"maxAttempts": 0, "initialInterval": "${{ input.pause }}"},
+                ],
+            },
+            "timeout": {"startToClose": "${{ input.limit }}"},
+        },
+    ]
+    manifest = workflow(*steps)
+    manifest["spec"]["parallelism"] = 7
+    crds.apply(manifest, namespace)
+    stored = json.loads(crds.kubectl("get", "bwf", "w", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["steps"] == steps
+    assert stored["spec"]["parallelism"] == 7
+
+
+def test_retry_rules_with_errors_beside_them_are_refused(crds: Cluster, namespace: str) -> None:
+    retry = {"errors": ["Timeout"], "rules": [{"maxAttempts": 2}]}
+    error = refusal(crds, namespace, workflow({"name": "a", "http": {"url": "x"}, "retry": retry}))
+    assert "spec.steps[0].retry" in error
+    assert "errors and when belong on each rule" in error
+
+
+def test_a_parallelism_of_zero_is_refused(crds: Cluster, namespace: str) -> None:
+    error = refusal(crds, namespace, run(parallelism=0))
+    assert "spec.parallelism" in error
+    assert "should be greater than or equal to 1" in error
+
+
 def test_an_unknown_field_is_refused(crds: Cluster, namespace: str) -> None:
     error = refusal(crds, namespace, workflow({"name": "a", "htpp": {"url": "http://x"}}))
     assert 'unknown field "spec.steps[0].htpp"' in error

@@ -323,6 +323,30 @@ def test_for_each_with_concurrency_2_never_has_more_than_2_items_in_flight(
     assert recorder.max_concurrent("/slow/") == 2
 
 
+def test_a_runs_parallelism_bounds_a_for_each_that_starts_every_item(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    # No `concurrency`: the forEach starts every item, and the run's own parallelism (its
+    # spec's, over the Workflow's 5) holds them to two in flight.
+    for i in range(6):
+        recorder.script(f"/slow/{i}", Reply(body={"n": i}, delay=1.5))
+    each = {
+        "items": "input.items",
+        "step": {"name": "one", "http": http(f"{recorder.url}/slow/${{{{ item }}}}")},
+    }
+    runs.apply(
+        [
+            workflow("bounded", [{"name": "all", "forEach": each}], parallelism=5),
+            run("bounded-1", "bounded", {"items": list(range(6))}, parallelism=2),
+        ]
+    )
+    status = runs.wait("bounded-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["parallelism"] == 2
+    assert len(recorder.calls) == 6
+    assert recorder.max_concurrent("/slow/") == 2
+
+
 def test_set_step_assigns_vars_that_later_steps_read(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:

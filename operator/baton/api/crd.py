@@ -176,6 +176,12 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             f"'step ' + self.name + ' must have exactly one kind of {_STEP_KINDS_TEXT}'",
         ),
     ),
+    "RetryPolicy": (
+        Rule(
+            "!has(self.rules) || (!has(self.errors) && !has(self.when))",
+            "with rules, errors and when belong on each rule: move them into the rules",
+        ),
+    ),
     "Compensation": (
         Rule(
             _exactly_one(["http", "job", "worker"]),
@@ -220,6 +226,13 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
     ),
 }
 
+_TERSE_FIELDS = frozenset({("RetryPolicy", "rules")})
+"""Lists whose items are documented beside them (a retry rule's fields are its policy's, whose
+`kubectl explain` text sits beside the rules): their items carry no descriptions, and are typed
+in a workflow's own steps only; in nested steps they are kept whole and checked by the
+operator. Each copy of a nested step carries its schemas again, and a CRD must fit the 256 KiB
+annotation client-side `kubectl apply` writes."""
+
 _SCALAR_KEYWORDS = ("pattern", "minLength", "maxLength", "minimum", "maximum")
 _LIST_KEYWORDS = ("minItems", "maxItems")
 _DROPPED_KEYWORDS = ("title", "$defs")
@@ -229,7 +242,6 @@ _KNOWN_KEYWORDS = frozenset(
     {
         "$ref",
         "anyOf",
-        "oneOf",
         "type",
         "description",
         "default",
@@ -269,10 +281,6 @@ class _Converter:
             return self._reference(node, stack, path)
         if "anyOf" in node:
             return self._union(node, stack, path)
-        if "oneOf" in node:
-            # A tagged union of shapes (a policy or a list of rules, a sleep or its
-            # shorthand): one type per node is all a structural schema has.
-            return _opaque(node.get("description"))
         if "enum" in node or "const" in node:
             out = self._scalar(node)
             values = node.get("enum", [node.get("const")])
@@ -358,6 +366,10 @@ class _Converter:
             props: dict[str, Any] = {}
             for prop, schema in properties.items():
                 converted = self.convert(schema, stack, f"{path}.{prop}" if path else prop)
+                if (owner, prop) in _TERSE_FIELDS:
+                    converted = _undocumented(converted)
+                    if _recursion_depth(stack) > 1:
+                        converted["items"] = _opaque(None, object_only=True)
                 rules = _FIELD_RULES.get((owner, prop), ())
                 if rules and _recursion_depth(stack) <= STEP_RULE_DEPTH:
                     validations = converted.setdefault("x-kubernetes-validations", [])
@@ -371,6 +383,19 @@ class _Converter:
         else:
             out["x-kubernetes-preserve-unknown-fields"] = True
         return out
+
+
+def _undocumented(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without the descriptions of its properties (its own is kept)."""
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {
+            name: {k: v for k, v in _undocumented(prop).items() if k != "description"}
+            for name, prop in out["properties"].items()
+        }
+    if "items" in out:
+        out["items"] = {k: v for k, v in _undocumented(out["items"]).items() if k != "description"}
+    return out
 
 
 def _recursion_depth(stack: tuple[str, ...]) -> int:

@@ -11,15 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from baton.api.duration import (
     DURATION_PATTERN,
@@ -75,9 +67,7 @@ def _timestamp_or_expression(text: str) -> str:
     return text
 
 
-COMPUTED_DURATION_PATTERN = (
-    "^(" + DURATION_PATTERN.removeprefix("^").removesuffix("$") + r"|.*\$\{\{.*)$"
-)
+COMPUTED_DURATION_PATTERN = DURATION_PATTERN + r"|\$\{\{"
 """A literal duration, or anything holding `${{` (compiled with the definition)."""
 
 ComputedDuration = Annotated[
@@ -127,34 +117,14 @@ ANY_ERROR = "*"
 """The error type that matches every error, in `catch` clauses and retry rules."""
 
 
-class RetryPolicy(Model):
-    """How failed attempts of a step are retried. As one of a list of rules (`retry: [...]`)
-    it applies to the errors its `errors` and `when` select, with its own attempt count."""
+class RetryBackoff(Model):
+    """How failed attempts are retried: how many, and how long between them."""
 
-    errors: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
-        None,
-        min_length=1,
-        max_length=50,
-        description="Error types this rule retries (`*` or absent: every type). The first "
-        "rule of a step's list that matches an error applies; an error no rule matches fails "
-        "the step at once.",
-    )
-    when: CelExpression | None = Field(
-        None,
-        description="Bare CEL over `error` (`error.type`, `error.message`, "
-        "`error.details.status`, `error.details.exitCode`, ...), as well as the step's usual "
-        "context: the rule applies only when true. It replaces the built-in judgement of "
-        "HTTP statuses (a 404 is retried if `when` says so); `nonRetryableErrors` and an "
-        "activity's own non-retryable errors still stop retries.",
-    )
     max_attempts: int | None = Field(
         None,
         alias="maxAttempts",
         ge=0,
-        description="Total attempts, the first included, counting attempts that failed with an "
-        "error this rule applied to; 0 means unlimited (bounded by `timeout.scheduleToClose` "
-        "and the run's timeout, if any). Default 3 for activities; a `workflow` step without "
-        "its own `retry` makes one attempt.",
+        description="Total attempts, the first included; 0: unlimited.",
     )
     initial_interval: ComputedDuration | None = Field(
         None, alias="initialInterval", description="Delay before the second attempt (default 1s)."
@@ -180,6 +150,19 @@ class RetryPolicy(Model):
         description="Error types that fail the step at once, without further attempts.",
     )
 
+
+class RetryRule(RetryBackoff):
+    """A retry policy for the errors `errors` and `when` select."""
+
+    errors: list[str] | None = Field(
+        None, min_length=1, description="Error types it applies to (default: all)."
+    )
+    when: CelExpression | None = Field(
+        None,
+        description="Bare CEL over `error` (`error.type`, `error.details.status`, ...): "
+        "applies only when true.",
+    )
+
     @property
     def matches_everything(self) -> bool:
         """True when this rule applies to every error (no `when`, no narrowing `errors`)."""
@@ -188,37 +171,34 @@ class RetryPolicy(Model):
 
 MAX_RETRY_RULES = 10
 
-RetryRules = Annotated[
-    list[RetryPolicy],
-    Field(
+
+class RetryPolicy(RetryRule):
+    """How failed attempts of a step are retried: one policy, or several `rules`."""
+
+    rules: list[RetryRule] | None = Field(
+        None,
         min_length=1,
         max_length=MAX_RETRY_RULES,
-        description="Retry rules, first match applies (at most 10).",
-    ),
-]
+        description="Rules, the first matching an error applies (own attempt count and "
+        "backoff); fields as this policy's, their defaults.",
+    )
 
-
-# The unions below are tagged with their members' type names: only the member the value is
-# written as is validated, and error messages leave the tag out of the field's path
-# (`baton.api.resources`), so a mistake reads `steps[0].retry[1].maxAttempts`.
-RetryField = Annotated[
-    Annotated[RetryPolicy, Tag("RetryPolicy")] | Annotated[RetryRules, Tag("list")],
-    Discriminator(lambda v: "list" if isinstance(v, list) else "RetryPolicy"),
-]
-"""One retry policy, or a list of rules."""
-
-
-def check_retry_rules(rules: RetryPolicy | list[RetryPolicy], where: str) -> None:
-    """Refuse a list of rules in which a rule can never apply: one after a rule that matches
-    every error."""
-    if not isinstance(rules, list):
-        return
-    for i, rule in enumerate(rules[:-1]):
-        if rule.matches_everything:
+    @model_validator(mode="after")
+    def _rules_select(self) -> RetryPolicy:
+        if self.rules is None:
+            return self
+        if self.errors is not None or self.when is not None:
             raise ValueError(
-                f"{where}[{i + 1}] can never apply: {where}[{i}] matches every error (it has no "
-                f"`when` and no `errors`, or `errors: ['*']`); put the rule for every error last"
+                "with rules, errors and when belong on each rule: move them into the rules"
             )
+        for i, rule in enumerate(self.rules[:-1]):
+            if rule.matches_everything:
+                raise ValueError(
+                    f"rules[{i + 1}] can never apply: rules[{i}] matches every error (it has no "
+                    "`when` and no `errors`, or `errors: ['*']`); put the rule for every error "
+                    "last"
+                )
+        return self
 
 
 class Timeouts(Model):
@@ -241,22 +221,13 @@ class Timeouts(Model):
 class Defaults(Model):
     """Policies every step inherits unless it sets its own."""
 
-    retry: RetryPolicy | None = Field(
+    retry: RetryBackoff | None = Field(
         None,
         description="Default retry policy of activities (http, job, worker steps and "
         "compensations): the fields a step's own rules leave unset. Not of `workflow` steps: "
         "a child run has its own retries, and is retried only when its step says so.",
     )
     timeout: Timeouts | None = Field(None, description="Default activity timeouts.")
-
-    @model_validator(mode="after")
-    def _no_rule_selection(self) -> Defaults:
-        if self.retry is not None and (self.retry.errors is not None or self.retry.when):
-            raise ValueError(
-                "defaults.retry: errors and when select which errors a step's retry rule "
-                "applies to; set them on the steps' retry, not in defaults"
-            )
-        return self
 
 
 class SecretKeyRef(Model):
@@ -364,8 +335,7 @@ class SleepAction(Model):
     )
     until: ComputedTimestamp | None = Field(
         None,
-        description="Sleep until this time, for example `${{ input.expiry }}`; a time already "
-        "past ends the sleep at once.",
+        description="Until this RFC 3339 time (`${{ input.expiry }}`); a past one ends at once.",
     )
 
     @model_validator(mode="after")
@@ -376,13 +346,6 @@ class SleepAction(Model):
                 + (" (found both)" if self.duration is not None else "")
             )
         return self
-
-
-SleepField = Annotated[
-    Annotated[SleepAction, Tag("SleepAction")] | Annotated[ComputedDuration, Tag("str")],
-    Discriminator(lambda v: "str" if isinstance(v, str) else "SleepAction"),
-]
-"""A sleep written out, or its shorthand: a duration alone."""
 
 
 class WaitForSignalAction(Model):
@@ -428,8 +391,7 @@ class ForEachAction(Model):
     concurrency: int | None = Field(
         None,
         ge=1,
-        description="Items in flight at once. Unset: every item starts at once, bounded only "
-        "by the run's `parallelism` (activities and child runs in flight in the whole run).",
+        description="Items in flight at once (default: all, within the run's parallelism).",
     )
     step: Step = Field(description="The step run per item; `item` and `index` are in scope.")
 
@@ -467,16 +429,11 @@ class Compensation(Model):
     http: HttpAction | None = Field(None, description="Compensate with an HTTP call.")
     job: JobAction | None = Field(None, description="Compensate with a Job.")
     worker: WorkerAction | None = Field(None, description="Compensate with a worker activity.")
-    retry: RetryField | None = Field(
-        None,
-        description="Retry policy of the compensation, or a list of rules (as a step's `retry`).",
-    )
+    retry: RetryBackoff | None = Field(None, description="Retry policy of the compensation.")
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Compensation:
-        if self.retry is not None:
-            check_retry_rules(self.retry, "compensate.retry")
         kinds = [k for k in ("http", "job", "worker") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
@@ -518,11 +475,9 @@ class Step(Model):
     job: JobAction | None = Field(None, description="A Kubernetes Job.")
     worker: WorkerAction | None = Field(None, description="An activity on a WorkerPool.")
     workflow: ChildWorkflowAction | None = Field(None, description="A child run.")
-    sleep: SleepField | None = Field(
+    sleep: SleepAction | None = Field(
         None,
-        description="A durable timer: `{duration: 24h}`, `{until: <RFC 3339 time>}`, or a "
-        "duration alone as shorthand (`sleep: 24h`). Either may be `${{ cel }}`, evaluated "
-        "when the step starts.",
+        description="A durable timer: a duration or until a time.",
     )
     wait_for_signal: WaitForSignalAction | None = Field(
         None, alias="waitForSignal", description="Wait for a signal."
@@ -533,14 +488,10 @@ class Step(Model):
         None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
     )
     fail: FailAction | None = Field(None, description="Fail with an error.")
-    retry: RetryField | None = Field(
+    retry: RetryPolicy | None = Field(
         None,
-        description="A retry policy (fields: maxAttempts, initialInterval, backoffCoefficient, "
-        "maxInterval, jitter, nonRetryableErrors, and to narrow it errors and when), or a list "
-        "of them as rules: the first rule whose `errors` and `when` match an error applies, "
-        "each rule with its own attempt count and backoff; an error no rule matches fails the "
-        "step. Unset fields come from `defaults.retry` (for activities). Only http, job, "
-        "worker and workflow steps have attempts to retry; on other kinds it is refused.",
+        description="Overrides `defaults.retry` field by field (`rules`: several, by error). "
+        "Only http, job, worker and workflow steps accept it.",
     )
     timeout: Timeouts | None = Field(
         None,
@@ -572,19 +523,7 @@ class Step(Model):
                 f"step {self.name!r} must have exactly one kind of "
                 f"{', '.join(_YAML_NAME.get(a, a) for a in STEP_KINDS)}{found}"
             )
-        if self.retry is not None:
-            try:
-                check_retry_rules(self.retry, "retry")
-            except ValueError as exc:
-                raise ValueError(f"step {self.name!r}: {exc}") from None
         return self
-
-    @property
-    def sleep_action(self) -> SleepAction | None:
-        """`sleep` with its shorthand (`sleep: 24h`) written out as `{duration: 24h}`."""
-        if isinstance(self.sleep, str):
-            return SleepAction(duration=self.sleep)
-        return self.sleep
 
 
 _YAML_NAME = {"wait_for_signal": "waitForSignal", "for_each": "forEach"}

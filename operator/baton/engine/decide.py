@@ -218,7 +218,7 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
         if step.phase not in _TIMED:
             continue  # most steps of a large forEach: no due time, no lookup
         sd = _step_def(definition, path)
-        timeouts = timeouts_of(sd.timeouts, step.times)
+        timeouts = sd.timeouts if step.times is None else timeouts_of(sd.timeouts, step.times)
         found.extend(_step_deadlines(path, step, sd.kind, timeouts, state.suspended))
     for comp in state.compensations:
         sd = _step_def(definition, comp.path)
@@ -306,7 +306,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             continue
         sd = _step_def(definition, path)
         if sd.kind.is_activity:
-            timeouts = timeouts_of(sd.timeouts, step.times)
+            timeouts = sd.timeouts if step.times is None else timeouts_of(sd.timeouts, step.times)
             out[(path, step.attempt)] = StartActivity(
                 key=path,
                 step=sd.name,
@@ -455,6 +455,8 @@ class _Machine:
         """`now` in expressions: the time of the event being decided, never the clock."""
         self.slots: int | None = None
         """Slots of the run's parallelism left in this pass; None until first needed."""
+        self.counted = False
+        """True once `slots` was counted from the busy steps in this pass, not bounded."""
 
     # -- events ------------------------------------------------------------------------------
 
@@ -869,16 +871,29 @@ class _Machine:
         if not _holds_slot(sd):
             return True
         if self.slots is None:
-            s = self.state
-            busy = 0
-            for path, step in s.steps.items():
-                if step.phase in ACTIVE and step.recovering is None:
-                    busy += _holds_slot(_step_def(self.d, path))
-            self.slots = (s.parallelism or self.d.parallelism) - busy
+            # Fewer instances than the bound: every one could be busy and a slot is still free,
+            # so their count is a safe bound without looking at them (most runs are small).
+            self.slots = self._parallelism - len(self.state.steps)
+            self.counted = False
+        if self.slots <= 0 and not self.counted:
+            self.slots = self._parallelism - self._busy()
+            self.counted = True
         if self.slots <= 0:
             return False
         self.slots -= 1
         return True
+
+    @property
+    def _parallelism(self) -> int:
+        return self.state.parallelism or self.d.parallelism
+
+    def _busy(self) -> int:
+        """Activities and child runs in flight: started and not ended, not recovering."""
+        busy = 0
+        for path, step in self.state.steps.items():
+            if step.phase in ACTIVE and step.recovering is None:
+                busy += _holds_slot(_step_def(self.d, path))
+        return busy
 
     def _last_output(self, steps: tuple[StepDef, ...], scope: _Scope) -> Any:
         last = self.state.steps.get(scope.prefix + steps[-1].name)
@@ -1146,17 +1161,17 @@ class _Machine:
         rules: tuple[RetryPolicy, ...]
         if comp is not None:
             assert sd.compensate is not None
-            rules, timeouts, base = sd.compensate.retry, sd.compensate.timeouts, "compensate."
+            rules, timeouts = sd.compensate.retry, sd.compensate.timeouts
             scope = self._scope_of(comp.path)
         else:
-            rules, timeouts, base = sd.retry, sd.timeouts, ""
+            rules, timeouts = sd.retry, sd.timeouts
             scope = self._scope_of(key)
         try:
             index = select_rule(
                 rules, error, lambda i, when: self._retry_condition(sd, scope, i, when, error)
             )
         except _ConditionError as exc:
-            field = f"{base}retry[{exc.index}].when"
+            field = f"{rules[exc.index].source}.when"
             error = _expression_error(exc.message, sd.name, field)
             error["details"]["error"] = exc.error
             index = None

@@ -35,7 +35,9 @@ from baton.api.workflow import (
     is_computed,
 )
 from baton.api.workflow import Compensation as CompensationModel
+from baton.api.workflow import RetryBackoff as BackoffModel
 from baton.api.workflow import RetryPolicy as RetryModel
+from baton.api.workflow import RetryRule as RuleModel
 from baton.api.workflow import Timeouts as TimeoutsModel
 from baton.engine.inputs import InputSchemaError, check_input_schema, input_problem
 from baton.expr import Expression, ExpressionError, Template, compile_expression, compile_template
@@ -124,6 +126,8 @@ class RetryPolicy:
     non_retryable_errors: frozenset[str]
     errors: frozenset[str] = frozenset()
     when: Expression | None = None
+    source: str = "retry"
+    """Where the rule is written (`retry`, `retry.rules[1]`, `compensate.retry`), for errors."""
     max_interval_factor: float | None = None
     """Set when maxInterval is the default (a factor of initialInterval) and initialInterval
     is computed: the cap is computed with it."""
@@ -342,7 +346,7 @@ class _Compiler:
         self.parent: dict[str, tuple[str, str]] = {}
         self.index: dict[str, StepDef] = {}
         defaults = spec.defaults
-        self.default_retry = defaults.retry if defaults and defaults.retry else RetryModel()
+        self.default_retry = defaults.retry if defaults and defaults.retry else BackoffModel()
         self.default_timeout = (
             defaults.timeout if defaults and defaults.timeout else TimeoutsModel()
         )
@@ -489,7 +493,7 @@ class _Compiler:
                     parent_close_policy=child.parent_close_policy,
                 )
             }
-        sleep = step.sleep_action
+        sleep = step.sleep
         if sleep is not None:
             if sleep.until is not None:
                 if is_computed(sleep.until):
@@ -607,38 +611,42 @@ class _Compiler:
     # -- policies ----------------------------------------------------------------------------
 
     def _retry(
-        self,
-        own: RetryModel | list[RetryModel] | None,
-        step: str,
-        base: str,
-        times: list[ComputedTime],
+        self, own: BackoffModel | None, step: str, base: str, times: list[ComputedTime]
     ) -> tuple[RetryPolicy, ...]:
-        """The rules of `own` (one policy is one rule), each merged with `defaults.retry`."""
-        if isinstance(own, list):
+        """The rules of `own` (a policy without `rules` is one rule), each merged field by
+        field over the policy's own fields, then `defaults.retry`, then the built-ins."""
+        if isinstance(own, RetryModel) and own.rules:
             return tuple(
-                self._rule(rule, step, f"{base}[{i}]", f"retry[{i}]", times)
-                for i, rule in enumerate(own)
+                self._rule([(rule, f"{base}.rules[{i}]"), (own, base)], step, f"retry[{i}]", times)
+                for i, rule in enumerate(own.rules)
             )
         # A single policy's computed intervals are keyed `retry[0]` like the first rule's.
-        return (self._rule(own, step, base, "retry[0]", times),)
+        return (self._rule([(own, base)], step, "retry[0]", times),)
 
     def _rule(
         self,
-        own: RetryModel | None,
+        layers: list[tuple[BackoffModel | None, str]],
         step: str,
-        base: str,
         key: str,
         times: list[ComputedTime],
     ) -> RetryPolicy:
-        default = self.default_retry
+        """One rule from `layers` (each a model and where it is written), the first one that
+        sets a field giving it, then `defaults.retry`."""
+        stack = [*layers, (self.default_retry, "defaults.retry")]
+        own = layers[0][0]
+
+        def source(attr: str) -> tuple[Any, str]:
+            for model, base in stack:
+                value = getattr(model, attr) if model is not None else None
+                if value is not None:
+                    return value, base
+            return None, "defaults.retry"
 
         def pick(attr: str) -> Any:
-            value = getattr(own, attr) if own is not None else None
-            return value if value is not None else getattr(default, attr)
+            return source(attr)[0]
 
         def where(attr: str, alias: str) -> str:
-            own_value = getattr(own, attr) if own is not None else None
-            return f"{base}.{alias}" if own_value is not None else f"defaults.retry.{alias}"
+            return f"{source(attr)[1]}.{alias}"
 
         initial_text = pick("initial_interval")
         initial_where = where("initial_interval", "initialInterval")
@@ -663,7 +671,10 @@ class _Compiler:
         attempts = pick("max_attempts")
         coefficient = pick("backoff_coefficient")
         jitter = pick("jitter")
-        when = own.when if own is not None else None
+        # Only a rule selects errors: a compensation's or a default policy cannot.
+        selector = own if isinstance(own, RuleModel) else None
+        when = selector.when if selector is not None else None
+        base = layers[0][1]
         return RetryPolicy(
             max_attempts=attempts if attempts is not None else DEFAULT_MAX_ATTEMPTS,
             # A computed interval is replaced when the step starts; 0 until then.
@@ -674,8 +685,9 @@ class _Compiler:
             max_interval=maximum if maximum is not None else 0.0,
             jitter=float(jitter) if jitter is not None else DEFAULT_JITTER,
             non_retryable_errors=frozenset(pick("non_retryable_errors") or ()),
-            errors=frozenset(own.errors or ()) if own is not None else frozenset(),
+            errors=frozenset(selector.errors or ()) if selector is not None else frozenset(),
             when=self._expression(when, step, f"{base}.when") if when is not None else None,
+            source=base,
             max_interval_factor=(
                 DEFAULT_MAX_INTERVAL_FACTOR if max_text is None and initial is None else None
             ),

@@ -89,7 +89,7 @@ def test_a_waiting_step_takes_no_slot() -> None:
       - name: both
         parallel:
           branches:
-            - {name: nap, steps: [{name: nap, sleep: 1h}]}
+            - {name: nap, steps: [{name: nap, sleep: {duration: 1h}}]}
             - {name: work, steps: [{name: work, http: {url: "http://x"}}]}
     """
     run = Run(text)

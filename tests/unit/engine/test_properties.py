@@ -56,9 +56,10 @@ WORKFLOW = definition(
       - name: reserve
         http: {url: "http://r"}
         retry:
-          - {errors: [Flaky], when: "error.message == 'x'", maxAttempts: 2,
-             initialInterval: "${{ string(vars.prio + 1) + 's' }}"}
-          - {errors: [Fatal], maxAttempts: 2}
+          rules:
+            - {errors: [Flaky], when: "error.message == 'x'", maxAttempts: 2,
+               initialInterval: "${{ string(vars.prio + 1) + 's' }}"}
+            - {errors: [Fatal], maxAttempts: 2}
         compensate: {http: {url: "http://undo-r"}}
       - name: fan
         forEach:

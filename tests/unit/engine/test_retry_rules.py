@@ -4,9 +4,12 @@ the error, `maxAttempts: 0` for unlimited, and child runs not retried unless the
 from __future__ import annotations
 
 import pytest
-from enginekit import Run, definition
+from enginekit import Run, definition, spec
+from pydantic import ValidationError
 
+from baton.api.resources import first_problem
 from baton.api.run import RunPhase, StepPhase
+from baton.api.workflow import WorkflowSpec
 from baton.engine import ChildFinished, DefinitionError
 
 RULES = """
@@ -14,16 +17,17 @@ steps:
   - name: charge
     http: {url: "http://pay"}
     retry:
-      - errors: [HttpError]
-        when: "error.details.status in [502, 503]"
-        maxAttempts: 0
-        initialInterval: 2s
-        maxInterval: 2s
-      - errors: [Timeout]
-        maxAttempts: 3
-        initialInterval: 10s
-      - maxAttempts: 2
-        initialInterval: 1m
+      initialInterval: 10s
+      rules:
+        - errors: [HttpError]
+          when: "error.details.status in [502, 503]"
+          maxAttempts: 0
+          initialInterval: 2s
+          maxInterval: 2s
+        - errors: [Timeout]
+          maxAttempts: 3
+        - maxAttempts: 2
+          initialInterval: 1m
 """
 
 
@@ -62,7 +66,7 @@ def test_an_error_no_rule_applies_to_fails_the_step_at_once() -> None:
     steps:
       - name: charge
         http: {url: "http://pay"}
-        retry: [{errors: [Timeout], maxAttempts: 5}]
+        retry: {rules: [{errors: [Timeout], maxAttempts: 5}]}
     """
     run = Run(text)
     run.fail("charge", "CardDeclined")
@@ -112,7 +116,7 @@ def test_a_condition_that_fails_to_evaluate_fails_the_step_naming_the_rule() -> 
     steps:
       - name: build
         job: {image: builder}
-        retry: [{when: "error.details.exitCode == 75", maxAttempts: 3}]
+        retry: {rules: [{when: "error.details.exitCode == 75", maxAttempts: 3}]}
     """
     run = Run(text)
     run.fail("build", "JobFailed")  # no details: exitCode is missing
@@ -120,7 +124,7 @@ def test_a_condition_that_fails_to_evaluate_fails_the_step_naming_the_rule() -> 
     error = run.step("build").error
     assert error is not None
     assert error["type"] == "ExpressionError"
-    assert error["details"]["field"] == "retry[0].when"
+    assert error["details"]["field"] == "retry.rules[0].when"
     assert error["details"]["error"]["type"] == "JobFailed"
 
 
@@ -194,36 +198,48 @@ def test_activities_keep_the_default_of_three_attempts() -> None:
 
 
 def test_a_rule_after_a_catch_all_rule_is_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match=r"retry\[1\] can never apply: retry\[0\] matches every"):
+    with pytest.raises(ValueError, match=r"rules\[1\] can never apply: rules\[0\] matches every"):
         definition(
             """
             steps:
               - name: call
                 http: {url: "http://x"}
-                retry: [{maxAttempts: 2}, {errors: [Timeout]}]
+                retry: {rules: [{maxAttempts: 2}, {errors: [Timeout]}]}
             """
         )
 
 
-def test_errors_and_when_are_refused_in_defaults() -> None:
-    with pytest.raises(ValueError, match=r"defaults\.retry: errors and when"):
-        definition(
+def test_errors_and_when_are_unknown_in_defaults() -> None:
+    # They select the errors a step's rule applies to; a default policy selects nothing.
+    with pytest.raises(ValidationError) as refused:
+        spec("defaults: {retry: {errors: [Timeout]}}\nsteps: [{name: c, http: {url: 'http://x'}}]")
+    assert first_problem(refused.value, WorkflowSpec).startswith(
+        "defaults.retry.errors: unknown field"
+    )
+
+
+def test_errors_beside_rules_are_refused_naming_the_fix() -> None:
+    with pytest.raises(ValidationError) as refused:
+        spec(
             """
-            defaults: {retry: {errors: [Timeout]}}
             steps:
-              - name: call
+              - name: c
                 http: {url: "http://x"}
+                retry: {errors: [Timeout], rules: [{maxAttempts: 2}]}
             """
         )
+    assert first_problem(refused.value, WorkflowSpec) == (
+        "steps[0].retry: with rules, errors and when belong on each rule: move them into the rules"
+    )
 
 
 def test_a_broken_retry_condition_is_refused_when_applied() -> None:
-    with pytest.raises(DefinitionError, match=r"field 'retry\[0\].when'"):
+    with pytest.raises(DefinitionError, match=r"field 'retry\.rules\[0\]\.when'"):
         definition(
             """
             steps:
               - name: call
                 http: {url: "http://x"}
-                retry: [{when: "error.details.", maxAttempts: 2}]
+                retry: {rules: [{when: "error.details.", maxAttempts: 2}]}
             """
         )
