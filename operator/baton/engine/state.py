@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from baton.api.run import RunPhase, StepPhase
@@ -24,6 +25,38 @@ Millis = int
 """Milliseconds since the epoch."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Ending(StrEnum):
+    """How a run is ending once it stops going forward (`status.ending`): it decides whether
+    the saga compensates and the final phase."""
+
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timedOut"
+
+
+class KeyRole(StrEnum):
+    """What an activity key names: a step instance (`pay`, `charges[3].charge`) or a
+    compensation of one (`pay/compensate`, `pay/compensate-1`)."""
+
+    STEP = "step"
+    COMPENSATION = "compensation"
+
+
+_COMPENSATE = "/compensate"
+"""Suffix of a compensation's key. Step names never hold a `/`, so a key holding one is a
+compensation's; keys are in histories and statuses, so the form never changes."""
+
+
+def key_role(key: str) -> KeyRole:
+    """Whether `key` names a step instance or a compensation."""
+    return KeyRole.COMPENSATION if "/" in key else KeyRole.STEP
+
+
+def compensation_key(path: str, n: int) -> str:
+    """The key of the `n`th compensation (from 0) of the step instance `path`."""
+    return f"{path}{_COMPENSATE}" + (f"-{n}" if n else "")
 
 
 @dataclass
@@ -111,7 +144,7 @@ class State:
     steps: dict[str, StepState] = field(default_factory=dict)
     completed: list[Completion] = field(default_factory=list)
     compensations: list[CompensationState] = field(default_factory=list)
-    ending: str | None = None
+    ending: Ending | None = None
     suspended: bool = False
     output: JSON = None
     error: dict[str, Any] | None = None
@@ -293,7 +326,7 @@ def state_to_status(
         ],
         [],
     )
-    put("ending", state.ending)
+    put("ending", state.ending.value if state.ending is not None else None)
     put("suspended", state.suspended, False)
     return status
 
@@ -333,7 +366,7 @@ def state_from_status(status: dict[str, Any]) -> State:
             )
             for c in status.get("compensations") or []
         ],
-        ending=status.get("ending"),
+        ending=Ending(status["ending"]) if status.get("ending") is not None else None,
         suspended=status.get("suspended", False),
         output=status.get("output"),
         error=status.get("error"),

@@ -76,14 +76,12 @@ from baton.api.run import (
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
-    CancelTimer,
     Command,
     Definition,
     DefinitionError,
     FinishRun,
     StartActivity,
     StartChildRun,
-    StartTimer,
     StepKind,
     TerminateChild,
     compile_definition,
@@ -111,7 +109,7 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.limits import input_problem
-from baton.engine.state import State, StepState, parse_rfc3339, state_from_status
+from baton.engine.state import Ending, State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
@@ -352,7 +350,7 @@ class RunLoop:
             signal = signals[index]
             events.append(SignalReceived(index, signal["name"], signal.get("payload")))
         self.signals_sent = max(self.signals_sent, len(signals))
-        if spec.get("cancel") and self.state.ending != "cancelled":
+        if spec.get("cancel") and self.state.ending is not Ending.CANCELLED:
             events.append(CancelRequested())
         if bool(spec.get("suspend")) != self.state.suspended:
             events.append(SuspendRequested() if spec.get("suspend") else ResumeRequested())
@@ -375,8 +373,7 @@ class RunLoop:
             self.state = decision.state
             commands.extend(decision.commands)
             self.unsaved.append(HistoryEntry(at=now, event=event))
-            acts = [c for c in decision.commands if not isinstance(c, StartTimer | CancelTimer)]
-            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not acts
+            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
             return
         batch = self.unsaved
@@ -687,8 +684,7 @@ class RunLoop:
                 # The engine's timeouts still run: a command that cannot be performed now
                 # ends as its step's timeout or is performed again when the loop restarts.
                 log.error("%s/%s: %s failed: %s", self.ref.namespace, self.ref.name, command, exc)
-            if not isinstance(command, StartTimer | CancelTimer):
-                failpoint("after-command")
+            failpoint("after-command")
 
     async def _perform_one(self, command: Command) -> None:
         if isinstance(command, StartActivity):
