@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from baton.api.run import StepPhase
 from baton.engine.definition import RetryPolicy, StepDef, StepKind, Timeouts
+from baton.engine.errors import StepError
 from baton.engine.kinds.base import Deadline, TimerPurpose
 from baton.engine.retry import backoff_delay, is_retryable
 from baton.engine.state import KeyRole, StepState, key_role, to_millis
@@ -50,15 +51,15 @@ def attempt_deadlines(
         yield Deadline(due, f"{tag}/scheduleToClose", key, TimerPurpose.SCHEDULE_TO_CLOSE)
 
 
-def timeout_error(purpose: TimerPurpose, step: str) -> dict[str, Any]:
+def timeout_error(purpose: TimerPurpose, step: str) -> StepError:
     """The error of an attempt that ran past one of its timeouts."""
     what = "heartbeat" if purpose is TimerPurpose.HEARTBEAT else "result"
-    return {
-        "type": "Timeout",
-        "message": f"no {what} within the {purpose.value} timeout",
-        "step": step,
-        "details": {"kind": purpose.value},
-    }
+    return StepError(
+        "Timeout",
+        f"no {what} within the {purpose.value} timeout",
+        details={"kind": purpose.value},
+        step=step,
+    )
 
 
 def attempt_failed(
@@ -66,7 +67,7 @@ def attempt_failed(
     sd: StepDef,
     key: str,
     step: StepState,
-    error: dict[str, Any],
+    error: StepError,
     *,
     retry_after: float | None = None,
 ) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
+from baton.engine.errors import StepError
 from baton.engine.scope import BlockResult, Scope
 from baton.engine.state import StepState
 from baton.engine.values import expression_error, render
@@ -18,17 +19,17 @@ if TYPE_CHECKING:
     from baton.engine.machine import Machine
 
 
-def recover(m: Machine, sd: StepDef, scope: Scope, step: StepState, error: dict[str, Any]) -> bool:
+def recover(m: Machine, sd: StepDef, scope: Scope, step: StepState, error: StepError) -> bool:
     """Recover `step` from `error` with a matching clause; False when none matches (or the step
     is already recovering: a catch does not catch its own steps' failure)."""
-    index = next((i for i, c in enumerate(sd.catch) if c.matches(str(error.get("type")))), None)
+    index = next((i for i, c in enumerate(sd.catch) if c.matches(error.type)), None)
     if index is None or step.recovering is not None:
         return False
     clause = sd.catch[index]
     step.error = error
     if clause.steps is None:
         context = m.context(scope, sd.name)
-        context["error"] = error
+        context["error"] = error.to_json()
         try:
             output = render(clause.output, context) if clause.output is not None else None
         except EvaluationError as exc:
@@ -79,6 +80,8 @@ def error_in_scope(m: Machine, scope: Scope, step: str | None) -> dict[str, Any]
             return None
         if relation == "catch":
             instance = m.state.steps.get(scope.prefix + holder)
-            return instance.error if instance is not None else None
+            if instance is None or instance.error is None:
+                return None
+            return instance.error.to_json()
         name = holder
     return None

@@ -27,6 +27,7 @@ from baton.engine.commands import (
     TerminateChild,
 )
 from baton.engine.definition import Definition
+from baton.engine.errors import error_json
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -191,7 +192,7 @@ def _commands(
 
 
 def _finish_command(state: State) -> FinishRun:
-    return FinishRun(phase=state.phase.value, output=state.output, error=state.error)
+    return FinishRun(phase=state.phase.value, output=state.output, error=error_json(state.error))
 
 
 def _item_counts(

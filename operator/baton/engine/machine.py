@@ -19,6 +19,7 @@ Semantics decided here (and recorded in docs/architecture.md, "Engine"):
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from baton.api.conditions import ConditionStatus, set_condition
@@ -26,6 +27,7 @@ from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
 from baton.engine import attempts, catch, repeat
 from baton.engine.definition import Definition, StepDef
+from baton.engine.errors import StepError
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -73,7 +75,6 @@ from baton.engine.state import (
 from baton.engine.values import (
     describe,
     expression_error,
-    normalise,
     output_too_large,
     query,
     render,
@@ -194,7 +195,7 @@ class Machine:
         elif isinstance(event, SignalReceived):
             self._signal(event)
         elif isinstance(event, CancelRequested):
-            self._abort(Ending.CANCELLED, {"type": "Cancelled", "message": "the run was cancelled"})
+            self._abort(Ending.CANCELLED, StepError("Cancelled", "the run was cancelled"))
         elif isinstance(event, SuspendRequested):
             s.suspended = True
         elif isinstance(event, ResumeRequested):
@@ -269,7 +270,7 @@ class Machine:
             step.request = None
             self.finish(step, StepPhase.SUCCEEDED, output=event.output)
         elif isinstance(event, ActivityFailed):
-            error = normalise(event.error, sd.name)
+            error = StepError.reported(event.error, sd.name)
             attempts.attempt_failed(self, sd, event.key, step, error, retry_after=event.retry_after)
 
     # -- signals -----------------------------------------------------------------------------
@@ -361,7 +362,7 @@ class Machine:
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
             ending = s.ending or Ending.FAILED
             if error is None or ending is not Ending.FAILED:
-                error = s.error or {"type": "Cancelled", "message": "a step was cancelled"}
+                error = s.error or StepError("Cancelled", "a step was cancelled")
             self._unwind(ending, error)
 
     @property
@@ -371,7 +372,7 @@ class Machine:
 
     def drive_block(
         self, steps: tuple[StepDef, ...], scope: Scope, *, halting: bool
-    ) -> tuple[BlockResult, dict[str, Any] | None]:
+    ) -> tuple[BlockResult, StepError | None]:
         """Drive one list of steps; returns where it stands and its first error."""
         s = self.state
         halt = halting or any(
@@ -420,12 +421,12 @@ class Machine:
         else:
             kind.advance(self, sd, scope, path, step, halt=halt)
 
-    def first_error(self, sd: StepDef, errors: list[dict[str, Any] | None]) -> dict[str, Any]:
+    def first_error(self, sd: StepDef, errors: list[StepError | None]) -> StepError:
         """The error a composite fails with: its first nested error, or Cancelled."""
         known = [e for e in errors if e is not None]
         if known:
             return known[0]
-        return {"type": "Cancelled", "message": "a nested step was cancelled", "step": sd.name}
+        return StepError("Cancelled", "a nested step was cancelled", step=sd.name)
 
     def last_output(self, steps: tuple[StepDef, ...], scope: Scope) -> Any:
         """The output of the last step of a list (a branch's, a catch clause's)."""
@@ -480,7 +481,7 @@ class Machine:
         phase: StepPhase,
         *,
         output: Any = None,
-        error: dict[str, Any] | None = None,
+        error: StepError | None = None,
     ) -> None:
         """End `step` in `phase`."""
         step.phase = phase
@@ -532,12 +533,13 @@ class Machine:
         scope: Scope,
         path: str,
         step: StepState,
-        error: dict[str, Any],
+        error: StepError,
         *,
         catchable: bool = True,
     ) -> None:
         """The step failed for good: recover with a matching catch clause, or fail."""
-        error = {**error, "step": error.get("step") or sd.name}
+        if error.step is None:
+            error = replace(error, step=sd.name)
         if not catchable or not catch.recover(self, sd, scope, step, error):
             self.finish(step, StepPhase.FAILED, error=error)
 
@@ -548,14 +550,12 @@ class Machine:
         purpose = deadline.purpose
         if purpose is TimerPurpose.RUN:
             seconds = (s.deadline or 0) - (s.started_at or 0)
-            self._abort(
-                Ending.TIMED_OUT,
-                {
-                    "type": "Timeout",
-                    "message": f"the run did not finish within {seconds / 1000:g}s",
-                    "details": {"kind": "run"},
-                },
+            error = StepError(
+                "Timeout",
+                f"the run did not finish within {seconds / 1000:g}s",
+                details={"kind": "run"},
             )
+            self._abort(Ending.TIMED_OUT, error)
             return
         comp = self._compensation(deadline.target)
         if comp is not None:
@@ -577,7 +577,7 @@ class Machine:
 
     # -- ending ------------------------------------------------------------------------------
 
-    def _abort(self, ending: Ending, error: dict[str, Any]) -> None:
+    def _abort(self, ending: Ending, error: StepError) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
         if s.compensations or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT):
@@ -606,11 +606,11 @@ class Machine:
             if comp.run.phase in ACTIVE:
                 self.cancel(comp.run)
         s.ending = Ending.FAILED
-        s.error = {"type": event.reason, "message": event.message}
+        s.error = StepError(event.reason, event.message)
         self._condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
 
-    def _unwind(self, ending: Ending, error: dict[str, Any]) -> None:
+    def _unwind(self, ending: Ending, error: StepError) -> None:
         s = self.state
         s.ending = ending
         s.error = error

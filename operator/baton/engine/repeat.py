@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
+from baton.engine.errors import StepError
 from baton.engine.scope import Scope
 from baton.engine.state import StepState, to_millis
 from baton.engine.values import describe, expression_error
@@ -49,11 +50,11 @@ def again(
     if done:
         return False
     if step.iterations >= sd.repeat.max_iterations:
-        error = {
-            "type": "MaxIterations",
-            "message": f"`until` still false after {step.iterations} iterations",
-            "step": sd.name,
-        }
+        error = StepError(
+            "MaxIterations",
+            f"`until` still false after {step.iterations} iterations",
+            step=sd.name,
+        )
         m.step_failed(sd, scope, path, step, error)
         return True
     step.output = output

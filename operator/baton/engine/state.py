@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from baton.api.run import RunPhase, StepPhase
+from baton.engine.errors import StepError, error_json
 
 JSON = Any
 Millis = int
@@ -82,7 +83,7 @@ class StepState:
     next_attempt_at: Millis | None = None
     wake_at: Millis | None = None
     output: JSON = None
-    error: dict[str, Any] | None = None
+    error: StepError | None = None
     iterations: int = 0
     items: list[Any] | None = None
     recovering: int | None = None
@@ -147,7 +148,7 @@ class State:
     ending: Ending | None = None
     suspended: bool = False
     output: JSON = None
-    error: dict[str, Any] | None = None
+    error: StepError | None = None
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
@@ -244,6 +245,8 @@ def step_to_status(step: StepState) -> dict[str, Any]:
             value = rfc3339(value)
         elif attr == "phase":
             value = str(value)
+        elif attr == "error":
+            value = value.to_json()
         out[key] = value
     return out
 
@@ -259,6 +262,8 @@ def step_from_status(data: dict[str, Any]) -> StepState:
             value = parse_rfc3339(value)
         elif attr == "phase":
             value = StepPhase(value)
+        elif attr == "error":
+            value = StepError.from_json(value)
         setattr(step, attr, value)
     return step
 
@@ -294,7 +299,7 @@ def state_to_status(
         steps[path] = entry
     put("steps", steps, {})
     put("output", state.output)
-    put("error", state.error)
+    put("error", error_json(state.error))
     put("vars", state.vars, {})
     put("queries", state.queries, {})
     put("signals", state.signals, {})
@@ -369,7 +374,7 @@ def state_from_status(status: dict[str, Any]) -> State:
         ending=Ending(status["ending"]) if status.get("ending") is not None else None,
         suspended=status.get("suspended", False),
         output=status.get("output"),
-        error=status.get("error"),
+        error=StepError.from_json(status["error"]) if status.get("error") else None,
         queries=dict(status.get("queries") or {}),
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from baton.engine.errors import StepError
 from baton.engine.limits import value_problem
 from baton.expr import EvaluationError, Expression, as_text
 
@@ -47,49 +48,32 @@ def checked(value: Any) -> Any:
     return value
 
 
-def output_too_large(output: Any, step: str | None) -> dict[str, Any] | None:
+def output_too_large(output: Any, step: str | None) -> StepError | None:
     """OutputTooLarge for an output over MAX_OUTPUT_BYTES, InvalidOutput for one a run cannot
     store (Infinity, nesting past MAX_JSON_DEPTH), else None."""
     problem = value_problem(output, "the output")
     if problem is not None:
-        error: dict[str, Any] = {"type": "InvalidOutput", "message": problem}
-        if step is not None:
-            error["step"] = step
-        return error
+        return StepError("InvalidOutput", problem, step=step)
     if output is None or isinstance(output, bool | int | float):
         return None
     size = len(json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode())
     if size <= MAX_OUTPUT_BYTES:
         return None
-    error = {
-        "type": "OutputTooLarge",
-        "message": f"the output is {size} bytes of JSON, over the {MAX_OUTPUT_BYTES} a run can "
+    return StepError(
+        "OutputTooLarge",
+        f"the output is {size} bytes of JSON, over the {MAX_OUTPUT_BYTES} a run can "
         "store; return references (ids, object keys) and keep bulk data in your own store",
-    }
-    if step is not None:
-        error["step"] = step
-    error["details"] = {"bytes": size, "limit": MAX_OUTPUT_BYTES}
-    return error
+        details={"bytes": size, "limit": MAX_OUTPUT_BYTES},
+        step=step,
+    )
 
 
-def expression_error(message: str, step: str | None, field: str) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": "ExpressionError", "message": message}
-    if step is not None:
-        error["step"] = step
-    error["details"] = {"field": field}
-    return error
-
-
-def normalise(error: dict[str, Any], step: str) -> dict[str, Any]:
-    """An activity's error as ErrorInfo: a type and a message at least."""
-    out: dict[str, Any] = {
-        "type": str(error.get("type") or "Error"),
-        "message": str(error.get("message") or ""),
-        "step": step,
-    }
-    if error.get("details") is not None:
-        out["details"] = error["details"]
-    return out
+def expression_error(
+    message: str, step: str | None, field: str, error_type: str = "ExpressionError"
+) -> StepError:
+    """The error of an expression (in `field`) that could not be evaluated or gave a value of
+    the wrong kind."""
+    return StepError(error_type, message, details={"field": field}, step=step)
 
 
 def describe(value: Any) -> str:

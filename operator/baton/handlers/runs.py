@@ -92,6 +92,7 @@ from baton.engine import (
     pending_commands,
     status_of,
 )
+from baton.engine.errors import error_json
 from baton.engine.events import (
     ActivityFailed,
     ActivityHeartbeat,
@@ -437,7 +438,7 @@ class RunLoop:
         self.conditions = run_outcome(
             self.conditions,
             self.state.phase,
-            self.state.error,
+            error_json(self.state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
         )
@@ -774,7 +775,7 @@ class RunLoop:
         if before.phase != after.phase:
             phase = after.phase
             if phase in _WARNING_PHASES:
-                message = outcome_message(phase, after.error)
+                message = outcome_message(phase, error_json(after.error))
                 self._spawn_event("Warning", f"Run{phase.value}", message)
             else:
                 self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
@@ -792,7 +793,7 @@ class RunLoop:
                 continue
             if step.phase.value in {"Succeeded", "Failed"}:
                 kind = "Normal" if step.phase.value == "Succeeded" else "Warning"
-                detail = f" ({step.error.get('type')})" if step.error else ""
+                detail = f" ({step.error.type})" if step.error else ""
                 message = f"step {path} {step.phase.value.lower()}{detail}"
                 self._spawn_event(kind, f"Step{step.phase.value}", message)
 
@@ -1101,10 +1102,10 @@ did what its user asked.)"""
 
 def _retry_message(path: str, step: StepState) -> str:
     """`step pay attempt 1 failed (HttpError: 502 Bad Gateway); attempt 2 at <time>`."""
-    error = step.error or {}
-    detail = str(error.get("type") or "Error")
-    if error.get("message"):
-        detail += f": {error['message']}"
+    error = step.error
+    detail = error.type if error is not None else "Error"
+    if error is not None and error.message:
+        detail += f": {error.message}"
     when = "" if step.next_attempt_at is None else f" at {timestamp(step.next_attempt_at / 1000)}"
     return (
         f"step {path} attempt {step.attempts} failed ({detail[:512]}); "

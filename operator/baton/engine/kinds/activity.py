@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, ClassVar
 from baton.engine import attempts
 from baton.engine.commands import Command, StartActivity
 from baton.engine.definition import StepDef, StepKind, Timeouts
+from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.kinds.base import Deadline, Kind, Result, TimerPurpose
 from baton.engine.scope import Scope
 from baton.engine.state import State, StepState
-from baton.engine.values import expression_error, normalise, render
+from baton.engine.values import expression_error, render
 from baton.expr import EvaluationError
 
 if TYPE_CHECKING:
@@ -73,5 +74,5 @@ class Activity(Kind):
             step.request = None
             m.execution_succeeded(sd, m.scope_of(path), path, step, event.output)
         elif isinstance(event, ActivityFailed):
-            error = normalise(event.error, sd.name)
+            error = StepError.reported(event.error, sd.name)
             attempts.attempt_failed(m, sd, path, step, error, retry_after=event.retry_after)

@@ -6,13 +6,14 @@ scheduleToClose and the retry backoff."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from baton.api.labels import object_name
 from baton.api.run import RunPhase
 from baton.engine import attempts
 from baton.engine.commands import Command, StartChildRun
 from baton.engine.definition import StepDef, StepKind, Timeouts
+from baton.engine.errors import StepError
 from baton.engine.events import ChildFinished
 from baton.engine.kinds.base import Deadline, Kind, Result, TimerPurpose
 from baton.engine.scope import Scope
@@ -84,11 +85,11 @@ class Child(Kind):
         if event.phase == RunPhase.SUCCEEDED.value:
             m.execution_succeeded(sd, m.scope_of(path), path, step, event.output)
             return
-        error: dict[str, Any] = {
-            "type": "ChildFailed",
-            "message": f"child run {child_run_name(m.state.run_name, path, event.attempt)}"
+        error = StepError(
+            "ChildFailed",
+            f"child run {child_run_name(m.state.run_name, path, event.attempt)}"
             f" ended {event.phase}",
-            "step": sd.name,
-            "details": {"phase": event.phase, "error": event.error},
-        }
+            details={"phase": event.phase, "error": event.error},
+            step=sd.name,
+        )
         attempts.attempt_failed(m, sd, path, step, error)

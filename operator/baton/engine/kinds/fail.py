@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from baton.engine.definition import StepDef
+from baton.engine.errors import StepError
 from baton.engine.kinds.base import Kind
 from baton.engine.scope import Scope
 from baton.engine.state import StepState
@@ -26,6 +27,4 @@ class Fail(Kind):
             return
         # A message that is not a string is written as in any template: compact JSON.
         text = message if isinstance(message, str) else as_text(message)
-        m.step_failed(
-            sd, scope, path, step, {"type": sd.fail.error_type, "message": text, "step": sd.name}
-        )
+        m.step_failed(sd, scope, path, step, StepError(sd.fail.error_type, text, step=sd.name))

@@ -54,8 +54,8 @@ class ForEach(Kind):
                 "each child run running a forEach over its batch",
                 sd.name,
                 "forEach.items",
+                error_type="TooManyItems",
             )
-            error["type"] = "TooManyItems"
             m.step_failed(sd, scope, path, step, error)
             return
         step.items = items

@@ -4,10 +4,11 @@ redrives the failed steps of every branch."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
+from baton.engine.errors import StepError
 from baton.engine.kinds.base import Kind
 from baton.engine.scope import BAD, BlockResult, Scope
 from baton.engine.state import StepState
@@ -30,7 +31,7 @@ class Parallel(Kind):
             for branch in sd.branches
             for inner in branch.steps
         )
-        results: list[tuple[BlockResult, dict[str, Any] | None]] = []
+        results: list[tuple[BlockResult, StepError | None]] = []
         for branch in sd.branches:
             result = m.drive_block(branch.steps, scope, halting=halt)
             results.append(result)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
+from baton.engine.errors import StepError
 from baton.engine.kinds.base import Kind, TimerPurpose
 from baton.engine.scope import Scope, step_def
 from baton.engine.state import SignalRecord, StepState, to_millis
@@ -44,12 +45,12 @@ class WaitForSignal(Kind):
         assert purpose is TimerPurpose.SIGNAL_TIMEOUT
         assert sd.wait is not None
         step.wake_at = None
-        error = {
-            "type": "Timeout",
-            "message": f"no signal {sd.wait.name!r} arrived in time",
-            "step": sd.name,
-            "details": {"kind": "signal"},
-        }
+        error = StepError(
+            "Timeout",
+            f"no signal {sd.wait.name!r} arrived in time",
+            details={"kind": "signal"},
+            step=sd.name,
+        )
         m.step_failed(sd, scope, path, step, error)
 
 
