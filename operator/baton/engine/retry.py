@@ -1,6 +1,6 @@
 """Retry decisions: which rule applies to an error, is it retryable, and how long to back off.
 
-A step has one or more retry rules (`retry: {...}` is one rule; `retry: [...]` several, as Step
+A step has one or more retry rules (`retry: {...}` is one rule; `retry.rules` several, as Step
 Functions' retriers): the first rule whose `errors` name the error's type and whose `when`
 holds applies, with its own count of failed attempts and its own backoff; an error no rule
 applies to is final. Pure functions of the rules, the error and the counts. Jitter is derived
@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from baton.api.duration import MAX_DURATION_SECONDS
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.expr import Expression
 
 # Error types the engine itself raises that no retry can fix: a broken expression stays broken,
@@ -26,12 +26,12 @@ NON_RETRYABLE_BUILTIN: frozenset[str] = frozenset({"ExpressionError", "MaxIterat
 
 def select_rule(
     rules: Sequence[RetryPolicy],
-    error: Mapping[str, Any],
+    error: StepError,
     holds: Callable[[int, Expression], bool],
 ) -> int | None:
     """Index of the first rule that applies to `error`, or None. `holds(index, when)` evaluates
     a rule's `when` (the caller binds `error` and the step's context; it may raise)."""
-    error_type = str(error.get("type", ""))
+    error_type = error.type
     for index, rule in enumerate(rules):
         if not rule.selects(error_type):
             continue
@@ -41,7 +41,7 @@ def select_rule(
     return None
 
 
-def may_retry(rule: RetryPolicy, error: Mapping[str, Any], failures: int) -> bool:
+def may_retry(rule: RetryPolicy, error: StepError, failures: int) -> bool:
     """True when `rule` lets another attempt follow `error`, the `failures`-th attempt that
     failed under it in the current budget (this one included)."""
     if not is_retryable(rule, error):
@@ -49,7 +49,7 @@ def may_retry(rule: RetryPolicy, error: Mapping[str, Any], failures: int) -> boo
     return rule.unlimited or failures < rule.max_attempts
 
 
-def is_retryable(policy: RetryPolicy, error: Mapping[str, Any]) -> bool:
+def is_retryable(policy: RetryPolicy, error: StepError) -> bool:
     """True when another attempt could succeed after `error` (ignoring the attempt budget).
 
     `HttpError` with a 4xx status is a client mistake that repeating will not fix, except 408
@@ -57,10 +57,10 @@ def is_retryable(policy: RetryPolicy, error: Mapping[str, Any]) -> bool:
     unless the policy has a `when`, which then decides (it was written for such errors).
     An error whose `details.nonRetryable` is true is final whatever the policy says.
     """
-    error_type = str(error.get("type", ""))
+    error_type = error.type
     if error_type in policy.non_retryable_errors or error_type in NON_RETRYABLE_BUILTIN:
         return False
-    details = error.get("details")
+    details = error.details
     if isinstance(details, Mapping) and details.get("nonRetryable") is True:
         # The activity itself said so (a worker's non-retryable exception, a refused address).
         return False

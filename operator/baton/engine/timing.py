@@ -3,10 +3,10 @@
 A step's timeouts, retry intervals, sleep (`duration` or `until`) and signal timeout may be
 expressions (`StepDef.times`, compiled by `baton.engine.definition`). They are evaluated once
 per execution of the step, when it starts, in the step's context — `now` included, the time of
-the event being decided — so a replay computes the same values. The values that outlive the
-start (timeouts, retry intervals) are kept in the step's state (`StepState.times`, seconds by
-field) and laid over the compiled policy wherever it is read; a sleep or a signal timeout
-becomes the step's due time at once.
+the event being decided — so a replay computes the same values. The values are kept in the
+step's state (`StepState.times`, by field) and laid over the compiled policy wherever it is
+read: timeouts and retry intervals for as long as the execution lasts; a sleep or a signal
+timeout becomes the step's due time when its kind starts it.
 
 What an expression may give:
 - a duration: a duration string (`90s`, `1h30m`, `-5s`), a number of seconds, or a CEL
@@ -140,16 +140,6 @@ _TIMEOUT_KEYS = (
 SLEEP_DURATION = "sleep.duration"
 SLEEP_UNTIL = "sleep.until"
 SIGNAL_TIMEOUT = "waitForSignal.timeout"
-LASTING: frozenset[str] = frozenset(key for _, key in _TIMEOUT_KEYS)
-"""Keys of the computed values read after the step started (kept in its state), besides the
-retry intervals (`retry[<i>].…`)."""
-
-
-def lasting(values: Mapping[str, float]) -> dict[str, float] | None:
-    """The part of `values` the step's state keeps (None when nothing): timeouts and retry
-    intervals; a sleep or signal timeout became a due time."""
-    kept = {k: v for k, v in values.items() if k in LASTING or k.startswith("retry[")}
-    return kept or None
 
 
 def _kind(value: Any) -> str:

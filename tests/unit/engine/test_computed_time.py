@@ -53,16 +53,16 @@ def test_sleep_until_a_value_that_is_no_time_fails_the_step_naming_the_field() -
     assert run.phase is RunPhase.FAILED
     error = run.step("wait").error
     assert error is not None
-    assert error["type"] == "ExpressionError"
-    assert error["details"] == {"field": "sleep.until"}
-    assert "`sleep.until`: malformed timestamp 'tomorrow'" in error["message"]
+    assert error.type == "ExpressionError"
+    assert error.details == {"field": "sleep.until"}
+    assert "`sleep.until`: malformed timestamp 'tomorrow'" in error.message
 
 
 def test_sleep_until_a_time_without_zone_is_refused() -> None:
     run = Run(UNTIL, {"expiry": "2027-01-15T09:00:00"}, now=T0)
     error = run.step("wait").error
     assert error is not None
-    assert "with a time zone" in error["message"]
+    assert "with a time zone" in error.message
 
 
 def test_a_literal_sleep_until_wakes_at_that_time() -> None:
@@ -101,8 +101,8 @@ def test_a_computed_sleep_duration_that_is_no_duration_fails_naming_the_field() 
     run = Run(text, {"wait": True}, now=T0)
     error = run.step("wait").error
     assert error is not None
-    assert error["details"] == {"field": "sleep.duration"}
-    assert "got a boolean (true)" in error["message"]
+    assert error.details == {"field": "sleep.duration"}
+    assert "got a boolean (true)" in error.message
 
 
 def test_a_computed_signal_timeout_bounds_the_wait() -> None:
@@ -167,8 +167,8 @@ def test_a_computed_timeout_that_fails_to_evaluate_fails_the_step_naming_the_fie
     run = Run(TIMED, {"pause": "1s"}, now=T0)
     error = run.step("call").error
     assert error is not None
-    assert error["type"] == "ExpressionError"
-    assert error["details"] == {"field": "timeout.startToClose"}
+    assert error.type == "ExpressionError"
+    assert error.details == {"field": "timeout.startToClose"}
     assert run.step("call").attempt == 0
 
 
@@ -182,7 +182,7 @@ def test_an_inherited_computed_default_names_the_defaults_field() -> None:
     run = Run(text, {"limit": []}, now=T0)
     error = run.step("call").error
     assert error is not None
-    assert error["details"] == {"field": "defaults.timeout.startToClose"}
+    assert error.details == {"field": "defaults.timeout.startToClose"}
 
 
 def test_now_is_the_time_of_the_event_being_decided() -> None:

@@ -123,9 +123,9 @@ def test_a_condition_that_fails_to_evaluate_fails_the_step_naming_the_rule() -> 
     assert run.phase is RunPhase.FAILED
     error = run.step("build").error
     assert error is not None
-    assert error["type"] == "ExpressionError"
-    assert error["details"]["field"] == "retry.rules[0].when"
-    assert error["details"]["error"]["type"] == "JobFailed"
+    assert error.type == "ExpressionError"
+    assert error.details["field"] == "retry.rules[0].when"
+    assert error.details["error"]["type"] == "JobFailed"
 
 
 def test_max_attempts_zero_retries_without_limit() -> None:
@@ -158,7 +158,7 @@ def test_max_attempts_zero_is_bounded_by_schedule_to_close() -> None:
     run.fail("poll", "Last")
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Last"
+    assert run.sim.state.error.type == "Last"
 
 
 CHILD = """
