@@ -454,12 +454,14 @@ class Machine:
         return self.state.parallelism or self.d.parallelism
 
     def _busy(self) -> int:
-        """Activities and child runs in flight: started and not ended, not recovering."""
-        busy = 0
-        for path, step in self.state.steps.items():
-            if step.phase in ACTIVE and step.recovering is None:
-                busy += KINDS[step_def(self.d, path).kind].attempts
-        return busy
+        """Activities and child runs in flight: active instances that made an attempt (only
+        those kinds have attempts), not recovering through a catch clause. Read from the
+        states alone, without looking up definitions: this runs over every instance."""
+        return sum(
+            1
+            for step in self.state.steps.values()
+            if step.attempt and step.phase in ACTIVE and step.recovering is None
+        )
 
     def first_error(self, sd: StepDef, errors: list[StepError | None]) -> StepError:
         """The error a composite fails with: its first nested error, or Cancelled."""

@@ -57,7 +57,7 @@ class Activity(Kind):
             attempts.attempt_failed(m, sd, path, step, attempts.timeout_error(purpose, sd.name))
 
     def command(self, state: State, sd: StepDef, path: str, step: StepState) -> Command | None:
-        timeouts = timeouts_of(sd.timeouts, step.times)
+        timeouts = sd.timeouts if step.times is None else timeouts_of(sd.timeouts, step.times)
         return StartActivity(
             key=path,
             step=sd.name,
