@@ -40,6 +40,7 @@ from baton.engine.commands import (
     StartChildRun,
     StartTimer,
     TerminateChild,
+    idempotency_key,
 )
 from baton.engine.definition import Definition, RetryPolicy, StepDef, StepKind, Timeouts
 from baton.engine.events import (
@@ -300,7 +301,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
                 kind=sd.kind.value,
                 spec=step.request,
                 attempt=step.attempt,
-                idempotency_key=f"{state.uid}/{path}/{step.attempt}",
+                idempotency_key=idempotency_key(state.uid, path, step.attempt),
                 start_to_close=sd.timeouts.start_to_close,
                 heartbeat=sd.timeouts.heartbeat,
                 acknowledged=step.acknowledged,
@@ -329,7 +330,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             kind=sd.compensate.action.kind.value,
             spec=run.request,
             attempt=run.attempt,
-            idempotency_key=f"{state.uid}/{comp.key}/{run.attempt}",
+            idempotency_key=idempotency_key(state.uid, comp.key, run.attempt),
             start_to_close=sd.compensate.timeouts.start_to_close,
             heartbeat=sd.compensate.timeouts.heartbeat,
             compensation=True,
