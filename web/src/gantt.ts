@@ -62,6 +62,7 @@ export function drawTimeline(
     const label = row.folded ? `${row.key} (${row.folded} items)` : row.key;
     const g = s("g", { class: "gantt-row", "data-row": row.key });
     g.addEventListener("click", () => onSelect(row.key));
+    g.append(s("rect", { x: 0, y, width, height: ROW, class: "row-bg" }));
     g.append(s("text", { x: 4, y: y + 14, class: "row-label" }, label.length > 28 ? `${label.slice(0, 27)}…` : label));
     for (const bar of row.bars) {
       const x = scale(bar.from);

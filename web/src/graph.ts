@@ -43,7 +43,7 @@ export interface GraphOptions {
 
 export function drawGraph(data: GraphData, options: GraphOptions): HTMLElement {
   const graph = new dagre.graphlib.Graph({ compound: true, multigraph: true });
-  graph.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 44, marginx: 12, marginy: 12 });
+  graph.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 36, marginx: 12, marginy: 12 });
   graph.setDefaultEdgeLabel(() => ({}));
   for (const group of data.groups) {
     graph.setNode(group.id, { label: group.label, clusterLabelPos: "top" });
