@@ -2,7 +2,7 @@
 UV ?= uv
 RUN := $(UV) run --locked
 
-.PHONY: install lint test test-unit test-integration crds controlplane dev dev-down clean
+.PHONY: install lint test test-unit test-integration test-browser crds controlplane dev dev-down ui ui-check clean
 
 install:  ## Create .venv with the locked dependencies.
 	$(UV) sync --locked
@@ -22,6 +22,16 @@ test-unit: install
 
 test-integration: install
 	$(RUN) pytest tests/integration
+
+test-browser: install  ## The web view in headless Chromium (/usr/bin/chromium) on a local control plane.
+	$(RUN) pytest tests/browser
+
+ui:  ## Rebuild the web view's bundle (operator/baton/ui/static/app.js) from web/src with esbuild.
+	cd web && npm ci --no-audit --no-fund && npm run check && npm run build
+
+ui-check: ui  ## Fail when the committed bundle is not what web/src builds.
+	@git diff --quiet -- operator/baton/ui/static/app.js || { \
+		echo "error: operator/baton/ui/static/app.js is stale: run make ui and commit it" >&2; exit 1; }
 
 crds: install  ## Regenerate crds/ and the chart's charts/baton/crds/ from the pydantic models.
 	$(RUN) baton crds --output crds
