@@ -291,3 +291,39 @@ def test_a_user_who_may_only_read_sees_their_namespace_and_the_servers_refusal(
         assert not runs.get("mine-1")["spec"].get("cancel")
     finally:
         stop_ui(reader)
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_workflow_page_starts_a_run_its_input_schema_accepts(
+    ui: Ui, page: Page, runs: Any, namespace: str
+) -> None:
+    schema = {
+        "type": "object",
+        "required": ["n"],
+        "properties": {"n": {"type": "integer"}},
+    }
+    runs.apply(
+        workflow(
+            "calc", [{"name": "double", "set": {"x": "${{ input.n * 2 }}"}}], inputSchema=schema
+        )
+    )
+    page.goto(f"{ui.url}workflows")
+    page.get_by_test_id("workflows").get_by_role("link", name="calc").click()
+    expect(page.locator('[data-step="double"]')).to_have_count(1)
+
+    page.get_by_test_id("run-input").fill('{"n": "three"}')
+    page.get_by_test_id("start-run").click()
+    expect(page.get_by_test_id("run-result")).to_contain_text("refused (422): input.n:")
+    assert not runs.api.list_namespaced_custom_object(
+        "baton.dev", "v1alpha1", namespace, "workflowruns"
+    )["items"]
+
+    page.get_by_test_id("run-name-input").fill("calc-1")
+    page.get_by_test_id("run-input").fill('{"n": 3}')
+    page.get_by_test_id("start-run").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{namespace}/calc-1$"))
+    expect(page.get_by_test_id("run-phase")).to_have_text("Succeeded", timeout=LIVE)
+    shoot(page, "workflow-run")
+
+    page.goto(f"{ui.url}pools")
+    expect(page.get_by_test_id("pools")).to_be_visible()

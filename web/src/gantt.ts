@@ -47,7 +47,7 @@ export function drawTimeline(
   }
   const width = 900;
   const span = Math.max(data.end, 0.001);
-  const scale = (t: number) => LABEL + (Math.max(0, t) / span) * (width - LABEL - 10);
+  const scale = (t: number) => LABEL + (Math.max(0, t) / span) * (width - LABEL - 40);
   const height = rows.length * ROW + 30;
   const svg = s("svg", { class: "gantt", width, height, viewBox: `0 0 ${width} ${height}`, "data-testid": "timeline" });
   for (let i = 0; i <= 5; i++) {

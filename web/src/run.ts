@@ -239,7 +239,8 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
     const status = detail.run.status;
     const entry = (status.steps || {})[step] || (status.compensations || []).find((c: any) => c.key === step) || {};
     const node = detail.graph.nodes.find((n) => n.id === step);
-    const kind = node?.kind || (step.endsWith("/compensate") ? "compensation" : "");
+    const holder = detail.graph.nodes.find((n) => n.forEach?.items.some((item) => item.key === step));
+    const kind = node?.kind || holder?.forEach?.kind || (step.endsWith("/compensate") ? "compensation" : "");
     const attempts = detail.attempts[step] || [];
     append(panel, [
       h("div", { class: "title-row" }, h("h2", { "data-testid": "step-title" }, step), h("button", { class: "close", title: "close (Esc)", onclick: () => select(null) }, "×")),

@@ -63,7 +63,8 @@ def summary(run: Mapping[str, Any]) -> dict[str, Any]:
         "generation": status.get("workflowGeneration"),
     }
     if isinstance(error, Mapping) and error.get("type"):
-        data["error"] = f"{error['type']}: {error.get('message', '')}".rstrip(": ")
+        text = f"{error['type']}: {error.get('message', '')}".rstrip(": ")
+        data["error"] = text + (f" (step {error['step']})" if error.get("step") else "")
     return data
 
 

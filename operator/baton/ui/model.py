@@ -250,7 +250,7 @@ def _for_each(
 
 
 def _compensations(graph: Graph, status: Mapping[str, Any]) -> None:
-    """A node per compensation, with an edge to the step instance it undoes."""
+    """A node per compensation, after the step instance it undoes (an edge from it)."""
     known = {node["id"] for node in graph.nodes}
     for comp in status.get("compensations") or []:
         if not isinstance(comp, Mapping):
@@ -260,7 +260,7 @@ def _compensations(graph: Graph, status: Mapping[str, Any]) -> None:
         node = _node(key, f"undo {undone}", "compensation", comp, None)
         graph.nodes.append(node)
         if undone in known:
-            graph.edges.append({"from": key, "to": undone, "kind": "compensates"})
+            graph.edges.append({"from": undone, "to": key, "kind": "compensates"})
 
 
 # -- the timeline ---------------------------------------------------------------------------------

@@ -39,8 +39,15 @@ async def _serve(
     else:
         access = KubeconfigAccess(connection)
     app = create_app(access, auth.value, [connection.namespace])
+    # Pages hold event streams open: on Ctrl-C they are cut after a moment, not waited for.
     config = uvicorn.Config(
-        app, host=address, port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=address,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -111,7 +111,7 @@ def test_a_compensation_is_drawn_against_the_step_it_undoes() -> None:
         "compensations": [{"step": "reserve", "key": "reserve/compensate", "phase": "Succeeded"}]
     }
     graph = run_graph(DEFINITION, status, [])
-    assert ("reserve/compensate", "reserve", "compensates") in edges(graph)
+    assert ("reserve", "reserve/compensate", "compensates") in edges(graph)
     undo = next(n for n in graph["nodes"] if n["id"] == "reserve/compensate")
     assert (undo["label"], undo["phase"]) == ("undo reserve", "Succeeded")
 
