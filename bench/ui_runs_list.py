@@ -22,6 +22,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -47,7 +48,7 @@ def manifest(index: int) -> dict[str, Any]:
 
 async def populate(kube: Kube, namespace: str, count: int) -> float:
     """Create the runs and write each a status; seconds taken."""
-    if await kube.get(core_path("namespaces", namespace)) is None:
+    if await kube.get(core_path("namespaces", None, namespace)) is None:
         await kube.create(core_path("namespaces"), {"metadata": {"name": namespace}})
     existing = {r["metadata"]["name"] for r in await kube.list(path_of("workflowruns", namespace))}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -142,12 +143,20 @@ def main() -> int:
         ):
             samples = [get(f"{url}api/runs{query}")[0] for _ in range(args.rounds)]
             print(f"api {label:<14} {percentiles(samples)}")
-        browser(url, loop, kube, args.namespace, args.rounds)
+        # Playwright's sync API runs a loop of its own in this thread: the cluster's client
+        # (bound to `loop`) runs in another thread meanwhile.
+        runner = threading.Thread(target=loop.run_forever, daemon=True)
+        runner.start()
+        try:
+            browser(url, loop, kube, args.namespace, args.rounds)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            runner.join()
     finally:
         ui.terminate()
         ui.wait(timeout=20)
         if not args.keep:
-            loop.run_until_complete(kube.delete(core_path("namespaces", args.namespace)))
+            loop.run_until_complete(kube.delete(core_path("namespaces", None, args.namespace)))
         loop.run_until_complete(kube.close())
     return 0
 
@@ -182,15 +191,17 @@ def browser(
             name = shown.split("/", 1)[1]
             phase = "Failed" if number % 2 else "Cancelled"
             start = time.perf_counter()
-            loop.run_until_complete(touch(kube, namespace, name, phase))
+            asyncio.run_coroutine_threadsafe(touch(kube, namespace, name, phase), loop).result()
             page.wait_for_selector(f'[data-run="{shown}"] [data-phase="{phase}"]', timeout=60_000)
             updates.append(time.perf_counter() - start)
         print(f"update (row)   {percentiles(updates)}")
         created = []
         for number in range(max(3, rounds // 4)):
-            body = manifest(90_000 + number)
+            body = manifest(number)
+            body["metadata"]["name"] = f"bench-new-{int(time.time())}-{number}"
             start = time.perf_counter()
-            loop.run_until_complete(kube.create(path_of("workflowruns", namespace), body))
+            create = kube.create(path_of("workflowruns", namespace), body)
+            asyncio.run_coroutine_threadsafe(create, loop).result()
             page.wait_for_selector(
                 f'[data-run="{namespace}/{body["metadata"]["name"]}"]', timeout=60_000
             )

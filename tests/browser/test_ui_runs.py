@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +329,36 @@ def test_a_workflow_page_starts_a_run_its_input_schema_accepts(
 
     page.goto(f"{ui.url}pools")
     expect(page.get_by_test_id("pools")).to_be_visible()
+
+
+def api(ui: Ui, path: str) -> Any:
+    with urllib.request.urlopen(f"{ui.url}{path}", timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.usefixtures("operator")
+def test_an_offloaded_output_is_fetched_when_its_step_is_opened(
+    ui: Ui, page: Page, runs: Any, namespace: str
+) -> None:
+    blob = "x" * 6000
+    runs.apply(
+        [
+            workflow("big", [{"name": "keep", "set": {"blob": "${{ input.blob }}"}}]),
+            run("big-1", "big", {"blob": blob}),
+        ]
+    )
+    assert runs.wait("big-1")["phase"] == "Succeeded"
+    detail = api(ui, f"api/runs/{namespace}/big-1")
+    reference = detail["run"]["status"]["steps"]["keep"]["output"]
+    assert set(reference) == {"$ref"}
+    assert detail["outputRefs"] == [reference["$ref"]]
+    assert [e["type"] for e in detail["history"]][:1] == ["RunStarted"]
+    fetched = api(ui, f"api/runs/{namespace}/big-1/outputs/{reference['$ref']}")
+    assert fetched["output"] == {"blob": blob}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        api(ui, f"api/runs/{namespace}/big-1/outputs/big-1-definition")
+    assert refused.value.code == 404
+
+    open_run(page, ui, namespace, "big-1", "?step=keep")
+    page.get_by_test_id("load-output").click()
+    expect(page.get_by_test_id("output")).to_contain_text('"blob": "xxxx')

@@ -247,17 +247,17 @@ class RunIndex:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Find the scope, then list and watch it in the background; returns once listed."""
+        """Find the scope and list it (its refusals raised as they come), then watch it in the
+        background."""
         if await self._allowed(None):
             self.scope = [None]
         else:
             self.scope = [ns for ns in dict.fromkeys(self.namespaces) if await self._allowed(ns)]
-        listed = [asyncio.Event() for _ in self.scope]
+        versions = [await self._list(namespace) for namespace in self.scope]
         self._tasks = [
-            asyncio.create_task(self._follow(ns, done), name=f"ui-watch-{ns or '*'}")
-            for ns, done in zip(self.scope, listed, strict=True)
+            asyncio.create_task(self._follow(ns, version), name=f"ui-watch-{ns or '*'}")
+            for ns, version in zip(self.scope, versions, strict=True)
         ]
-        await asyncio.gather(*(done.wait() for done in listed))
         self.ready.set()
 
     async def stop(self) -> None:
@@ -278,17 +278,21 @@ class RunIndex:
             raise
         return True
 
-    async def _follow(self, namespace: str | None, listed: asyncio.Event) -> None:
+    async def _follow(self, namespace: str | None, version: str) -> None:
         while True:
             try:
-                version = await self._list(namespace)
-                listed.set()
                 await self._watch(namespace, version)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the next list heals whatever went wrong
+            except Exception as exc:  # listing again heals whatever went wrong
                 log.warning("watching runs in %s: %s; listing again", namespace or "*", exc)
-                listed.set()
+                await asyncio.sleep(RETRY_SECONDS)
+            try:
+                version = await self._list(namespace)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listing runs in %s: %s", namespace or "*", exc)
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _list(self, namespace: str | None) -> str:
