@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from recorder import Recorder, Reply
 from runkit import http, run, workflow
-from uikit import Ui, shoot, start_ui, stop_ui
+from uikit import Ui, grant_view, shoot, start_ui, stop_ui
 
 LIVE = 60_000
 """How long the page may take to show a change the operator made (ms): a busy shared machine."""
@@ -217,31 +217,7 @@ def test_the_runs_list_shows_a_new_run_without_a_reload(
 
 def _view_only_kubeconfig(cluster: Any, namespace: str, directory: Path) -> Path:
     """A kubeconfig of a ServiceAccount bound to `view` in `namespace` only."""
-    cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
-    cluster.kubectl(
-        "create", "rolebinding", "reader", "-n", namespace,
-        "--clusterrole", "view", f"--serviceaccount={namespace}:reader",
-    )  # fmt: skip
-    # The chart's aggregated roles are not installed here: grant reading Baton's resources.
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": "baton-reader", "namespace": namespace},
-            "rules": [
-                {
-                    "apiGroups": ["baton.dev"],
-                    "resources": ["workflows", "workflowruns", "workerpools"],
-                    "verbs": ["get", "list", "watch"],
-                }
-            ],
-        }
-    )
-    cluster.kubectl(
-        "create", "rolebinding", "baton-reader", "-n", namespace,
-        "--role", "baton-reader", f"--serviceaccount={namespace}:reader",
-    )  # fmt: skip
-    token = cluster.kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
+    token = grant_view(cluster, namespace, "reader")
     admin = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json").stdout)
     server = admin["clusters"][0]["cluster"]
     config = {
@@ -362,3 +338,24 @@ def test_an_offloaded_output_is_fetched_when_its_step_is_opened(
     open_run(page, ui, namespace, "big-1", "?step=keep")
     page.get_by_test_id("load-output").click()
     expect(page.get_by_test_id("output")).to_contain_text('"blob": "xxxx')
+
+
+def test_keys_move_between_views_and_switch_the_theme(ui: Ui, page: Page) -> None:
+    page.goto(f"{ui.url}runs")
+    expect(page.get_by_test_id("runs-table")).to_be_visible()
+    theme = page.evaluate("document.documentElement.dataset.theme")
+    page.keyboard.press("t")
+    assert page.evaluate("document.documentElement.dataset.theme") != theme
+    page.keyboard.press("/")
+    expect(page.get_by_test_id("filter-search")).to_be_focused()
+    page.keyboard.press("Escape")
+    page.keyboard.press("g")
+    page.keyboard.press("w")
+    expect(page).to_have_url(re.compile(r"/workflows$"))
+    page.keyboard.press("g")
+    page.keyboard.press("p")
+    expect(page.get_by_test_id("pools")).to_be_visible()
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/workflows$"))

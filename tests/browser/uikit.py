@@ -62,3 +62,33 @@ def shoot(page: Any, name: str) -> None:
         )
         page.wait_for_timeout(100)
         page.screenshot(path=str(ARTIFACTS / f"{name}-{theme}.png"), full_page=True)
+
+
+def grant_view(cluster: Any, namespace: str, account: str) -> str:
+    """A token of a new ServiceAccount `account` that may read (`view`, and Baton's resources)
+    in `namespace` only."""
+    cluster.kubectl("create", "serviceaccount", account, "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", f"{account}-view", "-n", namespace,
+        "--clusterrole", "view", f"--serviceaccount={namespace}:{account}",
+    )  # fmt: skip
+    # The chart's aggregated roles are not installed here: grant reading Baton's resources.
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": f"{account}-baton", "namespace": namespace},
+            "rules": [
+                {
+                    "apiGroups": ["baton.dev"],
+                    "resources": ["workflows", "workflowruns", "workerpools"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        }
+    )
+    cluster.kubectl(
+        "create", "rolebinding", f"{account}-baton", "-n", namespace,
+        "--role", f"{account}-baton", f"--serviceaccount={namespace}:{account}",
+    )  # fmt: skip
+    return str(cluster.kubectl("create", "token", account, "-n", namespace).stdout.strip())

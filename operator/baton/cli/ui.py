@@ -27,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="serve the web view of runs, workflows and worker pools on 127.0.0.1",
         description="Serve the web view on http://127.0.0.1:PORT: runs live across namespaces, "
         "each run's graph, timeline, steps, history and actions, workflows and worker pools. "
-        "It acts with your kubeconfig's rights, like every baton command. -n names the "
-        "namespace to show when you may not list runs in all of them (default: the "
-        "context's namespace).",
+        "It acts with your kubeconfig's rights, like every baton command; when you may not "
+        "list runs in all namespaces it shows those of --namespaces (default: the context's "
+        "namespace, or -n).",
     )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="address to listen on (default 127.0.0.1; only with --auth token may it be "
         "another: a kubeconfig's rights are never offered to the network)",
     )
+    parser.add_argument(
+        "--namespaces",
+        metavar="NS[,NS...]",
+        default="",
+        help="namespaces to show to a user who may not list runs in all of them (default: "
+        "the context's namespace)",
+    )
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_handler)
 
@@ -61,6 +68,9 @@ def _handler(args: argparse.Namespace) -> int:
             "reaching it would act with your kubeconfig's rights (use --auth token to serve "
             "other machines)"
         )
+    namespaces = [ns.strip() for ns in args.namespaces.split(",") if ns.strip()]
     from baton.ui.serve import serve
 
-    return serve(target_of(args), args.auth, args.address, args.port, open_browser=args.open)
+    return serve(
+        target_of(args), args.auth, args.address, args.port, namespaces, open_browser=args.open
+    )

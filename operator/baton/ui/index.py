@@ -272,7 +272,7 @@ class RunIndex:
         try:
             await self.kube.get(path_of(RUNS, namespace), limit="1")
         except ApiError as exc:
-            if exc.status in (401, 403):
+            if exc.status == 403:  # 401 (a bad token) is the request's answer, not a scope
                 self.refused[namespace or "*"] = exc.message
                 return False
             raise

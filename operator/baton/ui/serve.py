@@ -18,13 +18,27 @@ from baton.ui.access import Access, AuthMode, KubeconfigAccess, TokenAccess, ser
 from baton.ui.server import create_app
 
 
-def serve(target: Target, auth: str, address: str, port: int, *, open_browser: bool) -> int:
-    """`baton ui`: serve until interrupted; 0 when stopped."""
-    return asyncio.run(_serve(target, AuthMode(auth), address, port, open_browser))
+def serve(
+    target: Target,
+    auth: str,
+    address: str,
+    port: int,
+    namespaces: list[str],
+    *,
+    open_browser: bool,
+) -> int:
+    """`baton ui`: serve until interrupted; 0 when stopped. `namespaces` are shown to a user
+    who may not list runs in all of them (default: the context's namespace)."""
+    return asyncio.run(_serve(target, AuthMode(auth), address, port, namespaces, open_browser))
 
 
-async def _serve(
-    target: Target, auth: AuthMode, address: str, port: int, open_browser: bool
+async def _serve(  # noqa: PLR0917 (the command's arguments, passed through)
+    target: Target,
+    auth: AuthMode,
+    address: str,
+    port: int,
+    namespaces: list[str],
+    open_browser: bool,
 ) -> int:
     try:
         connection = await open_connection(target.kubeconfig, target.context, target.namespace)
@@ -38,7 +52,7 @@ async def _serve(
         access = TokenAccess(host, ca_file, verify)
     else:
         access = KubeconfigAccess(connection)
-    app = create_app(access, auth.value, [connection.namespace])
+    app = create_app(access, auth.value, namespaces or [connection.namespace])
     # Pages hold event streams open: on Ctrl-C they are cut after a moment, not waited for.
     config = uvicorn.Config(
         app,
