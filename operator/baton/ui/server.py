@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -490,6 +491,48 @@ async def pools(request: Request, kube: Kube) -> Response:
 
 # -- the app --------------------------------------------------------------------------------------
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def _host_name(host: str) -> str:
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+
+
+class GuardMiddleware:
+    """What other web pages in the user's browser must not do with the user's rights.
+
+    - A write (POST) must be JSON (`Content-Type: application/json`): another site's form or
+      script can only send that cross-origin after a CORS preflight, which this server never
+      allows; and a write whose `Origin` is not this server's own is refused.
+    - In kubeconfig mode the server acts with the kubeconfig's rights, so it answers only
+      requests addressed to a loopback name: a site whose DNS name rebinds to 127.0.0.1 (DNS
+      rebinding) reaches the port but sends its own name as `Host`, and is refused.
+    """
+
+    def __init__(self, app: Any, *, loopback_only: bool) -> None:
+        self.app = app
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host = headers.get("host", "")
+            problem = None
+            if self.loopback_only and _host_name(host) not in LOOPBACK_HOSTS:
+                problem = f"Host {host!r} is not this machine: the view answers 127.0.0.1 only"
+            elif scope["method"] not in ("GET", "HEAD"):
+                kind = headers.get("content-type", "").split(";")[0].strip().lower()
+                origin = headers.get("origin")
+                if kind != "application/json":
+                    problem = "a write must be sent as application/json"
+                elif origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+                    problem = f"a write from another site ({origin}) is refused"
+            if problem is not None:
+                await _error(403, problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 
 async def page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -522,7 +565,11 @@ def create_app(access: Access, mode: str, namespaces: list[str]) -> Starlette:
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/{rest:path}", page),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(GuardMiddleware, loopback_only=mode == "kubeconfig")],
+    )
     app.state.access = access
     app.state.mode = mode
     app.state.indexes = Indexes(access, namespaces)

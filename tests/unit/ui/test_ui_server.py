@@ -31,7 +31,7 @@ async def _unreachable_kube() -> Kube:
 @pytest.fixture
 def local_client() -> Iterator[TestClient]:
     app = create_app(TokenAccess(UNREACHABLE, None), "kubeconfig", ["default"])
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1:8980") as c:
         access = KubeconfigAccess(Connection(c.portal.call(_unreachable_kube), "default"))
         app.state.access = access
         app.state.indexes = Indexes(access, ["default"])
@@ -56,7 +56,7 @@ def local_client() -> Iterator[TestClient]:
 def test_token_mode_refuses_every_api_request_without_a_token(
     token_client: TestClient, method: str, path: str
 ) -> None:
-    response = token_client.request(method, path)
+    response = token_client.request(method, path, json={} if method == "POST" else None)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert "bearer token" in response.json()["error"]
@@ -97,3 +97,30 @@ def test_the_assets_ship_with_the_package_and_stay_small(local_client: TestClien
     assert script.status_code == style.status_code == 200
     assert len(script.content) + len(style.content) < 200 * 1024
     assert "http://" not in local_client.get("/").text.replace("http://www.w3.org", "")
+
+
+def test_a_page_of_another_site_rebound_to_this_machine_is_refused(
+    local_client: TestClient,
+) -> None:
+    response = local_client.get("/api/runs", headers={"Host": "evil.example:8980"})
+    assert response.status_code == 403
+    assert "is not this machine" in response.json()["error"]
+    assert local_client.get("/", headers={"Host": "localhost:8980"}).status_code == 200
+
+
+def test_a_write_that_is_not_json_is_refused_before_it_is_read(local_client: TestClient) -> None:
+    response = local_client.post(
+        "/api/runs/ns/r/cancel", content=b"{}", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == "a write must be sent as application/json"
+
+
+def test_a_write_from_another_origin_is_refused(local_client: TestClient) -> None:
+    response = local_client.post(
+        "/api/runs/ns/r/cancel",
+        json={},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    assert "another site (https://evil.example)" in response.json()["error"]
