@@ -533,7 +533,6 @@ class GuardMiddleware:
         await self.app(scope, receive, send)
 
 
-
 async def page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
