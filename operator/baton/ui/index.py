@@ -201,10 +201,17 @@ def _since(text: str, now: float) -> float:
     return at
 
 
-def select(runs: Iterable[Mapping[str, Any]], query: Query) -> dict[str, Any]:
+def newest_first(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Runs in the order the list shows them: newest first, then by namespace and name."""
+    return sorted(runs, key=lambda r: (r["created"], r["namespace"], r["name"]), reverse=True)
+
+
+def select(
+    runs: Iterable[Mapping[str, Any]], query: Query, *, ordered: bool = False
+) -> dict[str, Any]:
     """One page of the runs matching `query`, newest first, with the phase counts of every
     run matching the other filters (so the counts say what each phase filter would show) and
-    the total matching."""
+    the total matching. `ordered`: the runs are `newest_first` already."""
     labels = parse_selector(query.label)
     counts = dict.fromkeys(PHASES, 0)
     matching = []
@@ -223,7 +230,8 @@ def select(runs: Iterable[Mapping[str, Any]], query: Query) -> dict[str, Any]:
         if query.phases and run["phase"] not in query.phases:
             continue
         matching.append(run)
-    matching.sort(key=lambda r: (r["created"], r["namespace"], r["name"]), reverse=True)
+    if not ordered:
+        matching = newest_first(matching)
     page = matching[query.offset : query.offset + query.limit]
     return {"items": page, "total": len(matching), "offset": query.offset, "counts": counts}
 
@@ -245,6 +253,13 @@ class RunIndex:
     listeners: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _ordered: tuple[int, list[Mapping[str, Any]]] = (-1, [])
+
+    def ordered(self) -> list[Mapping[str, Any]]:
+        """The runs `newest_first`, sorted once per change rather than once per request."""
+        if self._ordered[0] != self.version:
+            self._ordered = (self.version, newest_first(self.runs.values()))
+        return self._ordered[1]
 
     async def start(self) -> None:
         """Find the scope and list it (its refusals raised as they come), then watch it in the

@@ -200,7 +200,7 @@ async def info(request: Request, kube: Kube) -> Response:
 async def runs_page(request: Request, kube: Kube) -> Response:
     query = Query.parse(request.query_params, time.time())
     index = await request.app.state.indexes.get(request)
-    page = select(index.runs.values(), query)
+    page = select(index.ordered(), query, ordered=True)
     page["version"] = index.version
     page["workflows"] = sorted({r["workflow"] for r in index.runs.values()})
     page["namespaces"] = sorted({r["namespace"] for r in index.runs.values()})

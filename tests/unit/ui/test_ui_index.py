@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from baton.cli.runview import parse_time
-from baton.ui.index import Query, QueryError, parse_selector, select, summary
+from baton.ui.index import Query, QueryError, newest_first, parse_selector, select, summary
 
 NOW = parse_time("2026-07-01T12:00:00Z") or 0.0
 
@@ -116,3 +116,8 @@ def test_selector_requirements_parse_in_and_notin_lists() -> None:
     (requirement,) = parse_selector("tier in (a,b)")
     assert requirement.matches({"tier": "a"})
     assert not requirement.matches({"tier": "c"})
+
+
+def test_runs_sorted_once_give_the_same_pages() -> None:
+    query = Query(limit=2, offset=1)
+    assert select(newest_first(RUNS), query, ordered=True) == select(RUNS, query)
