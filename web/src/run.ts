@@ -301,7 +301,7 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
       }
     };
     box.append(
-      h("div", { class: "buttons" }, ...(pods.length ? pods.map((p) => h("button", { onclick: () => void load(p.attempt) }, `attempt ${p.attempt} (${p.phase})`)) : [h("button", { onclick: () => void load() }, "show log")])),
+      h("div", { class: "buttons" }, ...(pods.length ? pods.map((p) => h("button", { title: `pod ${p.name}`, onclick: () => void load(p.attempt) }, `attempt ${p.attempt}: pod ${p.name} (${p.phase})`)) : [h("button", { onclick: () => void load() }, "show log")])),
       out,
     );
     return box;
