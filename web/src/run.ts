@@ -252,10 +252,20 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
             "div",
             {},
             h("h3", {}, "Attempts"),
-            table(
-              ["#", "began", "ended", "outcome", "error", "idempotency key"],
-              attempts.map((a) => [String(a.attempt), a.started !== undefined ? `+${duration(a.started)}` : "", a.ended !== undefined ? `+${duration(a.ended)}` : "", a.outcome || "running", a.error ? `${a.error.type}: ${a.error.message || ""}` : "", h("code", { class: "small" }, a.idempotencyKey)]),
-              "attempts",
+            h(
+              "ol",
+              { class: "attempts", "data-testid": "attempts" },
+              ...attempts.map((a) =>
+                h(
+                  "li",
+                  { class: `attempt outcome-${a.outcome || "running"}` },
+                  h("b", {}, `#${a.attempt}`),
+                  ` ${a.started !== undefined ? `+${duration(a.started)}` : ""} → ${a.ended !== undefined ? `+${duration(a.ended)}` : "…"} `,
+                  h("span", { class: "outcome" }, a.outcome || "running"),
+                  a.error ? h("div", { class: "error-text" }, `${a.error.type}: ${a.error.message || ""}`) : null,
+                  h("div", {}, h("span", { class: "muted" }, "idempotency key "), h("code", { class: "small" }, a.idempotencyKey)),
+                ),
+              ),
             ),
           )
         : null,
