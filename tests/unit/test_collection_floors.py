@@ -20,7 +20,8 @@ def test_a_folder_above_its_floor_passes_and_asks_for_the_floor_to_be_raised() -
     problems, notes = check({"tests/unit": 809}, Counter({"tests/unit": 812}))
     assert problems == []
     assert notes == [
-        "tests/unit: 812 collected, floor 809: raise the floor in tests/collection-floors.txt to 812"
+        "tests/unit: 812 collected, floor 809: raise the floor in "
+        "tests/collection-floors.txt to 812"
     ]
 
 

@@ -16,12 +16,7 @@ from baton.engine.commands import CancelActivity
 from baton.engine.definition import RetryPolicy
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.retry import is_retryable
-from baton.executors.http import (
-    MAX_RESPONSE_BYTES,
-    HttpExecutor,
-    forbidden_address,
-    retry_after_seconds,
-)
+from baton.executors.http import HttpExecutor, forbidden_address, retry_after_seconds
 from baton.settings import OperatorSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -376,12 +371,28 @@ def test_a_url_that_is_not_http_is_refused_for_good(url: str) -> None:
     run(scenario)
 
 
+RESPONSE_BYTES = 1024 * 1024
+"""The documented limit of a response body (docs/language.md: 1 MiB), written as a number."""
+
+
+def test_a_response_of_exactly_the_limit_is_the_output(server: Server) -> None:
+    server.routes["/full"] = Reply(200, b"x" * RESPONSE_BYTES)
+
+    async def scenario(executor: HttpExecutor) -> None:
+        final = (await outcome(executor, {"url": f"{server.url}/full"})).events[-1]
+        assert isinstance(final, ActivityCompleted), final
+        assert final.output == "x" * RESPONSE_BYTES
+
+    run(scenario)
+
+
 def test_a_response_over_the_limit_is_refused(server: Server) -> None:
-    server.routes["/big"] = Reply(200, b"x" * (MAX_RESPONSE_BYTES + 1))
+    server.routes["/big"] = Reply(200, b"x" * (RESPONSE_BYTES + 1))
 
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": f"{server.url}/big"})).error
         assert error["type"] == "ResponseTooLarge"
+        assert error["details"]["limit"] == RESPONSE_BYTES
         assert not is_retryable(POLICY, error)
 
     run(scenario)
