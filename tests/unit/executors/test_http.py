@@ -415,15 +415,24 @@ def test_cancel_stops_the_call_and_nothing_more_is_reported(server: Server) -> N
 
 
 def test_close_cancels_calls_in_flight(server: Server) -> None:
-    server.routes["/slow"] = Reply(200, b"{}", delay=2)
+    server.routes["/slow"] = Reply(200, b"{}", delay=1)
     seen = Events()
 
     async def scenario(executor: HttpExecutor) -> None:
         await executor.start(RUN, command("http", {"url": f"{server.url}/slow"}), seen)
         await seen.wait_for("ActivityStarted")
+        for _ in range(100):  # until the server holds the request
+            if server.requests_to("/slow"):
+                break
+            await asyncio.sleep(0.05)
+        await executor.close()
+        # The loop stays up past the reply: a call close() left running would report it now
+        # (leaving the cancelling to the loop's shutdown would hide that).
+        await asyncio.sleep(2)
+        assert seen.types() == ["ActivityStarted"]
 
-    run(scenario)  # closes the executor with the call in flight
-    assert seen.types() == ["ActivityStarted"]
+    run(scenario)  # and closes it again, which is harmless
+    assert len(server.requests_to("/slow")) == 1
 
 
 def test_head_has_no_output(server: Server) -> None:
