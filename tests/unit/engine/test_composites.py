@@ -5,6 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
+from baton.engine.errors import error_json
 
 PARALLEL = """
 steps:
@@ -54,7 +55,7 @@ def test_a_failed_branch_cancels_waits_lets_activities_finish_then_fails_the_ste
     assert run.step_phase("setup") is StepPhase.FAILED
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["step"] == "credit"
+    assert run.sim.state.error.step == "credit"
 
 
 FOR_EACH = """
@@ -106,10 +107,8 @@ def test_for_each_over_an_empty_list_succeeds_with_an_empty_list() -> None:
 def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> None:
     run = Run(FOR_EACH, {"amounts": {"a": 5}})
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "ExpressionError"
-    assert run.sim.state.error["message"] == (
-        '`forEach.items` must be a list, got an object: {"a":5}'
-    )
+    assert run.sim.state.error.type == "ExpressionError"
+    assert run.sim.state.error.message == ('`forEach.items` must be a list, got an object: {"a":5}')
 
 
 # The limits below are the documented ones (docs/language.md, "Limits"), written as numbers: a
@@ -122,12 +121,12 @@ def test_a_for_each_of_more_items_than_a_run_can_hold_fails_naming_the_limit() -
     run = Run(FOR_EACH, {"amounts": list(range(STEP_INSTANCES))})  # + the forEach: 2,001
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "TooManyItems"
-    assert run.sim.state.error["details"] == {"field": "forEach.items"}
-    assert run.sim.state.error["message"].startswith(
+    assert run.sim.state.error.type == "TooManyItems"
+    assert run.sim.state.error.details == {"field": "forEach.items"}
+    assert run.sim.state.error.message.startswith(
         "2000 items would give the run 2001 step instances, over the 2000 its status can hold"
     )
-    assert "child runs" in run.sim.state.error["message"]
+    assert "child runs" in run.sim.state.error.message
     assert run.started() == []  # refused before any item started
 
 
@@ -148,8 +147,8 @@ def test_the_item_limit_counts_every_step_an_item_contains() -> None:
     # Each item holds 3 instances (the parallel and its two calls), the forEach one more.
     over = Run(text, {"items": list(range(667))})  # 1 + 667 x 3 = 2,002
     assert over.sim.state.error is not None
-    assert over.sim.state.error["type"] == "TooManyItems"
-    assert "2002 step instances" in over.sim.state.error["message"]
+    assert over.sim.state.error.type == "TooManyItems"
+    assert "2002 step instances" in over.sim.state.error.message
     fits = Run(text, {"items": list(range(666))})  # 1 + 666 x 3 = 1,999
     assert fits.phase is RunPhase.RUNNING
     assert len(fits.started()) == 10  # 5 items at once, two calls each
@@ -175,8 +174,8 @@ def test_an_output_of_exactly_the_limit_is_kept_and_one_byte_more_fails() -> Non
     over.complete("fetch", "x" * (OUTPUT_BYTES - 1))
     assert over.phase is RunPhase.FAILED
     assert over.sim.state.error is not None
-    assert over.sim.state.error["type"] == "OutputTooLarge"
-    assert over.sim.state.error["details"] == {"bytes": OUTPUT_BYTES + 1, "limit": OUTPUT_BYTES}
+    assert over.sim.state.error.type == "OutputTooLarge"
+    assert over.sim.state.error.details == {"bytes": OUTPUT_BYTES + 1, "limit": OUTPUT_BYTES}
 
 
 def test_a_for_each_whose_collected_output_is_too_large_to_store_fails() -> None:
@@ -186,9 +185,9 @@ def test_a_for_each_whose_collected_output_is_too_large_to_store_fails() -> None
         run.complete(f"charges[{index}].charge", bulk)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "OutputTooLarge"
-    assert run.sim.state.error["step"] == "charges"
-    assert run.sim.state.error["details"]["limit"] == OUTPUT_BYTES
+    assert run.sim.state.error.type == "OutputTooLarge"
+    assert run.sim.state.error.step == "charges"
+    assert run.sim.state.error.details["limit"] == OUTPUT_BYTES
     assert run.step("charges[2].charge").phase is StepPhase.SUCCEEDED  # each item was fine
 
 
@@ -203,7 +202,7 @@ def test_a_run_output_too_large_to_store_fails_the_run() -> None:
     run.complete("fetch", "y" * (OUTPUT_BYTES // 2 + 1))
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "OutputTooLarge"
+    assert run.sim.state.error.type == "OutputTooLarge"
     assert run.sim.state.output is None
 
 
@@ -310,7 +309,7 @@ def test_repeat_fails_with_max_iterations_when_the_condition_never_holds() -> No
     run.complete("inspect", {"passed": False})
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "MaxIterations"
+    assert run.sim.state.error.type == "MaxIterations"
 
 
 def test_repeat_of_a_parallel_step_runs_its_branches_afresh_each_iteration() -> None:
@@ -346,7 +345,7 @@ def test_repeat_until_that_is_not_a_boolean_fails_with_an_expression_error() -> 
     assert run.phase is RunPhase.FAILED
     assert run.step("poll").attempt == 1
     error = run.step("poll").error
-    assert error == {
+    assert error_json(error) == {
         "type": "ExpressionError",
         "message": "`repeat.until` must be true or false, got a number: 3",
         "step": "poll",
@@ -360,7 +359,7 @@ def test_repeat_until_that_is_null_fails_instead_of_iterating_again() -> None:
     assert run.phase is RunPhase.FAILED
     error = run.step("poll").error
     assert error is not None
-    assert error["message"] == "`repeat.until` must be true or false, got null"
+    assert error.message == "`repeat.until` must be true or false, got null"
 
 
 def test_repeat_until_false_still_iterates_again() -> None:
