@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from enginekit import Run
+import pytest
+from enginekit import Run, definition
 
 from baton.api.run import RunPhase, StepPhase
-from baton.engine import CancelActivity
+from baton.engine import ActivityFailed, CancelActivity, RunStarted, Simulation, TimerFired
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.engine.retry import backoff_delay, is_retryable
 from baton.engine.state import step_from_status, step_to_status
 
@@ -47,9 +49,75 @@ def test_retry_after_replaces_the_computed_delay_even_above_max_interval() -> No
     assert backoff_delay(POLICY, 1, seed="s", retry_after=60.0) == 60.0
 
 
+def backoffs(text: str, failures: int, *, uid: str = "uid") -> list[float]:
+    """Seconds the engine waits after each of the first `failures` failed attempts of step
+    `pay` of the workflow `text`, in a run with uid `uid`."""
+    sim = Simulation(definition(text), now=0.0)
+    sim.deliver(RunStarted(input=None, run_name="run", namespace="ns", uid=uid))
+    delays = []
+    for _ in range(failures):
+        attempt = sim.state.steps["pay"].attempt
+        error = {"type": "Boom", "message": "boom"}
+        sim.deliver(ActivityFailed(key="pay", attempt=attempt, error=error), sim.now)
+        assert sim.state.steps["pay"].phase is StepPhase.BACKOFF
+        wake = sim.wakeup()
+        assert wake is not None
+        delays.append(round(wake - sim.now, 3))
+        sim.deliver(TimerFired(), wake)
+    return delays
+
+
+def paying(retry: str) -> str:
+    return f'steps: [{{name: pay, http: {{url: "http://pay"}}, retry: {retry}}}]'
+
+
+def test_the_builtin_policy_waits_1s_then_doubles_up_to_100s() -> None:
+    # docs/language.md: "Defaults give delays of 1 s, 2 s (then 4 s, 8 s, ... up to 100 s)".
+    assert backoffs(paying("{maxAttempts: 10}"), 9) == [1, 2, 4, 8, 16, 32, 64, 100, 100]
+
+
+@pytest.mark.parametrize(
+    ("initial", "seconds"), [("500ms", 0.5), ("3s", 3.0), ("1m", 60.0), ("2h", 7200.0)]
+)
+def test_without_max_interval_a_delay_is_capped_at_100_times_the_initial_interval(
+    initial: str, seconds: float
+) -> None:
+    retry = f"{{maxAttempts: 4, initialInterval: {initial}, backoffCoefficient: 20}}"
+    assert backoffs(paying(retry), 3) == [seconds, 20 * seconds, 100 * seconds]
+
+
+def test_the_default_max_interval_follows_an_initial_interval_set_in_defaults() -> None:
+    text = """
+        defaults:
+          retry: {maxAttempts: 4, initialInterval: 5s, backoffCoefficient: 30}
+        steps: [{name: pay, http: {url: "http://pay"}}]
+        """
+    assert backoffs(text, 3) == [5, 150, 500]
+
+
+JITTERY = paying("{maxAttempts: 6, initialInterval: 10s, backoffCoefficient: 1, jitter: 0.5}")
+"""Every computed delay is 10 s, far below maxInterval (1,000 s): jitter alone moves it."""
+
+
+def test_jitter_spreads_delays_on_both_sides_of_the_computed_delay() -> None:
+    firsts = [backoffs(JITTERY, 1, uid=f"run-{n}")[0] for n in range(60)]
+    assert all(5.0 <= delay <= 15.0 for delay in firsts)  # 10 s x (1 +- 0.5)
+    assert min(firsts) < 7.5
+    assert max(firsts) > 12.5
+    assert 9.0 < sum(firsts) / len(firsts) < 11.0
+
+
+def test_jitter_differs_from_attempt_to_attempt_and_a_run_computes_it_again_the_same() -> None:
+    delays = backoffs(JITTERY, 5)
+    assert all(5.0 <= delay <= 15.0 for delay in delays)
+    assert len(set(delays)) == 5  # one draw per attempt, not one per step
+    assert backoffs(JITTERY, 5) == delays  # a replay waits as long as the first run did
+    assert backoffs(JITTERY, 5, uid="another") != delays  # two runs spread out
+
+
 def test_http_4xx_errors_are_not_retried_except_408_and_429() -> None:
-    def http(status: int) -> dict[str, object]:
-        return {"type": "HttpError", "details": {"status": status}}
+    def http(status: int) -> StepError:
+        return StepError("HttpError", "", details={"status": status})
 
     assert not is_retryable(POLICY, http(404))
     assert not is_retryable(POLICY, http(400))
@@ -79,7 +147,7 @@ def test_attempts_stop_at_max_attempts_and_the_run_fails_with_the_last_error() -
     assert run.step("pay").attempt == 4
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "StillFlaky"
+    assert run.sim.state.error.type == "StillFlaky"
 
 
 def test_a_non_retryable_error_fails_the_step_at_once() -> None:
@@ -114,8 +182,8 @@ def test_start_to_close_times_out_an_attempt_and_retries_it() -> None:
     run.acknowledge("slow")
     run.advance(10)
     assert run.step("slow").error is not None
-    assert run.step("slow").error["type"] == "Timeout"
-    assert run.step("slow").error["details"] == {"kind": "startToClose"}
+    assert run.step("slow").error.type == "Timeout"
+    assert run.step("slow").error.details == {"kind": "startToClose"}
     assert run.of_type(CancelActivity)[0].attempt == 1
     run.fire()
     assert run.start_of("slow").attempt == 2
@@ -138,7 +206,7 @@ def test_a_missing_heartbeat_times_out_the_attempt() -> None:
     run.advance(1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "heartbeat"}
+    assert run.sim.state.error.details == {"kind": "heartbeat"}
 
 
 def test_a_queued_worker_task_starts_its_start_to_close_clock_when_it_is_sent() -> None:
@@ -161,7 +229,7 @@ def test_a_queued_worker_task_starts_its_start_to_close_clock_when_it_is_sent() 
     run.advance(0.1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "startToClose"}
+    assert run.sim.state.error.details == {"kind": "startToClose"}
 
 
 def test_a_worker_task_that_is_never_sent_fails_at_schedule_to_close() -> None:
@@ -178,7 +246,7 @@ def test_a_worker_task_that_is_never_sent_fails_at_schedule_to_close() -> None:
     run.advance(1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+    assert run.sim.state.error.details == {"kind": "scheduleToClose"}
 
 
 def test_an_http_call_waiting_for_a_slot_starts_its_start_to_close_clock_when_it_is_sent() -> None:
@@ -199,7 +267,7 @@ def test_an_http_call_waiting_for_a_slot_starts_its_start_to_close_clock_when_it
     run.advance(0.1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "startToClose"}
+    assert run.sim.state.error.details == {"kind": "startToClose"}
 
 
 def test_an_http_call_that_is_never_sent_fails_at_schedule_to_close() -> None:
@@ -216,7 +284,7 @@ def test_an_http_call_that_is_never_sent_fails_at_schedule_to_close() -> None:
     run.advance(1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+    assert run.sim.state.error.details == {"kind": "scheduleToClose"}
 
 
 def test_schedule_to_close_bounds_all_attempts_together() -> None:
@@ -237,7 +305,7 @@ def test_schedule_to_close_bounds_all_attempts_together() -> None:
     run.advance(10)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+    assert run.sim.state.error.details == {"kind": "scheduleToClose"}
 
 
 def test_a_retry_that_would_start_after_schedule_to_close_fails_with_the_last_error() -> None:
@@ -253,7 +321,7 @@ def test_a_retry_that_would_start_after_schedule_to_close_fails_with_the_last_er
     run.fail("pay", "Flaky", after=25)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Flaky"
+    assert run.sim.state.error.type == "Flaky"
 
 
 def test_the_run_timeout_cancels_in_flight_work_and_ends_timed_out() -> None:
@@ -263,7 +331,7 @@ def test_the_run_timeout_cancels_in_flight_work_and_ends_timed_out() -> None:
     assert run.step_phase("a") is StepPhase.CANCELLED
     assert [c.key for c in run.of_type(CancelActivity)] == ["a"]
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "run"}
+    assert run.sim.state.error.details == {"kind": "run"}
 
 
 def test_the_run_timeout_compensates_completed_steps_then_ends_timed_out() -> None:

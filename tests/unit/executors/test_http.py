@@ -14,14 +14,10 @@ from executorkit import RUN, Events, Reply, Request, Server, command, offline_ku
 
 from baton.engine.commands import CancelActivity
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.retry import is_retryable
-from baton.executors.http import (
-    MAX_RESPONSE_BYTES,
-    HttpExecutor,
-    forbidden_address,
-    retry_after_seconds,
-)
+from baton.executors.http import HttpExecutor, forbidden_address, retry_after_seconds
 from baton.settings import OperatorSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,7 +164,7 @@ def test_a_status_outside_2xx_is_an_http_error_the_engine_classifies(
         assert error["details"]["status"] == status
         assert error["details"]["body"] == {"code": "nope"}
         assert error["message"].startswith(f"{status} ")
-        assert is_retryable(POLICY, error) is retryable
+        assert is_retryable(POLICY, StepError.reported(error, "s")) is retryable
 
     run(scenario)
 
@@ -180,7 +176,7 @@ def test_429_with_retry_after_seconds_is_retried_after_that_delay(server: Server
         failed = failure(await outcome(executor, {"url": f"{server.url}/x"}))
         assert failed.error["message"] == "429 Too Many Requests"
         assert failed.retry_after == 7.0
-        assert is_retryable(POLICY, failed.error)
+        assert is_retryable(POLICY, StepError.reported(failed.error, "s"))
 
     run(scenario)
 
@@ -247,7 +243,7 @@ def test_no_response_within_start_to_close_is_a_retryable_timeout(server: Server
         assert asyncio.get_running_loop().time() - started < 2
         assert error["type"] == "Timeout"
         assert error["details"] == {"kind": "startToClose"}
-        assert is_retryable(POLICY, error)
+        assert is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -257,7 +253,7 @@ def test_a_refused_connection_is_a_retryable_connection_error() -> None:
         error = failure(await outcome(executor, {"url": "http://127.0.0.1:9/x"})).error
         assert error["type"] == "ConnectionError"
         assert "127.0.0.1:9" in error["message"]
-        assert is_retryable(POLICY, error)
+        assert is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -294,7 +290,7 @@ def test_link_local_and_metadata_destinations_are_refused_for_good(url: str) -> 
         error = failure(await outcome(executor, {"url": url})).error
         assert error["type"] == "ForbiddenAddress"
         assert error["details"]["nonRetryable"] is True
-        assert not is_retryable(POLICY, error)
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -371,18 +367,34 @@ def test_a_url_that_is_not_http_is_refused_for_good(url: str) -> None:
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": url})).error
         assert error["type"] == "InvalidRequest"
-        assert not is_retryable(POLICY, error)
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
+
+    run(scenario)
+
+
+RESPONSE_BYTES = 1024 * 1024
+"""The documented limit of a response body (docs/language.md: 1 MiB), written as a number."""
+
+
+def test_a_response_of_exactly_the_limit_is_the_output(server: Server) -> None:
+    server.routes["/full"] = Reply(200, b"x" * RESPONSE_BYTES)
+
+    async def scenario(executor: HttpExecutor) -> None:
+        final = (await outcome(executor, {"url": f"{server.url}/full"})).events[-1]
+        assert isinstance(final, ActivityCompleted), final
+        assert final.output == "x" * RESPONSE_BYTES
 
     run(scenario)
 
 
 def test_a_response_over_the_limit_is_refused(server: Server) -> None:
-    server.routes["/big"] = Reply(200, b"x" * (MAX_RESPONSE_BYTES + 1))
+    server.routes["/big"] = Reply(200, b"x" * (RESPONSE_BYTES + 1))
 
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": f"{server.url}/big"})).error
         assert error["type"] == "ResponseTooLarge"
-        assert not is_retryable(POLICY, error)
+        assert error["details"]["limit"] == RESPONSE_BYTES
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -404,15 +416,24 @@ def test_cancel_stops_the_call_and_nothing_more_is_reported(server: Server) -> N
 
 
 def test_close_cancels_calls_in_flight(server: Server) -> None:
-    server.routes["/slow"] = Reply(200, b"{}", delay=2)
+    server.routes["/slow"] = Reply(200, b"{}", delay=1)
     seen = Events()
 
     async def scenario(executor: HttpExecutor) -> None:
         await executor.start(RUN, command("http", {"url": f"{server.url}/slow"}), seen)
         await seen.wait_for("ActivityStarted")
+        for _ in range(100):  # until the server holds the request
+            if server.requests_to("/slow"):
+                break
+            await asyncio.sleep(0.05)
+        await executor.close()
+        # The loop stays up past the reply: a call close() left running would report it now
+        # (leaving the cancelling to the loop's shutdown would hide that).
+        await asyncio.sleep(2)
+        assert seen.types() == ["ActivityStarted"]
 
-    run(scenario)  # closes the executor with the call in flight
-    assert seen.types() == ["ActivityStarted"]
+    run(scenario)  # and closes it again, which is harmless
+    assert len(server.requests_to("/slow")) == 1
 
 
 def test_head_has_no_output(server: Server) -> None:
@@ -453,7 +474,7 @@ def test_a_header_the_request_cannot_carry_is_refused_for_good(
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": f"{server.url}/x", "headers": headers}))
         assert error.error["type"] == "InvalidRequest"
-        assert not is_retryable(POLICY, error.error)
+        assert not is_retryable(POLICY, StepError.reported(error.error, "s"))
 
     run(scenario)
     assert server.requests_to("/x") == []
