@@ -17,6 +17,10 @@ from recorder import Recorder, Reply
 from runkit import http, run, workflow
 from uikit import Ui, grant_view, shoot, start_ui, stop_ui
 
+# The forEach of 500 items may take minutes on a busy machine, and the first test's setup starts
+# `baton ui` too.
+pytestmark = pytest.mark.timeout(600)
+
 LIVE = 60_000
 """How long the page may take to show a change the operator made (ms): a busy shared machine."""
 
