@@ -54,6 +54,9 @@ class StepState:
     items: list[Any] | None = None
     recovering: int | None = None
     signal: int | None = None
+    outcome: StepPhase | None = None
+    """Steps with `finally`: the phase the step ended in, set while its finally steps run
+    (the step is Running meanwhile) and kept once they ran, so they run once per ending."""
 
     @property
     def attempts(self) -> int:
@@ -113,6 +116,9 @@ class State:
     compensations: list[CompensationState] = field(default_factory=list)
     ending: str | None = None
     suspended: bool = False
+    exit_outcome: RunPhase | None = None
+    """Runs with `onExit`: the phase the run ends in, set while the onExit steps run and kept
+    once they ran, so they run once per ending (a redrive clears it)."""
     output: JSON = None
     error: dict[str, Any] | None = None
     queries: dict[str, Any] = field(default_factory=dict)
@@ -196,6 +202,7 @@ _STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("items", "items", False),
     ("recovering", "recovering", False),
     ("signal", "signal", False),
+    ("outcome", "outcome", False),
 )
 _STEP_DEFAULTS = StepState()
 
@@ -209,7 +216,7 @@ def step_to_status(step: StepState) -> dict[str, Any]:
             continue
         if is_time:
             value = rfc3339(value)
-        elif attr == "phase":
+        elif attr in ("phase", "outcome"):
             value = str(value)
         out[key] = value
     return out
@@ -224,7 +231,7 @@ def step_from_status(data: dict[str, Any]) -> StepState:
         value = data[key]
         if is_time:
             value = parse_rfc3339(value)
-        elif attr == "phase":
+        elif attr in ("phase", "outcome"):
             value = StepPhase(value)
         setattr(step, attr, value)
     return step
@@ -295,6 +302,7 @@ def state_to_status(
     )
     put("ending", state.ending)
     put("suspended", state.suspended, False)
+    put("exitOutcome", str(state.exit_outcome) if state.exit_outcome is not None else None)
     return status
 
 
@@ -335,6 +343,7 @@ def state_from_status(status: dict[str, Any]) -> State:
         ],
         ending=status.get("ending"),
         suspended=status.get("suspended", False),
+        exit_outcome=RunPhase(status["exitOutcome"]) if status.get("exitOutcome") else None,
         output=status.get("output"),
         error=status.get("error"),
         queries=dict(status.get("queries") or {}),
