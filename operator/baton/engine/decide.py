@@ -81,6 +81,8 @@ BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
 RUN_TIMER = "run/timeout"
 ABORTED = "Aborted"
 """Condition of a run the shell ended with RunAborted."""
+CLEANUP_FAILED = "CleanupFailed"
+"""Condition of a run one of whose `onExit` or `finally` lists failed."""
 _MAX_PASSES = 10_000
 """Guard against a bug turning settling into an endless loop; never reached by a correct run."""
 MAX_DUE_PER_DECISION = 250
@@ -201,11 +203,13 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
     if state.phase is RunPhase.PENDING or state.phase.finished:
         return []
     found: list[Deadline] = []
-    if state.deadline is not None and state.ending is None:
+    if state.deadline is not None and state.ending is None and state.exit_outcome is None:
         found.append(Deadline(state.deadline, RUN_TIMER, "", "run"))
     for path, step in state.steps.items():
-        if step.phase not in _TIMED:
-            continue  # most steps of a large forEach: no due time, no lookup
+        if step.phase not in _TIMED or step.outcome is not None:
+            # Most steps of a large forEach: no due time, no lookup. A step running its
+            # `finally` has ended: its own timers are gone.
+            continue
         sd = _step_def(definition, path)
         found.extend(_step_deadlines(path, step, sd.kind, sd.timeouts, state.suspended))
     for comp in state.compensations:
@@ -240,6 +244,7 @@ def _subtree_size(sd: StepDef) -> int:
         size += sum(_subtree_size(inner) for inner in branch.steps)
     for clause in sd.catch:
         size += sum(_subtree_size(inner) for inner in clause.steps or ())
+    size += sum(_subtree_size(inner) for inner in sd.finally_steps)
     return size
 
 
@@ -290,7 +295,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
     """Start commands of every running attempt, keyed by (key, attempt)."""
     out: dict[tuple[str, int], Command] = {}
     for path, step in state.steps.items():
-        if step.phase is not StepPhase.RUNNING or step.attempt == 0:
+        if step.phase is not StepPhase.RUNNING or step.attempt == 0 or step.outcome is not None:
             continue
         sd = _step_def(definition, path)
         if sd.kind.is_activity:
@@ -517,7 +522,12 @@ class _Machine:
                 return _step_def(self.d, comp.path), run
             return None
         step = self.state.steps.get(key)
-        if step is None or step.phase is not StepPhase.RUNNING or step.attempt != attempt:
+        if (
+            step is None
+            or step.phase is not StepPhase.RUNNING
+            or step.attempt != attempt
+            or step.outcome is not None
+        ):
             return None
         sd = _step_def(self.d, key)
         if not (sd.kind.is_activity or sd.kind is StepKind.WORKFLOW):
@@ -676,14 +686,19 @@ class _Machine:
             s.phase,
             s.ending,
             tuple(
-                (p, st.phase, st.attempt, st.iterations, st.recovering) for p, st in s.steps.items()
+                (p, st.phase, st.attempt, st.iterations, st.recovering, st.outcome)
+                for p, st in s.steps.items()
             ),
+            s.exit_outcome,
             tuple((c.run.phase, c.run.attempt) for c in s.compensations),
         )
 
     def _pass(self) -> None:
         s = self.state
         if s.phase.finished:
+            return
+        if s.exit_outcome is not None:
+            self._drive_exit()
             return
         if s.compensations:
             self._drive_compensations()
@@ -697,9 +712,11 @@ class _Machine:
                 error = s.error or {"type": "Cancelled", "message": "a step was cancelled"}
             self._unwind(kind, error)
 
-    @property
-    def _can_start(self) -> bool:
-        return not self.state.suspended and self.state.ending is None
+    def _can_start(self, name: str) -> bool:
+        """Whether step `name` may start now: never while suspended; while the run ends only
+        cleanup steps (`onExit`, `finally`) start."""
+        s = self.state
+        return not s.suspended and (s.ending is None or name in self.d.cleanup)
 
     def _drive_block(
         self, steps: tuple[StepDef, ...], scope: _Scope, *, halting: bool
@@ -707,14 +724,13 @@ class _Machine:
         """Drive one list of steps; returns (running|succeeded|failed|halted, first error)."""
         s = self.state
         halt = halting or any(
-            (x := s.steps.get(scope.prefix + sd.name)) is not None and x.phase in BAD
-            for sd in steps
+            (x := s.steps.get(scope.prefix + sd.name)) is not None and _bad(x) for sd in steps
         )
         for sd in steps:
             path = scope.prefix + sd.name
             step = s.steps.get(path)
             if step is None or step.phase is StepPhase.PENDING:
-                if halt or not self._can_start:
+                if halt or not self._can_start(sd.name):
                     continue
                 if all(
                     (dep := s.steps.get(scope.prefix + name)) is not None and dep.phase in DONE
@@ -723,7 +739,9 @@ class _Machine:
                     step = self._start_step(sd, scope, path)
             elif step.phase in ACTIVE:
                 self._drive_step(sd, scope, path, step, halt)
-            if step is not None and step.phase in BAD:
+            if step is not None and sd.finally_steps:
+                self._begin_finally(sd, scope, path, step)
+            if step is not None and _bad(step):
                 halt = True
         instances = [s.steps.get(scope.prefix + sd.name) for sd in steps]
         if any(i is not None and i.phase in ACTIVE for i in instances):
@@ -742,6 +760,9 @@ class _Machine:
     def _drive_step(
         self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
     ) -> None:
+        if step.outcome is not None:
+            self._drive_finally(sd, scope, path, step)
+            return
         waits = step.phase in (StepPhase.BACKOFF, StepPhase.WAITING) or (
             sd.kind is StepKind.WORKFLOW and step.phase is StepPhase.RUNNING
         )
@@ -759,9 +780,9 @@ class _Machine:
                 self._finish(
                     step, StepPhase.SUCCEEDED, output=self._last_output(clause.steps, scope)
                 )
-            elif result == "failed":
+            elif result == "failed" and not self._stopping:
                 self._finish(step, StepPhase.FAILED, error=error)
-            elif result == "halted":
+            elif result in ("failed", "halted"):
                 self._cancel(step)
         elif sd.kind is StepKind.PARALLEL:
             self._drive_parallel(sd, scope, path, step, halt)
@@ -773,7 +794,7 @@ class _Machine:
     ) -> None:
         s = self.state
         halt = halt or any(
-            (x := s.steps.get(scope.prefix + inner.name)) is not None and x.phase in BAD
+            (x := s.steps.get(scope.prefix + inner.name)) is not None and _bad(x)
             for branch in sd.branches
             for inner in branch.steps
         )
@@ -788,7 +809,7 @@ class _Machine:
             self._execution_succeeded(sd, scope, path, step, output, own=True)
         elif not any(r == "running" for r, _ in results):
             errors = [e for r, e in results if r == "failed"]
-            if errors:
+            if errors and not self._stopping:
                 self._step_failed(sd, scope, path, step, self._first_error(sd, scope, errors))
             else:
                 self._cancel(step)
@@ -812,23 +833,31 @@ class _Machine:
         paths = _item_paths(path, inner.name, len(step.items))
         # Item states are changed in place, never replaced, so this list stays current.
         items = [s.steps.get(p) for p in paths]
-        halt = halt or any(x is not None and x.phase in BAD for x in items)
+        if inner.finally_steps:
+            for i, item in enumerate(items):
+                if item is not None:
+                    self._begin_finally(inner, scope.enter(path, i, step.items[i]), paths[i], item)
+        halt = halt or any(x is not None and _bad(x) for x in items)
         for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
                 self._drive_step(inner, scope.enter(path, i, step.items[i]), paths[i], item, halt)
-                if item.phase in BAD:
+                if inner.finally_steps:
+                    self._begin_finally(inner, scope.enter(path, i, step.items[i]), paths[i], item)
+                if _bad(item):
                     halt = True
         active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
+        can_start = self._can_start(inner.name)
         for i, item in enumerate(items):
-            if halt or not self._can_start or active >= each.concurrency:
+            if halt or not can_start or active >= each.concurrency:
                 break
             if item is None or item.phase is StepPhase.PENDING:
-                started = items[i] = self._start_step(
-                    inner, scope.enter(path, i, step.items[i]), paths[i]
-                )
+                item_scope = scope.enter(path, i, step.items[i])
+                started = items[i] = self._start_step(inner, item_scope, paths[i])
+                if inner.finally_steps:
+                    self._begin_finally(inner, item_scope, paths[i], started)
                 if started.phase in ACTIVE:
                     active += 1
-                elif started.phase in BAD:
+                if _bad(started):
                     halt = True
         if any(i is not None and i.phase in ACTIVE for i in items):
             return
@@ -837,7 +866,9 @@ class _Machine:
             self._execution_succeeded(sd, scope, path, step, output, own=True)
             return
         failed = [i for i in items if i is not None and i.phase in BAD]
-        if failed:
+        if failed and self._stopping:
+            self._cancel(step)
+        elif failed:
             first = min(failed, key=lambda i: (i.phase is not StepPhase.FAILED, i.finished_at or 0))
             self._step_failed(sd, scope, path, step, self._first_error(sd, scope, [first.error]))
         elif halt:
@@ -857,6 +888,7 @@ class _Machine:
         step.started_at = self.now
         step.finished_at = None
         step.error = None
+        step.outcome = None
         if sd.when is not None:
             try:
                 go = sd.when.evaluate(self._context(scope, sd.name))
@@ -1216,16 +1248,42 @@ class _Machine:
     def _abort(self, kind: str, error: dict[str, Any]) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
-        if s.compensations or s.ending in ("cancelled", "timedOut"):
+        if s.compensations or s.ending in ("cancelled", "timedOut") or s.exit_outcome is not None:
+            # An unwinding saga and the run's onExit are not interrupted.
             return
         if s.ending is None:
             s.ending = kind
             s.error = error
         # Cancelling overrides suspension: the user wants the run to stop, compensations run.
         s.suspended = False
-        for step in s.steps.values():
-            if step.phase in ACTIVE:
-                self._cancel(step)
+        for path, step in s.steps.items():
+            if step.phase not in ACTIVE or step.outcome is not None:
+                continue
+            sd = _step_def(self.d, path)
+            if sd.name in self.d.cleanup:
+                continue  # cleanup runs to its end: that is what it is for
+            if step.phase is StepPhase.RUNNING and (
+                sd.kind.is_composite or step.recovering is not None
+            ):
+                # Ends once what it holds ended, the `finally` steps inside it included.
+                continue
+            self._interrupt(sd, path, step)
+            self._cancel(step)
+
+    def _interrupt(self, sd: StepDef, path: str, step: StepState) -> None:
+        """A cancel or the run timeout stops `step`: an attempt or child run in flight may have
+        had its effect, so a compensation that opts in (`onInterrupt`) is recorded, as for a
+        step that completed (with no output), and runs when the saga unwinds."""
+        attempts = sd.kind.is_activity or sd.kind is StepKind.WORKFLOW
+        in_flight = attempts and step.phase is StepPhase.RUNNING and step.recovering is None
+        if in_flight and sd.compensate is not None and sd.compensate.on_interrupt:
+            self.state.completed.append(Completion(path=path, output=None))
+
+    @property
+    def _stopping(self) -> bool:
+        """A cancel or the run timeout is stopping the run: composites that end now were
+        stopped, whatever their children ended in (no catch applies)."""
+        return self.state.ending in ("cancelled", "timedOut")
 
     @property
     def _aborted(self) -> bool:
@@ -1315,10 +1373,81 @@ class _Machine:
         self._close(RunPhase.SUCCEEDED)
 
     def _close(self, phase: RunPhase) -> None:
+        """The run's outcome is `phase`: run the onExit steps first, once per ending, unless
+        the shell aborted the run (it cannot record their events)."""
+        s = self.state
+        if self.d.on_exit and s.exit_outcome is None and not self._aborted:
+            s.exit_outcome = phase
+            for sd in self.d.on_exit:
+                self._reset_tree(sd, _ROOT)
+            return
+        self._end(phase)
+
+    def _end(self, phase: RunPhase) -> None:
         s = self.state
         s.phase = phase
         s.finished_at = self.now
         s.suspended = False
+
+    def _drive_exit(self) -> None:
+        """Drive the onExit steps; once they ended, the run takes its outcome. A failure in
+        them fails a run that had succeeded (as Argo does: the cleanup is part of the run's
+        contract), and otherwise leaves the outcome and its error; either way it is
+        reported in the CleanupFailed condition."""
+        s = self.state
+        outcome = s.exit_outcome
+        assert outcome is not None
+        result, error = self._drive_block(self.d.on_exit, _ROOT, halting=False)
+        if result == "running":
+            return
+        if result != "succeeded":
+            failure = self._cleanup_failed("onExit", error)
+            if outcome is RunPhase.SUCCEEDED:
+                outcome = RunPhase.FAILED
+                s.error = failure
+                s.output = None
+        self._end(outcome)
+
+    def _cleanup_failed(self, where: str, error: dict[str, Any] | None) -> dict[str, Any]:
+        failure = error or {"type": "Cancelled", "message": "a cleanup step was cancelled"}
+        step = failure.get("step")
+        self._condition(
+            CLEANUP_FAILED,
+            ConditionStatus.TRUE,
+            str(failure.get("type") or "Error"),
+            f"{where}: {failure.get('type')} in step {step}: {failure.get('message', '')}"
+            if step
+            else f"{where}: {failure.get('type')}: {failure.get('message', '')}",
+        )
+        return failure
+
+    # -- finally -----------------------------------------------------------------------------
+
+    def _begin_finally(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
+        """A step with `finally` that just ended runs its finally steps before it takes its
+        phase: it shows Running, `outcome` holds the phase it ended in. Once per ending:
+        `outcome` stays set after them, and a new start or a redrive clears it."""
+        if step.phase not in _ENDED or step.outcome is not None:
+            return
+        step.outcome = step.phase
+        step.phase = StepPhase.RUNNING
+        for nested in sd.finally_steps:
+            self._reset_tree(nested, scope)
+        self._drive_finally(sd, scope, path, step)
+
+    def _drive_finally(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
+        result, error = self._drive_block(sd.finally_steps, scope, halting=False)
+        if result == "running":
+            return
+        outcome = step.outcome
+        assert outcome is not None
+        step.phase = outcome
+        step.finished_at = self.now
+        if result != "succeeded":
+            failure = self._cleanup_failed(f"finally of step {path}", error)
+            if outcome is StepPhase.SUCCEEDED:
+                step.phase = StepPhase.FAILED
+                step.error = failure
 
     # -- redrive -----------------------------------------------------------------------------
 
@@ -1328,6 +1457,8 @@ class _Machine:
         s.ending = None
         s.error = None
         s.finished_at = None
+        # The onExit steps run again when the run ends again: once per ending.
+        s.exit_outcome = None
         self._redrive_block(self.d.steps, _ROOT)
 
     def _redrive_block(self, steps: tuple[StepDef, ...], scope: _Scope) -> None:
@@ -1340,6 +1471,7 @@ class _Machine:
     def _redrive_step(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
         step.error = None
         step.finished_at = None
+        step.outcome = None
         if step.recovering is not None:
             step.phase = StepPhase.RUNNING
             clause = sd.catch[step.recovering]
@@ -1386,6 +1518,8 @@ class _Machine:
         for clause in sd.catch:
             for nested in clause.steps or ():
                 self._reset_tree(nested, scope)
+        for nested in sd.finally_steps:
+            self._reset_tree(nested, scope)
 
     @staticmethod
     def _reset(step: StepState) -> None:
@@ -1427,7 +1561,14 @@ class _Machine:
             "steps": steps,
             "vars": s.vars,
             "signals": s.signals,
-            "run": {"name": s.run_name, "namespace": s.namespace, "uid": s.uid},
+            "run": {
+                "name": s.run_name,
+                "namespace": s.namespace,
+                "uid": s.uid,
+                # Known while the onExit steps run: the phase the run ends in, and its error.
+                "outcome": s.exit_outcome.value if s.exit_outcome is not None else None,
+                "error": s.error if s.exit_outcome is not None else None,
+            },
         }
         if scope.index is not None:
             context["item"] = scope.item
@@ -1435,7 +1576,30 @@ class _Machine:
         error = self._catch_error(scope, step)
         if error is not None:
             context["error"] = error
+        ended = self._finally_owner(scope, step)
+        if ended is not None:
+            context["step"] = ended
         return context
+
+    def _finally_owner(self, scope: _Scope, step: str | None) -> dict[str, Any] | None:
+        """For a step inside a `finally` list: the step that ended (`step` in expressions)."""
+        name = step
+        while name is not None and name in self.d.parent:
+            holder, relation = self.d.parent[name]
+            if relation == "forEach":
+                return None
+            if relation == "finally":
+                instance = self.state.steps.get(scope.prefix + holder)
+                if instance is None:
+                    return None
+                return {
+                    "name": holder,
+                    "outcome": instance.outcome.value if instance.outcome is not None else None,
+                    "output": instance.output,
+                    "error": instance.error,
+                }
+            name = holder
+        return None
 
     def _catch_error(self, scope: _Scope, step: str | None) -> dict[str, Any] | None:
         """The error being recovered from, for a step inside a catch clause's steps."""
@@ -1458,6 +1622,8 @@ class _Machine:
         if not s.phase.finished:
             if s.suspended:
                 s.phase = RunPhase.SUSPENDED
+            elif s.exit_outcome is not None:
+                s.phase = RunPhase.RUNNING
             elif s.compensations:
                 s.phase = RunPhase.COMPENSATING
             else:
@@ -1471,6 +1637,15 @@ class _Machine:
         self.state.conditions = set_condition(
             self.state.conditions, kind, status, reason, message, now=rfc3339(self.now)
         )
+
+
+_ENDED = frozenset({StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.CANCELLED})
+"""The phases after which a step's `finally` runs (not Skipped: the step never started)."""
+
+
+def _bad(step: StepState) -> bool:
+    """Failed or Cancelled, or ended so and running its `finally`: its list halts at once."""
+    return step.phase in BAD or (step.outcome in BAD and step.phase is StepPhase.RUNNING)
 
 
 _FINAL = {

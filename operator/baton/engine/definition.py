@@ -254,6 +254,10 @@ class Definition:
     waited_signals: frozenset[str]
     input_schema: Mapping[str, Any] | None = None
     on_exit: tuple[StepDef, ...] = ()
+    cleanup: frozenset[str] = frozenset()
+    """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
+    while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
+    running."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -276,6 +280,7 @@ class _Compiler:
         self.depth: dict[str, int] = {}
         self.parent: dict[str, tuple[str, str]] = {}
         self.index: dict[str, StepDef] = {}
+        self.cleanup: set[str] = set()
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else RetryModel()
         self.default_timeout = (
@@ -329,6 +334,7 @@ class _Compiler:
             ),
             input_schema=spec.input_schema,
             on_exit=on_exit,
+            cleanup=frozenset(self.cleanup),
         )
 
     # -- names -------------------------------------------------------------------------------
@@ -344,6 +350,8 @@ class _Compiler:
                 )
             self.names[step.name] = step
             self.depth[step.name] = depth
+            if cleanup:
+                self.cleanup.add(step.name)
             if cleanup and step.compensate is not None:
                 raise DefinitionError(
                     "a cleanup step (in onExit or finally) is not part of the saga: it runs "
