@@ -322,7 +322,8 @@ class WorkflowRunStatus(Model):
         json_schema_extra=CONDITIONS_LIST_MAP,
         description="Succeeded (Unknown until the run ends, then True or False) and Completed "
         "(True once it ended, whatever the outcome), for `kubectl wait --for=condition=...`; "
-        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed).",
+        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed, "
+        "CleanupFailed).",
     )
     run: RunIdentity | None = Field(None, description="Internal: the run's identity.")
     input: JSON = Field(None, description="Internal: the run's input as it started.")
