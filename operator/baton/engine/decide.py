@@ -1459,6 +1459,13 @@ class _Machine:
         s.finished_at = None
         # The onExit steps run again when the run ends again: once per ending.
         s.exit_outcome = None
+        if any(c["type"] == CLEANUP_FAILED and c["status"] == "True" for c in s.conditions):
+            self._condition(
+                CLEANUP_FAILED,
+                ConditionStatus.FALSE,
+                "Redriven",
+                "the run was redriven; its cleanup runs again when it ends",
+            )
         self._redrive_block(self.d.steps, _ROOT)
 
     def _redrive_block(self, steps: tuple[StepDef, ...], scope: _Scope) -> None:
@@ -1644,8 +1651,9 @@ _ENDED = frozenset({StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.CANCELLED})
 
 
 def _bad(step: StepState) -> bool:
-    """Failed or Cancelled, or ended so and running its `finally`: its list halts at once."""
-    return step.phase in BAD or (step.outcome in BAD and step.phase is StepPhase.RUNNING)
+    """Failed or Cancelled, or ended so and running its `finally`: its list halts at once.
+    (A step whose finally ran has its outcome as phase, or Failed.)"""
+    return step.phase in BAD or step.outcome in BAD
 
 
 _FINAL = {

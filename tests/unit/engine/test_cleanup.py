@@ -198,6 +198,9 @@ def test_a_redrive_of_a_run_failed_by_its_on_exit_runs_the_on_exit_again() -> No
     run.complete("notify")
     assert run.phase is RunPhase.SUCCEEDED
     assert run.step("work").attempt == 1
+    reported = condition(run, "CleanupFailed")
+    assert reported is not None
+    assert reported["status"] == "False"
 
 
 def test_an_aborted_run_does_not_run_on_exit() -> None:
