@@ -281,6 +281,7 @@ class _Compiler:
         self.parent: dict[str, tuple[str, str]] = {}
         self.index: dict[str, StepDef] = {}
         self.cleanup: set[str] = set()
+        self.in_finally: set[str] = set()
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else RetryModel()
         self.default_timeout = (
@@ -339,7 +340,9 @@ class _Compiler:
 
     # -- names -------------------------------------------------------------------------------
 
-    def _collect(self, steps: Iterable[Step], depth: int, cleanup: bool = False) -> None:
+    def _collect(
+        self, steps: Iterable[Step], depth: int, cleanup: bool = False, in_finally: bool = False
+    ) -> None:
         for step in steps:
             if step.name in self.names:
                 raise DefinitionError(
@@ -352,6 +355,8 @@ class _Compiler:
             self.depth[step.name] = depth
             if cleanup:
                 self.cleanup.add(step.name)
+            if in_finally:
+                self.in_finally.add(step.name)
             if cleanup and step.compensate is not None:
                 raise DefinitionError(
                     "a cleanup step (in onExit or finally) is not part of the saga: it runs "
@@ -363,7 +368,12 @@ class _Compiler:
             for nested, nested_depth, relation in _children(step, depth):
                 for child in nested:
                     self.parent[child.name] = (step.name, relation)
-                self._collect(nested, nested_depth, cleanup or relation == "finally")
+                self._collect(
+                    nested,
+                    nested_depth,
+                    cleanup or relation == "finally",
+                    in_finally or relation == "finally",
+                )
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -612,6 +622,7 @@ class _Compiler:
         except ExpressionError as exc:
             raise DefinitionError(str(exc)) from None
         self._check_references(expression.step_references, step, where)
+        self._check_roots(expression.roots, step, where)
         return expression
 
     def _template(self, value: Any, step: str | None, where: str) -> Template:
@@ -620,7 +631,17 @@ class _Compiler:
         except ExpressionError as exc:
             raise DefinitionError(str(exc)) from None
         self._check_references(template.step_references, step, where)
+        self._check_roots(template.roots, step, where)
         return template
+
+    def _check_roots(self, roots: frozenset[str], step: str | None, where: str) -> None:
+        if "step" in roots and (step is None or step not in self.in_finally):
+            raise DefinitionError(
+                "`step` (the step that ended) is known only in the steps of a finally list; "
+                "use steps.<name> here",
+                step=step,
+                field=where,
+            )
 
     def _check_references(self, references: frozenset[str], step: str | None, where: str) -> None:
         unknown = sorted(references - self.names.keys())

@@ -133,3 +133,44 @@ def test_cleanup_lists_are_in_the_schema_with_their_descriptions() -> None:
     assert "step.outcome" in finally_["description"]
     compensate = schema["steps"]["items"]["properties"]["compensate"]["properties"]
     assert "interrupts" in compensate["onInterrupt"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            "steps: [{name: a, http: {url: 'http://a/${{ step.outcome }}'}}]",
+            "step 'a', field 'http.url'",
+        ),
+        (
+            "steps: [{name: a, when: 'step.outcome == \"x\"', sleep: {duration: 1s}}]",
+            "step 'a', field 'when'",
+        ),
+        (
+            "steps: [{name: a, sleep: {duration: 1s}}]\noutput: '${{ step.output }}'",
+            "field 'output'",
+        ),
+    ],
+)
+def test_step_outside_a_finally_list_is_refused(text: str, where: str) -> None:
+    with pytest.raises(DefinitionError) as raised:
+        definition(text)
+    message = str(raised.value)
+    assert message.startswith(f"{where}: `step` (the step that ended) is known only")
+
+
+def test_step_inside_a_nested_step_of_a_finally_list_is_accepted() -> None:
+    compiled = definition(
+        """
+        steps:
+          - name: work
+            http: {url: "http://w"}
+            finally:
+              - name: both
+                parallel:
+                  branches:
+                    - name: one
+                      steps: [{name: tell, http: {url: "http://t/${{ step.outcome }}"}}]
+        """
+    )
+    assert compiled.step("tell").action is not None
