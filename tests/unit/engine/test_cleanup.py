@@ -19,6 +19,7 @@ from baton.engine import (
     SuspendRequested,
     TerminateChild,
 )
+from baton.engine.errors import StepError
 
 ON_EXIT = """
 steps:
@@ -64,7 +65,7 @@ def test_on_exit_sees_the_error_of_a_failed_run_which_keeps_it() -> None:
     run.complete("notify")
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Boom"
+    assert run.sim.state.error.type == "Boom"
 
 
 def test_on_exit_runs_after_the_compensations_with_the_compensated_outcome() -> None:
@@ -96,7 +97,7 @@ def test_a_cancel_stops_the_steps_in_flight_then_runs_on_exit_and_ends_cancelled
     assert run.step_phase("work") is StepPhase.CANCELLED
     run.complete("notify")
     assert run.phase is RunPhase.CANCELLED
-    assert run.sim.state.error == {"type": "Cancelled", "message": "the run was cancelled"}
+    assert run.sim.state.error == StepError("Cancelled", "the run was cancelled")
 
 
 def test_the_run_timeout_runs_on_exit_and_the_run_ends_timed_out() -> None:
@@ -107,7 +108,7 @@ def test_the_run_timeout_runs_on_exit_and_the_run_ends_timed_out() -> None:
     run.complete("notify")
     assert run.phase is RunPhase.TIMED_OUT
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Timeout"
+    assert run.sim.state.error.type == "Timeout"
 
 
 def test_a_failing_on_exit_fails_a_run_that_had_succeeded() -> None:
@@ -116,8 +117,8 @@ def test_a_failing_on_exit_fails_a_run_that_had_succeeded() -> None:
     run.fail("notify", "NotifyDown")
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "NotifyDown"
-    assert run.sim.state.error["step"] == "notify"
+    assert run.sim.state.error.type == "NotifyDown"
+    assert run.sim.state.error.step == "notify"
     reported = condition(run, "CleanupFailed")
     assert reported is not None
     assert reported["status"] == "True"
@@ -130,7 +131,7 @@ def test_a_failing_on_exit_leaves_the_outcome_and_error_of_a_run_that_did_not_su
     run.fail("notify", "NotifyDown")
     assert run.phase is RunPhase.CANCELLED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Cancelled"
+    assert run.sim.state.error.type == "Cancelled"
     reported = condition(run, "CleanupFailed")
     assert reported is not None
     assert "notify" in reported["message"]
@@ -250,7 +251,7 @@ def test_finally_runs_when_the_step_fails_and_the_step_keeps_its_error() -> None
     assert run.step_phase("lock") is StepPhase.FAILED
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Boom"
+    assert run.sim.state.error.type == "Boom"
 
 
 def test_finally_runs_when_a_cancel_interrupts_the_step() -> None:
@@ -281,7 +282,7 @@ def test_a_failing_finally_fails_the_step_that_had_succeeded() -> None:
     run.fail("unlock", "LockLost")
     assert run.step_phase("lock") is StepPhase.FAILED
     assert run.step("lock").error is not None
-    assert run.step("lock").error["type"] == "LockLost"
+    assert run.step("lock").error.type == "LockLost"
     assert run.phase is RunPhase.FAILED
 
 
@@ -290,7 +291,7 @@ def test_a_failing_finally_leaves_the_error_of_the_step_that_had_failed() -> Non
     run.fail("lock", "Boom")
     run.fail("unlock", "LockLost")
     assert run.step("lock").error is not None
-    assert run.step("lock").error["type"] == "Boom"
+    assert run.step("lock").error.type == "Boom"
     assert run.step_phase("unlock") is StepPhase.FAILED
     reported = condition(run, "CleanupFailed")
     assert reported is not None
