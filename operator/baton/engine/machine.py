@@ -353,9 +353,9 @@ class Machine:
             s.phase,
             s.ending,
             tuple(
-                (p, st.phase, st.attempt, st.iterations, st.recovering, st.outcome)
-                for p, st in s.steps.items()
+                (p, st.phase, st.attempt, st.iterations, st.recovering) for p, st in s.steps.items()
             ),
+            # A step's `outcome` changes only with its phase; the run's exit outcome does not.
             s.exit_outcome,
             tuple((c.run.phase, c.run.attempt) for c in s.compensations),
         )

@@ -73,16 +73,22 @@ class ForEach(Kind):
         paths = item_paths(path, inner.name, len(step.items))
         # Item states are changed in place, never replaced, so this list stays current.
         items = [s.steps.get(p) for p in paths]
-        if inner.finally_steps:
+        cleanup = bool(inner.finally_steps)
+        if cleanup:
+            # Items that ended run their `finally` before anything else is decided.
             for i, item in enumerate(items):
                 if item is not None:
                     m.ended(inner, scope.enter(path, i, step.items[i]), paths[i], item)
-        halt = halt or any(x is not None and bad(x) for x in items)
+            halt = halt or any(x is not None and bad(x) for x in items)
+        else:
+            # The common case, kept to plain phase tests: this runs per pass over every item.
+            halt = halt or any(x is not None and x.phase in BAD for x in items)
         for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
                 item_scope = scope.enter(path, i, step.items[i])
                 m.drive_step(inner, item_scope, paths[i], item, halt)
-                m.ended(inner, item_scope, paths[i], item)
+                if cleanup:
+                    m.ended(inner, item_scope, paths[i], item)
                 if bad(item):
                     halt = True
         active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
@@ -93,7 +99,8 @@ class ForEach(Kind):
             if item is None or item.phase is StepPhase.PENDING:
                 item_scope = scope.enter(path, i, step.items[i])
                 started = items[i] = m.start_step(inner, item_scope, paths[i])
-                m.ended(inner, item_scope, paths[i], started)
+                if cleanup:
+                    m.ended(inner, item_scope, paths[i], started)
                 if started.phase in ACTIVE:
                     active += 1
                 if bad(started):
