@@ -139,3 +139,23 @@ def test_chunked_batch_imports_chunks_two_at_a_time_with_pauses(
     assert result["output"] == {"chunks": 4, "rows": 1800}
     # each chunk loads for 2 minutes then pauses 5; four chunks two at a time is two rounds
     assert result["virtualDuration"] == 2 * 7 * 60
+
+
+PINNED = {
+    ("chunked-batch", "mocks.yaml"),
+    ("interactive-priority", "mocks.yaml"),
+    ("long-inspections", "mocks.yaml"),
+    ("manual-approval", "mocks.yaml"),
+    ("manual-approval", "mocks-approved.yaml"),
+    ("parallel-onboarding", "mocks.yaml"),
+    ("parallel-onboarding", "mocks-invalid.yaml"),
+    ("portfolio", "mocks.yaml"),
+    ("purchase-saga", "mocks.yaml"),
+    ("purchase-saga", "mocks-success.yaml"),
+}
+"""Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:
+    found = {(path.parent.name, path.name) for path in EXAMPLES.glob("*/mocks*.yaml")}
+    assert found == PINNED, "an example's mocks without a test above pinning what it does"
