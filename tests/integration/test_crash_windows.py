@@ -209,25 +209,26 @@ def test_child_run_created_before_a_crash_is_adopted_and_its_end_heard_after_ano
         output="${{ steps.kid.output }}",
     )
     runs.apply([leaf(recorder), parent, run("order", "parent")])
+    child_name = runs.owned_name("order", "kid")
     lives = make_lives()
     lives.die_at("after-child-create")  # the child exists; the parent has not seen it
-    assert [c["metadata"]["name"] for c in children(runs, "order")] == ["order-kid-1"]
+    assert [c["metadata"]["name"] for c in children(runs, "order")] == [child_name]
     # The next life adopts the child, which runs: its first status write is its start, the
     # second its end (the parent writes nothing meanwhile: its re-issued start only finds the
     # child there); the process dies before the parent heard of that end.
     lives.die_at("after-status-write:2")
-    assert runs.status("order-kid-1")["phase"] == "Succeeded"
+    assert runs.status(child_name)["phase"] == "Succeeded"
     assert runs.status("order")["steps"]["kid"]["phase"] == "Running"
     lives.start()
     status = runs.wait("order")
     assert status["phase"] == "Succeeded", status
     assert status["output"] == {"packed": "lamp"}
-    assert [c["metadata"]["name"] for c in children(runs, "order")] == ["order-kid-1"]
+    assert [c["metadata"]["name"] for c in children(runs, "order")] == [child_name]
     assert [call.body for call in recorder.effects_on("/pack")] == [{"item": "lamp"}]
-    assert keys(recorder, "/pack") == [f"{uid_of(runs, 'order-kid-1')}/pack/1"]
+    assert keys(recorder, "/pack") == [f"{uid_of(runs, child_name)}/pack/1"]
     assert keys(recorder, "/after") == [f"{uid_of(runs, 'order')}/after/1"]
     check_replay(runs, parent, "order")
-    check_replay(runs, leaf(recorder), "order-kid-1")
+    check_replay(runs, leaf(recorder), child_name)
 
 
 # -- forEach and parallel ---------------------------------------------------------------------
@@ -298,10 +299,11 @@ def test_a_crash_right_after_a_cancel_still_terminates_the_child_and_deletes_the
     }
     spec = workflow("hold", [reserve, {"name": "work", "parallel": {"branches": branches}}])
     runs.apply([waiting, spec, run("hold-1", "hold", onCancel=on_cancel)])
+    child_name = runs.owned_name("hold-1", "kid")
     lives = make_lives()
     lives.start()
     wait_until("the child run", lambda: children(runs, "hold-1"))
-    runs.wait("hold-1-kid-1", step="wait", step_phase="Waiting")
+    runs.wait(child_name, step="wait", step_phase="Waiting")
     wait_until("the Job", lambda: jobs_of(runs, "hold-1") == [("build", "1")])
     runs.wait("hold-1", step="build", step_phase="Running")
     lives.kill()
@@ -309,12 +311,12 @@ def test_a_crash_right_after_a_cancel_still_terminates_the_child_and_deletes_the
     lives.die_at(failpoint)
     if on_cancel == "compensate":  # nothing of the cancellation done yet
         assert runs.status("hold-1")["phase"] == "Running"
-        assert not runs.get("hold-1-kid-1")["spec"].get("cancel")
+        assert not runs.get(child_name)["spec"].get("cancel")
         assert jobs_of(runs, "hold-1") == [("build", "1")]
     lives.start()
     status = runs.wait("hold-1")
     assert status["phase"] == "Cancelled", status
-    child = runs.wait("hold-1-kid-1", timeout=30)
+    child = runs.wait(child_name, timeout=30)
     assert child["phase"] == "Cancelled", child
     wait_until("the Job deleted", lambda: jobs_of(runs, "hold-1") == [])
     uid = uid_of(runs, "hold-1")
@@ -322,7 +324,7 @@ def test_a_crash_right_after_a_cancel_still_terminates_the_child_and_deletes_the
     undone = [f"{uid}/reserve/compensate/1"] if on_cancel == "compensate" else []
     assert keys(recorder, "/release") == undone
     check_replay(runs, spec, "hold-1")
-    check_replay(runs, waiting, "hold-1-kid-1")
+    check_replay(runs, waiting, child_name)
 
 
 # -- retries with backoff ---------------------------------------------------------------------

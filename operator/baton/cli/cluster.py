@@ -53,10 +53,10 @@ from baton.cli.runview import (
     wait_line,
 )
 from baton.cli.timeline import history_lines
-from baton.executors.base import RunRef
 from baton.store.history import read_history
 from baton.store.kube import ApiError, Kube, core_path, open_connection, path_of
 from baton.store.kubeconfig import KubeconfigError
+from baton.store.ref import RunRef
 from baton.store.snapshots import Snapshots
 
 RUNS = "workflowruns"

@@ -26,9 +26,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from baton.api.attempts import attempt_name
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.duration import format_duration
-from baton.api.labels import object_name
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel, ParentClosePolicy
 from baton.engine.commands import (
@@ -224,9 +224,10 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
     return found
 
 
-def child_run_name(run_name: str, key: str, attempt: int) -> str:
-    """The deterministic name of the child run started for `key` at `attempt`."""
-    return object_name(run_name, key, attempt)
+def child_run_name(run_name: str, run_uid: str, key: str, attempt: int) -> str:
+    """The deterministic name of the child run started for `key` at `attempt`: the same rule as
+    a Job's (baton.api.attempts), from the parent's uid, so no two parents' children collide."""
+    return attempt_name(run_name, run_uid, key, attempt)
 
 
 # -- derived commands -------------------------------------------------------------------------
@@ -311,7 +312,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
                 key=path,
                 step=sd.name,
                 attempt=step.attempt,
-                name=child_run_name(state.run_name, path, step.attempt),
+                name=child_run_name(state.run_name, state.uid, path, step.attempt),
                 workflow_ref=sd.child.workflow_ref,
                 input=step.request,
                 parent_close_policy=sd.child.parent_close_policy.value,
@@ -577,10 +578,11 @@ class _Machine:
                 sd, self._scope_of(event.key), event.key, step, event.output, own=True
             )
             return
+        s = self.state
+        name = child_run_name(s.run_name, s.uid, event.key, event.attempt)
         error = {
             "type": "ChildFailed",
-            "message": f"child run {child_run_name(self.state.run_name, event.key, event.attempt)}"
-            f" ended {event.phase}",
+            "message": f"child run {name} ended {event.phase}",
             "step": sd.name,
             "details": {"phase": event.phase, "error": event.error},
         }

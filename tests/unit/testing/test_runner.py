@@ -208,3 +208,24 @@ def test_the_package_docstring_example_holds() -> None:
     )
     assert result.phase == "Compensated"
     assert result.compensations == ["pay", "reserve"]
+
+
+def test_a_workflow_recursing_twelve_levels_deep_reaches_the_bottom() -> None:
+    recursive = workflows(
+        """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: countdown-with-a-long-name-that-fills-most-of-the-name-limit}
+spec:
+  steps:
+    - name: go-down
+      when: "input.n > 0"
+      workflow:
+        workflowRef: countdown-with-a-long-name-that-fills-most-of-the-name-limit
+        input: {n: "${{ input.n - 1 }}"}
+  output: "${{ input.n == 0 ? 0 : steps['go-down'].output + 1 }}"
+"""
+    )
+    result = run_workflow(recursive, input={"n": 12})
+    assert (result.phase, result.output) == ("Succeeded", 12)
+    assert len({e.run for e in result.events}) == 13  # the root and twelve children
