@@ -40,7 +40,12 @@ from recorder import Recorder, Reply
 from runkit import http, kwok, run, send_signal, wait_until, workflow
 
 from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PARENT_UID, PART, RUN_UID
+from baton.engine.commands import StartActivity, StartChildRun
+from baton.executors.child import child_manifest
+from baton.executors.job import build_job
+from baton.settings import OperatorSettings
 from baton.store.history import CLOSED, HISTORY
+from baton.store.ref import RunRef
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -270,6 +275,49 @@ def test_a_fan_out_half_started_by_a_crash_starts_each_instance_once(
     check_replay(runs, spec, "fan-1")
     for child in kids:
         check_replay(runs, leaf(recorder), child["metadata"]["name"])
+
+
+def test_a_child_and_a_job_made_under_the_names_of_before_are_adopted_not_made_twice(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    """A run in flight while the operator is upgraded: its child run and its Job were made
+    under the old rule's names (`<run>-<key>-<attempt>`, no uid). The resumed run finds them by
+    their labels and goes on with them: one child, one Job, one call, under the old names."""
+    build = {"image": "registry.example/build:1", "podAnnotations": kwok(duration="2s")}
+    branches = [
+        {"name": "a", "steps": [kid("lamp")]},
+        {"name": "b", "steps": [{"name": "build", "job": build}]},
+    ]
+    spec = workflow("legacy", [{"name": "work", "parallel": {"branches": branches}}])
+    runs.apply([leaf(recorder), spec, run("old-1", "legacy")])
+    lives = make_lives()
+    lives.die_at("after-status-write:1")  # both attempts committed, neither performed
+    uid = uid_of(runs, "old-1")
+    ref = RunRef("old-1", runs.namespace, uid)
+    child = child_manifest(
+        ref,
+        StartChildRun(key="kid", step="kid", attempt=1, name="old-1-kid-1",
+                      workflow_ref="leaf", input={"item": "lamp"}, parent_close_policy="terminate"),
+        OperatorSettings(),
+    )  # fmt: skip
+    job = build_job(
+        ref,
+        StartActivity(key="build", step="build", kind="job", spec=build, attempt=1,
+                      idempotency_key=f"{uid}/build/1", start_to_close=None, heartbeat=None),
+        OperatorSettings(),
+    )  # fmt: skip
+    job["metadata"]["name"] = "old-1-build-1"
+    runs.apply([child])
+    client.BatchV1Api(runs.cluster.api_client).create_namespaced_job(runs.namespace, job)
+    lives.start()
+    status = runs.wait("old-1")
+    assert status["phase"] == "Succeeded", status
+    assert [c["metadata"]["name"] for c in children(runs, "old-1")] == ["old-1-kid-1"]
+    batch = client.BatchV1Api(runs.cluster.api_client)
+    listing = batch.list_namespaced_job(runs.namespace, label_selector=f"{RUN_UID}={uid}")
+    assert [j.metadata.name for j in listing.items] == ["old-1-build-1"]
+    assert keys(recorder, "/pack") == [f"{uid_of(runs, 'old-1-kid-1')}/pack/1"]
+    check_replay(runs, spec, "old-1")
 
 
 # -- cancel and terminate ---------------------------------------------------------------------

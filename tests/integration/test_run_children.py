@@ -136,6 +136,7 @@ def test_recreated_parent_never_takes_the_result_of_its_deleted_namesakes_abando
         ]
     )
     assert runs.wait("order")["output"] == "old"
+    old_kid = runs.owned_name("order", "kid")
     # An abandoned child has no owner: it outlives its parent, under its deterministic name.
     runs.cluster.kubectl("delete", "workflowrun", "order", "-n", runs.namespace)
     runs.apply(run("order", "parent", {"item": "new"}))
@@ -143,7 +144,12 @@ def test_recreated_parent_never_takes_the_result_of_its_deleted_namesakes_abando
     assert status["phase"] == "Succeeded", status
     assert status["output"] == "new"
     assert [c.body for c in recorder.calls_to("/pack")] == [{"item": "old"}, {"item": "new"}]
-    assert runs.get(runs.owned_name("order", "kid"))["spec"]["input"] == {"item": "old"}
+    # The namesake's children are named from its own uid: the old child is not in the way.
+    new_kid = runs.owned_name("order", "kid")
+    assert new_kid != old_kid
+    assert status["steps"]["kid"]["attempts"] == 1
+    assert runs.get(old_kid)["spec"]["input"] == {"item": "old"}
+    assert runs.get(new_kid)["spec"]["input"] == {"item": "new"}
 
 
 def test_for_each_over_a_child_workflow_collects_each_childs_output(
@@ -248,3 +254,34 @@ def test_shards_split_runs_between_operators_and_children_stay_in_their_shard(
     finally:
         for process in (sharded, plain):
             process.stop()
+
+
+def test_children_of_long_named_parents_that_differ_past_the_cut_get_valid_distinct_names(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    """Two parents named alike for 90 characters: their children's names are cut to 63, and
+    used to be the same name, so the second parent adopted the first one's child."""
+    prefix = "a-parent-whose-name-is-long-enough-to-be-cut-" * 2
+    parents = [f"{prefix}one", f"{prefix}two"]
+    runs.apply(
+        [
+            workflow("child", [{"name": "echo", "set": {"item": "${{ input.item }}"}}],
+                     output="${{ vars.item }}"),
+            workflow("parent", [child_step()], output="${{ steps.kid.output }}"),
+            *(run(name, "parent", {"item": name[-3:]}) for name in parents),
+        ]
+    )  # fmt: skip
+    for name in parents:
+        status = runs.wait(name)
+        assert status["phase"] == "Succeeded", status
+        assert status["output"] == name[-3:]
+    kids = [runs.owned_name(name, "kid") for name in parents]
+    assert kids[0] != kids[1]
+    for parent, kid in zip(parents, kids, strict=True):
+        assert len(kid) <= 63
+        assert kid.startswith(prefix[:40])
+        child = runs.get(kid)
+        labels = child["metadata"]["labels"]
+        assert labels["baton.dev/parent-uid"] == runs.get(parent)["metadata"]["uid"]
+        assert child["spec"]["input"] == {"item": parent[-3:]}
+        assert child["status"]["phase"] == "Succeeded"

@@ -220,6 +220,8 @@ class RunLoop:
         """Set when the Registry restarts this loop only to end the run (`RunAborted`)."""
         self.ended_aborted = False
         self.progressed = False
+        self.started_here = False
+        """True when this loop folded the run's RunStarted: there is nothing of it to resume."""
         """True once this loop committed a batch of its own: earlier faults were not fatal."""
         self.position = HistoryPosition()
         self.definition_ref: dict[str, Any] = {}
@@ -287,7 +289,10 @@ class RunLoop:
         if not await self._load():
             return
         assert self.definition is not None
-        if self.position.batches > 1:  # resumed: more than its start happened before
+        # Resumed (this loop did not start the run): stops a crash lost, and Jobs and children
+        # to adopt. Even a run whose only batch is its start may have them: an acknowledgement
+        # is not written on its own, so a child started first can run for hours meanwhile.
+        if not self.started_here:
             try:
                 await self._perform(await self._stale_stops())
             except ApiError as exc:  # the run goes on; what is left runs to its own end
@@ -560,6 +565,7 @@ class RunLoop:
         await self._fold_started(spec, generation)
 
     async def _fold_started(self, spec: WorkflowRunSpec, generation: int) -> None:
+        self.started_here = True
         started = RunStarted(
             input=spec.input,
             run_name=self.ref.name,
