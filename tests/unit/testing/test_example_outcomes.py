@@ -139,3 +139,30 @@ def test_chunked_batch_imports_chunks_two_at_a_time_with_pauses(
     assert result["output"] == {"chunks": 4, "rows": 1800}
     # each chunk loads for 2 minutes then pauses 5; four chunks two at a time is two rounds
     assert result["virtualDuration"] == 2 * 7 * 60
+
+
+def test_order_with_hyphenated_names_ships_after_a_suspension(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("order-fulfilment", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"charge": "ch-77", "tracking": "TRK-5"}
+    # suspended at 12h, resumed on day three: shipping starts then and takes two hours
+    assert result["virtualDuration"] == 3 * DAY + 2 * 3600
+    assert result["steps"]["wait-a-day"]["output"] == {"cancelled": False}
+
+
+def test_order_cancelled_by_a_hyphenated_signal_refunds_the_card(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("order-fulfilment", "mocks-cancelled.yaml", capsys)
+    assert result["phase"] == "Compensated"
+    assert result["compensations"] == ["charge-card"]
+    assert result["error"]["type"] == "OrderCancelled"
+
+
+def test_order_run_file_runs_beside_its_workflow(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = EXAMPLES / "order-fulfilment"
+    args = ["test", str(folder / "run.yaml"), "--mocks", str(folder / "mocks.yaml"), "--json"]
+    assert main([*args, "--expect", "Succeeded"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"]["tracking"] == "TRK-5"
