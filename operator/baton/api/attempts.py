@@ -42,3 +42,19 @@ def attempt_name(run_name: str, run_uid: str, key: str, attempt: int) -> str:
     head = "-".join(part for part in (run_name.lower(), slug) if part)
     head = head[: NAME_LIMIT - len(tail) - 1].rstrip(_NOT_AN_END)
     return f"{head}-{tail}" if head else tail
+
+
+def legacy_attempt_name(run_name: str, key: str, attempt: int) -> str:
+    """The name the rule before this one gave (`<run>-<key>-<attempt>`, a hash of the key alone
+    when the key had to be changed or the name cut). Nothing is named by it any more: it words
+    the `ChildFailed` message of a child whose end was recorded before ends carried the child's
+    name, so a history recorded then replays to the very status it was recorded with."""
+    slug = _NOT_IN_NAME.sub("-", key.lower()).strip("-")
+    tail = f"-{attempt}"
+    name = f"{run_name}-{slug}{tail}"
+    if slug == key and len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    tail = f"-{digest}{tail}"
+    head = f"{run_name}-{slug}"[: NAME_LIMIT - len(tail)].rstrip("-")
+    return f"{head}{tail}"

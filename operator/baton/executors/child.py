@@ -128,6 +128,7 @@ async def child_result(kube: Kube, child: Mapping[str, Any]) -> ChildFinished | 
         phase=status["phase"],
         output=inlined.get("output"),
         error=inlined.get("error"),
+        name=meta["name"],
     )
 
 
@@ -191,7 +192,9 @@ class ChildExecutor:
                 "message": f"WorkflowRun {name} exists and belongs to another run",
             }
             await report(
-                ChildFinished(command.key, command.attempt, RunPhase.FAILED.value, None, error)
+                ChildFinished(
+                    command.key, command.attempt, RunPhase.FAILED.value, None, error, name
+                )
             )
             return
         result = await child_result(self.kube, child)

@@ -241,6 +241,7 @@ class _World:
                         phase=command.phase,
                         output=command.output,
                         error=command.error,
+                        name=run.name,
                     ),
                     now,
                 )
@@ -264,6 +265,7 @@ class _World:
                 phase="Failed" if error else "Succeeded",
                 output=None if error else outcome.output,
                 error=error,
+                name=command.name,
             )
             return [started, (outcome.seconds, finished)]
         if not any(r.name == command.name for r in self.runs):

@@ -62,7 +62,7 @@ def test_a_failed_run_compensates_completed_steps_in_reverse_completion_order() 
         ("reserve", StepPhase.SUCCEEDED),
     ]
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "TitleDisputed"
+    assert run.sim.state.error.type == "TitleDisputed"
 
 
 def test_compensations_retry_with_their_own_policy() -> None:
@@ -211,11 +211,28 @@ def test_a_failed_child_is_retried_as_a_new_child() -> None:
     run = Run(CHILD, {"p": "villa"})
     run.deliver(ChildFinished(key="valuation", attempt=1, phase="Failed", error={"type": "X"}))
     assert run.step("valuation").error is not None
-    assert run.step("valuation").error["type"] == "ChildFailed"
+    assert run.step("valuation").error.type == "ChildFailed"
     run.fire()
     assert [c.name for c in run.of_type(StartChildRun)] == [
         child_run_name("run", "uid", "valuation", 2)
     ]
+
+
+def test_a_failed_childs_error_names_the_child_as_the_shell_reported_it() -> None:
+    run = Run(CHILD, {"p": "villa"})
+    name = child_run_name("run", "uid", "valuation", 1)
+    run.deliver(ChildFinished("valuation", 1, "Failed", None, {"type": "X"}, name))
+    error = run.step("valuation").error
+    assert error is not None
+    assert error.message == f"child run {name} ended Failed"
+
+
+def test_a_child_end_recorded_without_its_name_is_worded_as_when_it_was_recorded() -> None:
+    run = Run(CHILD, {"p": "villa"})
+    run.deliver(ChildFinished(key="valuation", attempt=1, phase="Failed", error={"type": "X"}))
+    error = run.step("valuation").error
+    assert error is not None
+    assert error.message == "child run run-valuation-1 ended Failed"
 
 
 def test_cancelling_the_run_terminates_its_child() -> None:
