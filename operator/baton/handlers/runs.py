@@ -219,9 +219,9 @@ class RunLoop:
         """Set when the Registry restarts this loop only to end the run (`RunAborted`)."""
         self.ended_aborted = False
         self.progressed = False
+        """True once this loop committed a batch of its own: earlier faults were not fatal."""
         self.started_here = False
         """True when this loop folded the run's RunStarted: there is nothing of it to resume."""
-        """True once this loop committed a batch of its own: earlier faults were not fatal."""
         self.position = HistoryPosition()
         self.definition_ref: dict[str, Any] = {}
         self.definition: Definition | None = None

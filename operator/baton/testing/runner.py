@@ -166,6 +166,8 @@ class _World:
         self.definitions = definitions
         self.script = OutcomeScript(mocks)
         self.runs: list[_Run] = []
+        self._seen = 0
+        """Runs the timeline has looked at since they were started."""
         self.timeline: list[TimelineEntry] = []
         """Every run's events in the order they were decided (a parent's ChildFinished after
         the child's last event, even at the same virtual instant)."""
@@ -214,7 +216,10 @@ class _World:
         """Add the events decided since the last call to the timeline: `stepped`'s first (the
         event delivered), then those of children it started meanwhile, in creation order.
         `timers` names the step and purpose of the timer `stepped` had due, if it fired."""
-        for run in sorted(self.runs, key=lambda r: r is not stepped):
+        # Only the stepped run decided an event; runs it started have their RunStarted (and
+        # what followed at once). Every other run only had events queued, not decided.
+        started, self._seen = self.runs[self._seen :], len(self.runs)
+        for run in [stepped, *(r for r in started if r is not stepped)]:
             history = run.simulation.history
             for entry in history[run.logged :]:
                 self.timeline.append(_entry(entry, run, timers if run is stepped else None))
