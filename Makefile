@@ -2,7 +2,7 @@
 UV ?= uv
 RUN := $(UV) run --locked
 
-.PHONY: install lint test test-unit test-integration crds controlplane dev dev-down clean
+.PHONY: install lint test test-unit test-integration test-counts crds controlplane dev dev-down clean
 
 install:  ## Create .venv with the locked dependencies.
 	$(UV) sync --locked
@@ -14,14 +14,19 @@ lint: install  ## ruff, mypy --strict, the import contract, stale-CRD check, Doc
 	$(RUN) lint-imports
 	hack/dockerfile-lint.sh Dockerfile activities/Dockerfile
 
-test: install  ## Unit tests, then integration tests on a local control plane.
+# The control plane is built before pytest starts: a cold build (about 10 min) inside the first
+# integration test's setup would run into that test's time limit.
+test: install controlplane  ## Unit tests, then integration tests on a local control plane.
 	$(RUN) pytest
 
 test-unit: install
 	$(RUN) pytest tests/unit
 
-test-integration: install
+test-integration: install controlplane
 	$(RUN) pytest tests/integration
+
+test-counts: install  ## Fail if a test folder collects fewer tests than tests/collection-floors.txt.
+	$(RUN) python tests/collection_floors.py
 
 crds: install  ## Regenerate crds/ and the chart's charts/baton/crds/ from the pydantic models.
 	$(RUN) baton crds --output crds

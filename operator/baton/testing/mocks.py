@@ -13,6 +13,9 @@ actions:                                 # what a user does to the run, at virtu
   - {action: cancel, at: 5h}             # or redrive (a Failed run), as `baton redrive` does
 ```
 
+Signals arrive at their `at`, in time order whatever their order in the list (signals of the
+same time in list order), numbered as a cluster numbers the entries of `spec.signals`.
+
 Every step and signal name is checked against the workflow (and the child workflows of the
 file): a mock for a name it does not have is an error naming the ones it has, so a typo never
 silently matches nothing. A step with no mock succeeds at once with output `{}`. Outcomes are

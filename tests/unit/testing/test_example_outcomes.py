@@ -166,3 +166,25 @@ def test_order_run_file_runs_beside_its_workflow(capsys: pytest.CaptureFixture[s
     args = ["test", str(folder / "run.yaml"), "--mocks", str(folder / "mocks.yaml"), "--json"]
     assert main([*args, "--expect", "Succeeded"]) == 0
     assert json.loads(capsys.readouterr().out)["output"]["tracking"] == "TRK-5"
+
+
+PINNED = {
+    ("chunked-batch", "mocks.yaml"),
+    ("interactive-priority", "mocks.yaml"),
+    ("long-inspections", "mocks.yaml"),
+    ("manual-approval", "mocks.yaml"),
+    ("manual-approval", "mocks-approved.yaml"),
+    ("order-fulfilment", "mocks.yaml"),
+    ("order-fulfilment", "mocks-cancelled.yaml"),
+    ("parallel-onboarding", "mocks.yaml"),
+    ("parallel-onboarding", "mocks-invalid.yaml"),
+    ("portfolio", "mocks.yaml"),
+    ("purchase-saga", "mocks.yaml"),
+    ("purchase-saga", "mocks-success.yaml"),
+}
+"""Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:
+    found = {(path.parent.name, path.name) for path in EXAMPLES.glob("*/mocks*.yaml")}
+    assert found == PINNED, "an example's mocks without a test above pinning what it does"
