@@ -26,6 +26,15 @@ STEP_SCHEMA_DEPTH = 3
 """Levels of steps typed in the schema: a workflow's steps, steps nested in them, and one more."""
 
 STEP_RULE_DEPTH = 2
+
+_CLEANUP_LISTS: Mapping[tuple[str, str], int] = {
+    ("Step", "finally"): STEP_SCHEMA_DEPTH,
+    ("WorkflowSpec", "onExit"): STEP_SCHEMA_DEPTH,
+}
+"""Cleanup step lists (`finally`, `onExit`) are opaque objects in the schema: every level of
+steps typed is another copy of the step schema (about 15 KB each), and a CRD must stay under
+the 256 KiB annotation of client-side apply. The operator validates them with the models and
+reports problems in the Invalid condition."""
 """Levels of steps that carry CEL rules. Kubernetes multiplies a rule's cost by the most times
 it can run (the product of `maxItems` above it); at the third level that exceeds the budget."""
 
@@ -166,6 +175,10 @@ def _exactly_one(fields: list[str]) -> str:
 
 
 _STEP_KINDS_TEXT = ", ".join(_step_kind_names())
+_ON_INTERRUPT_TEXT = (
+    "only http, job, worker and workflow steps have an activity in flight that a cancel can "
+    "interrupt; remove onInterrupt"
+)
 
 # Each rule mirrors a check the models make, so the API server refuses what the operator would.
 _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
@@ -174,6 +187,13 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             _exactly_one(_step_kind_names()),
             f"a step must have exactly one kind of {_STEP_KINDS_TEXT}",
             f"'step ' + self.name + ' must have exactly one kind of {_STEP_KINDS_TEXT}'",
+        ),
+        Rule(
+            "!has(self.compensate) || !has(self.compensate.onInterrupt) "
+            "|| !self.compensate.onInterrupt "
+            "|| has(self.http) || has(self.job) || has(self.worker) || has(self.workflow)",
+            _ON_INTERRUPT_TEXT,
+            f"'step ' + self.name + ', field compensate.onInterrupt: {_ON_INTERRUPT_TEXT}'",
         ),
     ),
     "RetryPolicy": (
@@ -226,12 +246,20 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
     ),
 }
 
-_TERSE_FIELDS = frozenset({("RetryPolicy", "rules")})
-"""Lists whose items are documented beside them (a retry rule's fields are its policy's, whose
-`kubectl explain` text sits beside the rules): their items carry no descriptions, and are typed
-in a workflow's own steps only; in nested steps they are kept whole and checked by the
-operator. Each copy of a nested step carries its schemas again, and a CRD must fit the 256 KiB
-annotation client-side `kubectl apply` writes."""
+_OPAQUE_ITEMS = frozenset({("RetryPolicy", "rules")})
+"""Lists whose items are kept whole and checked by the operator: a retry rule's fields are its
+policy's, typed and documented beside the rules (`kubectl explain`), and typing them again per
+rule would take the CRD past the 256 KiB annotation client-side `kubectl apply` writes."""
+
+_TOP_LEVEL_FIELDS: Mapping[str, frozenset[str]] = {
+    "RetryPolicy": frozenset({"rules", "errors", "when"}),
+    "SleepAction": frozenset({"until"}),
+}
+"""Fields typed in a workflow's own steps only: in nested steps their model keeps them whole
+(`x-kubernetes-preserve-unknown-fields`) and the operator checks them, as it checks everything
+below STEP_SCHEMA_DEPTH. Each copy of a nested step carries its schemas again, and a CRD must
+fit the 256 KiB annotation client-side `kubectl apply` writes; a retry policy's rules are
+mostly written on a workflow's own steps."""
 
 _SCALAR_KEYWORDS = ("pattern", "minLength", "maxLength", "minimum", "maximum")
 _LIST_KEYWORDS = ("minItems", "maxItems")
@@ -332,7 +360,9 @@ class _Converter:
         if description:
             out = {"description": description, **out}
         rules = _MODEL_RULES.get(name, ())
-        if rules and _recursion_depth((*stack, name)) <= STEP_RULE_DEPTH:
+        # A rule over fields typed at the top level only cannot compile below it.
+        limit = 1 if name in _TOP_LEVEL_FIELDS else STEP_RULE_DEPTH
+        if rules and _recursion_depth((*stack, name)) <= limit:
             out["x-kubernetes-validations"] = [r.as_schema() for r in rules]
         return out
 
@@ -364,12 +394,17 @@ class _Converter:
         if properties:
             owner = stack[-1] if stack else ""
             props: dict[str, Any] = {}
+            untyped = _TOP_LEVEL_FIELDS.get(owner, frozenset())
+            if untyped and _recursion_depth(stack) > 1:
+                properties = {k: v for k, v in properties.items() if k not in untyped}
+                out["x-kubernetes-preserve-unknown-fields"] = True
             for prop, schema in properties.items():
-                converted = self.convert(schema, stack, f"{path}.{prop}" if path else prop)
-                if (owner, prop) in _TERSE_FIELDS:
-                    converted = _undocumented(converted)
-                    if _recursion_depth(stack) > 1:
-                        converted["items"] = _opaque(None, object_only=True)
+                deeper = ("Step",) * _CLEANUP_LISTS.get((owner, prop), 0)
+                converted = self.convert(
+                    schema, (*stack, *deeper), f"{path}.{prop}" if path else prop
+                )
+                if (owner, prop) in _OPAQUE_ITEMS:
+                    converted["items"] = _opaque(None, object_only=True)
                 rules = _FIELD_RULES.get((owner, prop), ())
                 if rules and _recursion_depth(stack) <= STEP_RULE_DEPTH:
                     validations = converted.setdefault("x-kubernetes-validations", [])
@@ -383,19 +418,6 @@ class _Converter:
         else:
             out["x-kubernetes-preserve-unknown-fields"] = True
         return out
-
-
-def _undocumented(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` without the descriptions of its properties (its own is kept)."""
-    out = dict(schema)
-    if "properties" in out:
-        out["properties"] = {
-            name: {k: v for k, v in _undocumented(prop).items() if k != "description"}
-            for name, prop in out["properties"].items()
-        }
-    if "items" in out:
-        out["items"] = {k: v for k, v in _undocumented(out["items"]).items() if k != "description"}
-    return out
 
 
 def _recursion_depth(stack: tuple[str, ...]) -> int:

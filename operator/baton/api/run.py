@@ -226,14 +226,18 @@ class StepStatus(Model):
     )
     times: dict[str, float] | None = Field(
         None,
-        description="Timeouts and retry intervals written as `${{ }}`, as computed when the "
-        "current execution started: seconds by field (`timeout.startToClose`, "
-        "`retry[0].initialInterval`).",
+        description="Computed times of the current execution, by field (seconds; sleep.until: "
+        "ms since the epoch).",
     )
     failures: list[int] | None = Field(
         None,
         description="Internal: attempts that failed per retry rule in the current budget "
         "(steps with several rules).",
+    )
+    outcome: StepPhase | None = Field(
+        None,
+        description="Steps with `finally`: the phase the step ended in; set while its finally "
+        "steps run (the step shows Running), kept once they ran.",
     )
 
 
@@ -342,7 +346,8 @@ class WorkflowRunStatus(Model):
         json_schema_extra=CONDITIONS_LIST_MAP,
         description="Succeeded (Unknown until the run ends, then True or False) and Completed "
         "(True once it ended, whatever the outcome), for `kubectl wait --for=condition=...`; "
-        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed).",
+        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed, "
+        "CleanupFailed).",
     )
     run: RunIdentity | None = Field(None, description="Internal: the run's identity.")
     input: JSON = Field(None, description="Internal: the run's input as it started.")
@@ -373,6 +378,12 @@ class WorkflowRunStatus(Model):
         None, description="Internal: why the run is ending, while it unwinds."
     )
     suspended: bool = Field(False, description="True while spec.suspend holds the run.")
+    exit_outcome: RunPhase | None = Field(
+        None,
+        alias="exitOutcome",
+        description="Runs with `onExit`: the phase the run ends in; set while the onExit steps "
+        "run (`run.outcome` in them), kept once they ran.",
+    )
     history: HistoryRef | None = Field(None, description="Where the event history is.")
     definition: DefinitionRef | None = Field(
         None, description="The definition snapshot this run follows."

@@ -74,7 +74,6 @@ ComputedDuration = Annotated[
     str,
     Field(
         pattern=COMPUTED_DURATION_PATTERN,
-        min_length=1,
         max_length=MAX_EXPRESSION_LENGTH + 16,
         description="A duration (`90s`, `1h30m`, `7d`), or `${{ cel }}` evaluated when the step "
         "starts, giving a duration string (`2h`), a number of seconds, or a CEL duration "
@@ -95,14 +94,18 @@ ComputedTimestamp = Annotated[
     AfterValidator(_timestamp_or_expression),
 ]
 
-STEP_NAME_PATTERN = r"^[a-z][a-zA-Z0-9_]{0,62}$"
+STEP_NAME_PATTERN = r"^[a-z](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$"
+"""A lowercase letter, then letters, digits, underscores or hyphens, not ending in a hyphen
+(`charge-card`, as Kubernetes users write names; `-` at the end would only be cut from the Job
+and child names derived from it)."""
 StepName = Annotated[
     str,
     Field(
         pattern=STEP_NAME_PATTERN,
         max_length=63,
-        description="Step name: a lowercase letter, then letters, digits or underscores "
-        "(at most 63 characters). Referenced in expressions as `steps.<name>`.",
+        description="Step name: a lowercase letter, then letters, digits, underscores or "
+        "hyphens, not ending in a hyphen (at most 63 characters). Referenced in expressions "
+        "as `steps.<name>`, or `steps['<name>']` when it holds a hyphen.",
     ),
 ]
 
@@ -124,10 +127,10 @@ class RetryBackoff(Model):
         None,
         alias="maxAttempts",
         ge=0,
-        description="Total attempts, the first included; 0: unlimited.",
+        description="Total attempts (0: unlimited).",
     )
     initial_interval: ComputedDuration | None = Field(
-        None, alias="initialInterval", description="Delay before the second attempt (default 1s)."
+        None, alias="initialInterval", description="Delay before the second attempt."
     )
     backoff_coefficient: float | None = Field(
         None, alias="backoffCoefficient", ge=1, description="Each delay is the previous times this."
@@ -135,7 +138,7 @@ class RetryBackoff(Model):
     max_interval: ComputedDuration | None = Field(
         None,
         alias="maxInterval",
-        description="Upper bound of a single delay (default 100 x initialInterval).",
+        description="Upper bound of a single delay.",
     )
     jitter: float | None = Field(
         None,
@@ -154,13 +157,10 @@ class RetryBackoff(Model):
 class RetryRule(RetryBackoff):
     """A retry policy for the errors `errors` and `when` select."""
 
-    errors: list[str] | None = Field(
-        None, min_length=1, description="Error types it applies to (default: all)."
-    )
+    errors: list[str] | None = Field(None, min_length=1, description="Error types (default: all).")
     when: CelExpression | None = Field(
         None,
-        description="Bare CEL over `error` (`error.type`, `error.details.status`, ...): "
-        "applies only when true.",
+        description="Bare CEL over `error` (`error.details.status`): applies when true.",
     )
 
     @property
@@ -179,8 +179,8 @@ class RetryPolicy(RetryRule):
         None,
         min_length=1,
         max_length=MAX_RETRY_RULES,
-        description="Rules, the first matching an error applies (own attempt count and "
-        "backoff); fields as this policy's, their defaults.",
+        description="Rules with this policy's fields, which they default to; the first that "
+        "matches an error applies.",
     )
 
     @model_validator(mode="after")
@@ -330,12 +330,10 @@ class ChildWorkflowAction(Model):
 class SleepAction(Model):
     """Wait a time, or until a time: exactly one of `duration` and `until`."""
 
-    duration: ComputedDuration | None = Field(
-        None, description="How long to sleep, for example `24h` or `${{ input.wait }}`."
-    )
+    duration: ComputedDuration | None = Field(None, description="How long, for example `24h`.")
     until: ComputedTimestamp | None = Field(
         None,
-        description="Until this RFC 3339 time (`${{ input.expiry }}`); a past one ends at once.",
+        description="Until this RFC 3339 time (a past one: at once).",
     )
 
     @model_validator(mode="after")
@@ -431,6 +429,12 @@ class Compensation(Model):
     worker: WorkerAction | None = Field(None, description="Compensate with a worker activity.")
     retry: RetryBackoff | None = Field(None, description="Retry policy of the compensation.")
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
+    on_interrupt: bool = Field(
+        False,
+        alias="onInterrupt",
+        description="Also compensate the step when a cancel or the run timeout interrupts "
+        "it in flight (http, job, worker and workflow steps).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Compensation:
@@ -459,6 +463,9 @@ STEP_KINDS: tuple[str, ...] = (
 
 ACTIVITY_KINDS: frozenset[str] = frozenset({"http", "job", "worker"})
 
+MAX_CLEANUP_STEPS = 20
+"""Steps in one `onExit` or `finally` list (as in a catch clause): a cleanup is a few calls."""
+
 
 class Step(Model):
     """One step of a workflow: exactly one kind, plus the policies around it."""
@@ -477,7 +484,7 @@ class Step(Model):
     workflow: ChildWorkflowAction | None = Field(None, description="A child run.")
     sleep: SleepAction | None = Field(
         None,
-        description="A durable timer: a duration or until a time.",
+        description="A durable timer.",
     )
     wait_for_signal: WaitForSignalAction | None = Field(
         None, alias="waitForSignal", description="Wait for a signal."
@@ -505,6 +512,14 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    finally_: list[Step] | None = Field(
+        None,
+        alias="finally",
+        min_length=1,
+        max_length=MAX_CLEANUP_STEPS,
+        description="Cleanup steps run once the step ended, whatever the outcome (not when "
+        "Skipped); `step.outcome` and `step.error` are in scope (at most 20).",
+    )
 
     @property
     def kind(self) -> str:
@@ -523,6 +538,19 @@ class Step(Model):
                 f"step {self.name!r} must have exactly one kind of "
                 f"{', '.join(_YAML_NAME.get(a, a) for a in STEP_KINDS)}{found}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _interruptible(self) -> Step:
+        comp = self.compensate
+        if comp is not None and comp.on_interrupt:
+            kind = self.kind
+            if kind not in (*ACTIVITY_KINDS, "workflow"):
+                raise ValueError(
+                    f"step {self.name!r}, field 'compensate.onInterrupt': only http, job, "
+                    "worker and workflow steps have an activity in flight that a cancel can "
+                    f"interrupt; remove onInterrupt (this is a {kind} step)"
+                )
         return self
 
 
@@ -588,8 +616,21 @@ class WorkflowSpec(Model):
         alias="onCancel",
         description="compensate completed steps on cancel, or abandon them.",
     )
+    on_exit: list[Step] | None = Field(
+        None,
+        alias="onExit",
+        min_length=1,
+        max_length=MAX_CLEANUP_STEPS,
+        description="Cleanup steps run once when the run ends, whatever the outcome "
+        "(Succeeded, Failed, Compensated, CompensationFailed, Cancelled, TimedOut), after "
+        "compensations and before the run takes its final phase; not after an Aborted run. "
+        "`run.outcome` (that phase) and `run.error` are in scope. The run keeps its outcome "
+        "and error; a failure here fails a run that had succeeded and is reported in the "
+        "CleanupFailed condition (at most 20 steps).",
+    )
 
 
 Branch.model_rebuild()
 ForEachAction.model_rebuild()
 CatchClause.model_rebuild()
+Step.model_rebuild()

@@ -30,7 +30,7 @@ from baton.expr.cost import EVALUATION_BUDGET, TooDeepError, plan
 from baton.expr.syntax import Node, SyntaxLimitError, parse
 
 CONTEXT_ROOTS: frozenset[str] = frozenset(
-    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error", "now"}
+    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error", "step", "now"}
 )
 """Every name an expression may start from; which are bound depends on where it is evaluated.
 `now` is a CEL timestamp: the time of the event being decided, never the wall clock, so a
@@ -53,7 +53,7 @@ _STRING_LITERAL = re.compile(
     r"""'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*\"""", re.S
 )
 _STEP_DOT = re.compile(r"\bsteps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_STEP_INDEX = re.compile(r"""\bsteps\s*\[\s*(['"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]""")
+_STEP_INDEX = re.compile(r"""\bsteps\s*\[\s*(['"])([A-Za-z_][A-Za-z0-9_-]*)\1\s*\]""")
 _BOUND_VARIABLE = re.compile(
     r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
