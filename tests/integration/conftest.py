@@ -262,7 +262,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> Cluster:
     """The cluster with crds/ applied as the README tells users to, and established."""
-    cluster.kubectl("apply", "-f", str(CRDS))
+    cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
     cluster.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
     return cluster
 

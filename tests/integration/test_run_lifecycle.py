@@ -95,6 +95,26 @@ def test_invalid_workflow_gets_an_invalid_condition_naming_the_step_and_field(
     assert ready == "False"
 
 
+def test_a_mistake_below_the_typed_depth_of_the_crd_is_reported_naming_the_field(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    # Steps four levels down are opaque to the API server (STEP_SCHEMA_DEPTH is 3), so only
+    # the operator can refuse this method; its message must still lead to the field.
+    step: dict[str, Any] = {"name": "deep", "http": {"url": "http://x", "method": "FETCH"}}
+    for level in range(3):
+        step = {"name": f"level{level}", "forEach": {"items": "[1]", "step": step}}
+    runs.apply(workflow("deep", [step]))
+
+    def invalid() -> dict[str, Any] | None:
+        obj = runs.api.get_namespaced_custom_object(
+            "baton.dev", "v1alpha1", runs.namespace, "workflows", "deep"
+        )
+        return condition(obj, "Invalid")
+
+    found = wait_until("Workflow deep has an Invalid condition", invalid)
+    assert "forEach.step.forEach.step.forEach.step.http.method" in found["message"], found
+
+
 def test_run_of_a_missing_workflow_is_invalid_until_the_workflow_is_applied(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:
