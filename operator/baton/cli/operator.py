@@ -140,7 +140,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port of the Prometheus /metrics endpoint (0 disables)",
     )
     parser.add_argument(
-        "--no-kube-events", action="store_true", help="do not post a Kubernetes Event per step"
+        "--no-kube-events",
+        action="store_true",
+        help="post no Kubernetes Events (run phase changes, failed and retried steps)",
+    )
+    parser.add_argument(
+        "--step-events",
+        action="store_true",
+        help="also post a Kubernetes Event for each step that succeeds (one API write per step)",
     )
     parser.add_argument(
         "--shard",
@@ -214,6 +221,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         worker_calls_per_namespace=args.worker_calls_per_namespace,
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
+        step_events=args.step_events,
         metrics_port=args.metrics_port,
         shard=args.shard,
         history_chunk_bytes=args.history_chunk_bytes,
