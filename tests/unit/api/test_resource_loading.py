@@ -89,13 +89,32 @@ def test_a_valid_multi_document_file_loads_every_kind() -> None:
     assert pool.spec.resources.limits == {"cpu": 2, "memory": "1Gi"}
 
 
+EXAMPLE_WORKFLOWS = {
+    "chunked-batch": ["rent-roll-import", "import-chunk"],
+    "dev": ["property-purchase"],
+    "interactive-priority": ["maintenance-request"],
+    "long-inspections": ["renovation-inspections"],
+    "locked-deploy": ["locked-deploy"],
+    "manual-approval": ["lease-change-approval"],
+    "order-fulfilment": ["order-fulfilment"],
+    "parallel-onboarding": ["tenant-onboarding"],
+    "portfolio": ["portfolio-valuation", "property-valuation"],
+    "purchase-saga": ["property-purchase"],
+}
+"""The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
+docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others
+its child workflows."""
+
+
 @pytest.mark.parametrize(
     "path", sorted((REPO / "examples").glob("*/workflow.yaml")), ids=lambda p: p.parent.name
 )
-def test_example_workflows_load(path: Path) -> None:
+def test_each_example_file_defines_the_workflows_its_commands_name(path: Path) -> None:
+    assert path.parent.name in EXAMPLE_WORKFLOWS, "a new example: list its Workflows above"
     resources = load_yaml_documents(path.read_text(encoding="utf-8"))
-    assert resources
-    assert all(isinstance(r, Workflow) for r in resources)
+    assert [type(r) for r in resources] == [Workflow] * len(resources)
+    names = [r.metadata.name for r in resources if isinstance(r, Workflow)]
+    assert names == EXAMPLE_WORKFLOWS[path.parent.name]
 
 
 def test_unknown_step_kind_names_the_field_and_the_likely_fix() -> None:
@@ -146,6 +165,22 @@ def test_every_problem_is_reported_on_its_own_line() -> None:
 def test_invalid_step_name_explains_the_rule() -> None:
     (message,) = problems(workflow({"name": "Reserve", "sleep": {"duration": "1s"}}))
     assert message.startswith("spec.steps[0].name: invalid step name 'Reserve': start with")
+
+
+@pytest.mark.parametrize("name", ["wait-a-day", "charge-card", "a-1_b", "pay", "pay_2", "a_"])
+def test_step_names_accept_hyphens_beside_every_name_valid_before(name: str) -> None:
+    document = load_resource(workflow({"name": name, "sleep": {"duration": "1s"}}))
+    assert isinstance(document, Workflow)
+    assert document.spec.steps[0].name == name
+
+
+@pytest.mark.parametrize("name", ["wait-", "-wait", "Wait-a-day", "wait a day", "a" * 64])
+def test_step_names_ending_in_a_hyphen_or_malformed_are_refused_with_the_rule(name: str) -> None:
+    (message,) = problems(workflow({"name": name, "sleep": {"duration": "1s"}}))
+    assert message.startswith(f"spec.steps[0].name: invalid step name {name!r}: start with") or (
+        len(name) > 63 and "at most 63 characters" in message
+    )
+    assert "hyphens" in message or len(name) > 63
 
 
 def test_union_member_names_stay_out_of_the_path() -> None:
