@@ -281,11 +281,17 @@ HISTORY_KEY = "integration-tests-history-key-of-48-characters-"
 
 @contextmanager
 def started_operator(
-    crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest, **kwargs: Any
+    crds: Cluster,
+    namespace: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    *args: str,
+    **kwargs: Any,
 ) -> Iterator[OperatorProcess]:
     """`baton operator --standalone --namespace <namespace>` with a history key, serving
     /metrics on a free port, stopped afterwards; its log is printed when the test failed.
-    `kwargs` go to OperatorProcess (`verbose=False` for the INFO logs of a deployment)."""
+    `args` are more flags; `kwargs` go to OperatorProcess (`verbose=False` for the INFO logs
+    of a deployment)."""
     key_file = tmp_path / "history-key"
     key_file.write_text(HISTORY_KEY)
     process = OperatorProcess(
@@ -293,6 +299,7 @@ def started_operator(
         tmp_path / "operator.log",
         "--namespace",
         namespace,
+        *args,
         metrics_port=free_port(),
         **kwargs,
     )
