@@ -18,11 +18,13 @@ Every test here is marked ``browser``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 from uikit import Ui, start_ui, stop_ui
 
 HERE = Path(__file__).resolve().parent
@@ -72,3 +74,13 @@ def page(browser: Any) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+@pytest.fixture
+def other_namespace(crds: Any) -> Iterator[str]:
+    """A second fresh namespace, for what a token of the test's namespace may not read."""
+    core = client.CoreV1Api(crds.api_client)
+    name = f"token-other-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
