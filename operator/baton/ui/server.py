@@ -11,7 +11,7 @@ and message, as the page shows it):
   runs, Events, Job pods and signals; `.../outputs/REF` an offloaded output; `.../logs?key&attempt`
   a Job step's pod log; `POST .../signal|cancel|suspend|resume|redrive` the actions;
 - `GET /api/workflows`, `GET /api/workflows/NS/NAME`, `POST /api/workflows/NS/NAME/runs`;
-- `GET /api/pools`;
+- `GET /api/pools` (each pool's `history` from the operator's metrics with `--metrics-url`);
 - anything else: the page (`static/index.html`), which routes by its URL: deep links.
 
 Every request reaches the cluster through `Access` (whose rights) and reads through
@@ -69,6 +69,7 @@ from baton.store.kube import ApiError, Kube, path_of
 from baton.ui import model
 from baton.ui.access import Access, UnauthenticatedError
 from baton.ui.index import Query, QueryError, RunIndex, select, summary
+from baton.ui.poolmetrics import PoolMetrics, sampling, with_history
 
 STATIC = Path(__file__).parent / "static"
 LOG_BYTES = 1024 * 1024
@@ -425,7 +426,11 @@ async def workflows(request: Request, kube: Kube) -> Response:
             }
         )
     rows.sort(key=lambda r: (r["namespace"], r["name"]))
-    return _json({"items": rows})
+    metrics: PoolMetrics | None = request.app.state.metrics
+    if metrics is None:
+        return _json({"items": rows, "metrics": None})
+    with_history(rows, metrics)
+    return _json({"items": rows, "metrics": metrics.state()})
 
 
 async def workflow_detail(request: Request, kube: Kube) -> Response:
@@ -486,7 +491,11 @@ async def pools(request: Request, kube: Kube) -> Response:
             }
         )
     rows.sort(key=lambda r: (r["namespace"], r["name"]))
-    return _json({"items": rows})
+    metrics: PoolMetrics | None = request.app.state.metrics
+    if metrics is None:
+        return _json({"items": rows, "metrics": None})
+    with_history(rows, metrics)
+    return _json({"items": rows, "metrics": metrics.state()})
 
 
 # -- the app --------------------------------------------------------------------------------------
@@ -537,13 +546,17 @@ async def page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
-def create_app(access: Access, mode: str, namespaces: list[str]) -> Starlette:
-    """The web view's app, acting through `access`."""
+def create_app(
+    access: Access, mode: str, namespaces: list[str], metrics: PoolMetrics | None = None
+) -> Starlette:
+    """The web view's app, acting through `access`; WorkerPools over time from `metrics` (the
+    operator's /metrics) when given."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with sampling(metrics):
+                yield
         finally:
             await app.state.indexes.close()
             await access.close()
@@ -572,4 +585,5 @@ def create_app(access: Access, mode: str, namespaces: list[str]) -> Starlette:
     app.state.access = access
     app.state.mode = mode
     app.state.indexes = Indexes(access, namespaces)
+    app.state.metrics = metrics
     return app

@@ -133,3 +133,14 @@ def test_bad_ui_values_are_refused_with_a_clear_message(helm: Helm) -> None:
     assert "/ui" in helm.refused("--set", "ui.enable=true")
     assert "/ui/apiServer" in helm.refused("--set", "ui.apiServer=kubernetes.default.svc")
     assert "/ui/service/type" in helm.refused("--set", "ui.service.type=Ingress")
+    assert "/ui/metricsUrl" in helm.refused("--set", "ui.metricsUrl=baton-metrics:9090")
+
+
+def test_the_view_reads_the_releases_metrics_unless_told_otherwise(helm: Helm) -> None:
+    def metrics_urls(*values: str) -> list[str]:
+        args = ui_container(ui_objects(helm, *values))["args"]
+        return [a.removeprefix("--metrics-url=") for a in args if a.startswith("--metrics-url=")]
+
+    assert metrics_urls() == ["http://baton-metrics.baton-system.svc:9090/metrics"]
+    assert metrics_urls("--set", "ui.metricsUrl=http://prom.example/m") == ["http://prom.example/m"]
+    assert metrics_urls("--set", "metrics.enabled=false") == []
