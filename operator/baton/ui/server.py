@@ -9,7 +9,8 @@ and message, as the page shows it):
   server-sent events;
 - `GET /api/runs/NS/NAME`: a run with its definition, graph, timeline, attempts, history, child
   runs, Events, Job pods and signals; `.../outputs/REF` an offloaded output; `.../logs?key&attempt`
-  a Job step's pod log; `POST .../signal|cancel|suspend|resume|redrive` the actions;
+  a Job step's pod log (`&follow=1`: streamed live while the pod writes);
+  `POST .../signal|cancel|suspend|resume|redrive` the actions;
 - `GET /api/workflows`, `GET /api/workflows/NS/NAME`, `POST /api/workflows/NS/NAME/runs`;
 - `GET /api/pools` (each pool's `history` from the operator's metrics with `--metrics-url`);
 - anything else: the page (`static/index.html`), which routes by its URL: deep links.
@@ -69,6 +70,7 @@ from baton.store.kube import ApiError, Kube, path_of
 from baton.ui import model
 from baton.ui.access import Access, UnauthenticatedError
 from baton.ui.index import Query, QueryError, RunIndex, select, summary
+from baton.ui.logfollow import follow_log
 from baton.ui.poolmetrics import PoolMetrics, sampling, with_history
 
 STATIC = Path(__file__).parent / "static"
@@ -341,6 +343,11 @@ async def run_logs(request: Request, kube: Kube) -> Response:
     attempt = int(attempt_text) if attempt_text and attempt_text.isdigit() else None
     pods = await read_job_pods(kube, run)
     chosen = choose_pod(run["metadata"]["name"], pods, key, attempt, run.get("status") or {})
+    if request.query_params.get("follow") in ("1", "true"):
+        access: Access = request.app.state.access
+        own = await access.open(request)  # the stream outlives this handler's `kube`
+        log = pod_log(own, run["metadata"]["namespace"], chosen.name, follow=True)
+        return await follow_log(log, lambda: access.release(own), chosen.describe())
     chunks = []
     async for chunk in pod_log(
         kube, run["metadata"]["namespace"], chosen.name, limit_bytes=LOG_BYTES
