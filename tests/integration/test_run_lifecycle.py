@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Runs, started_operator
+from clusterkit import Runs, started_operator
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import (
