@@ -260,7 +260,7 @@ def timestamp(text: str) -> float:
 
 
 async def wait_finished(
-    kube: Kube, prefix: str, count: int, timeout: float
+    kube: Kube, prefix: str, count: int, timeout: float, poll: float = 0.25
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -274,7 +274,7 @@ async def wait_finished(
             return done
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(done)}/{count} runs finished within {timeout}s")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(poll)
 
 
 @dataclass
@@ -572,9 +572,11 @@ def main() -> None:
         name, extra = variants[variant]
         with cluster(name, extra, args.keep) as running:
             title = f"API server QPS limits {variant}"
-            events = asyncio.run(rounds_of(running, (), args, "ev"))
-            print(table(f"{title}; operator defaults (a Kubernetes Event per step)", events))
+            defaults = asyncio.run(rounds_of(running, (), args, "df"))
+            print(table(f"{title}; operator defaults (Events for run phases only)", defaults))
             if variant == "default":
+                steps = asyncio.run(rounds_of(running, ("--step-events",), args, "ev"))
+                print(table(f"{title}; --step-events (an Event per step too)", steps))
                 quiet = asyncio.run(rounds_of(running, ("--no-kube-events",), args, "qt"))
                 print(table(f"{title}; --no-kube-events", quiet))
                 single = argparse.Namespace(**{**vars(args), "runs": 1})

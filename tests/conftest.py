@@ -9,15 +9,24 @@ of a CI job that runs out of time: `timeout` in pyproject.toml is the default of
 (integration tests: cluster start-up in the first test's setup included), a unit test gets
 UNIT_TIMEOUT unless it says otherwise, and a test that is slow on purpose raises its own limit
 with `@pytest.mark.timeout(seconds)`.
+
+The control plane fixtures (tests/integration/clusterkit.py) are registered here, once, for
+every folder that needs a cluster: tests/integration and tests/browser share one control plane
+per session. Their helpers (clusterkit, recorder, operator_process, scrape) are importable by
+name from any folder.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 TESTS = Path(__file__).parent
+
+sys.path.insert(0, str(TESTS / "integration"))
+pytest_plugins = ["clusterkit"]
 
 LAYERS = ("unit", "integration", "e2e")
 """Test folders in the order a session runs them; a folder not listed runs after these."""

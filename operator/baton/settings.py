@@ -89,7 +89,13 @@ class OperatorSettings:
     managedFields grow with its status) past etcd's 1.5 MiB limit."""
 
     kube_events: bool = True
-    """Post a Kubernetes Event for each run phase change and each step that ends."""
+    """Post Kubernetes Events: each run phase change, each step that fails or will be retried,
+    and the run's warnings (see `step_events` for steps that succeed)."""
+
+    step_events: bool = False
+    """Also post a Normal Event for each step that succeeds. Off by default: it is one more API
+    write per step (a third more than a step's history append and status write, and the Events
+    are stored in etcd too), for what the run's status and history already show."""
 
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint; 0 disables it."""

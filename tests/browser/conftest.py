@@ -1,7 +1,8 @@
 """Fixtures for the web view's browser tests (see docs/testing.md, "Browser tests").
 
 The control plane, namespaces, operator, recorder and runs are the integration tests' own
-fixtures (tests/integration/conftest.py), loaded here rather than copied. On top of them:
+fixtures (tests/integration/clusterkit.py, registered once by tests/conftest.py: one control
+plane for the whole session). On top of them:
 
 - ``ui`` (session): ``baton ui --port 0`` as a subprocess with the cluster's admin kubeconfig,
   its address read from the line it prints; stopped at the end.
@@ -17,38 +18,19 @@ Every test here is marked ``browser``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
+from uikit import Ui, start_ui, stop_ui
 
 HERE = Path(__file__).resolve().parent
-INTEGRATION = HERE.parent / "integration"
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1440, "height": 900}
 """A laptop screen."""
-
-sys.path.insert(0, str(INTEGRATION))
-from uikit import Ui, start_ui, stop_ui  # noqa: E402 (after the path it is found on)
-
-_spec = importlib.util.spec_from_file_location("integration_fixtures", INTEGRATION / "conftest.py")
-assert _spec is not None
-assert _spec.loader is not None
-fixtures = importlib.util.module_from_spec(_spec)
-sys.modules["integration_fixtures"] = fixtures
-_spec.loader.exec_module(fixtures)
-
-cluster = fixtures.cluster
-crds = fixtures.crds
-namespace = fixtures.namespace
-recorder = fixtures.recorder
-operator = fixtures.operator
-runs = fixtures.runs
-pytest_runtest_makereport = fixtures.pytest_runtest_makereport
-Cluster = fixtures.Cluster
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -92,3 +74,13 @@ def page(browser: Any) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+@pytest.fixture
+def other_namespace(crds: Any) -> Iterator[str]:
+    """A second fresh namespace, for what a token of the test's namespace may not read."""
+    core = client.CoreV1Api(crds.api_client)
+    name = f"token-other-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

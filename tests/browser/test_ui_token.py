@@ -4,40 +4,10 @@ Two ServiceAccounts, each allowed to read one namespace, on the local control pl
 
 from __future__ import annotations
 
-import json
-import secrets
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from kubernetes import client
 from runkit import run, workflow
-from uikit import Ui, grant_view, start_ui, stop_ui
-
-
-def call(ui: Ui, path: str, token: str | None = None, method: str = "GET") -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"{ui.url}{path}", method=method, data=b"{}" if method == "POST" else None
-    )
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
-
-
-@pytest.fixture
-def other_namespace(crds: Any) -> Iterator[str]:
-    core = client.CoreV1Api(crds.api_client)
-    name = f"token-other-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+from uikit import call, grant_view, start_ui, stop_ui
 
 
 def test_token_mode_shows_each_token_only_the_namespaces_it_may_read(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,21 @@ def stop_ui(ui: Ui) -> None:
         ui.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         ui.process.kill()
+
+
+def call(ui: Ui, path: str, token: str | None = None, method: str = "GET") -> tuple[int, Any]:
+    """The view's JSON API at `path`, with `token` as the bearer token: (status, body)."""
+    request = urllib.request.Request(
+        f"{ui.url}{path}", method=method, data=b"{}" if method == "POST" else None
+    )
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
 
 
 def shoot(page: Any, name: str) -> None:

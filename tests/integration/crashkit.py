@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import FINAL_PHASES, Runs
+from clusterkit import FINAL_PHASES, Runs
 from kubernetes import client
 from operator_process import OperatorProcess
 from recorder import Recorder

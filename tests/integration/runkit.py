@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conftest import Cluster
+    from clusterkit import Cluster
 
 API = "baton.dev/v1alpha1"
 VENV_BIN = Path(sys.executable).parent

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Cluster, Runs
+from clusterkit import Cluster, Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import kwok

@@ -34,7 +34,7 @@ from baton.store.ref import RunRef
 from baton.store.snapshots import Snapshots
 
 if TYPE_CHECKING:
-    from conftest import Cluster
+    from clusterkit import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

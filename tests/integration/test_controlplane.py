@@ -15,7 +15,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 if TYPE_CHECKING:
-    from conftest import Cluster
+    from clusterkit import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FINAL_PHASES, Cluster, Runs
+from clusterkit import FINAL_PHASES, Cluster, Runs
 from crashkit import (
     Report,
     batches_committed,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, Runs
+from clusterkit import Cluster, Runs
 from crashkit import Lives, check_replay
 from kubernetes import client
 from operator_process import OperatorProcess

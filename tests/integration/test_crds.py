@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Cluster
+    from clusterkit import Cluster
 
 pytestmark = pytest.mark.integration
 

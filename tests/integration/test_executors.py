@@ -31,7 +31,7 @@ from baton.store.kube import Kube, batch_path
 from baton.store.ref import RunRef
 
 if TYPE_CHECKING:
-    from conftest import Cluster
+    from clusterkit import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

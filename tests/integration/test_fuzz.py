@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FINAL_PHASES, Runs, started_operator
+from clusterkit import FINAL_PHASES, Runs, started_operator
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kubernetes import client

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, Runs
+from clusterkit import Cluster, Runs
 from operator_process import OperatorProcess
 from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import http, run, workflow

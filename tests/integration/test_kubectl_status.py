@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import FAST_RETRY, baton, http, run, wait_until, worker_pool, workflow

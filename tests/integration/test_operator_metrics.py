@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 from scrape import value

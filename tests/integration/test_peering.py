@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, Runs
+from clusterkit import Cluster, Runs
 from crashkit import (
     Report,
     check_outcome,

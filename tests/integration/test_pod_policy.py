@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from runkit import run, wait_until, workflow
 

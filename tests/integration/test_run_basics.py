@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Cluster, Runs
+from clusterkit import Cluster, Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import baton, http, run, send_signal, wait_created, workflow

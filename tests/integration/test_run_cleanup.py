@@ -11,7 +11,7 @@ from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import http, run, workflow
 
 if TYPE_CHECKING:
-    from conftest import Cluster, Runs
+    from clusterkit import Cluster, Runs
     from operator_process import OperatorProcess
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import baton, http, kwok, run, send_signal, wait_created, workflow

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import KubectlError, Runs
+from clusterkit import KubectlError, Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import http, run, send_signal, wait_until, workflow

@@ -4,9 +4,11 @@ garbage collection, the history ConfigMaps and `baton history`, Kubernetes Event
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from conftest import Runs
+import pytest
+from clusterkit import Runs, started_operator
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import (
@@ -93,6 +95,26 @@ def test_invalid_workflow_gets_an_invalid_condition_naming_the_step_and_field(
         '{.status.conditions[?(@.type=="Ready")].status}',
     )
     assert ready == "False"
+
+
+def test_a_mistake_below_the_typed_depth_of_the_crd_is_reported_naming_the_field(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    # Steps four levels down are opaque to the API server (STEP_SCHEMA_DEPTH is 3), so only
+    # the operator can refuse this method; its message must still lead to the field.
+    step: dict[str, Any] = {"name": "deep", "http": {"url": "http://x", "method": "FETCH"}}
+    for level in range(3):
+        step = {"name": f"level{level}", "forEach": {"items": "[1]", "step": step}}
+    runs.apply(workflow("deep", [step]))
+
+    def invalid() -> dict[str, Any] | None:
+        obj = runs.api.get_namespaced_custom_object(
+            "baton.dev", "v1alpha1", runs.namespace, "workflows", "deep"
+        )
+        return condition(obj, "Invalid")
+
+    found = wait_until("Workflow deep has an Invalid condition", invalid)
+    assert "forEach.step.forEach.step.forEach.step.http.method" in found["message"], found
 
 
 def test_run_of_a_missing_workflow_is_invalid_until_the_workflow_is_applied(
@@ -230,8 +252,62 @@ def test_history_configmaps_hold_every_event_and_baton_history_prints_them(
     assert "HttpError: 500" in printed
 
 
-def test_kubernetes_events_are_posted_for_each_transition(
+def run_events(runs: Runs, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the Kubernetes Events on WorkflowRun `name`, sorted."""
+    items = json.loads(
+        runs.cluster.kubectl(
+            "get", "events", "-n", runs.namespace,
+            "--field-selector", f"involvedObject.kind=WorkflowRun,involvedObject.name={name}",
+            "-o", "json",
+        ).stdout
+    )["items"]  # fmt: skip
+    return sorted((e["type"], e["reason"], e["message"]) for e in items)
+
+
+def test_kubernetes_events_mark_run_phases_and_failed_steps_but_not_succeeded_steps(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/second", Reply(500))
+    runs.apply(
+        [
+            workflow(
+                "noisy",
+                [
+                    {"name": "first", "http": http(f"{recorder.url}/first")},
+                    {
+                        "name": "second",
+                        "http": http(f"{recorder.url}/second"),
+                        "retry": {"maxAttempts": 2, "initialInterval": "200ms"},
+                    },
+                ],
+            ),
+            run("noisy-1", "noisy"),
+        ]
+    )
+    assert runs.wait("noisy-1")["phase"] == "Failed"
+    wanted = [
+        ("Normal", "RunRunning"),
+        ("Warning", "RunFailed"),
+        ("Warning", "StepFailed"),
+        ("Warning", "StepRetrying"),
+    ]
+    wait_until(
+        "the run's Events",
+        lambda: ("Warning", "RunFailed") in [e[:2] for e in run_events(runs, "noisy-1")],
+    )
+    events = run_events(runs, "noisy-1")
+    assert [e[:2] for e in events] == wanted, events
+    messages = {(kind, reason): message for kind, reason, message in events}
+    assert messages["Warning", "RunFailed"].startswith("the run ended Failed"), events
+    assert messages["Warning", "StepFailed"] == "step second failed (HttpError)", events
+    assert messages["Warning", "StepRetrying"].startswith("step second attempt 1 failed"), events
+
+
+def test_step_events_flag_adds_an_event_for_each_succeeded_step(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    runs: Runs,
+    recorder: Recorder,
 ) -> None:
     runs.apply(
         [
@@ -245,26 +321,16 @@ def test_kubernetes_events_are_posted_for_each_transition(
             run("noisy-1", "noisy"),
         ]
     )
-    assert runs.wait("noisy-1")["phase"] == "Succeeded"
-
-    def events() -> list[tuple[str, str, str]]:
-        items = json.loads(
-            runs.cluster.kubectl(
-                "get", "events", "-n", runs.namespace,
-                "--field-selector", "involvedObject.kind=WorkflowRun,involvedObject.name=noisy-1",
-                "-o", "json",
-            ).stdout
-        )["items"]  # fmt: skip
-        return sorted((e["type"], e["reason"], e["message"]) for e in items)
-
-    wanted = [
-        ("Normal", "RunRunning", "run is Running"),
-        ("Normal", "RunSucceeded", "run is Succeeded"),
-        ("Normal", "StepSucceeded", "step first succeeded"),
-        ("Normal", "StepSucceeded", "step second succeeded"),
-    ]
-    wait_until("an Event for each transition", lambda: len(events()) >= len(wanted))
-    assert events() == wanted
+    with started_operator(runs.cluster, runs.namespace, tmp_path, request, "--step-events"):
+        assert runs.wait("noisy-1")["phase"] == "Succeeded"
+        wanted = [
+            ("Normal", "RunRunning", "run is Running"),
+            ("Normal", "RunSucceeded", "run is Succeeded"),
+            ("Normal", "StepSucceeded", "step first succeeded"),
+            ("Normal", "StepSucceeded", "step second succeeded"),
+        ]
+        wait_until("an Event for each step", lambda: len(run_events(runs, "noisy-1")) >= 4)
+        assert run_events(runs, "noisy-1") == wanted
     described = runs.cluster.kubectl("describe", "workflowrun", "noisy-1", "-n", runs.namespace)
     assert "StepSucceeded" in described.stdout
 

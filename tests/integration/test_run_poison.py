@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import KubectlError, Runs
+from clusterkit import KubectlError, Runs
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_process import OperatorProcess

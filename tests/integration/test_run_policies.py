@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import FAST_RETRY, http, run, worker_pool, workflow

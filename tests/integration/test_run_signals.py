@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import (

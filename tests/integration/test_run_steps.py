@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Runs
+from clusterkit import Runs
 from kubernetes import client
 from operator_process import OperatorProcess
 from recorder import Recorder

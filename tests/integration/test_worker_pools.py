@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Cluster, Runs
+from clusterkit import Cluster, Runs
 from operator_process import OperatorProcess
 from runkit import history, jsonpath, run, wait_created, wait_until, worker_pool, workflow
 from scrape import free_port, value

@@ -48,6 +48,38 @@ export async function getText(path: string): Promise<{ text: string; pod: string
   return { text: await response.text(), pod: response.headers.get("X-Pod") || "" };
 }
 
+/**
+ * Reads the text stream of `path` (a followed pod log) as it arrives: `onStart` with the pod
+ * it comes from, `onText` with each piece, `onEnd` when it ends (with the error, if any).
+ * Returns a function that stops it.
+ */
+export function streamText(
+  path: string,
+  onStart: (pod: string) => void,
+  onText: (text: string) => void,
+  onEnd: (error?: Error) => void,
+): () => void {
+  const controller = new AbortController();
+  const run = async () => {
+    try {
+      const response = await check(await fetch(path, { headers: headers(), signal: controller.signal }));
+      onStart(response.headers.get("X-Pod") || "");
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        onText(decoder.decode(value, { stream: true }));
+      }
+      onEnd();
+    } catch (error) {
+      if (!controller.signal.aborted) onEnd(error as Error);
+    }
+  };
+  void run();
+  return () => controller.abort();
+}
+
 export async function post<T>(path: string, body: unknown): Promise<T> {
   const response = await check(
     await fetch(path, {

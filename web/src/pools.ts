@@ -1,5 +1,7 @@
-// WorkerPools: replicas, backlog and tasks in flight from their status, read again every few
-// seconds while the page is open and drawn over that time.
+// WorkerPools: replicas, backlog and tasks in flight over time. From the operator's metrics when
+// `baton ui --metrics-url` is given and they answer (the server samples them in the background,
+// ten minutes kept); otherwise from the pools' status, read again every few seconds while the
+// page is open.
 
 import { get } from "./api";
 import { View } from "./main";
@@ -11,6 +13,13 @@ interface Pool {
   name: string;
   spec: any;
   status: any;
+  history?: { t: number; replicas: number; backlog: number; inFlight: number }[];
+}
+
+interface Metrics {
+  url: string;
+  reachable: boolean;
+  error: string | null;
 }
 
 const EVERY_MS = 5000;
@@ -35,7 +44,7 @@ function sparkline(samples: Sample[]): SVGElement {
   return s(
     "svg",
     { width, height, class: "sparkline", viewBox: `0 0 ${width} ${height}` },
-    s("title", {}, "replicas (blue), backlog (amber), in flight (green), since the page opened"),
+    s("title", {}, "replicas (blue), backlog (amber), in flight (green)"),
     line((x) => x.replicas, "spark-replicas"),
     line((x) => x.backlog, "spark-backlog"),
     line((x) => x.inFlight, "spark-inflight"),
@@ -45,11 +54,22 @@ function sparkline(samples: Sample[]): SVGElement {
 export async function showPools(main: HTMLElement): Promise<View> {
   const history = new Map<string, Sample[]>();
   const box = h("div", {});
-  main.append(h("h1", {}, "Worker pools"), box);
+  const source = h("p", { class: "muted", "data-testid": "pools-source" });
+  main.append(h("h1", {}, "Worker pools"), source, box);
   const load = async () => {
-    const { items } = await get<{ items: Pool[] }>("/api/pools");
+    const { items, metrics } = await get<{ items: Pool[]; metrics: Metrics | null }>("/api/pools");
+    const fromMetrics = !!metrics && metrics.reachable;
+    source.textContent = fromMetrics
+      ? `Over time: the operator's metrics (${metrics!.url}), the last ten minutes.`
+      : metrics
+        ? `Over time: since this page opened (the operator's metrics do not answer: ${metrics.error ?? "not sampled yet"}).`
+        : "Over time: since this page opened (baton ui --metrics-url reads the operator's metrics).";
     for (const p of items) {
       const key = `${p.namespace}/${p.name}`;
+      if (fromMetrics) {
+        history.set(key, (p.history || []).map((x) => ({ replicas: x.replicas, backlog: x.backlog, inFlight: x.inFlight })));
+        continue;
+      }
       const samples = history.get(key) || [];
       samples.push({ replicas: p.status.replicas ?? 0, backlog: p.status.backlog ?? 0, inFlight: p.status.inFlight ?? 0 });
       history.set(key, samples.slice(-KEPT));

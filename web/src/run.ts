@@ -3,7 +3,7 @@
 // redrive), each sent with the user's own rights; a refusal is shown as the API server said it.
 // The step shown is in the URL (`?step=KEY`), and so is the tab (`&tab=timeline`).
 
-import { ApiError, follow, get, getText, post } from "./api";
+import { ApiError, follow, get, getText, post, streamText } from "./api";
 import { drawGraph, GraphData } from "./graph";
 import { drawTimeline, TimelineData } from "./gantt";
 import { View } from "./main";
@@ -38,6 +38,8 @@ interface Detail {
 const TABS = ["graph", "timeline", "history", "signals", "events", "definition"] as const;
 type Tab = (typeof TABS)[number];
 const FINISHED = new Set(["Succeeded", "Failed", "Compensated", "CompensationFailed", "Cancelled", "TimedOut"]);
+const LOG_KEPT = 512 * 1024;
+/** Characters of a followed log kept on the page: its latest half megabyte. */
 
 export async function showRun(main: HTMLElement, namespace: string, name: string): Promise<View> {
   const base = `/api/runs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
@@ -295,23 +297,62 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
     return h("div", {}, h("h3", {}, title), h("pre", { class: "code", "data-testid": "output" }, json(value)));
   };
 
+  // A followed log keeps its box across re-renders of the panel (the run changes while its Job
+  // step runs); it stops when another log is shown, another step is opened or the page is left.
+  let following: { step: string; box: HTMLElement; stop: () => void } | null = null;
+  const stopFollowing = () => {
+    following?.stop();
+    following = null;
+  };
   const logsBlock = (step: string): HTMLElement => {
+    if (following && following.step === step) return following.box;
+    stopFollowing();
     const pods = detail.pods.filter((p) => p.key === step);
     const box = h("div", {}, h("h3", {}, "Pod logs"));
     const out = h("pre", { class: "code logs", "data-testid": "logs" }, "");
+    const query = (attempt?: number, follow = false) => {
+      const q = new URLSearchParams({ key: step });
+      if (attempt) q.set("attempt", String(attempt));
+      if (follow) q.set("follow", "1");
+      return q;
+    };
     const load = async (attempt?: number) => {
+      stopFollowing();
       out.textContent = "loading…";
       try {
-        const query = new URLSearchParams({ key: step });
-        if (attempt) query.set("attempt", String(attempt));
-        const answer = await getText(`${base}/logs?${query}`);
+        const answer = await getText(`${base}/logs?${query(attempt)}`);
         out.textContent = `==> ${answer.pod} <==\n${answer.text || "(empty log)"}`;
       } catch (error) {
         out.textContent = (error as Error).message;
       }
     };
+    const live = (attempt?: number) => {
+      stopFollowing();
+      out.textContent = "following…";
+      const stop = streamText(
+        `${base}/logs?${query(attempt, true)}`,
+        (pod) => (out.textContent = `==> ${pod} (following) <==\n`),
+        (text) => {
+          out.textContent = (out.textContent + text).slice(-LOG_KEPT);
+          out.scrollTop = out.scrollHeight;
+        },
+        (error) => {
+          out.textContent += error ? `\n${error.message}` : "\n(the log ended)";
+          following = null;
+        },
+      );
+      following = { step, box, stop };
+    };
+    const attempts = pods.length ? pods.map((p) => ({ attempt: p.attempt as number | undefined, label: `attempt ${p.attempt}: pod ${p.name} (${p.phase})`, title: `pod ${p.name}` })) : [{ attempt: undefined, label: "show log", title: "the step's latest pod" }];
     box.append(
-      h("div", { class: "buttons" }, ...(pods.length ? pods.map((p) => h("button", { title: `pod ${p.name}`, onclick: () => void load(p.attempt) }, `attempt ${p.attempt}: pod ${p.name} (${p.phase})`)) : [h("button", { onclick: () => void load() }, "show log")])),
+      h(
+        "div",
+        { class: "buttons" },
+        ...attempts.flatMap((a) => [
+          h("button", { title: a.title, onclick: () => void load(a.attempt) }, a.label),
+          h("button", { title: `follow the log of ${a.title} as it is written`, "data-testid": "follow-log", onclick: () => live(a.attempt) }, "follow"),
+        ]),
+      ),
       out,
     );
     return box;
@@ -350,6 +391,7 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
   return {
     stop: () => {
       stop();
+      stopFollowing();
       window.removeEventListener("popstate", render);
     },
     key: (event) => {

@@ -67,3 +67,26 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: baton
 {{- end -}}
+
+{{/* The web view's pods: the operator's selector labels would put them behind its metrics
+Service and its PodDisruptionBudget. */}}
+{{- define "baton.uiSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "baton.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ui
+{{- end -}}
+
+{{- define "baton.uiLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "baton.uiSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: baton
+{{- end -}}
+
+{{/* Namespaces the view shows a caller who may not list runs cluster-wide: ui.namespaces, else
+the watched namespaces, else the release's. */}}
+{{- define "baton.uiNamespaces" -}}
+{{- $listed := .Values.ui.namespaces | default .Values.watchNamespaces -}}
+{{- if $listed }}{{ join "," $listed }}{{ else }}{{ .Release.Namespace }}{{ end -}}
+{{- end -}}

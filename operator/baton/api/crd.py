@@ -26,17 +26,22 @@ STEP_SCHEMA_DEPTH = 3
 """Levels of steps typed in the schema: a workflow's steps, steps nested in them, and one more."""
 
 STEP_RULE_DEPTH = 2
-
-_CLEANUP_LISTS: Mapping[tuple[str, str], int] = {
-    ("Step", "finally"): STEP_SCHEMA_DEPTH,
-    ("WorkflowSpec", "onExit"): STEP_SCHEMA_DEPTH,
-}
-"""Cleanup step lists (`finally`, `onExit`) are opaque objects in the schema: every level of
-steps typed is another copy of the step schema (about 15 KB each), and a CRD must stay under
-the 256 KiB annotation of client-side apply. The operator validates them with the models and
-reports problems in the Invalid condition."""
 """Levels of steps that carry CEL rules. Kubernetes multiplies a rule's cost by the most times
 it can run (the product of `maxItems` above it); at the third level that exceeds the budget."""
+
+STEP_DESCRIPTION_DEPTH = 1
+"""Levels of steps whose fields carry descriptions. `kubectl explain` reads a field's text from
+the top-level step; a nested step's fields are the same, and repeating their text in every
+copy was half of each CRD's bytes."""
+
+_CLEANUP_LISTS = frozenset({("Step", "finally"), ("WorkflowSpec", "onExit")})
+"""Cleanup step lists (`finally`, `onExit`) are opaque objects in the schema: every level of
+steps typed is another copy of the step schema, and a CRD must stay well under the 256 KiB
+annotation of client-side apply. The operator validates them with the models and reports
+problems in the Invalid condition."""
+
+_UNTYPED = "<untyped>"
+"""Pushed on the converter's stack under a cleanup list: the steps below it are opaque."""
 
 MANAGED_BY_LABEL = {"app.kubernetes.io/part-of": "baton"}
 
@@ -246,20 +251,6 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
     ),
 }
 
-_OPAQUE_ITEMS = frozenset({("RetryPolicy", "rules")})
-"""Lists whose items are kept whole and checked by the operator: a retry rule's fields are its
-policy's, typed and documented beside the rules (`kubectl explain`), and typing them again per
-rule would take the CRD past the 256 KiB annotation client-side `kubectl apply` writes."""
-
-_TOP_LEVEL_FIELDS: Mapping[str, frozenset[str]] = {
-    "RetryPolicy": frozenset({"rules", "errors", "when"}),
-    "SleepAction": frozenset({"until"}),
-}
-"""Fields typed in a workflow's own steps only: in nested steps their model keeps them whole
-(`x-kubernetes-preserve-unknown-fields`) and the operator checks them, as it checks everything
-below STEP_SCHEMA_DEPTH. Each copy of a nested step carries its schemas again, and a CRD must
-fit the 256 KiB annotation client-side `kubectl apply` writes; a retry policy's rules are
-mostly written on a workflow's own steps."""
 
 _SCALAR_KEYWORDS = ("pattern", "minLength", "maxLength", "minimum", "maximum")
 _LIST_KEYWORDS = ("minItems", "maxItems")
@@ -287,6 +278,12 @@ _KNOWN_KEYWORDS = frozenset(
 )
 
 
+_SAME_FIELDS_TEXT = (
+    " Its fields are those of a top-level step, described there: "
+    "`kubectl explain workflow.spec.steps.<field>`."
+)
+
+
 class _Converter:
     """Turns one model's JSON Schema into a structural schema.
 
@@ -299,6 +296,14 @@ class _Converter:
         self.defaults = defaults
 
     def convert(self, node: Mapping[str, Any], stack: tuple[str, ...], path: str) -> dict[str, Any]:
+        out = self._convert(node, stack, path)
+        if _recursion_depth(stack) > STEP_DESCRIPTION_DEPTH:
+            out.pop("description", None)
+        return out
+
+    def _convert(
+        self, node: Mapping[str, Any], stack: tuple[str, ...], path: str
+    ) -> dict[str, Any]:
         unknown = set(node) - _KNOWN_KEYWORDS
         if unknown:
             raise CRDGenerationError(
@@ -347,22 +352,23 @@ class _Converter:
     ) -> dict[str, Any]:
         name = node["$ref"].removeprefix("#/$defs/")
         target = self.defs[name]
-        if stack.count(name) >= STEP_SCHEMA_DEPTH:
-            description = node.get("description") or target.get("description")
+        description = node.get("description") or target.get("description")
+        if stack.count(name) >= STEP_SCHEMA_DEPTH or _UNTYPED in stack:
+            why = "Not typed" if _UNTYPED in stack else "Nested too deep to be typed"
             return _opaque(
-                f"{description} Nested too deep to be typed in this schema; the operator "
-                "validates it and reports problems in the Invalid condition.",
+                f"{description} {why} in this schema; the operator validates it and reports "
+                "problems in the Invalid condition.",
                 object_only=True,
             )
         out = self.convert(target, (*stack, name), path)
         out = {**self._scalar(node), **{k: v for k, v in out.items() if k != "description"}}
-        description = node.get("description") or target.get("description")
+        out.pop("description", None)
+        if description and _recursion_depth((*stack, name)) > STEP_DESCRIPTION_DEPTH:
+            description += _SAME_FIELDS_TEXT
         if description:
             out = {"description": description, **out}
         rules = _MODEL_RULES.get(name, ())
-        # A rule over fields typed at the top level only cannot compile below it.
-        limit = 1 if name in _TOP_LEVEL_FIELDS else STEP_RULE_DEPTH
-        if rules and _recursion_depth((*stack, name)) <= limit:
+        if rules and _recursion_depth((*stack, name)) <= STEP_RULE_DEPTH:
             out["x-kubernetes-validations"] = [r.as_schema() for r in rules]
         return out
 
@@ -394,17 +400,11 @@ class _Converter:
         if properties:
             owner = stack[-1] if stack else ""
             props: dict[str, Any] = {}
-            untyped = _TOP_LEVEL_FIELDS.get(owner, frozenset())
-            if untyped and _recursion_depth(stack) > 1:
-                properties = {k: v for k, v in properties.items() if k not in untyped}
-                out["x-kubernetes-preserve-unknown-fields"] = True
             for prop, schema in properties.items():
-                deeper = ("Step",) * _CLEANUP_LISTS.get((owner, prop), 0)
+                untyped = (_UNTYPED,) if (owner, prop) in _CLEANUP_LISTS else ()
                 converted = self.convert(
-                    schema, (*stack, *deeper), f"{path}.{prop}" if path else prop
+                    schema, (*stack, *untyped), f"{path}.{prop}" if path else prop
                 )
-                if (owner, prop) in _OPAQUE_ITEMS:
-                    converted["items"] = _opaque(None, object_only=True)
                 rules = _FIELD_RULES.get((owner, prop), ())
                 if rules and _recursion_depth(stack) <= STEP_RULE_DEPTH:
                     validations = converted.setdefault("x-kubernetes-validations", [])

@@ -253,7 +253,7 @@ def _refusal(exc: ApiError, namespace: str, run: str | None) -> CommandError:
     if exc.status == 404 and exc.message == NO_SUCH_RESOURCE:
         return CommandError(
             "the cluster has no WorkflowRun resource: install Baton's CRDs "
-            "(kubectl apply -f crds/, or the Helm chart)"
+            "(kubectl apply --server-side -f crds/, or the Helm chart)"
         )
     if exc.status == 404 and run is not None and "workflowruns" in exc.message:
         return _not_found(run, namespace)

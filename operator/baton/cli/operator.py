@@ -8,6 +8,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from baton.cli import CommandError
@@ -140,7 +141,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port of the Prometheus /metrics endpoint (0 disables)",
     )
     parser.add_argument(
-        "--no-kube-events", action="store_true", help="do not post a Kubernetes Event per step"
+        "--no-kube-events",
+        action="store_true",
+        help="post no Kubernetes Events (run phase changes, failed and retried steps)",
+    )
+    parser.add_argument(
+        "--step-events",
+        action="store_true",
+        help="also post a Kubernetes Event for each step that succeeds (one API write per step)",
     )
     parser.add_argument(
         "--shard",
@@ -178,11 +186,8 @@ def run(args: argparse.Namespace) -> int:
         settings = operator_settings(args)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    # Imported here: kopf and the Kubernetes clients take seconds to import, which every other
-    # `baton` command would pay at start-up.
+    run_operator = import_operator()
     import kopf
-
-    from baton.handlers.operator import run as run_operator
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     # The API server stores a run's input however deep it nests, and every copy of a watched
@@ -192,6 +197,24 @@ def run(args: argparse.Namespace) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     run_operator(settings)
     return 0
+
+
+def import_operator() -> Callable[[OperatorSettings], None]:
+    """The operator's entry point, imported: kopf, the Kubernetes client and the handlers.
+
+    Imported here, not at the top: they take CPU-seconds to import, which every other `baton`
+    command would pay at start-up (bench/operator_startup.py measures them). kopf imports
+    kubernetes_asyncio too, first: it is made lazy before (baton/store/lazykube.py)."""
+    from baton.store import lazykube
+
+    lazykube.install()
+    # httpx imports its own command line (click, rich, pygments: about a third of a CPU-second)
+    # whenever they are installed, as they are here (kopf and cel depend on them); the operator
+    # never runs it, and a None entry in sys.modules makes httpx take it for absent.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    from baton.handlers.operator import run
+
+    return run
 
 
 def operator_settings(args: argparse.Namespace) -> OperatorSettings:
@@ -214,6 +237,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         worker_calls_per_namespace=args.worker_calls_per_namespace,
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
+        step_events=args.step_events,
         metrics_port=args.metrics_port,
         shard=args.shard,
         history_chunk_bytes=args.history_chunk_bytes,

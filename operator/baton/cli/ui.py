@@ -55,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="namespaces to show to a user who may not list runs in all of them (default: "
         "the context's namespace)",
     )
+    parser.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        default="",
+        help="the operator's Prometheus metrics (e.g. http://baton-metrics.baton-system:9090/"
+        "metrics): WorkerPools over time from them; without it, or while it does not answer, "
+        "the page samples the pools' status while it is open",
+    )
     add_cluster_arguments(parser)
     parser.set_defaults(handler=_handler)
 
@@ -69,8 +77,19 @@ def _handler(args: argparse.Namespace) -> int:
             "other machines)"
         )
     namespaces = [ns.strip() for ns in args.namespaces.split(",") if ns.strip()]
+    if args.metrics_url and not args.metrics_url.startswith(("http://", "https://")):
+        raise CommandError(
+            f"--metrics-url: {args.metrics_url!r} is not an http(s) URL "
+            "(e.g. http://baton-metrics.baton-system:9090/metrics)"
+        )
     from baton.ui.serve import serve
 
     return serve(
-        target_of(args), args.auth, args.address, args.port, namespaces, open_browser=args.open
+        target_of(args),
+        args.auth,
+        args.address,
+        args.port,
+        namespaces,
+        open_browser=args.open,
+        metrics_url=args.metrics_url or None,
     )

@@ -736,6 +736,8 @@ class RunLoop:
                 continue
             if old is not None and old.phase == step.phase:
                 continue
+            if step.phase is StepPhase.SUCCEEDED and not self.shell.settings.step_events:
+                continue  # opt-in: a write per step for what the status already shows
             if step.phase.value in {"Succeeded", "Failed"}:
                 kind = "Normal" if step.phase.value == "Succeeded" else "Warning"
                 detail = f" ({step.error.type})" if step.error else ""

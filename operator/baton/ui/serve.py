@@ -15,6 +15,7 @@ from baton.cli.kubeconfig import Target
 from baton.store.kube import open_connection
 from baton.store.kubeconfig import KubeconfigError
 from baton.ui.access import Access, AuthMode, KubeconfigAccess, TokenAccess, server_of
+from baton.ui.poolmetrics import PoolMetrics
 from baton.ui.server import create_app
 
 
@@ -26,10 +27,14 @@ def serve(
     namespaces: list[str],
     *,
     open_browser: bool,
+    metrics_url: str | None = None,
 ) -> int:
     """`baton ui`: serve until interrupted; 0 when stopped. `namespaces` are shown to a user
     who may not list runs in all of them (default: the context's namespace)."""
-    return asyncio.run(_serve(target, AuthMode(auth), address, port, namespaces, open_browser))
+    metrics = PoolMetrics(metrics_url) if metrics_url else None
+    return asyncio.run(
+        _serve(target, AuthMode(auth), address, port, namespaces, open_browser, metrics)
+    )
 
 
 async def _serve(  # noqa: PLR0917 (the command's arguments, passed through)
@@ -39,6 +44,7 @@ async def _serve(  # noqa: PLR0917 (the command's arguments, passed through)
     port: int,
     namespaces: list[str],
     open_browser: bool,
+    metrics: PoolMetrics | None,
 ) -> int:
     try:
         connection = await open_connection(target.kubeconfig, target.context, target.namespace)
@@ -52,7 +58,7 @@ async def _serve(  # noqa: PLR0917 (the command's arguments, passed through)
         access = TokenAccess(host, ca_file, verify)
     else:
         access = KubeconfigAccess(connection)
-    app = create_app(access, auth.value, namespaces or [connection.namespace])
+    app = create_app(access, auth.value, namespaces or [connection.namespace], metrics)
     # Pages hold event streams open: on Ctrl-C they are cut after a moment, not waited for.
     config = uvicorn.Config(
         app,

@@ -9,9 +9,10 @@ and message, as the page shows it):
   server-sent events;
 - `GET /api/runs/NS/NAME`: a run with its definition, graph, timeline, attempts, history, child
   runs, Events, Job pods and signals; `.../outputs/REF` an offloaded output; `.../logs?key&attempt`
-  a Job step's pod log; `POST .../signal|cancel|suspend|resume|redrive` the actions;
+  a Job step's pod log (`&follow=1`: streamed live while the pod writes);
+  `POST .../signal|cancel|suspend|resume|redrive` the actions;
 - `GET /api/workflows`, `GET /api/workflows/NS/NAME`, `POST /api/workflows/NS/NAME/runs`;
-- `GET /api/pools`;
+- `GET /api/pools` (each pool's `history` from the operator's metrics with `--metrics-url`);
 - anything else: the page (`static/index.html`), which routes by its URL: deep links.
 
 Every request reaches the cluster through `Access` (whose rights) and reads through
@@ -69,6 +70,8 @@ from baton.store.kube import ApiError, Kube, path_of
 from baton.ui import model
 from baton.ui.access import Access, UnauthenticatedError
 from baton.ui.index import Query, QueryError, RunIndex, select, summary
+from baton.ui.logfollow import follow_log
+from baton.ui.poolmetrics import PoolMetrics, sampling, with_history
 
 STATIC = Path(__file__).parent / "static"
 LOG_BYTES = 1024 * 1024
@@ -340,6 +343,11 @@ async def run_logs(request: Request, kube: Kube) -> Response:
     attempt = int(attempt_text) if attempt_text and attempt_text.isdigit() else None
     pods = await read_job_pods(kube, run)
     chosen = choose_pod(run["metadata"]["name"], pods, key, attempt, run.get("status") or {})
+    if request.query_params.get("follow") in ("1", "true"):
+        access: Access = request.app.state.access
+        own = await access.open(request)  # the stream outlives this handler's `kube`
+        log = pod_log(own, run["metadata"]["namespace"], chosen.name, follow=True)
+        return await follow_log(log, lambda: access.release(own), chosen.describe())
     chunks = []
     async for chunk in pod_log(
         kube, run["metadata"]["namespace"], chosen.name, limit_bytes=LOG_BYTES
@@ -425,7 +433,11 @@ async def workflows(request: Request, kube: Kube) -> Response:
             }
         )
     rows.sort(key=lambda r: (r["namespace"], r["name"]))
-    return _json({"items": rows})
+    metrics: PoolMetrics | None = request.app.state.metrics
+    if metrics is None:
+        return _json({"items": rows, "metrics": None})
+    with_history(rows, metrics)
+    return _json({"items": rows, "metrics": metrics.state()})
 
 
 async def workflow_detail(request: Request, kube: Kube) -> Response:
@@ -486,7 +498,11 @@ async def pools(request: Request, kube: Kube) -> Response:
             }
         )
     rows.sort(key=lambda r: (r["namespace"], r["name"]))
-    return _json({"items": rows})
+    metrics: PoolMetrics | None = request.app.state.metrics
+    if metrics is None:
+        return _json({"items": rows, "metrics": None})
+    with_history(rows, metrics)
+    return _json({"items": rows, "metrics": metrics.state()})
 
 
 # -- the app --------------------------------------------------------------------------------------
@@ -537,13 +553,17 @@ async def page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
-def create_app(access: Access, mode: str, namespaces: list[str]) -> Starlette:
-    """The web view's app, acting through `access`."""
+def create_app(
+    access: Access, mode: str, namespaces: list[str], metrics: PoolMetrics | None = None
+) -> Starlette:
+    """The web view's app, acting through `access`; WorkerPools over time from `metrics` (the
+    operator's /metrics) when given."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with sampling(metrics):
+                yield
         finally:
             await app.state.indexes.close()
             await access.close()
@@ -572,4 +592,5 @@ def create_app(access: Access, mode: str, namespaces: list[str]) -> Starlette:
     app.state.access = access
     app.state.mode = mode
     app.state.indexes = Indexes(access, namespaces)
+    app.state.metrics = metrics
     return app

@@ -347,6 +347,12 @@ def test_extra_args_and_flags_reach_the_operator(helm: Helm) -> None:
     assert {"--no-kube-events", "--allow-link-local-http", "--verbose"} <= set(args)
 
 
+def test_step_events_are_off_unless_the_value_turns_them_on(helm: Helm) -> None:
+    assert "--step-events" not in container(helm.template())["args"]
+    objects = helm.template("--set", "operator.stepEvents=true")
+    assert "--step-events" in container(objects)["args"]
+
+
 def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
     helm: Helm,
 ) -> None:

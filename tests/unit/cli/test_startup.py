@@ -56,3 +56,9 @@ def test_importing_cel_after_the_core_reuses_the_loaded_extension() -> None:
         "from baton.expr.celcore import cel as core\nimport cel\nassert cel.compile is core.compile"
     )
     assert "cel.cli" in loaded
+
+
+def test_operator_start_does_not_import_the_http_clients_command_line() -> None:
+    loaded = modules_loaded_by("from baton.cli.operator import import_operator; import_operator()")
+    assert "httpx" in loaded
+    assert [m for m in ("rich", "pygments") if m in loaded] == []
