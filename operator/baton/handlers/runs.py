@@ -63,6 +63,7 @@ from baton.api.labels import (
     WORKFLOW,
     label_value,
     run_labels,
+    scheduled_time,
 )
 from baton.api.resources import first_problem
 from baton.api.run import (
@@ -574,6 +575,7 @@ class RunLoop:
             generation=generation,
             timeout=parse_duration(spec.timeout) if spec.timeout else None,
             on_cancel=spec.on_cancel.value if spec.on_cancel else None,
+            scheduled_time=scheduled_time(self.body),
         )
         await self._fold([started, *self._spec_events()])
 

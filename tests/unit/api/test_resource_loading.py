@@ -184,7 +184,8 @@ def test_wrong_value_type_shows_the_value_given() -> None:
 
 def test_unknown_kind_lists_the_kinds() -> None:
     assert problems({"apiVersion": "baton.dev/v1alpha1", "kind": "Workflw"}) == [
-        "kind: unknown kind 'Workflw'; Baton's kinds are Workflow, WorkflowRun, WorkerPool, Schedule"
+        "kind: unknown kind 'Workflw'; Baton's kinds are Workflow, WorkflowRun, WorkerPool, "
+        "Schedule"
     ]
 
 
