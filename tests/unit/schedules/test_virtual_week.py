@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from baton.api.resources import Schedule, Workflow, load_yaml_documents
 from baton.api.schedule import ActionKind, ScheduleSpec
+from baton.engine import RunStarted, Simulation, compile_definition
+from baton.schedules import Calendar, rfc3339
 from baton.testing.schedules import simulate_schedule
 
 START = datetime(2027, 3, 1, tzinfo=UTC)
@@ -97,3 +101,34 @@ def test_a_virtual_week_takes_no_wall_clock_time_to_speak_of() -> None:
     # Not a timing assertion: the simulated week spans 7 days of its own clock.
     assert sim.runs[-1].started_at - sim.runs[0].started_at == WEEK - timedelta(minutes=15)
     print(f"a virtual week: {sim.passes} passes in {took * 1000:.0f} ms")
+
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "nightly-report" / "schedule.yaml"
+
+
+def test_the_nightly_report_example_runs_weekdays_in_berlin_and_every_six_hours() -> None:
+    (found,) = [r for r in load_yaml_documents(EXAMPLE.read_text()) if isinstance(r, Schedule)]
+    calendar = Calendar.of(found.spec)
+    monday = datetime(2027, 1, 4, tzinfo=UTC)  # Berlin is UTC+1 in January
+    assert [rfc3339(t) for t in calendar.between(monday, monday + timedelta(days=1))] == [
+        "2027-01-04T00:15:00Z",
+        "2027-01-04T01:30:00Z",
+        "2027-01-04T06:15:00Z",
+        "2027-01-04T12:15:00Z",
+        "2027-01-04T18:15:00Z",
+    ]
+
+
+def test_the_nightly_report_workflow_reads_the_hour_of_its_nominal_time() -> None:
+    (found,) = [r for r in load_yaml_documents(EXAMPLE.read_text()) if isinstance(r, Workflow)]
+    sim = Simulation(compile_definition(found.spec), now=0.0)
+    sim.deliver(
+        RunStarted(
+            input={"format": "pdf"},
+            run_name="nightly-report-20270104061500",
+            namespace="default",
+            uid="u",
+            scheduled_time="2027-01-04T06:15:00Z",
+        )
+    )
+    assert sim.state.vars == {"hour": 6}
