@@ -250,7 +250,10 @@ class _Pass:
         self.runs = {r.name: r for r in runs}
         self.active = [r.name for r in runs if not r.finished]
         self.cancelling = {r.name for r in runs if not r.finished and r.cancel_requested}
-        self.terminated: set[str] = set()
+        # Under terminateOther a run asked to stop is as good as gone: it ends without
+        # compensating, and nothing waits for it.
+        terminating = policy.overlap is OverlapPolicy.TERMINATE_OTHER
+        self.terminated: set[str] = set(self.cancelling) if terminating else set()
         self.commands: list[Command] = []
         self.added: list[Action] = []
         self.starts = 0
