@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, Runs
+from conftest import Cluster, KubectlError, Runs
 from crashkit import Lives
 from kubernetes import client
 from operator_process import OperatorProcess
 
 from baton.api.labels import SCHEDULE, SCHEDULED_TIME
+from baton.cli.main import main
 
 LivesFactory = Callable[[], Lives]
 
@@ -173,3 +174,76 @@ def test_skip_starts_nothing_while_the_previous_run_is_still_going(
     status = schedule_of(runs, "busy")["status"]
     reason = next(a for a in status["recent"] if a["action"] == "Skipped")["message"]
     assert reason.endswith("still going")
+
+
+def test_backfill_and_trigger_from_the_cli_start_their_runs_on_a_suspended_schedule(
+    runs: Runs, make_lives: LivesFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs.apply(
+        [
+            workflow("stamp", [{"name": "stamp", "set": {"at": "${{ run.scheduledTime }}"}}]),
+            schedule(
+                "hourly",
+                "stamp",
+                cron=["0 * * * *"],
+                suspend=True,
+                note="only what is asked for",
+                successfulRunsHistoryLimit=50,
+            ),
+        ]
+    )
+    lives = make_lives()
+    lives.start()
+    flags = ["-n", runs.namespace, "--kubeconfig", str(runs.cluster.kubeconfig)]
+    backfill = ["schedule", "backfill", "hourly", "--from", "2026-11-01T00:00:00Z"]
+    assert main([*backfill, "--to", "2026-11-01T02:00:00Z", *flags]) == 0
+    assert "backfill recorded (spec.backfills[0])" in capsys.readouterr().out
+    assert main(["schedule", "trigger", "hourly", *flags]) == 0
+    assert "trigger recorded (spec.triggers[0])" in capsys.readouterr().out
+    wait_for(lambda: len(runs_of(runs, "hourly")) == 4, "3 backfilled runs and 1 triggered")
+    names = [r["metadata"]["name"] for r in runs_of(runs, "hourly")]
+    assert names[:3] == [
+        "hourly-20261101000000",
+        "hourly-20261101010000",
+        "hourly-20261101020000",
+    ]
+
+    def handled() -> bool:
+        status = schedule_of(runs, "hourly").get("status") or {}
+        return status.get("backfillsDone") == 1 and status.get("triggersDone") == 1
+
+    wait_for(handled, "both requests handled")
+    status = schedule_of(runs, "hourly")["status"]
+    assert status["actions"] == 0  # nothing scheduled ran: the schedule is suspended
+    assert status["waitingFor"] == "nothing: suspended: only what is asked for"
+    assert sorted(a["origin"] for a in status["recent"]) == [*["backfill"] * 3, "trigger"]
+    # Requests are append-only: the API server refuses to drop one.
+    with pytest.raises(KubectlError, match=r"spec\.backfills is append-only"):
+        runs.cluster.kubectl(
+            *("patch", "schedule", "hourly", "-n", runs.namespace, "--type", "merge"),
+            *("-p", '{"spec": {"backfills": []}}'),
+        )
+
+
+def test_a_schedule_with_a_bad_cron_expression_is_invalid_naming_it(
+    runs: Runs, make_lives: LivesFactory
+) -> None:
+    runs.apply(
+        [
+            workflow("stamp", [{"name": "stamp", "set": {"at": "${{ run.scheduledTime }}"}}]),
+            schedule("broken", "stamp", cron=["*/15 * * *"]),
+        ]
+    )
+    make_lives().start()
+
+    def invalid() -> str | None:
+        status = schedule_of(runs, "broken").get("status") or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == "Invalid"]
+        return found[0]["message"] if found else None
+
+    wait_for(lambda: invalid() is not None, "the Invalid condition")
+    assert invalid() == (
+        "spec.cron: cron[0]: '*/15 * * *' is not a cron expression (Wrong number of fields); "
+        "write five fields, minute hour day-of-month month day-of-week, like */15 * * * *"
+    )
+    assert runs_of(runs, "broken") == []

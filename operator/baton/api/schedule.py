@@ -18,7 +18,7 @@ import cronsim
 from pydantic import Field, field_validator, model_validator
 
 from baton.api.conditions import CONDITIONS_LIST_MAP, Condition
-from baton.api.duration import Duration
+from baton.api.duration import Duration, parse_duration
 from baton.api.names import ObjectName
 from baton.api.workflow import JSON, Model
 
@@ -58,8 +58,21 @@ class Interval(Model):
     """Every `every`, at the epoch-aligned times shifted by `offset`: `every: 1h, offset: 15m`
     is 00:15, 01:15, ... UTC."""
 
-    every: Duration = Field(description="Time between two nominal times (at least 1s).")
+    every: Duration = Field(
+        description="Time between two nominal times, in whole seconds, at least 1s."
+    )
     offset: Duration = Field("0s", description="Shift from the epoch-aligned times.")
+
+    @model_validator(mode="after")
+    def _whole_seconds(self) -> Interval:
+        # Run names carry the nominal time to the second: finer times would share a name.
+        every, offset = parse_duration(self.every), parse_duration(self.offset)
+        if every < 1 or every != int(every) or offset != int(offset):
+            raise ValueError(
+                f"intervals: every {self.every!r} and offset {self.offset!r} must be whole "
+                "seconds, every at least 1s"
+            )
+        return self
 
 
 class Trigger(Model):

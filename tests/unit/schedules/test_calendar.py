@@ -128,3 +128,8 @@ def test_the_summary_names_expressions_intervals_and_a_zone_other_than_utc() -> 
         spec(cron=["0 3 * * *"], intervals=[{"every": "90m"}], timeZone="Asia/Tokyo")
     )
     assert calendar.summary() == "0 3 * * *; every 1h30m (Asia/Tokyo)"
+
+
+def test_an_interval_finer_than_whole_seconds_is_refused() -> None:
+    with pytest.raises(ValueError, match="every '500ms' and offset '0s' must be whole seconds"):
+        spec(intervals=[{"every": "500ms"}])
