@@ -27,6 +27,15 @@ STEP_SCHEMA_DEPTH = 3
 """Levels of steps typed in the schema: a workflow's steps, steps nested in them, and one more."""
 
 STEP_RULE_DEPTH = 2
+
+_CLEANUP_LISTS: Mapping[tuple[str, str], int] = {
+    ("Step", "finally"): STEP_SCHEMA_DEPTH,
+    ("WorkflowSpec", "onExit"): STEP_SCHEMA_DEPTH,
+}
+"""Cleanup step lists (`finally`, `onExit`) are opaque objects in the schema: every level of
+steps typed is another copy of the step schema (about 15 KB each), and a CRD must stay under
+the 256 KiB annotation of client-side apply. The operator validates them with the models and
+reports problems in the Invalid condition."""
 """Levels of steps that carry CEL rules. Kubernetes multiplies a rule's cost by the most times
 it can run (the product of `maxItems` above it); at the third level that exceeds the budget."""
 
@@ -184,6 +193,10 @@ def _exactly_one(fields: list[str]) -> str:
 
 
 _STEP_KINDS_TEXT = ", ".join(_step_kind_names())
+_ON_INTERRUPT_TEXT = (
+    "only http, job, worker and workflow steps have an activity in flight that a cancel can "
+    "interrupt; remove onInterrupt"
+)
 
 # Each rule mirrors a check the models make, so the API server refuses what the operator would.
 _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
@@ -192,6 +205,13 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             _exactly_one(_step_kind_names()),
             f"a step must have exactly one kind of {_STEP_KINDS_TEXT}",
             f"'step ' + self.name + ' must have exactly one kind of {_STEP_KINDS_TEXT}'",
+        ),
+        Rule(
+            "!has(self.compensate) || !has(self.compensate.onInterrupt) "
+            "|| !self.compensate.onInterrupt "
+            "|| has(self.http) || has(self.job) || has(self.worker) || has(self.workflow)",
+            _ON_INTERRUPT_TEXT,
+            f"'step ' + self.name + ', field compensate.onInterrupt: {_ON_INTERRUPT_TEXT}'",
         ),
     ),
     "Compensation": (
@@ -389,7 +409,10 @@ class _Converter:
             owner = stack[-1] if stack else ""
             props: dict[str, Any] = {}
             for prop, schema in properties.items():
-                converted = self.convert(schema, stack, f"{path}.{prop}" if path else prop)
+                deeper = ("Step",) * _CLEANUP_LISTS.get((owner, prop), 0)
+                converted = self.convert(
+                    schema, (*stack, *deeper), f"{path}.{prop}" if path else prop
+                )
                 rules = _FIELD_RULES.get((owner, prop), ())
                 if rules and _recursion_depth(stack) <= STEP_RULE_DEPTH:
                     validations = converted.setdefault("x-kubernetes-validations", [])

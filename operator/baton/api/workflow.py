@@ -286,6 +286,12 @@ class Compensation(Model):
     worker: WorkerAction | None = Field(None, description="Compensate with a worker activity.")
     retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
+    on_interrupt: bool = Field(
+        False,
+        alias="onInterrupt",
+        description="Also compensate the step when a cancel or the run timeout interrupts "
+        "it in flight (http, job, worker and workflow steps).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Compensation:
@@ -313,6 +319,9 @@ STEP_KINDS: tuple[str, ...] = (
 """Attribute names of the step kinds on `Step`, in documentation order."""
 
 ACTIVITY_KINDS: frozenset[str] = frozenset({"http", "job", "worker"})
+
+MAX_CLEANUP_STEPS = 20
+"""Steps in one `onExit` or `finally` list (as in a catch clause): a cleanup is a few calls."""
 
 
 class Step(Model):
@@ -357,6 +366,14 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    finally_: list[Step] | None = Field(
+        None,
+        alias="finally",
+        min_length=1,
+        max_length=MAX_CLEANUP_STEPS,
+        description="Cleanup steps run once the step ended, whatever the outcome (not when "
+        "Skipped); `step.outcome` and `step.error` are in scope (at most 20).",
+    )
 
     @property
     def kind(self) -> str:
@@ -375,6 +392,19 @@ class Step(Model):
                 f"step {self.name!r} must have exactly one kind of "
                 f"{', '.join(_YAML_NAME.get(a, a) for a in STEP_KINDS)}{found}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _interruptible(self) -> Step:
+        comp = self.compensate
+        if comp is not None and comp.on_interrupt:
+            kind = self.kind
+            if kind not in (*ACTIVITY_KINDS, "workflow"):
+                raise ValueError(
+                    f"step {self.name!r}, field 'compensate.onInterrupt': only http, job, "
+                    "worker and workflow steps have an activity in flight that a cancel can "
+                    f"interrupt; remove onInterrupt (this is a {kind} step)"
+                )
         return self
 
 
@@ -423,8 +453,21 @@ class WorkflowSpec(Model):
         alias="onCancel",
         description="compensate completed steps on cancel, or abandon them.",
     )
+    on_exit: list[Step] | None = Field(
+        None,
+        alias="onExit",
+        min_length=1,
+        max_length=MAX_CLEANUP_STEPS,
+        description="Cleanup steps run once when the run ends, whatever the outcome "
+        "(Succeeded, Failed, Compensated, CompensationFailed, Cancelled, TimedOut), after "
+        "compensations and before the run takes its final phase; not after an Aborted run. "
+        "`run.outcome` (that phase) and `run.error` are in scope. The run keeps its outcome "
+        "and error; a failure here fails a run that had succeeded and is reported in the "
+        "CleanupFailed condition (at most 20 steps).",
+    )
 
 
 Branch.model_rebuild()
 ForEachAction.model_rebuild()
 CatchClause.model_rebuild()
+Step.model_rebuild()

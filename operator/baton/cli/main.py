@@ -32,6 +32,7 @@ SUBCOMMAND_MODULES = (
     "lint",
     "test",
     "crds",
+    "ui",
     "operator",
     "dev",
     "completion",

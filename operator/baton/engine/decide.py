@@ -25,6 +25,7 @@ from baton.engine.commands import (
     StartActivity,
     StartChildRun,
     TerminateChild,
+    idempotency_key,
 )
 from baton.engine.definition import Definition
 from baton.engine.errors import error_json
@@ -131,8 +132,8 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
     """Start commands of every running attempt, keyed by (key, attempt)."""
     out: dict[tuple[str, int], Command] = {}
     for path, step in state.steps.items():
-        if step.phase is not StepPhase.RUNNING or step.attempt == 0:
-            continue
+        if step.phase is not StepPhase.RUNNING or step.attempt == 0 or step.outcome is not None:
+            continue  # a step running its `finally` ended: its attempt is over
         sd = step_def(definition, path)
         command = KINDS[sd.kind].command(state, sd, path, step)
         if command is not None:
@@ -149,7 +150,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             kind=sd.compensate.action.kind.value,
             spec=run.request,
             attempt=run.attempt,
-            idempotency_key=f"{state.uid}/{comp.key}/{run.attempt}",
+            idempotency_key=idempotency_key(state.uid, comp.key, run.attempt),
             start_to_close=sd.compensate.timeouts.start_to_close,
             heartbeat=sd.compensate.timeouts.heartbeat,
             compensation=True,

@@ -185,6 +185,8 @@ class Compensation:
     action: Action
     retry: RetryPolicy
     timeouts: Timeouts
+    on_interrupt: bool = False
+    """Also compensate the step when a cancel or the run timeout interrupts it in flight."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,8 @@ class StepDef:
     catch: tuple[Catch, ...] = ()
     compensate: Compensation | None = None
     repeat: Repeat | None = None
+    finally_steps: tuple[StepDef, ...] = ()
+    """Cleanup run once the step ended, whatever the outcome (`finally`)."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,8 @@ class Definition:
 
     `index` maps every step name (nested ones included) to its StepDef; `depth` is the number of
     forEach steps around it, which tells how many `name[index].` frames prefix its instances;
-    `parent` maps a nested step to the step holding it and how (`branch`, `forEach`, `catch`).
+    `parent` maps a nested step to the step holding it and how (`branch`, `forEach`, `catch`,
+    `finally`). `on_exit` are the run's cleanup steps (`onExit`), top-level steps of their own.
     """
 
     steps: tuple[StepDef, ...]
@@ -248,6 +253,11 @@ class Definition:
     parent: Mapping[str, tuple[str, str]]
     waited_signals: frozenset[str]
     input_schema: Mapping[str, Any] | None = None
+    on_exit: tuple[StepDef, ...] = ()
+    cleanup: frozenset[str] = frozenset()
+    """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
+    while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
+    running."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -270,6 +280,8 @@ class _Compiler:
         self.depth: dict[str, int] = {}
         self.parent: dict[str, tuple[str, str]] = {}
         self.index: dict[str, StepDef] = {}
+        self.cleanup: set[str] = set()
+        self.in_finally: set[str] = set()
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else RetryModel()
         self.default_timeout = (
@@ -280,7 +292,9 @@ class _Compiler:
         spec = self.spec
         # Names first: references in expressions are checked against the whole set.
         self._collect(spec.steps, depth=0)
+        self._collect(spec.on_exit or [], depth=0, cleanup=True)
         steps = self._block(spec.steps)
+        on_exit = self._block(spec.on_exit) if spec.on_exit else ()
         output = self._template(spec.output, None, "output") if spec.output is not None else None
         queries = tuple(
             (name, self._expression(source, None, f"queries.{name}"))
@@ -320,11 +334,15 @@ class _Compiler:
                 s.wait.name for s in self.index.values() if s.wait is not None
             ),
             input_schema=spec.input_schema,
+            on_exit=on_exit,
+            cleanup=frozenset(self.cleanup),
         )
 
     # -- names -------------------------------------------------------------------------------
 
-    def _collect(self, steps: Iterable[Step], depth: int) -> None:
+    def _collect(
+        self, steps: Iterable[Step], depth: int, cleanup: bool = False, in_finally: bool = False
+    ) -> None:
         for step in steps:
             if step.name in self.names:
                 raise DefinitionError(
@@ -335,10 +353,27 @@ class _Compiler:
                 )
             self.names[step.name] = step
             self.depth[step.name] = depth
+            if cleanup:
+                self.cleanup.add(step.name)
+            if in_finally:
+                self.in_finally.add(step.name)
+            if cleanup and step.compensate is not None:
+                raise DefinitionError(
+                    "a cleanup step (in onExit or finally) is not part of the saga: it runs "
+                    "after the outcome is decided, so nothing would compensate it; remove "
+                    "compensate",
+                    step=step.name,
+                    field="compensate",
+                )
             for nested, nested_depth, relation in _children(step, depth):
                 for child in nested:
                     self.parent[child.name] = (step.name, relation)
-                self._collect(nested, nested_depth)
+                self._collect(
+                    nested,
+                    nested_depth,
+                    cleanup or relation == "finally",
+                    in_finally or relation == "finally",
+                )
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -391,6 +426,7 @@ class _Compiler:
                 self._compensation(step.compensate, name) if step.compensate is not None else None
             ),
             repeat=self._repeat(step),
+            finally_steps=self._block(step.finally_) if step.finally_ else (),
             **self._kind_fields(step, kind),
         )
         self.index[name] = compiled
@@ -494,6 +530,7 @@ class _Compiler:
             action=self._action(kind, getattr(comp, kind.value), step, f"compensate.{kind.value}"),
             retry=self._retry(comp.retry, step, "compensate.retry"),
             timeouts=self._timeouts(comp.timeout, step, "compensate.timeout"),
+            on_interrupt=comp.on_interrupt,
         )
 
     def _repeat(self, step: Step) -> Repeat | None:
@@ -585,6 +622,7 @@ class _Compiler:
         except ExpressionError as exc:
             raise DefinitionError(str(exc)) from None
         self._check_references(expression.step_references, step, where)
+        self._check_roots(expression.roots, step, where)
         return expression
 
     def _template(self, value: Any, step: str | None, where: str) -> Template:
@@ -593,7 +631,17 @@ class _Compiler:
         except ExpressionError as exc:
             raise DefinitionError(str(exc)) from None
         self._check_references(template.step_references, step, where)
+        self._check_roots(template.roots, step, where)
         return template
+
+    def _check_roots(self, roots: frozenset[str], step: str | None, where: str) -> None:
+        if "step" in roots and (step is None or step not in self.in_finally):
+            raise DefinitionError(
+                "`step` (the step that ended) is known only in the steps of a finally list; "
+                "use steps.<name> here",
+                step=step,
+                field=where,
+            )
 
     def _check_references(self, references: frozenset[str], step: str | None, where: str) -> None:
         unknown = sorted(references - self.names.keys())
@@ -646,6 +694,8 @@ def _children(step: Step, depth: int) -> Iterator[tuple[list[Step], int, str]]:
     for clause in step.catch or []:
         if clause.steps:
             yield clause.steps, depth, "catch"
+    if step.finally_:
+        yield step.finally_, depth, "finally"
 
 
 def _check_acyclic(steps: list[Step], after: Mapping[str, tuple[str, ...]]) -> None:

@@ -30,7 +30,7 @@ from baton.expr.cost import EVALUATION_BUDGET, TooDeepError, plan
 from baton.expr.syntax import Node, SyntaxLimitError, parse
 
 CONTEXT_ROOTS: frozenset[str] = frozenset(
-    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error"}
+    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error", "step"}
 )
 """Every name an expression may start from; which are bound depends on where it is evaluated."""
 

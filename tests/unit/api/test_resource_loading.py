@@ -94,6 +94,7 @@ EXAMPLE_WORKFLOWS = {
     "dev": ["property-purchase"],
     "interactive-priority": ["maintenance-request"],
     "long-inspections": ["renovation-inspections"],
+    "locked-deploy": ["locked-deploy"],
     "manual-approval": ["lease-change-approval"],
     "parallel-onboarding": ["tenant-onboarding"],
     "portfolio": ["portfolio-valuation", "property-valuation"],

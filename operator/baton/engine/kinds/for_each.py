@@ -15,6 +15,7 @@ from baton.engine.scope import (
     DONE,
     MAX_STEP_INSTANCES,
     Scope,
+    bad,
     first_failure,
     item_paths,
     subtree_size,
@@ -72,23 +73,37 @@ class ForEach(Kind):
         paths = item_paths(path, inner.name, len(step.items))
         # Item states are changed in place, never replaced, so this list stays current.
         items = [s.steps.get(p) for p in paths]
-        halt = halt or any(x is not None and x.phase in BAD for x in items)
+        cleanup = bool(inner.finally_steps)
+        if cleanup:
+            # Items that ended run their `finally` before anything else is decided.
+            for i, item in enumerate(items):
+                if item is not None:
+                    m.ended(inner, scope.enter(path, i, step.items[i]), paths[i], item)
+            halt = halt or any(x is not None and bad(x) for x in items)
+        else:
+            # The common case, kept to plain phase tests: this runs per pass over every item.
+            halt = halt or any(x is not None and x.phase in BAD for x in items)
         for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
-                m.drive_step(inner, scope.enter(path, i, step.items[i]), paths[i], item, halt)
-                if item.phase in BAD:
+                item_scope = scope.enter(path, i, step.items[i])
+                m.drive_step(inner, item_scope, paths[i], item, halt)
+                if cleanup:
+                    m.ended(inner, item_scope, paths[i], item)
+                if bad(item):
                     halt = True
         active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
+        can_start = m.may_start(inner.name)
         for i, item in enumerate(items):
-            if halt or not m.can_start or active >= each.concurrency:
+            if halt or not can_start or active >= each.concurrency:
                 break
             if item is None or item.phase is StepPhase.PENDING:
-                started = items[i] = m.start_step(
-                    inner, scope.enter(path, i, step.items[i]), paths[i]
-                )
+                item_scope = scope.enter(path, i, step.items[i])
+                started = items[i] = m.start_step(inner, item_scope, paths[i])
+                if cleanup:
+                    m.ended(inner, item_scope, paths[i], started)
                 if started.phase in ACTIVE:
                     active += 1
-                elif started.phase in BAD:
+                if bad(started):
                     halt = True
         if any(i is not None and i.phase in ACTIVE for i in items):
             return
@@ -97,7 +112,9 @@ class ForEach(Kind):
             m.execution_succeeded(sd, scope, path, step, output)
             return
         failed = [i for i in items if i is not None and i.phase in BAD]
-        if failed:
+        if failed and m.stopping:
+            m.cancel(step)
+        elif failed:
             m.step_failed(sd, scope, path, step, m.first_error(sd, [first_failure(failed).error]))
         elif halt:
             m.cancel(step)

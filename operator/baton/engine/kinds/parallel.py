@@ -10,7 +10,7 @@ from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
 from baton.engine.errors import StepError
 from baton.engine.kinds.base import Kind
-from baton.engine.scope import BAD, BlockResult, Scope
+from baton.engine.scope import BlockResult, Scope, bad
 from baton.engine.state import StepState
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Parallel(Kind):
     ) -> None:
         s = m.state
         halt = halt or any(
-            (x := s.steps.get(scope.prefix + inner.name)) is not None and x.phase in BAD
+            (x := s.steps.get(scope.prefix + inner.name)) is not None and bad(x)
             for branch in sd.branches
             for inner in branch.steps
         )
@@ -42,7 +42,7 @@ class Parallel(Kind):
             m.execution_succeeded(sd, scope, path, step, output)
         elif not any(r is BlockResult.RUNNING for r, _ in results):
             errors = [e for r, e in results if r is BlockResult.FAILED]
-            if errors:
+            if errors and not m.stopping:
                 m.step_failed(sd, scope, path, step, m.first_error(sd, errors))
             else:
                 m.cancel(step)
