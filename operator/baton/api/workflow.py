@@ -33,14 +33,18 @@ CelExpression = Annotated[
     ),
 ]
 
-STEP_NAME_PATTERN = r"^[a-z][a-zA-Z0-9_]{0,62}$"
+STEP_NAME_PATTERN = r"^[a-z](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$"
+"""A lowercase letter, then letters, digits, underscores or hyphens, not ending in a hyphen
+(`charge-card`, as Kubernetes users write names; `-` at the end would only be cut from the Job
+and child names derived from it)."""
 StepName = Annotated[
     str,
     Field(
         pattern=STEP_NAME_PATTERN,
         max_length=63,
-        description="Step name: a lowercase letter, then letters, digits or underscores "
-        "(at most 63 characters). Referenced in expressions as `steps.<name>`.",
+        description="Step name: a lowercase letter, then letters, digits, underscores or "
+        "hyphens, not ending in a hyphen (at most 63 characters). Referenced in expressions "
+        "as `steps.<name>`, or `steps['<name>']` when it holds a hyphen.",
     ),
 ]
 

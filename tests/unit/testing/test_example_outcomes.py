@@ -187,6 +187,33 @@ def test_locked_deploy_timeout_rolls_back_the_interrupted_rollout_and_cleans_up(
     assert result["virtualDuration"] == 2 * 3600
 
 
+def test_order_with_hyphenated_names_ships_after_a_suspension(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("order-fulfilment", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"charge": "ch-77", "tracking": "TRK-5"}
+    # suspended at 12h, resumed on day three: shipping starts then and takes two hours
+    assert result["virtualDuration"] == 3 * DAY + 2 * 3600
+    assert result["steps"]["wait-a-day"]["output"] == {"cancelled": False}
+
+
+def test_order_cancelled_by_a_hyphenated_signal_refunds_the_card(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("order-fulfilment", "mocks-cancelled.yaml", capsys)
+    assert result["phase"] == "Compensated"
+    assert result["compensations"] == ["charge-card"]
+    assert result["error"]["type"] == "OrderCancelled"
+
+
+def test_order_run_file_runs_beside_its_workflow(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = EXAMPLES / "order-fulfilment"
+    args = ["test", str(folder / "run.yaml"), "--mocks", str(folder / "mocks.yaml"), "--json"]
+    assert main([*args, "--expect", "Succeeded"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"]["tracking"] == "TRK-5"
+
+
 PINNED = {
     ("chunked-batch", "mocks.yaml"),
     ("interactive-priority", "mocks.yaml"),
@@ -196,6 +223,8 @@ PINNED = {
     ("locked-deploy", "mocks-timeout.yaml"),
     ("manual-approval", "mocks.yaml"),
     ("manual-approval", "mocks-approved.yaml"),
+    ("order-fulfilment", "mocks.yaml"),
+    ("order-fulfilment", "mocks-cancelled.yaml"),
     ("parallel-onboarding", "mocks.yaml"),
     ("parallel-onboarding", "mocks-invalid.yaml"),
     ("portfolio", "mocks.yaml"),
