@@ -211,11 +211,14 @@ class ScheduleLoop:
                 await self.start(command, spec, meta)
                 failpoint("after-schedule-start")
             elif isinstance(command, CancelRun):
-                with contextlib.suppress(ApiError):  # gone already: nothing to cancel
+                try:
                     await self.kube.patch(
                         path_of("workflowruns", self.namespace, command.name),
                         {"spec": {"cancel": True}},
                     )
+                except ApiError as exc:
+                    if exc.status != 404:  # gone already: nothing to cancel
+                        raise
             else:
                 assert isinstance(command, DeleteRun)
                 await self.kube.delete(path_of("workflowruns", self.namespace, command.name))
