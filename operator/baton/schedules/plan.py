@@ -30,8 +30,10 @@ MAX_BUFFER = 100
 """Most starts `bufferAll` keeps waiting; later ones are skipped (and say so)."""
 STARTS_PER_PASS = 100
 """Most runs one pass starts (a large backfill goes on in the next pass, at once)."""
-MISSED_PER_PASS = 10_000
-"""Most missed times one pass walks through (after a long outage of a frequent schedule)."""
+MISSED_COUNTED = 1_000
+"""Most missed times a pass counts one by one. After a long outage of a frequent schedule (a
+year of `* * * * *` is 525,600 times) the rest are skipped in one step, and the Missed action
+says "at least": walking them all would hold up every other loop of the operator."""
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,7 @@ class _Pass:
             self.m.cursor = max(self.m.cursor, self.now)
             note = f": {self.p.note}" if self.p.note else ""
             return None, None, f"nothing: suspended{note}"
+        self.skip_old()
         missed_from: datetime | None = None
         missed = 0
         while True:
@@ -394,9 +397,6 @@ class _Pass:
                 missed += 1
                 self.m.missed += 1
                 self.m.cursor = nominal
-                if missed >= MISSED_PER_PASS:
-                    self.more = True
-                    break
                 continue
             if not self.budget():
                 break
@@ -406,6 +406,30 @@ class _Pass:
             self.m.cursor = nominal
         self.flush_missed(missed_from, missed)
         return None, None, None if self.more else ending
+
+    def skip_old(self) -> None:
+        """Move the cursor past every time that is missed whatever its jitter (its nominal
+        time is older than catchupWindow plus jitter), counting at most MISSED_COUNTED."""
+        boundary = self.now - timedelta(seconds=self.p.catchup + self.p.jitter + 0.001)
+        if self.m.cursor >= boundary:
+            return
+        first: datetime | None = None
+        count = 0
+        for moment in self.p.calendar.between(self.m.cursor, boundary):
+            first = first or moment
+            count += 1
+            self.m.cursor = moment
+            if count >= MISSED_COUNTED:
+                self.m.cursor = boundary
+                break
+        if first is None:
+            return
+        self.m.missed += count
+        capped = count >= MISSED_COUNTED
+        span = rfc3339(first) if count == 1 else f"{rfc3339(first)} to {rfc3339(self.m.cursor)}"
+        amount = f"at least {count}" if capped else str(count)
+        message = f"{amount} time(s), {span}, older than catchupWindow"
+        self.note(Action(ActionKind.MISSED, self.m.cursor, ActionOrigin.SCHEDULE, None, message))
 
     def flush_missed(self, first: datetime | None, count: int) -> None:
         if first is None or not count:

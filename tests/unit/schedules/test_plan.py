@@ -54,6 +54,19 @@ def test_times_older_than_the_catchup_window_are_missed_and_newer_ones_start() -
     )
 
 
+def test_after_a_year_down_a_minutely_schedule_skips_the_old_times_in_one_pass() -> None:
+    p = policy(cron=["* * * * *"], catchupWindow="2m", overlap="allowAll")
+    now = T0 + timedelta(days=365)
+    decision = decide(p, Memory(cursor=T0), [], now)
+    (missed,) = [a for a in decision.actions if a.action is ActionKind.MISSED]
+    assert missed.message is not None
+    assert missed.message.startswith("at least 1000 time(s), 2027-01-01T00:01:00Z to ")
+    assert decision.memory.missed == 1000
+    # The times inside the window still start: the last two minutes and now.
+    assert len(starts(decision.commands)) == 3
+    assert decision.memory.cursor == now
+
+
 def test_a_crash_before_the_status_write_starts_nothing_twice() -> None:
     first = decide(policy(overlap="skip"), Memory(cursor=T0), [], T0 + HOUR)
     (started,) = starts(first.commands)
