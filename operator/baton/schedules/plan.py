@@ -30,6 +30,9 @@ MAX_BUFFER = 100
 """Most starts `bufferAll` keeps waiting; later ones are skipped (and say so)."""
 STARTS_PER_PASS = 100
 """Most runs one pass starts (a large backfill goes on in the next pass, at once)."""
+BACKFILL_TIMES_PER_PASS = 1_000
+"""Most backfill times one pass handles, started or not (a skipped time costs a pass time
+too: a decade of minutes under `skip` must not hold up the operator)."""
 MISSED_COUNTED = 1_000
 """Most missed times a pass counts one by one. After a long outage of a frequent schedule (a
 year of `* * * * *` is 525,600 times) the rest are skipped in one step, and the Missed action
@@ -362,9 +365,14 @@ class _Pass:
             # The range is the spec's times between its ends, whatever startAt/endAt say.
             calendar = replace(self.p.calendar, start=None, end=None)
             moment = calendar.next_after(after)
+            handled = 0
             while moment is not None and moment <= request.end and self.budget():
+                if handled >= BACKFILL_TIMES_PER_PASS:
+                    self.more = True
+                    return
                 self.arrive(moment, ActionOrigin.BACKFILL, request.overlap)
                 self.m.backfill_cursor = moment
+                handled += 1
                 moment = calendar.next_after(moment)
             if moment is None or moment > request.end:
                 self.m.backfills_done += 1

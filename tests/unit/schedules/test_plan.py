@@ -208,6 +208,21 @@ def test_a_large_backfill_goes_on_in_the_next_pass() -> None:
     assert starts(d2.commands)[0] == "hourly-20261231014000"
 
 
+def test_a_backfill_that_skips_most_times_still_hands_back_the_pass_after_a_thousand() -> None:
+    p = policy(
+        cron=["* * * * *"],
+        overlap="skip",
+        backfills=[
+            {"from": "2020-01-01T00:00:00Z", "to": "2026-12-31T00:00:00Z", "overlap": "skip"}
+        ],
+    )
+    decision = decide(p, Memory(cursor=T0), [], T0)
+    assert len(starts(decision.commands)) == 1  # the first; the rest skip while it runs
+    assert len(decision.actions) == 1000
+    assert decision.wake_at == T0
+    assert decision.memory.backfill_cursor == datetime(2020, 1, 1, 16, 39, tzinfo=UTC)
+
+
 def test_finished_runs_beyond_the_history_limits_are_deleted_oldest_first() -> None:
     runs = [RunView(f"r{i}", T0 + i * HOUR, finished=True, succeeded=i % 2 == 0) for i in range(6)]
     p = policy(successfulRunsHistoryLimit=1, failedRunsHistoryLimit=2)
