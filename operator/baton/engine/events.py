@@ -32,8 +32,9 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """The run exists: its input, identity, the Workflow generation it follows, and the
-    run-level overrides of its spec (`timeout` in seconds, `onCancel`)."""
+    """The run exists: its input, identity, the Workflow generation it follows, the
+    run-level overrides of its spec (`timeout` in seconds, `onCancel`), and for a run a
+    Schedule started, its nominal time (`run.scheduledTime`, RFC 3339)."""
 
     type: ClassVar[str] = "RunStarted"
     input: JSON
@@ -43,6 +44,13 @@ class RunStarted(Event):
     generation: int = 0
     timeout: float | None = None
     on_cancel: str | None = None
+    scheduled_time: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.scheduled_time is None:  # histories of unscheduled runs read as before
+            del data["scheduledTime"]
+        return data
 
 
 @dataclass(frozen=True)
