@@ -28,8 +28,16 @@ And inside the writes and commands of a batch:
   status that refers to it not;
 - `after-child-create` (baton.handlers.runs): a child run exists, its parent has not seen it.
 
+And in a Schedule's pass (baton.handlers.schedules):
+
+- `after-schedule-start`: one run of the pass was created, the ones after it not, and the
+  status does not count it;
+- `before-schedule-status`: the pass's runs were created (and cancels and deletes sent), its
+  status not written.
+
 tests/integration/test_crash.py kills the operator at the run loop's points,
-tests/integration/test_crash_windows.py at the others, each in the window it guards.
+tests/integration/test_crash_windows.py at the others, each in the window it guards, and
+tests/integration/test_schedules.py at the schedule's.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from baton.api.resources import GROUP, VERSION, WorkerPool, Workflow, WorkflowRun
+from baton.api.resources import GROUP, VERSION, Schedule, WorkerPool, Workflow, WorkflowRun
 from baton.api.run import MAX_RUN_NAME_LENGTH
+from baton.api.schedule import MAX_SCHEDULE_NAME_LENGTH
 from baton.api.workflow import STEP_KINDS, Step
 
 STEP_SCHEMA_DEPTH = 3
@@ -166,6 +167,23 @@ KINDS: tuple[Kind, ...] = (
             _AGE,
         ),
     ),
+    Kind(
+        Schedule,
+        "schedules",
+        "bsched",
+        (
+            PrinterColumn("Workflow", "string", ".spec.workflowRef.name", "The Workflow started."),
+            PrinterColumn("Spec", "string", ".status.summary", "The times, in one line."),
+            PrinterColumn(
+                "Last Run", "date", ".status.lastRunTime", "Nominal time of the last run started."
+            ),
+            PrinterColumn("Next Run", "string", ".status.nextRunTime", "When the next run starts."),
+            PrinterColumn("Active", "integer", ".status.activeRuns", "Runs still going."),
+            PrinterColumn("Suspended", "boolean", ".spec.suspend", "Whether times are skipped."),
+            _AGE,
+        ),
+        max_name_length=MAX_SCHEDULE_NAME_LENGTH,
+    ),
 )
 
 
@@ -220,6 +238,13 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             "or workflow (an inline definition)",
         ),
     ),
+    "ScheduleSpec": (
+        Rule(
+            "(has(self.cron) && self.cron.size() > 0) || "
+            "(has(self.intervals) && self.intervals.size() > 0)",
+            "give cron expressions or intervals (or both)",
+        ),
+    ),
     "WorkerPoolSpec": (
         Rule("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
         Rule(
@@ -245,6 +270,18 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
     ),
     ("WorkflowRunSpec", "redrive"): (
         Rule("self >= oldSelf", "spec.redrive may only grow: bump it to redrive a failed run"),
+    ),
+    ("ScheduleSpec", "triggers"): (
+        Rule(
+            "self.size() >= oldSelf.size() && oldSelf.all(i, s, self[i] == s)",
+            "spec.triggers is append-only: add at the end (path /spec/triggers/-)",
+        ),
+    ),
+    ("ScheduleSpec", "backfills"): (
+        Rule(
+            "self.size() >= oldSelf.size() && oldSelf.all(i, s, self[i] == s)",
+            "spec.backfills is append-only: add at the end (path /spec/backfills/-)",
+        ),
     ),
     ("WorkflowRunSpec", "workflowRef"): (
         Rule("self == oldSelf", "spec.workflowRef cannot change: start a new run instead"),

@@ -44,6 +44,14 @@ PHASE = "baton.dev/phase"
 """Label on a WorkflowRun: its phase, kept equal to `status.phase` by the operator (written when
 the phase changes, never per step), for `kubectl get workflowruns -l baton.dev/phase=Failed`."""
 
+SCHEDULE = "baton.dev/schedule"
+"""Label on a WorkflowRun a Schedule started: the Schedule's name
+(`kubectl get workflowruns -l baton.dev/schedule=nightly`)."""
+SCHEDULED_TIME = "baton.dev/scheduled-time"
+"""Annotation on a WorkflowRun a Schedule started: its nominal time (RFC 3339, UTC), which the
+run reads as `run.scheduledTime`."""
+_SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
 headers, Job env vars). Without it the operator refuses to read it for a run."""
@@ -67,3 +75,12 @@ def run_labels(workflow: str | None, phase: str) -> dict[str, str | None]:
     """The labels the operator keeps on a run: its Workflow (None removes the label: an inline
     definition has none) and its phase."""
     return {WORKFLOW: label_value(workflow) if workflow else None, PHASE: phase}
+
+
+def scheduled_time(body: Mapping[str, object]) -> str | None:
+    """The nominal time a run's annotation gives (`run.scheduledTime`), when it is one
+    (`2026-12-02T11:30:00Z`); anything else written there is not a time and gives None."""
+    metadata = body.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    value = annotations.get(SCHEDULED_TIME) if isinstance(annotations, Mapping) else None
+    return value if isinstance(value, str) and _SCHEDULED_TIME.fullmatch(value) else None

@@ -1,4 +1,4 @@
-"""The top-level resources (Workflow, WorkflowRun, WorkerPool) and loading them from YAML.
+"""The top-level resources (Workflow, WorkflowRun, WorkerPool, Schedule) and loading them from YAML.
 
 Loading turns pydantic's validation errors into a `ResourceError`: one line per problem, naming
 the field path as written in YAML (`spec.steps[2].http.url: field required`) and, where it can,
@@ -20,6 +20,7 @@ from baton.api.conditions import CONDITIONS_LIST_MAP, Condition
 from baton.api.duration import DURATION_PATTERN
 from baton.api.pool import WorkerPoolSpec, WorkerPoolStatus
 from baton.api.run import WorkflowRunSpec, WorkflowRunStatus
+from baton.api.schedule import ScheduleSpec, ScheduleStatus
 from baton.api.workflow import COMPUTED_DURATION_PATTERN, STEP_NAME_PATTERN, Model, WorkflowSpec
 
 GROUP = "baton.dev"
@@ -99,11 +100,22 @@ class WorkerPool(Model):
     status: WorkerPoolStatus | None = None
 
 
-Resource = Workflow | WorkflowRun | WorkerPool
-KINDS: dict[str, type[Workflow] | type[WorkflowRun] | type[WorkerPool]] = {
+class Schedule(Model):
+    """Starts WorkflowRuns of a Workflow on cron expressions or fixed intervals."""
+
+    api_version: Literal["baton.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["Schedule"] = "Schedule"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: ScheduleSpec
+    status: ScheduleStatus | None = None
+
+
+Resource = Workflow | WorkflowRun | WorkerPool | Schedule
+KINDS: dict[str, type[Workflow] | type[WorkflowRun] | type[WorkerPool] | type[Schedule]] = {
     "Workflow": Workflow,
     "WorkflowRun": WorkflowRun,
     "WorkerPool": WorkerPool,
+    "Schedule": Schedule,
 }
 
 

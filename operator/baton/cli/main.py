@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "runs",
     "inspection",
     "lifecycle",
+    "schedule",
     "lint",
     "test",
     "crds",

@@ -32,8 +32,9 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """The run exists: its input, identity, the Workflow generation it follows, and the
-    run-level overrides of its spec (`timeout` in seconds, `onCancel`, `parallelism`)."""
+    """The run exists: its input, identity, the Workflow generation it follows, the
+    run-level overrides of its spec (`timeout` in seconds, `onCancel`, `parallelism`), and for
+    a run a Schedule started, its nominal time (`run.scheduledTime`, RFC 3339)."""
 
     type: ClassVar[str] = "RunStarted"
     input: JSON
@@ -44,6 +45,18 @@ class RunStarted(Event):
     timeout: float | None = None
     on_cancel: str | None = None
     parallelism: int | None = None
+    scheduled_time: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        # Histories of runs without them read as before.
+        for key, value in (
+            ("scheduledTime", self.scheduled_time),
+            ("parallelism", self.parallelism),
+        ):
+            if value is None:
+                del data[key]
+        return data
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,7 @@ class Machine:
         s.started_at = self.now
         s.on_cancel = event.on_cancel
         s.parallelism = event.parallelism
+        s.scheduled_time = event.scheduled_time
         timeout = event.timeout if event.timeout is not None else self.d.timeout
         s.deadline = self.now + to_millis(timeout) if timeout is not None else None
         context = self.context(ROOT)
@@ -914,6 +915,7 @@ class Machine:
                 "name": s.run_name,
                 "namespace": s.namespace,
                 "uid": s.uid,
+                "scheduledTime": s.scheduled_time,
                 **cleanup.run_in_scope(self),
             },
             "now": self.now_time,

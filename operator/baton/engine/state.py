@@ -148,6 +148,8 @@ class State:
     on_cancel: str | None = None
     parallelism: int | None = None
     """The run's own bound of activities and child runs in flight (its spec's), if it has one."""
+    scheduled_time: str | None = None
+    """The nominal time of a run a Schedule started (RFC 3339), else None."""
     vars: dict[str, Any] = field(default_factory=dict)
     signals_received: int = 0
     signals: dict[str, Any] = field(default_factory=dict)
@@ -334,7 +336,10 @@ def state_to_status(
     put("redrive", state.redrive, 0)
     put("nextWakeupAt", rfc3339(next_wakeup_at) if next_wakeup_at is not None else None)
     put("conditions", state.conditions, [])
-    put("run", {"name": state.run_name, "namespace": state.namespace, "uid": state.uid})
+    run = {"name": state.run_name, "namespace": state.namespace, "uid": state.uid}
+    if state.scheduled_time is not None:
+        run["scheduledTime"] = state.scheduled_time
+    put("run", run)
     put("input", state.input)
     put("deadline", rfc3339(state.deadline) if state.deadline is not None else None)
     put("onCancel", state.on_cancel)
@@ -375,6 +380,7 @@ def state_from_status(status: dict[str, Any]) -> State:
         deadline=time("deadline"),
         on_cancel=status.get("onCancel"),
         parallelism=status.get("parallelism"),
+        scheduled_time=run.get("scheduledTime"),
         vars=dict(status.get("vars") or {}),
         signals_received=status.get("signalsConsumed", 0),
         signals=dict(status.get("signals") or {}),

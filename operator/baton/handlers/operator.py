@@ -13,6 +13,8 @@ Watches:
 - Jobs labelled as Baton's: routed to the Job executor, which turns them into step results.
 - WorkerPools and their Deployments: routed to the pools (baton.handlers.pools), which queue
   worker tasks, scale the Deployments and write the pools' status.
+- Schedules, and the runs they started: each schedule's loop (baton.handlers.schedules) is
+  started, told of spec changes and of its runs' endings, and stopped on deletion.
 
 With `--shard NAME` every watch but the Workflows' sees only objects labelled
 `baton.dev/shard=NAME`; without it, only objects without that label (settings.shard).
@@ -31,7 +33,7 @@ from typing import Any
 import kopf
 
 from baton import metrics
-from baton.api.labels import GROUP, PART, SHARD, VERSION
+from baton.api.labels import GROUP, PART, SCHEDULE, SHARD, VERSION
 from baton.executors.base import Executor
 from baton.executors.http import HttpExecutor, warm_up
 from baton.executors.job import JobExecutor
@@ -39,6 +41,7 @@ from baton.executors.worker import WorkerExecutor
 from baton.handlers.peering import PeeringGuard, own_identity
 from baton.handlers.pools import Pools
 from baton.handlers.runs import Shell
+from baton.handlers.schedules import Schedules
 from baton.handlers.workflows import reconcile_workflow
 from baton.settings import OperatorSettings
 from baton.store.kube import Connection, open_connection
@@ -53,6 +56,7 @@ class Memo:
     shell: Shell
     jobs: JobExecutor
     pools: Pools
+    schedules: Schedules
     connection: Connection
     stop_metrics: Callable[[], None]
 
@@ -103,8 +107,14 @@ def build_registry(
         )
         pools.is_active = lambda: shell.registry.active
         pools.start()
+        schedules = Schedules(kube, is_active=lambda: shell.registry.active)
         memo["baton"] = Memo(
-            shell=shell, jobs=jobs, pools=pools, connection=connection, stop_metrics=stop_metrics
+            shell=shell,
+            jobs=jobs,
+            pools=pools,
+            schedules=schedules,
+            connection=connection,
+            stop_metrics=stop_metrics,
         )
         await warm_up()
         # What start-up allocated (kopf, the API client's models, the CRD schemas) lives as long
@@ -127,6 +137,7 @@ def build_registry(
         state = memo.pop("baton", None)
         if state is None:
             return
+        await state.schedules.stop()
         await state.shell.registry.stop()
         for executor in state.shell.executors.values():
             await executor.close()
@@ -138,6 +149,16 @@ def build_registry(
     @kopf.on.event(GROUP, VERSION, "workflowruns", labels=shard, registry=registry)
     async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:
         memo["baton"].shell.registry.observe(type, _plain(body))
+
+    @kopf.on.event(GROUP, VERSION, "schedules", labels=shard, registry=registry)
+    async def on_schedule(type: str | None, body: kopf.Body, **_: Any) -> None:
+        memo["baton"].schedules.observe(type, _plain(body))
+
+    @kopf.on.event(
+        GROUP, VERSION, "workflowruns", labels={SCHEDULE: kopf.PRESENT, **shard}, registry=registry
+    )
+    async def on_scheduled_run(type: str | None, body: kopf.Body, **_: Any) -> None:
+        memo["baton"].schedules.observe_run(type, _plain(body))
 
     @kopf.on.event(GROUP, VERSION, "workflows", registry=registry)
     async def on_workflow(type: str | None, body: kopf.Body, **_: Any) -> None:

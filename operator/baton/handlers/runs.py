@@ -58,6 +58,7 @@ from baton.api.labels import (
     RUN_UID,
     WORKFLOW,
     run_labels,
+    scheduled_time,
 )
 from baton.api.resources import first_problem
 from baton.api.run import (
@@ -573,6 +574,7 @@ class RunLoop:
             timeout=parse_duration(spec.timeout) if spec.timeout else None,
             on_cancel=spec.on_cancel.value if spec.on_cancel else None,
             parallelism=spec.parallelism,
+            scheduled_time=scheduled_time(self.body),
         )
         await self._fold([started, *self._spec_events()])
 

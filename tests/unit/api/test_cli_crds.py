@@ -18,6 +18,7 @@ def test_crds_prints_every_crd_as_one_yaml_stream(capsys: pytest.CaptureFixture[
         "workflows.baton.dev",
         "workflowruns.baton.dev",
         "workerpools.baton.dev",
+        "schedules.baton.dev",
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     ]

@@ -196,12 +196,14 @@ def test_names_short_names_and_category() -> None:
         "Workflow": ["bwf"],
         "WorkflowRun": ["bwfr"],
         "WorkerPool": ["bwp"],
+        "Schedule": ["bsched"],
     }
     assert all(n["categories"] == ["baton"] for n in names.values())
     assert {c["metadata"]["name"] for c in CRDS.values()} == {
         "workflows.baton.dev",
         "workflowruns.baton.dev",
         "workerpools.baton.dev",
+        "schedules.baton.dev",
     }
 
 

@@ -204,7 +204,8 @@ def test_wrong_value_type_shows_the_value_given() -> None:
 
 def test_unknown_kind_lists_the_kinds() -> None:
     assert problems({"apiVersion": "baton.dev/v1alpha1", "kind": "Workflw"}) == [
-        "kind: unknown kind 'Workflw'; Baton's kinds are Workflow, WorkflowRun, WorkerPool"
+        "kind: unknown kind 'Workflw'; Baton's kinds are Workflow, WorkflowRun, WorkerPool, "
+        "Schedule"
     ]
 
 
@@ -268,7 +269,7 @@ def test_errors_in_several_documents_name_each_document() -> None:
     assert caught.value.messages == [
         "document 1 (Workflow one): spec.steps: field required",
         "document 2 (Nope): kind: unknown kind 'Nope'; Baton's kinds are Workflow, WorkflowRun, "
-        "WorkerPool",
+        "WorkerPool, Schedule",
     ]
 
 

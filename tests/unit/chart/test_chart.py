@@ -54,6 +54,8 @@ NAMESPACED_RIGHTS = {
     ("baton.dev", "workflows/status"): {"patch"},
     ("baton.dev", "workerpools"): {"get", "list", "watch"},
     ("baton.dev", "workerpools/status"): {"patch"},
+    ("baton.dev", "schedules"): {"get", "list", "watch"},
+    ("baton.dev", "schedules/status"): {"patch"},
     ("", "configmaps"): {"get", "list", "create", "patch"},
     ("", "pods"): {"get", "list"},
     ("", "secrets"): {"get", "create", "patch"},  # create, patch: WorkerPools' token Secrets
@@ -426,10 +428,12 @@ USER_RIGHTS = {
         ("baton.dev", "workflows"): {"get", "list", "watch"},
         ("baton.dev", "workflowruns"): {"get", "list", "watch"},
         ("baton.dev", "workerpools"): {"get", "list", "watch"},
+        ("baton.dev", "schedules"): {"get", "list", "watch"},
     },
     "edit": {
         ("baton.dev", "workflows"): {"create", "update", "patch", "delete", "deletecollection"},
         ("baton.dev", "workflowruns"): {"create", "update", "patch", "delete", "deletecollection"},
+        ("baton.dev", "schedules"): {"create", "update", "patch", "delete", "deletecollection"},
     },
     "admin": {
         ("baton.dev", "workerpools"): {"create", "update", "patch", "delete", "deletecollection"},
