@@ -175,6 +175,13 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             f"a step must have exactly one kind of {_STEP_KINDS_TEXT}",
             f"'step ' + self.name + ' must have exactly one kind of {_STEP_KINDS_TEXT}'",
         ),
+        Rule("!(has(self.needs) && has(self.depends))", "give needs or depends, not both"),
+    ),
+    "ParallelAction": (
+        Rule(
+            "!(has(self.failFast) && has(self.mode) && self.mode == 'race')",
+            "failFast has no effect with mode: race; remove it",
+        ),
     ),
     "Compensation": (
         Rule(
