@@ -9,10 +9,12 @@ that should be in flight, which is what the shell re-issues after a crash, and `
 the earliest due time, which is all the shell's timer heap needs.
 
 Semantics decided here (and recorded in docs/architecture.md, "Engine"):
-- A composite (the run, a parallel step, a forEach step, a list of catch steps) whose child fails
-  stops starting new children, cancels children that only wait (backoffs, sleeps, signal waits,
-  repeat intervals, child runs), lets running activities finish, and then fails with the first
-  error. A run fails the same way, then compensates.
+- A composite (the run, a parallel step, a forEach step, a list of catch steps) whose child
+  fails fatally (`outcomes.is_fatal`) stops starting new children, cancels everything in flight
+  in it at once (`_cancel_subtree`) and fails with that error in the same decision; without
+  fail-fast it goes on with what does not depend on the failure and fails at the end. A run
+  fails the same way, then compensates. A race's first branch to end decides; the others are
+  cancelled the same way.
 - Cancel and the run timeout stop at once: running activities are cancelled too.
 - Retries apply to activities and child runs; sleep, waitForSignal, set, fail and composites fail
   at once (a `catch` can still recover them).
@@ -60,6 +62,15 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.limits import value_problem
+from baton.engine.outcomes import (
+    failed_items,
+    is_fatal,
+    is_settled,
+    race_output,
+    readiness,
+    tolerance_error,
+    tolerant_output,
+)
 from baton.engine.retry import backoff_delay, is_retryable
 from baton.engine.state import (
     CompensationState,
@@ -688,7 +699,9 @@ class _Machine:
         if s.compensations:
             self._drive_compensations()
             return
-        result, error = self._drive_block(self.d.steps, _ROOT, halting=s.ending is not None)
+        result, error = self._drive_block(
+            self.d.steps, _ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
+        )
         if result == "succeeded":
             self._succeed_run()
         elif result in ("failed", "halted"):
@@ -702,42 +715,101 @@ class _Machine:
         return not self.state.suspended and self.state.ending is None
 
     def _drive_block(
-        self, steps: tuple[StepDef, ...], scope: _Scope, *, halting: bool
+        self, steps: tuple[StepDef, ...], scope: _Scope, *, halting: bool, fail_fast: bool = True
     ) -> tuple[str, dict[str, Any] | None]:
-        """Drive one list of steps; returns (running|succeeded|failed|halted, first error)."""
+        """Drive one list of steps; returns (running|succeeded|failed|halted, first error).
+
+        A step whose failure is fatal (see `outcomes.is_fatal`) halts a fail-fast list: nothing
+        new starts and everything in flight in it is cancelled at once, so the list fails in
+        the same decision. Without fail-fast, the list goes on with what does not depend on the
+        failed step, and fails once nothing more can run."""
         s = self.state
-        halt = halting or any(
-            (x := s.steps.get(scope.prefix + sd.name)) is not None and x.phase in BAD
-            for sd in steps
+        prefix = scope.prefix
+        fatal = any(
+            (x := s.steps.get(prefix + sd.name)) is not None and is_fatal(sd, x) for sd in steps
         )
+        halt = halting or (fail_fast and fatal)
+        if halt:
+            self._cancel_block(steps, scope)
         for sd in steps:
-            path = scope.prefix + sd.name
+            path = prefix + sd.name
             step = s.steps.get(path)
             if step is None or step.phase is StepPhase.PENDING:
                 if halt or not self._can_start:
                     continue
-                if all(
-                    (dep := s.steps.get(scope.prefix + name)) is not None and dep.phase in DONE
-                    for name in sd.after
-                ):
-                    step = self._start_step(sd, scope, path)
+                ready = readiness(sd, prefix, s.steps, self.d.index)
+                if ready is None:
+                    continue
+                step = self._start_step(sd, scope, path) if ready else self._skip_step(path)
             elif step.phase in ACTIVE:
                 self._drive_step(sd, scope, path, step, halt)
-            if step is not None and step.phase in BAD:
+            if not halt and fail_fast and step is not None and is_fatal(sd, step):
                 halt = True
-        instances = [s.steps.get(scope.prefix + sd.name) for sd in steps]
-        if any(i is not None and i.phase in ACTIVE for i in instances):
+                self._cancel_block(steps, scope)
+        instances = [(sd, s.steps.get(prefix + sd.name)) for sd in steps]
+        if any(i is not None and i.phase in ACTIVE for _, i in instances):
             return "running", None
-        failed = [i for i in instances if i is not None and i.phase in BAD]
+        failed = [i for sd, i in instances if i is not None and is_fatal(sd, i)]
+        # Without fail-fast a pending step that can still start (or be skipped) keeps the list
+        # going: the next pass starts it.
+        if (
+            failed
+            and not halt
+            and self._can_start
+            and any(
+                (i is None or i.phase is StepPhase.PENDING)
+                and readiness(sd, prefix, s.steps, self.d.index) is not None
+                for sd, i in instances
+            )
+        ):
+            return "running", None
         if failed:
             first = min(
                 failed,
                 key=lambda i: (i.phase is not StepPhase.FAILED, i.finished_at or 0),
             )
             return "failed", first.error
-        if all(i is not None and i.phase in DONE for i in instances):
+        if all(i is not None and is_settled(sd, i) for sd, i in instances):
             return "succeeded", None
         return ("halted" if halt else "running"), None
+
+    def _skip_step(self, path: str) -> StepState:
+        """Skip a pending step whose dependencies can never be met."""
+        step = self.state.steps.get(path)
+        if step is None:
+            step = self.state.steps[path] = StepState()
+        step.started_at = self.now
+        step.error = None
+        self._finish(step, StepPhase.SKIPPED)
+        return step
+
+    # -- cancelling a subtree ----------------------------------------------------------------
+
+    def _cancel_block(self, steps: tuple[StepDef, ...], scope: _Scope) -> None:
+        """Cancel everything in flight in a list of steps, nested steps included."""
+        for sd in steps:
+            step = self.state.steps.get(scope.prefix + sd.name)
+            if step is not None and step.phase in ACTIVE:
+                self._cancel_subtree(sd, scope, scope.prefix + sd.name, step)
+
+    def _cancel_subtree(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
+        """Cancel the active step instance at `path` and everything in flight under it: its
+        branches, its forEach items, its catch clause's steps. Only the state changes; the
+        commands follow from the difference (CancelActivity for a running attempt,
+        TerminateChild per the child's parentClosePolicy, CancelTimer for its due times)."""
+        if step.recovering is not None:
+            clause_steps = sd.catch[step.recovering].steps
+            assert clause_steps is not None
+            self._cancel_block(clause_steps, scope)
+        for branch in sd.branches:
+            self._cancel_block(branch.steps, scope)
+        if sd.for_each is not None and step.items is not None:
+            inner = sd.for_each.step
+            for i, path_i in enumerate(_item_paths(path, inner.name, len(step.items))):
+                item = self.state.steps.get(path_i)
+                if item is not None and item.phase in ACTIVE:
+                    self._cancel_subtree(inner, scope.enter(path, i, step.items[i]), path_i, item)
+        self._cancel(step)
 
     def _drive_step(
         self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
@@ -771,18 +843,24 @@ class _Machine:
     def _drive_parallel(
         self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
     ) -> None:
-        s = self.state
-        halt = halt or any(
-            (x := s.steps.get(scope.prefix + inner.name)) is not None and x.phase in BAD
-            for branch in sd.branches
-            for inner in branch.steps
-        )
+        if sd.is_race:
+            self._drive_race(sd, scope, path, step, halt)
+            return
         results = []
         for branch in sd.branches:
-            result = self._drive_block(branch.steps, scope, halting=halt)
+            result = self._drive_block(branch.steps, scope, halting=halt, fail_fast=sd.fail_fast)
             results.append(result)
-            if result[0] == "failed":
+            if result[0] == "failed" and sd.fail_fast and not halt:
+                # A branch failed for good: the others are cancelled at once, so the step fails
+                # (and its catch or the run's compensation starts) in this decision.
                 halt = True
+                for other in sd.branches:
+                    self._cancel_block(other.steps, scope)
+        if halt:
+            results = [
+                self._drive_block(b.steps, scope, halting=True, fail_fast=sd.fail_fast)
+                for b in sd.branches
+            ]
         if all(r == "succeeded" for r, _ in results):
             output = {b.name: self._last_output(b.steps, scope) for b in sd.branches}
             self._execution_succeeded(sd, scope, path, step, output, own=True)
@@ -792,6 +870,27 @@ class _Machine:
                 self._step_failed(sd, scope, path, step, self._first_error(sd, scope, errors))
             else:
                 self._cancel(step)
+
+    def _drive_race(
+        self, sd: StepDef, scope: _Scope, path: str, step: StepState, halt: bool
+    ) -> None:
+        """A race: the first branch to end (in list order within one decision) decides; the
+        others are cancelled at once."""
+        results = [self._drive_block(b.steps, scope, halting=halt) for b in sd.branches]
+        winner = next((i for i, (r, _) in enumerate(results) if r in ("succeeded", "failed")), None)
+        if winner is None:
+            if not any(r == "running" for r, _ in results):
+                self._cancel(step)
+            return
+        for branch in sd.branches:
+            self._cancel_block(branch.steps, scope)
+        branch = sd.branches[winner]
+        result, error = results[winner]
+        if result == "succeeded":
+            output = race_output(branch.name, self._last_output(branch.steps, scope))
+            self._execution_succeeded(sd, scope, path, step, output, own=True)
+        else:
+            self._step_failed(sd, scope, path, step, self._first_error(sd, scope, [error]))
 
     def _first_error(
         self, sd: StepDef, scope: _Scope, errors: list[dict[str, Any] | None]
@@ -808,16 +907,32 @@ class _Machine:
         each = sd.for_each
         assert each is not None
         assert step.items is not None
+        values = step.items
         inner = each.step
-        paths = _item_paths(path, inner.name, len(step.items))
+        paths = _item_paths(path, inner.name, len(values))
+        total = len(paths)
         # Item states are changed in place, never replaced, so this list stays current.
         items = [s.steps.get(p) for p in paths]
-        halt = halt or any(x is not None and x.phase in BAD for x in items)
+
+        def exceeded() -> bool:
+            cancelled = any(x is not None and x.phase is StepPhase.CANCELLED for x in items)
+            return cancelled or each.exceeded(len(failed_items(inner, items)), total)
+
+        def stop() -> None:
+            # Past what the forEach tolerates: the items in flight are cancelled at once.
+            for i, x in enumerate(items):
+                if x is not None and x.phase in ACTIVE:
+                    self._cancel_subtree(inner, scope.enter(path, i, values[i]), paths[i], x)
+
+        halt = halt or exceeded()
+        if halt:
+            stop()
         for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
                 self._drive_step(inner, scope.enter(path, i, step.items[i]), paths[i], item, halt)
-                if item.phase in BAD:
+                if not halt and item.phase in BAD and exceeded():
                     halt = True
+                    stop()
         active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
         for i, item in enumerate(items):
             if halt or not self._can_start or active >= each.concurrency:
@@ -828,20 +943,32 @@ class _Machine:
                 )
                 if started.phase in ACTIVE:
                     active += 1
-                elif started.phase in BAD:
+                elif started.phase in BAD and exceeded():
                     halt = True
+                    stop()
         if any(i is not None and i.phase in ACTIVE for i in items):
             return
-        if all(i is not None and i.phase in DONE for i in items):
-            output = [i.output for i in items if i is not None]
-            self._execution_succeeded(sd, scope, path, step, output, own=True)
+        failed = failed_items(inner, items)
+        if not exceeded():
+            if all(
+                i is not None and (is_settled(inner, i) or i.phase is StepPhase.FAILED)
+                for i in items
+            ):
+                output: Any = (
+                    tolerant_output(items, failed)
+                    if each.tolerates_failures
+                    else [i.output for i in items if i is not None]
+                )
+                self._execution_succeeded(sd, scope, path, step, output, own=True)
+            elif halt:
+                self._cancel(step)
             return
-        failed = [i for i in items if i is not None and i.phase in BAD]
-        if failed:
-            first = min(failed, key=lambda i: (i.phase is not StepPhase.FAILED, i.finished_at or 0))
-            self._step_failed(sd, scope, path, step, self._first_error(sd, scope, [first.error]))
-        elif halt:
-            self._cancel(step)
+        if each.tolerates_failures and each.exceeded(len(failed), total):
+            self._step_failed(sd, scope, path, step, tolerance_error(each, sd.name, failed, total))
+            return
+        bad = [i for i in items if i is not None and is_fatal(inner, i)]
+        first = min(bad, key=lambda i: (i.phase is not StepPhase.FAILED, i.finished_at or 0))
+        self._step_failed(sd, scope, path, step, self._first_error(sd, scope, [first.error]))
 
     def _last_output(self, steps: tuple[StepDef, ...], scope: _Scope) -> Any:
         last = self.state.steps.get(scope.prefix + steps[-1].name)
@@ -1331,11 +1458,28 @@ class _Machine:
         self._redrive_block(self.d.steps, _ROOT)
 
     def _redrive_block(self, steps: tuple[StepDef, ...], scope: _Scope) -> None:
+        redriven: set[str] = set()
         for sd in steps:
             path = scope.prefix + sd.name
             step = self.state.steps.get(path)
             if step is not None and step.phase in BAD:
                 self._redrive_step(sd, scope, path, step)
+                redriven.add(sd.name)
+        # Steps skipped because a redriven step had failed decide again once it ends.
+        changed = bool(redriven)
+        while changed:
+            changed = False
+            for sd in steps:
+                step = self.state.steps.get(scope.prefix + sd.name)
+                if (
+                    sd.name not in redriven
+                    and step is not None
+                    and step.phase is StepPhase.SKIPPED
+                    and redriven.intersection(sd.after)
+                ):
+                    self._reset(step)
+                    redriven.add(sd.name)
+                    changed = True
 
     def _redrive_step(self, sd: StepDef, scope: _Scope, path: str, step: StepState) -> None:
         step.error = None
