@@ -16,6 +16,7 @@ from typing import Any
 from baton.api.run import StepPhase
 from baton.engine.definition import ForEach, StepDef
 from baton.engine.depends import Outcome, Ref
+from baton.engine.errors import StepError, error_json
 from baton.engine.state import StepState
 
 FINISHED = frozenset(
@@ -95,25 +96,25 @@ def failed_items(inner: StepDef, items: Sequence[StepState | None]) -> list[int]
     return [i for i, x in enumerate(items) if x is not None and x.phase is StepPhase.FAILED]
 
 
-def tolerance_error(each: ForEach, name: str, failed: list[int], total: int) -> dict[str, Any]:
+def tolerance_error(each: ForEach, name: str, failed: list[int], total: int) -> StepError:
     """The error of a forEach whose failed items passed what it tolerates."""
     limits = []
     if each.tolerated_failure_count is not None:
         limits.append(f"{each.tolerated_failure_count} items")
     if each.tolerated_failure_percentage is not None:
         limits.append(f"{each.tolerated_failure_percentage:g}% of {total} items")
-    return {
-        "type": TOLERATED_FAILURE_EXCEEDED,
-        "message": f"{len(failed)} of {total} items failed, more than the "
+    return StepError(
+        type=TOLERATED_FAILURE_EXCEEDED,
+        message=f"{len(failed)} of {total} items failed, more than the "
         f"{' or '.join(limits)} tolerated",
-        "step": name,
-        "details": {
+        step=name,
+        details={
             "failed": failed,
             "total": total,
             "toleratedFailureCount": each.tolerated_failure_count,
             "toleratedFailurePercentage": each.tolerated_failure_percentage,
         },
-    }
+    )
 
 
 def tolerant_output(items: Sequence[StepState | None], failed: list[int]) -> dict[str, Any]:
@@ -128,4 +129,4 @@ def tolerant_output(items: Sequence[StepState | None], failed: list[int]) -> dic
 
 
 def _error(item: StepState | None) -> Any:
-    return item.error if item is not None else None
+    return error_json(item.error) if item is not None else None

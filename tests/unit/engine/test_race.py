@@ -5,7 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
-from baton.engine import CancelActivity, CancelTimer, StartChildRun, TerminateChild
+from baton.engine import CancelActivity, StartChildRun, TerminateChild, deadlines
 
 RACE = """
 defaults: {retry: {maxAttempts: 1}}
@@ -33,8 +33,9 @@ def test_the_first_branch_to_end_wins_and_its_output_names_it() -> None:
 
 def test_the_losing_branch_timer_is_dropped() -> None:
     run = Run(RACE)
+    assert [d.timer_id for d in deadlines(run.definition, run.sim.state)] == ["wait#0/sleep"]
     run.complete("vendorQuote", {"price": 99}, after=4)
-    assert [t.timer_id for t in run.of_type(CancelTimer)] == ["wait#0/sleep"]
+    assert deadlines(run.definition, run.sim.state) == []
     assert run.step_phase("wait") is StepPhase.CANCELLED
     assert "listPrice" not in run.sim.state.steps
 
@@ -61,7 +62,7 @@ def test_a_branch_that_ends_failing_fails_the_race() -> None:
     assert run.step_phase("quote") is StepPhase.FAILED
     assert run.step_phase("wait") is StepPhase.CANCELLED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "PricingDown"
+    assert run.sim.state.error.type == "PricingDown"
 
 
 def test_a_losing_child_run_is_terminated() -> None:

@@ -83,6 +83,12 @@ class Kind:
     ) -> None:
         """Drive a RUNNING step one pass; `halt` says nothing new may start in it."""
 
+    def cancel_nested(
+        self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
+    ) -> None:
+        """Cancel what is in flight inside an active instance being cancelled (`Machine.
+        cancel_subtree`); only composites nest steps."""
+
     def redrive(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         """Make a failed step go again: by default from the start, with a fresh retry budget;
         attempt numbers go on, so no idempotency key repeats."""

@@ -1,18 +1,27 @@
 """`forEach`: runs its step once per item of a list, at most `concurrency` at a time; succeeds
-with the list of the items' outputs, fails with the first failed item's error once none runs.
-The item instances live at `path[index].step`. Redrive redrives the failed items only."""
+with the list of the items' outputs. The first item failing for good cancels the items in
+flight at once and fails the step with its error, unless the forEach tolerates failed items
+(`toleratedFailureCount`/`Percentage`): then it fails with ToleratedFailureExceeded once they
+are exceeded, and otherwise succeeds with `{items, failed}`. The item instances live at
+`path[index].step`. Redrive redrives the failed items only."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
 from baton.engine.kinds.base import Kind
+from baton.engine.outcomes import (
+    failed_items,
+    is_fatal,
+    is_settled,
+    tolerance_error,
+    tolerant_output,
+)
 from baton.engine.scope import (
     ACTIVE,
     BAD,
-    DONE,
     MAX_STEP_INSTANCES,
     Scope,
     first_failure,
@@ -68,39 +77,71 @@ class ForEach(Kind):
         each = sd.for_each
         assert each is not None
         assert step.items is not None
+        values = step.items
         inner = each.step
-        paths = item_paths(path, inner.name, len(step.items))
+        paths = item_paths(path, inner.name, len(values))
+        total = len(paths)
         # Item states are changed in place, never replaced, so this list stays current.
         items = [s.steps.get(p) for p in paths]
-        halt = halt or any(x is not None and x.phase in BAD for x in items)
+
+        def exceeded() -> bool:
+            cancelled = any(x is not None and x.phase is StepPhase.CANCELLED for x in items)
+            return cancelled or each.exceeded(len(failed_items(inner, items)), total)
+
+        halt = halt or exceeded()
+        if halt:
+            self.cancel_nested(m, sd, scope, path, step)
         for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
-                m.drive_step(inner, scope.enter(path, i, step.items[i]), paths[i], item, halt)
-                if item.phase in BAD:
+                m.drive_step(inner, scope.enter(path, i, values[i]), paths[i], item, halt)
+                if not halt and item.phase in BAD and exceeded():
+                    # Past what the forEach tolerates: the items in flight are cancelled at once.
                     halt = True
+                    self.cancel_nested(m, sd, scope, path, step)
         active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
         for i, item in enumerate(items):
             if halt or not m.can_start or active >= each.concurrency:
                 break
             if item is None or item.phase is StepPhase.PENDING:
-                started = items[i] = m.start_step(
-                    inner, scope.enter(path, i, step.items[i]), paths[i]
-                )
+                started = items[i] = m.start_step(inner, scope.enter(path, i, values[i]), paths[i])
                 if started.phase in ACTIVE:
                     active += 1
-                elif started.phase in BAD:
+                elif started.phase in BAD and exceeded():
                     halt = True
+                    self.cancel_nested(m, sd, scope, path, step)
         if any(i is not None and i.phase in ACTIVE for i in items):
             return
-        if all(i is not None and i.phase in DONE for i in items):
-            output = [i.output for i in items if i is not None]
-            m.execution_succeeded(sd, scope, path, step, output)
+        failed = failed_items(inner, items)
+        if not exceeded():
+            if all(
+                i is not None and (is_settled(inner, i) or i.phase is StepPhase.FAILED)
+                for i in items
+            ):
+                output: Any = (
+                    tolerant_output(items, failed)
+                    if each.tolerates_failures
+                    else [i.output for i in items if i is not None]
+                )
+                m.execution_succeeded(sd, scope, path, step, output)
+            elif halt:
+                m.cancel(step)
             return
-        failed = [i for i in items if i is not None and i.phase in BAD]
-        if failed:
-            m.step_failed(sd, scope, path, step, m.first_error(sd, [first_failure(failed).error]))
-        elif halt:
-            m.cancel(step)
+        if each.tolerates_failures and each.exceeded(len(failed), total):
+            m.step_failed(sd, scope, path, step, tolerance_error(each, sd.name, failed, total))
+            return
+        bad = [i for i in items if i is not None and is_fatal(inner, i)]
+        m.step_failed(sd, scope, path, step, m.first_error(sd, [first_failure(bad).error]))
+
+    def cancel_nested(
+        self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
+    ) -> None:
+        if sd.for_each is None or step.items is None:
+            return
+        inner = sd.for_each.step
+        for i, item_path in enumerate(item_paths(path, inner.name, len(step.items))):
+            item = m.state.steps.get(item_path)
+            if item is not None and item.phase in ACTIVE:
+                m.cancel_subtree(inner, scope.enter(path, i, step.items[i]), item_path, item)
 
     def redrive(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         if step.items is None:
