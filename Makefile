@@ -2,7 +2,7 @@
 UV ?= uv
 RUN := $(UV) run --locked
 
-.PHONY: install lint test test-unit test-integration crds controlplane dev dev-down clean
+.PHONY: install lint test test-unit test-integration test-browser test-counts crds controlplane dev dev-down ui ui-check clean
 
 install:  ## Create .venv with the locked dependencies.
 	$(UV) sync --locked
@@ -14,14 +14,29 @@ lint: install  ## ruff, mypy --strict, the import contract, stale-CRD check, Doc
 	$(RUN) lint-imports
 	hack/dockerfile-lint.sh Dockerfile activities/Dockerfile
 
-test: install  ## Unit tests, then integration tests on a local control plane.
+# The control plane is built before pytest starts: a cold build (about 10 min) inside the first
+# integration test's setup would run into that test's time limit.
+test: install controlplane  ## Unit tests, then integration tests on a local control plane.
 	$(RUN) pytest
 
 test-unit: install
 	$(RUN) pytest tests/unit
 
-test-integration: install
+test-integration: install controlplane
 	$(RUN) pytest tests/integration
+
+test-browser: install controlplane  ## The web view in headless Chromium (/usr/bin/chromium) on a local control plane.
+	$(RUN) pytest tests/browser
+
+ui:  ## Rebuild the web view's bundle (operator/baton/ui/static/app.js) from web/src with esbuild.
+	cd web && npm ci --no-audit --no-fund && npm run check && npm run build
+
+ui-check: ui  ## Fail when the committed bundle is not what web/src builds.
+	@git diff --quiet -- operator/baton/ui/static/app.js || { \
+		echo "error: operator/baton/ui/static/app.js is stale: run make ui and commit it" >&2; exit 1; }
+
+test-counts: install  ## Fail if a test folder collects fewer tests than tests/collection-floors.txt.
+	$(RUN) python tests/collection_floors.py
 
 crds: install  ## Regenerate crds/ and the chart's charts/baton/crds/ from the pydantic models.
 	$(RUN) baton crds --output crds

@@ -14,6 +14,7 @@ CACHE_DIR="${BATON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}"
 DEV_DIR="$CACHE_DIR/dev/${BATON_CLUSTER:-baton}"
 SERVICES_PORT="${BATON_DEV_PORT:-8900}"
 WORKER_PORT="${BATON_DEV_WORKER_PORT:-8901}"
+UI_PORT="${BATON_DEV_UI_PORT:-8980}"
 cd "$REPO_DIR"
 
 log() { printf '[dev] %s\n' "$*" >&2; }
@@ -66,6 +67,7 @@ copy_tokens() {
 }
 
 down() {
+	stop_process ui
 	stop_process operator
 	stop_process worker
 	stop_process services
@@ -89,6 +91,8 @@ up() {
 	# pod annotations, nothing else (the operator's pod policy allows none by default).
 	start_process operator uv run --locked baton operator --standalone --liveness "" \
 		--metrics-port 0 --allow-job-pod-annotation 'kwok.baton.dev/*'
+	# The web view, as the kubeconfig's user (the control plane's admin here), on 127.0.0.1.
+	start_process ui uv run --locked baton ui --port "$UI_PORT"
 	for port in "$SERVICES_PORT" "$WORKER_PORT"; do
 		for _ in $(seq 300); do
 			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -109,6 +113,9 @@ up() {
 	cat >&2 <<-TEXT
 
 	[dev] Baton is running: control plane '${BATON_CLUSTER:-baton}', operator, demo services.
+
+	      Web view: http://127.0.0.1:$UI_PORT/runs/default/$name
+
 	      Use it from your shell:
 
 	        eval "\$(hack/controlplane.sh env)"
@@ -120,7 +127,7 @@ up() {
 	        uv run baton run property-purchase -i '{"propertyId": "loft-2", "buyer": "Sam", "payment": {"amount": 2500000}}'
 	        uv run baton signal <run> manualApproval --payload '{"ok": true}'   # over 1M needs approval
 
-	      Logs: $DEV_DIR/operator.log, worker.log and services.log
+	      Logs: $DEV_DIR/operator.log, ui.log, worker.log and services.log
 	      Stop everything: make dev-down
 	TEXT
 }

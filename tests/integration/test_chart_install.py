@@ -351,6 +351,7 @@ def test_view_users_read_edit_users_run_and_signal_admin_users_manage_pools(
     )
 
 
+@pytest.mark.timeout(600)  # helm test alone may take 180 s
 def test_the_helm_test_run_succeeds_and_its_account_reads_only_that_run(
     crds: Cluster, runs: Runs, chart_operator: tuple[OperatorProcess, Path], tmp_path: Path
 ) -> None:

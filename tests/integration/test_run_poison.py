@@ -187,6 +187,7 @@ def test_nested_for_each_over_the_instance_limit_fails_the_run_with_too_many_ite
     assert len(status["steps"]) <= 2000
 
 
+@pytest.mark.timeout(600)  # waits up to 180 s for the run
 def test_signals_too_large_for_the_status_end_the_run_failed_instead_of_restarting(
     runs: Runs, operator: OperatorProcess
 ) -> None:

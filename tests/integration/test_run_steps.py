@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Runs
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
@@ -422,6 +423,7 @@ def test_output_over_4_kib_is_offloaded_to_a_configmap_and_the_next_step_still_r
     assert recorder.calls_to("/count")[0].body == {"rows": 1000, "last": "row-00999"}
 
 
+@pytest.mark.timeout(600)  # waits up to 180 s for the run
 def test_a_status_over_its_budget_offloads_every_output_and_stays_under_it(
     runs: Runs, recorder: Recorder, operator: OperatorProcess
 ) -> None:

@@ -27,20 +27,20 @@ from typing import Any, TypeVar
 import aiohttp
 
 from baton.api.duration import format_duration
-from baton.api.labels import PARENT_UID
-from baton.cli import CommandError
+from baton.cli import CommandError, runactions
 from baton.cli.completion import Kind, signal_names
 from baton.cli.describe import build_tree, describe_data, describe_lines
 from baton.cli.kubeconfig import Target
 from baton.cli.output import DATA_FORMATS, Output, colour_enabled, dump, phase_painter
-from baton.cli.podlogs import CONTAINER, choose_pod, pod_selector, step_pods
-from baton.cli.runpatch import (
-    flag_patch,
-    has_signal_list,
-    redrive_patch,
-    redrive_value,
-    resubmit_manifest,
-    signal_patch,
+from baton.cli.podlogs import choose_pod
+from baton.cli.runpatch import resubmit_manifest
+from baton.cli.runread import (
+    RUNS,
+    pod_log,
+    read_children,
+    read_definition,
+    read_job_pods,
+    read_run_history,
 )
 from baton.cli.runview import (
     is_finished,
@@ -53,18 +53,12 @@ from baton.cli.runview import (
     wait_line,
 )
 from baton.cli.timeline import history_lines
-from baton.executors.base import RunRef
-from baton.store.history import read_history
 from baton.store.kube import ApiError, Kube, core_path, open_connection, path_of
 from baton.store.kubeconfig import KubeconfigError
-from baton.store.snapshots import Snapshots
 
-RUNS = "workflowruns"
 POLL_SECONDS = 0.5
 """How often `--wait` reads the run: a GET is cheap, and a watch would add reconnects,
 expired resource versions and bookmarks for a command that only reports what it sees."""
-RACE_RETRIES = 5
-"""Guarded patches (signal list creation, redrive) retried after losing a race this often."""
 NO_SUCH_RESOURCE = "the server could not find the requested resource"
 
 T = TypeVar("T")
@@ -163,42 +157,15 @@ async def follow(kube: Kube, namespace: str, name: str, timeout: float | None) -
 async def signal(target: Target, run: str, signal: Mapping[str, Any]) -> int:
     """`baton signal`: append `signal` to the run's `spec.signals`."""
     async with open_cluster(target) as (kube, namespace):
-        path = path_of(RUNS, namespace, run)
-        # Nearly every run that is signalled has signals already, or gets its list created by
-        # the first signal: try the plain append first and look at the object only if the
-        # server refuses it.
-        list_exists, seen = True, False
-        for _ in range(RACE_RETRIES):
-            try:
-                updated = await kube.patch(
-                    path, signal_patch(signal, list_exists=list_exists), kind="json"
-                )
-            except ApiError as exc:
-                if exc.status != 422:
-                    raise _refusal(exc, namespace, run) from None
-                current = await _call(kube.get(path), namespace, run)
-                if current is None:
-                    raise _not_found(run, namespace) from None
-                if seen and has_signal_list(current) == list_exists:
-                    # A patch built from what we read failed and the list is as we read it:
-                    # the server refused the signal itself. Report its reason.
-                    raise _refusal(exc, namespace, run) from None
-                # Otherwise the list was created (by another client, maybe just now) or is
-                # still absent: patch again for the list as it is.
-                list_exists, seen = has_signal_list(current), True
-                continue
-            index = len(updated["spec"]["signals"]) - 1
-            print(f'workflowrun/{run}: signal "{signal["name"]}" sent (spec.signals[{index}])')
-            return 0
-    raise CommandError(f'workflowrun "{run}": spec.signals kept changing; try again')
+        index = await _act(runactions.send_signal(kube, namespace, run, signal), namespace, run)
+    print(f'workflowrun/{run}: signal "{signal["name"]}" sent (spec.signals[{index}])')
+    return 0
 
 
 async def set_flag(target: Target, run: str, command: str, field: str, value: bool) -> int:
     """`baton cancel`, `suspend` and `resume`: set the boolean `spec.<field>`."""
     async with open_cluster(target) as (kube, namespace):
-        await _call(
-            kube.patch(path_of(RUNS, namespace, run), flag_patch(field, value)), namespace, run
-        )
+        await _act(runactions.set_flag(kube, namespace, run, field, value), namespace, run)
     done = {"cancel": "cancel requested", "suspend": "suspend requested", "resume": "resumed"}
     print(f"workflowrun/{run}: {done[command]}")
     return 0
@@ -207,24 +174,21 @@ async def set_flag(target: Target, run: str, command: str, field: str, value: bo
 async def redrive(target: Target, run: str) -> int:
     """`baton redrive`: bump `spec.redrive` by one, whoever else bumps it meanwhile."""
     async with open_cluster(target) as (kube, namespace):
-        path = path_of(RUNS, namespace, run)
-        for _ in range(RACE_RETRIES):
-            current = await _call(kube.get(path), namespace, run)
-            if current is None:
-                raise _not_found(run, namespace)
-            value = redrive_value(current)
-            try:
-                updated = await kube.patch(path, redrive_patch(value), kind="json")
-            except ApiError as exc:
-                if exc.status != 422:
-                    raise _refusal(exc, namespace, run) from None
-                latest = await _call(kube.get(path), namespace, run)
-                if latest is not None and redrive_value(latest) == value:
-                    raise _refusal(exc, namespace, run) from None
-                continue  # another redrive landed first: bump again from its value
-            print(f"workflowrun/{run}: redrive {updated['spec']['redrive']} requested")
-            return 0
-    raise CommandError(f'workflowrun "{run}": spec.redrive kept changing; try again')
+        value = await _act(runactions.redrive(kube, namespace, run), namespace, run)
+    print(f"workflowrun/{run}: redrive {value} requested")
+    return 0
+
+
+async def _act(request: Awaitable[T], namespace: str, run: str) -> T:
+    """A write of `baton.cli.runactions`, its failures turned into one-line CommandErrors."""
+    try:
+        return await request
+    except ApiError as exc:
+        raise _refusal(exc, namespace, run) from None
+    except runactions.RunNotFoundError:
+        raise _not_found(run, namespace) from None
+    except runactions.RaceLostError as exc:
+        raise CommandError(str(exc)) from None
 
 
 async def history(target: Target, run: str, output: Output | None) -> int:
@@ -234,8 +198,7 @@ async def history(target: Target, run: str, output: Output | None) -> int:
         current = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
         if current is None:
             raise _not_found(run, namespace)
-        uid = str(current["metadata"]["uid"])
-        entries = await _call(read_history(kube, namespace, uid), namespace)
+        entries = await _call(read_run_history(kube, current), namespace)
     if output in DATA_FORMATS:
         print(dump([entry.to_json() for entry in entries], output))
         return 0
@@ -312,19 +275,9 @@ async def describe(target: Target, run: str, output: Output | None) -> int:
     """`baton describe`: the run's steps as a tree, from its definition snapshot."""
     async with open_cluster(target) as (kube, namespace):
         found = await _existing(kube, namespace, run)
-        uid = str(found["metadata"]["uid"])
         status = found.get("status") or {}
-        snapshot = (status.get("definition") or {}).get("configMap")
-        definition = None
-        if snapshot:
-            snapshots = Snapshots(kube, RunRef(run, namespace, uid), {}, {})
-            loaded = await _call(snapshots.load_definition(str(snapshot), verify=False), namespace)
-            definition = None if loaded is None else loaded[0]
-        elif isinstance((found.get("spec") or {}).get("workflow"), dict):
-            definition = found["spec"]["workflow"]  # inline, and not started yet
-        children = await _call(
-            kube.list(path_of(RUNS, namespace), label_selector=f"{PARENT_UID}={uid}"), namespace
-        )
+        definition = await _call(read_definition(kube, found), namespace)
+        children = await _call(read_children(kube, found), namespace)
     now = time.time()
     nodes = build_tree(definition, status, children)
     if output in DATA_FORMATS:
@@ -383,17 +336,11 @@ async def logs(
     """`baton logs`: the log of a Job step's pod (any attempt while its pod exists)."""
     async with open_cluster(target) as (kube, namespace):
         found = await _existing(kube, namespace, run)
-        selector = pod_selector(str(found["metadata"]["uid"]))
-        pods = await _call(kube.list(core_path("pods", namespace), label_selector=selector),
-                           namespace)  # fmt: skip
-        chosen = choose_pod(run, step_pods(pods), step, attempt, found.get("status") or {})
+        pods = await _call(read_job_pods(kube, found), namespace)
+        chosen = choose_pod(run, pods, step, attempt, found.get("status") or {})
         print(f"==> {chosen.describe()} <==", file=sys.stderr, flush=True)
-        query = {"container": CONTAINER}
-        if follow:
-            query["follow"] = "true"
-        path = f"{core_path('pods', namespace, chosen.name)}/log"
         try:
-            async for chunk in kube.stream(path, **query):
+            async for chunk in pod_log(kube, namespace, chosen.name, follow=follow):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
         except ApiError as exc:

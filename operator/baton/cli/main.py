@@ -31,6 +31,7 @@ SUBCOMMAND_MODULES = (
     "lint",
     "test",
     "crds",
+    "ui",
     "operator",
     "dev",
     "completion",

@@ -56,6 +56,7 @@ from baton.engine.decide import (
 )
 from baton.engine.definition import Definition, DefinitionError, StepKind, compile_definition
 from baton.engine.driver import Respond, Simulation
+from baton.engine.errors import StepError
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -74,9 +75,11 @@ from baton.engine.events import (
     TimerFired,
     event_from_json,
 )
-from baton.engine.state import State, StepState, state_from_status, state_to_status
+from baton.engine.kinds import KINDS, Kind, TimerPurpose
+from baton.engine.state import Ending, State, StepState, state_from_status, state_to_status
 
 __all__ = [
+    "KINDS",
     "ActivityCompleted",
     "ActivityFailed",
     "ActivityHeartbeat",
@@ -89,9 +92,11 @@ __all__ = [
     "Decision",
     "Definition",
     "DefinitionError",
+    "Ending",
     "Event",
     "FinishRun",
     "HistoryEntry",
+    "Kind",
     "RedriveRequested",
     "Respond",
     "ResumeRequested",
@@ -102,11 +107,13 @@ __all__ = [
     "StartActivity",
     "StartChildRun",
     "State",
+    "StepError",
     "StepKind",
     "StepState",
     "SuspendRequested",
     "TerminateChild",
     "TimerFired",
+    "TimerPurpose",
     "child_run_name",
     "compile_definition",
     "deadlines",

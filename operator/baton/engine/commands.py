@@ -12,6 +12,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 
+def idempotency_key(run_uid: str, key: str, attempt: int) -> str:
+    """The `Idempotency-Key` of one attempt of an activity: the run's uid, the activity key
+    (`pay`, `items[3].charge`, `pay/compensate`) and the attempt, so a re-issued attempt is
+    recognised by whoever performs it and a new attempt is not."""
+    return f"{run_uid}/{key}/{attempt}"
+
+
 @dataclass(frozen=True)
 class Command:
     """Base of every command."""

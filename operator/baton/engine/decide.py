@@ -25,6 +25,7 @@ from baton.engine.commands import (
     StartActivity,
     StartChildRun,
     TerminateChild,
+    idempotency_key,
 )
 from baton.engine.definition import Definition
 from baton.engine.errors import error_json
@@ -149,7 +150,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             kind=sd.compensate.action.kind.value,
             spec=run.request,
             attempt=run.attempt,
-            idempotency_key=f"{state.uid}/{comp.key}/{run.attempt}",
+            idempotency_key=idempotency_key(state.uid, comp.key, run.attempt),
             start_to_close=sd.compensate.timeouts.start_to_close,
             heartbeat=sd.compensate.timeouts.heartbeat,
             compensation=True,

@@ -9,6 +9,9 @@ signals:
   - {name: manualApproval, payload: {ok: true}, at: 2h}  # virtual time since the run started
 ```
 
+Signals arrive at their `at`, in time order whatever their order in the list (signals of the
+same time in list order), numbered as a cluster numbers the entries of `spec.signals`.
+
 A step with no mock succeeds at once with output `{}`. Outcomes are taken in the order the step
 is executed, across attempts, `repeat` iterations, forEach items and child runs alike, so a list
 reads as "the first call gets this, the second that". A compensation is mocked under the key

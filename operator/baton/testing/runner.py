@@ -317,7 +317,12 @@ def run_workflow(
     script = mocks if isinstance(mocks, Mocks) else Mocks.model_validate(mocks or {})
     world = _World(definitions, script)
     main = world.start(root, root, input, 0.0)
-    for index, signal in enumerate(script.signals):
+    # A cluster numbers signals in the order they are appended to `spec.signals`, which is the
+    # order they are sent; numbered by their place in the file instead, a signal listed after a
+    # later one would be held until that one arrived (the engine applies signals in index
+    # order). The sort is stable: signals of the same time keep the file's order.
+    timed = sorted(script.signals, key=lambda signal: parse_duration(signal.at))
+    for index, signal in enumerate(timed):
         main.simulation.schedule(
             SignalReceived(index=index, name=signal.name, payload=signal.payload),
             parse_duration(signal.at),

@@ -89,13 +89,30 @@ def test_a_valid_multi_document_file_loads_every_kind() -> None:
     assert pool.spec.resources.limits == {"cpu": 2, "memory": "1Gi"}
 
 
+EXAMPLE_WORKFLOWS = {
+    "chunked-batch": ["rent-roll-import", "import-chunk"],
+    "dev": ["property-purchase"],
+    "interactive-priority": ["maintenance-request"],
+    "long-inspections": ["renovation-inspections"],
+    "manual-approval": ["lease-change-approval"],
+    "parallel-onboarding": ["tenant-onboarding"],
+    "portfolio": ["portfolio-valuation", "property-valuation"],
+    "purchase-saga": ["property-purchase"],
+}
+"""The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
+docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others
+its child workflows."""
+
+
 @pytest.mark.parametrize(
     "path", sorted((REPO / "examples").glob("*/workflow.yaml")), ids=lambda p: p.parent.name
 )
-def test_example_workflows_load(path: Path) -> None:
+def test_each_example_file_defines_the_workflows_its_commands_name(path: Path) -> None:
+    assert path.parent.name in EXAMPLE_WORKFLOWS, "a new example: list its Workflows above"
     resources = load_yaml_documents(path.read_text(encoding="utf-8"))
-    assert resources
-    assert all(isinstance(r, Workflow) for r in resources)
+    assert [type(r) for r in resources] == [Workflow] * len(resources)
+    names = [r.metadata.name for r in resources if isinstance(r, Workflow)]
+    assert names == EXAMPLE_WORKFLOWS[path.parent.name]
 
 
 def test_unknown_step_kind_names_the_field_and_the_likely_fix() -> None:

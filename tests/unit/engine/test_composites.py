@@ -6,7 +6,6 @@ from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import ActivityCompleted, CancelActivity
-from baton.engine.decide import MAX_OUTPUT_BYTES, MAX_STEP_INSTANCES
 from baton.engine.errors import error_json
 
 PARALLEL = """
@@ -121,20 +120,27 @@ def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> N
     assert run.sim.state.error.message == ('`forEach.items` must be a list, got an object: {"a":5}')
 
 
+# The limits below are the documented ones (docs/language.md, "Limits"), written as numbers: a
+# changed limit must fail these tests, not follow them.
+STEP_INSTANCES = 2_000
+OUTPUT_BYTES = 1_000_000
+
+
 def test_a_for_each_of_more_items_than_a_run_can_hold_fails_naming_the_limit() -> None:
-    run = Run(FOR_EACH, {"amounts": list(range(MAX_STEP_INSTANCES))})
+    run = Run(FOR_EACH, {"amounts": list(range(STEP_INSTANCES))})  # + the forEach: 2,001
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
     assert run.sim.state.error.type == "TooManyItems"
     assert run.sim.state.error.details == {"field": "forEach.items"}
-    assert f"{MAX_STEP_INSTANCES + 1} step instances" in run.sim.state.error.message
+    assert run.sim.state.error.message.startswith(
+        "2000 items would give the run 2001 step instances, over the 2000 its status can hold"
+    )
     assert "child runs" in run.sim.state.error.message
     assert run.started() == []  # refused before any item started
 
 
 def test_the_item_limit_counts_every_step_an_item_contains() -> None:
-    run = Run(
-        """
+    text = """
         steps:
           - name: pairs
             forEach:
@@ -146,29 +152,51 @@ def test_the_item_limit_counts_every_step_an_item_contains() -> None:
                   branches:
                     - {name: a, steps: [{name: left, http: {url: "http://l"}}]}
                     - {name: b, steps: [{name: right, http: {url: "http://r"}}]}
-        """,
-        {"items": list(range(MAX_STEP_INSTANCES // 3 + 1))},
-    )
-    assert run.sim.state.error is not None
-    assert run.sim.state.error.type == "TooManyItems"
+        """
+    # Each item holds 3 instances (the parallel and its two calls), the forEach one more.
+    over = Run(text, {"items": list(range(667))})  # 1 + 667 x 3 = 2,002
+    assert over.sim.state.error is not None
+    assert over.sim.state.error.type == "TooManyItems"
+    assert "2002 step instances" in over.sim.state.error.message
+    fits = Run(text, {"items": list(range(666))})  # 1 + 666 x 3 = 1,999
+    assert fits.phase is RunPhase.RUNNING
+    assert len(fits.started()) == 10  # 5 items at once, two calls each
 
 
 def test_a_for_each_up_to_the_limit_starts_its_items() -> None:
-    run = Run(FOR_EACH, {"amounts": list(range(MAX_STEP_INSTANCES - 1))})
+    run = Run(FOR_EACH, {"amounts": list(range(STEP_INSTANCES - 1))})  # + the forEach: 2,000
     assert run.phase is RunPhase.RUNNING
-    assert run.started()
+    assert run.started() == ["charges[0].charge", "charges[1].charge"]
+
+
+def test_an_output_of_exactly_the_limit_is_kept_and_one_byte_more_fails() -> None:
+    text = """
+        steps: [{name: fetch, http: {url: "http://f"}}]
+        output: "${{ steps.fetch.output }}"
+        """
+    # A JSON string is its characters and two quotes.
+    fits = Run(text)
+    fits.complete("fetch", "x" * (OUTPUT_BYTES - 2))
+    assert fits.phase is RunPhase.SUCCEEDED
+    assert fits.sim.state.output == "x" * (OUTPUT_BYTES - 2)
+    over = Run(text)
+    over.complete("fetch", "x" * (OUTPUT_BYTES - 1))
+    assert over.phase is RunPhase.FAILED
+    assert over.sim.state.error is not None
+    assert over.sim.state.error.type == "OutputTooLarge"
+    assert over.sim.state.error.details == {"bytes": OUTPUT_BYTES + 1, "limit": OUTPUT_BYTES}
 
 
 def test_a_for_each_whose_collected_output_is_too_large_to_store_fails() -> None:
     run = Run(FOR_EACH, {"amounts": [1, 2, 3]})
-    bulk = "x" * (MAX_OUTPUT_BYTES // 3 + 1)
+    bulk = "x" * (OUTPUT_BYTES // 3 + 1)
     for index in range(3):
         run.complete(f"charges[{index}].charge", bulk)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
     assert run.sim.state.error.type == "OutputTooLarge"
     assert run.sim.state.error.step == "charges"
-    assert run.sim.state.error.details["limit"] == MAX_OUTPUT_BYTES
+    assert run.sim.state.error.details["limit"] == OUTPUT_BYTES
     assert run.step("charges[2].charge").phase is StepPhase.SUCCEEDED  # each item was fine
 
 
@@ -180,7 +208,7 @@ def test_a_run_output_too_large_to_store_fails_the_run() -> None:
         output: {twice: ["${{ steps.fetch.output }}", "${{ steps.fetch.output }}"]}
         """
     )
-    run.complete("fetch", "y" * (MAX_OUTPUT_BYTES // 2 + 1))
+    run.complete("fetch", "y" * (OUTPUT_BYTES // 2 + 1))
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
     assert run.sim.state.error.type == "OutputTooLarge"

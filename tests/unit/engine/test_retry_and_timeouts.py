@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from enginekit import Run
+import pytest
+from enginekit import Run, definition
 
 from baton.api.run import RunPhase, StepPhase
-from baton.engine import CancelActivity
+from baton.engine import ActivityFailed, CancelActivity, RunStarted, Simulation, TimerFired
 from baton.engine.definition import RetryPolicy
 from baton.engine.errors import StepError
 from baton.engine.retry import backoff_delay, is_retryable
@@ -46,6 +47,72 @@ def test_jitter_is_deterministic_bounded_and_never_exceeds_max_interval() -> Non
 
 def test_retry_after_replaces_the_computed_delay_even_above_max_interval() -> None:
     assert backoff_delay(POLICY, 1, seed="s", retry_after=60.0) == 60.0
+
+
+def backoffs(text: str, failures: int, *, uid: str = "uid") -> list[float]:
+    """Seconds the engine waits after each of the first `failures` failed attempts of step
+    `pay` of the workflow `text`, in a run with uid `uid`."""
+    sim = Simulation(definition(text), now=0.0)
+    sim.deliver(RunStarted(input=None, run_name="run", namespace="ns", uid=uid))
+    delays = []
+    for _ in range(failures):
+        attempt = sim.state.steps["pay"].attempt
+        error = {"type": "Boom", "message": "boom"}
+        sim.deliver(ActivityFailed(key="pay", attempt=attempt, error=error), sim.now)
+        assert sim.state.steps["pay"].phase is StepPhase.BACKOFF
+        wake = sim.wakeup()
+        assert wake is not None
+        delays.append(round(wake - sim.now, 3))
+        sim.deliver(TimerFired(), wake)
+    return delays
+
+
+def paying(retry: str) -> str:
+    return f'steps: [{{name: pay, http: {{url: "http://pay"}}, retry: {retry}}}]'
+
+
+def test_the_builtin_policy_waits_1s_then_doubles_up_to_100s() -> None:
+    # docs/language.md: "Defaults give delays of 1 s, 2 s (then 4 s, 8 s, ... up to 100 s)".
+    assert backoffs(paying("{maxAttempts: 10}"), 9) == [1, 2, 4, 8, 16, 32, 64, 100, 100]
+
+
+@pytest.mark.parametrize(
+    ("initial", "seconds"), [("500ms", 0.5), ("3s", 3.0), ("1m", 60.0), ("2h", 7200.0)]
+)
+def test_without_max_interval_a_delay_is_capped_at_100_times_the_initial_interval(
+    initial: str, seconds: float
+) -> None:
+    retry = f"{{maxAttempts: 4, initialInterval: {initial}, backoffCoefficient: 20}}"
+    assert backoffs(paying(retry), 3) == [seconds, 20 * seconds, 100 * seconds]
+
+
+def test_the_default_max_interval_follows_an_initial_interval_set_in_defaults() -> None:
+    text = """
+        defaults:
+          retry: {maxAttempts: 4, initialInterval: 5s, backoffCoefficient: 30}
+        steps: [{name: pay, http: {url: "http://pay"}}]
+        """
+    assert backoffs(text, 3) == [5, 150, 500]
+
+
+JITTERY = paying("{maxAttempts: 6, initialInterval: 10s, backoffCoefficient: 1, jitter: 0.5}")
+"""Every computed delay is 10 s, far below maxInterval (1,000 s): jitter alone moves it."""
+
+
+def test_jitter_spreads_delays_on_both_sides_of_the_computed_delay() -> None:
+    firsts = [backoffs(JITTERY, 1, uid=f"run-{n}")[0] for n in range(60)]
+    assert all(5.0 <= delay <= 15.0 for delay in firsts)  # 10 s x (1 +- 0.5)
+    assert min(firsts) < 7.5
+    assert max(firsts) > 12.5
+    assert 9.0 < sum(firsts) / len(firsts) < 11.0
+
+
+def test_jitter_differs_from_attempt_to_attempt_and_a_run_computes_it_again_the_same() -> None:
+    delays = backoffs(JITTERY, 5)
+    assert all(5.0 <= delay <= 15.0 for delay in delays)
+    assert len(set(delays)) == 5  # one draw per attempt, not one per step
+    assert backoffs(JITTERY, 5) == delays  # a replay waits as long as the first run did
+    assert backoffs(JITTERY, 5, uid="another") != delays  # two runs spread out
 
 
 def test_http_4xx_errors_are_not_retried_except_408_and_429() -> None:

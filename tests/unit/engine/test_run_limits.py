@@ -8,14 +8,19 @@ from typing import Any
 
 from enginekit import Run, definition
 
-from baton.api.duration import MAX_DURATION_SECONDS
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import CancelActivity, RunAborted, status_of
-from baton.engine.decide import MAX_STEP_INSTANCES
 from baton.engine.errors import error_json
 from baton.engine.events import RedriveRequested
-from baton.engine.limits import MAX_INPUT_BYTES, MAX_JSON_DEPTH, input_problem, value_problem
+from baton.engine.limits import input_problem, value_problem
 from baton.engine.retry import backoff_delay
+
+# The documented limits (docs/language.md, "Limits"), written as numbers: a changed limit must
+# fail these tests, not follow them.
+JSON_DEPTH = 64
+INPUT_BYTES = 256 * 1024
+STEP_INSTANCES = 2_000
+LONGEST_DURATION = 36_500 * 86_400
 
 
 def storable(run: Run) -> str:
@@ -39,21 +44,27 @@ def test_value_problem_names_infinity_and_where_it_is() -> None:
 
 
 def test_value_problem_refuses_nesting_past_the_limit_without_recursing() -> None:
-    assert value_problem(nested(MAX_JSON_DEPTH)) is None
+    assert value_problem(nested(JSON_DEPTH)) is None
+    assert value_problem(nested(JSON_DEPTH + 1)) == (
+        f"the value{'[0]' * JSON_DEPTH} nests lists and objects more than 64 levels deep"
+    )
     problem = value_problem(nested(100_000))  # far past Python's recursion limit
     assert problem is not None
-    assert f"more than {MAX_JSON_DEPTH} levels deep" in problem
+    assert "more than 64 levels deep" in problem
 
 
 def test_input_problem_refuses_an_input_over_the_size_limit_naming_it() -> None:
-    problem = input_problem({"blob": "é" * MAX_INPUT_BYTES})
+    wrapper = len('{"blob":""}')
+    assert input_problem({"blob": "x" * (INPUT_BYTES - wrapper)}) is None
+    problem = input_problem({"blob": "x" * (INPUT_BYTES - wrapper + 1)})
     assert problem is not None
-    assert problem.startswith("input: ")
-    assert f"over the {MAX_INPUT_BYTES}" in problem
-    assert input_problem({"blob": "x" * 1000}) is None
+    assert problem.startswith("input: 262145 bytes of JSON, over the 262144 a run accepts")
+    # Bytes, not characters: "é" is two bytes of UTF-8.
+    problem = input_problem({"blob": "é" * (INPUT_BYTES // 2)})
+    assert problem is not None
+    assert problem.startswith("input: 262155 bytes of JSON")
     assert input_problem(nested(500)) == (
-        f"input{'[0]' * MAX_JSON_DEPTH} nests lists and objects more than {MAX_JSON_DEPTH} "
-        "levels deep"
+        f"input{'[0]' * JSON_DEPTH} nests lists and objects more than 64 levels deep"
     )
 
 
@@ -126,7 +137,7 @@ def test_nested_for_each_items_count_toward_the_instance_limit_across_levels() -
     """
     run = Run(text, list(range(50)))  # 50 x 50 = 2,500 sleeps, over the limit
     assert run.phase is RunPhase.FAILED
-    assert len(run.sim.state.steps) <= MAX_STEP_INSTANCES
+    assert len(run.sim.state.steps) <= STEP_INSTANCES
     error = run.sim.state.error
     assert error is not None
     assert error.type == "TooManyItems"
@@ -138,8 +149,8 @@ def test_nested_for_each_items_count_toward_the_instance_limit_across_levels() -
 def test_a_huge_retry_after_is_capped_at_the_longest_duration() -> None:
     policy = definition("steps: [{name: c, http: {url: 'http://x'}}]").index["c"].retry
     assert policy is not None
-    assert backoff_delay(policy, 1, seed="s", retry_after=1e300) == MAX_DURATION_SECONDS
-    assert backoff_delay(policy, 1, seed="s", retry_after=float("inf")) == MAX_DURATION_SECONDS
+    assert backoff_delay(policy, 1, seed="s", retry_after=1e300) == LONGEST_DURATION
+    assert backoff_delay(policy, 1, seed="s", retry_after=float("inf")) == LONGEST_DURATION
     assert backoff_delay(policy, 1, seed="s", retry_after=float("nan")) == 0.0
 
 

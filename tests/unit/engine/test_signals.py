@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import permutations
+
+import pytest
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
@@ -68,6 +71,44 @@ def test_signals_delivered_out_of_order_apply_in_index_order() -> None:
     run.signal(0, "go", "first")
     assert (run.step("one").output, run.step("two").output) == ("first", "second")
     assert run.sim.state.signals_received == 2
+
+
+ORDERED = """
+vars: {seen: ""}
+signalHandlers:
+  - signal: note
+    set: {seen: "${{ vars.seen + signal.payload }}"}
+steps:
+  - {name: one, waitForSignal: {name: note}}
+  - {name: two, waitForSignal: {name: note}}
+  - {name: three, waitForSignal: {name: note}}
+  - {name: rest, sleep: {duration: 1h}}
+output: ["${{ steps.one.output }}", "${{ steps.two.output }}", "${{ steps.three.output }}"]
+"""
+"""Each `note` signal appends its payload to `vars.seen` and ends the next wait."""
+
+ARRIVALS = [
+    *permutations(range(4)),
+    (7, 6, 5, 4, 3, 2, 1, 0),
+    (5, 2, 7, 0, 3, 6, 1, 4),
+]
+
+
+@pytest.mark.parametrize("arrival", ARRIVALS, ids=lambda order: "".join(map(str, order)))
+def test_many_signals_delivered_in_any_order_apply_in_index_order(
+    arrival: tuple[int, ...],
+) -> None:
+    run = Run(ORDERED)
+    letters = "abcdefgh"
+    for index in arrival:
+        run.signal(index, "note", letters[index])
+    assert run.sim.state.vars["seen"] == letters[: len(arrival)]
+    assert run.sim.state.signals_received == len(arrival)
+    # Signals past the three waits are kept, oldest first, for a wait that may come.
+    assert [s.index for s in run.sim.state.unclaimed] == list(range(3, len(arrival)))
+    run.fire()
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.sim.state.output == ["a", "b", "c"]
 
 
 def test_a_wait_times_out_with_a_timeout_error_a_catch_can_recover() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from baton.expr import Budget, EvaluationError, ExpressionError, compile_expression
 from baton.expr.cost import EVALUATION_BUDGET, MAX_VALUE_NESTING
-from baton.expr.syntax import MAX_COMPREHENSION_NESTING, MAX_DEPTH, MAX_LENGTH, parse
+from baton.expr.syntax import MAX_COMPREHENSION_NESTING, MAX_DEPTH, MAX_LENGTH, Kind, Node, parse
 from baton.expr.template import MAX_INTERPOLATIONS, MAX_NESTING, compile_template
 
 TEN = {"input": {"l": list(range(10))}}
@@ -152,24 +152,76 @@ def test_a_template_nested_deeper_than_the_limit_is_refused() -> None:
         compile_template(value, step="s", field="body")
 
 
-def test_the_reader_accepts_every_form_of_the_grammar() -> None:
-    for source in [
-        "a.b.c[0]['x'] + 1",
-        "[1, 2, 3].map(x, x * 2).filter(y, y > 2)",
-        "{'a': 1, 'b': [1, 2],}",
-        "has(a.b) ? 1 : 2 > 1 ? 3 : 4",
-        "-1 + -(2) - 3 % 2",
-        "x in [1, 2] && !(y in {'a': 1})",
-        "r'\\d+' + b'abc' + '''x'y''' + \"\"\"z\"\"\"",
-        "1.5e3 + 0x1F + 3u + .5",
-        "timestamp('2020-01-01T00:00:00Z').getFullYear()",
-        "a.?b",
-        "a // a comment\n + 1",
-        "l.map(x, x > 1, x * 2)",
-        "a.all(x, x.b.exists(y, y.c.exists_one(z, z)))",
-        ".a.b",
-    ]:
-        parse(source)
+def shape(node: Node) -> str:
+    """The tree `parse` read, written with every operation in parentheses."""
+    inner = [shape(child) for child in node.children]
+    match node.kind:
+        case Kind.LITERAL:
+            return f"{node.name}:{node.value}"
+        case Kind.IDENT:
+            return node.name
+        case Kind.SELECT:
+            return f"{inner[0]}.{node.name}"
+        case Kind.INDEX:
+            return f"{inner[0]}[{inner[1]}]"
+        case Kind.CALL | Kind.COMPREHENSION:
+            return f"{node.kind.value}:{node.name}({', '.join(inner)})"
+        case Kind.BINARY:
+            return f"({inner[0]} {node.name} {inner[1]})"
+        case Kind.UNARY:
+            return f"({node.name}{inner[0]})"
+        case Kind.CONDITIONAL:
+            return f"({inner[0]} ? {inner[1]} : {inner[2]})"
+        case Kind.LIST:
+            return "[" + ", ".join(inner) + "]"
+        case Kind.MAP:
+            pairs = zip(inner[::2], inner[1::2], strict=True)
+            return "{" + ", ".join(f"{key}: {value}" for key, value in pairs) + "}"
+    raise AssertionError(node.kind)
+
+
+@pytest.mark.parametrize(
+    ("source", "tree"),
+    [
+        ("a.b.c[0]['x'] + 1", "(a.b.c[number:0][string:x] + number:1)"),
+        (
+            "[1, 2, 3].map(x, x * 2).filter(y, y > 2)",
+            "comprehension:filter(comprehension:map([number:1, number:2, number:3], "
+            "(x * number:2)), (y > number:2))",
+        ),
+        ("{'a': 1, 'b': [1, 2],}", "{string:a: number:1, string:b: [number:1, number:2]}"),
+        (
+            "has(a.b) ? 1 : 2 > 1 ? 3 : 4",
+            "(call:has(a.b) ? number:1 : ((number:2 > number:1) ? number:3 : number:4))",
+        ),
+        ("-1 + -(2) - 3 % 2", "(((-number:1) + (-number:2)) - (number:3 % number:2))"),
+        (
+            "x in [1, 2] && !(y in {'a': 1})",
+            "((x in [number:1, number:2]) && (!(y in {string:a: number:1})))",
+        ),
+        (
+            "r'\\d+' + b'abc' + '''x'y''' + \"\"\"z\"\"\"",
+            "(((string:\\d+ + string:abc) + string:x'y) + string:z)",
+        ),
+        ("1.5e3 + 0x1F + 3u + .5", "(((number:1.5e3 + number:0x1F) + number:3u) + number:.5)"),
+        (
+            "timestamp('2020-01-01T00:00:00Z').getFullYear()",
+            "call:getFullYear(call:timestamp(string:2020-01-01T00:00:00Z))",
+        ),
+        ("a.?b", "a.b"),
+        ("a // a comment\n + 1", "(a + number:1)"),
+        ("l.map(x, x > 1, x * 2)", "comprehension:map(l, (x > number:1), (x * number:2))"),
+        (
+            "a.all(x, x.b.exists(y, y.c.exists_one(z, z)))",
+            "comprehension:all(a, comprehension:exists(x.b, comprehension:exists_one(y.c, z)))",
+        ),
+        (".a.b", "a.b"),
+    ],
+)
+def test_the_reader_reads_every_form_of_the_grammar_with_cel_precedence(
+    source: str, tree: str
+) -> None:
+    assert shape(parse(source)) == tree
 
 
 def test_a_huge_pattern_from_the_input_is_refused_before_it_is_compiled() -> None:

@@ -216,3 +216,32 @@ def test_a_fast_vendor_wins_the_race(capsys: pytest.CaptureFixture[str]) -> None
     assert result["output"] == {"source": "vendor", "price": 99}
     assert result["steps"]["wait"]["phase"] == "Cancelled"
     assert result["virtualDuration"] == 4
+
+
+PINNED = {
+    ("chunked-batch", "mocks.yaml"),
+    ("interactive-priority", "mocks.yaml"),
+    ("long-inspections", "mocks.yaml"),
+    ("manual-approval", "mocks.yaml"),
+    ("manual-approval", "mocks-approved.yaml"),
+    ("parallel-onboarding", "mocks.yaml"),
+    ("parallel-onboarding", "mocks-invalid.yaml"),
+    ("portfolio", "mocks.yaml"),
+    ("purchase-saga", "mocks.yaml"),
+    ("purchase-saga", "mocks-success.yaml"),
+    ("best-effort-receipt", "mocks.yaml"),
+    ("payment-fallback", "mocks.yaml"),
+    ("payment-fallback", "mocks-card.yaml"),
+    ("site-checks", "mocks.yaml"),
+    ("parallel-provisioning", "mocks.yaml"),
+    ("invoice-batch", "mocks.yaml"),
+    ("invoice-batch", "mocks-outage.yaml"),
+    ("quote-race", "mocks.yaml"),
+    ("quote-race", "mocks-fast.yaml"),
+}
+"""Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:
+    found = {(path.parent.name, path.name) for path in EXAMPLES.glob("*/mocks*.yaml")}
+    assert found == PINNED, "an example's mocks without a test above pinning what it does"

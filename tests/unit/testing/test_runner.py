@@ -106,6 +106,43 @@ def test_a_signal_is_delivered_at_its_virtual_time() -> None:
     assert result.virtual_duration == 3 * 3600
 
 
+def test_signals_listed_out_of_time_order_arrive_at_their_own_times_in_time_order() -> None:
+    result = run_workflow(
+        workflows(
+            """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: w}
+spec:
+  vars: {seen: ""}
+  signalHandlers:
+    - signal: note
+      set: {seen: "${{ vars.seen + signal.payload }}"}
+  steps:
+    - {name: wait, waitForSignal: {name: go, timeout: 90m}}
+    - {name: rest, sleep: {duration: 5h}}
+  output: "${{ vars.seen }}"
+"""
+        ),
+        mocks={
+            "signals": [
+                {"name": "note", "payload": "d", "at": "4h"},
+                {"name": "note", "payload": "b", "at": "2h"},
+                {"name": "go", "payload": {"ok": True}, "at": "1h"},
+                {"name": "note", "payload": "c", "at": "3h"},
+                {"name": "note", "payload": "a", "at": "30m"},
+                {"name": "note", "payload": "e", "at": "4h"},  # same time: after d, as listed
+            ]
+        },
+    )
+    assert result.phase == "Succeeded"
+    assert result.steps["wait"].output == {"ok": True}  # at 1h, before its 90m timeout
+    assert result.output == "abcde"
+    assert result.virtual_duration == 6 * 3600  # the wait ended at 1h, then 5h of sleep
+    arrivals = [e.at for e in result.events if e.type == "SignalReceived"]
+    assert arrivals == [1800, 3600, 7200, 10800, 14400, 14400]
+
+
 def test_a_wait_that_nothing_answers_is_reported_as_never_finishing() -> None:
     with pytest.raises(WorkflowTestError, match="never finished"):
         run_workflow(one_step("{name: wait, waitForSignal: {name: go}}"))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from baton.engine import attempts
-from baton.engine.commands import Command, StartActivity
+from baton.engine.commands import Command, StartActivity, idempotency_key
 from baton.engine.definition import StepDef, StepKind, Timeouts
 from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
@@ -62,7 +62,7 @@ class Activity(Kind):
             kind=sd.kind.value,
             spec=step.request,
             attempt=step.attempt,
-            idempotency_key=f"{state.uid}/{path}/{step.attempt}",
+            idempotency_key=idempotency_key(state.uid, path, step.attempt),
             start_to_close=sd.timeouts.start_to_close,
             heartbeat=sd.timeouts.heartbeat,
             acknowledged=step.acknowledged,
