@@ -68,6 +68,7 @@ def test_a_failed_branch_deletes_the_siblings_job_aborts_its_call_and_compensate
     assert status["error"]["step"] == "record"
     assert status["steps"]["database"]["phase"] == "Cancelled"
     assert status["steps"]["audit"]["phase"] == "Cancelled"
+    recorder.wait_for_abort("/slow")
     assert len(recorder.calls_to("/quota/q-1")) == 1
     runs.cluster.kubectl(
         "wait", "-n", runs.namespace, "--for=delete", "job/provision-1-database-1", "--timeout=30s"
