@@ -42,6 +42,8 @@ from operator_process import OperatorProcess
 from recorder import Recorder
 from scrape import free_port
 
+from baton.api.attempts import attempt_name
+
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 CONTROLPLANE = REPO / "hack" / "controlplane.sh"
@@ -347,6 +349,11 @@ class Runs:
             "baton.dev", "v1alpha1", self.namespace, "workflowruns", name
         )
         return run
+
+    def owned_name(self, run: str, key: str, attempt: int = 1) -> str:
+        """The name of the Job or child run of run `run`'s step `key` at `attempt`: the
+        operator's rule (baton.api.attempts), from the run's uid."""
+        return attempt_name(run, self.get(run)["metadata"]["uid"], key, attempt)
 
     def status(self, name: str) -> dict[str, Any]:
         """The run's status (empty before the operator wrote one)."""

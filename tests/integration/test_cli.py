@@ -28,9 +28,9 @@ from baton.engine.events import (
     RunStarted,
     SignalReceived,
 )
-from baton.executors.base import RunRef
 from baton.store.history import HistoryLog, HistoryPosition
 from baton.store.kube import ApiError, Kube
+from baton.store.ref import RunRef
 from baton.store.snapshots import Snapshots
 
 if TYPE_CHECKING:

@@ -40,7 +40,12 @@ from recorder import Recorder, Reply
 from runkit import http, kwok, run, send_signal, wait_until, workflow
 
 from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PARENT_UID, PART, RUN_UID
+from baton.engine.commands import StartActivity, StartChildRun
+from baton.executors.child import child_manifest
+from baton.executors.job import build_job
+from baton.settings import OperatorSettings
 from baton.store.history import CLOSED, HISTORY
+from baton.store.ref import RunRef
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -209,25 +214,26 @@ def test_child_run_created_before_a_crash_is_adopted_and_its_end_heard_after_ano
         output="${{ steps.kid.output }}",
     )
     runs.apply([leaf(recorder), parent, run("order", "parent")])
+    child_name = runs.owned_name("order", "kid")
     lives = make_lives()
     lives.die_at("after-child-create")  # the child exists; the parent has not seen it
-    assert [c["metadata"]["name"] for c in children(runs, "order")] == ["order-kid-1"]
+    assert [c["metadata"]["name"] for c in children(runs, "order")] == [child_name]
     # The next life adopts the child, which runs: its first status write is its start, the
     # second its end (the parent writes nothing meanwhile: its re-issued start only finds the
     # child there); the process dies before the parent heard of that end.
     lives.die_at("after-status-write:2")
-    assert runs.status("order-kid-1")["phase"] == "Succeeded"
+    assert runs.status(child_name)["phase"] == "Succeeded"
     assert runs.status("order")["steps"]["kid"]["phase"] == "Running"
     lives.start()
     status = runs.wait("order")
     assert status["phase"] == "Succeeded", status
     assert status["output"] == {"packed": "lamp"}
-    assert [c["metadata"]["name"] for c in children(runs, "order")] == ["order-kid-1"]
+    assert [c["metadata"]["name"] for c in children(runs, "order")] == [child_name]
     assert [call.body for call in recorder.effects_on("/pack")] == [{"item": "lamp"}]
-    assert keys(recorder, "/pack") == [f"{uid_of(runs, 'order-kid-1')}/pack/1"]
+    assert keys(recorder, "/pack") == [f"{uid_of(runs, child_name)}/pack/1"]
     assert keys(recorder, "/after") == [f"{uid_of(runs, 'order')}/after/1"]
     check_replay(runs, parent, "order")
-    check_replay(runs, leaf(recorder), "order-kid-1")
+    check_replay(runs, leaf(recorder), child_name)
 
 
 # -- forEach and parallel ---------------------------------------------------------------------
@@ -271,6 +277,49 @@ def test_a_fan_out_half_started_by_a_crash_starts_each_instance_once(
         check_replay(runs, leaf(recorder), child["metadata"]["name"])
 
 
+def test_a_child_and_a_job_made_under_the_names_of_before_are_adopted_not_made_twice(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    """A run in flight while the operator is upgraded: its child run and its Job were made
+    under the old rule's names (`<run>-<key>-<attempt>`, no uid). The resumed run finds them by
+    their labels and goes on with them: one child, one Job, one call, under the old names."""
+    build = {"image": "registry.example/build:1", "podAnnotations": kwok(duration="2s")}
+    branches = [
+        {"name": "a", "steps": [kid("lamp")]},
+        {"name": "b", "steps": [{"name": "build", "job": build}]},
+    ]
+    spec = workflow("legacy", [{"name": "work", "parallel": {"branches": branches}}])
+    runs.apply([leaf(recorder), spec, run("old-1", "legacy")])
+    lives = make_lives()
+    lives.die_at("after-status-write:1")  # both attempts committed, neither performed
+    uid = uid_of(runs, "old-1")
+    ref = RunRef("old-1", runs.namespace, uid)
+    child = child_manifest(
+        ref,
+        StartChildRun(key="kid", step="kid", attempt=1, name="old-1-kid-1",
+                      workflow_ref="leaf", input={"item": "lamp"}, parent_close_policy="terminate"),
+        OperatorSettings(),
+    )  # fmt: skip
+    job = build_job(
+        ref,
+        StartActivity(key="build", step="build", kind="job", spec=build, attempt=1,
+                      idempotency_key=f"{uid}/build/1", start_to_close=None, heartbeat=None),
+        OperatorSettings(),
+    )  # fmt: skip
+    job["metadata"]["name"] = "old-1-build-1"
+    runs.apply([child])
+    client.BatchV1Api(runs.cluster.api_client).create_namespaced_job(runs.namespace, job)
+    lives.start()
+    status = runs.wait("old-1")
+    assert status["phase"] == "Succeeded", status
+    assert [c["metadata"]["name"] for c in children(runs, "old-1")] == ["old-1-kid-1"]
+    batch = client.BatchV1Api(runs.cluster.api_client)
+    listing = batch.list_namespaced_job(runs.namespace, label_selector=f"{RUN_UID}={uid}")
+    assert [j.metadata.name for j in listing.items] == ["old-1-build-1"]
+    assert keys(recorder, "/pack") == [f"{uid_of(runs, 'old-1-kid-1')}/pack/1"]
+    check_replay(runs, spec, "old-1")
+
+
 # -- cancel and terminate ---------------------------------------------------------------------
 
 
@@ -298,10 +347,11 @@ def test_a_crash_right_after_a_cancel_still_terminates_the_child_and_deletes_the
     }
     spec = workflow("hold", [reserve, {"name": "work", "parallel": {"branches": branches}}])
     runs.apply([waiting, spec, run("hold-1", "hold", onCancel=on_cancel)])
+    child_name = runs.owned_name("hold-1", "kid")
     lives = make_lives()
     lives.start()
     wait_until("the child run", lambda: children(runs, "hold-1"))
-    runs.wait("hold-1-kid-1", step="wait", step_phase="Waiting")
+    runs.wait(child_name, step="wait", step_phase="Waiting")
     wait_until("the Job", lambda: jobs_of(runs, "hold-1") == [("build", "1")])
     runs.wait("hold-1", step="build", step_phase="Running")
     lives.kill()
@@ -309,12 +359,12 @@ def test_a_crash_right_after_a_cancel_still_terminates_the_child_and_deletes_the
     lives.die_at(failpoint)
     if on_cancel == "compensate":  # nothing of the cancellation done yet
         assert runs.status("hold-1")["phase"] == "Running"
-        assert not runs.get("hold-1-kid-1")["spec"].get("cancel")
+        assert not runs.get(child_name)["spec"].get("cancel")
         assert jobs_of(runs, "hold-1") == [("build", "1")]
     lives.start()
     status = runs.wait("hold-1")
     assert status["phase"] == "Cancelled", status
-    child = runs.wait("hold-1-kid-1", timeout=30)
+    child = runs.wait(child_name, timeout=30)
     assert child["phase"] == "Cancelled", child
     wait_until("the Job deleted", lambda: jobs_of(runs, "hold-1") == [])
     uid = uid_of(runs, "hold-1")
@@ -322,7 +372,7 @@ def test_a_crash_right_after_a_cancel_still_terminates_the_child_and_deletes_the
     undone = [f"{uid}/reserve/compensate/1"] if on_cancel == "compensate" else []
     assert keys(recorder, "/release") == undone
     check_replay(runs, spec, "hold-1")
-    check_replay(runs, waiting, "hold-1-kid-1")
+    check_replay(runs, waiting, child_name)
 
 
 # -- retries with backoff ---------------------------------------------------------------------

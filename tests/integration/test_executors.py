@@ -22,13 +22,13 @@ from runkit import worker_pool
 from baton.api.labels import RUN_UID, WORKFLOW_SECRET
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, Event
-from baton.executors.base import RunRef
 from baton.executors.http import HttpExecutor
 from baton.executors.job import JobExecutor, job_name
 from baton.executors.worker import WorkerExecutor
 from baton.handlers.pools import Pools
 from baton.settings import OperatorSettings
 from baton.store.kube import Kube, batch_path
+from baton.store.ref import RunRef
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -194,7 +194,9 @@ def test_a_job_step_completes_with_its_termination_message(
 
     run_async(crds, scenario)
     job = json.loads(
-        crds.kubectl("get", "job", "purchase-42-pay-1", "-n", namespace, "-o", "json").stdout
+        crds.kubectl(
+            "get", "job", job_name(run_ref, "pay", 1), "-n", namespace, "-o", "json"
+        ).stdout
     )
     assert job["spec"]["backoffLimit"] == 0
     assert job["metadata"]["ownerReferences"][0]["uid"] == run_ref.uid
@@ -243,7 +245,7 @@ def test_a_start_reissued_after_a_crash_adopts_the_running_job(
         assert second.events[-1] == ActivityCompleted(key="pay", attempt=1, output="paid")
 
     run_async(crds, scenario)
-    assert jobs_of(crds, namespace, run_ref) == ["job.batch/purchase-42-pay-1"]
+    assert jobs_of(crds, namespace, run_ref) == [f"job.batch/{job_name(run_ref, 'pay', 1)}"]
 
 
 def test_a_start_reissued_after_the_job_finished_reports_it_at_once(
@@ -265,7 +267,7 @@ def test_a_start_reissued_after_the_job_finished_reports_it_at_once(
         "-n",
         namespace,
         "--for=condition=Complete",
-        "job/purchase-42-pay-1",
+        f"job/{job_name(run_ref, 'pay', 1)}",
         "--timeout=60s",
     )
 
@@ -279,7 +281,7 @@ def test_a_start_reissued_after_the_job_finished_reports_it_at_once(
         assert events.final() == ActivityCompleted(key="pay", attempt=1, output={"n": 1})
 
     run_async(crds, restarted)
-    assert jobs_of(crds, namespace, run_ref) == ["job.batch/purchase-42-pay-1"]
+    assert jobs_of(crds, namespace, run_ref) == [f"job.batch/{job_name(run_ref, 'pay', 1)}"]
 
 
 def test_a_job_deleted_while_in_flight_is_lost(

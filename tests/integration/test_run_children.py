@@ -49,7 +49,7 @@ def test_workflow_step_starts_an_owned_child_run_and_takes_its_output(
     assert status["phase"] == "Succeeded", status
     assert status["output"] == {"packed": "lamp", "reply": {"ok": True}}
     parent = runs.get("order")
-    child = runs.get("order-kid-1")  # deterministic: <run>-<step>-<attempt>
+    child = runs.get(runs.owned_name("order", "kid"))  # deterministic, from the parent's uid
     assert child["spec"]["workflowRef"] == {"name": "child"}
     assert child["spec"]["input"] == {"item": "lamp"}
     [owner] = child["metadata"]["ownerReferences"]
@@ -69,11 +69,12 @@ def test_cancelling_the_parent_cancels_a_child_whose_parent_close_policy_is_term
     runs.apply(
         [waiting_child(), workflow("parent", [child_step()]), run("order", "parent", {"item": 1})]
     )
-    wait_created(runs.cluster, runs.namespace, "workflowrun", "order-kid-1")
-    runs.wait("order-kid-1", step="wait", step_phase="Waiting")
+    kid = runs.owned_name("order", "kid")
+    wait_created(runs.cluster, runs.namespace, "workflowrun", kid)
+    runs.wait(kid, step="wait", step_phase="Waiting")
     baton(runs.cluster, "cancel", "order", "-n", runs.namespace)
     assert runs.wait("order")["phase"] == "Cancelled"
-    child = runs.wait("order-kid-1")
+    child = runs.wait(kid)
     assert child["phase"] == "Cancelled", child
 
 
@@ -87,15 +88,16 @@ def test_cancelling_the_parent_leaves_a_child_whose_parent_close_policy_is_aband
             run("order", "parent", {"item": 1}),
         ]
     )
-    wait_created(runs.cluster, runs.namespace, "workflowrun", "order-kid-1")
-    runs.wait("order-kid-1", step="wait", step_phase="Waiting")
+    kid = runs.owned_name("order", "kid")
+    wait_created(runs.cluster, runs.namespace, "workflowrun", kid)
+    runs.wait(kid, step="wait", step_phase="Waiting")
     baton(runs.cluster, "cancel", "order", "-n", runs.namespace)
     assert runs.wait("order")["phase"] == "Cancelled"
-    child = runs.get("order-kid-1")
+    child = runs.get(kid)
     assert not child["spec"].get("cancel")
     assert child["metadata"].get("ownerReferences") is None
-    send_signal(runs.cluster, runs.namespace, "order-kid-1", "finish")
-    assert runs.wait("order-kid-1")["phase"] == "Succeeded"
+    send_signal(runs.cluster, runs.namespace, kid, "finish")
+    assert runs.wait(kid)["phase"] == "Succeeded"
 
 
 def test_failed_child_run_fails_the_parent_step_with_child_failed(
@@ -134,6 +136,7 @@ def test_recreated_parent_never_takes_the_result_of_its_deleted_namesakes_abando
         ]
     )
     assert runs.wait("order")["output"] == "old"
+    old_kid = runs.owned_name("order", "kid")
     # An abandoned child has no owner: it outlives its parent, under its deterministic name.
     runs.cluster.kubectl("delete", "workflowrun", "order", "-n", runs.namespace)
     runs.apply(run("order", "parent", {"item": "new"}))
@@ -141,7 +144,12 @@ def test_recreated_parent_never_takes_the_result_of_its_deleted_namesakes_abando
     assert status["phase"] == "Succeeded", status
     assert status["output"] == "new"
     assert [c.body for c in recorder.calls_to("/pack")] == [{"item": "old"}, {"item": "new"}]
-    assert runs.get("order-kid-1")["spec"]["input"] == {"item": "old"}
+    # The namesake's children are named from its own uid: the old child is not in the way.
+    new_kid = runs.owned_name("order", "kid")
+    assert new_kid != old_kid
+    assert status["steps"]["kid"]["attempts"] == 1
+    assert runs.get(old_kid)["spec"]["input"] == {"item": "old"}
+    assert runs.get(new_kid)["spec"]["input"] == {"item": "new"}
 
 
 def test_for_each_over_a_child_workflow_collects_each_childs_output(
@@ -201,7 +209,8 @@ def test_child_runs_carry_the_uid_of_the_root_of_their_tree(
     )
     assert runs.wait("tree")["phase"] == "Succeeded"
     root = runs.get("tree")["metadata"]["uid"]
-    middle, leaf = runs.get("tree-down-1"), runs.get("tree-down-1-down-1")
+    middle_name = runs.owned_name("tree", "down")
+    middle, leaf = runs.get(middle_name), runs.get(runs.owned_name(middle_name, "down"))
     assert middle["metadata"]["labels"]["baton.dev/root-uid"] == root
     assert leaf["metadata"]["labels"]["baton.dev/root-uid"] == root
     assert leaf["metadata"]["labels"]["baton.dev/parent-uid"] == middle["metadata"]["uid"]
@@ -233,14 +242,46 @@ def test_shards_split_runs_between_operators_and_children_stay_in_their_shard(
         )
         assert runs.wait("in-a", timeout=90)["phase"] == "Succeeded"
         assert runs.wait("unsharded", timeout=90)["phase"] == "Succeeded"
-        child = runs.get("in-a-kid-1")
+        kid = runs.owned_name("in-a", "kid")
+        child = runs.get(kid)
         assert child["metadata"]["labels"]["baton.dev/shard"] == "a"
 
         def ended(process: OperatorProcess) -> set[str]:
             return {line.split(f"{namespace}/")[1].split()[0] for line in process.lines(" ended ")}
 
-        assert ended(sharded) == {"in-a", "in-a-kid-1"}
+        assert ended(sharded) == {"in-a", kid}
         assert ended(plain) == {"unsharded"}
     finally:
         for process in (sharded, plain):
             process.stop()
+
+
+def test_children_of_long_named_parents_that_differ_past_the_cut_get_valid_distinct_names(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    """Two parents named alike for 90 characters: their children's names are cut to 63, and
+    used to be the same name, so the second parent adopted the first one's child."""
+    prefix = "a-parent-whose-name-is-long-enough-to-be-cut-" * 2
+    parents = [f"{prefix}one", f"{prefix}two"]
+    runs.apply(
+        [
+            workflow("child", [{"name": "echo", "set": {"item": "${{ input.item }}"}}],
+                     output="${{ vars.item }}"),
+            workflow("parent", [child_step()], output="${{ steps.kid.output }}"),
+            *(run(name, "parent", {"item": name[-3:]}) for name in parents),
+        ]
+    )  # fmt: skip
+    for name in parents:
+        status = runs.wait(name)
+        assert status["phase"] == "Succeeded", status
+        assert status["output"] == name[-3:]
+    kids = [runs.owned_name(name, "kid") for name in parents]
+    assert kids[0] != kids[1]
+    for parent, kid in zip(parents, kids, strict=True):
+        assert len(kid) <= 63
+        assert kid.startswith(prefix[:40])
+        child = runs.get(kid)
+        labels = child["metadata"]["labels"]
+        assert labels["baton.dev/parent-uid"] == runs.get(parent)["metadata"]["uid"]
+        assert child["spec"]["input"] == {"item": parent[-3:]}
+        assert child["status"]["phase"] == "Succeeded"

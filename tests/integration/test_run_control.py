@@ -155,10 +155,11 @@ def test_cancel_deletes_the_job_of_a_running_job_step(
 ) -> None:
     job = {"image": "registry.example/builder:1", "podAnnotations": kwok(duration="10m")}
     runs.apply([workflow("build", [{"name": "build", "job": job}]), run("build-1", "build")])
-    wait_created(runs.cluster, runs.namespace, "job", "build-1-build-1")
+    name = runs.owned_name("build-1", "build")
+    wait_created(runs.cluster, runs.namespace, "job", name)
     runs.wait("build-1", step="build", step_phase="Running")
     merge_patch(runs, "build-1", {"cancel": True})
     assert runs.wait("build-1")["phase"] == "Cancelled"
     runs.cluster.kubectl(
-        "wait", "-n", runs.namespace, "--for=delete", "job/build-1-build-1", "--timeout=30s"
+        "wait", "-n", runs.namespace, "--for=delete", f"job/{name}", "--timeout=30s"
     )

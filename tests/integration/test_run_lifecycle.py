@@ -153,10 +153,11 @@ def test_deleting_a_run_garbage_collects_its_jobs_child_runs_and_configmaps(
             run("doomed", "owner"),
         ]
     )
-    wait_created(runs.cluster, runs.namespace, "job", "doomed-build-1")
-    wait_created(runs.cluster, runs.namespace, "workflowrun", "doomed-kid-1")
-    runs.wait("doomed-kid-1", step="wait", step_phase="Waiting")
-    child_uid = runs.get("doomed-kid-1")["metadata"]["uid"]
+    job, kid = runs.owned_name("doomed", "build"), runs.owned_name("doomed", "kid")
+    wait_created(runs.cluster, runs.namespace, "job", job)
+    wait_created(runs.cluster, runs.namespace, "workflowrun", kid)
+    runs.wait(kid, step="wait", step_phase="Waiting")
+    child_uid = runs.get(kid)["metadata"]["uid"]
     parent_uid = runs.get("doomed")["metadata"]["uid"]
 
     def owned() -> list[str]:
@@ -173,11 +174,11 @@ def test_deleting_a_run_garbage_collects_its_jobs_child_runs_and_configmaps(
         return sorted(names)
 
     before = owned()
-    assert "job.batch/doomed-build-1" in before
-    assert "workflowrun.baton.dev/doomed-kid-1" in before
+    assert f"job.batch/{job}" in before
+    assert f"workflowrun.baton.dev/{kid}" in before
     assert "configmap/doomed-definition" in before
     assert "configmap/doomed-history-0" in before
-    assert "configmap/doomed-kid-1-history-0" in before
+    assert f"configmap/{kid}-history-0" in before
     assert any(n.startswith("configmap/doomed-out-") for n in before), before
     runs.cluster.kubectl("delete", "workflowrun", "doomed", "-n", runs.namespace, "--wait=true")
     wait_until(f"garbage collection of {before}", lambda: owned() == [], timeout=60)

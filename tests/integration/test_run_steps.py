@@ -91,7 +91,11 @@ def test_job_step_output_is_the_termination_message_of_its_pod(
     assert recorder.calls_to("/publish")[0].body == {"digest": "sha256:abc"}
     owner = json.loads(
         jsonpath(
-            runs.cluster, runs.namespace, "job", "build-1-build-1", "{.metadata.ownerReferences}"
+            runs.cluster,
+            runs.namespace,
+            "job",
+            runs.owned_name("build-1", "build"),
+            "{.metadata.ownerReferences}",
         )
     )
     assert [(o["kind"], o["name"]) for o in owner] == [("WorkflowRun", "build-1")]
@@ -129,7 +133,7 @@ def test_job_step_that_fails_is_retried_as_a_second_job_that_succeeds(
         runs.cluster,
         runs.namespace,
         "job",
-        "flaky-build-1",
+        runs.owned_name("flaky", "build", 1),
         '{.status.conditions[?(@.type=="Failed")].status}',
     )
     assert failed == "True"
@@ -137,7 +141,7 @@ def test_job_step_that_fails_is_retried_as_a_second_job_that_succeeds(
         runs.cluster,
         runs.namespace,
         "job",
-        "flaky-build-2",
+        runs.owned_name("flaky", "build", 2),
         '{.status.conditions[?(@.type=="Complete")].status}',
     )
     assert complete == "True"
@@ -172,8 +176,9 @@ def test_job_deleted_while_running_is_retried_as_job_lost_and_the_run_succeeds(
             ]
         )
         runs.wait("lost", step="build", step_phase="Running")
-        wait_created(runs.cluster, runs.namespace, "job", "lost-build-1")
-        runs.cluster.kubectl("delete", "job", "lost-build-1", "-n", runs.namespace)
+        name = runs.owned_name("lost", "build")
+        wait_created(runs.cluster, runs.namespace, "job", name)
+        runs.cluster.kubectl("delete", "job", name, "-n", runs.namespace)
         status = runs.wait("lost")
     assert status["phase"] == "Succeeded", status
     assert status["steps"]["build"]["attempts"] == 2

@@ -29,6 +29,20 @@ STEP_RULE_DEPTH = 2
 """Levels of steps that carry CEL rules. Kubernetes multiplies a rule's cost by the most times
 it can run (the product of `maxItems` above it); at the third level that exceeds the budget."""
 
+STEP_DESCRIPTION_DEPTH = 1
+"""Levels of steps whose fields carry descriptions. `kubectl explain` reads a field's text from
+the top-level step; a nested step's fields are the same, and repeating their text in every
+copy was half of each CRD's bytes."""
+
+_CLEANUP_LISTS = frozenset({("Step", "finally"), ("WorkflowSpec", "onExit")})
+"""Cleanup step lists (`finally`, `onExit`) are opaque objects in the schema: every level of
+steps typed is another copy of the step schema, and a CRD must stay well under the 256 KiB
+annotation of client-side apply. The operator validates them with the models and reports
+problems in the Invalid condition."""
+
+_UNTYPED = "<untyped>"
+"""Pushed on the converter's stack under a cleanup list: the steps below it are opaque."""
+
 MANAGED_BY_LABEL = {"app.kubernetes.io/part-of": "baton"}
 
 
@@ -166,6 +180,10 @@ def _exactly_one(fields: list[str]) -> str:
 
 
 _STEP_KINDS_TEXT = ", ".join(_step_kind_names())
+_ON_INTERRUPT_TEXT = (
+    "only http, job, worker and workflow steps have an activity in flight that a cancel can "
+    "interrupt; remove onInterrupt"
+)
 
 # Each rule mirrors a check the models make, so the API server refuses what the operator would.
 _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
@@ -176,6 +194,13 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             f"'step ' + self.name + ' must have exactly one kind of {_STEP_KINDS_TEXT}'",
         ),
         Rule("!(has(self.needs) && has(self.depends))", "give needs or depends, not both"),
+        Rule(
+            "!has(self.compensate) || !has(self.compensate.onInterrupt) "
+            "|| !self.compensate.onInterrupt "
+            "|| has(self.http) || has(self.job) || has(self.worker) || has(self.workflow)",
+            _ON_INTERRUPT_TEXT,
+            f"'step ' + self.name + ', field compensate.onInterrupt: {_ON_INTERRUPT_TEXT}'",
+        ),
     ),
     "ParallelAction": (
         Rule(
@@ -253,6 +278,12 @@ _KNOWN_KEYWORDS = frozenset(
 )
 
 
+_SAME_FIELDS_TEXT = (
+    " Its fields are those of a top-level step, described there: "
+    "`kubectl explain workflow.spec.steps.<field>`."
+)
+
+
 class _Converter:
     """Turns one model's JSON Schema into a structural schema.
 
@@ -265,6 +296,14 @@ class _Converter:
         self.defaults = defaults
 
     def convert(self, node: Mapping[str, Any], stack: tuple[str, ...], path: str) -> dict[str, Any]:
+        out = self._convert(node, stack, path)
+        if _recursion_depth(stack) > STEP_DESCRIPTION_DEPTH:
+            out.pop("description", None)
+        return out
+
+    def _convert(
+        self, node: Mapping[str, Any], stack: tuple[str, ...], path: str
+    ) -> dict[str, Any]:
         unknown = set(node) - _KNOWN_KEYWORDS
         if unknown:
             raise CRDGenerationError(
@@ -313,16 +352,19 @@ class _Converter:
     ) -> dict[str, Any]:
         name = node["$ref"].removeprefix("#/$defs/")
         target = self.defs[name]
-        if stack.count(name) >= STEP_SCHEMA_DEPTH:
-            description = node.get("description") or target.get("description")
+        description = node.get("description") or target.get("description")
+        if stack.count(name) >= STEP_SCHEMA_DEPTH or _UNTYPED in stack:
+            why = "Not typed" if _UNTYPED in stack else "Nested too deep to be typed"
             return _opaque(
-                f"{description} Nested too deep to be typed in this schema; the operator "
-                "validates it and reports problems in the Invalid condition.",
+                f"{description} {why} in this schema; the operator validates it and reports "
+                "problems in the Invalid condition.",
                 object_only=True,
             )
         out = self.convert(target, (*stack, name), path)
         out = {**self._scalar(node), **{k: v for k, v in out.items() if k != "description"}}
-        description = node.get("description") or target.get("description")
+        out.pop("description", None)
+        if description and _recursion_depth((*stack, name)) > STEP_DESCRIPTION_DEPTH:
+            description += _SAME_FIELDS_TEXT
         if description:
             out = {"description": description, **out}
         rules = _MODEL_RULES.get(name, ())
@@ -359,7 +401,10 @@ class _Converter:
             owner = stack[-1] if stack else ""
             props: dict[str, Any] = {}
             for prop, schema in properties.items():
-                converted = self.convert(schema, stack, f"{path}.{prop}" if path else prop)
+                untyped = (_UNTYPED,) if (owner, prop) in _CLEANUP_LISTS else ()
+                converted = self.convert(
+                    schema, (*stack, *untyped), f"{path}.{prop}" if path else prop
+                )
                 rules = _FIELD_RULES.get((owner, prop), ())
                 if rules and _recursion_depth(stack) <= STEP_RULE_DEPTH:
                     validations = converted.setdefault("x-kubernetes-validations", [])

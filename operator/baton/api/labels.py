@@ -7,7 +7,6 @@ the run, and an ownerReference, so deleting the run garbage-collects it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 
@@ -48,25 +47,6 @@ the phase changes, never per step), for `kubectl get workflowruns -l baton.dev/p
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
 headers, Job env vars). Without it the operator refuses to read it for a run."""
-
-_NOT_IN_NAME = re.compile(r"[^a-z0-9]+")
-
-
-def object_name(run_name: str, key: str, attempt: int | None = None, *, limit: int = 63) -> str:
-    """A deterministic Kubernetes name for what `run_name` creates for `key` (and attempt).
-
-    Lowercased, characters a name cannot hold replaced by `-`; a short hash of the exact key is
-    added whenever that changed anything or the name had to be shortened, so two keys never
-    share a name. `limit` is 63 for objects whose name becomes a label value (Jobs)."""
-    slug = _NOT_IN_NAME.sub("-", key.lower()).strip("-")
-    tail = "" if attempt is None else f"-{attempt}"
-    name = f"{run_name}-{slug}{tail}"
-    if slug == key and len(name) <= limit:
-        return name
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-    tail = f"-{digest}{tail}"
-    head = f"{run_name}-{slug}"[: limit - len(tail)].rstrip("-")
-    return f"{head}{tail}"
 
 
 def label_value(text: str) -> str:

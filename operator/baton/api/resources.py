@@ -185,7 +185,8 @@ def _message(error: ErrorDetails, owner: Any) -> str:
         if pattern == STEP_NAME_PATTERN:
             return (
                 f"invalid step name {value!r}: start with a lowercase letter, then letters, "
-                "digits or underscores, at most 63 characters"
+                "digits, underscores or hyphens, not ending in a hyphen, at most 63 "
+                "characters (like charge-card or charge_card)"
             )
     if kind == "value_error":
         return error["msg"].removeprefix("Value error, ")

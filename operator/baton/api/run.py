@@ -210,6 +210,11 @@ class StepStatus(Model):
     signal: int | None = Field(
         None, description="waitForSignal steps: index in spec.signals of the signal taken."
     )
+    outcome: StepPhase | None = Field(
+        None,
+        description="Steps with `finally`: the phase the step ended in; set while its finally "
+        "steps run (the step shows Running), kept once they ran.",
+    )
 
 
 class CompensationStatus(StepStatus):
@@ -317,7 +322,8 @@ class WorkflowRunStatus(Model):
         json_schema_extra=CONDITIONS_LIST_MAP,
         description="Succeeded (Unknown until the run ends, then True or False) and Completed "
         "(True once it ended, whatever the outcome), for `kubectl wait --for=condition=...`; "
-        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed).",
+        "Invalid when the run cannot start; conditions of the engine (SignalHandlerFailed, "
+        "CleanupFailed).",
     )
     run: RunIdentity | None = Field(None, description="Internal: the run's identity.")
     input: JSON = Field(None, description="Internal: the run's input as it started.")
@@ -345,6 +351,12 @@ class WorkflowRunStatus(Model):
         None, description="Internal: why the run is ending, while it unwinds."
     )
     suspended: bool = Field(False, description="True while spec.suspend holds the run.")
+    exit_outcome: RunPhase | None = Field(
+        None,
+        alias="exitOutcome",
+        description="Runs with `onExit`: the phase the run ends in; set while the onExit steps "
+        "run (`run.outcome` in them), kept once they ran.",
+    )
     history: HistoryRef | None = Field(None, description="Where the event history is.")
     definition: DefinitionRef | None = Field(
         None, description="The definition snapshot this run follows."

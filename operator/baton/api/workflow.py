@@ -33,14 +33,18 @@ CelExpression = Annotated[
     ),
 ]
 
-STEP_NAME_PATTERN = r"^[a-z][a-zA-Z0-9_]{0,62}$"
+STEP_NAME_PATTERN = r"^[a-z](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$"
+"""A lowercase letter, then letters, digits, underscores or hyphens, not ending in a hyphen
+(`charge-card`, as Kubernetes users write names; `-` at the end would only be cut from the Job
+and child names derived from it)."""
 StepName = Annotated[
     str,
     Field(
         pattern=STEP_NAME_PATTERN,
         max_length=63,
-        description="Step name: a lowercase letter, then letters, digits or underscores "
-        "(at most 63 characters). Referenced in expressions as `steps.<name>`.",
+        description="Step name: a lowercase letter, then letters, digits, underscores or "
+        "hyphens, not ending in a hyphen (at most 63 characters). Referenced in expressions "
+        "as `steps.<name>`, or `steps['<name>']` when it holds a hyphen.",
     ),
 ]
 
@@ -328,6 +332,12 @@ class Compensation(Model):
     worker: WorkerAction | None = Field(None, description="Compensate with a worker activity.")
     retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
+    on_interrupt: bool = Field(
+        False,
+        alias="onInterrupt",
+        description="Also compensate the step when a cancel or the run timeout interrupts "
+        "it in flight (http, job, worker and workflow steps).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Compensation:
@@ -364,6 +374,10 @@ class ContinueOn(Model):
     """Outcomes of a step that do not stop the steps around it."""
 
     failed: bool | None = Field(None, description="true: a failure does not stop the run.")
+
+
+MAX_CLEANUP_STEPS = 20
+"""Steps in one `onExit` or `finally` list (as in a catch clause): a cleanup is a few calls."""
 
 
 class Step(Model):
@@ -419,6 +433,14 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    finally_: list[Step] | None = Field(
+        None,
+        alias="finally",
+        min_length=1,
+        max_length=MAX_CLEANUP_STEPS,
+        description="Cleanup steps run once the step ended, whatever the outcome (not when "
+        "Skipped); `step.outcome` and `step.error` are in scope (at most 20).",
+    )
 
     @property
     def kind(self) -> str:
@@ -446,6 +468,19 @@ class Step(Model):
                 f'step {self.name!r}: give needs or depends, not both (depends: "a && b" '
                 "says what needs: [a, b] says)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _interruptible(self) -> Step:
+        comp = self.compensate
+        if comp is not None and comp.on_interrupt:
+            kind = self.kind
+            if kind not in (*ACTIVITY_KINDS, "workflow"):
+                raise ValueError(
+                    f"step {self.name!r}, field 'compensate.onInterrupt': only http, job, "
+                    "worker and workflow steps have an activity in flight that a cancel can "
+                    f"interrupt; remove onInterrupt (this is a {kind} step)"
+                )
         return self
 
 
@@ -499,8 +534,21 @@ class WorkflowSpec(Model):
         alias="failFast",
         description="false: a failed step lets independent steps go on (default true).",
     )
+    on_exit: list[Step] | None = Field(
+        None,
+        alias="onExit",
+        min_length=1,
+        max_length=MAX_CLEANUP_STEPS,
+        description="Cleanup steps run once when the run ends, whatever the outcome "
+        "(Succeeded, Failed, Compensated, CompensationFailed, Cancelled, TimedOut), after "
+        "compensations and before the run takes its final phase; not after an Aborted run. "
+        "`run.outcome` (that phase) and `run.error` are in scope. The run keeps its outcome "
+        "and error; a failure here fails a run that had succeeded and is reported in the "
+        "CleanupFailed condition (at most 20 steps).",
+    )
 
 
 Branch.model_rebuild()
 ForEachAction.model_rebuild()
 CatchClause.model_rebuild()
+Step.model_rebuild()

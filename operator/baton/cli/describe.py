@@ -2,7 +2,8 @@
 
 The tree follows the definition snapshot the run started with (`status.definition`): a
 parallel step's branches and their steps under it, a forEach step's items (`[3] charge`) under
-it, a catch clause's recovery steps, and for a `workflow` step the child run it started. Each
+it, a catch clause's recovery steps, a step's `finally` steps and the run's `onExit` steps once
+they started, and for a `workflow` step the child run it started. Each
 row says the step's phase, attempts, how long it took (or has been going) and what is worth
 knowing about it: its last error, the signal it waits for, when its next attempt is due, the
 child run, a forEach's counts. Without a snapshot (deleted, or the run not started) the steps
@@ -94,7 +95,16 @@ def build_tree(
             Node(name, name, "", entry, _detail("", entry, None, runs.get(name)))
             for name, entry in _by_start(steps)
         ]
-    return [_node(step, "", steps, runs) for step in definition["steps"] if isinstance(step, dict)]
+    nodes = [_node(step, "", steps, runs) for step in definition["steps"] if isinstance(step, dict)]
+    on_exit = [
+        _node(s, "", steps, runs) for s in definition.get("onExit") or [] if isinstance(s, dict)
+    ]
+    if any(n.status for n in on_exit):
+        outcome = status.get("exitOutcome")
+        nodes.append(
+            Node("onExit", detail=f"run outcome {outcome}" if outcome else "", children=on_exit)
+        )
+    return nodes
 
 
 def _node(
@@ -123,6 +133,9 @@ def _node(
         if any(r.status for r in recovery):
             errors = ", ".join(clause.get("errors") or [])
             node.children.append(Node(f"catch {errors or number}", children=recovery))
+    cleanup = [_node(s, prefix, steps, runs) for s in step.get("finally") or []]
+    if any(c.status for c in cleanup):
+        node.children.append(Node("finally", children=cleanup))
     return node
 
 
@@ -193,6 +206,8 @@ def _detail(
     phase = entry.get("phase")
     if phase == "Waiting" and step is not None and kind == "waitForSignal":
         parts.append(f"waiting for signal {step['waitForSignal'].get('name', '')!r}")
+    if phase == "Running" and entry.get("outcome"):
+        parts.append(f"ended {entry['outcome']}, running its finally steps")
     if phase == "Backoff" and entry.get("nextAttemptAt"):
         parts.append(f"next attempt at {entry['nextAttemptAt']}")
     counts = entry.get("itemCounts")

@@ -18,9 +18,9 @@ from typing import Any
 from baton.api.labels import PARENT_UID
 from baton.cli.podlogs import CONTAINER, StepPod, pod_selector, step_pods
 from baton.engine.events import HistoryEntry
-from baton.executors.base import RunRef
 from baton.store.history import read_history
 from baton.store.kube import Kube, core_path, path_of
+from baton.store.ref import RunRef
 from baton.store.snapshots import REF, Snapshots
 
 RUNS = "workflowruns"

@@ -26,9 +26,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a Workflow offline with mocked activities and a virtual clock",
         description="Run the first Workflow of WORKFLOW.yaml (other Workflows in the file serve "
         "as child workflows) on a virtual clock: timers finish at once, activities answer from "
-        "MOCKS.yaml, and a step without a mock succeeds with output {}.",
+        "MOCKS.yaml, and a step without a mock succeeds with output {}. A file holding a "
+        "WorkflowRun runs that run: its inline workflow, or the Workflow its workflowRef names "
+        "(in the file or another YAML file beside it), with its input and signals.",
     )
-    parser.add_argument("workflow_file", type=Path, metavar="WORKFLOW.yaml")
+    parser.add_argument("workflow_file", type=Path, metavar="WORKFLOW.yaml|RUN.yaml")
     parser.add_argument(
         "--input", "-i", metavar="JSON|@FILE", help="the run's input, as JSON or @file.json"
     )
@@ -38,30 +40,52 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--expect",
         metavar="PHASE",
-        help="exit 1 unless the run ends in PHASE (Succeeded, Failed, Compensated, ...)",
+        help="exit 1 unless the run ends in PHASE (Succeeded, Failed, Compensated, "
+        "CompensationFailed, Cancelled or TimedOut); any other word is refused",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the test and print its result; the exit code tells whether --expect held."""
+    from baton.api.run import RunPhase
     from baton.testing.mocks import Mocks
-    from baton.testing.runner import WorkflowTestError, load_workflows, run_workflow
+    from baton.testing.runner import WorkflowTestError, load_test_file, run_workflow
 
+    if args.expect is not None:
+        final = [phase.value for phase in RunPhase if phase.finished]
+        if args.expect not in final:
+            raise CommandError(
+                f"--expect: {args.expect!r} is not a phase a run ends in; "
+                f"give one of {', '.join(final)}"
+            )
     read_text(args.workflow_file)  # a missing or unreadable file is reported in one line
-    workflows = load_workflows(args.workflow_file)
-    if not workflows:
-        raise CommandError(f"{args.workflow_file}: no Workflow document in the file")
-    input_ = None if args.input is None else json_argument(args.input, "--input")
-    mocks = _mocks(args.mocks) if args.mocks else Mocks()
     try:
-        result = run_workflow(workflows, input=input_, mocks=mocks, workflow=args.workflow)
+        found = load_test_file(args.workflow_file)
+    except WorkflowTestError as exc:
+        raise CommandError(f"{args.workflow_file}: {exc}") from None
+    if not found.workflows:
+        raise CommandError(
+            f"{args.workflow_file}: no Workflow document in the file, nor a WorkflowRun"
+        )
+    input_ = found.input if args.input is None else json_argument(args.input, "--input")
+    mocks = _mocks(args.mocks) if args.mocks else Mocks()
+    # The run's own spec (its signals, suspend, cancel) comes first, then the mocks'.
+    mocks = mocks.model_copy(
+        update={
+            "signals": [*found.run.signals, *mocks.signals],
+            "actions": [*found.run.actions, *mocks.actions],
+        }
+    )
+    workflow = args.workflow or found.workflow
+    try:
+        result = run_workflow(found.workflows, input=input_, mocks=mocks, workflow=workflow)
     except WorkflowTestError as exc:
         raise CommandError(f"{args.workflow_file}: {exc}") from None
     if args.json:
         print(json.dumps(result.to_json(), indent=2, sort_keys=False))
     else:
-        print(render_timeline(result, args.workflow or workflows[0].metadata.name or ""))
+        print(render_timeline(result, workflow or found.workflows[0].metadata.name or ""))
     if args.expect and result.phase != args.expect:
         print(f"expected {args.expect}, the run ended {result.phase}", file=sys.stderr)
         return 1

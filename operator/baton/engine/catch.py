@@ -56,9 +56,9 @@ def advance(m: Machine, sd: StepDef, scope: Scope, step: StepState, halt: bool) 
     if result is BlockResult.SUCCEEDED:
         # A recovery ends the step: no further repeat iteration follows it.
         m.finish(step, StepPhase.SUCCEEDED, output=m.last_output(clause.steps, scope))
-    elif result is BlockResult.FAILED:
+    elif result is BlockResult.FAILED and not m.stopping:
         m.finish(step, StepPhase.FAILED, error=error)
-    elif result is BlockResult.HALTED:
+    elif result in (BlockResult.FAILED, BlockResult.HALTED):
         m.cancel(step)
 
 

@@ -213,6 +213,8 @@ class Compensation:
     action: Action
     retry: RetryPolicy
     timeouts: Timeouts
+    on_interrupt: bool = False
+    """Also compensate the step when a cancel or the run timeout interrupts it in flight."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,9 @@ class StepDef:
     fail_fast: bool = True
     """For a parallel step: whether a failed branch stops the others (and the step)."""
 
+    finally_steps: tuple[StepDef, ...] = ()
+    """Cleanup run once the step ended, whatever the outcome (`finally`)."""
+
     @property
     def is_race(self) -> bool:
         """True for a `parallel` step in `mode: race`."""
@@ -276,7 +281,8 @@ class Definition:
 
     `index` maps every step name (nested ones included) to its StepDef; `depth` is the number of
     forEach steps around it, which tells how many `name[index].` frames prefix its instances;
-    `parent` maps a nested step to the step holding it and how (`branch`, `forEach`, `catch`).
+    `parent` maps a nested step to the step holding it and how (`branch`, `forEach`, `catch`,
+    `finally`). `on_exit` are the run's cleanup steps (`onExit`), top-level steps of their own.
     """
 
     steps: tuple[StepDef, ...]
@@ -293,6 +299,11 @@ class Definition:
     input_schema: Mapping[str, Any] | None = None
     fail_fast: bool = True
     """Whether a step of the top-level list failing for good stops the others (`failFast`)."""
+    on_exit: tuple[StepDef, ...] = ()
+    cleanup: frozenset[str] = frozenset()
+    """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
+    while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
+    running."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -315,6 +326,8 @@ class _Compiler:
         self.depth: dict[str, int] = {}
         self.parent: dict[str, tuple[str, str]] = {}
         self.index: dict[str, StepDef] = {}
+        self.cleanup: set[str] = set()
+        self.in_finally: set[str] = set()
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else RetryModel()
         self.default_timeout = (
@@ -325,7 +338,9 @@ class _Compiler:
         spec = self.spec
         # Names first: references in expressions are checked against the whole set.
         self._collect(spec.steps, depth=0)
+        self._collect(spec.on_exit or [], depth=0, cleanup=True)
         steps = self._block(spec.steps)
+        on_exit = self._block(spec.on_exit) if spec.on_exit else ()
         output = self._template(spec.output, None, "output") if spec.output is not None else None
         queries = tuple(
             (name, self._expression(source, None, f"queries.{name}"))
@@ -366,11 +381,15 @@ class _Compiler:
             ),
             input_schema=spec.input_schema,
             fail_fast=spec.fail_fast is not False,
+            on_exit=on_exit,
+            cleanup=frozenset(self.cleanup),
         )
 
     # -- names -------------------------------------------------------------------------------
 
-    def _collect(self, steps: Iterable[Step], depth: int) -> None:
+    def _collect(
+        self, steps: Iterable[Step], depth: int, cleanup: bool = False, in_finally: bool = False
+    ) -> None:
         for step in steps:
             if step.name in self.names:
                 raise DefinitionError(
@@ -381,10 +400,27 @@ class _Compiler:
                 )
             self.names[step.name] = step
             self.depth[step.name] = depth
+            if cleanup:
+                self.cleanup.add(step.name)
+            if in_finally:
+                self.in_finally.add(step.name)
+            if cleanup and step.compensate is not None:
+                raise DefinitionError(
+                    "a cleanup step (in onExit or finally) is not part of the saga: it runs "
+                    "after the outcome is decided, so nothing would compensate it; remove "
+                    "compensate",
+                    step=step.name,
+                    field="compensate",
+                )
             for nested, nested_depth, relation in _children(step, depth):
                 for child in nested:
                     self.parent[child.name] = (step.name, relation)
-                self._collect(nested, nested_depth)
+                self._collect(
+                    nested,
+                    nested_depth,
+                    cleanup or relation == "finally",
+                    in_finally or relation == "finally",
+                )
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -479,6 +515,7 @@ class _Compiler:
             depends=depends,
             continue_on_failed=continue_on_failed,
             failure_handled=failure_handled or continue_on_failed,
+            finally_steps=self._block(step.finally_) if step.finally_ else (),
             **self._kind_fields(step, kind),
         )
         self.index[name] = compiled
@@ -587,6 +624,7 @@ class _Compiler:
             action=self._action(kind, getattr(comp, kind.value), step, f"compensate.{kind.value}"),
             retry=self._retry(comp.retry, step, "compensate.retry"),
             timeouts=self._timeouts(comp.timeout, step, "compensate.timeout"),
+            on_interrupt=comp.on_interrupt,
         )
 
     def _repeat(self, step: Step) -> Repeat | None:
@@ -678,6 +716,7 @@ class _Compiler:
         except ExpressionError as exc:
             raise DefinitionError(str(exc)) from None
         self._check_references(expression.step_references, step, where)
+        self._check_roots(expression.roots, step, where)
         return expression
 
     def _template(self, value: Any, step: str | None, where: str) -> Template:
@@ -686,7 +725,17 @@ class _Compiler:
         except ExpressionError as exc:
             raise DefinitionError(str(exc)) from None
         self._check_references(template.step_references, step, where)
+        self._check_roots(template.roots, step, where)
         return template
+
+    def _check_roots(self, roots: frozenset[str], step: str | None, where: str) -> None:
+        if "step" in roots and (step is None or step not in self.in_finally):
+            raise DefinitionError(
+                "`step` (the step that ended) is known only in the steps of a finally list; "
+                "use steps.<name> here",
+                step=step,
+                field=where,
+            )
 
     def _check_references(self, references: frozenset[str], step: str | None, where: str) -> None:
         unknown = sorted(references - self.names.keys())
@@ -739,6 +788,8 @@ def _children(step: Step, depth: int) -> Iterator[tuple[list[Step], int, str]]:
     for clause in step.catch or []:
         if clause.steps:
             yield clause.steps, depth, "catch"
+    if step.finally_:
+        yield step.finally_, depth, "finally"
 
 
 def _check_acyclic(steps: list[Step], after: Mapping[str, tuple[str, ...]]) -> None:

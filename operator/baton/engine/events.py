@@ -111,7 +111,9 @@ class SignalReceived(Event):
 
 @dataclass(frozen=True)
 class ChildFinished(Event):
-    """A child run started for `key` at `attempt` ended in `phase`."""
+    """A child run started for `key` at `attempt` ended in `phase`. `name` is the child's (its
+    rule changed once, so the name is reported, not derived); None in histories recorded before
+    it was reported."""
 
     type: ClassVar[str] = "ChildFinished"
     key: str
@@ -119,6 +121,7 @@ class ChildFinished(Event):
     phase: str
     output: JSON = None
     error: dict[str, Any] | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, repeat
+from baton.engine import attempts, catch, cleanup, repeat
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -107,12 +107,15 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
     if state.phase is RunPhase.PENDING or state.phase.finished:
         return []
     found: list[Deadline] = []
-    if state.deadline is not None and state.ending is None:
+    if state.deadline is not None and state.ending is None and state.exit_outcome is None:
+        # Not while the onExit steps run: the cleanup runs to its end.
         found.append(Deadline(state.deadline, RUN_TIMER, "", TimerPurpose.RUN))
     suspended = state.suspended
     for path, step in state.steps.items():
-        if step.phase not in TIMED:
-            continue  # most steps of a large forEach: no due time, no lookup
+        if step.phase not in TIMED or step.outcome is not None:
+            # Most steps of a large forEach: no due time, no lookup. A step running its
+            # `finally` ended: its own timers are gone.
+            continue
         sd = step_def(definition, path)
         found.extend(_step_deadlines(path, step, sd, suspended))
     for comp in state.compensations:
@@ -178,7 +181,7 @@ class Machine:
             if event.n <= s.redrive:
                 return
             s.redrive = event.n
-            if s.phase is RunPhase.FAILED and not self._aborted:
+            if s.phase is RunPhase.FAILED and not self.aborted:
                 self._redrive()
         elif s.phase.finished:
             return
@@ -235,7 +238,12 @@ class Machine:
                 return step_def(self.d, comp.path), run
             return None
         step = self.state.steps.get(key)
-        if step is None or step.phase is not StepPhase.RUNNING or step.attempt != attempt:
+        if (
+            step is None
+            or step.phase is not StepPhase.RUNNING
+            or step.attempt != attempt
+            or step.outcome is not None  # ended, running its `finally`
+        ):
             return None
         sd = step_def(self.d, key)
         if not KINDS[sd.kind].attempts:
@@ -303,7 +311,7 @@ class Machine:
             try:
                 values = {var: render(t, context) for var, t in handler.assignments}
             except EvaluationError as exc:
-                self._condition(
+                self.condition(
                     "SignalHandlerFailed",
                     ConditionStatus.TRUE,
                     "EvaluationError",
@@ -348,12 +356,19 @@ class Machine:
             tuple(
                 (p, st.phase, st.attempt, st.iterations, st.recovering) for p, st in s.steps.items()
             ),
+            # A step's `outcome` changes only with its phase; the run's exit outcome does not.
+            s.exit_outcome,
             tuple((c.run.phase, c.run.attempt) for c in s.compensations),
         )
 
     def _pass(self) -> None:
         s = self.state
         if s.phase.finished:
+            return
+        if s.exit_outcome is not None:
+            phase = cleanup.advance_exit(self)
+            if phase is not None:
+                self._end(phase)
             return
         if s.compensations:
             self._drive_compensations()
@@ -373,6 +388,22 @@ class Machine:
     def can_start(self) -> bool:
         """New steps may start: the run is neither suspended nor ending."""
         return not self.state.suspended and self.state.ending is None
+
+    def may_start(self, name: str) -> bool:
+        """Step `name` may start: never while suspended; while the run ends (a cancel, the run
+        timeout, a failure) only cleanup steps (`onExit`, `finally`) start."""
+        return not self.state.suspended and (self.state.ending is None or name in self.d.cleanup)
+
+    @property
+    def stopping(self) -> bool:
+        """A cancel or the run timeout stops the run: a composite that ends now was stopped,
+        whatever its children ended in (no catch applies)."""
+        return self.state.ending in (Ending.CANCELLED, Ending.TIMED_OUT)
+
+    def ended(self, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
+        """Called on each step a list visits: one that just ended runs its `finally` first."""
+        if sd.finally_steps:
+            cleanup.begin_finally(self, sd, scope, path, step)
 
     def drive_block(
         self, steps: tuple[StepDef, ...], scope: Scope, *, halting: bool, fail_fast: bool = True
@@ -395,7 +426,7 @@ class Machine:
             path = prefix + sd.name
             step = s.steps.get(path)
             if step is None or step.phase is StepPhase.PENDING:
-                if halt or not self.can_start:
+                if halt or not self.may_start(sd.name):
                     continue
                 ready = readiness(sd, prefix, s.steps, self.d.index)
                 if ready is None:
@@ -403,9 +434,17 @@ class Machine:
                 step = self.start_step(sd, scope, path) if ready else self._skip_step(path)
             elif step.phase in ACTIVE:
                 self.drive_step(sd, scope, path, step, halt)
-            if not halt and fail_fast and step is not None and is_fatal(sd, step):
-                halt = True
-                self.cancel_block(steps, scope)
+            if step is not None:
+                self.ended(sd, scope, path, step)
+                if not halt and fail_fast and is_fatal(sd, step):
+                    halt = True
+                    self.cancel_block(steps, scope)
+        if halt:
+            # Steps cancelled above run their `finally` before the list decides.
+            for sd in steps:
+                step = s.steps.get(prefix + sd.name)
+                if step is not None:
+                    self.ended(sd, scope, prefix + sd.name, step)
         instances = [(sd, s.steps.get(prefix + sd.name)) for sd in steps]
         if any(i is not None and i.phase in ACTIVE for _, i in instances):
             return BlockResult.RUNNING, None
@@ -443,8 +482,13 @@ class Machine:
         """Cancel everything in flight in a list of steps, nested steps included."""
         for sd in steps:
             step = self.state.steps.get(scope.prefix + sd.name)
-            if step is not None and step.phase in ACTIVE:
+            # A step running its `finally` has ended already: its cleanup runs to the end.
+            if step is None:
+                continue
+            if step.phase in ACTIVE and step.outcome is None:
                 self.cancel_subtree(sd, scope, scope.prefix + sd.name, step)
+            # Every step that ended (just now, or by the run's cancel) begins its `finally`.
+            self.ended(sd, scope, scope.prefix + sd.name, step)
 
     def cancel_subtree(self, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         """Cancel the active step instance at `path` and everything in flight under it: its
@@ -456,11 +500,18 @@ class Machine:
             assert clause_steps is not None
             self.cancel_block(clause_steps, scope)
         KINDS[sd.kind].cancel_nested(self, sd, scope, path, step)
+        if step.recovering is None and KINDS[sd.kind].nested_active(self, sd, scope, path, step):
+            # A nested step runs its `finally`: the composite stays Running, driven as halted,
+            # and ends once that cleanup ended.
+            return
         self.cancel(step)
 
     def drive_step(self, sd: StepDef, scope: Scope, path: str, step: StepState, halt: bool) -> None:
         """Drive an active step one pass: cancel it when it only waits and `halt` says stop,
-        else let its catch clause or its kind go on."""
+        else let its finally steps, its catch clause or its kind go on."""
+        if step.outcome is not None:
+            cleanup.advance_finally(self, sd, scope, path, step)
+            return
         kind = KINDS[sd.kind]
         waits = step.phase in (StepPhase.BACKOFF, StepPhase.WAITING) or (
             kind.waits_while_running and step.phase is StepPhase.RUNNING
@@ -498,6 +549,7 @@ class Machine:
         step.started_at = self.now
         step.finished_at = None
         step.error = None
+        step.outcome = None
         if sd.when is not None:
             try:
                 go = sd.when.evaluate(self.context(scope, sd.name))
@@ -634,19 +686,35 @@ class Machine:
     def _abort(self, ending: Ending, error: StepError) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
-        if s.compensations or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT):
+        if (
+            s.compensations
+            or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT)
+            or s.exit_outcome is not None
+        ):
+            # An unwinding saga and the run's onExit are not interrupted.
             return
         if s.ending is None:
             s.ending = ending
             s.error = error
         # Cancelling overrides suspension: the user wants the run to stop, compensations run.
         s.suspended = False
-        for step in s.steps.values():
-            if step.phase in ACTIVE:
-                self.cancel(step)
+        for path, step in s.steps.items():
+            if step.phase not in ACTIVE or step.outcome is not None:
+                continue  # ended, running its finally: cleanup runs to its end
+            sd = step_def(self.d, path)
+            if sd.name in self.d.cleanup:
+                continue
+            if step.phase is StepPhase.RUNNING and (
+                sd.kind.is_composite or step.recovering is not None
+            ):
+                # It ends once what it holds ended, the finally steps inside it included.
+                continue
+            cleanup.interrupt(self, sd, path, step)
+            self.cancel(step)
 
     @property
-    def _aborted(self) -> bool:
+    def aborted(self) -> bool:
+        """The shell ended the run with RunAborted."""
         return any(c["type"] == ABORTED and c["status"] == "True" for c in self.state.conditions)
 
     def _abort_run(self, event: RunAborted) -> None:
@@ -661,7 +729,7 @@ class Machine:
                 self.cancel(comp.run)
         s.ending = Ending.FAILED
         s.error = StepError(event.reason, event.message)
-        self._condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
+        self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
 
     def _unwind(self, ending: Ending, error: StepError) -> None:
@@ -734,6 +802,11 @@ class Machine:
         self._close(RunPhase.SUCCEEDED)
 
     def _close(self, phase: RunPhase) -> None:
+        """The run's outcome is `phase`: it ends in it, after its onExit steps if it has any."""
+        if not cleanup.begin_exit(self, phase):
+            self._end(phase)
+
+    def _end(self, phase: RunPhase) -> None:
         s = self.state
         s.phase = phase
         s.finished_at = self.now
@@ -747,6 +820,7 @@ class Machine:
         s.ending = None
         s.error = None
         s.finished_at = None
+        cleanup.redriven(self)
         self.redrive_block(self.d.steps, ROOT)
 
     def redrive_block(self, steps: tuple[StepDef, ...], scope: Scope) -> None:
@@ -778,6 +852,7 @@ class Machine:
         """Make one failed step go again: its catch steps, or what its kind says."""
         step.error = None
         step.finished_at = None
+        step.outcome = None
         if step.recovering is not None:
             catch.redrive(self, sd, scope, step)
         else:
@@ -805,6 +880,8 @@ class Machine:
         for clause in sd.catch:
             for nested in clause.steps or ():
                 self.reset_tree(nested, scope)
+        for nested in sd.finally_steps:
+            self.reset_tree(nested, scope)
 
     # -- context -----------------------------------------------------------------------------
 
@@ -840,7 +917,12 @@ class Machine:
             "steps": steps,
             "vars": s.vars,
             "signals": s.signals,
-            "run": {"name": s.run_name, "namespace": s.namespace, "uid": s.uid},
+            "run": {
+                "name": s.run_name,
+                "namespace": s.namespace,
+                "uid": s.uid,
+                **cleanup.run_in_scope(self),
+            },
         }
         if scope.index is not None:
             context["item"] = scope.item
@@ -848,6 +930,9 @@ class Machine:
         error = catch.error_in_scope(self, scope, step)
         if error is not None:
             context["error"] = error
+        ended = cleanup.owner_in_scope(self, scope, step)
+        if ended is not None:
+            context["step"] = ended
         return context
 
     # -- publishing --------------------------------------------------------------------------
@@ -858,6 +943,8 @@ class Machine:
         if not s.phase.finished:
             if s.suspended:
                 s.phase = RunPhase.SUSPENDED
+            elif s.exit_outcome is not None:
+                s.phase = RunPhase.RUNNING  # the onExit steps run; exitOutcome tells the end
             elif s.compensations:
                 s.phase = RunPhase.COMPENSATING
             else:
@@ -867,7 +954,8 @@ class Machine:
             for name, expression in self.d.queries:
                 s.queries[name] = query(expression, context)
 
-    def _condition(self, kind: str, status: ConditionStatus, reason: str, message: str) -> None:
+    def condition(self, kind: str, status: ConditionStatus, reason: str, message: str) -> None:
+        """Set the run's condition `kind` (one entry per type)."""
         self.state.conditions = set_condition(
             self.state.conditions, kind, status, reason, message, now=rfc3339(self.now)
         )

@@ -41,8 +41,16 @@ def is_done(sd: StepDef, step: StepState) -> bool:
 def is_fatal(sd: StepDef, step: StepState) -> bool:
     """True when `step` ended in a way that fails its list: Cancelled, or Failed without its
     failure being handled."""
-    phase = step.phase
+    phase = running_outcome(step)
     return phase is StepPhase.CANCELLED or (phase is StepPhase.FAILED and not sd.failure_handled)
+
+
+def running_outcome(step: StepState) -> StepPhase:
+    """The phase `step` counts by: the outcome it ended in while its `finally` runs (it shows
+    Running then), else its phase (which a finished `finally` may have turned to Failed)."""
+    if step.outcome is not None and step.phase not in FINISHED:
+        return step.outcome
+    return step.phase
 
 
 def is_settled(sd: StepDef, step: StepState) -> bool:

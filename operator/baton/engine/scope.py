@@ -77,7 +77,15 @@ def subtree_size(sd: StepDef) -> int:
         size += sum(subtree_size(inner) for inner in branch.steps)
     for clause in sd.catch:
         size += sum(subtree_size(inner) for inner in clause.steps or ())
+    size += sum(subtree_size(inner) for inner in sd.finally_steps)
     return size
+
+
+def bad(step: StepState) -> bool:
+    """Failed or Cancelled, or ended so and running its `finally` (`StepState.outcome`): the
+    list it belongs to halts at once. A step whose finally ran has its outcome as its phase,
+    or Failed."""
+    return step.phase in BAD or step.outcome in BAD
 
 
 def first_failure(failed: list[StepState]) -> StepState:

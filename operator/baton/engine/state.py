@@ -88,6 +88,9 @@ class StepState:
     items: list[Any] | None = None
     recovering: int | None = None
     signal: int | None = None
+    outcome: StepPhase | None = None
+    """Steps with `finally`: the phase the step ended in, set while its finally steps run
+    (the step is Running meanwhile) and kept once they ran, so they run once per ending."""
 
     @property
     def attempts(self) -> int:
@@ -147,6 +150,9 @@ class State:
     compensations: list[CompensationState] = field(default_factory=list)
     ending: Ending | None = None
     suspended: bool = False
+    exit_outcome: RunPhase | None = None
+    """Runs with `onExit`: the phase the run ends in, set while the onExit steps run and kept
+    once they ran, so they run once per ending (a redrive clears it)."""
     output: JSON = None
     error: StepError | None = None
     queries: dict[str, Any] = field(default_factory=dict)
@@ -230,6 +236,7 @@ _STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("items", "items", False),
     ("recovering", "recovering", False),
     ("signal", "signal", False),
+    ("outcome", "outcome", False),
 )
 _STEP_DEFAULTS = StepState()
 
@@ -243,7 +250,7 @@ def step_to_status(step: StepState) -> dict[str, Any]:
             continue
         if is_time:
             value = rfc3339(value)
-        elif attr == "phase":
+        elif attr in ("phase", "outcome"):
             value = str(value)
         elif attr == "error":
             value = value.to_json()
@@ -260,7 +267,7 @@ def step_from_status(data: dict[str, Any]) -> StepState:
         value = data[key]
         if is_time:
             value = parse_rfc3339(value)
-        elif attr == "phase":
+        elif attr in ("phase", "outcome"):
             value = StepPhase(value)
         elif attr == "error":
             value = StepError.from_json(value)
@@ -333,6 +340,7 @@ def state_to_status(
     )
     put("ending", state.ending.value if state.ending is not None else None)
     put("suspended", state.suspended, False)
+    put("exitOutcome", str(state.exit_outcome) if state.exit_outcome is not None else None)
     return status
 
 
@@ -373,6 +381,7 @@ def state_from_status(status: dict[str, Any]) -> State:
         ],
         ending=Ending(status["ending"]) if status.get("ending") is not None else None,
         suspended=status.get("suspended", False),
+        exit_outcome=RunPhase(status["exitOutcome"]) if status.get("exitOutcome") else None,
         output=status.get("output"),
         error=StepError.from_json(status["error"]) if status.get("error") else None,
         queries=dict(status.get("queries") or {}),

@@ -20,7 +20,8 @@ from urllib.parse import quote, quote_plus
 from baton.api.names import InvalidNameError
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted
-from baton.executors.base import Report, RunRef
+from baton.executors.base import Report
+from baton.store.ref import RunRef
 
 log = logging.getLogger(__name__)
 

@@ -12,28 +12,14 @@ HTTP calls and worker tasks carry an `Idempotency-Key`, Jobs have deterministic 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import Event
+from baton.store.ref import RunRef
 
-
-@dataclass(frozen=True)
-class RunRef:
-    """The WorkflowRun an activity belongs to."""
-
-    name: str
-    namespace: str
-    uid: str
-    root_uid: str = ""
-    """The uid of the run at the top of its tree of child runs ("" or `uid` for a top run)."""
-
-    @property
-    def root(self) -> str:
-        """Whose share of a worker pool this run's tasks count against: its tree's root."""
-        return self.root_uid or self.uid
+__all__ = ["Adopting", "Executor", "Report", "RunRef"]
 
 
 Report = Callable[[Event], Awaitable[None]]
@@ -54,3 +40,13 @@ class Executor(Protocol):
 
     async def close(self) -> None:
         """Release clients and stop background tasks when the operator shuts down."""
+
+
+@runtime_checkable
+class Adopting(Protocol):
+    """An executor whose attempts leave objects behind (Jobs, child runs) that a resuming run
+    lists: it starts and stops their attempts under the objects' own names. Objects made before
+    their names carried the run's uid (baton.api.attempts) are found so, never made twice."""
+
+    def adopt(self, run: RunRef, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Remember the names of `run`'s objects that differ from today's rule, by attempt."""

@@ -59,12 +59,13 @@ from baton.executors.attempts import (
     parse_output,
     run_attempt,
 )
-from baton.executors.base import Report, RunRef
+from baton.executors.base import Report
 from baton.executors.limits import CallLimits
 from baton.executors.secrets import secret_text
 from baton.expr import as_text
 from baton.settings import OperatorSettings
 from baton.store.kube import Kube
+from baton.store.ref import RunRef
 
 log = logging.getLogger(__name__)
 

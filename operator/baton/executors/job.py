@@ -4,11 +4,15 @@ This module owns the Job manifest Baton creates (`build_job`, pure), the reading
 Job (`job_outcome`, pure), and `JobExecutor`, which creates Jobs and routes what the run loop's
 Job watch sees (`observe`, `observe_deleted`) to the run that started them.
 
-Idempotence: a Job's name is `object_name(run, key, attempt)`, so a re-issued start finds the
-Job of the first one (409) and adopts it, then reads its state at once — it may have finished
+Idempotence: a Job's name is `job_name(run, key, attempt)`, from the run's uid (the rule of
+child runs too: baton.api.attempts), so a re-issued start finds the Job of the first one (409)
+and adopts it, then reads its state at once — it may have finished
 while the operator was down. Outcomes seen by the watch are remembered for a while, so a start
 re-issued after its Job finished and was deleted reports that outcome instead of creating the
-Job again. Baton owns retries: `backoffLimit: 0`, and each attempt is a new Job.
+Job again. Baton owns retries: `backoffLimit: 0`, and each attempt is a new Job. A Job named
+by the rule before names carried the run's uid (`<run>-<key>-<attempt>`) is handed to `adopt`
+by its run's resuming loop, which lists the run's Jobs by label: its attempt is re-issued and
+deleted under that name instead of being created a second time.
 
 Output: the main container's termination message (`/dev/termination-log`, at most 4 KiB, read
 by the kubelet): JSON when it parses, else the text, empty → null. A failed Job is a
@@ -29,12 +33,13 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from baton.api.attempts import attempt_name
 from baton.api.labels import (
     ACTIVITY_KEY,
     API_VERSION,
@@ -43,18 +48,18 @@ from baton.api.labels import (
     RUN_UID,
     STEP,
     label_value,
-    object_name,
     owned_labels,
 )
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityCompleted, ActivityFailed, ActivityStarted, Event
 from baton.executors import podpolicy
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_output
-from baton.executors.base import Report, RunRef
+from baton.executors.base import Report
 from baton.executors.secrets import usable_secret
 from baton.expr import as_text
 from baton.settings import OperatorSettings
 from baton.store.kube import ApiError, Kube, batch_path, core_path
+from baton.store.ref import RunRef
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +81,9 @@ MESSAGE_CHARS = 1024
 
 
 def job_name(run: RunRef, key: str, attempt: int) -> str:
-    """The deterministic name of the Job of one attempt."""
-    return object_name(run.name, key, attempt)
+    """The deterministic name of the Job of one attempt (the rule of child runs too, from the
+    run's uid: baton.api.attempts)."""
+    return attempt_name(run.name, run.uid, key, attempt)
 
 
 def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -> dict[str, Any]:
@@ -339,6 +345,20 @@ class JobExecutor:
         self._outcomes: OrderedDict[AttemptId, tuple[Event, float]] = OrderedDict()
         self._memory = max(3600.0, 2.0 * settings.job_ttl_seconds)
         self._inflight = InFlight()
+        self._names: dict[AttemptId, str] = {}
+        """Jobs found under a name other than today's rule gives (made before names carried the
+        run's uid), by attempt, until their outcome is seen or they are deleted."""
+
+    def adopt(self, run: RunRef, jobs: Iterable[Mapping[str, Any]]) -> None:
+        """`run`'s Jobs as its resuming loop listed them: an attempt whose Job has another name
+        than `job_name` gives is started (adopted) and deleted under the Job's own name."""
+        for job in jobs:
+            attempt = attempt_of(job)
+            if attempt is None or attempt.run_uid != run.uid:
+                continue
+            name = str(job["metadata"]["name"])
+            if name != job_name(run, attempt.key, attempt.attempt):
+                self._names[attempt] = name
 
     async def start(self, run: RunRef, command: StartActivity, report: Report) -> None:
         """Create or adopt the attempt's Job; ActivityStarted, later its outcome, via `report`."""
@@ -351,7 +371,7 @@ class JobExecutor:
         attempt = AttemptId.of(run, command)
         self._registered.pop(attempt, None)
         await self._inflight.cancel(attempt)
-        name = job_name(run, command.key, command.attempt)
+        name = self._names.pop(attempt, None) or job_name(run, command.key, command.attempt)
         for delay in (0.5, 2.0, None):
             try:
                 await self.kube.delete(batch_path(run.namespace, name), propagation="Background")
@@ -390,6 +410,8 @@ class JobExecutor:
     async def _launch(self, attempt: AttemptId, run: RunRef, command: StartActivity) -> None:
         if self._known(attempt) is None:
             manifest = build_job(run, command, self.settings)
+            if attempt in self._names:
+                manifest["metadata"]["name"] = self._names[attempt]
             try:
                 _check_policy(command, self.settings)
                 await self._check_secrets(run, command)
@@ -427,6 +449,7 @@ class JobExecutor:
     async def _record(self, attempt: AttemptId, event: Event) -> None:
         """Remember `event` as the attempt's outcome and report it if its start is acknowledged."""
         now = time.monotonic()
+        self._names.pop(attempt, None)
         self._outcomes[attempt] = (event, now)
         self._outcomes.move_to_end(attempt)
         while self._outcomes:

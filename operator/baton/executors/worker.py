@@ -30,7 +30,7 @@ from baton.api.names import check_subdomain
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityHeartbeat, ActivityStarted
 from baton.executors.attempts import ActivityError, AttemptId, InFlight, run_attempt
-from baton.executors.base import Report, RunRef
+from baton.executors.base import Report
 from baton.executors.http import (
     MAX_RESPONSE_BYTES,
     BodyReader,
@@ -41,6 +41,7 @@ from baton.executors.http import (
     response_error,
 )
 from baton.executors.limits import CallLimits
+from baton.store.ref import RunRef
 
 log = logging.getLogger(__name__)
 

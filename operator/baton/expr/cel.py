@@ -30,7 +30,7 @@ from baton.expr.cost import EVALUATION_BUDGET, TooDeepError, plan
 from baton.expr.syntax import Node, SyntaxLimitError, parse
 
 CONTEXT_ROOTS: frozenset[str] = frozenset(
-    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error"}
+    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error", "step"}
 )
 """Every name an expression may start from; which are bound depends on where it is evaluated."""
 
@@ -51,7 +51,7 @@ _STRING_LITERAL = re.compile(
     r"""'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*\"""", re.S
 )
 _STEP_DOT = re.compile(r"\bsteps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_STEP_INDEX = re.compile(r"""\bsteps\s*\[\s*(['"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]""")
+_STEP_INDEX = re.compile(r"""\bsteps\s*\[\s*(['"])([A-Za-z_][A-Za-z0-9_-]*)\1\s*\]""")
 _BOUND_VARIABLE = re.compile(
     r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )

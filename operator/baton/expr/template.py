@@ -95,6 +95,8 @@ class Template:
     tree: _Node
     step_references: frozenset[str]
     is_constant: bool
+    roots: frozenset[str] = frozenset()
+    """The context roots its expressions read (`input`, `steps`, `step`...)."""
 
     def render(self, context: Mapping[str, Any], budget: Budget | None = None) -> Any:
         """The JSON value with every interpolation evaluated in `context`, all of them within
@@ -108,9 +110,15 @@ def compile_template(value: Any, *, step: str | None, field: str) -> Template:
     """Compile every `${{ }}` in `value`; errors name the step, the field path and position."""
     _check_shape(value, step, field)
     references: set[str] = set()
-    tree = _compile(value, step, field, references)
+    roots: set[str] = set()
+    tree = _compile(value, step, field, references, roots)
     constant = not references and not _has_interpolation(tree)
-    return Template(tree=tree, step_references=frozenset(references), is_constant=constant)
+    return Template(
+        tree=tree,
+        step_references=frozenset(references),
+        is_constant=constant,
+        roots=frozenset(roots),
+    )
 
 
 def _check_shape(value: Any, step: str | None, field: str) -> None:
@@ -139,17 +147,19 @@ def _check_shape(value: Any, step: str | None, field: str) -> None:
         )
 
 
-def _compile(value: Any, step: str | None, path: str, refs: set[str]) -> _Node:
+def _compile(value: Any, step: str | None, path: str, refs: set[str], roots: set[str]) -> _Node:
     if isinstance(value, str):
-        return _compile_string(value, step, path, refs)
+        return _compile_string(value, step, path, refs, roots)
     if isinstance(value, Mapping):
-        return {k: _compile(v, step, f"{path}.{k}", refs) for k, v in value.items()}
+        return {k: _compile(v, step, f"{path}.{k}", refs, roots) for k, v in value.items()}
     if isinstance(value, list):
-        return [_compile(v, step, f"{path}[{i}]", refs) for i, v in enumerate(value)]
+        return [_compile(v, step, f"{path}[{i}]", refs, roots) for i, v in enumerate(value)]
     return value
 
 
-def _compile_string(text: str, step: str | None, path: str, refs: set[str]) -> _Node:
+def _compile_string(
+    text: str, step: str | None, path: str, refs: set[str], roots: set[str]
+) -> _Node:
     if "${{" not in text:
         return text
     parts: list[_Text | Expression] = []
@@ -172,6 +182,7 @@ def _compile_string(text: str, step: str | None, path: str, refs: set[str]) -> _
             source.strip(), step=step, field=path, offset=cel_start + leading
         )
         refs.update(expression.step_references)
+        roots.update(expression.roots)
         parts.append(expression)
     rest = text[cursor:]
     _check_closed(rest, cursor, text, step, path)

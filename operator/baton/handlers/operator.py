@@ -130,6 +130,7 @@ def build_registry(
         await state.shell.registry.stop()
         for executor in state.shell.executors.values():
             await executor.close()
+        await state.shell.children.close()
         await state.pools.close()
         await state.connection.close()
         state.stop_metrics()

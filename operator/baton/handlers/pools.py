@@ -42,13 +42,13 @@ from baton.api.labels import SHARD
 from baton.api.pool import WorkerPoolSpec
 from baton.executors import podpolicy
 from baton.executors.attempts import ActivityError
-from baton.executors.base import RunRef
 from baton.executors.secrets import opted_in_secret, usable_secret
 from baton.pools import objects, tokens
 from baton.pools.dispatch import FairQueue, capacity
 from baton.pools.scaling import ScalingPolicy, ScalingState, decide
 from baton.store.kube import ApiError, Kube, core_path, path_of
 from baton.store.objects import post_event, timestamp
+from baton.store.ref import RunRef
 
 log = logging.getLogger(__name__)
 

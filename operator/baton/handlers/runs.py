@@ -52,16 +52,11 @@ from baton import metrics
 from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.duration import DurationError, parse_duration
 from baton.api.labels import (
-    ACTIVITY_KEY,
-    API_VERSION,
-    ATTEMPT,
     PARENT_UID,
     PHASE,
     ROOT_UID,
-    RUN_NAME,
     RUN_UID,
     WORKFLOW,
-    label_value,
     run_labels,
 )
 from baton.api.resources import first_problem
@@ -98,7 +93,6 @@ from baton.engine.events import (
     ActivityHeartbeat,
     ActivityStarted,
     CancelRequested,
-    ChildFinished,
     Event,
     HistoryEntry,
     RedriveRequested,
@@ -112,7 +106,8 @@ from baton.engine.events import (
 from baton.engine.limits import input_problem
 from baton.engine.state import Ending, State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
-from baton.executors.base import Executor, RunRef
+from baton.executors.base import Adopting, Executor
+from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
 from baton.failpoints import failpoint
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
@@ -125,6 +120,7 @@ from baton.store.history import (
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.objects import NameTakenError, post_event, timestamp
+from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
@@ -181,15 +177,12 @@ class Shell:
     settings: OperatorSettings
     executors: Mapping[str, Executor]
     registry: Registry = field(init=False)
+    children: ChildExecutor = field(init=False)
+    """Starts and terminates child runs (`workflow` steps), as `executors` do activities."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
-
-
-def finished(body: Mapping[str, Any]) -> bool:
-    """True when the run's status shows a final phase."""
-    phase = (body.get("status") or {}).get("phase")
-    return phase is not None and RunPhase(phase).finished
+        self.children = ChildExecutor(self.kube, self.settings)
 
 
 class RunLoop:
@@ -209,14 +202,7 @@ class RunLoop:
         )
         self.body: Mapping[str, Any] = body
         self.inbox: asyncio.Queue[Event | None] = asyncio.Queue()
-        self.owner = {
-            "apiVersion": API_VERSION,
-            "kind": "WorkflowRun",
-            "name": self.ref.name,
-            "uid": self.ref.uid,
-            "controller": True,
-            "blockOwnerDeletion": False,
-        }
+        self.owner = owner_reference(self.ref)
         labels = shell.settings.created_labels
         self.history = HistoryLog(
             self.kube,
@@ -234,6 +220,8 @@ class RunLoop:
         self.ended_aborted = False
         self.progressed = False
         """True once this loop committed a batch of its own: earlier faults were not fatal."""
+        self.started_here = False
+        """True when this loop folded the run's RunStarted: there is nothing of it to resume."""
         self.position = HistoryPosition()
         self.definition_ref: dict[str, Any] = {}
         self.definition: Definition | None = None
@@ -300,7 +288,10 @@ class RunLoop:
         if not await self._load():
             return
         assert self.definition is not None
-        if self.position.batches > 1:  # resumed: more than its start happened before
+        # Resumed (this loop did not start the run): stops a crash lost, and Jobs and children
+        # to adopt. Even a run whose only batch is its start may have them: an acknowledgement
+        # is not written on its own, so a child started first can run for hours meanwhile.
+        if not self.started_here:
             try:
                 await self._perform(await self._stale_stops())
             except ApiError as exc:  # the run goes on; what is left runs to its own end
@@ -313,7 +304,9 @@ class RunLoop:
 
     async def _stale_stops(self) -> list[Command]:
         """Stops a crash may have lost (baton.handlers.stale). Jobs and child runs are listed
-        only when the workflow has steps of their kind."""
+        only when the workflow has steps of their kind; the executors adopt them too, so an
+        attempt whose Job or child has a name from before names carried the run's uid is
+        re-issued and stopped under that name, not created twice (baton.executors.child)."""
         assert self.definition is not None
         kinds = {step.kind for step in self.definition.index.values()}
         namespace, uid = self.ref.namespace, self.ref.uid
@@ -324,6 +317,10 @@ class RunLoop:
             children = await self.kube.list(
                 path_of("workflowruns", namespace), label_selector=f"{PARENT_UID}={uid}"
             )
+        job_executor = self.shell.executors.get(StepKind.JOB.value)
+        if isinstance(job_executor, Adopting):
+            job_executor.adopt(self.ref, jobs)
+        self.shell.children.adopt(self.ref, children)
         return stale_stops(self.state, uid, jobs, children)
 
     async def _next_batch(self) -> list[Event]:
@@ -566,6 +563,7 @@ class RunLoop:
         await self._fold_started(spec, generation)
 
     async def _fold_started(self, spec: WorkflowRunSpec, generation: int) -> None:
+        self.started_here = True
         started = RunStarted(
             input=spec.input,
             run_name=self.ref.name,
@@ -705,67 +703,13 @@ class RunLoop:
             if executor is not None:
                 await executor.cancel(self.ref, command)
         elif isinstance(command, StartChildRun):
-            await self._start_child(command)
+            # Reported to this loop directly, as the child's create is awaited here.
+            await self.shell.children.start(self.ref, command, self.deliver)
         elif isinstance(command, TerminateChild):
-            with contextlib.suppress(ApiError):
-                await self.kube.patch(
-                    path_of("workflowruns", self.ref.namespace, command.name),
-                    {"spec": {"cancel": True}},
-                )
+            await self.shell.children.cancel(self.ref, command)
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)
-
-    async def _start_child(self, command: StartChildRun) -> None:
-        metadata: dict[str, Any] = {
-            "name": command.name,
-            "namespace": self.ref.namespace,
-            "labels": {
-                **self.shell.settings.created_labels,
-                PARENT_UID: self.ref.uid,
-                ROOT_UID: self.ref.root,
-                RUN_NAME: label_value(self.ref.name),
-            },
-            "annotations": {ACTIVITY_KEY: command.key, ATTEMPT: str(command.attempt)},
-        }
-        if command.parent_close_policy == "terminate":
-            metadata["ownerReferences"] = [self.owner]
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": "WorkflowRun",
-            "metadata": metadata,
-            "spec": {"workflowRef": {"name": command.workflow_ref}, "input": command.input},
-        }
-        collection = path_of("workflowruns", self.ref.namespace)
-        try:
-            child = await self.kube.create(collection, body)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            existing = await self.kube.get(
-                path_of("workflowruns", self.ref.namespace, command.name)
-            )
-            if existing is None:
-                raise
-            child = existing
-        failpoint("after-child-create")
-        await self.deliver(ActivityStarted(command.key, command.attempt))
-        labels = child["metadata"].get("labels") or {}
-        if labels.get(PARENT_UID) != self.ref.uid:
-            # The name is taken by another parent's child (an abandoned child of a deleted run
-            # of the same name): its result is not ours. Failing the attempt lets the retry
-            # create the next attempt's child, whose name differs.
-            error = {
-                "type": "ChildConflict",
-                "message": f"WorkflowRun {command.name} exists and belongs to another run",
-            }
-            await self.deliver(
-                ChildFinished(command.key, command.attempt, RunPhase.FAILED.value, None, error)
-            )
-            return
-        result = await child_result(self.kube, child)
-        if result is not None:
-            await self.deliver(result)
 
     # -- Kubernetes Events ----------------------------------------------------------------
 
@@ -810,26 +754,6 @@ class RunLoop:
             "uid": self.ref.uid,
         }
         await post_event(self.kube, involved, kind, reason, message, now=time.time())
-
-
-async def child_result(kube: Kube, child: Mapping[str, Any]) -> ChildFinished | None:
-    """ChildFinished for a child run in a final phase (outputs read back if offloaded)."""
-    annotations = child["metadata"].get("annotations") or {}
-    status = child.get("status") or {}
-    if ACTIVITY_KEY not in annotations or not finished(child):
-        return None
-    meta = child["metadata"]
-    ref = RunRef(meta["name"], meta["namespace"], meta["uid"])
-    inlined = await Snapshots(kube, ref, {}, {}).inline(
-        {"output": status.get("output"), "error": status.get("error")}
-    )
-    return ChildFinished(
-        key=annotations[ACTIVITY_KEY],
-        attempt=int(annotations.get(ATTEMPT, "1")),
-        phase=status["phase"],
-        output=inlined.get("output"),
-        error=inlined.get("error"),
-    )
 
 
 class Registry:

@@ -31,10 +31,10 @@ from typing import Any
 
 from baton.api.labels import PART, RUN_UID
 from baton.engine.events import HistoryEntry
-from baton.executors.base import RunRef
 from baton.failpoints import failpoint
 from baton.store.kube import ApiError, Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
+from baton.store.ref import RunRef
 
 HISTORY = "history"
 EVENT = "event"

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from baton.api.labels import API_VERSION, RUN_UID, owned_labels
-from baton.executors.base import RunRef
 from baton.store.kube import ApiError, Kube, core_path
+from baton.store.ref import RunRef
 
 
 def owned_config_map(

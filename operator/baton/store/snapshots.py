@@ -23,11 +23,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from baton.executors.base import RunRef
 from baton.failpoints import failpoint
 from baton.store.history import HistoryCorruptError
 from baton.store.kube import Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
+from baton.store.ref import RunRef
 
 REF = "$ref"
 MAC_ANNOTATION = "baton.dev/mac"

@@ -7,20 +7,27 @@ steps:
     - {duration: 30s, output: {id: p-1}}
 signals:
   - {name: manualApproval, payload: {ok: true}, at: 2h}  # virtual time since the run started
+actions:                                 # what a user does to the run, at virtual times
+  - {action: suspend, at: 1h}
+  - {action: resume, at: 3h}
+  - {action: cancel, at: 5h}             # or redrive (a Failed run), as `baton redrive` does
 ```
 
 Signals arrive at their `at`, in time order whatever their order in the list (signals of the
 same time in list order), numbered as a cluster numbers the entries of `spec.signals`.
 
-A step with no mock succeeds at once with output `{}`. Outcomes are taken in the order the step
-is executed, across attempts, `repeat` iterations, forEach items and child runs alike, so a list
-reads as "the first call gets this, the second that". A compensation is mocked under the key
-`<step>.compensate`.
+Every step and signal name is checked against the workflow (and the child workflows of the
+file): a mock for a name it does not have is an error naming the ones it has, so a typo never
+silently matches nothing. A step with no mock succeeds at once with output `{}`. Outcomes are
+taken in the order the step is executed, across attempts, `repeat` iterations, forEach items and
+child runs alike, so a list reads as "the first call gets this, the second that". A compensation
+is mocked under the key `<step>.compensate`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -70,6 +77,23 @@ class MockSignal(Model):
     at: Duration = Field("0s", description="Virtual time since the run started.")
 
 
+class RunAction(StrEnum):
+    """What a user can do to a run besides signalling it (`baton cancel|suspend|resume|redrive`,
+    or the matching `spec` fields)."""
+
+    CANCEL = "cancel"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REDRIVE = "redrive"
+
+
+class MockAction(Model):
+    """A user's action on the run at a virtual time."""
+
+    action: RunAction = Field(description="cancel, suspend, resume or redrive.")
+    at: Duration = Field("0s", description="Virtual time since the run started.")
+
+
 class Mocks(Model):
     """The whole MOCKS.yaml document."""
 
@@ -77,6 +101,10 @@ class Mocks(Model):
         default_factory=dict, description="Outcomes by step name."
     )
     signals: list[MockSignal] = Field(default_factory=list, description="Signals to send.")
+    actions: list[MockAction] = Field(
+        default_factory=list,
+        description="Cancel, suspend, resume or redrive the run at virtual times, in order.",
+    )
 
 
 SUCCESS = MockOutcome(output={})

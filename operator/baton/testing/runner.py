@@ -8,13 +8,23 @@ the shared virtual clock; activities answer from the mocks. A seven-day timer co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from baton.api.duration import parse_duration
-from baton.api.resources import Workflow, load_yaml_documents
+from baton.api.resources import (
+    ObjectMeta,
+    ResourceError,
+    Workflow,
+    WorkflowRun,
+    load_resource,
+    load_yaml_documents,
+)
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     Definition,
@@ -22,8 +32,10 @@ from baton.engine import (
     Simulation,
     StartActivity,
     StartChildRun,
+    StepKind,
     TerminateChild,
     compile_definition,
+    deadlines,
     status_of,
 )
 from baton.engine.commands import Command
@@ -35,12 +47,24 @@ from baton.engine.events import (
     CancelRequested,
     ChildFinished,
     Event,
+    HistoryEntry,
+    RedriveRequested,
+    ResumeRequested,
     RunStarted,
     SignalReceived,
+    SuspendRequested,
+    TimerFired,
     event_detail,
     event_step,
 )
-from baton.testing.mocks import MockOutcome, Mocks, OutcomeScript
+from baton.testing.mocks import (
+    MockAction,
+    MockOutcome,
+    Mocks,
+    MockSignal,
+    OutcomeScript,
+    RunAction,
+)
 
 ROOT_UID = "00000000-0000-4000-8000-000000000000"
 MAX_EVENTS = 200_000
@@ -74,10 +98,13 @@ class TimelineEntry:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """`{type, step, at}`, plus `run` for events of child runs."""
+        """`{type, step, at}`, plus `run` for events of child runs and `detail` when there is
+        one (the attempt, the error, the signal's name, what a timer was for)."""
         data: dict[str, Any] = {"type": self.type, "step": self.step, "at": self.at}
         if self.run:
             data["run"] = self.run
+        if self.detail:
+            data["detail"] = self.detail
         return data
 
 
@@ -123,6 +150,8 @@ class _Run:
     parent_key: str = ""
     parent_attempt: int = 0
     finished_at: float | None = None
+    logged: int = 0
+    """How many entries of the simulation's history the world's timeline has taken."""
 
     @property
     def finished(self) -> bool:
@@ -137,6 +166,11 @@ class _World:
         self.definitions = definitions
         self.script = OutcomeScript(mocks)
         self.runs: list[_Run] = []
+        self._seen = 0
+        """Runs the timeline has looked at since they were started."""
+        self.timeline: list[TimelineEntry] = []
+        """Every run's events in the order they were decided (a parent's ChildFinished after
+        the child's last event, even at the same virtual instant)."""
 
     def start(
         self,
@@ -169,11 +203,27 @@ class _World:
             if not due:
                 return
             _, index = min(due)  # ties go to the run started first: the parent before children
-            self.runs[index].simulation.step()
+            run = self.runs[index]
+            timers = _due_timers(run.simulation)
+            run.simulation.step()
+            self.take_timeline(run, timers)
         raise WorkflowTestError(
             f"the run did not settle within {MAX_EVENTS} events: "
             "is there a repeat or retry without a limit?"
         )
+
+    def take_timeline(self, stepped: _Run, timers: tuple[str | None, str] | None = None) -> None:
+        """Add the events decided since the last call to the timeline: `stepped`'s first (the
+        event delivered), then those of children it started meanwhile, in creation order.
+        `timers` names the step and purpose of the timer `stepped` had due, if it fired."""
+        # Only the stepped run decided an event; runs it started have their RunStarted (and
+        # what followed at once). Every other run only had events queued, not decided.
+        started, self._seen = self.runs[self._seen :], len(self.runs)
+        for run in [stepped, *(r for r in started if r is not stepped)]:
+            history = run.simulation.history
+            for entry in history[run.logged :]:
+                self.timeline.append(_entry(entry, run, timers if run is stepped else None))
+            run.logged = len(history)
 
     def _respond(self, run: _Run, command: Command, now: float) -> Iterable[tuple[float, Event]]:
         if isinstance(command, StartActivity):
@@ -196,6 +246,7 @@ class _World:
                         phase=command.phase,
                         output=command.output,
                         error=command.error,
+                        name=run.name,
                     ),
                     now,
                 )
@@ -219,6 +270,7 @@ class _World:
                 phase="Failed" if error else "Succeeded",
                 output=None if error else outcome.output,
                 error=error,
+                name=command.name,
             )
             return [started, (outcome.seconds, finished)]
         if not any(r.name == command.name for r in self.runs):
@@ -232,6 +284,29 @@ class _World:
                 parent_attempt=command.attempt,
             )
         return [started]
+
+
+def _due_timers(simulation: Simulation) -> tuple[str | None, str] | None:
+    """The step key and purpose of what is due when the simulation's timer next fires (a
+    retry's backoff, a sleep, a timeout): the simulation delivers a bare `TimerFired`, and the
+    timeline says what it was for. None when nothing is due."""
+    wake = simulation.wakeup()
+    if wake is None or simulation.state.phase.finished:
+        return None
+    due = [d for d in deadlines(simulation.definition, simulation.state) if d.due <= wake * 1000]
+    if not due:
+        return None
+    keys = list(dict.fromkeys(d.target for d in due if d.target))
+    purposes = list(dict.fromkeys(d.purpose for d in due))
+    return (", ".join(keys) or None), ", ".join(purposes)
+
+
+def _entry(entry: HistoryEntry, run: _Run, timers: tuple[str | None, str] | None) -> TimelineEntry:
+    step, detail = event_step(entry.event), event_detail(entry.event)
+    if isinstance(entry.event, TimerFired) and timers is not None:
+        step, detail = timers
+    name = "" if run.parent is None else run.name
+    return TimelineEntry(at=entry.at, type=entry.event.type, step=step, run=name, detail=detail)
 
 
 def _activity_events(command: StartActivity, outcome: MockOutcome) -> list[tuple[float, Event]]:
@@ -285,6 +360,84 @@ def load_workflows(path: str | Path) -> list[Workflow]:
     return [d for d in load_yaml_documents(text) if isinstance(d, Workflow)]
 
 
+@dataclass(frozen=True)
+class TestFile:
+    """What a file given to `baton test` asks to run: Workflows, and maybe a WorkflowRun."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    workflows: list[Workflow]
+    """The Workflows: the one to run first when the file holds no run, the others children."""
+    workflow: str | None = None
+    """The Workflow the file's run follows (its inline one is named after the run)."""
+    input: Any = None
+    """The run's `spec.input`."""
+    run: Mocks = field(default_factory=Mocks)
+    """What the run's spec does to it: its `signals` (at 0s, in order), `suspend`, `cancel`."""
+
+
+def load_test_file(path: str | Path) -> TestFile:
+    """The Workflows of a YAML file, or the WorkflowRun of one (examples/hello/run.yaml).
+
+    A run's inline `spec.workflow` is run under the run's name; a `workflowRef` is looked up
+    among the file's Workflows, then in the other YAML files of its folder (a run.yaml next to
+    its workflow.yaml). Raises WorkflowTestError when the referenced Workflow is nowhere."""
+    path = Path(path)
+    documents = load_yaml_documents(path.read_text(encoding="utf-8"))
+    workflows = [d for d in documents if isinstance(d, Workflow)]
+    runs = [d for d in documents if isinstance(d, WorkflowRun)]
+    if not runs:
+        return TestFile(workflows)
+    if len(runs) > 1:
+        raise WorkflowTestError(
+            f"the file holds {len(runs)} WorkflowRuns; test one at a time (one run per file)"
+        )
+    run = runs[0]
+    spec = run.spec
+    actions = [MockAction(action=RunAction.SUSPEND)] if spec.suspend else []
+    if spec.cancel:
+        actions.append(MockAction(action=RunAction.CANCEL))
+    signals = [MockSignal(name=s.name, payload=s.payload) for s in spec.signals or []]
+    steering = Mocks(signals=signals, actions=actions)
+    if spec.workflow is not None:
+        name = run.metadata.name or "run"
+        inline = Workflow(metadata=ObjectMeta(name=name), spec=spec.workflow)
+        others = [w for w in workflows if w.metadata.name != name]
+        return TestFile([inline, *others], name, spec.input, steering)
+    assert spec.workflow_ref is not None  # a run has exactly one of the two (its model says)
+    wanted = spec.workflow_ref.name
+    if not any(w.metadata.name == wanted for w in workflows):
+        workflows += _workflows_beside(path)
+    if not any(w.metadata.name == wanted for w in workflows):
+        raise WorkflowTestError(
+            f"the run's workflowRef {wanted!r} is neither in the file nor in another YAML file "
+            f"of {path.parent}; put the Workflow next to the run"
+        )
+    return TestFile(workflows, wanted, spec.input, steering)
+
+
+def _workflows_beside(path: Path) -> list[Workflow]:
+    """The Workflows of the other YAML files in `path`'s folder; files that are not Baton
+    resources (mocks, Helm values) are skipped, broken Workflows reported."""
+    found: list[Workflow] = []
+    for other in sorted([*path.parent.glob("*.yaml"), *path.parent.glob("*.yml")]):
+        if other == path:
+            continue
+        try:
+            documents = list(yaml.safe_load_all(other.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        for document in documents:
+            if isinstance(document, Mapping) and document.get("kind") == "Workflow":
+                try:
+                    resource = load_resource(document)
+                except ResourceError as exc:
+                    raise WorkflowTestError(f"{other.name}: {exc.messages[0]}") from None
+                assert isinstance(resource, Workflow)
+                found.append(resource)
+    return found
+
+
 def run_workflow(
     workflows: Sequence[Workflow] | Workflow,
     *,
@@ -315,8 +468,11 @@ def run_workflow(
     if problem is not None:
         raise WorkflowTestError(problem)
     script = mocks if isinstance(mocks, Mocks) else Mocks.model_validate(mocks or {})
+    _check_mocked_steps(script, definitions, root)
+    _check_signals(script, specs[root], definitions[root], root)
     world = _World(definitions, script)
     main = world.start(root, root, input, 0.0)
+    world.take_timeline(main)
     # A cluster numbers signals in the order they are appended to `spec.signals`, which is the
     # order they are sent; numbered by their place in the file instead, a signal listed after a
     # later one would be held until that one arrived (the engine applies signals in index
@@ -327,8 +483,67 @@ def run_workflow(
             SignalReceived(index=index, name=signal.name, payload=signal.payload),
             parse_duration(signal.at),
         )
+    redrives = 0
+    for action in script.actions:
+        event: Event
+        if action.action is RunAction.REDRIVE:
+            redrives += 1
+            event = RedriveRequested(redrives)
+        else:
+            event = _ACTION_EVENTS[action.action]
+        main.simulation.schedule(event, parse_duration(action.at))
     world.run_until_settled()
     return _result(world, main)
+
+
+_ACTION_EVENTS: dict[RunAction, Event] = {
+    RunAction.CANCEL: CancelRequested(),
+    RunAction.SUSPEND: SuspendRequested(),
+    RunAction.RESUME: ResumeRequested(),
+}
+
+
+def _check_mocked_steps(mocks: Mocks, definitions: Mapping[str, Definition], root: str) -> None:
+    """Every mocked name is a step of the file's workflows that performs something (an
+    activity or a child run), or `<step>.compensate` of one with a compensation."""
+    mockable: set[str] = set()
+    for definition in definitions.values():
+        for name, step in definition.index.items():
+            if step.kind.is_activity or step.kind is StepKind.WORKFLOW:
+                mockable.add(name)
+            if step.compensate is not None:
+                mockable.add(f"{name}.compensate")
+    unknown = sorted(set(mocks.steps) - mockable)
+    if not unknown:
+        return
+    where = f"workflow {root!r}" + (" or its child workflows" if len(definitions) > 1 else "")
+    known = ", ".join(sorted(mockable)) or "none"
+    raise WorkflowTestError(
+        f"mocks: steps.{unknown[0]}: no step of that name in {where} takes a mock "
+        f"(http, job, worker and workflow steps and compensations do); known: {known}"
+    )
+
+
+_SIGNAL_DOT = re.compile(r"\bsignals\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_SIGNAL_INDEX = re.compile(r"""\bsignals\s*\[\s*(['"])(.*?)\1\s*\]""")
+
+
+def _check_signals(mocks: Mocks, spec: WorkflowSpec, definition: Definition, root: str) -> None:
+    """Every mocked signal is one the workflow waits for, handles, or reads in an expression
+    (`signals.approve`, `signals['manual-approval']`)."""
+    if not mocks.signals:
+        return
+    text = spec.model_dump_json(by_alias=True, exclude_none=True)
+    known = set(definition.waited_signals)
+    known |= {handler.signal for handler in definition.signal_handlers}
+    known |= set(_SIGNAL_DOT.findall(text)) | {m[1] for m in _SIGNAL_INDEX.findall(text)}
+    for signal in mocks.signals:
+        if signal.name not in known:
+            listed = ", ".join(sorted(known)) or "none: it waits for no signal"
+            raise WorkflowTestError(
+                f"mocks: signals: {signal.name!r} is no signal workflow {root!r} waits for, "
+                f"handles or reads; known: {listed}"
+            )
 
 
 def _compile(name: str, spec: WorkflowSpec) -> Definition:
@@ -349,18 +564,7 @@ def _result(world: _World, main: _Run) -> TestResult:
         )
         for name, step in status.get("steps", {}).items()
     }
-    events = [
-        TimelineEntry(
-            at=entry.at,
-            type=entry.event.type,
-            step=event_step(entry.event),
-            run="" if run is main else run.name,
-            detail=event_detail(entry.event),
-        )
-        for run in world.runs
-        for entry in run.simulation.history
-    ]
-    events.sort(key=lambda e: e.at)  # stable: each run's own order is kept
+    events = world.timeline
     if main.finished_at is None:
         waiting = status.get("currentStep") or "nothing"
         raise WorkflowTestError(

@@ -94,7 +94,9 @@ EXAMPLE_WORKFLOWS = {
     "dev": ["property-purchase"],
     "interactive-priority": ["maintenance-request"],
     "long-inspections": ["renovation-inspections"],
+    "locked-deploy": ["locked-deploy"],
     "manual-approval": ["lease-change-approval"],
+    "order-fulfilment": ["order-fulfilment"],
     "parallel-onboarding": ["tenant-onboarding"],
     "portfolio": ["portfolio-valuation", "property-valuation"],
     "purchase-saga": ["property-purchase"],
@@ -169,6 +171,22 @@ def test_every_problem_is_reported_on_its_own_line() -> None:
 def test_invalid_step_name_explains_the_rule() -> None:
     (message,) = problems(workflow({"name": "Reserve", "sleep": {"duration": "1s"}}))
     assert message.startswith("spec.steps[0].name: invalid step name 'Reserve': start with")
+
+
+@pytest.mark.parametrize("name", ["wait-a-day", "charge-card", "a-1_b", "pay", "pay_2", "a_"])
+def test_step_names_accept_hyphens_beside_every_name_valid_before(name: str) -> None:
+    document = load_resource(workflow({"name": name, "sleep": {"duration": "1s"}}))
+    assert isinstance(document, Workflow)
+    assert document.spec.steps[0].name == name
+
+
+@pytest.mark.parametrize("name", ["wait-", "-wait", "Wait-a-day", "wait a day", "a" * 64])
+def test_step_names_ending_in_a_hyphen_or_malformed_are_refused_with_the_rule(name: str) -> None:
+    (message,) = problems(workflow({"name": name, "sleep": {"duration": "1s"}}))
+    assert message.startswith(f"spec.steps[0].name: invalid step name {name!r}: start with") or (
+        len(name) > 63 and "at most 63 characters" in message
+    )
+    assert "hyphens" in message or len(name) > 63
 
 
 def test_union_member_names_stay_out_of_the_path() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,87 @@ def test_a_missing_workflow_file_is_one_line(
     err = capsys.readouterr().err
     assert "nope.yaml" in err
     assert err.count("\n") == 1
+
+
+def test_expect_refuses_a_phase_that_does_not_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = EXAMPLES / "purchase-saga"
+    args = ["test", str(folder / "workflow.yaml"), "--input", f"@{folder / 'input.json'}"]
+    assert main([*args, "--expect", "Succeded"]) == 2
+    err = capsys.readouterr().err
+    assert "--expect: 'Succeded' is not a phase a run ends in" in err
+    assert "Succeeded, Failed, Compensated, CompensationFailed, Cancelled, TimedOut" in err
+
+
+def test_expect_refuses_a_phase_no_run_ends_in(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["test", str(EXAMPLES / "hello" / "run.yaml"), "--expect", "Running"]
+    assert main(args) == 2
+    assert "'Running' is not a phase a run ends in" in capsys.readouterr().err
+
+
+def test_a_run_file_with_an_inline_workflow_runs_with_its_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["test", str(EXAMPLES / "hello" / "run.yaml"), "--expect", "Succeeded"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[0] == "hello: Succeeded after 2s (virtual)"
+    assert 'output: "hello Baton"' in out
+
+
+RUN_OF_REF = """
+apiVersion: baton.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: approve-7}
+spec:
+  workflowRef: {name: approval}
+  input: {amount: 7}
+  signals: [{name: decide, payload: {ok: true}}]
+"""
+
+APPROVAL = """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: approval}
+spec:
+  steps:
+    - name: wait-for-it
+      waitForSignal: {name: decide}
+  output: {amount: "${{ input.amount }}", ok: "${{ steps['wait-for-it'].output.ok }}"}
+"""
+
+
+def test_a_run_file_next_to_its_workflow_runs_with_its_input_and_signals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "workflow.yaml").write_text(APPROVAL, encoding="utf-8")
+    (tmp_path / "mocks.yaml").write_text("steps: {}\n", encoding="utf-8")
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(RUN_OF_REF, encoding="utf-8")
+    assert main(["test", str(run_file), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"amount": 7, "ok": True}
+
+
+def test_a_run_whose_workflow_is_nowhere_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(RUN_OF_REF, encoding="utf-8")
+    err = error_of(run_file, capsys)
+    assert "the run's workflowRef 'approval' is neither in the file nor" in err
+
+
+def test_a_mock_for_an_unknown_step_is_one_line_naming_the_known_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = EXAMPLES / "purchase-saga"
+    mocks = tmp_path / "mocks.yaml"
+    mocks.write_text("steps:\n  paay: [{output: {}}]\n", encoding="utf-8")
+    args = ["test", str(folder / "workflow.yaml"), "--input", f"@{folder / 'input.json'}"]
+    assert main([*args, "--mocks", str(mocks)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "mocks: steps.paay: no step of that name" in err
+    assert "known: " in err
+    assert "pay" in err.split("known: ")[1].split(", ")

@@ -147,3 +147,52 @@ def test_data_output_nests_children() -> None:
     assert credit["attempts"] == 2
     assert credit["duration"] == "2s"
     assert credit["error"] == {"type": "HttpError", "message": "503"}
+
+
+def test_finally_and_on_exit_steps_appear_once_they_started() -> None:
+    definition = {
+        "steps": [
+            {
+                "name": "lock",
+                "http": {"url": "http://l"},
+                "finally": [{"name": "unlock", "http": {"url": "http://u"}}],
+            }
+        ],
+        "onExit": [{"name": "notify", "http": {"url": "http://n"}}],
+    }
+    status = {
+        "phase": "Running",
+        "exitOutcome": "Failed",
+        "steps": {
+            "lock": {"phase": "Failed", "attempts": 1, "outcome": "Failed"},
+            "unlock": {"phase": "Succeeded", "attempts": 1},
+            "notify": {"phase": "Running", "attempts": 1},
+        },
+    }
+    (lock, on_exit) = build_tree(definition, status, [])
+    assert [(n.label, [c.label for c in n.children]) for n in lock.children] == [
+        ("finally", ["unlock"])
+    ]
+    assert on_exit.label == "onExit"
+    assert on_exit.detail == "run outcome Failed"
+    assert [c.key for c in on_exit.children] == ["notify"]
+
+
+def test_a_step_running_its_finally_says_how_it_ended() -> None:
+    definition = {
+        "steps": [
+            {
+                "name": "lock",
+                "http": {"url": "http://l"},
+                "finally": [{"name": "unlock", "http": {"url": "http://u"}}],
+            }
+        ]
+    }
+    status = {
+        "steps": {
+            "lock": {"phase": "Running", "attempts": 1, "outcome": "Succeeded"},
+            "unlock": {"phase": "Running", "attempts": 1},
+        }
+    }
+    (lock,) = build_tree(definition, status, [])
+    assert lock.detail == "ended Succeeded, running its finally steps"

@@ -253,6 +253,34 @@ steps:
     return text, run, mid
 
 
+def cleanup_after_cancel() -> tuple[str, Run, int]:
+    text = """
+steps:
+  - name: lock
+    http: {url: "http://lock"}
+    compensate: {http: {method: DELETE, url: "http://lock/${{ steps.lock.output }}"}}
+  - name: rollout
+    worker: {pool: p, activity: rollout}
+    compensate: {worker: {pool: p, activity: rollback}, onInterrupt: true}
+    finally:
+      - name: purge
+        http: {url: "http://purge", body: "${{ step.outcome }}"}
+onExit:
+  - name: announce
+    http: {url: "http://chat", body: {outcome: "${{ run.outcome }}", error: "${{ run.error }}"}}
+"""
+    run = Run(text)
+    run.complete("lock", "l1", after=1)
+    run.acknowledge("rollout", after=1)
+    run.deliver(CancelRequested(), run.now + 10)
+    mid = len(run.sim.history)  # the rollout's finally runs
+    run.complete("purge", after=1)
+    run.complete("rollout/compensate", after=1)
+    run.complete("lock/compensate", after=1)
+    run.complete("announce", after=1)
+    return text, run, mid
+
+
 def repeat_catch_fail() -> tuple[str, Run, int]:
     text = """
 timeout: 1h
@@ -287,6 +315,7 @@ SCENARIOS: dict[str, Callable[[], tuple[str, Run, int]]] = {
     "redrive": redrive,
     "cancel": cancel,
     "repeat_catch_fail": repeat_catch_fail,
+    "cleanup_after_cancel": cleanup_after_cancel,
 }
 
 

@@ -93,6 +93,19 @@ def test_a_step_referencing_an_undefined_step_is_refused() -> None:
     assert message == "step 'a', field 'http.url': steps.ghost names no step of this workflow"
 
 
+def test_an_index_reference_to_an_undefined_hyphenated_step_is_refused() -> None:
+    message = error_of(
+        """
+        steps:
+          - name: wait-a-day
+            sleep: {duration: 1s}
+          - name: a
+            http: {url: "http://x/${{ steps['wait-a-dy'].output }}"}
+        """
+    )
+    assert message == "step 'a', field 'http.url': steps.wait-a-dy names no step of this workflow"
+
+
 def test_a_malformed_duration_is_refused_naming_the_field() -> None:
     workflow = spec(
         """

@@ -41,6 +41,7 @@ def test_there_are_fixtures_of_every_recorded_scenario() -> None:
         "redrive",
         "cancel",
         "repeat_catch_fail",
+        "cleanup_after_cancel",
     }
 
 

@@ -186,17 +186,18 @@ output: "${{ steps.valuation.output.value }}"
 def test_a_workflow_step_starts_a_child_run_with_a_deterministic_name() -> None:
     run = Run(CHILD, {"p": "villa"})
     (child,) = run.of_type(StartChildRun)
-    assert child.name == "run-valuation-1"
-    assert child.name == child_run_name("run", "valuation", 1)
+    assert child.name == child_run_name("run", "uid", "valuation", 1)
+    assert child.name.startswith("run-valuation-")
+    assert child.name.endswith("-1")
     assert (child.workflow_ref, child.input) == ("property-valuation", {"property": "villa"})
 
 
 def test_child_names_of_unusual_keys_stay_valid_and_distinct() -> None:
-    first = child_run_name("run", "each[1].valuationStep", 1)
-    second = child_run_name("run", "each[1].valuationstep", 1)
+    first = child_run_name("run", "uid", "each[1].valuationStep", 1)
+    second = child_run_name("run", "uid", "each[1].valuationstep", 1)
     assert first != second
     assert first.startswith("run-each-1-valuationstep-")
-    assert len(child_run_name("r" * 80, "x", 1)) <= 63
+    assert len(child_run_name("r" * 80, "uid", "x", 1)) <= 63
 
 
 def test_a_succeeded_child_gives_the_step_its_output() -> None:
@@ -212,13 +213,34 @@ def test_a_failed_child_is_retried_as_a_new_child() -> None:
     assert run.step("valuation").error is not None
     assert run.step("valuation").error.type == "ChildFailed"
     run.fire()
-    assert [c.name for c in run.of_type(StartChildRun)] == ["run-valuation-2"]
+    assert [c.name for c in run.of_type(StartChildRun)] == [
+        child_run_name("run", "uid", "valuation", 2)
+    ]
+
+
+def test_a_failed_childs_error_names_the_child_as_the_shell_reported_it() -> None:
+    run = Run(CHILD, {"p": "villa"})
+    name = child_run_name("run", "uid", "valuation", 1)
+    run.deliver(ChildFinished("valuation", 1, "Failed", None, {"type": "X"}, name))
+    error = run.step("valuation").error
+    assert error is not None
+    assert error.message == f"child run {name} ended Failed"
+
+
+def test_a_child_end_recorded_without_its_name_is_worded_as_when_it_was_recorded() -> None:
+    run = Run(CHILD, {"p": "villa"})
+    run.deliver(ChildFinished(key="valuation", attempt=1, phase="Failed", error={"type": "X"}))
+    error = run.step("valuation").error
+    assert error is not None
+    assert error.message == "child run run-valuation-1 ended Failed"
 
 
 def test_cancelling_the_run_terminates_its_child() -> None:
     run = Run(CHILD, {"p": "villa"})
     run.deliver(CancelRequested())
-    assert [c.name for c in run.of_type(TerminateChild)] == ["run-valuation-1"]
+    assert [c.name for c in run.of_type(TerminateChild)] == [
+        child_run_name("run", "uid", "valuation", 1)
+    ]
     assert run.phase is RunPhase.CANCELLED
 
 
@@ -246,7 +268,9 @@ steps:
 def fail_the_sibling(run: Run) -> None:
     """`call` fails while `slow` still runs: `slow` and the child's step are cancelled at once
     and the run fails in the same decision."""
-    assert [c.name for c in run.sim.issued if isinstance(c, StartChildRun)] == ["run-valuation-1"]
+    assert [c.name for c in run.sim.issued if isinstance(c, StartChildRun)] == [
+        child_run_name("run", "uid", "valuation", 1)
+    ]
     run.deliver(ActivityStarted(key="valuation", attempt=1))
     run.deliver(ActivityFailed(key="call", attempt=1, error={"type": "Down"}))
     assert run.step_phase("valuation") is StepPhase.CANCELLED
@@ -262,4 +286,6 @@ def test_an_abandoned_child_is_not_terminated_when_a_sibling_fails() -> None:
 def test_a_terminated_child_is_terminated_when_a_sibling_fails() -> None:
     run = Run(SIBLINGS.replace("abandon", "terminate"))
     fail_the_sibling(run)
-    assert [c.name for c in run.of_type(TerminateChild)] == ["run-valuation-1"]
+    assert [c.name for c in run.of_type(TerminateChild)] == [
+        child_run_name("run", "uid", "valuation", 1)
+    ]

@@ -225,3 +225,26 @@ def test_for_each_items_over_the_evaluation_budget_fail_the_step_with_a_message(
     error = run.step("each").error
     assert error is not None
     assert "over the evaluation budget" in error.message
+
+
+HYPHENATED = """
+steps:
+  - name: charge-card
+    http: {method: POST, url: "http://payments/charges"}
+  - name: wait-a-day
+    sleep: {duration: 24h}
+  - name: ship-it
+    job: {image: "ship:1", args: ["${{ string(steps['charge-card'].output.id) }}"]}
+    when: "steps['wait-a-day'].phase == 'Succeeded'"
+output: {charge: "${{ steps['charge-card'].output.id }}", shipped: "${{ steps['ship-it'].output }}"}
+"""
+
+
+def test_hyphenated_step_names_are_reached_with_cel_index_syntax() -> None:
+    run = Run(HYPHENATED)
+    run.complete("charge-card", {"id": 7})
+    run.fire()
+    assert run.start_of("ship-it").spec == {"image": "ship:1", "args": ["7"]}
+    run.complete("ship-it", "done")
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.sim.state.output == {"charge": 7, "shipped": "done"}

@@ -18,8 +18,8 @@ from kubernetes_asyncio import client
 
 from baton.engine.commands import StartActivity
 from baton.engine.events import Event
-from baton.executors.base import RunRef
 from baton.store.kube import Kube
+from baton.store.ref import RunRef
 
 RUN = RunRef(name="purchase-42", namespace="shop", uid="6f1c2d3e-0000-4000-8000-000000000042")
 

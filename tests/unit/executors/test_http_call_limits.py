@@ -16,11 +16,11 @@ from baton.engine.definition import RetryPolicy
 from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.retry import is_retryable
-from baton.executors.base import RunRef
 from baton.executors.http import HttpExecutor
 from baton.executors.worker import WorkerExecutor
 from baton.handlers.pools import Pools
 from baton.settings import OperatorSettings
+from baton.store.ref import RunRef
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,8 +10,17 @@ from executorkit import RUN, command
 from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PART, RUN_NAME, RUN_UID, STEP
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.executors.attempts import AttemptId
-from baton.executors.job import attempt_of, build_job, job_finished, job_outcome
+from baton.executors.job import (
+    JobExecutor,
+    attempt_of,
+    build_job,
+    job_finished,
+    job_name,
+    job_outcome,
+)
 from baton.settings import OperatorSettings
+from baton.store.kube import Kube
+from baton.store.ref import RunRef
 
 SETTINGS = OperatorSettings(job_ttl_seconds=300)
 
@@ -36,7 +45,9 @@ def manifest(spec: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
 def test_the_job_is_named_after_run_step_and_attempt_and_owned_by_the_run() -> None:
     job = manifest(attempt=3)
     meta = job["metadata"]
-    assert meta["name"] == "purchase-42-pay-3"
+    assert meta["name"] == job_name(RUN, "pay", 3)
+    assert meta["name"].startswith("purchase-42-pay-")
+    assert meta["name"].endswith("-3")
     assert meta["namespace"] == "shop"
     assert meta["ownerReferences"] == [
         {
@@ -199,7 +210,7 @@ def test_a_failed_job_is_job_failed_with_the_exit_code() -> None:
     assert event.attempt == 2
     assert event.error["type"] == "JobFailed"
     assert event.error["details"] == {
-        "job": "purchase-42-pay-2",
+        "job": job_name(RUN, "pay", 2),
         "exitCode": 3,
         "reason": "Error",
     }
@@ -269,3 +280,16 @@ def test_a_job_that_is_not_batons_has_no_outcome() -> None:
 
 def test_the_attempt_of_a_job_comes_from_its_labels_and_annotations() -> None:
     assert attempt_of(job(attempt=5)) == AttemptId(RUN.uid, "pay", 5)
+
+
+def test_the_job_name_comes_from_the_run_uid_not_only_its_name() -> None:
+    namesake = RunRef(RUN.name, RUN.namespace, "0c1d2e3f-0000-4000-8000-000000000007")
+    assert job_name(RUN, "pay", 1) != job_name(namesake, "pay", 1)
+
+
+def test_a_job_listed_at_resume_under_an_old_name_is_created_and_deleted_under_it() -> None:
+    executor = JobExecutor(Kube(None), SETTINGS)  # type: ignore[arg-type]
+    old = {"metadata": {**job()["metadata"], "name": "purchase-42-pay-2"}}
+    current = {"metadata": {**job()["metadata"], "name": job_name(RUN, "pay", 2)}}
+    executor.adopt(RUN, [old, current])
+    assert executor._names == {AttemptId(RUN.uid, "pay", 2): "purchase-42-pay-2"}

@@ -10,10 +10,10 @@ import copy
 from typing import Any
 
 from baton import metrics
-from baton.executors.base import RunRef
 from baton.handlers.pools import Pools
 from baton.pools import objects
 from baton.store.kube import ApiError
+from baton.store.ref import RunRef
 
 NS = "shop"
 

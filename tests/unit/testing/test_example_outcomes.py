@@ -218,12 +218,90 @@ def test_a_fast_vendor_wins_the_race(capsys: pytest.CaptureFixture[str]) -> None
     assert result["virtualDuration"] == 4
 
 
+def started(result: dict[str, Any]) -> list[str]:
+    return [e["step"] for e in result["events"] if e["type"] == "ActivityStarted"]
+
+
+def test_locked_deploy_rolls_back_on_a_failed_smoke_test_then_unlocks_and_announces(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("locked-deploy", "mocks.yaml", capsys)
+    assert result["phase"] == "Compensated"
+    assert result["error"]["type"] == "HealthCheckFailed"
+    assert result["compensations"] == ["rollout"]
+    order = started(result)
+    # the cache is purged once the rollout ended, before the smoke test; the lock is released
+    # and the outcome announced after the rollback
+    assert order.index("purgeCache") < order.index("smoke")
+    assert order.index("rollout/compensate") < order.index("unlock")
+    assert result["steps"]["announce"]["phase"] == "Succeeded"
+    assert result["steps"]["rollout"]["phase"] == "Succeeded"
+
+
+def test_locked_deploy_runs_the_same_cleanup_when_it_succeeds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("locked-deploy", "mocks-success.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"version": "2.4.1"}
+    assert [s for s in started(result) if s in ("purgeCache", "unlock", "announce")] == [
+        "purgeCache",
+        "unlock",
+        "announce",
+    ]
+
+
+def test_locked_deploy_timeout_rolls_back_the_interrupted_rollout_and_cleans_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("locked-deploy", "mocks-timeout.yaml", capsys)
+    assert result["phase"] == "TimedOut"
+    assert result["error"]["type"] == "Timeout"
+    assert result["steps"]["rollout"]["phase"] == "Cancelled"
+    assert result["compensations"] == ["rollout"]
+    assert result["steps"]["unlock"]["phase"] == "Succeeded"
+    # the run's timeout is two hours
+    assert result["virtualDuration"] == 2 * 3600
+
+
+def test_order_with_hyphenated_names_ships_after_a_suspension(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("order-fulfilment", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"charge": "ch-77", "tracking": "TRK-5"}
+    # suspended at 12h, resumed on day three: shipping starts then and takes two hours
+    assert result["virtualDuration"] == 3 * DAY + 2 * 3600
+    assert result["steps"]["wait-a-day"]["output"] == {"cancelled": False}
+
+
+def test_order_cancelled_by_a_hyphenated_signal_refunds_the_card(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("order-fulfilment", "mocks-cancelled.yaml", capsys)
+    assert result["phase"] == "Compensated"
+    assert result["compensations"] == ["charge-card"]
+    assert result["error"]["type"] == "OrderCancelled"
+
+
+def test_order_run_file_runs_beside_its_workflow(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = EXAMPLES / "order-fulfilment"
+    args = ["test", str(folder / "run.yaml"), "--mocks", str(folder / "mocks.yaml"), "--json"]
+    assert main([*args, "--expect", "Succeeded"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"]["tracking"] == "TRK-5"
+
+
 PINNED = {
     ("chunked-batch", "mocks.yaml"),
     ("interactive-priority", "mocks.yaml"),
     ("long-inspections", "mocks.yaml"),
+    ("locked-deploy", "mocks.yaml"),
+    ("locked-deploy", "mocks-success.yaml"),
+    ("locked-deploy", "mocks-timeout.yaml"),
     ("manual-approval", "mocks.yaml"),
     ("manual-approval", "mocks-approved.yaml"),
+    ("order-fulfilment", "mocks.yaml"),
+    ("order-fulfilment", "mocks-cancelled.yaml"),
     ("parallel-onboarding", "mocks.yaml"),
     ("parallel-onboarding", "mocks-invalid.yaml"),
     ("portfolio", "mocks.yaml"),

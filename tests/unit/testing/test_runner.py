@@ -245,3 +245,150 @@ def test_the_package_docstring_example_holds() -> None:
     )
     assert result.phase == "Compensated"
     assert result.compensations == ["pay", "reserve"]
+
+
+def test_a_workflow_recursing_twelve_levels_deep_reaches_the_bottom() -> None:
+    recursive = workflows(
+        """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: countdown-with-a-long-name-that-fills-most-of-the-name-limit}
+spec:
+  steps:
+    - name: go-down
+      when: "input.n > 0"
+      workflow:
+        workflowRef: countdown-with-a-long-name-that-fills-most-of-the-name-limit
+        input: {n: "${{ input.n - 1 }}"}
+  output: "${{ input.n == 0 ? 0 : steps['go-down'].output + 1 }}"
+"""
+    )
+    result = run_workflow(recursive, input={"n": 12})
+    assert (result.phase, result.output) == ("Succeeded", 12)
+    assert len({e.run for e in result.events}) == 13  # the root and twelve children
+
+
+PARENT_AND_CHILD = """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: parent}
+spec:
+  steps:
+    - name: first
+      http: {url: "http://x"}
+      retry: {maxAttempts: 2, initialInterval: 10s}
+    - name: kid
+      workflow: {workflowRef: child}
+---
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: child}
+spec:
+  steps:
+    - name: inner
+      http: {url: "http://z"}
+    - name: nap
+      sleep: {duration: 1m}
+"""
+
+
+def test_a_mock_for_a_step_the_workflow_lacks_is_an_error_naming_the_known_ones() -> None:
+    with pytest.raises(WorkflowTestError) as caught:
+        run_workflow(workflows(PARENT_AND_CHILD), mocks={"steps": {"frist": [{"output": 1}]}})
+    message = str(caught.value)
+    assert "steps.frist" in message
+    assert "known: first, inner, kid" in message
+
+
+def test_a_mock_for_a_step_that_performs_nothing_is_an_error() -> None:
+    with pytest.raises(WorkflowTestError, match=r"steps\.nap: no step of that name"):
+        run_workflow(workflows(PARENT_AND_CHILD), mocks={"steps": {"nap": [{"output": 1}]}})
+
+
+def test_a_signal_the_workflow_never_waits_for_is_an_error_naming_the_known_ones() -> None:
+    with pytest.raises(WorkflowTestError) as caught:
+        run_workflow(
+            one_step("{name: wait, waitForSignal: {name: approve}}"),
+            mocks={"signals": [{"name": "aprove"}]},
+        )
+    assert "'aprove' is no signal workflow 'w' waits for, handles or reads" in str(caught.value)
+    assert str(caught.value).endswith("known: approve")
+
+
+def test_a_signal_only_read_by_an_expression_is_known() -> None:
+    result = run_workflow(
+        one_step("{name: note, sleep: {duration: 1h}}", output="${{ signals['late-note'].n }}"),
+        mocks={"signals": [{"name": "late-note", "payload": {"n": 3}, "at": "1m"}]},
+    )
+    assert result.output == 3
+
+
+def test_mocked_actions_cancel_the_run_at_their_virtual_time() -> None:
+    result = run_workflow(
+        one_step("{name: wait, sleep: {duration: 7d}}"),
+        mocks={"actions": [{"action": "cancel", "at": "2h"}]},
+    )
+    assert result.phase == "Cancelled"
+    assert result.virtual_duration == 2 * 3600
+
+
+def test_mocked_actions_suspend_and_resume_hold_the_next_step_back() -> None:
+    steps = workflows(
+        """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: w}
+spec:
+  steps:
+    - {name: nap, sleep: {duration: 1h}}
+    - {name: call, http: {url: "http://x"}}
+"""
+    )
+    actions = [{"action": "suspend", "at": "30m"}, {"action": "resume", "at": "5h"}]
+    result = run_workflow(steps, mocks={"actions": actions})
+    assert result.phase == "Succeeded"
+    started = [e.at for e in result.events if e.type == "ActivityStarted" and e.step == "call"]
+    assert started == [5 * 3600]
+
+
+def test_a_mocked_redrive_restarts_a_failed_run_from_its_failed_step() -> None:
+    result = run_workflow(
+        one_step("{name: call, http: {url: 'http://x'}, retry: {maxAttempts: 1}}"),
+        mocks={
+            "steps": {"call": [{"error": {"type": "Down"}}, {"output": {"ok": True}}]},
+            "actions": [{"action": "redrive", "at": "1h"}],
+        },
+    )
+    assert result.phase == "Succeeded"
+    assert result.steps["call"].output == {"ok": True}
+    assert result.virtual_duration == 3600
+
+
+def test_json_events_keep_their_detail() -> None:
+    result = run_workflow(
+        workflows(PARENT_AND_CHILD), mocks={"steps": {"first": [{"error": {"type": "Boom"}}]}}
+    )
+    failed = next(e.to_json() for e in result.events if e.type == "ActivityFailed")
+    assert failed["detail"] == "Boom"
+    started = next(e.to_json() for e in result.events if e.type == "ActivityStarted")
+    assert started["detail"] == "attempt 1"
+
+
+def test_a_retry_timer_names_its_step_and_purpose() -> None:
+    result = run_workflow(
+        workflows(PARENT_AND_CHILD), mocks={"steps": {"first": [{"error": {"type": "Boom"}}, {}]}}
+    )
+    timers = [
+        (e.at, e.step, e.detail) for e in result.events if e.type == "TimerFired" and not e.run
+    ]
+    assert timers == [(10.0, "first", "retry")]
+
+
+def test_a_child_runs_events_come_before_the_parent_hears_it_ended() -> None:
+    result = run_workflow(workflows(PARENT_AND_CHILD))
+    order = [(e.type, e.run != "", e.step) for e in result.events]
+    child_timer = next(i for i, (t, child, _) in enumerate(order) if t == "TimerFired" and child)
+    finished = order.index(("ChildFinished", False, "kid"))
+    assert result.events[child_timer].at == result.events[finished].at == 60.0
+    assert child_timer < finished
+    assert [e.at for e in result.events] == sorted(e.at for e in result.events)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from baton.api.labels import object_name
+from baton.api.attempts import attempt_name, legacy_attempt_name
 from baton.api.run import RunPhase
 from baton.engine import attempts
 from baton.engine.commands import Command, StartChildRun
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from baton.engine.machine import Machine
 
 
-def child_run_name(run_name: str, key: str, attempt: int) -> str:
-    """The deterministic name of the child run started for `key` at `attempt`."""
-    return object_name(run_name, key, attempt)
+def child_run_name(run_name: str, run_uid: str, key: str, attempt: int) -> str:
+    """The deterministic name of the child run started for `key` at `attempt`: the same rule as
+    a Job's (baton.api.attempts), from the parent's uid, so no two parents' children collide."""
+    return attempt_name(run_name, run_uid, key, attempt)
 
 
 class Child(Kind):
@@ -71,7 +72,7 @@ class Child(Kind):
             key=path,
             step=sd.name,
             attempt=step.attempt,
-            name=child_run_name(state.run_name, path, step.attempt),
+            name=child_run_name(state.run_name, state.uid, path, step.attempt),
             workflow_ref=sd.child.workflow_ref,
             input=step.request,
             parent_close_policy=sd.child.parent_close_policy.value,
@@ -85,10 +86,12 @@ class Child(Kind):
         if event.phase == RunPhase.SUCCEEDED.value:
             m.execution_succeeded(sd, m.scope_of(path), path, step, event.output)
             return
+        # The child's own name as the shell reported it; an end recorded before names were
+        # reported was worded with the rule of then, and a replay must word it the same.
+        name = event.name or legacy_attempt_name(m.state.run_name, path, event.attempt)
         error = StepError(
             "ChildFailed",
-            f"child run {child_run_name(m.state.run_name, path, event.attempt)}"
-            f" ended {event.phase}",
+            f"child run {name} ended {event.phase}",
             details={"phase": event.phase, "error": event.error},
             step=sd.name,
         )

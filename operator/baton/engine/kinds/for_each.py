@@ -16,6 +16,7 @@ from baton.engine.outcomes import (
     failed_items,
     is_fatal,
     is_settled,
+    running_outcome,
     tolerance_error,
     tolerant_output,
 )
@@ -24,6 +25,7 @@ from baton.engine.scope import (
     BAD,
     MAX_STEP_INSTANCES,
     Scope,
+    bad,
     first_failure,
     item_paths,
     subtree_size,
@@ -88,19 +90,28 @@ class ForEach(Kind):
 
         counts_failures = not inner.continue_on_failed
         stopping = BAD if counts_failures else _CANCELLED
+        cleanup = bool(inner.finally_steps)
+        if cleanup:
+            # Items that ended run their `finally` before anything else is decided.
+            for i, item in enumerate(items):
+                if item is not None:
+                    m.ended(inner, scope.enter(path, i, values[i]), paths[i], item)
 
         def exceeded() -> bool:
             # One short-circuiting scan of frozenset lookups per pass: this runs over every item
             # of a large forEach on every pass, and anything more showed in bench/engine.py.
-            if not each.tolerates_failures:
+            # An item running its `finally` counts by the outcome it ended in.
+            if not each.tolerates_failures and not cleanup:
                 return any(x is not None and x.phase in stopping for x in items)
             failed = 0
             for x in items:
-                if x is None or x.phase not in BAD:
+                if x is None:
                     continue
-                if x.phase is StepPhase.CANCELLED:
+                phase = running_outcome(x)
+                if phase is StepPhase.CANCELLED:
                     return True
-                failed += counts_failures
+                if phase is StepPhase.FAILED:
+                    failed += counts_failures
             return each.exceeded(failed, total)
 
         halt = halt or exceeded()
@@ -108,20 +119,27 @@ class ForEach(Kind):
             self.cancel_nested(m, sd, scope, path, step)
         for i, item in enumerate(items):
             if item is not None and item.phase in ACTIVE:
-                m.drive_step(inner, scope.enter(path, i, values[i]), paths[i], item, halt)
-                if not halt and item.phase in BAD and exceeded():
+                item_scope = scope.enter(path, i, values[i])
+                m.drive_step(inner, item_scope, paths[i], item, halt)
+                if cleanup:
+                    m.ended(inner, item_scope, paths[i], item)
+                if not halt and bad(item) and exceeded():
                     # Past what the forEach tolerates: the items in flight are cancelled at once.
                     halt = True
                     self.cancel_nested(m, sd, scope, path, step)
         active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
+        can_start = m.may_start(inner.name)
         for i, item in enumerate(items):
-            if halt or not m.can_start or active >= each.concurrency:
+            if halt or not can_start or active >= each.concurrency:
                 break
             if item is None or item.phase is StepPhase.PENDING:
-                started = items[i] = m.start_step(inner, scope.enter(path, i, values[i]), paths[i])
+                item_scope = scope.enter(path, i, values[i])
+                started = items[i] = m.start_step(inner, item_scope, paths[i])
+                if cleanup:
+                    m.ended(inner, item_scope, paths[i], started)
                 if started.phase in ACTIVE:
                     active += 1
-                elif started.phase in BAD and exceeded():
+                elif bad(started) and exceeded():
                     halt = True
                     self.cancel_nested(m, sd, scope, path, step)
         if any(i is not None and i.phase in ACTIVE for i in items):
@@ -141,11 +159,15 @@ class ForEach(Kind):
             elif halt:
                 m.cancel(step)
             return
+        if m.stopping:
+            # A cancel or the run timeout stopped it: no error of an item applies.
+            m.cancel(step)
+            return
         if each.tolerates_failures and each.exceeded(len(failed), total):
             m.step_failed(sd, scope, path, step, tolerance_error(each, sd.name, failed, total))
             return
-        bad = [i for i in items if i is not None and is_fatal(inner, i)]
-        m.step_failed(sd, scope, path, step, m.first_error(sd, [first_failure(bad).error]))
+        fatal_items = [i for i in items if i is not None and is_fatal(inner, i)]
+        m.step_failed(sd, scope, path, step, m.first_error(sd, [first_failure(fatal_items).error]))
 
     def cancel_nested(
         self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
@@ -155,8 +177,25 @@ class ForEach(Kind):
         inner = sd.for_each.step
         for i, item_path in enumerate(item_paths(path, inner.name, len(step.items))):
             item = m.state.steps.get(item_path)
-            if item is not None and item.phase in ACTIVE:
-                m.cancel_subtree(inner, scope.enter(path, i, step.items[i]), item_path, item)
+            if item is None:
+                continue
+            item_scope = scope.enter(path, i, step.items[i])
+            # An item running its `finally` has ended already: its cleanup runs to the end.
+            if item.phase in ACTIVE and item.outcome is None:
+                m.cancel_subtree(inner, item_scope, item_path, item)
+            # Every item that ended (just now, or by the run's cancel) begins its `finally`.
+            m.ended(inner, item_scope, item_path, item)
+
+    def nested_active(
+        self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
+    ) -> bool:
+        if sd.for_each is None or step.items is None:
+            return False
+        inner = sd.for_each.step
+        return any(
+            (x := m.state.steps.get(p)) is not None and x.phase in ACTIVE
+            for p in item_paths(path, inner.name, len(step.items))
+        )
 
     def redrive(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         if step.items is None:

@@ -17,7 +17,7 @@ from baton.engine.definition import StepDef
 from baton.engine.errors import StepError
 from baton.engine.kinds.base import Kind
 from baton.engine.outcomes import race_output
-from baton.engine.scope import BlockResult, Scope
+from baton.engine.scope import ACTIVE, BlockResult, Scope
 from baton.engine.state import StepState
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Parallel(Kind):
             m.execution_succeeded(sd, scope, path, step, output)
         elif not any(r is BlockResult.RUNNING for r, _ in results):
             errors = [e for r, e in results if r is BlockResult.FAILED]
-            if errors:
+            if errors and not m.stopping:
                 m.step_failed(sd, scope, path, step, m.first_error(sd, errors))
             else:
                 m.cancel(step)
@@ -84,6 +84,15 @@ class Parallel(Kind):
     ) -> None:
         for branch in sd.branches:
             m.cancel_block(branch.steps, scope)
+
+    def nested_active(
+        self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
+    ) -> bool:
+        return any(
+            (x := m.state.steps.get(scope.prefix + inner.name)) is not None and x.phase in ACTIVE
+            for branch in sd.branches
+            for inner in branch.steps
+        )
 
     def redrive(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         step.phase = StepPhase.RUNNING
