@@ -332,3 +332,29 @@ def test_a_tolerated_percentage_counts_against_all_items() -> None:
     assert run.step_phase("invoices") is StepPhase.RUNNING
     run.fail("invoices[2].invoice")
     assert run.step_phase("invoices") is StepPhase.FAILED
+
+
+def test_a_sibling_cancelled_by_a_failed_branch_runs_its_finally_before_the_step_fails() -> None:
+    run = Run(
+        """
+        defaults: {retry: {maxAttempts: 1}}
+        steps:
+          - name: both
+            parallel:
+              branches:
+                - name: a
+                  steps:
+                    - name: lock
+                      http: {url: "http://lock"}
+                      finally: [{name: unlock, http: {url: "http://unlock"}}]
+                - {name: b, steps: [{name: quick, http: {url: "http://quick"}}]}
+        """
+    )
+    run.fail("quick")
+    assert [c.key for c in run.of_type(CancelActivity)] == ["lock"]
+    assert run.started() == ["unlock"]
+    assert run.step_phase("both") is StepPhase.RUNNING
+    run.complete("unlock")
+    assert run.step_phase("lock") is StepPhase.CANCELLED
+    assert run.step_phase("both") is StepPhase.FAILED
+    assert run.phase is RunPhase.FAILED
