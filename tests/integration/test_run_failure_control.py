@@ -60,7 +60,8 @@ def test_a_failed_branch_deletes_the_siblings_job_aborts_its_call_and_compensate
     )
     # The DNS call waits for a signal sent once the Job exists and the slow call is in flight,
     # so its failure lands while both are running.
-    wait_created(runs.cluster, runs.namespace, "job", "provision-1-database-1")
+    job = runs.owned_name("provision-1", "database")
+    wait_created(runs.cluster, runs.namespace, "job", job)
     recorder.wait_for_calls("/slow", 1)
     send_signal(runs.cluster, runs.namespace, "provision-1", "go")
     status = runs.wait("provision-1", timeout=60)
@@ -71,7 +72,7 @@ def test_a_failed_branch_deletes_the_siblings_job_aborts_its_call_and_compensate
     recorder.wait_for_abort("/slow")
     assert len(recorder.calls_to("/quota/q-1")) == 1
     runs.cluster.kubectl(
-        "wait", "-n", runs.namespace, "--for=delete", "job/provision-1-database-1", "--timeout=30s"
+        "wait", "-n", runs.namespace, "--for=delete", f"job/{job}", "--timeout=30s"
     )
 
 
@@ -106,7 +107,8 @@ def test_a_race_deletes_the_job_of_its_losing_branch(
             run("quote-1", "quote"),
         ]
     )
-    wait_created(runs.cluster, runs.namespace, "job", "quote-1-reprice-1")
+    job = runs.owned_name("quote-1", "reprice")
+    wait_created(runs.cluster, runs.namespace, "job", job)
     runs.wait("quote-1", step="reprice", step_phase="Running")
     send_signal(runs.cluster, runs.namespace, "quote-1", "go")
     status = runs.wait("quote-1", timeout=60)
@@ -114,5 +116,5 @@ def test_a_race_deletes_the_job_of_its_losing_branch(
     assert status["output"] == {"winner": "vendor", "output": {"price": 99}}
     assert status["steps"]["reprice"]["phase"] == "Cancelled"
     runs.cluster.kubectl(
-        "wait", "-n", runs.namespace, "--for=delete", "job/quote-1-reprice-1", "--timeout=30s"
+        "wait", "-n", runs.namespace, "--for=delete", f"job/{job}", "--timeout=30s"
     )
