@@ -5,11 +5,15 @@ applies its effect and gets the scripted response; a repeat of the key (an opera
 a call after a crash) gets the same response again without a second effect. Tests assert on
 `effects` (one per key) and `calls` (every request, repeats included), and on
 `max_concurrent(prefix)`: the most requests under a path prefix that were being served at once.
+A client that closes its connection while a delayed reply is pending (an operator cancelling the
+call) is noticed within 50 ms and recorded in `aborted`; no reply is sent to it.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -50,6 +54,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.effects: dict[str, Call] = {}
+        self.aborted: list[Call] = []
         self._scripts: dict[str, list[Reply]] = {}
         self._served: defaultdict[str, int] = defaultdict(int)
         self._replies: dict[str, Reply] = {}
@@ -100,6 +105,17 @@ class Recorder:
                 return calls
             time.sleep(0.05)
         raise TimeoutError(f"{path}: {len(self.calls_to(path))} calls, wanted {count}")
+
+    def wait_for_abort(self, path: str, timeout: float = 30.0) -> Call:
+        """Wait until a call to `path` was abandoned by its client while its reply was delayed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                aborted = [c for c in self.aborted if c.path == path]
+            if aborted:
+                return aborted[0]
+            time.sleep(0.05)
+        raise TimeoutError(f"{path}: no call was aborted by its client within {timeout}s")
 
     def max_concurrent(self, prefix: str) -> int:
         """The most requests to paths starting with `prefix` that were in service at once
@@ -153,8 +169,11 @@ class Recorder:
                 recorder._enter(path)
                 try:
                     reply = recorder._reply_for(call)
-                    if reply.delay:
-                        time.sleep(reply.delay)
+                    if reply.delay and self._client_left_within(reply.delay):
+                        with recorder._lock:
+                            recorder.aborted.append(call)
+                        self.close_connection = True
+                        return
                 finally:
                     recorder._leave(path)
                 # UTF-8, as most servers send JSON (escapes would triple a non-ASCII body).
@@ -167,6 +186,15 @@ class Recorder:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _client_left_within(self, delay: float) -> bool:
+                """Wait `delay` seconds; True as soon as the client closes the connection."""
+                deadline = time.monotonic() + delay
+                while (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                    if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                        return True
+                return False
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 

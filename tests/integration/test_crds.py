@@ -146,6 +146,34 @@ def test_a_compensation_with_two_actions_is_refused(crds: Cluster, namespace: st
     assert "a compensation needs exactly one of http, job or worker" in error
 
 
+def test_needs_with_depends_is_refused_at_apply_time(crds: Cluster, namespace: str) -> None:
+    first = {"name": "a", "sleep": {"duration": "1s"}}
+    both = {"name": "b", "needs": ["a"], "depends": "a.Failed", "sleep": {"duration": "1s"}}
+    error = refusal(crds, namespace, workflow(first, both))
+    assert "spec.steps[1]" in error
+    assert "give needs or depends, not both" in error
+
+
+def test_fail_fast_on_a_race_is_refused_at_apply_time(crds: Cluster, namespace: str) -> None:
+    branch = {"name": "x", "steps": [{"name": "s", "sleep": {"duration": "1s"}}]}
+    race = {"mode": "race", "failFast": False, "branches": [branch]}
+    error = refusal(crds, namespace, workflow({"name": "r", "parallel": race}))
+    assert "spec.steps[0].parallel" in error
+    assert "failFast has no effect with mode: race" in error
+
+
+def test_a_tolerated_percentage_over_100_is_refused_at_apply_time(
+    crds: Cluster, namespace: str
+) -> None:
+    each = {
+        "items": "[1]",
+        "toleratedFailurePercentage": 150,
+        "step": {"name": "one", "sleep": {"duration": "1s"}},
+    }
+    error = refusal(crds, namespace, workflow({"name": "e", "forEach": each}))
+    assert "spec.steps[0].forEach.toleratedFailurePercentage" in error
+
+
 def test_a_run_needs_exactly_one_definition(crds: Cluster, namespace: str) -> None:
     both = run(workflow={"steps": [{"name": "a", "sleep": {"duration": "1s"}}]})
     assert "give exactly one of workflowRef" in refusal(crds, namespace, both)

@@ -211,6 +211,7 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             f"a step must have exactly one kind of {_STEP_KINDS_TEXT}",
             f"'step ' + self.name + ' must have exactly one kind of {_STEP_KINDS_TEXT}'",
         ),
+        Rule("!(has(self.needs) && has(self.depends))", "give needs or depends, not both"),
         Rule(
             "!has(self.compensate) || !has(self.compensate.onInterrupt) "
             "|| !self.compensate.onInterrupt "
@@ -223,6 +224,12 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
         Rule(
             "!has(self.rules) || (!has(self.errors) && !has(self.when))",
             "with rules, errors and when belong on each rule: move them into the rules",
+        ),
+    ),
+    "ParallelAction": (
+        Rule(
+            "!(has(self.failFast) && has(self.mode) && self.mode == 'race')",
+            "failFast has no effect with mode: race; remove it",
         ),
     ),
     "Compensation": (

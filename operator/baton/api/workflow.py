@@ -371,12 +371,41 @@ class Branch(Model):
     )
 
 
+class ParallelMode(StrEnum):
+    """How a `parallel` step ends."""
+
+    ALL = "all"
+    """Every branch runs to its end; the output maps branch name to its last step's output."""
+    RACE = "race"
+    """The first branch to end decides; the others are cancelled."""
+
+
 class ParallelAction(Model):
-    """Run branches at the same time; the output maps branch name to its last step's output."""
+    """Run branches at the same time. With `mode: all` (the default) the output maps branch
+    name to its last step's output; with `mode: race` the first branch to end wins, the others
+    are cancelled, and the output is `{winner: <branch name>, output: <its last step's output>}`."""
 
     branches: list[Branch] = Field(
         min_length=1, max_length=16, description="The branches (at most 16)."
     )
+    mode: ParallelMode = Field(
+        ParallelMode.ALL,
+        description="all, or race: the first branch to end wins.",
+    )
+    fail_fast: bool | None = Field(
+        None,
+        alias="failFast",
+        description="false: a failed branch lets others go on.",
+    )
+
+    @model_validator(mode="after")
+    def _fail_fast_needs_all(self) -> ParallelAction:
+        if self.mode is ParallelMode.RACE and self.fail_fast is not None:
+            raise ValueError(
+                "failFast has no effect with mode: race (the first branch to end decides); "
+                "remove failFast"
+            )
+        return self
 
 
 class ForEachAction(Model):
@@ -392,6 +421,19 @@ class ForEachAction(Model):
         description="Items in flight at once (default: all, within the run's parallelism).",
     )
     step: Step = Field(description="The step run per item; `item` and `index` are in scope.")
+    tolerated_failure_count: int | None = Field(
+        None,
+        alias="toleratedFailureCount",
+        ge=0,
+        description="Failed items tolerated.",
+    )
+    tolerated_failure_percentage: float | None = Field(
+        None,
+        alias="toleratedFailurePercentage",
+        ge=0,
+        le=100,
+        description="Percentage of items that may fail.",
+    )
 
 
 class CatchClause(Model):
@@ -463,6 +505,16 @@ STEP_KINDS: tuple[str, ...] = (
 
 ACTIVITY_KINDS: frozenset[str] = frozenset({"http", "job", "worker"})
 
+MAX_DEPENDS_LENGTH = 1024
+"""Characters in one `depends` expression (engine.depends parses it)."""
+
+
+class ContinueOn(Model):
+    """Outcomes of a step that do not stop the steps around it."""
+
+    failed: bool | None = Field(None, description="true: a failure does not stop the run.")
+
+
 MAX_CLEANUP_STEPS = 20
 """Steps in one `onExit` or `finally` list (as in a catch clause): a cleanup is a few calls."""
 
@@ -474,6 +526,17 @@ class Step(Model):
     needs: list[str] | None = Field(
         None,
         description="Steps that must finish first. Without it a step follows the previous one.",
+    )
+    depends: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_DEPENDS_LENGTH,
+        description="Instead of needs: `a.Failed || (b && c.Skipped)`.",
+    )
+    continue_on: ContinueOn | None = Field(
+        None,
+        alias="continueOn",
+        description="Outcomes that do not stop the run.",
     )
     when: CelExpression | None = Field(
         None, description="Bare CEL; when false the step is Skipped."
@@ -537,6 +600,15 @@ class Step(Model):
             raise ValueError(
                 f"step {self.name!r} must have exactly one kind of "
                 f"{', '.join(_YAML_NAME.get(a, a) for a in STEP_KINDS)}{found}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _needs_or_depends(self) -> Step:
+        if self.needs is not None and self.depends is not None:
+            raise ValueError(
+                f'step {self.name!r}: give needs or depends, not both (depends: "a && b" '
+                "says what needs: [a, b] says)"
             )
         return self
 
@@ -615,6 +687,11 @@ class WorkflowSpec(Model):
         OnCancel.COMPENSATE,
         alias="onCancel",
         description="compensate completed steps on cancel, or abandon them.",
+    )
+    fail_fast: bool | None = Field(
+        None,
+        alias="failFast",
+        description="false: a failed step lets independent steps go on (default true).",
     )
     on_exit: list[Step] | None = Field(
         None,

@@ -29,6 +29,7 @@ from baton.api.workflow import (
     DEFAULT_PARALLELISM,
     CatchClause,
     OnCancel,
+    ParallelMode,
     ParentClosePolicy,
     Step,
     WorkflowSpec,
@@ -39,6 +40,7 @@ from baton.api.workflow import RetryBackoff as BackoffModel
 from baton.api.workflow import RetryPolicy as RetryModel
 from baton.api.workflow import RetryRule as RuleModel
 from baton.api.workflow import Timeouts as TimeoutsModel
+from baton.engine.depends import Depends, DependsError, Outcome, parse_depends
 from baton.engine.inputs import InputSchemaError, check_input_schema, input_problem
 from baton.expr import Expression, ExpressionError, Template, compile_expression, compile_template
 
@@ -226,11 +228,37 @@ class Branch:
 
 @dataclass(frozen=True)
 class ForEach:
-    """A forEach step: the items expression, how many run at once, the step run per item."""
+    """A forEach step: the items expression, how many run at once, the step run per item, and
+    how many failed items it tolerates (None: none, the first failure fails it)."""
 
     items: Expression
     concurrency: int
     step: StepDef
+    tolerated_failure_count: int | None = None
+    tolerated_failure_percentage: float | None = None
+
+    @property
+    def tolerates_failures(self) -> bool:
+        """True when failed items are counted against a threshold instead of failing the step
+        (which also gives the step its `{items, failed}` output)."""
+        return (
+            self.tolerated_failure_count is not None
+            or self.tolerated_failure_percentage is not None
+        )
+
+    def exceeded(self, failed: int, total: int) -> bool:
+        """True when `failed` items of `total` are more than this forEach tolerates."""
+        if failed == 0:
+            return False
+        if not self.tolerates_failures:
+            return True
+        count = self.tolerated_failure_count
+        percentage = self.tolerated_failure_percentage
+        # Compared in integers (failed * 100 > percentage * total) where exact: 10% of 30 is
+        # 3 items, and 3 failures must not count as 10.000000001%.
+        return (count is not None and failed > count) or (
+            percentage is not None and failed * 100 > percentage * total
+        )
 
 
 @dataclass(frozen=True)
@@ -269,7 +297,11 @@ class Repeat:
 
 @dataclass(frozen=True)
 class StepDef:
-    """One compiled step. `after` are the sibling steps it waits for (explicit or implied)."""
+    """One compiled step. `after` are the sibling steps it waits for (explicit or implied);
+    `depends`, when the step has one, is the condition over their outcomes that replaces
+    "all of `after` done". `continue_on_failed` is the step's own `continueOn.failed`;
+    `failure_handled` is true also when a sibling's `depends` names `<step>.Failed`: either way
+    the step's failure does not fail its list."""
 
     name: str
     kind: StepKind
@@ -292,8 +324,20 @@ class StepDef:
     repeat: Repeat | None = None
     times: tuple[ComputedTime, ...] = ()
     """Time fields written as `${{ }}`, evaluated when each execution of the step starts."""
+    depends: Depends | None = None
+    continue_on_failed: bool = False
+    failure_handled: bool = False
+    parallel_mode: ParallelMode = ParallelMode.ALL
+    fail_fast: bool = True
+    """For a parallel step: whether a failed branch stops the others (and the step)."""
+
     finally_steps: tuple[StepDef, ...] = ()
     """Cleanup run once the step ended, whatever the outcome (`finally`)."""
+
+    @property
+    def is_race(self) -> bool:
+        """True for a `parallel` step in `mode: race`."""
+        return self.parallel_mode is ParallelMode.RACE
 
 
 @dataclass(frozen=True)
@@ -328,6 +372,8 @@ class Definition:
     input_schema: Mapping[str, Any] | None = None
     parallelism: int = DEFAULT_PARALLELISM
     """Activities and child runs in flight at once in one run, unless the run says otherwise."""
+    fail_fast: bool = True
+    """Whether a step of the top-level list failing for good stops the others (`failFast`)."""
     on_exit: tuple[StepDef, ...] = ()
     cleanup: frozenset[str] = frozenset()
     """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
@@ -410,6 +456,7 @@ class _Compiler:
             ),
             input_schema=spec.input_schema,
             parallelism=spec.parallelism or DEFAULT_PARALLELISM,
+            fail_fast=spec.fail_fast is not False,
             on_exit=on_exit,
             cleanup=frozenset(self.cleanup),
         )
@@ -456,28 +503,66 @@ class _Compiler:
     def _block(self, steps: list[Step]) -> tuple[StepDef, ...]:
         """Compile one list of steps and its DAG."""
         after: dict[str, tuple[str, ...]] = {}
+        conditions: dict[str, Depends] = {}
         siblings = {s.name for s in steps}
         previous: str | None = None
         for step in steps:
-            if step.needs is not None:
+            if step.depends is not None:
+                condition = self._depends(step, siblings)
+                conditions[step.name] = condition
+                after[step.name] = condition.steps
+            elif step.needs is not None:
                 for need in step.needs:
-                    if need not in siblings:
-                        where = (
-                            "a step of another list: needs only names steps of the same list"
-                            if need in self.names
-                            else "not a step of this workflow"
-                        )
-                        raise DefinitionError(
-                            f"unknown step {need!r} ({where})", step=step.name, field="needs"
-                        )
+                    self._check_sibling(need, siblings, step.name, "needs")
                 after[step.name] = tuple(dict.fromkeys(step.needs))
             else:
                 after[step.name] = (previous,) if previous is not None else ()
             previous = step.name
         _check_acyclic(steps, after)
-        return tuple(self._step(step, after[step.name]) for step in steps)
+        handled = {
+            ref.step
+            for condition in conditions.values()
+            for ref in condition.refs
+            if ref.outcome is Outcome.FAILED
+        }
+        return tuple(
+            self._step(
+                step,
+                after[step.name],
+                depends=conditions.get(step.name),
+                failure_handled=step.name in handled,
+            )
+            for step in steps
+        )
 
-    def _step(self, step: Step, after: tuple[str, ...]) -> StepDef:
+    def _depends(self, step: Step, siblings: set[str]) -> Depends:
+        assert step.depends is not None
+        try:
+            condition = parse_depends(step.depends)
+        except DependsError as exc:
+            raise DefinitionError(str(exc), step=step.name, field="depends") from None
+        for name in condition.steps:
+            self._check_sibling(name, siblings, step.name, "depends")
+        return condition
+
+    def _check_sibling(self, name: str, siblings: set[str], step: str, field: str) -> None:
+        if name in siblings:
+            return
+        where = (
+            f"a step of another list: {field} only names steps of the same list"
+            if name in self.names
+            else "not a step of this workflow"
+        )
+        raise DefinitionError(f"unknown step {name!r} ({where})", step=step, field=field)
+
+    def _step(
+        self,
+        step: Step,
+        after: tuple[str, ...],
+        *,
+        depends: Depends | None = None,
+        failure_handled: bool = False,
+    ) -> StepDef:
         name = step.name
         kind = StepKind(step.kind)
         when = self._expression(step.when, name, "when") if step.when is not None else None
@@ -494,6 +579,7 @@ class _Compiler:
             )
         timeouts = self._timeouts(step.timeout, name, "timeout", times)
         fields = self._kind_fields(step, kind, times)
+        continue_on_failed = step.continue_on is not None and step.continue_on.failed is True
         compiled = StepDef(
             name=name,
             kind=kind,
@@ -509,6 +595,9 @@ class _Compiler:
             ),
             repeat=self._repeat(step),
             times=tuple(times),
+            depends=depends,
+            continue_on_failed=continue_on_failed,
+            failure_handled=failure_handled or continue_on_failed,
             finally_steps=self._block(step.finally_) if step.finally_ else (),
             **fields,
         )
@@ -565,21 +654,26 @@ class _Compiler:
             return {
                 "branches": tuple(
                     Branch(name=b.name, steps=self._block(b.steps)) for b in step.parallel.branches
-                )
+                ),
+                "parallel_mode": step.parallel.mode,
+                "fail_fast": step.parallel.fail_fast is not False,
             }
         if step.for_each is not None:
             each = step.for_each
-            if each.step.needs:
-                raise DefinitionError(
-                    "a forEach step runs alone per item: remove its needs",
-                    step=each.step.name,
-                    field="needs",
-                )
+            for field_name, given in (("needs", each.step.needs), ("depends", each.step.depends)):
+                if given:
+                    raise DefinitionError(
+                        f"a forEach step runs alone per item: remove its {field_name}",
+                        step=each.step.name,
+                        field=field_name,
+                    )
             return {
                 "for_each": ForEach(
                     items=self._expression(each.items, name, "forEach.items"),
                     concurrency=each.concurrency or UNBOUNDED,
                     step=self._step(each.step, ()),
+                    tolerated_failure_count=each.tolerated_failure_count,
+                    tolerated_failure_percentage=each.tolerated_failure_percentage,
                 )
             }
         if step.set is not None:
@@ -894,6 +988,9 @@ def _check_acyclic(steps: list[Step], after: Mapping[str, tuple[str, ...]]) -> N
         order = {s.name: i for i, s in enumerate(steps)}
         start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
         ring = cycle[start:] + cycle[:start]
+        first = next(s for s in steps if s.name == ring[0])
         raise DefinitionError(
-            "cycle " + " -> ".join([*ring, ring[0]]), step=ring[0], field="needs"
+            "cycle " + " -> ".join([*ring, ring[0]]),
+            step=ring[0],
+            field="depends" if first.depends is not None else "needs",
         ) from None

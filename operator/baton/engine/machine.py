@@ -7,10 +7,12 @@ kind of step does is in its module under `baton.engine.kinds`, reached through `
 never tests a step's kind.
 
 Semantics decided here (and recorded in docs/architecture.md, "Engine"):
-- A composite (the run, a parallel step, a forEach step, a list of catch steps) whose child fails
-  stops starting new children, cancels children that only wait (backoffs, sleeps, signal waits,
-  repeat intervals, child runs), lets running activities finish, and then fails with the first
-  error. A run fails the same way, then compensates.
+- A composite (the run, a parallel step, a forEach step, a list of catch steps) whose child
+  fails fatally (`outcomes.is_fatal`: not handled by `continueOn` or a sibling's `depends`)
+  stops starting new children, cancels everything in flight in it at once (`cancel_subtree`)
+  and fails with that error in the same decision; without fail-fast it goes on with what does
+  not depend on the failure and fails at the end. A run fails the same way, then compensates.
+  A race's first branch to end decides; the others are cancelled the same way.
 - Cancel and the run timeout stop at once: running activities are cancelled too.
 - Retries apply to activities and child runs; sleep, waitForSignal, set, fail and composites fail
   at once (a `catch` can still recover them).
@@ -47,15 +49,14 @@ from baton.engine.events import (
 )
 from baton.engine.kinds import KINDS, signal
 from baton.engine.kinds.base import Deadline, TimerPurpose
+from baton.engine.outcomes import is_fatal, is_settled, readiness
 from baton.engine.scope import (
     ACTIVE,
     BAD,
-    DONE,
     ROOT,
     TIMED,
     BlockResult,
     Scope,
-    bad,
     first_failure,
     step_def,
     subtree_size,
@@ -383,7 +384,9 @@ class Machine:
         if s.compensations:
             self._drive_compensations()
             return
-        result, error = self.drive_block(self.d.steps, ROOT, halting=s.ending is not None)
+        result, error = self.drive_block(
+            self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
+        )
         if result is BlockResult.SUCCEEDED:
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
@@ -414,39 +417,110 @@ class Machine:
             cleanup.begin_finally(self, sd, scope, path, step)
 
     def drive_block(
-        self, steps: tuple[StepDef, ...], scope: Scope, *, halting: bool
+        self, steps: tuple[StepDef, ...], scope: Scope, *, halting: bool, fail_fast: bool = True
     ) -> tuple[BlockResult, StepError | None]:
-        """Drive one list of steps; returns where it stands and its first error."""
+        """Drive one list of steps; returns where it stands and its first error.
+
+        A step whose failure is fatal (`outcomes.is_fatal`) halts a fail-fast list: nothing new
+        starts and everything in flight in it is cancelled at once, so the list fails in the
+        same decision. Without fail-fast the list goes on with what does not depend on the
+        failed step, skips what does, and fails once nothing more can run."""
         s = self.state
-        halt = halting or any(
-            (x := s.steps.get(scope.prefix + sd.name)) is not None and bad(x) for sd in steps
+        prefix = scope.prefix
+        fatal = any(
+            (x := s.steps.get(prefix + sd.name)) is not None and is_fatal(sd, x) for sd in steps
         )
+        halt = halting or (fail_fast and fatal)
+        if halt:
+            self.cancel_block(steps, scope)
         for sd in steps:
-            path = scope.prefix + sd.name
+            path = prefix + sd.name
             step = s.steps.get(path)
             if step is None or step.phase is StepPhase.PENDING:
                 if halt or not self.may_start(sd.name):
                     continue
-                if all(
-                    (dep := s.steps.get(scope.prefix + name)) is not None and dep.phase in DONE
-                    for name in sd.after
-                ) and self.take_slot(sd):
+                ready = readiness(sd, prefix, s.steps, self.d.index)
+                if ready is None:
+                    continue
+                if not ready:
+                    step = self._skip_step(path)
+                elif self.take_slot(sd):
                     step = self.start_step(sd, scope, path)
+                else:
+                    continue
             elif step.phase in ACTIVE:
                 self.drive_step(sd, scope, path, step, halt)
             if step is not None:
                 self.ended(sd, scope, path, step)
-                if bad(step):
+                if not halt and fail_fast and is_fatal(sd, step):
                     halt = True
-        instances = [s.steps.get(scope.prefix + sd.name) for sd in steps]
-        if any(i is not None and i.phase in ACTIVE for i in instances):
+                    self.cancel_block(steps, scope)
+        if halt:
+            # Steps cancelled above run their `finally` before the list decides.
+            for sd in steps:
+                step = s.steps.get(prefix + sd.name)
+                if step is not None:
+                    self.ended(sd, scope, prefix + sd.name, step)
+        instances = [(sd, s.steps.get(prefix + sd.name)) for sd in steps]
+        if any(i is not None and i.phase in ACTIVE for _, i in instances):
             return BlockResult.RUNNING, None
-        failed = [i for i in instances if i is not None and i.phase in BAD]
+        failed = [i for sd, i in instances if i is not None and is_fatal(sd, i)]
+        # Without fail-fast a pending step that can still start (or be skipped) keeps the list
+        # going: the next pass starts it.
+        if (
+            failed
+            and not halt
+            and self.can_start
+            and any(
+                (i is None or i.phase is StepPhase.PENDING)
+                and readiness(sd, prefix, s.steps, self.d.index) is not None
+                for sd, i in instances
+            )
+        ):
+            return BlockResult.RUNNING, None
         if failed:
             return BlockResult.FAILED, first_failure(failed).error
-        if all(i is not None and i.phase in DONE for i in instances):
+        if all(i is not None and is_settled(sd, i) for sd, i in instances):
             return BlockResult.SUCCEEDED, None
         return (BlockResult.HALTED if halt else BlockResult.RUNNING), None
+
+    def _skip_step(self, path: str) -> StepState:
+        """Skip a pending step whose dependencies can never be met."""
+        step = self.state.steps.get(path)
+        if step is None:
+            step = self.state.steps[path] = StepState()
+        step.started_at = self.now
+        step.error = None
+        self.finish(step, StepPhase.SKIPPED)
+        return step
+
+    def cancel_block(self, steps: tuple[StepDef, ...], scope: Scope) -> None:
+        """Cancel everything in flight in a list of steps, nested steps included."""
+        for sd in steps:
+            step = self.state.steps.get(scope.prefix + sd.name)
+            # A step running its `finally` has ended already: its cleanup runs to the end.
+            if step is None:
+                continue
+            if step.phase in ACTIVE and step.outcome is None:
+                self.cancel_subtree(sd, scope, scope.prefix + sd.name, step)
+            # Every step that ended (just now, or by the run's cancel) begins its `finally`.
+            self.ended(sd, scope, scope.prefix + sd.name, step)
+
+    def cancel_subtree(self, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
+        """Cancel the active step instance at `path` and everything in flight under it: its
+        catch clause's steps and what its kind nests (branches, forEach items). Only the state
+        changes; the commands follow from the difference of the states (CancelActivity for a
+        running attempt, TerminateChild per the child's parentClosePolicy, dropped timers)."""
+        if step.recovering is not None:
+            clause_steps = sd.catch[step.recovering].steps
+            assert clause_steps is not None
+            self.cancel_block(clause_steps, scope)
+        KINDS[sd.kind].cancel_nested(self, sd, scope, path, step)
+        if step.recovering is None and KINDS[sd.kind].nested_active(self, sd, scope, path, step):
+            # A nested step runs its `finally`: the composite stays Running, driven as halted,
+            # and ends once that cleanup ended.
+            return
+        self.cancel(step)
 
     def drive_step(self, sd: StepDef, scope: Scope, path: str, step: StepState, halt: bool) -> None:
         """Drive an active step one pass: cancel it when it only waits and `halt` says stop,
@@ -835,12 +909,29 @@ class Machine:
         self.redrive_block(self.d.steps, ROOT)
 
     def redrive_block(self, steps: tuple[StepDef, ...], scope: Scope) -> None:
-        """Redrive every failed or cancelled step of a list."""
+        """Redrive every failed or cancelled step of a list, and the steps skipped because
+        one of them had failed (they decide again once it ends)."""
+        redriven: set[str] = set()
         for sd in steps:
             path = scope.prefix + sd.name
             step = self.state.steps.get(path)
             if step is not None and step.phase in BAD:
                 self.redrive_step(sd, scope, path, step)
+                redriven.add(sd.name)
+        changed = bool(redriven)
+        while changed:
+            changed = False
+            for sd in steps:
+                step = self.state.steps.get(scope.prefix + sd.name)
+                if (
+                    sd.name not in redriven
+                    and step is not None
+                    and step.phase is StepPhase.SKIPPED
+                    and redriven.intersection(sd.after)
+                ):
+                    _reset(step)
+                    redriven.add(sd.name)
+                    changed = True
 
     def redrive_step(self, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         """Make one failed step go again: its catch steps, or what its kind says."""

@@ -102,6 +102,12 @@ EXAMPLE_WORKFLOWS = {
     "portfolio": ["portfolio-valuation", "property-valuation"],
     "purchase-saga": ["property-purchase"],
     "rent-collection": ["rent-collection"],
+    "best-effort-receipt": ["order-shipping"],
+    "payment-fallback": ["payment-fallback"],
+    "site-checks": ["site-checks"],
+    "parallel-provisioning": ["tenant-provisioning"],
+    "invoice-batch": ["invoice-batch"],
+    "quote-race": ["quote-race"],
 }
 """The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
 docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others

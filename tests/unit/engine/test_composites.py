@@ -5,6 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
+from baton.engine import ActivityCompleted, CancelActivity
 from baton.engine.errors import error_json
 
 PARALLEL = """
@@ -44,18 +45,26 @@ def test_parallel_output_maps_each_branch_to_its_last_step_output() -> None:
     assert run.started() == ["after"]
 
 
-def test_a_failed_branch_cancels_waits_lets_activities_finish_then_fails_the_step() -> None:
+def test_a_failed_branch_cancels_the_other_branches_at_once_and_fails_the_step() -> None:
     run = Run(PARALLEL)
     run.fail("credit", "HttpError", details={"status": 400})
     assert run.step_phase("mail") is StepPhase.CANCELLED
-    assert run.step_phase("portal") is StepPhase.RUNNING
-    assert run.step_phase("setup") is StepPhase.RUNNING
+    assert run.step_phase("portal") is StepPhase.CANCELLED
+    assert [(c.key, c.attempt) for c in run.of_type(CancelActivity)] == [("portal", 1)]
     assert "refs" not in run.sim.state.steps
-    run.complete("portal", {"user": "u1"})
     assert run.step_phase("setup") is StepPhase.FAILED
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
     assert run.sim.state.error.step == "credit"
+
+
+def test_a_result_of_a_cancelled_sibling_arriving_late_is_ignored() -> None:
+    run = Run(PARALLEL)
+    run.fail("credit", "HttpError", details={"status": 400})
+    before = run.sim.state
+    run.deliver(ActivityCompleted(key="portal", attempt=1, output={"user": "u1"}))
+    assert run.sim.state == before
+    assert run.commands == ()
 
 
 FOR_EACH = """
@@ -88,12 +97,12 @@ def test_for_each_output_is_in_item_order_whatever_the_completion_order() -> Non
     assert run.sim.state.output == ["a", "b", "c"]
 
 
-def test_a_failed_item_stops_new_items_and_fails_after_in_flight_items_finish() -> None:
+def test_a_failed_item_cancels_the_items_in_flight_and_fails_the_step_at_once() -> None:
     run = Run(FOR_EACH, {"amounts": [10, 20, 30]})
     run.fail("charges[0].charge", "HttpError", details={"status": 400})
     assert run.started() == []
-    assert run.step_phase("charges") is StepPhase.RUNNING
-    run.complete("charges[1].charge", "b")
+    assert [c.key for c in run.of_type(CancelActivity)] == ["charges[1].charge"]
+    assert run.step_phase("charges[1].charge") is StepPhase.CANCELLED
     assert run.step_phase("charges") is StepPhase.FAILED
     assert "charges[2].charge" not in run.sim.state.steps
 

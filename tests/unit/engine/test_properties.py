@@ -1,8 +1,9 @@
 """Properties over random histories: replay, idempotence, saga order, termination, status.
 
-A run of a workflow using most of the language is driven on a virtual clock; hypothesis picks
-every activity's outcome (success, retryable or fatal failure, silence until a timeout), delays,
-acknowledgements, heartbeats, signals, suspensions and a cancel.
+A run of a workflow using most of the language (and one of failure control: continueOn,
+depends, failFast off, a race, tolerated forEach failures) is driven on a virtual clock;
+hypothesis picks every activity's outcome (success, retryable or fatal failure, silence until
+a timeout), delays, acknowledgements, heartbeats, signals, suspensions and a cancel.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from enginekit import definition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +25,7 @@ from baton.engine import (
     CancelRequested,
     ChildFinished,
     Command,
+    Definition,
     Event,
     HistoryEntry,
     ResumeRequested,
@@ -94,11 +97,70 @@ WORKFLOW = definition(
     """
 )
 
+FAILURE_CONTROL = definition(
+    """
+    timeout: 30d
+    failFast: false
+    defaults:
+      retry: {maxAttempts: 2, initialInterval: 1s, maxInterval: 10s}
+      timeout: {startToClose: 1m, scheduleToClose: 1d}
+    steps:
+      - name: reserve
+        http: {url: "http://r"}
+        compensate: {http: {url: "http://undo-r"}}
+      - name: optional
+        needs: []
+        continueOn: {failed: true}
+        http: {url: "http://o"}
+        compensate: {http: {url: "http://undo-o"}}
+      - name: fallback
+        depends: "reserve.Failed || optional.Failed"
+        http: {url: "http://f"}
+      - name: fan
+        needs: [reserve]
+        forEach:
+          items: "[1, 2, 3, 4]"
+          concurrency: 2
+          toleratedFailureCount: 1
+          step:
+            name: charge
+            worker: {pool: p, activity: charge, input: "${{ item }}"}
+            compensate: {worker: {pool: p, activity: refund, input: "${{ item }}"}}
+      - name: race
+        depends: "fan && (optional || fallback)"
+        parallel:
+          mode: race
+          branches:
+            - name: slow
+              steps: [{name: nap, sleep: {duration: 2m}}]
+            - name: call
+              steps:
+                - {name: quote, http: {url: "http://q"}, compensate: {http: {url: "http://uq"}}}
+                - {name: child, workflow: {workflowRef: sub}}
+      - name: strict
+        needs: [fan]
+        parallel:
+          branches:
+            - name: a
+              steps: [{name: left, job: {image: x}, compensate: {job: {image: undo}}}]
+            - name: b
+              steps: [{name: approval, waitForSignal: {name: approve, timeout: 1h}}]
+            - name: c
+              steps: [{name: right, http: {url: "http://right"}}]
+    """
+)
+
+WORKFLOWS = pytest.mark.parametrize(
+    "workflow",
+    [pytest.param(WORKFLOW, id="language"), pytest.param(FAILURE_CONTROL, id="failure-control")],
+)
+
+
 OUTCOMES = st.sampled_from(["ok", "ok", "ok", "flaky", "fatal", "silent"])
 DELAYS = st.sampled_from([0.0, 0.5, 5.0, 30.0, 90.0])
 
 
-def simulate(data: st.DataObject) -> Simulation:
+def simulate(workflow: Definition, data: st.DataObject) -> Simulation:
     def respond(command: Command, now: float) -> list[tuple[float, Event]]:
         events: list[tuple[float, Event]] = []
         if isinstance(command, StartActivity | StartChildRun) and data.draw(
@@ -121,7 +183,7 @@ def simulate(data: st.DataObject) -> Simulation:
             events.append((delay, ChildFinished(command.key, command.attempt, phase, {"v": 1})))
         return events
 
-    sim = Simulation(WORKFLOW, respond=respond, now=1_000_000.0)
+    sim = Simulation(workflow, respond=respond, now=1_000_000.0)
     start = sim.now
     for index in range(data.draw(st.integers(0, 3), label="signals")):
         name = data.draw(st.sampled_from(["approve", "prio"]), label="signal")
@@ -141,51 +203,64 @@ def simulate(data: st.DataObject) -> Simulation:
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
-def test_a_run_always_reaches_a_finished_phase(data: st.DataObject) -> None:
-    sim = simulate(data)
+def test_a_run_always_reaches_a_finished_phase(workflow: Definition, data: st.DataObject) -> None:
+    sim = simulate(workflow, data)
     assert sim.state.phase.finished
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
-def test_replaying_the_history_rebuilds_the_same_state(data: st.DataObject) -> None:
-    sim = simulate(data)
+def test_replaying_the_history_rebuilds_the_same_state(
+    workflow: Definition, data: st.DataObject
+) -> None:
+    sim = simulate(workflow, data)
     logged = [HistoryEntry.from_json(entry.to_json()) for entry in sim.history]
-    assert replay(WORKFLOW, logged) == sim.state
+    assert replay(workflow, logged) == sim.state
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
-def test_deciding_never_changes_the_state_it_was_given(data: st.DataObject) -> None:
+def test_deciding_never_changes_the_state_it_was_given(
+    workflow: Definition, data: st.DataObject
+) -> None:
     # decide copies only the state's containers and shares its JSON values: this pins that
     # nothing, JSON values included, is changed in place.
-    sim = simulate(data)
-    state = replay(WORKFLOW, [])
+    sim = simulate(workflow, data)
+    state = replay(workflow, [])
     for entry in sim.history:
         given, untouched = state, copy.deepcopy(state)
-        state = decide(WORKFLOW, given, entry.event, entry.at).state
+        state = decide(workflow, given, entry.event, entry.at).state
         assert given == untouched
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
-def test_delivering_any_event_twice_changes_nothing(data: st.DataObject) -> None:
-    sim = simulate(data)
-    state = replay(WORKFLOW, [])
+def test_delivering_any_event_twice_changes_nothing(
+    workflow: Definition, data: st.DataObject
+) -> None:
+    sim = simulate(workflow, data)
+    state = replay(workflow, [])
     for entry in sim.history:
-        once = decide(WORKFLOW, state, entry.event, entry.at)
-        twice = decide(WORKFLOW, once.state, entry.event, entry.at)
+        once = decide(workflow, state, entry.event, entry.at)
+        twice = decide(workflow, once.state, entry.event, entry.at)
         assert twice.state == once.state
         assert not [c for c in twice.commands if isinstance(c, StartActivity | StartChildRun)]
         state = once.state
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
-def test_compensations_run_once_each_in_reverse_completion_order(data: st.DataObject) -> None:
-    sim = simulate(data)
+def test_compensations_run_once_each_in_reverse_completion_order(
+    workflow: Definition, data: st.DataObject
+) -> None:
+    sim = simulate(workflow, data)
     state = sim.state
     compensated = [c.path for c in state.compensations]
     if state.phase is RunPhase.SUCCEEDED:
@@ -202,28 +277,32 @@ def test_compensations_run_once_each_in_reverse_completion_order(data: st.DataOb
     assert len(set(first_attempts)) == len(first_attempts)
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
-def test_a_crash_at_any_point_recovers_from_status_to_the_same_end(data: st.DataObject) -> None:
-    sim = simulate(data)
+def test_a_crash_at_any_point_recovers_from_status_to_the_same_end(
+    workflow: Definition, data: st.DataObject
+) -> None:
+    sim = simulate(workflow, data)
     crash = data.draw(st.integers(0, len(sim.history)), label="crash after")
-    before = replay(WORKFLOW, sim.history[:crash])
+    before = replay(workflow, sim.history[:crash])
     restored = state_from_status(state_to_status(before))
     assert restored == before
-    assert pending_commands(WORKFLOW, restored) == pending_commands(WORKFLOW, before)
-    assert replay(WORKFLOW, sim.history[crash:], restored) == sim.state
+    assert pending_commands(workflow, restored) == pending_commands(workflow, before)
+    assert replay(workflow, sim.history[crash:], restored) == sim.state
 
 
+@WORKFLOWS
 @PROPERTY
 @given(st.data())
 def test_every_status_along_the_way_validates_against_the_status_model(
-    data: st.DataObject,
+    workflow: Definition, data: st.DataObject
 ) -> None:
-    sim = simulate(data)
-    state = replay(WORKFLOW, [])
+    sim = simulate(workflow, data)
+    state = replay(workflow, [])
     for entry in sim.history:
-        state = decide(WORKFLOW, state, entry.event, entry.at).state
-        status: dict[str, Any] = status_of(WORKFLOW, state)
+        state = decide(workflow, state, entry.event, entry.at).state
+        status: dict[str, Any] = status_of(workflow, state)
         WorkflowRunStatus.model_validate(status)
         assert state_from_status(status) == state
 

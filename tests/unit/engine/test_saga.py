@@ -266,14 +266,15 @@ steps:
 
 
 def fail_the_sibling(run: Run) -> None:
-    """`call` fails while `slow` still runs: the run waits for it, the child's step is
-    cancelled, and the run is not closing yet."""
+    """`call` fails while `slow` still runs: `slow` and the child's step are cancelled at once
+    and the run fails in the same decision."""
     assert [c.name for c in run.sim.issued if isinstance(c, StartChildRun)] == [
         child_run_name("run", "uid", "valuation", 1)
     ]
     run.deliver(ActivityStarted(key="valuation", attempt=1))
     run.deliver(ActivityFailed(key="call", attempt=1, error={"type": "Down"}))
-    assert not run.phase.finished
+    assert run.step_phase("valuation") is StepPhase.CANCELLED
+    assert run.phase is RunPhase.FAILED
 
 
 def test_an_abandoned_child_is_not_terminated_when_a_sibling_fails() -> None:

@@ -141,6 +141,83 @@ def test_chunked_batch_imports_chunks_two_at_a_time_with_pauses(
     assert result["virtualDuration"] == 2 * 7 * 60
 
 
+def test_a_best_effort_receipt_stays_failed_while_the_order_ships(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("best-effort-receipt", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"shipment": "sh-88", "receiptSent": False}
+    assert result["steps"]["receipt"]["phase"] == "Failed"
+    assert result["steps"]["receiptTicket"]["phase"] == "Succeeded"
+
+
+def test_a_declined_card_falls_back_to_the_wallet(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("payment-fallback", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"paidWith": "wallet", "confirmation": "c-400"}
+    assert result["steps"]["cardPayment"]["phase"] == "Failed"
+
+
+def test_a_paid_card_skips_the_wallet(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("payment-fallback", "mocks-card.yaml", capsys)
+    assert result["output"] == {"paidWith": "card", "confirmation": "c-401"}
+    assert result["steps"]["walletPayment"]["phase"] == "Skipped"
+
+
+def test_site_checks_all_run_although_one_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("site-checks", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"]["checks"] == {"dns": "Succeeded", "tls": "Failed", "page": "Succeeded"}
+    assert result["output"]["verdict"] == {
+        "healthy": False,
+        "firstProblem": "tlsCheck: certificate expired",
+    }
+    assert result["virtualDuration"] == 30
+
+
+def test_provisioning_deletes_the_database_job_and_releases_quota_without_waiting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("parallel-provisioning", "mocks.yaml", capsys)
+    assert result["phase"] == "Compensated"
+    assert result["compensations"] == ["quota"]
+    assert result["steps"]["createDatabase"]["phase"] == "Cancelled"
+    # the 20-minute Job is not waited for: the run ends when the DNS record is refused
+    assert result["virtualDuration"] == 5
+
+
+def test_an_invoice_batch_tolerates_a_quarter_of_failures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("invoice-batch", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"invoiced": 6, "failed": [1, 5]}
+
+
+def test_an_invoice_batch_stops_once_more_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("invoice-batch", "mocks-outage.yaml", capsys)
+    assert result["phase"] == "Failed"
+    assert result["error"]["type"] == "ToleratedFailureExceeded"
+    assert result["error"]["details"]["failed"] == [1, 2, 3]
+    assert "invoices[5].invoice" not in result["steps"]
+
+
+def test_a_slow_vendor_loses_the_race_to_the_list_price(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("quote-race", "mocks.yaml", capsys)
+    assert result["output"] == {"source": "patience", "price": 120}
+    assert result["steps"]["vendorQuote"]["phase"] == "Cancelled"
+    assert result["virtualDuration"] == 30
+
+
+def test_a_fast_vendor_wins_the_race(capsys: pytest.CaptureFixture[str]) -> None:
+    result = baton_test("quote-race", "mocks-fast.yaml", capsys)
+    assert result["output"] == {"source": "vendor", "price": 99}
+    assert result["steps"]["wait"]["phase"] == "Cancelled"
+    assert result["virtualDuration"] == 4
+
+
 def started(result: dict[str, Any]) -> list[str]:
     return [e["step"] for e in result["events"] if e["type"] == "ActivityStarted"]
 
@@ -253,6 +330,15 @@ PINNED = {
     ("purchase-saga", "mocks.yaml"),
     ("purchase-saga", "mocks-success.yaml"),
     ("rent-collection", "mocks.yaml"),
+    ("best-effort-receipt", "mocks.yaml"),
+    ("payment-fallback", "mocks.yaml"),
+    ("payment-fallback", "mocks-card.yaml"),
+    ("site-checks", "mocks.yaml"),
+    ("parallel-provisioning", "mocks.yaml"),
+    ("invoice-batch", "mocks.yaml"),
+    ("invoice-batch", "mocks-outage.yaml"),
+    ("quote-race", "mocks.yaml"),
+    ("quote-race", "mocks-fast.yaml"),
 }
 """Every (example, mocks) pair the tests above run, with the outcome each pins."""
 

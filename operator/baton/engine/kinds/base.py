@@ -83,6 +83,19 @@ class Kind:
     ) -> None:
         """Drive a RUNNING step one pass; `halt` says nothing new may start in it."""
 
+    def cancel_nested(
+        self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
+    ) -> None:
+        """Cancel what is in flight inside an active instance being cancelled (`Machine.
+        cancel_subtree`); only composites nest steps."""
+
+    def nested_active(
+        self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
+    ) -> bool:
+        """True while a nested step is still in flight (after `cancel_nested`: running its
+        `finally`)."""
+        return False
+
     def redrive(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         """Make a failed step go again: by default from the start, with a fresh retry budget;
         attempt numbers go on, so no idempotency key repeats."""
