@@ -1,0 +1,154 @@
+"""Mutation testing of the pure core (baton.engine, baton.expr, baton.pools) with mutmut.
+
+mutmut changes the code one small edit at a time (a `<` for a `<=`, a constant, a dropped
+argument...) and runs the tests that reach the changed function; a mutant the tests do not
+notice ("survived") is code whose behaviour no test pins. The score is killed / (killed +
+survived); docs/testing.md has the figures and what the survivors are.
+
+mutmut imports the mutated copy from `mutants/src/`, so the script stages a tree of that shape
+in `.mutation/` (gitignored): `src/baton` is a copy of operator/baton, plus the tests, the
+examples they load and pyproject.toml. The editable install of `baton` stays on sys.path
+behind `mutants/src`, which wins. mutmut remembers results in `.mutation/mutants/`: a second
+run only tests what changed; `--fresh` starts over.
+
+Run (one worker, niced: the machine is shared):
+    uv run --group mutation python bench/mutation.py expr pools      # about N minutes
+    uv run --group mutation python bench/mutation.py engine          # the longest
+    uv run --group mutation python bench/mutation.py --report        # score and survivors only
+
+Hypothesis runs derandomized here (profile `ci`), so a mutant is killed or not the same way on
+every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = ROOT / ".mutation"
+
+PACKAGES = ("engine", "expr", "pools")
+"""The pure core: what mutation testing covers."""
+
+TESTS = {
+    "engine": ["tests/unit/engine", "tests/unit/testing"],
+    "expr": ["tests/unit/expr", "tests/unit/engine"],
+    "pools": ["tests/unit/pools"],
+}
+"""The fast test selection per package: the unit tests that exercise it (the engine's tests
+evaluate most expressions; `baton test`'s tests drive the engine)."""
+
+# mutmut's names for the outcome of a mutant (its `results` command prints `name: status`).
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+SURVIVED = {"survived"}
+
+
+def stage(packages: list[str]) -> None:
+    """Lay out `.mutation/` for mutmut: src/baton, tests, pyproject.toml with its settings."""
+    STAGE.mkdir(exist_ok=True)
+    src = STAGE / "src" / "baton"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(ROOT / "operator" / "baton", src, ignore=shutil.ignore_patterns("__pycache__"))
+    tests = STAGE / "tests"
+    if tests.exists():
+        shutil.rmtree(tests)
+    shutil.copytree(ROOT / "tests", tests, ignore=shutil.ignore_patterns("__pycache__"))
+    examples = STAGE / "examples"
+    if examples.exists():
+        shutil.rmtree(examples)
+    shutil.copytree(ROOT / "examples", examples)
+    selection = sorted({t for p in packages for t in TESTS[p]})
+    only = ", ".join(f'"src/baton/{p}/*"' for p in packages)
+    args = ", ".join(f'"{t}"' for t in [*selection, "-p", "no:cacheprovider", "-x", "-q"])
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    pyproject += f"""
+[tool.mutmut]
+source_paths = ["src/baton"]
+also_copy = ["examples"]
+only_mutate = [{only}]
+pytest_add_cli_args_test_selection = [{args}]
+"""
+    (STAGE / "pyproject.toml").write_text(pyproject)
+
+
+def run(max_children: int) -> int:
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+    return subprocess.call(["nice", "-n", "10", *command], cwd=STAGE, env=env)
+
+
+def results() -> dict[str, str]:
+    """Every mutant's name and status, as mutmut recorded them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=STAGE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name:
+            found[name] = status
+    return found
+
+
+def report(found: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Per package: counts by status, the score, and the surviving mutants' names."""
+    summary: dict[str, dict[str, object]] = {}
+    for package in PACKAGES:
+        mine = {n: s for n, s in found.items() if n.startswith(f"baton.{package}.")}
+        if not mine:
+            continue
+        counts = Counter(mine.values())
+        killed = sum(c for s, c in counts.items() if s in KILLED)
+        survived = sum(c for s, c in counts.items() if s in SURVIVED)
+        score = killed / (killed + survived) if killed + survived else None
+        summary[package] = {
+            "counts": dict(counts),
+            "score": round(score * 100, 1) if score is not None else None,
+            "survivors": sorted(n for n, s in mine.items() if s in SURVIVED),
+        }
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("packages", nargs="*", help=f"some of {', '.join(PACKAGES)} (all)")
+    parser.add_argument("--report", action="store_true", help="only print the last results")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel test processes")
+    parser.add_argument("--json", type=Path, help="also write the report to this file")
+    options = parser.parse_args()
+    unknown = sorted(set(options.packages) - set(PACKAGES))
+    if unknown:
+        parser.error(f"unknown package {unknown[0]!r}: choose from {', '.join(PACKAGES)}")
+    if not options.report:
+        packages = options.packages or list(PACKAGES)
+        if options.fresh and (STAGE / "mutants").exists():
+            shutil.rmtree(STAGE / "mutants")
+        stage(packages)
+        code = run(options.max_children)
+        if code != 0:
+            print(f"mutmut exited {code}", file=sys.stderr)
+    summary = report(results())
+    for package, figures in summary.items():
+        print(f"baton.{package}: score {figures['score']}%  {figures['counts']}")
+        for name in figures["survivors"]:  # type: ignore[attr-defined]
+            print(f"  survived: {name}")
+    if options.json is not None:
+        options.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

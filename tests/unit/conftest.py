@@ -1,0 +1,31 @@
+"""Hypothesis profiles for the unit tests, chosen by HYPOTHESIS_PROFILE.
+
+`ci` (the default) is derandomized: every run draws the same examples, so a failure in CI
+happens again on a laptop, and its falsifying example (with a `@reproduce_failure` blob) is
+printed. `deep` is for bench/ and for a developer hunting bugs: random seeds, many more
+examples, no time limit per example (bench/properties.sh runs the generated-workflow
+properties with it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "deep",
+    max_examples=2_000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
