@@ -16,8 +16,8 @@ Run (one worker, niced: the machine is shared):
     uv run --group mutation python bench/mutation.py engine          # the longest
     uv run --group mutation python bench/mutation.py --report        # score and survivors only
 
-Hypothesis runs derandomized here (profile `ci`), so a mutant is killed or not the same way on
-every run.
+Hypothesis runs derandomized here (profile `mutation`: the `ci` profile with 10 examples per
+property), so a mutant is killed or not the same way on every run.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ TESTS = {
 """The fast test selection per package: the unit tests that exercise it (the engine's tests
 evaluate most expressions; `baton test`'s tests drive the engine)."""
 
+PROPERTIES = [
+    "tests/unit/engine/test_properties.py",
+    "tests/unit/engine/test_generated_workflows.py",
+]
+"""The engine's hypothesis properties: run for engine mutants only (at the `mutation` profile's
+few examples), left out for expr and pools, where they cost minutes and add little."""
+
 # mutmut's names for the outcome of a mutant (its `results` command prints `name: status`).
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 SURVIVED = {"survived"}
@@ -66,6 +73,8 @@ def stage(packages: list[str]) -> None:
         shutil.rmtree(examples)
     shutil.copytree(ROOT / "examples", examples)
     selection = sorted({t for p in packages for t in TESTS[p]})
+    if "engine" not in packages:
+        selection += [f"--ignore={path}" for path in PROPERTIES]
     only = ", ".join(f'"src/baton/{p}/*"' for p in packages)
     args = ", ".join(f'"{t}"' for t in [*selection, "-p", "no:cacheprovider", "-x", "-q"])
     pyproject = (ROOT / "pyproject.toml").read_text()
@@ -80,7 +89,7 @@ pytest_add_cli_args_test_selection = [{args}]
 
 
 def run(max_children: int) -> int:
-    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
     return subprocess.call(["nice", "-n", "10", *command], cwd=STAGE, env=env)
 

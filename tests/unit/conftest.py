@@ -3,8 +3,9 @@
 `ci` (the default) is derandomized: every run draws the same examples, so a failure in CI
 happens again on a laptop, and its falsifying example (with a `@reproduce_failure` blob) is
 printed. `deep` is for bench/ and for a developer hunting bugs: random seeds, many more
-examples, no time limit per example (bench/properties.sh runs the generated-workflow
-properties with it).
+examples (BATON_DEEP_EXAMPLES, 2,000 by default), no time limit per example; bench/properties.py
+runs the engine's properties with it. `mutation` is `ci` with 10 examples per property, for
+bench/mutation.py, which runs the tests once per mutant.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+settings.register_profile("mutation", settings.get_profile("ci"), max_examples=10)
 settings.register_profile(
     "deep",
-    max_examples=2_000,
+    max_examples=int(os.environ.get("BATON_DEEP_EXAMPLES", "2000")),
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -8,10 +8,11 @@ acknowledgements, heartbeats, signals, suspensions and a cancel.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 from enginekit import definition
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from workflowgen import (
     Shape,
@@ -139,7 +140,10 @@ def simulate(data: st.DataObject) -> TracedSimulation:
     return sim
 
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 40 examples in CI (the `ci` profile, tests/unit/conftest.py); other profiles choose their own.
+PROPERTY = (
+    settings(max_examples=40) if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else settings()
+)
 
 
 @PROPERTY
