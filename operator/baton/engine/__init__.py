@@ -18,8 +18,6 @@ How a driver (the operator's shell, or the `baton test` runner) uses it:
                              command's key and attempt
           StartChildRun   -> create the child run; report ChildFinished when it ends
           CancelActivity / TerminateChild -> stop it (best effort; late results are ignored)
-          StartTimer / CancelTimer -> optional: next_wakeup(definition, state) is the earliest
-                             due time, and delivering TimerFired() at or after it is all timers need
           FinishRun       -> publish the final phase
         next event: whichever comes first of an activity result, a user action (SignalReceived,
         CancelRequested, SuspendRequested/ResumeRequested, RedriveRequested) or the wake-up time
@@ -29,6 +27,8 @@ How a driver (the operator's shell, or the `baton test` runner) uses it:
 
 After a crash: state = state_from_status(status); perform pending_commands(definition, state)
 (every command is idempotent) and re-arm the timer at next_wakeup(definition, state).
+Timers are not commands: next_wakeup(definition, state) after each decision is the earliest due
+time, and delivering TimerFired() at or after it is all any due time needs.
 `replay(definition, history)` rebuilds the state from the history log alone.
 
 `baton.engine.driver.Simulation` is that loop on a virtual clock, for tests.
@@ -36,12 +36,10 @@ After a crash: state = state_from_status(status); perform pending_commands(defin
 
 from baton.engine.commands import (
     CancelActivity,
-    CancelTimer,
     Command,
     FinishRun,
     StartActivity,
     StartChildRun,
-    StartTimer,
     TerminateChild,
 )
 from baton.engine.decide import (
@@ -58,6 +56,7 @@ from baton.engine.decide import (
 )
 from baton.engine.definition import Definition, DefinitionError, StepKind, compile_definition
 from baton.engine.driver import Respond, Simulation
+from baton.engine.errors import StepError
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -76,25 +75,28 @@ from baton.engine.events import (
     TimerFired,
     event_from_json,
 )
-from baton.engine.state import State, StepState, state_from_status, state_to_status
+from baton.engine.kinds import KINDS, Kind, TimerPurpose
+from baton.engine.state import Ending, State, StepState, state_from_status, state_to_status
 
 __all__ = [
+    "KINDS",
     "ActivityCompleted",
     "ActivityFailed",
     "ActivityHeartbeat",
     "ActivityStarted",
     "CancelActivity",
     "CancelRequested",
-    "CancelTimer",
     "ChildFinished",
     "Command",
     "Deadline",
     "Decision",
     "Definition",
     "DefinitionError",
+    "Ending",
     "Event",
     "FinishRun",
     "HistoryEntry",
+    "Kind",
     "RedriveRequested",
     "Respond",
     "ResumeRequested",
@@ -104,13 +106,14 @@ __all__ = [
     "Simulation",
     "StartActivity",
     "StartChildRun",
-    "StartTimer",
     "State",
+    "StepError",
     "StepKind",
     "StepState",
     "SuspendRequested",
     "TerminateChild",
     "TimerFired",
+    "TimerPurpose",
     "child_run_name",
     "compile_definition",
     "deadlines",

@@ -88,23 +88,6 @@ class TerminateChild(Command):
 
 
 @dataclass(frozen=True)
-class StartTimer(Command):
-    """Wake the run at `due_at` (seconds since the epoch). Re-issuing an id moves the timer."""
-
-    type: ClassVar[str] = "StartTimer"
-    timer_id: str
-    due_at: float
-
-
-@dataclass(frozen=True)
-class CancelTimer(Command):
-    """The timer `timer_id` is no longer needed."""
-
-    type: ClassVar[str] = "CancelTimer"
-    timer_id: str
-
-
-@dataclass(frozen=True)
 class FinishRun(Command):
     """The run reached a final phase: publish it (Kubernetes Event, metrics, parent run)."""
 

@@ -10,27 +10,27 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from baton.api.duration import MAX_DURATION_SECONDS
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 
 # Error types the engine itself raises that no retry can fix: a broken expression stays broken,
 # and the caps (maxIterations, scheduleToClose) are final by definition.
 NON_RETRYABLE_BUILTIN: frozenset[str] = frozenset({"ExpressionError", "MaxIterations"})
 
 
-def is_retryable(policy: RetryPolicy, error: Mapping[str, Any]) -> bool:
+def is_retryable(policy: RetryPolicy, error: StepError) -> bool:
     """True when another attempt could succeed after `error` (ignoring the attempt budget).
 
     `HttpError` with a 4xx status is a client mistake that repeating will not fix, except 408
     (Request Timeout) and 429 (Too Many Requests), which are invitations to come back later.
     An error whose `details.nonRetryable` is true is final whatever the policy says.
     """
-    error_type = str(error.get("type", ""))
+    error_type = error.type
     if error_type in policy.non_retryable_errors or error_type in NON_RETRYABLE_BUILTIN:
         return False
-    details = error.get("details")
+    details = error.details
     if isinstance(details, Mapping) and details.get("nonRetryable") is True:
         # The activity itself said so (a worker's non-retryable exception, a refused address).
         return False

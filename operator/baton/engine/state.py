@@ -15,15 +15,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from baton.api.run import RunPhase, StepPhase
+from baton.engine.errors import StepError, error_json
 
 JSON = Any
 Millis = int
 """Milliseconds since the epoch."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Ending(StrEnum):
+    """How a run is ending once it stops going forward (`status.ending`): it decides whether
+    the saga compensates and the final phase."""
+
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timedOut"
+
+
+class KeyRole(StrEnum):
+    """What an activity key names: a step instance (`pay`, `charges[3].charge`) or a
+    compensation of one (`pay/compensate`, `pay/compensate-1`)."""
+
+    STEP = "step"
+    COMPENSATION = "compensation"
+
+
+_COMPENSATE = "/compensate"
+"""Suffix of a compensation's key. Step names never hold a `/`, so a key holding one is a
+compensation's; keys are in histories and statuses, so the form never changes."""
+
+
+def key_role(key: str) -> KeyRole:
+    """Whether `key` names a step instance or a compensation."""
+    return KeyRole.COMPENSATION if "/" in key else KeyRole.STEP
+
+
+def compensation_key(path: str, n: int) -> str:
+    """The key of the `n`th compensation (from 0) of the step instance `path`."""
+    return f"{path}{_COMPENSATE}" + (f"-{n}" if n else "")
 
 
 @dataclass
@@ -49,7 +83,7 @@ class StepState:
     next_attempt_at: Millis | None = None
     wake_at: Millis | None = None
     output: JSON = None
-    error: dict[str, Any] | None = None
+    error: StepError | None = None
     iterations: int = 0
     items: list[Any] | None = None
     recovering: int | None = None
@@ -111,10 +145,10 @@ class State:
     steps: dict[str, StepState] = field(default_factory=dict)
     completed: list[Completion] = field(default_factory=list)
     compensations: list[CompensationState] = field(default_factory=list)
-    ending: str | None = None
+    ending: Ending | None = None
     suspended: bool = False
     output: JSON = None
-    error: dict[str, Any] | None = None
+    error: StepError | None = None
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
@@ -211,6 +245,8 @@ def step_to_status(step: StepState) -> dict[str, Any]:
             value = rfc3339(value)
         elif attr == "phase":
             value = str(value)
+        elif attr == "error":
+            value = value.to_json()
         out[key] = value
     return out
 
@@ -226,6 +262,8 @@ def step_from_status(data: dict[str, Any]) -> StepState:
             value = parse_rfc3339(value)
         elif attr == "phase":
             value = StepPhase(value)
+        elif attr == "error":
+            value = StepError.from_json(value)
         setattr(step, attr, value)
     return step
 
@@ -261,7 +299,7 @@ def state_to_status(
         steps[path] = entry
     put("steps", steps, {})
     put("output", state.output)
-    put("error", state.error)
+    put("error", error_json(state.error))
     put("vars", state.vars, {})
     put("queries", state.queries, {})
     put("signals", state.signals, {})
@@ -293,7 +331,7 @@ def state_to_status(
         ],
         [],
     )
-    put("ending", state.ending)
+    put("ending", state.ending.value if state.ending is not None else None)
     put("suspended", state.suspended, False)
     return status
 
@@ -333,10 +371,10 @@ def state_from_status(status: dict[str, Any]) -> State:
             )
             for c in status.get("compensations") or []
         ],
-        ending=status.get("ending"),
+        ending=Ending(status["ending"]) if status.get("ending") is not None else None,
         suspended=status.get("suspended", False),
         output=status.get("output"),
-        error=status.get("error"),
+        error=StepError.from_json(status["error"]) if status.get("error") else None,
         queries=dict(status.get("queries") or {}),
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),

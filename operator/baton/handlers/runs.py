@@ -76,14 +76,12 @@ from baton.api.run import (
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
-    CancelTimer,
     Command,
     Definition,
     DefinitionError,
     FinishRun,
     StartActivity,
     StartChildRun,
-    StartTimer,
     StepKind,
     TerminateChild,
     compile_definition,
@@ -94,6 +92,7 @@ from baton.engine import (
     pending_commands,
     status_of,
 )
+from baton.engine.errors import error_json
 from baton.engine.events import (
     ActivityFailed,
     ActivityHeartbeat,
@@ -111,7 +110,7 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.limits import input_problem
-from baton.engine.state import State, StepState, parse_rfc3339, state_from_status
+from baton.engine.state import Ending, State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Executor, RunRef
 from baton.failpoints import failpoint
@@ -352,7 +351,7 @@ class RunLoop:
             signal = signals[index]
             events.append(SignalReceived(index, signal["name"], signal.get("payload")))
         self.signals_sent = max(self.signals_sent, len(signals))
-        if spec.get("cancel") and self.state.ending != "cancelled":
+        if spec.get("cancel") and self.state.ending is not Ending.CANCELLED:
             events.append(CancelRequested())
         if bool(spec.get("suspend")) != self.state.suspended:
             events.append(SuspendRequested() if spec.get("suspend") else ResumeRequested())
@@ -375,8 +374,7 @@ class RunLoop:
             self.state = decision.state
             commands.extend(decision.commands)
             self.unsaved.append(HistoryEntry(at=now, event=event))
-            acts = [c for c in decision.commands if not isinstance(c, StartTimer | CancelTimer)]
-            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not acts
+            quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
             return
         batch = self.unsaved
@@ -440,7 +438,7 @@ class RunLoop:
         self.conditions = run_outcome(
             self.conditions,
             self.state.phase,
-            self.state.error,
+            error_json(self.state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
         )
@@ -687,8 +685,7 @@ class RunLoop:
                 # The engine's timeouts still run: a command that cannot be performed now
                 # ends as its step's timeout or is performed again when the loop restarts.
                 log.error("%s/%s: %s failed: %s", self.ref.namespace, self.ref.name, command, exc)
-            if not isinstance(command, StartTimer | CancelTimer):
-                failpoint("after-command")
+            failpoint("after-command")
 
     async def _perform_one(self, command: Command) -> None:
         if isinstance(command, StartActivity):
@@ -778,7 +775,7 @@ class RunLoop:
         if before.phase != after.phase:
             phase = after.phase
             if phase in _WARNING_PHASES:
-                message = outcome_message(phase, after.error)
+                message = outcome_message(phase, error_json(after.error))
                 self._spawn_event("Warning", f"Run{phase.value}", message)
             else:
                 self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
@@ -796,7 +793,7 @@ class RunLoop:
                 continue
             if step.phase.value in {"Succeeded", "Failed"}:
                 kind = "Normal" if step.phase.value == "Succeeded" else "Warning"
-                detail = f" ({step.error.get('type')})" if step.error else ""
+                detail = f" ({step.error.type})" if step.error else ""
                 message = f"step {path} {step.phase.value.lower()}{detail}"
                 self._spawn_event(kind, f"Step{step.phase.value}", message)
 
@@ -1105,10 +1102,10 @@ did what its user asked.)"""
 
 def _retry_message(path: str, step: StepState) -> str:
     """`step pay attempt 1 failed (HttpError: 502 Bad Gateway); attempt 2 at <time>`."""
-    error = step.error or {}
-    detail = str(error.get("type") or "Error")
-    if error.get("message"):
-        detail += f": {error['message']}"
+    error = step.error
+    detail = error.type if error is not None else "Error"
+    if error is not None and error.message:
+        detail += f": {error.message}"
     when = "" if step.next_attempt_at is None else f" at {timestamp(step.next_attempt_at / 1000)}"
     return (
         f"step {path} attempt {step.attempts} failed ({detail[:512]}); "

@@ -6,6 +6,7 @@ from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
 from baton.engine.decide import MAX_OUTPUT_BYTES, MAX_STEP_INSTANCES
+from baton.engine.errors import error_json
 
 PARALLEL = """
 steps:
@@ -55,7 +56,7 @@ def test_a_failed_branch_cancels_waits_lets_activities_finish_then_fails_the_ste
     assert run.step_phase("setup") is StepPhase.FAILED
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["step"] == "credit"
+    assert run.sim.state.error.step == "credit"
 
 
 FOR_EACH = """
@@ -107,20 +108,18 @@ def test_for_each_over_an_empty_list_succeeds_with_an_empty_list() -> None:
 def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> None:
     run = Run(FOR_EACH, {"amounts": {"a": 5}})
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "ExpressionError"
-    assert run.sim.state.error["message"] == (
-        '`forEach.items` must be a list, got an object: {"a":5}'
-    )
+    assert run.sim.state.error.type == "ExpressionError"
+    assert run.sim.state.error.message == ('`forEach.items` must be a list, got an object: {"a":5}')
 
 
 def test_a_for_each_of_more_items_than_a_run_can_hold_fails_naming_the_limit() -> None:
     run = Run(FOR_EACH, {"amounts": list(range(MAX_STEP_INSTANCES))})
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "TooManyItems"
-    assert run.sim.state.error["details"] == {"field": "forEach.items"}
-    assert f"{MAX_STEP_INSTANCES + 1} step instances" in run.sim.state.error["message"]
-    assert "child runs" in run.sim.state.error["message"]
+    assert run.sim.state.error.type == "TooManyItems"
+    assert run.sim.state.error.details == {"field": "forEach.items"}
+    assert f"{MAX_STEP_INSTANCES + 1} step instances" in run.sim.state.error.message
+    assert "child runs" in run.sim.state.error.message
     assert run.started() == []  # refused before any item started
 
 
@@ -142,7 +141,7 @@ def test_the_item_limit_counts_every_step_an_item_contains() -> None:
         {"items": list(range(MAX_STEP_INSTANCES // 3 + 1))},
     )
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "TooManyItems"
+    assert run.sim.state.error.type == "TooManyItems"
 
 
 def test_a_for_each_up_to_the_limit_starts_its_items() -> None:
@@ -158,9 +157,9 @@ def test_a_for_each_whose_collected_output_is_too_large_to_store_fails() -> None
         run.complete(f"charges[{index}].charge", bulk)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "OutputTooLarge"
-    assert run.sim.state.error["step"] == "charges"
-    assert run.sim.state.error["details"]["limit"] == MAX_OUTPUT_BYTES
+    assert run.sim.state.error.type == "OutputTooLarge"
+    assert run.sim.state.error.step == "charges"
+    assert run.sim.state.error.details["limit"] == MAX_OUTPUT_BYTES
     assert run.step("charges[2].charge").phase is StepPhase.SUCCEEDED  # each item was fine
 
 
@@ -175,7 +174,7 @@ def test_a_run_output_too_large_to_store_fails_the_run() -> None:
     run.complete("fetch", "y" * (MAX_OUTPUT_BYTES // 2 + 1))
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "OutputTooLarge"
+    assert run.sim.state.error.type == "OutputTooLarge"
     assert run.sim.state.output is None
 
 
@@ -282,7 +281,7 @@ def test_repeat_fails_with_max_iterations_when_the_condition_never_holds() -> No
     run.complete("inspect", {"passed": False})
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "MaxIterations"
+    assert run.sim.state.error.type == "MaxIterations"
 
 
 def test_repeat_of_a_parallel_step_runs_its_branches_afresh_each_iteration() -> None:
@@ -318,7 +317,7 @@ def test_repeat_until_that_is_not_a_boolean_fails_with_an_expression_error() -> 
     assert run.phase is RunPhase.FAILED
     assert run.step("poll").attempt == 1
     error = run.step("poll").error
-    assert error == {
+    assert error_json(error) == {
         "type": "ExpressionError",
         "message": "`repeat.until` must be true or false, got a number: 3",
         "step": "poll",
@@ -332,7 +331,7 @@ def test_repeat_until_that_is_null_fails_instead_of_iterating_again() -> None:
     assert run.phase is RunPhase.FAILED
     error = run.step("poll").error
     assert error is not None
-    assert error["message"] == "`repeat.until` must be true or false, got null"
+    assert error.message == "`repeat.until` must be true or false, got null"
 
 
 def test_repeat_until_false_still_iterates_again() -> None:

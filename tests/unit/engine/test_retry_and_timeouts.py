@@ -7,6 +7,7 @@ from enginekit import Run
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import CancelActivity
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.engine.retry import backoff_delay, is_retryable
 from baton.engine.state import step_from_status, step_to_status
 
@@ -48,8 +49,8 @@ def test_retry_after_replaces_the_computed_delay_even_above_max_interval() -> No
 
 
 def test_http_4xx_errors_are_not_retried_except_408_and_429() -> None:
-    def http(status: int) -> dict[str, object]:
-        return {"type": "HttpError", "details": {"status": status}}
+    def http(status: int) -> StepError:
+        return StepError("HttpError", "", details={"status": status})
 
     assert not is_retryable(POLICY, http(404))
     assert not is_retryable(POLICY, http(400))
@@ -79,7 +80,7 @@ def test_attempts_stop_at_max_attempts_and_the_run_fails_with_the_last_error() -
     assert run.step("pay").attempt == 4
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "StillFlaky"
+    assert run.sim.state.error.type == "StillFlaky"
 
 
 def test_a_non_retryable_error_fails_the_step_at_once() -> None:
@@ -114,8 +115,8 @@ def test_start_to_close_times_out_an_attempt_and_retries_it() -> None:
     run.acknowledge("slow")
     run.advance(10)
     assert run.step("slow").error is not None
-    assert run.step("slow").error["type"] == "Timeout"
-    assert run.step("slow").error["details"] == {"kind": "startToClose"}
+    assert run.step("slow").error.type == "Timeout"
+    assert run.step("slow").error.details == {"kind": "startToClose"}
     assert run.of_type(CancelActivity)[0].attempt == 1
     run.fire()
     assert run.start_of("slow").attempt == 2
@@ -138,7 +139,7 @@ def test_a_missing_heartbeat_times_out_the_attempt() -> None:
     run.advance(1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "heartbeat"}
+    assert run.sim.state.error.details == {"kind": "heartbeat"}
 
 
 def test_a_queued_worker_task_starts_its_start_to_close_clock_when_it_is_sent() -> None:
@@ -161,7 +162,7 @@ def test_a_queued_worker_task_starts_its_start_to_close_clock_when_it_is_sent() 
     run.advance(0.1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "startToClose"}
+    assert run.sim.state.error.details == {"kind": "startToClose"}
 
 
 def test_a_worker_task_that_is_never_sent_fails_at_schedule_to_close() -> None:
@@ -178,7 +179,7 @@ def test_a_worker_task_that_is_never_sent_fails_at_schedule_to_close() -> None:
     run.advance(1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+    assert run.sim.state.error.details == {"kind": "scheduleToClose"}
 
 
 def test_an_http_call_waiting_for_a_slot_starts_its_start_to_close_clock_when_it_is_sent() -> None:
@@ -199,7 +200,7 @@ def test_an_http_call_waiting_for_a_slot_starts_its_start_to_close_clock_when_it
     run.advance(0.1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "startToClose"}
+    assert run.sim.state.error.details == {"kind": "startToClose"}
 
 
 def test_an_http_call_that_is_never_sent_fails_at_schedule_to_close() -> None:
@@ -216,7 +217,7 @@ def test_an_http_call_that_is_never_sent_fails_at_schedule_to_close() -> None:
     run.advance(1)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+    assert run.sim.state.error.details == {"kind": "scheduleToClose"}
 
 
 def test_schedule_to_close_bounds_all_attempts_together() -> None:
@@ -237,7 +238,7 @@ def test_schedule_to_close_bounds_all_attempts_together() -> None:
     run.advance(10)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "scheduleToClose"}
+    assert run.sim.state.error.details == {"kind": "scheduleToClose"}
 
 
 def test_a_retry_that_would_start_after_schedule_to_close_fails_with_the_last_error() -> None:
@@ -253,7 +254,7 @@ def test_a_retry_that_would_start_after_schedule_to_close_fails_with_the_last_er
     run.fail("pay", "Flaky", after=25)
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "Flaky"
+    assert run.sim.state.error.type == "Flaky"
 
 
 def test_the_run_timeout_cancels_in_flight_work_and_ends_timed_out() -> None:
@@ -263,7 +264,7 @@ def test_the_run_timeout_cancels_in_flight_work_and_ends_timed_out() -> None:
     assert run.step_phase("a") is StepPhase.CANCELLED
     assert [c.key for c in run.of_type(CancelActivity)] == ["a"]
     assert run.sim.state.error is not None
-    assert run.sim.state.error["details"] == {"kind": "run"}
+    assert run.sim.state.error.details == {"kind": "run"}
 
 
 def test_the_run_timeout_compensates_completed_steps_then_ends_timed_out() -> None:

@@ -12,6 +12,7 @@ from baton.api.duration import MAX_DURATION_SECONDS
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import CancelActivity, RunAborted, status_of
 from baton.engine.decide import MAX_STEP_INSTANCES
+from baton.engine.errors import error_json
 from baton.engine.events import RedriveRequested
 from baton.engine.limits import MAX_INPUT_BYTES, MAX_JSON_DEPTH, input_problem, value_problem
 from baton.engine.retry import backoff_delay
@@ -60,8 +61,8 @@ def test_a_set_step_producing_infinity_fails_with_an_expression_error_and_vars_u
     run = Run("steps: [{name: s, set: {x: '${{ 1.0 / 0.0 }}'}}]")
     assert run.phase is RunPhase.FAILED
     assert run.step("s").error is not None
-    assert run.step("s").error["type"] == "ExpressionError"
-    assert "is inf, which JSON cannot hold" in run.step("s").error["message"]
+    assert run.step("s").error.type == "ExpressionError"
+    assert "is inf, which JSON cannot hold" in run.step("s").error.message
     assert run.sim.state.vars == {}
     storable(run)
 
@@ -70,8 +71,8 @@ def test_a_run_output_producing_infinity_fails_the_run() -> None:
     run = Run("steps: [{name: s, set: {x: 1}}]\noutput: {o: '${{ -1.0 / 0.0 }}'}")
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "ExpressionError"
-    assert run.sim.state.error["details"] == {"field": "output"}
+    assert run.sim.state.error.type == "ExpressionError"
+    assert run.sim.state.error.details == {"field": "output"}
     storable(run)
 
 
@@ -87,7 +88,7 @@ def test_an_activity_output_holding_infinity_fails_its_step_as_invalid_output() 
     run.complete("call", {"n": float("inf")})
     assert run.step("call").phase is StepPhase.FAILED
     assert run.step("call").error is not None
-    assert run.step("call").error["type"] == "InvalidOutput"
+    assert run.step("call").error.type == "InvalidOutput"
     storable(run)
 
 
@@ -106,7 +107,7 @@ def test_a_repeat_without_interval_of_a_set_step_runs_thousands_of_iterations() 
     assert run.phase is RunPhase.FAILED
     assert run.step("s").iterations == 5000
     assert run.step("s").error is not None
-    assert run.step("s").error["type"] == "MaxIterations"
+    assert run.step("s").error.type == "MaxIterations"
 
 
 def test_nested_for_each_items_count_toward_the_instance_limit_across_levels() -> None:
@@ -128,7 +129,7 @@ def test_nested_for_each_items_count_toward_the_instance_limit_across_levels() -
     assert len(run.sim.state.steps) <= MAX_STEP_INSTANCES
     error = run.sim.state.error
     assert error is not None
-    assert error["type"] == "TooManyItems"
+    assert error.type == "TooManyItems"
     small = Run(text, list(range(40)))  # 40 + 40 x 40 = 1,641 instances fit
     assert small.phase is RunPhase.RUNNING
     assert len(small.sim.state.steps) == 1 + 40 + 40 * 40
@@ -157,7 +158,10 @@ def test_run_aborted_fails_the_run_at_once_cancelling_what_is_in_flight() -> Non
     assert run.started() == ["ship"]
     run.deliver(RunAborted(reason="HistoryLost", message="history ConfigMap gone"))
     assert run.phase is RunPhase.FAILED
-    assert run.sim.state.error == {"type": "HistoryLost", "message": "history ConfigMap gone"}
+    assert error_json(run.sim.state.error) == {
+        "type": "HistoryLost",
+        "message": "history ConfigMap gone",
+    }
     assert run.step("ship").phase is StepPhase.CANCELLED
     assert [c.key for c in run.of_type(CancelActivity)] == ["ship"]
     assert run.sim.state.compensations == []  # nothing compensated

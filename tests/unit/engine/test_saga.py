@@ -62,7 +62,7 @@ def test_a_failed_run_compensates_completed_steps_in_reverse_completion_order() 
         ("reserve", StepPhase.SUCCEEDED),
     ]
     assert run.sim.state.error is not None
-    assert run.sim.state.error["type"] == "TitleDisputed"
+    assert run.sim.state.error.type == "TitleDisputed"
 
 
 def test_compensations_retry_with_their_own_policy() -> None:
@@ -210,7 +210,7 @@ def test_a_failed_child_is_retried_as_a_new_child() -> None:
     run = Run(CHILD, {"p": "villa"})
     run.deliver(ChildFinished(key="valuation", attempt=1, phase="Failed", error={"type": "X"}))
     assert run.step("valuation").error is not None
-    assert run.step("valuation").error["type"] == "ChildFailed"
+    assert run.step("valuation").error.type == "ChildFailed"
     run.fire()
     assert [c.name for c in run.of_type(StartChildRun)] == ["run-valuation-2"]
 

@@ -6,6 +6,7 @@ from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import ActivityStarted, FinishRun, StartActivity
+from baton.engine.errors import error_json
 
 SAGA = """
 steps:
@@ -91,8 +92,8 @@ def test_a_when_that_is_not_a_boolean_fails_with_an_expression_error() -> None:
     run = Run("steps: [{name: a, when: 'input.n', http: {url: 'http://a'}}]", {"n": 3})
     assert run.phase is RunPhase.FAILED
     assert run.step("a").error is not None
-    assert run.step("a").error["type"] == "ExpressionError"
-    assert run.step("a").error["message"] == "`when` must be true or false, got a number: 3"
+    assert run.step("a").error.type == "ExpressionError"
+    assert run.step("a").error.message == "`when` must be true or false, got a number: 3"
 
 
 def test_an_expression_failing_at_run_time_fails_the_step_without_retrying() -> None:
@@ -100,7 +101,7 @@ def test_an_expression_failing_at_run_time_fails_the_step_without_retrying() -> 
     assert run.phase is RunPhase.FAILED
     error = run.sim.state.error
     assert error is not None
-    assert (error["type"], error["step"]) == ("ExpressionError", "a")
+    assert (error.type, error.step) == ("ExpressionError", "a")
     assert run.step("a").attempt == 0
 
 
@@ -129,7 +130,11 @@ def test_fail_ends_the_run_with_the_chosen_error_type_and_message() -> None:
         {"why": "credit"},
     )
     assert run.phase is RunPhase.FAILED
-    assert run.sim.state.error == {"type": "Rejected", "message": "bad credit", "step": "reject"}
+    assert error_json(run.sim.state.error) == {
+        "type": "Rejected",
+        "message": "bad credit",
+        "step": "reject",
+    }
     assert "never" not in run.sim.state.steps
 
 
@@ -138,7 +143,7 @@ def test_a_fail_message_that_renders_to_an_object_is_compact_json() -> None:
         "steps: [{name: reject, fail: {error: Rejected, message: '${{ input.why }}'}}]",
         {"why": {"score": 540, "flags": ["late", "debit"]}},
     )
-    assert run.sim.state.error == {
+    assert error_json(run.sim.state.error) == {
         "type": "Rejected",
         "message": '{"flags":["late","debit"],"score":540}',
         "step": "reject",
@@ -149,7 +154,7 @@ def test_a_fail_message_that_renders_to_a_number_or_null_is_its_json_text() -> N
     for value, text in ((540, "540"), (1.5, "1.5"), (None, "null"), (True, "true")):
         run = Run("steps: [{name: reject, fail: {message: '${{ input.why }}'}}]", {"why": value})
         assert run.sim.state.error is not None
-        assert run.sim.state.error["message"] == text
+        assert run.sim.state.error.message == text
 
 
 def test_a_sleep_ends_when_its_timer_fires() -> None:
@@ -200,8 +205,8 @@ def test_a_when_over_the_evaluation_budget_fails_the_step_with_a_message() -> No
     assert run.phase is RunPhase.FAILED
     error = run.step("a").error
     assert error is not None
-    assert error["type"] == "ExpressionError"
-    assert "over the evaluation budget" in error["message"]
+    assert error.type == "ExpressionError"
+    assert "over the evaluation budget" in error.message
     assert run.step("a").attempt == 0
 
 
@@ -219,4 +224,4 @@ def test_for_each_items_over_the_evaluation_budget_fail_the_step_with_a_message(
     assert run.phase is RunPhase.FAILED
     error = run.step("each").error
     assert error is not None
-    assert "over the evaluation budget" in error["message"]
+    assert "over the evaluation budget" in error.message

@@ -14,6 +14,7 @@ from executorkit import RUN, Events, Reply, Request, Server, command, offline_ku
 
 from baton.engine.commands import CancelActivity
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.retry import is_retryable
 from baton.executors.http import (
@@ -168,7 +169,7 @@ def test_a_status_outside_2xx_is_an_http_error_the_engine_classifies(
         assert error["details"]["status"] == status
         assert error["details"]["body"] == {"code": "nope"}
         assert error["message"].startswith(f"{status} ")
-        assert is_retryable(POLICY, error) is retryable
+        assert is_retryable(POLICY, StepError.reported(error, "s")) is retryable
 
     run(scenario)
 
@@ -180,7 +181,7 @@ def test_429_with_retry_after_seconds_is_retried_after_that_delay(server: Server
         failed = failure(await outcome(executor, {"url": f"{server.url}/x"}))
         assert failed.error["message"] == "429 Too Many Requests"
         assert failed.retry_after == 7.0
-        assert is_retryable(POLICY, failed.error)
+        assert is_retryable(POLICY, StepError.reported(failed.error, "s"))
 
     run(scenario)
 
@@ -247,7 +248,7 @@ def test_no_response_within_start_to_close_is_a_retryable_timeout(server: Server
         assert asyncio.get_running_loop().time() - started < 2
         assert error["type"] == "Timeout"
         assert error["details"] == {"kind": "startToClose"}
-        assert is_retryable(POLICY, error)
+        assert is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -257,7 +258,7 @@ def test_a_refused_connection_is_a_retryable_connection_error() -> None:
         error = failure(await outcome(executor, {"url": "http://127.0.0.1:9/x"})).error
         assert error["type"] == "ConnectionError"
         assert "127.0.0.1:9" in error["message"]
-        assert is_retryable(POLICY, error)
+        assert is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -294,7 +295,7 @@ def test_link_local_and_metadata_destinations_are_refused_for_good(url: str) -> 
         error = failure(await outcome(executor, {"url": url})).error
         assert error["type"] == "ForbiddenAddress"
         assert error["details"]["nonRetryable"] is True
-        assert not is_retryable(POLICY, error)
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -371,7 +372,7 @@ def test_a_url_that_is_not_http_is_refused_for_good(url: str) -> None:
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": url})).error
         assert error["type"] == "InvalidRequest"
-        assert not is_retryable(POLICY, error)
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -382,7 +383,7 @@ def test_a_response_over_the_limit_is_refused(server: Server) -> None:
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": f"{server.url}/big"})).error
         assert error["type"] == "ResponseTooLarge"
-        assert not is_retryable(POLICY, error)
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
 
     run(scenario)
 
@@ -453,7 +454,7 @@ def test_a_header_the_request_cannot_carry_is_refused_for_good(
     async def scenario(executor: HttpExecutor) -> None:
         error = failure(await outcome(executor, {"url": f"{server.url}/x", "headers": headers}))
         assert error.error["type"] == "InvalidRequest"
-        assert not is_retryable(POLICY, error.error)
+        assert not is_retryable(POLICY, StepError.reported(error.error, "s"))
 
     run(scenario)
     assert server.requests_to("/x") == []

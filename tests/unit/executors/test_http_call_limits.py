@@ -13,6 +13,7 @@ from executorkit import RUN, Events, PoolApi, Reply, Server, Silent, command, of
 
 from baton.engine.commands import CancelActivity
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
 from baton.engine.retry import is_retryable
 from baton.executors.base import RunRef
@@ -61,7 +62,8 @@ def test_a_step_without_start_to_close_times_out_after_the_operator_default() ->
             assert final.error["type"] == "Timeout"
             assert "the operator's default timeout" in final.error["message"]
             assert "0.2s" in final.error["message"]
-            assert is_retryable(RetryPolicy(3, 1.0, 2.0, 100.0, 0.0, frozenset()), final.error)
+            policy = RetryPolicy(3, 1.0, 2.0, 100.0, 0.0, frozenset())
+            assert is_retryable(policy, StepError.reported(final.error, "s"))
 
     run(scenario, http_default_timeout=0.2)
 

@@ -10,6 +10,7 @@ import pytest
 from executorkit import RUN, command
 
 from baton.engine.definition import RetryPolicy
+from baton.engine.errors import StepError
 from baton.engine.retry import is_retryable
 from baton.executors.attempts import ActivityError
 from baton.executors.http import HttpResponse
@@ -54,7 +55,7 @@ def test_an_error_the_activity_raised_keeps_its_type() -> None:
         worker_result(response(200, body), 0)
     error = raised.value.to_error()
     assert error == {"type": "CardDeclined", "message": "declined", "details": {"code": 51}}
-    assert is_retryable(POLICY, error)
+    assert is_retryable(POLICY, StepError.reported(error, "s"))
 
 
 def test_a_non_retryable_error_is_final_whatever_the_policy() -> None:
@@ -63,7 +64,7 @@ def test_a_non_retryable_error_is_final_whatever_the_policy() -> None:
         worker_result(response(200, body), 0)
     error = raised.value.to_error()
     assert error["details"] == {"nonRetryable": True}
-    assert not is_retryable(POLICY, error)
+    assert not is_retryable(POLICY, StepError.reported(error, "s"))
 
 
 def test_a_status_outside_2xx_is_an_http_error() -> None:

@@ -1,0 +1,95 @@
+"""Child workflows (`workflow`): a whole run started by the shell as one attempt, retried like an
+activity. Starts by rendering the child's input into a StartChildRun; advances on ChildFinished;
+a failing sibling cancels it at once (it only waits); its due times are startToClose,
+scheduleToClose and the retry backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+from baton.api.labels import object_name
+from baton.api.run import RunPhase
+from baton.engine import attempts
+from baton.engine.commands import Command, StartChildRun
+from baton.engine.definition import StepDef, StepKind, Timeouts
+from baton.engine.errors import StepError
+from baton.engine.events import ChildFinished
+from baton.engine.kinds.base import Deadline, Kind, Result, TimerPurpose
+from baton.engine.scope import Scope
+from baton.engine.state import State, StepState
+from baton.engine.values import expression_error, render
+from baton.expr import EvaluationError
+
+if TYPE_CHECKING:
+    from baton.engine.machine import Machine
+
+
+def child_run_name(run_name: str, key: str, attempt: int) -> str:
+    """The deterministic name of the child run started for `key` at `attempt`."""
+    return object_name(run_name, key, attempt)
+
+
+class Child(Kind):
+    attempts: ClassVar[bool] = True
+    waits_while_running: ClassVar[bool] = True
+
+    def start(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
+        assert sd.child is not None
+        try:
+            request = render(sd.child.input, m.context(scope, sd.name))
+        except EvaluationError as exc:
+            error = expression_error(str(exc), sd.name, "workflow.input")
+            m.step_failed(sd, scope, path, step, error)
+            return
+        attempts.open_attempt(m, step, request)
+
+    def running_deadlines(
+        self, key: str, tag: str, step: StepState, timeouts: Timeouts, kind: StepKind
+    ) -> Iterator[Deadline]:
+        return attempts.attempt_deadlines(key, tag, step, timeouts, kind)
+
+    def expire(
+        self,
+        m: Machine,
+        sd: StepDef,
+        scope: Scope,
+        path: str,
+        step: StepState,
+        *,
+        purpose: TimerPurpose,
+    ) -> None:
+        if purpose is TimerPurpose.RETRY:
+            self.start(m, sd, scope, path, step)
+        else:
+            assert purpose.is_attempt_timeout
+            attempts.attempt_failed(m, sd, path, step, attempts.timeout_error(purpose, sd.name))
+
+    def command(self, state: State, sd: StepDef, path: str, step: StepState) -> Command | None:
+        assert sd.child is not None
+        return StartChildRun(
+            key=path,
+            step=sd.name,
+            attempt=step.attempt,
+            name=child_run_name(state.run_name, path, step.attempt),
+            workflow_ref=sd.child.workflow_ref,
+            input=step.request,
+            parent_close_policy=sd.child.parent_close_policy.value,
+            acknowledged=step.acknowledged,
+        )
+
+    def result(self, m: Machine, sd: StepDef, path: str, step: StepState, event: Result) -> None:
+        if not isinstance(event, ChildFinished):
+            return
+        step.request = None
+        if event.phase == RunPhase.SUCCEEDED.value:
+            m.execution_succeeded(sd, m.scope_of(path), path, step, event.output)
+            return
+        error = StepError(
+            "ChildFailed",
+            f"child run {child_run_name(m.state.run_name, path, event.attempt)}"
+            f" ended {event.phase}",
+            details={"phase": event.phase, "error": event.error},
+            step=sd.name,
+        )
+        attempts.attempt_failed(m, sd, path, step, error)
