@@ -136,7 +136,7 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
 def _step_deadlines(key: str, step: StepState, sd: StepDef, suspended: bool) -> Iterator[Deadline]:
     kind = KINDS[sd.kind]
     tag = f"{key}#{step.attempt}"
-    if step.phase is StepPhase.RUNNING:
+    if step.awaits_attempt:
         yield from kind.running_deadlines(key, tag, step, sd.timeouts, sd.kind)
     elif step.phase is StepPhase.BACKOFF and not suspended:
         assert step.next_attempt_at is not None
@@ -233,7 +233,7 @@ class Machine:
                 return step_def(self.d, comp.path), run
             return None
         step = self.state.steps.get(key)
-        if step is None or step.phase is not StepPhase.RUNNING or step.attempt != attempt:
+        if step is None or not step.awaits_attempt or step.attempt != attempt:
             return None
         sd = step_def(self.d, key)
         if not KINDS[sd.kind].attempts:
@@ -287,6 +287,11 @@ class Machine:
             return
         self._deliver(record)
         while s.early and s.early[0].index == s.signals_received:
+            # What a held signal finds is what it would have found arriving in turn, after
+            # the run reacted to the one before (a wait it ends, a step that follows it).
+            self._settle()
+            if s.phase.finished:
+                return  # as signals arriving in turn would find: a finished run takes none
             self._deliver(s.early.pop(0))
 
     def _deliver(self, record: SignalRecord) -> None:

@@ -94,6 +94,13 @@ class StepState:
         """Attempts made in the current budget (what retry policies count)."""
         return self.attempt - self.attempt_base
 
+    @property
+    def awaits_attempt(self) -> bool:
+        """True while the current attempt's result is awaited: the step runs, and not a catch
+        clause's steps. Once a step recovers through them its failed attempt is over: none of
+        its timeouts fires, no late result of it counts, a restart does not start it again."""
+        return self.phase is StepPhase.RUNNING and self.recovering is None
+
 
 @dataclass
 class Completion:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
+from baton.engine import ActivityCompleted, StartActivity, pending_commands
 from baton.engine.decide import MAX_OUTPUT_BYTES, MAX_STEP_INSTANCES
 from baton.engine.errors import error_json
 
@@ -340,3 +341,49 @@ def test_repeat_until_false_still_iterates_again() -> None:
     assert run.start_of("poll").attempt == 2
     run.complete("poll", {"count": True})
     assert run.phase is RunPhase.SUCCEEDED
+
+
+RECOVERING = """
+defaults: {timeout: {startToClose: 1m}}
+steps:
+  - name: primary
+    http: {url: "http://primary"}
+    retry: {maxAttempts: 1}
+    catch:
+      - errors: ["*"]
+        steps: [{name: fallback, http: {url: "http://fallback"}}]
+  - {name: next, set: {done: true}}
+"""
+
+
+def test_a_step_recovering_through_catch_steps_outlives_its_failed_attempts_timeout() -> None:
+    run = Run(RECOVERING)
+    run.acknowledge("primary")
+    run.fire()  # primary's startToClose: the catch runs fallback
+    assert run.started() == ["fallback"]
+    assert run.step_phase("primary") is StepPhase.RUNNING
+    assert run.phase is RunPhase.RUNNING
+    run.advance(30)
+    run.complete("fallback", "plan-b")
+    assert run.step("primary").output == "plan-b"
+    assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_a_late_result_of_the_failed_attempt_does_not_end_a_step_recovering() -> None:
+    run = Run(RECOVERING)
+    run.fail("primary", "Down")
+    late = ActivityCompleted(key="primary", attempt=1, output="too late")
+    run.deliver(late)
+    assert run.step_phase("primary") is StepPhase.RUNNING
+    assert run.step_phase("fallback") is StepPhase.RUNNING
+    run.complete("fallback", "plan-b")
+    assert run.step("primary").output == "plan-b"
+
+
+def test_after_a_crash_only_the_recovery_of_a_caught_step_is_started_again() -> None:
+    run = Run(RECOVERING)
+    run.fail("primary", "Down")
+    pending = pending_commands(run.definition, run.sim.state)
+    assert [(c.key, c.attempt) for c in pending if isinstance(c, StartActivity)] == [
+        ("fallback", 1)
+    ]

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from workflowgen import (
     Driven,
     Scenario,
+    compensations_started,
+    completions_seen_from_outside,
     drive,
+    final_phase,
     in_flight_seen_from_outside,
     scenarios,
 )
 
-from baton.api.run import StepPhase, WorkflowRunStatus
+from baton.api.run import RunPhase, StepPhase, WorkflowRunStatus
 from baton.engine import (
     ActivityHeartbeat,
     Command,
@@ -36,6 +40,7 @@ from baton.engine import (
     ResumeRequested,
     StartActivity,
     StartChildRun,
+    State,
     SuspendRequested,
     decide,
     pending_commands,
@@ -53,6 +58,17 @@ PROPERTY = settings(max_examples=EXAMPLES) if EXAMPLES is not None else settings
 
 def _starts(commands: tuple[Command, ...] | list[Command]) -> list[Command]:
     return [c for c in commands if isinstance(c, StartActivity | StartChildRun)]
+
+
+@PROPERTY
+@given(scenarios())
+def test_every_generated_run_reaches_a_final_phase(scenario: Scenario) -> None:
+    driven = drive(scenario)
+    state = driven.sim.state
+    assert state.phase.finished
+    assert final_phase(driven) == state.phase.value
+    # Nothing is left running behind a finished run.
+    assert _starts(pending_commands(scenario.definition, state)) == []
 
 
 @PROPERTY
@@ -103,6 +119,24 @@ def test_a_late_copy_of_an_earlier_event_changes_nothing(
 
 @PROPERTY
 @given(scenarios(), st.data())
+def test_signals_handed_over_in_any_order_apply_in_index_order(
+    scenario: Scenario, data: st.DataObject
+) -> None:
+    ordered = [(at, sorted(burst, key=lambda s: s.index)) for at, burst in scenario.signals]
+    in_order = drive(scenario, signals=ordered)
+    shuffled = drive(scenario, signals=[(at, data.draw(st.permutations(b))) for at, b in ordered])
+    # Signals still held back when the run finished are never applied; which ones they are
+    # depends on what arrived before the end, so they are left out.
+    assert _applied(shuffled) == _applied(in_order)
+
+
+def _applied(driven: Driven) -> State:
+    state = driven.sim.state
+    return replace(state, early=[]) if state.phase.finished else state
+
+
+@PROPERTY
+@given(scenarios(), st.data())
 def test_a_crash_at_any_point_recovers_from_the_stored_status_to_the_same_end(
     scenario: Scenario, data: st.DataObject
 ) -> None:
@@ -140,6 +174,23 @@ def _prefix(driven: Driven, events: int) -> list[Event | Command]:
 
 def _attempts(commands: list[Command]) -> set[tuple[str, int]]:
     return {(c.key, c.attempt) for c in _starts(commands)}  # type: ignore[attr-defined]
+
+
+@PROPERTY
+@given(scenarios(saga=True))
+def test_compensations_run_once_each_in_reverse_of_the_completions_seen_from_outside(
+    scenario: Scenario,
+) -> None:
+    driven = drive(scenario)
+    started = compensations_started(driven.trace.log)
+    phase = final_phase(driven)
+    abandoned = phase == RunPhase.CANCELLED.value and scenario.effective_on_cancel == "abandon"
+    if phase == RunPhase.SUCCEEDED.value or abandoned:
+        assert started == []
+        return
+    completed = completions_seen_from_outside(driven.trace.log, scenario.workflow.shape)
+    assert [key.split("/")[0] for key in started] == list(reversed(completed))
+    assert len(set(started)) == len(started)
 
 
 @PROPERTY
