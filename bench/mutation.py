@@ -11,7 +11,7 @@ examples they load and pyproject.toml. The editable install of `baton` stays on 
 behind `mutants/src`, which wins. mutmut remembers results in `.mutation/mutants/`: a second
 run only tests what changed; `--fresh` starts over.
 
-Run (one worker, niced: the machine is shared):
+Run (one worker, niced: the machine is shared; `--only` scopes a run to some files):
     uv run --group mutation python bench/mutation.py expr pools      # about N minutes
     uv run --group mutation python bench/mutation.py engine          # the longest
     uv run --group mutation python bench/mutation.py --report        # score and survivors only
@@ -57,7 +57,7 @@ KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 SURVIVED = {"survived"}
 
 
-def stage(packages: list[str]) -> None:
+def stage(packages: list[str], only: list[str]) -> None:
     """Lay out `.mutation/` for mutmut: src/baton, tests, pyproject.toml with its settings."""
     STAGE.mkdir(exist_ok=True)
     src = STAGE / "src" / "baton"
@@ -75,14 +75,15 @@ def stage(packages: list[str]) -> None:
     selection = sorted({t for p in packages for t in TESTS[p]})
     if "engine" not in packages:
         selection += [f"--ignore={path}" for path in PROPERTIES]
-    only = ", ".join(f'"src/baton/{p}/*"' for p in packages)
+    patterns = only or [f"{p}/*" for p in packages]
+    only_mutate = ", ".join(f'"src/baton/{p}"' for p in patterns)
     args = ", ".join(f'"{t}"' for t in [*selection, "-p", "no:cacheprovider", "-x", "-q"])
     pyproject = (ROOT / "pyproject.toml").read_text()
     pyproject += f"""
 [tool.mutmut]
 source_paths = ["src/baton"]
 also_copy = ["examples"]
-only_mutate = [{only}]
+only_mutate = [{only_mutate}]
 pytest_add_cli_args_test_selection = [{args}]
 """
     (STAGE / "pyproject.toml").write_text(pyproject)
@@ -137,6 +138,12 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--max-children", type=int, default=1, help="parallel test processes")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        help="mutate only these files of operator/baton (globs: engine/kinds/*, engine/retry.py)",
+    )
     options = parser.parse_args()
     unknown = sorted(set(options.packages) - set(PACKAGES))
     if unknown:
@@ -145,7 +152,7 @@ def main() -> int:
         packages = options.packages or list(PACKAGES)
         if options.fresh and (STAGE / "mutants").exists():
             shutil.rmtree(STAGE / "mutants")
-        stage(packages)
+        stage(packages, options.only)
         code = run(options.max_children)
         if code != 0:
             print(f"mutmut exited {code}", file=sys.stderr)
