@@ -5,7 +5,7 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
-from baton.engine import ActivityCompleted, StartActivity, pending_commands
+from baton.engine import ActivityCompleted, RedriveRequested, StartActivity, pending_commands
 from baton.engine.decide import MAX_OUTPUT_BYTES, MAX_STEP_INSTANCES
 from baton.engine.errors import error_json
 
@@ -351,7 +351,7 @@ steps:
     retry: {maxAttempts: 1}
     catch:
       - errors: ["*"]
-        steps: [{name: fallback, http: {url: "http://fallback"}}]
+        steps: [{name: fallback, http: {url: "http://fallback"}, retry: {maxAttempts: 1}}]
   - {name: next, set: {done: true}}
 """
 
@@ -387,3 +387,90 @@ def test_after_a_crash_only_the_recovery_of_a_caught_step_is_started_again() -> 
     assert [(c.key, c.attempt) for c in pending if isinstance(c, StartActivity)] == [
         ("fallback", 1)
     ]
+
+
+def test_a_step_whose_catch_steps_fail_ends_with_their_error() -> None:
+    run = Run(RECOVERING)
+    run.fail("primary", "Down")
+    run.fail("fallback", "AlsoDown")
+    assert run.step_phase("primary") is StepPhase.FAILED
+    assert run.step("primary").error.type == "AlsoDown"
+    assert run.sim.state.error.type == "AlsoDown"
+
+
+def test_a_recovery_halted_by_a_failing_branch_starts_no_further_step_and_is_cancelled() -> None:
+    run = Run(
+        """
+        steps:
+          - name: both
+            parallel:
+              branches:
+                - name: left
+                  steps:
+                    - name: primary
+                      http: {url: "http://primary"}
+                      retry: {maxAttempts: 1}
+                      catch:
+                        - errors: ["*"]
+                          steps:
+                            - {name: fallback, http: {url: "http://fallback"}}
+                            - {name: second, http: {url: "http://second"}}
+                - name: right
+                  steps: [{name: bad, http: {url: "http://bad"}, retry: {maxAttempts: 1}}]
+        """
+    )
+    run.fail("primary", "Down")
+    run.fail("bad", "Broken")
+    run.complete("fallback")
+    assert run.step_phase("second") in (None, StepPhase.PENDING)
+    assert run.step_phase("primary") is StepPhase.CANCELLED
+    assert run.phase is RunPhase.FAILED
+
+
+def test_a_redriven_for_each_item_runs_again_with_its_own_item() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach:
+              items: "['a', 'b']"
+              concurrency: 2
+              step: {name: call, http: {url: "http://x/${{ item }}"}, retry: {maxAttempts: 1}}
+        """
+    )
+    run.complete("each[0].call")
+    run.fail("each[1].call", "Down")
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(n=1))
+    assert run.started() == ["each[1].call"]
+    assert run.start_of("each[1].call").spec["url"] == "http://x/b"
+    run.complete("each[1].call")
+    assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_a_redriven_composite_for_each_item_runs_its_failed_steps_with_its_own_item() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach:
+              items: "['a', 'b']"
+              concurrency: 2
+              step:
+                name: pair
+                parallel:
+                  branches:
+                    - name: only
+                      steps:
+                        - name: call
+                          http: {url: "http://x/${{ item }}"}
+                          retry: {maxAttempts: 1}
+        """
+    )
+    run.complete("each[0].call")
+    run.fail("each[1].call", "Down")
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(n=1))
+    assert run.start_of("each[1].call").spec["url"] == "http://x/b"
+    run.complete("each[1].call")
+    assert run.phase is RunPhase.SUCCEEDED
