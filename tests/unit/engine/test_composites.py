@@ -474,3 +474,39 @@ def test_a_redriven_composite_for_each_item_runs_its_failed_steps_with_its_own_i
     assert run.start_of("each[1].call").spec["url"] == "http://x/b"
     run.complete("each[1].call")
     assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_repeat_until_sees_the_iterations_phase_and_attempts() -> None:
+    run = Run(
+        """
+        steps:
+          - name: poll
+            http: {url: "http://poll"}
+            repeat: {until: "steps.poll.phase == 'Succeeded' && steps.poll.attempts >= 2"}
+        """
+    )
+    run.complete("poll")  # the next iteration starts at once (no interval)
+    run.complete("poll")
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.step("poll").iterations == 2
+
+
+def test_a_repeat_until_that_cannot_be_evaluated_fails_the_step_past_its_catch() -> None:
+    run = Run(
+        """
+        steps:
+          - name: poll
+            http: {url: "http://poll"}
+            repeat: {until: "steps.poll.output.missing.deeper"}
+            catch: [{errors: ["*"], output: caught}]
+        """
+    )
+    run.complete("poll", {})
+    error = run.sim.state.error
+    assert run.phase is RunPhase.FAILED
+    assert error is not None
+    assert (error.type, error.step, error.details) == (
+        "ExpressionError",
+        "poll",
+        {"field": "repeat.until"},
+    )

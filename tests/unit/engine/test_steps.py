@@ -265,3 +265,16 @@ def test_a_sleep_and_a_set_with_compensate_are_compensated_in_reverse_order() ->
     assert run.started() == ["nap/compensate"]
     run.complete("nap/compensate")
     assert run.phase is RunPhase.COMPENSATED
+
+
+def test_a_child_input_that_cannot_be_rendered_fails_with_an_expression_error_naming_it() -> None:
+    run = Run(
+        "steps: [{name: sub, workflow: {workflowRef: child, input: '${{ input.missing.x }}'}}]", {}
+    )
+    error = run.sim.state.error
+    assert error is not None
+    assert (error.type, error.step, error.details) == (
+        "ExpressionError",
+        "sub",
+        {"field": "workflow.input"},
+    )
