@@ -510,3 +510,19 @@ def test_a_repeat_until_that_cannot_be_evaluated_fails_the_step_past_its_catch()
         "poll",
         {"field": "repeat.until"},
     )
+
+
+def test_a_redriven_for_each_whose_items_failed_evaluates_them_again() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach: {items: "input.list", step: {name: call, http: {url: "http://x"}}}
+        """,
+        {},
+    )
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(n=1))
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.redrive == 1
+    assert run.step("each").error.details == {"field": "forEach.items"}
