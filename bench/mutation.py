@@ -12,12 +12,14 @@ behind `mutants/src`, which wins. mutmut remembers results in `.mutation/mutants
 run only tests what changed; `--fresh` starts over.
 
 Run (one worker, niced: the machine is shared; `--only` scopes a run to some files):
-    uv run --group mutation python bench/mutation.py expr pools      # about N minutes
-    uv run --group mutation python bench/mutation.py engine          # the longest
+    uv run --group mutation python bench/mutation.py pools           # 946 mutants
+    uv run --group mutation python bench/mutation.py engine --only "engine/kinds/*"
     uv run --group mutation python bench/mutation.py --report        # score and survivors only
 
-Hypothesis runs derandomized here (profile `mutation`: the `ci` profile with 10 examples per
-property), so a mutant is killed or not the same way on every run.
+All of expr, or of the engine, takes hours on a shared 2-core machine (docs/testing.md has the
+figures and what was scoped). Hypothesis runs derandomized here (profile `mutation`: the `ci`
+profile with 10 examples per property and no shrinking), so a mutant is killed or not the
+same way on every run, and a failing property kills at its first failing example.
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ PACKAGES = ("engine", "expr", "pools")
 """The pure core: what mutation testing covers."""
 
 TESTS = {
-    "engine": ["tests/unit/engine", "tests/unit/testing"],
+    "engine": ["tests/unit/engine"],
     "expr": ["tests/unit/expr", "tests/unit/engine"],
     "pools": ["tests/unit/pools"],
 }
 """The fast test selection per package: the unit tests that exercise it (the engine's tests
-evaluate most expressions; `baton test`'s tests drive the engine)."""
+evaluate most expressions)."""
+
+SKIPPED = ["tests/unit/engine/test_inputs.py::test_unique_items_compares_many_objects_in_one_pass"]
+"""Tests of a time budget (a pytest-timeout marker): mutmut's tracing of the clean run makes
+them overrun, and no mutant of the core is killed by them alone."""
 
 PROPERTIES = [
     "tests/unit/engine/test_properties.py",
@@ -75,6 +81,7 @@ def stage(packages: list[str], only: list[str]) -> None:
     selection = sorted({t for p in packages for t in TESTS[p]})
     if "engine" not in packages:
         selection += [f"--ignore={path}" for path in PROPERTIES]
+    selection += [f"--deselect={test}" for test in SKIPPED]
     patterns = only or [f"{p}/*" for p in packages]
     only_mutate = ", ".join(f'"src/baton/{p}"' for p in patterns)
     args = ", ".join(f'"{t}"' for t in [*selection, "-p", "no:cacheprovider", "-x", "-q"])
