@@ -96,9 +96,10 @@ pytest_add_cli_args_test_selection = [{args}]
     (STAGE / "pyproject.toml").write_text(pyproject)
 
 
-def run(max_children: int) -> int:
+def run(max_children: int, mutants: list[str]) -> int:
     env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+    command += mutants
     return subprocess.call(["nice", "-n", "10", *command], cwd=STAGE, env=env)
 
 
@@ -146,6 +147,12 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=1, help="parallel test processes")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
     parser.add_argument(
+        "--mutants",
+        nargs="+",
+        default=[],
+        help="test these mutants again (names or globs, as --report prints them)",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         default=[],
@@ -160,7 +167,7 @@ def main() -> int:
         if options.fresh and (STAGE / "mutants").exists():
             shutil.rmtree(STAGE / "mutants")
         stage(packages, options.only)
-        code = run(options.max_children)
+        code = run(options.max_children, options.mutants)
         if code != 0:
             print(f"mutmut exited {code}", file=sys.stderr)
     summary = report(results())
