@@ -133,8 +133,8 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
     """Start commands of every running attempt, keyed by (key, attempt)."""
     out: dict[tuple[str, int], Command] = {}
     for path, step in state.steps.items():
-        if step.phase is not StepPhase.RUNNING or step.attempt == 0 or step.outcome is not None:
-            continue  # a step running its `finally` ended: its attempt is over
+        if not step.awaits_attempt or step.attempt == 0:
+            continue
         sd = step_def(definition, path)
         command = KINDS[sd.kind].command(state, sd, path, step)
         if command is not None:

@@ -142,7 +142,7 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
 def _step_deadlines(key: str, step: StepState, sd: StepDef, suspended: bool) -> Iterator[Deadline]:
     kind = KINDS[sd.kind]
     tag = f"{key}#{step.attempt}"
-    if step.phase is StepPhase.RUNNING:
+    if step.awaits_attempt:
         timeouts = sd.timeouts if step.times is None else timeouts_of(sd.timeouts, step.times)
         yield from kind.running_deadlines(key, tag, step, timeouts, sd.kind)
     elif step.phase is StepPhase.BACKOFF and not suspended:
@@ -248,12 +248,7 @@ class Machine:
                 return step_def(self.d, comp.path), run
             return None
         step = self.state.steps.get(key)
-        if (
-            step is None
-            or step.phase is not StepPhase.RUNNING
-            or step.attempt != attempt
-            or step.outcome is not None  # ended, running its `finally`
-        ):
+        if step is None or not step.awaits_attempt or step.attempt != attempt:
             return None
         sd = step_def(self.d, key)
         if not KINDS[sd.kind].attempts:
@@ -307,6 +302,11 @@ class Machine:
             return
         self._deliver(record)
         while s.early and s.early[0].index == s.signals_received:
+            # What a held signal finds is what it would have found arriving in turn, after
+            # the run reacted to the one before (a wait it ends, a step that follows it).
+            self._settle()
+            if s.phase.finished:
+                return  # as signals arriving in turn would find: a finished run takes none
             self._deliver(s.early.pop(0))
 
     def _deliver(self, record: SignalRecord) -> None:

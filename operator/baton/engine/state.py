@@ -103,6 +103,14 @@ class StepState:
         """Attempts made in the current budget (what retry policies count)."""
         return self.attempt - self.attempt_base
 
+    @property
+    def awaits_attempt(self) -> bool:
+        """True while the current attempt's result is awaited: the step runs, and not a catch
+        clause's steps. Once a step recovers through them its failed attempt is over: none of
+        its timeouts fires, no late result of it counts, a restart does not start it again. The
+        same holds once a step ended and runs its `finally` steps (it has an outcome)."""
+        return self.phase is StepPhase.RUNNING and self.recovering is None and self.outcome is None
+
 
 @dataclass
 class Completion:

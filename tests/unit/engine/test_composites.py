@@ -5,7 +5,13 @@ from __future__ import annotations
 from enginekit import Run
 
 from baton.api.run import RunPhase, StepPhase
-from baton.engine import ActivityCompleted, CancelActivity
+from baton.engine import (
+    ActivityCompleted,
+    CancelActivity,
+    RedriveRequested,
+    StartActivity,
+    pending_commands,
+)
 from baton.engine.errors import error_json
 
 PARALLEL = """
@@ -377,3 +383,188 @@ def test_repeat_until_false_still_iterates_again() -> None:
     assert run.start_of("poll").attempt == 2
     run.complete("poll", {"count": True})
     assert run.phase is RunPhase.SUCCEEDED
+
+
+RECOVERING = """
+defaults: {timeout: {startToClose: 1m}}
+steps:
+  - name: primary
+    http: {url: "http://primary"}
+    retry: {maxAttempts: 1}
+    catch:
+      - errors: ["*"]
+        steps: [{name: fallback, http: {url: "http://fallback"}, retry: {maxAttempts: 1}}]
+  - {name: next, set: {done: true}}
+"""
+
+
+def test_a_step_recovering_through_catch_steps_outlives_its_failed_attempts_timeout() -> None:
+    run = Run(RECOVERING)
+    run.acknowledge("primary")
+    run.fire()  # primary's startToClose: the catch runs fallback
+    assert run.started() == ["fallback"]
+    assert run.step_phase("primary") is StepPhase.RUNNING
+    assert run.phase is RunPhase.RUNNING
+    run.advance(30)
+    run.complete("fallback", "plan-b")
+    assert run.step("primary").output == "plan-b"
+    assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_a_late_result_of_the_failed_attempt_does_not_end_a_step_recovering() -> None:
+    run = Run(RECOVERING)
+    run.fail("primary", "Down")
+    late = ActivityCompleted(key="primary", attempt=1, output="too late")
+    run.deliver(late)
+    assert run.step_phase("primary") is StepPhase.RUNNING
+    assert run.step_phase("fallback") is StepPhase.RUNNING
+    run.complete("fallback", "plan-b")
+    assert run.step("primary").output == "plan-b"
+
+
+def test_after_a_crash_only_the_recovery_of_a_caught_step_is_started_again() -> None:
+    run = Run(RECOVERING)
+    run.fail("primary", "Down")
+    pending = pending_commands(run.definition, run.sim.state)
+    assert [(c.key, c.attempt) for c in pending if isinstance(c, StartActivity)] == [
+        ("fallback", 1)
+    ]
+
+
+def test_a_step_whose_catch_steps_fail_ends_with_their_error() -> None:
+    run = Run(RECOVERING)
+    run.fail("primary", "Down")
+    run.fail("fallback", "AlsoDown")
+    assert run.step_phase("primary") is StepPhase.FAILED
+    assert run.step("primary").error.type == "AlsoDown"
+    assert run.sim.state.error.type == "AlsoDown"
+
+
+def test_a_recovery_halted_by_a_failing_branch_starts_no_further_step_and_is_cancelled() -> None:
+    run = Run(
+        """
+        steps:
+          - name: both
+            parallel:
+              branches:
+                - name: left
+                  steps:
+                    - name: primary
+                      http: {url: "http://primary"}
+                      retry: {maxAttempts: 1}
+                      catch:
+                        - errors: ["*"]
+                          steps:
+                            - {name: fallback, http: {url: "http://fallback"}}
+                            - {name: second, http: {url: "http://second"}}
+                - name: right
+                  steps: [{name: bad, http: {url: "http://bad"}, retry: {maxAttempts: 1}}]
+        """
+    )
+    run.fail("primary", "Down")
+    run.fail("bad", "Broken")
+    run.complete("fallback")
+    assert run.step_phase("second") in (None, StepPhase.PENDING)
+    assert run.step_phase("primary") is StepPhase.CANCELLED
+    assert run.phase is RunPhase.FAILED
+
+
+def test_a_redriven_for_each_item_runs_again_with_its_own_item() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach:
+              items: "['a', 'b']"
+              concurrency: 2
+              step: {name: call, http: {url: "http://x/${{ item }}"}, retry: {maxAttempts: 1}}
+        """
+    )
+    run.complete("each[0].call")
+    run.fail("each[1].call", "Down")
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(n=1))
+    assert run.started() == ["each[1].call"]
+    assert run.start_of("each[1].call").spec["url"] == "http://x/b"
+    run.complete("each[1].call")
+    assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_a_redriven_composite_for_each_item_runs_its_failed_steps_with_its_own_item() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach:
+              items: "['a', 'b']"
+              concurrency: 2
+              step:
+                name: pair
+                parallel:
+                  branches:
+                    - name: only
+                      steps:
+                        - name: call
+                          http: {url: "http://x/${{ item }}"}
+                          retry: {maxAttempts: 1}
+        """
+    )
+    run.complete("each[0].call")
+    run.fail("each[1].call", "Down")
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(n=1))
+    assert run.start_of("each[1].call").spec["url"] == "http://x/b"
+    run.complete("each[1].call")
+    assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_repeat_until_sees_the_iterations_phase_and_attempts() -> None:
+    run = Run(
+        """
+        steps:
+          - name: poll
+            http: {url: "http://poll"}
+            repeat: {until: "steps.poll.phase == 'Succeeded' && steps.poll.attempts >= 2"}
+        """
+    )
+    run.complete("poll")  # the next iteration starts at once (no interval)
+    run.complete("poll")
+    assert run.phase is RunPhase.SUCCEEDED
+    assert run.step("poll").iterations == 2
+
+
+def test_a_repeat_until_that_cannot_be_evaluated_fails_the_step_past_its_catch() -> None:
+    run = Run(
+        """
+        steps:
+          - name: poll
+            http: {url: "http://poll"}
+            repeat: {until: "steps.poll.output.missing.deeper"}
+            catch: [{errors: ["*"], output: caught}]
+        """
+    )
+    run.complete("poll", {})
+    error = run.sim.state.error
+    assert run.phase is RunPhase.FAILED
+    assert error is not None
+    assert (error.type, error.step, error.details) == (
+        "ExpressionError",
+        "poll",
+        {"field": "repeat.until"},
+    )
+
+
+def test_a_redriven_for_each_whose_items_failed_evaluates_them_again() -> None:
+    run = Run(
+        """
+        steps:
+          - name: each
+            forEach: {items: "input.list", step: {name: call, http: {url: "http://x"}}}
+        """,
+        {},
+    )
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(n=1))
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.redrive == 1
+    assert run.step("each").error.details == {"field": "forEach.items"}

@@ -182,3 +182,26 @@ def test_queries_are_published_after_each_transition_and_errors_show_as_text() -
     assert str(run.sim.state.queries["broken"]).startswith("error: ")
     run.complete("a", {"nothing": {"here": 1}})
     assert run.sim.state.queries == {"stage": "Succeeded", "broken": 1}
+
+
+BURST = """
+vars: {n: 0}
+signalHandlers: [{signal: bump, set: {n: "${{ vars.n + signal.payload }}"}}]
+steps:
+  - {name: gate, waitForSignal: {name: go}}
+  - {name: count, set: {n: "${{ vars.n + 1 }}"}}
+  - {name: report, http: {url: "http://report/${{ vars.n }}"}}
+"""
+
+
+def test_signals_handed_over_out_of_order_act_as_if_each_arrived_in_turn() -> None:
+    # `count` runs between `go` (#0) and `bump` (#1) when they arrive in order; the same must
+    # happen when the shell hands #1 over first and the engine holds it back.
+    in_order = Run(BURST)
+    in_order.signal(0, "go")
+    in_order.signal(1, "bump", 10)
+    reordered = Run(BURST)
+    reordered.signal(1, "bump", 10)
+    reordered.signal(0, "go")
+    assert in_order.step("report").request["url"] == "http://report/1"
+    assert reordered.sim.state == in_order.sim.state

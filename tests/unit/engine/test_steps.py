@@ -248,3 +248,56 @@ def test_hyphenated_step_names_are_reached_with_cel_index_syntax() -> None:
     run.complete("ship-it", "done")
     assert run.phase is RunPhase.SUCCEEDED
     assert run.sim.state.output == {"charge": 7, "shipped": "done"}
+
+
+def test_a_fail_message_that_cannot_be_rendered_fails_with_an_expression_error_naming_it() -> None:
+    run = Run("steps: [{name: stop, fail: {error: Bad, message: '${{ input.missing.x }}'}}]", {})
+    error = run.sim.state.error
+    assert error is not None
+    assert (error.type, error.step, error.details) == (
+        "ExpressionError",
+        "stop",
+        {"field": "fail.message"},
+    )
+    assert "missing" in error.message
+
+
+def test_a_set_that_cannot_be_rendered_fails_with_an_expression_error_naming_it() -> None:
+    run = Run("steps: [{name: assign, set: {x: '${{ input.missing.x }}'}}]", {})
+    error = run.sim.state.error
+    assert error is not None
+    assert (error.type, error.step, error.details) == (
+        "ExpressionError",
+        "assign",
+        {"field": "set"},
+    )
+
+
+def test_a_sleep_and_a_set_with_compensate_are_compensated_in_reverse_order() -> None:
+    run = Run(
+        """
+        steps:
+          - {name: nap, sleep: {duration: 1s}, compensate: {http: {url: "http://undo/nap"}}}
+          - {name: mark, set: {x: 1}, compensate: {http: {url: "http://undo/mark"}}}
+          - {name: stop, fail: {error: Bad}}
+        """
+    )
+    run.fire()
+    assert run.started() == ["mark/compensate"]
+    run.complete("mark/compensate")
+    assert run.started() == ["nap/compensate"]
+    run.complete("nap/compensate")
+    assert run.phase is RunPhase.COMPENSATED
+
+
+def test_a_child_input_that_cannot_be_rendered_fails_with_an_expression_error_naming_it() -> None:
+    run = Run(
+        "steps: [{name: sub, workflow: {workflowRef: child, input: '${{ input.missing.x }}'}}]", {}
+    )
+    error = run.sim.state.error
+    assert error is not None
+    assert (error.type, error.step, error.details) == (
+        "ExpressionError",
+        "sub",
+        {"field": "workflow.input"},
+    )

@@ -136,3 +136,20 @@ def test_every_task_is_dispatched_at_most_once_within_capacity_and_turns_are_fai
             flying.discard(f"{a % 5}/{a}")
         assert queue.in_flight == len(flying)
         assert queue.backlog == sum(queue.backlog_of(r) for r in range(5))
+
+
+def test_a_run_queued_later_with_nothing_in_flight_goes_before_one_with_a_task_in_flight() -> None:
+    queue: FairQueue[str] = FairQueue()
+    queue.push("a", "a0", "a0")
+    queue.push("a", "a1", "a1")
+    queue.take(1)
+    queue.push("b", "b0", "b0")
+    assert queue.in_flight_of("a") == 1
+    assert queue.in_flight_of("b") == 0
+    assert [t.item for t in queue.take(2)] == ["b0"]
+
+
+def test_capacity_is_ready_replicas_times_tasks_per_replica() -> None:
+    assert capacity(0, 5) == 0
+    assert capacity(3, 1) == 3
+    assert capacity(2, 4) == 8

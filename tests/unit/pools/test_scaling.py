@@ -190,3 +190,34 @@ def test_decisions_stay_in_bounds_scale_up_at_once_and_never_drop_below_demand(
             assert now - pool.state.idle_since >= policy.idle_timeout
         demand = backlog + in_flight
         assert decision.replicas <= max(before, math.ceil(demand / per_replica), low)
+
+
+def test_a_pool_with_as_many_tasks_queued_as_in_flight_is_busy_not_idle() -> None:
+    pool = Pool(replicas=1)
+    pool.observe(0, backlog=2, in_flight=2)
+    assert pool.state.idle_since is None
+
+
+def test_a_recommendation_leaves_the_window_exactly_scale_down_stabilization_seconds_later() -> (
+    None
+):
+    pool = Pool()
+    pool.observe(0, backlog=40)  # 10
+    assert pool.observe(59, backlog=8).replicas == 10
+    assert pool.observe(60, backlog=8).replicas == 2  # the 10 of t=0 is out at t=60
+
+
+def test_a_decision_reports_the_replicas_it_found_and_the_recommendation() -> None:
+    pool = Pool(replicas=3)
+    decision = pool.observe(0, backlog=9)
+    assert (decision.current, decision.recommended, decision.replicas) == (3, 3, 3)
+    assert not decision.changed
+    assert decision.reason == "steady"
+
+
+def test_a_pool_that_must_keep_one_worker_has_no_idle_deadline() -> None:
+    policy = ScalingPolicy(min_replicas=1, max_replicas=4, tasks_per_replica=1)
+    pool = Pool(policy, replicas=1)
+    pool.observe(0, backlog=0)
+    assert pool.state.idle_since == 0
+    assert idle_deadline(policy, pool.state) is None
