@@ -4,7 +4,7 @@ losing branch's Job."""
 
 from __future__ import annotations
 
-from conftest import Runs
+from clusterkit import Runs
 from operator_process import OperatorProcess
 from recorder import REPLY_NEVER, Recorder, Reply
 from runkit import http, kwok, run, send_signal, wait_created, workflow

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, KubectlError, Runs
+from clusterkit import Cluster, KubectlError, Runs
 from crashkit import Lives
 from kubernetes import client
 from operator_process import OperatorProcess
