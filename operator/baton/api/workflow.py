@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from baton.api.duration import (
-    DURATION_PATTERN,
     Duration,
     DurationError,
     TimestampError,
@@ -67,8 +66,10 @@ def _timestamp_or_expression(text: str) -> str:
     return text
 
 
-COMPUTED_DURATION_PATTERN = DURATION_PATTERN + r"|\$\{\{"
-"""A literal duration, or anything holding `${{` (compiled with the definition)."""
+COMPUTED_DURATION_PATTERN = r"^([0-9]{1,15}(\.[0-9]{1,9})?(ms|s|m|h|d)){1,8}$|\$\{\{"
+"""A literal duration, or anything holding `${{` (compiled with the definition). The field's
+length admits an expression, so the literal's own numbers are bounded here: a duration of 400
+digits is refused by the API server as `Duration` fields refuse it by their length."""
 
 ComputedDuration = Annotated[
     str,
