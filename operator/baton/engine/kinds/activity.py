@@ -4,15 +4,15 @@ on the attempt's result; its due times are the attempt's timeouts and the retry 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from baton.engine import attempts
 from baton.engine.commands import Command, StartActivity, idempotency_key
-from baton.engine.definition import StepDef, StepKind, Timeouts
+from baton.engine.definition import StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import ActivityCompleted, ActivityFailed
-from baton.engine.kinds.base import Deadline, Kind, Result, TimerPurpose
+from baton.engine.kinds.attempted import Attempted
+from baton.engine.kinds.base import Result
 from baton.engine.scope import Scope
 from baton.engine.state import State, StepState
 from baton.engine.timing import timeouts_of
@@ -23,9 +23,7 @@ if TYPE_CHECKING:
     from baton.engine.machine import Machine
 
 
-class Activity(Kind):
-    attempts: ClassVar[bool] = True
-
+class Activity(Attempted):
     def start(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         assert sd.action is not None
         try:
@@ -34,27 +32,6 @@ class Activity(Kind):
             m.step_failed(sd, scope, path, step, expression_error(str(exc), sd.name, sd.kind.value))
             return
         attempts.open_attempt(m, step, request)
-
-    def running_deadlines(
-        self, key: str, tag: str, step: StepState, timeouts: Timeouts, kind: StepKind
-    ) -> Iterator[Deadline]:
-        return attempts.attempt_deadlines(key, tag, step, timeouts, kind)
-
-    def expire(
-        self,
-        m: Machine,
-        sd: StepDef,
-        scope: Scope,
-        path: str,
-        step: StepState,
-        *,
-        purpose: TimerPurpose,
-    ) -> None:
-        if purpose is TimerPurpose.RETRY:
-            self.start(m, sd, scope, path, step)
-        else:
-            assert purpose.is_attempt_timeout
-            attempts.attempt_failed(m, sd, path, step, attempts.timeout_error(purpose, sd.name))
 
     def command(self, state: State, sd: StepDef, path: str, step: StepState) -> Command | None:
         timeouts = sd.timeouts if step.times is None else timeouts_of(sd.timeouts, step.times)

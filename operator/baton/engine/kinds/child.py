@@ -5,17 +5,17 @@ scheduleToClose and the retry backoff."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from baton.api.attempts import attempt_name, legacy_attempt_name
 from baton.api.run import RunPhase
 from baton.engine import attempts
 from baton.engine.commands import Command, StartChildRun
-from baton.engine.definition import StepDef, StepKind, Timeouts
+from baton.engine.definition import StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import ChildFinished
-from baton.engine.kinds.base import Deadline, Kind, Result, TimerPurpose
+from baton.engine.kinds.attempted import Attempted
+from baton.engine.kinds.base import Result
 from baton.engine.scope import Scope
 from baton.engine.state import State, StepState
 from baton.engine.values import expression_error, render
@@ -31,8 +31,7 @@ def child_run_name(run_name: str, run_uid: str, key: str, attempt: int) -> str:
     return attempt_name(run_name, run_uid, key, attempt)
 
 
-class Child(Kind):
-    attempts: ClassVar[bool] = True
+class Child(Attempted):
     waits_while_running: ClassVar[bool] = True
 
     def start(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
@@ -44,27 +43,6 @@ class Child(Kind):
             m.step_failed(sd, scope, path, step, error)
             return
         attempts.open_attempt(m, step, request)
-
-    def running_deadlines(
-        self, key: str, tag: str, step: StepState, timeouts: Timeouts, kind: StepKind
-    ) -> Iterator[Deadline]:
-        return attempts.attempt_deadlines(key, tag, step, timeouts, kind)
-
-    def expire(
-        self,
-        m: Machine,
-        sd: StepDef,
-        scope: Scope,
-        path: str,
-        step: StepState,
-        *,
-        purpose: TimerPurpose,
-    ) -> None:
-        if purpose is TimerPurpose.RETRY:
-            self.start(m, sd, scope, path, step)
-        else:
-            assert purpose.is_attempt_timeout
-            attempts.attempt_failed(m, sd, path, step, attempts.timeout_error(purpose, sd.name))
 
     def command(self, state: State, sd: StepDef, path: str, step: StepState) -> Command | None:
         assert sd.child is not None
