@@ -22,10 +22,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.api.labels import ACTIVITY_KEY, ATTEMPT
 from baton.cli.output import Painter, plain
 from baton.cli.runview import (
     INLINE,
+    child_runs_by_key,
     human_age,
     parse_time,
     phase_of,
@@ -89,7 +89,7 @@ def build_tree(
 ) -> list[Node]:
     """The step tree of a run from its definition snapshot (None: flat, from the status)."""
     steps = status.get("steps") or {}
-    runs = _children_by_key(children)
+    runs = child_runs_by_key(children)
     if not definition or not isinstance(definition.get("steps"), list):
         return [
             Node(name, name, "", entry, _detail("", entry, None, runs.get(name)))
@@ -172,23 +172,6 @@ def _seen_items(key: str, inner: str, steps: Mapping[str, Any]) -> int:
     while f"{key}[{count}].{inner}" in steps:
         count += 1
     return count
-
-
-def _children_by_key(children: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """Each step key's child run: the one of the latest attempt."""
-    best: dict[str, tuple[int, Mapping[str, Any]]] = {}
-    for child in children:
-        annotations = (child.get("metadata") or {}).get("annotations") or {}
-        key = annotations.get(ACTIVITY_KEY)
-        if not key:
-            continue
-        try:
-            attempt = int(annotations.get(ATTEMPT) or 0)
-        except ValueError:
-            attempt = 0
-        if key not in best or attempt >= best[key][0]:
-            best[key] = (attempt, child)
-    return {key: child for key, (_, child) in best.items()}
 
 
 def _detail(

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from baton.api.labels import ACTIVITY_KEY, ATTEMPT
 from baton.api.run import RunPhase
 from baton.cli.output import (
     DATA_FORMATS,
@@ -338,3 +339,20 @@ def outcome_lines(run: Mapping[str, Any]) -> list[str]:
     if status.get("error"):
         lines.append(error_line(status["error"]))
     return lines
+
+
+def child_runs_by_key(children: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Each activity key's child run: the one of its latest attempt."""
+    best: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for child in children:
+        annotations = (child.get("metadata") or {}).get("annotations") or {}
+        key = annotations.get(ACTIVITY_KEY)
+        if not key:
+            continue
+        try:
+            attempt = int(annotations.get(ATTEMPT) or 0)
+        except ValueError:
+            attempt = 0
+        if key not in best or attempt >= best[key][0]:
+            best[key] = (attempt, child)
+    return {key: child for key, (_, child) in best.items()}

@@ -16,14 +16,13 @@ Pure: the run, its definition, child runs, history entries and `now` in; JSON ou
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from baton.api.labels import ACTIVITY_KEY, ATTEMPT
 from baton.api.workflow import WorkflowSpec
-from baton.cli.runview import parse_time, phase_of
+from baton.cli.runview import child_runs_by_key, parse_time, phase_of
 from baton.engine.commands import idempotency_key
 from baton.engine.definition import (
     Definition,
@@ -80,23 +79,6 @@ class Graph:
     def to_json(self) -> dict[str, Any]:
         """`{nodes, edges, groups}`."""
         return {"nodes": self.nodes, "edges": self.edges, "groups": self.groups}
-
-
-def child_runs_by_key(children: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """Each activity key's child run: the one of its latest attempt."""
-    best: dict[str, tuple[int, Mapping[str, Any]]] = {}
-    for child in children:
-        annotations = (child.get("metadata") or {}).get("annotations") or {}
-        key = annotations.get(ACTIVITY_KEY)
-        if not key:
-            continue
-        try:
-            attempt = int(annotations.get(ATTEMPT) or 0)
-        except ValueError:
-            attempt = 0
-        if key not in best or attempt >= best[key][0]:
-            best[key] = (attempt, child)
-    return {key: child for key, (_, child) in best.items()}
 
 
 def child_link(child: Mapping[str, Any]) -> dict[str, Any]:
