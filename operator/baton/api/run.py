@@ -51,6 +51,27 @@ class Signal(Model):
     payload: JSON = Field(None, description="Any JSON value delivered with the signal.")
 
 
+MAX_CONTINUATION = 1_000_000_000
+"""Highest generation number of a lineage (continue-as-new): bounds what a hand-written
+`spec.continuation.number` can make the successor's name and label carry."""
+
+
+class Continuation(Model):
+    """Written by the operator on a run that another run continued as (continue-as-new): where
+    it comes from and the state carried over. A run created by hand with it starts as that
+    successor would: it can only carry what the run's own input could."""
+
+    from_: ObjectName = Field(alias="from", description="The run this one continues.")
+    lineage: ObjectName = Field(description="The first run of the lineage.")
+    number: int = Field(
+        ge=1, le=MAX_CONTINUATION, description="Runs before this one in the lineage."
+    )
+    vars: dict[str, JSON] | None = Field(None, description="`vars` carried over.")
+    iterations: dict[str, int] | None = Field(
+        None, description="Repeat iterations carried over, by top-level step."
+    )
+
+
 class WorkflowRunSpec(Model):
     """What to run and how the user steers it."""
 
@@ -93,6 +114,9 @@ class WorkflowRunSpec(Model):
         description="Delete the run this long after it finished (its history, Jobs and owned "
         "child runs go with it). Overrides the Workflow's `ttlAfterFinished`.",
     )
+    continuation: Continuation | None = Field(
+        None, description="Set by the operator on a run started by continue-as-new."
+    )
 
 
 class RunPhase(StrEnum):
@@ -108,6 +132,8 @@ class RunPhase(StrEnum):
     COMPENSATION_FAILED = "CompensationFailed"
     CANCELLED = "Cancelled"
     TIMED_OUT = "TimedOut"
+    CONTINUED_AS_NEW = "ContinuedAsNew"
+    """Ended by a `continueAsNew` step: its successor (`status.continuedAs`) goes on."""
 
     @property
     def finished(self) -> bool:
@@ -123,6 +149,7 @@ _FINISHED = frozenset(
         RunPhase.COMPENSATION_FAILED,
         RunPhase.CANCELLED,
         RunPhase.TIMED_OUT,
+        RunPhase.CONTINUED_AS_NEW,
     }
 )
 
@@ -259,6 +286,12 @@ class RunIdentity(Model):
     name: str = Field("", description="Run name.")
     namespace: str = Field("", description="Run namespace.")
     uid: str = Field("", description="Run uid; part of every idempotency key.")
+    lineage: str | None = Field(
+        None, description="First run of its continue-as-new lineage (`run.lineage`)."
+    )
+    continuation: int = Field(
+        0, description="Runs before this one in its lineage (`run.continuation`)."
+    )
 
 
 class SignalRecordStatus(Model):
@@ -374,7 +407,7 @@ class WorkflowRunStatus(Model):
         default_factory=list,
         description="Internal: completed steps with a compensation, in completion order.",
     )
-    ending: Literal["failed", "cancelled", "timedOut"] | None = Field(
+    ending: Literal["failed", "cancelled", "timedOut", "continued"] | None = Field(
         None, description="Internal: why the run is ending, while it unwinds."
     )
     suspended: bool = Field(False, description="True while spec.suspend holds the run.")
@@ -395,6 +428,20 @@ class WorkflowRunStatus(Model):
         None,
         alias="expiresAt",
         description="RFC 3339 time the operator deletes the finished run (ttlAfterFinished).",
+    )
+    continued_as: str | None = Field(
+        None,
+        alias="continuedAs",
+        description="The run this one continued as (phase ContinuedAsNew).",
+    )
+    continued_from: str | None = Field(
+        None, alias="continuedFrom", description="The run this one continues (continue-as-new)."
+    )
+    successor: JSON = Field(None, description="Internal: the run continue-as-new is starting next.")
+    carried_iterations: dict[str, int] | None = Field(
+        None,
+        alias="carriedIterations",
+        description="Internal: repeat iterations carried over by continue-as-new.",
     )
 
 
@@ -417,6 +464,10 @@ def run_outcome(
     if phase is RunPhase.SUCCEEDED:
         succeeded = ConditionStatus.TRUE
         message = "the run succeeded"
+    elif phase is RunPhase.CONTINUED_AS_NEW:
+        # It did what it was for and handed on (Temporal's ContinuedAsNew is no failure).
+        succeeded = ConditionStatus.TRUE
+        message = "the run continued as a new run"
     elif phase.finished:
         succeeded = ConditionStatus.FALSE
         message = outcome_message(phase, error)
