@@ -86,8 +86,10 @@ def test_a_loop_of_fifty_runs_keeps_each_history_the_same_size(
 
     sizes = [history_bytes(runs, r["metadata"]["uid"]) for r in chain]
     print(f"history bytes per generation: {json.dumps(sizes)}")
-    # Flat: the 50th run's history is no larger than the 2nd's (the first has no
-    # continuation in its start and the last no continue; names differ by a digit).
+    # Flat: every run's history holds its own two steps, whatever came before. Measured on
+    # the control plane: 605 to 626 bytes for runs 2 to 49 (the first has no continuation in
+    # its start, the last no continue); what varies is the digits of the input's running
+    # total and of the times. One run looping 50 times would hold 50 times as many events.
     middle = sizes[1:-1]
-    assert max(middle) - min(middle) <= 16, middle
-    assert sizes[-1] <= sizes[1] + 16, sizes
+    assert max(middle) <= min(middle) * 1.05, middle
+    assert sizes[-1] <= sizes[1], sizes
