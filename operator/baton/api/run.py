@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -67,8 +67,8 @@ class Continuation(Model):
         ge=1, le=MAX_CONTINUATION, description="Runs before this one in the lineage."
     )
     vars: dict[str, JSON] | None = Field(None, description="`vars` carried over.")
-    iterations: dict[str, int] | None = Field(
-        None, description="Repeat iterations carried over, by top-level step."
+    iterations: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="Repeat iterations carried over, by step."
     )
 
 
@@ -452,6 +452,7 @@ def run_outcome(
     *,
     now: str,
     observed_generation: int | None = None,
+    continued_as: str | None = None,
 ) -> list[dict[str, Any]]:
     """`conditions` with a run's outcome set from its phase and error, named as the tools
     users come from name theirs:
@@ -460,6 +461,9 @@ def run_outcome(
       False when it ended any other way; the reason is the phase (Failed, Compensated,
       TimedOut, ...), the message the error.
     - `Completed` (Argo's): True once the run ended, whatever the outcome; False before.
+
+    A run that ended ContinuedAsNew succeeded: its message names the run it continued as
+    (`continued_as`).
     """
     if phase is RunPhase.SUCCEEDED:
         succeeded = ConditionStatus.TRUE
@@ -467,7 +471,7 @@ def run_outcome(
     elif phase is RunPhase.CONTINUED_AS_NEW:
         # It did what it was for and handed on (Temporal's ContinuedAsNew is no failure).
         succeeded = ConditionStatus.TRUE
-        message = "the run continued as a new run"
+        message = f"the run continued as {continued_as or 'a new run'}"
     elif phase.finished:
         succeeded = ConditionStatus.FALSE
         message = outcome_message(phase, error)

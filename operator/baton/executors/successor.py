@@ -20,8 +20,9 @@ inherits from the run it continues, and why:
 
 Idempotence: the name comes from the engine (the lineage, a hash of the predecessor's uid, the
 number), so a re-issue after a crash finds the run the first issue created (409) and adopts it.
-A run under that name that does not continue this one (`spec.continuation.from`) is not ours:
-`SuccessorCreated` reports `ContinueAsNewConflict` and the run fails instead of continuing.
+A run under that name that is not what the command asks for (it does not continue this run, or
+follows another Workflow or input) is not ours: `SuccessorCreated` reports
+`ContinueAsNewConflict` and the run fails instead of continuing.
 
 A child run that continued as new has not ended for its parent: `latest` follows
 `status.continuedAs` to the lineage's current run, which is whose end the parent waits for.
@@ -95,10 +96,17 @@ def successor_manifest(
     }
 
 
-def continues(candidate: Mapping[str, Any], run: RunRef) -> bool:
-    """True when `candidate` is the successor `run` created (not a namesake someone made)."""
-    continuation = (candidate.get("spec") or {}).get("continuation") or {}
-    return bool(continuation.get("from") == run.name)
+ADOPTED_MUST_MATCH = ("workflowRef", "input", "continuation")
+"""What a run found under the successor's name must have as the successor would: it continues
+this run, with the same Workflow and input (a run someone made under that name ahead of time
+is not adopted, whatever it claims)."""
+
+
+def continues(candidate: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """True when `candidate` is the successor `manifest` describes (created by an earlier issue
+    of the same command), not a namesake someone else made."""
+    found, wanted = candidate.get("spec") or {}, manifest["spec"]
+    return all(found.get(key) == wanted.get(key) for key in ADOPTED_MUST_MATCH)
 
 
 class SuccessorCreator:
@@ -123,7 +131,7 @@ class SuccessorCreator:
                 raise
             created = existing
         failpoint("after-successor-create")
-        if not continues(created, run):
+        if not continues(created, manifest):
             error = {
                 "type": "ContinueAsNewConflict",
                 "message": f"WorkflowRun {command.name} exists and does not continue this "

@@ -448,6 +448,7 @@ class RunLoop:
             error_json(self.state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
+            continued_as=status.get("continuedAs"),
         )
         status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
         await self._label(self.definition_ref.get("workflow"), self.state.phase)
