@@ -11,7 +11,7 @@ from kubernetes import client
 from operator_process import OperatorProcess
 from runkit import run, workflow
 
-from baton.api.labels import CONTINUED_FROM, LINEAGE, PART, RUN_UID
+from baton.api.labels import CONTINUED_FROM, LINEAGE, PARENT_UID, PART, RUN_UID
 from baton.store.history import HISTORY
 
 GENERATIONS = 50
@@ -93,3 +93,41 @@ def test_a_loop_of_fifty_runs_keeps_each_history_the_same_size(
     middle = sizes[1:-1]
     assert max(middle) <= min(middle) * 1.05, middle
     assert sizes[-1] <= sizes[1], sizes
+
+
+def test_a_parent_waits_for_its_child_lineage_and_takes_the_last_runs_output(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    """The child continues as new twice; its successors keep the parent's labels and the step's
+    key, so the parent's step ends with the third child run's output, not the first's end."""
+    counter = workflow(
+        "counter",
+        [
+            {
+                "name": "next",
+                "when": "input.n < 2",
+                "continueAsNew": {"input": {"n": "${{ input.n + 1 }}"}},
+            }
+        ],
+        output={"n": "${{ input.n }}", "runs": "${{ run.continuation + 1 }}"},
+    )
+    parent = workflow(
+        "parent",
+        [{"name": "kid", "workflow": {"workflowRef": "counter", "input": {"n": 0}}}],
+        output="${{ steps.kid.output }}",
+    )
+    runs.apply([counter, parent, run("order", "parent")])
+    status = runs.wait("order", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert status["output"] == {"n": 2, "runs": 3}
+    first = runs.owned_name("order", "kid")
+    chain = lineage(runs, first, timeout=30)
+    assert [r["status"]["phase"] for r in chain] == [
+        "ContinuedAsNew",
+        "ContinuedAsNew",
+        "Succeeded",
+    ]
+    parent_uid = runs.get("order")["metadata"]["uid"]
+    for child in chain:  # each generation is the parent's, owned by it (terminate policy)
+        assert child["metadata"]["labels"][PARENT_UID] == parent_uid
+        assert [o["uid"] for o in child["metadata"]["ownerReferences"]] == [parent_uid]

@@ -107,6 +107,9 @@ class ContinueAsNew(Command):
     number: int
     vars: dict[str, Any] | None = None
     iterations: dict[str, int] | None = None
+    cancel: bool = False
+    """Create it cancelled (or cancel it, when it exists): the run was cancelled while it was
+    continuing."""
 
 
 @dataclass(frozen=True)

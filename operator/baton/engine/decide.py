@@ -163,13 +163,15 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
         )
     successor = state.successor
     if successor is not None and successor.ready and not successor.created:
-        out[(SUCCESSOR_KEY, 0)] = ContinueAsNew(
+        # A cancel changes the command (a new key), so the shell performs it again.
+        out[(SUCCESSOR_KEY, int(successor.cancel))] = ContinueAsNew(
             name=successor.name,
             input=successor.input,
             lineage=state.lineage or state.run_name,
             number=state.continuation + 1,
             vars=successor.vars,
             iterations=successor.iterations,
+            cancel=successor.cancel,
         )
     return out
 

@@ -762,6 +762,10 @@ class Machine:
     def _abort(self, ending: Ending, error: StepError) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
+        successor = s.successor
+        if ending is Ending.CANCELLED and successor is not None and not successor.created:
+            # The run is continuing as new: the cancel goes on to the run it continues as.
+            successor.cancel = True
         if (
             s.compensations
             or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT)

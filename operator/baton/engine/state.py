@@ -155,13 +155,20 @@ class Successor:
     iterations: dict[str, int] | None = None
     ready: bool = False
     created: bool = False
+    cancel: bool = False
+    """A cancel came while this run was continuing: the successor starts cancelled (the
+    cancel reaches the lineage's current run, as Temporal's reaches the workflow's)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "input": self.input}
         for key, value in (("vars", self.vars), ("iterations", self.iterations)):
             if value is not None:
                 out[key] = value
-        for key, flag in (("ready", self.ready), ("created", self.created)):
+        for key, flag in (
+            ("ready", self.ready),
+            ("created", self.created),
+            ("cancel", self.cancel),
+        ):
             if flag:
                 out[key] = True
         return out
@@ -175,6 +182,7 @@ class Successor:
             iterations=data.get("iterations"),
             ready=bool(data.get("ready")),
             created=bool(data.get("created")),
+            cancel=bool(data.get("cancel")),
         )
 
 

@@ -78,6 +78,8 @@ def successor_manifest(
     if spec.get("ttlAfterFinished") is not None:
         new_spec["ttlAfterFinished"] = spec["ttlAfterFinished"]
     new_spec["input"] = command.input
+    if command.cancel:
+        new_spec["cancel"] = True
     continuation: dict[str, Any] = {
         "from": run.name,
         "lineage": command.lineage,
@@ -140,6 +142,11 @@ class SuccessorCreator:
             }
             await report(SuccessorCreated(command.name, error))
             return
+        if command.cancel and not (created.get("spec") or {}).get("cancel"):
+            # Created before the run was cancelled: the cancel goes on to it.
+            await self.kube.patch(
+                path_of("workflowruns", run.namespace, command.name), {"spec": {"cancel": True}}
+            )
         await report(SuccessorCreated(command.name))
 
 

@@ -3,12 +3,15 @@ run ContinuedAsNew once the shell created the successor the `ContinueAsNew` comm
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from enginekit import Run, definition
 
 from baton.api.run import RunPhase, StepPhase
 from baton.engine import (
     ActivityCompleted,
+    CancelRequested,
     ContinueAsNew,
     DefinitionError,
     FinishRun,
@@ -248,3 +251,15 @@ steps: [{name: a, set: {x: 1}}]
 onExit: [{name: next, continueAsNew: {input: 1}}]
 """
         )
+
+
+def test_a_cancel_while_continuing_goes_on_to_the_successor() -> None:
+    run = Run(LOOP, {"n": 1})
+    first = continue_command(run)
+    run.last = run.sim.deliver(CancelRequested())
+    (again,) = run.of_type(ContinueAsNew)  # issued again, now cancelling the successor
+    assert again == replace(first, cancel=True)
+    restored = state_from_status(status_of(run.definition, run.sim.state))
+    assert pending_commands(run.definition, restored) == [again]
+    run.sim.deliver(SuccessorCreated(first.name))
+    assert run.phase is RunPhase.CONTINUED_AS_NEW  # not Cancelled: it had handed on

@@ -3,6 +3,7 @@ found under its name is adopted."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from executorkit import RUN
@@ -83,6 +84,11 @@ def test_the_successor_keeps_labels_annotations_and_owners_but_the_phase() -> No
     }
     assert meta["annotations"] == {ACTIVITY_KEY: "kid"}
     assert meta["ownerReferences"] == predecessor()["metadata"]["ownerReferences"]
+
+
+def test_a_successor_of_a_run_cancelled_while_continuing_starts_cancelled() -> None:
+    spec = successor_manifest(RUN, predecessor(), replace(COMMAND, cancel=True), SETTINGS)["spec"]
+    assert spec["cancel"] is True
 
 
 def test_an_inline_definition_is_passed_on() -> None:
