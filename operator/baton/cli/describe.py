@@ -76,7 +76,7 @@ def step_kind(step: Mapping[str, Any]) -> str:
     """The kind of a step of the definition: the one action key it has (`http`, `forEach`)."""
     for kind in (
         "http", "job", "worker", "workflow", "sleep", "waitForSignal", "parallel", "forEach",
-        "set", "fail",
+        "set", "fail", "continueAsNew",
     ):  # fmt: skip
         if step.get(kind) is not None:
             return kind
