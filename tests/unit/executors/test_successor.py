@@ -117,3 +117,13 @@ def test_a_run_continued_as_names_its_successor_only_once_ended() -> None:
     ended = {"status": {"phase": "ContinuedAsNew", "continuedAs": "next"}}
     assert continued(ended) == "next"
     assert continued({"status": {"phase": "Running", "continuedAs": "next"}}) is None
+
+
+def test_the_successor_is_always_in_the_runs_own_namespace() -> None:
+    """Whatever the object says of itself, the successor goes where the run is: the command has
+    no namespace and no Workflow a run could point elsewhere."""
+    body = predecessor()
+    body["metadata"]["namespace"] = "kube-system"
+    manifest = successor_manifest(RUN, body, COMMAND, SETTINGS)
+    assert manifest["metadata"]["namespace"] == RUN.namespace
+    assert manifest["spec"]["workflowRef"] == {"name": "ticker"}
