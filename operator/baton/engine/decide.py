@@ -162,7 +162,12 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             acknowledged=run.acknowledged,
         )
     successor = state.successor
-    if successor is not None and successor.ready and not successor.created:
+    if (
+        successor is not None
+        and successor.ready
+        and not successor.created
+        and not state.phase.finished  # a run aborted meanwhile creates nothing more
+    ):
         # A cancel changes the command (a new key), so the shell performs it again.
         out[(SUCCESSOR_KEY, int(successor.cancel))] = ContinueAsNew(
             name=successor.name,

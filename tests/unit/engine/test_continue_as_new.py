@@ -15,6 +15,7 @@ from baton.engine import (
     ContinueAsNew,
     DefinitionError,
     FinishRun,
+    RunAborted,
     SuccessorCreated,
     pending_commands,
     state_from_status,
@@ -263,3 +264,12 @@ def test_a_cancel_while_continuing_goes_on_to_the_successor() -> None:
     assert pending_commands(run.definition, restored) == [again]
     run.sim.deliver(SuccessorCreated(first.name))
     assert run.phase is RunPhase.CONTINUED_AS_NEW  # not Cancelled: it had handed on
+
+
+def test_a_run_aborted_while_continuing_creates_nothing() -> None:
+    run = Run(LOOP, {"n": 1})
+    run.sim.deliver(RunAborted("HistoryLost", "gone"))
+    assert run.phase is RunPhase.FAILED
+    assert not any(
+        isinstance(c, ContinueAsNew) for c in pending_commands(run.definition, run.sim.state)
+    )
