@@ -696,6 +696,14 @@ class _Compiler:
                 )
             }
         if step.continue_as_new is not None:
+            for field_name, given in (("repeat", step.repeat), ("compensate", step.compensate)):
+                if given is not None:
+                    raise DefinitionError(
+                        f"{field_name} has no effect on a continueAsNew step: it ends the run "
+                        "(nothing is compensated, nothing repeats); remove it",
+                        step=name,
+                        field=field_name,
+                    )
             return {
                 "continue_input": self._template(
                     step.continue_as_new.input, name, "continueAsNew.input"

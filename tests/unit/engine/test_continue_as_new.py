@@ -273,3 +273,12 @@ def test_a_run_aborted_while_continuing_creates_nothing() -> None:
     assert not any(
         isinstance(c, ContinueAsNew) for c in pending_commands(run.definition, run.sim.state)
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("repeat", '{until: "true"}'), ("compensate", '{http: {url: "http://undo"}}')],
+)
+def test_repeat_or_compensate_on_a_continue_is_refused(field: str, value: str) -> None:
+    with pytest.raises(DefinitionError, match=f"{field} has no effect on a continueAsNew step"):
+        definition(f"steps: [{{name: next, continueAsNew: {{input: 1}}, {field}: {value}}}]")
