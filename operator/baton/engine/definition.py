@@ -696,8 +696,12 @@ class _Compiler:
                 )
             }
         if step.continue_as_new is not None:
-            for field_name, given in (("repeat", step.repeat), ("compensate", step.compensate)):
-                if given is not None:
+            policies: tuple[tuple[str, object], ...] = (
+                ("repeat", step.repeat),
+                ("compensate", step.compensate),
+            )
+            for field_name, policy in policies:
+                if policy is not None:
                     raise DefinitionError(
                         f"{field_name} has no effect on a continueAsNew step: it ends the run "
                         "(nothing is compensated, nothing repeats); remove it",
