@@ -180,6 +180,25 @@ class RunAborted(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class LockAcquired(Event):
+    """The lock the holder `key` asked for (a step path, or `(run)` for the run's own) is
+    held: the lock object lists this run's holder as one of its holders."""
+
+    type: ClassVar[str] = "LockAcquired"
+    key: str
+
+
+@dataclass(frozen=True)
+class LockWaiting(Event):
+    """The lock `key` asked for is held by others: `holders` are the runs holding it, as the
+    lock object listed them (shown in status while the step waits)."""
+
+    type: ClassVar[str] = "LockWaiting"
+    key: str
+    holders: list[str]
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -196,6 +215,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ResumeRequested,
         RedriveRequested,
         RunAborted,
+        LockAcquired,
+        LockWaiting,
     )
 }
 
@@ -254,6 +275,8 @@ def event_detail(event: Event) -> str:
         return f"{event.reason}: {event.message}"
     if isinstance(event, TimerFired):
         return event.timer_id
+    if isinstance(event, LockWaiting):
+        return "held by " + ", ".join(event.holders)
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""
