@@ -52,6 +52,10 @@ SCHEDULED_TIME = "baton.dev/scheduled-time"
 run reads as `run.scheduledTime`."""
 _SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
+LOCK_KIND = "baton.dev/lock-kind"
+"""Label of the ConfigMap holding a mutex or semaphore (baton.store.locks): `mutex` or
+`semaphore`; its `baton.dev/part` is `lock`."""
+
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
 headers, Job env vars). Without it the operator refuses to read it for a run."""

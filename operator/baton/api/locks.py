@@ -122,5 +122,8 @@ class LockStatus(_Model):
     held_by: list[str] | None = Field(
         None, alias="heldBy", description="While waiting: the runs holding it."
     )
+    problem: str | None = Field(
+        None, description="Why no one new can take it (a limit that cannot be read)."
+    )
     entered: bool | None = Field(None, description="Internal: the holder went past its wait.")
     message: str = Field("", description="`waiting for mutex X held by run Y`, or `holds mutex X`.")

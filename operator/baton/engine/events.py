@@ -197,6 +197,15 @@ class LockWaiting(Event):
     type: ClassVar[str] = "LockWaiting"
     key: str
     holders: list[str]
+    problem: str | None = None
+    """Why no one new can be granted the lock, when that is not its holders (a semaphore limit
+    that cannot be read)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.problem is None:
+            del data["problem"]
+        return data
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

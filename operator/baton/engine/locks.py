@@ -117,6 +117,7 @@ def waiting(m: Machine, event: LockWaiting) -> None:
     if hold is None or hold.granted_at is not None:
         return
     hold.holders = list(event.holders)
+    hold.problem = event.problem
 
 
 def release_ended(m: Machine) -> None:

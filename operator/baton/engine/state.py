@@ -155,6 +155,7 @@ class LockHold:
     config_map: tuple[str, str] | None = None
     granted_at: Millis | None = None
     holders: list[str] = field(default_factory=list)
+    problem: str | None = None
     entered: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -172,6 +173,8 @@ class LockHold:
             out["grantedAt"] = rfc3339(self.granted_at)
         if self.holders:
             out["heldBy"] = list(self.holders)
+        if self.problem is not None:
+            out["problem"] = self.problem
         if self.entered:
             out["entered"] = True
         out["message"] = self.message
@@ -190,6 +193,7 @@ class LockHold:
             config_map=(ref["name"], ref["key"]) if ref else None,
             granted_at=parse_rfc3339(granted) if granted else None,
             holders=list(data.get("heldBy") or []),
+            problem=data.get("problem"),
             entered=bool(data.get("entered")),
         )
 
@@ -198,6 +202,8 @@ class LockHold:
         """`waiting for mutex X held by run Y`, `semaphore X: 2/2 held by a, b`, `holds mutex X`."""
         if self.granted_at is not None:
             return f"holds {self.kind} {self.name}"
+        if self.problem is not None:
+            return f"waiting for {self.kind} {self.name}: {self.problem}"
         if not self.holders:
             return f"waiting for {self.kind} {self.name}"
         runs = ", ".join(self.holders)
