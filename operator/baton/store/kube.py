@@ -211,18 +211,9 @@ class Kube:
         """Patch the object at `path` (a merge patch unless `kind` says otherwise)."""
         return await self._call("PATCH", path, body=body, content_type=_PATCH_CONTENT_TYPES[kind])
 
-    async def delete(
-        self, path: str, *, propagation: str = "Background", resource_version: str | None = None
-    ) -> bool:
-        """Delete the object at `path`; False when it was already gone. With
-        `resource_version`, only that version of it (ApiError 409 when it changed since)."""
-        body: dict[str, Any] = {
-            "kind": "DeleteOptions",
-            "apiVersion": "v1",
-            "propagationPolicy": propagation,
-        }
-        if resource_version is not None:
-            body["preconditions"] = {"resourceVersion": resource_version}
+    async def delete(self, path: str, *, propagation: str = "Background") -> bool:
+        """Delete the object at `path`; False when it was already gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         try:
             await self._call("DELETE", path, body=body)
         except ApiError as exc:

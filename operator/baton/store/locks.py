@@ -27,8 +27,10 @@ reads again (409) and retries. So the record is the truth, whatever any operator
   run exists with the same uid and has not finished); a holder that is gone — a run deleted
   while the operator was down, or one whose release a crash lost — is dropped.
 
-An object left with no holder and no waiter is deleted (with its resourceVersion as a
-precondition), so locks named after inputs (`account-${{ input.id }}`) leave nothing behind.
+The object is owned by the runs in it (holders and waiters; one left empty keeps the runs that
+last held it), so the garbage collector deletes it with the last of them: locks named after
+inputs (`account-${{ input.id }}`) leave nothing behind once their runs are deleted, and the
+operator needs no right to delete ConfigMaps.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baton.api.attempts import lock_object_name
-from baton.api.labels import LOCK_KIND, PART
+from baton.api.labels import API_VERSION, LOCK_KIND, PART
 from baton.api.locks import MAX_SEMAPHORE_LIMIT
 from baton.api.run import RunPhase
 from baton.engine.commands import AcquireLock, ReleaseLock
@@ -318,14 +320,13 @@ class LockStore:
                     await self.kube.create(
                         core_path("configmaps", namespace), self._body(object_name, record)
                     )
-                elif record.empty:
-                    version = obj["metadata"]["resourceVersion"]
-                    await self.kube.delete(path, resource_version=version)
                 else:
-                    patch = {
-                        "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                        "data": {RECORD_KEY: _dump(record)},
+                    metadata: dict[str, Any] = {
+                        "resourceVersion": obj["metadata"]["resourceVersion"]
                     }
+                    if not record.empty:
+                        metadata["ownerReferences"] = _owners(record)
+                    patch = {"metadata": metadata, "data": {RECORD_KEY: _dump(record)}}
                     await self.kube.patch(path, patch)
                 return
             except ApiError as exc:
@@ -343,6 +344,7 @@ class LockStore:
                 "name": object_name,
                 "labels": {**self.labels, PART: LOCK_PART, LOCK_KIND: record.kind},
                 "annotations": {"baton.dev/lock": record.name},
+                "ownerReferences": _owners(record),
             },
             "data": {RECORD_KEY: _dump(record)},
         }
@@ -389,6 +391,24 @@ class LockStore:
                 ", ".join(sorted(dead)),
             )
         return bool(dead) and record.drop(lambda h: h.id in dead)
+
+
+def _owners(record: LockRecord) -> list[dict[str, Any]]:
+    """The runs holding or waiting for the lock, as its owners: the garbage collector deletes
+    the object once every one of them is gone. A lock left with no one keeps the owners it had
+    (the runs that last held it), so it goes with them."""
+    owners: dict[str, dict[str, Any]] = {}
+    for holder in (*record.holders, *record.queue):
+        owners.setdefault(
+            holder.uid,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "WorkflowRun",
+                "name": holder.run,
+                "uid": holder.uid,
+            },
+        )
+    return list(owners.values())
 
 
 def _finished(body: Mapping[str, Any]) -> bool:
