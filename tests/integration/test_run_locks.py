@@ -140,23 +140,36 @@ class LockWatch:
         self.namespace = runs.namespace
         self.object_name = lock_object_name(kind, name)
         self.versions: list[dict[str, Any]] = []
+        self.error: Exception | None = None
+        self.stopped = False
+        # Watched from the collection's version now: every change after it is delivered.
+        listing = self.core.list_namespaced_config_map(self.namespace)
+        self.since = listing.metadata.resource_version
         self.watch = watch.Watch()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        for event in self.watch.stream(
-            self.core.list_namespaced_config_map,
-            self.namespace,
-            field_selector=f"metadata.name={self.object_name}",
-            timeout_seconds=240,
-        ):
-            obj = event["object"]
-            if obj.data and RECORD_KEY in obj.data:
-                self.versions.append(json.loads(obj.data[RECORD_KEY]))
+        try:
+            for event in self.watch.stream(
+                self.core.list_namespaced_config_map,
+                self.namespace,
+                field_selector=f"metadata.name={self.object_name}",
+                resource_version=self.since,
+                timeout_seconds=240,
+            ):
+                obj = event["object"]
+                if obj.data and RECORD_KEY in obj.data:
+                    self.versions.append(json.loads(obj.data[RECORD_KEY]))
+        except Exception as exc:  # noqa: BLE001 - reported by the test, not the thread
+            if not self.stopped:
+                self.error = exc
 
     def stop(self) -> None:
+        """Stop watching; fails when the watch broke before (versions may be missing)."""
+        self.stopped = True
         self.watch.stop()
+        assert self.error is None, f"the watch of {self.object_name} broke: {self.error}"
 
 
 def test_a_semaphore_of_two_is_never_held_by_more_than_two_of_six_runs(

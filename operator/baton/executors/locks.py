@@ -51,8 +51,15 @@ class LockExecutor:
         """The asks of waiting requests, by holder id."""
 
     async def acquire(self, run: RunRef, command: AcquireLock, report: Report) -> None:
-        """Ask for the lock; report the grant, or the wait and keep asking."""
-        holders = await self._ask(run, command, report, None)
+        """Ask for the lock; report the grant, or the wait and keep asking (also when this
+        first ask failed: the next one is the retry)."""
+        holders: list[str] | None
+        try:
+            holders = await self._ask(run, command, report, None)
+        except (ApiError, LockRecordError, OSError) as exc:
+            log.warning("%s/%s: asking for %s %r: %s", run.namespace, run.name, command.kind,
+                        command.name, exc)  # fmt: skip
+            holders = []
         if holders is not None and command.holder not in self.waiting:
             asking = self._keep_asking(run, command, report, holders)
             task = asyncio.get_running_loop().create_task(asking)
