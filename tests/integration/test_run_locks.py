@@ -161,7 +161,7 @@ class LockWatch:
                 obj = event["object"]
                 if obj.data and RECORD_KEY in obj.data:
                     self.versions.append(json.loads(obj.data[RECORD_KEY]))
-        except Exception as exc:  # noqa: BLE001 - reported by the test, not the thread
+        except Exception as exc:  # reported by the test (stop), not lost in the thread
             if not self.stopped:
                 self.error = exc
 
