@@ -23,6 +23,7 @@ from operator_process import OperatorProcess
 from runkit import history, run, send_signal, wait_until, workflow
 
 from baton.api.attempts import lock_object_name
+from baton.executors.locks import POLL_SECONDS
 from baton.store.locks import RECORD_KEY
 
 pytestmark = pytest.mark.timeout(300)
@@ -224,9 +225,12 @@ def test_a_holder_that_is_deleted_releases_its_mutex_at_once(
     runs.api.delete_namespaced_custom_object(
         "baton.dev", "v1alpha1", runs.namespace, "workflowruns", "owner"
     )
-    # Far below the waiter's own re-ask (15 s): the deletion itself released the lock.
-    wait_until("waiter holds the mutex", lambda: granted(runs, "waiter"), timeout=10)
+    wait_until("waiter holds the mutex", lambda: granted(runs, "waiter"), timeout=60)
     assert holders(runs, "mutex", "account-1") == ["waiter"]
+    # Granted before its own re-ask came due: the deletion itself released the lock.
+    [asked] = events(runs, "waiter", "LockWaiting")
+    [grant] = events(runs, "waiter", "LockAcquired")
+    assert grant["at"] - asked["at"] < POLL_SECONDS
 
 
 def test_a_holder_deleted_while_the_operator_was_down_is_cleared_when_a_waiter_asks(

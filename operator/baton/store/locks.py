@@ -368,9 +368,11 @@ class LockStore:
         except ValueError:
             value = 0
         if not 1 <= value <= MAX_SEMAPHORE_LIMIT:
+            # The value itself is not repeated: whoever reads the run's status may not be
+            # allowed to read the ConfigMap.
             return _Limit(
                 None,
-                f"{where}: {str(raw)[:40]!r} is not a limit; write a whole number from 1 to "
+                f"{where}: the value is not a limit; write a whole number from 1 to "
                 f"{MAX_SEMAPHORE_LIMIT}",
             )
         return _Limit(value)
