@@ -9,6 +9,9 @@ from baton.api.run import RunPhase, StepPhase
 from baton.engine import (
     CancelRequested,
     DefinitionError,
+    RedriveRequested,
+    ResumeRequested,
+    SuspendRequested,
     pending_commands,
     replay,
     state_from_status,
@@ -197,11 +200,74 @@ def test_a_lock_name_naming_an_unknown_step_is_refused_at_apply_time() -> None:
 
 
 def test_a_suspended_run_does_not_start_a_granted_step_until_resumed() -> None:
-    from baton.engine import ResumeRequested, SuspendRequested
-
     run = Run(STEP_MUTEX, {"id": 7})
     run.deliver(SuspendRequested())
     run.deliver(LockAcquired(key="pay"))
     assert run.started() == []
     run.deliver(ResumeRequested())
     assert run.started() == ["pay"]
+
+
+def test_each_item_of_a_fan_out_asks_for_its_own_lock() -> None:
+    run = Run(
+        """
+steps:
+  - name: each
+    forEach:
+      items: "[1, 2]"
+      step:
+        name: pay
+        synchronization: {mutex: "account-${{ item }}"}
+        http: {url: "http://bank/pay"}
+"""
+    )
+    asked = sorted((c.key, c.name) for c in run.of_type(AcquireLock))
+    assert asked == [("each[0].pay", "account-1"), ("each[1].pay", "account-2")]
+
+
+def test_a_repeated_step_keeps_its_lock_between_iterations() -> None:
+    run = Run(
+        """
+steps:
+  - name: poll
+    synchronization: {mutex: m}
+    http: {url: "http://x"}
+    repeat: {until: "steps.poll.output.done", interval: 10s, maxIterations: 3}
+"""
+    )
+    run.deliver(LockAcquired(key="poll"))
+    run.complete("poll", {"done": False})
+    assert run.of_type(ReleaseLock) == []
+    run.fire()
+    assert run.started() == ["poll"]
+    assert run.of_type(AcquireLock) == []
+    run.complete("poll", {"done": True})
+    assert [c.key for c in run.of_type(ReleaseLock)] == ["poll"]
+
+
+def test_a_redriven_step_asks_for_its_lock_again() -> None:
+    run = Run(STEP_MUTEX, {"id": 7})
+    run.deliver(LockAcquired(key="pay"))
+    run.fail("pay", "HttpError", details={"status": 400})
+    assert run.phase is RunPhase.FAILED
+    run.deliver(RedriveRequested(1))
+    assert [c.key for c in run.of_type(AcquireLock)] == ["pay"]
+    assert run.step_phase("pay") is StepPhase.WAITING
+
+
+def test_a_step_releases_its_lock_before_its_finally_steps_run() -> None:
+    run = Run(
+        """
+steps:
+  - name: deploy
+    synchronization: {mutex: env}
+    http: {url: "http://x"}
+    finally:
+      - name: purge
+        http: {url: "http://cdn"}
+"""
+    )
+    run.deliver(LockAcquired(key="deploy"))
+    run.complete("deploy")
+    assert [c.key for c in run.of_type(ReleaseLock)] == ["deploy"]
+    assert run.started() == ["purge"]
