@@ -279,3 +279,47 @@ def test_a_crash_right_after_a_grant_is_written_neither_loses_nor_doubles_it(
     send_signal(runs.cluster, runs.namespace, "second", "go")
     assert runs.wait("second", timeout=60)["phase"] == "Succeeded"
     assert len(events(runs, "second", "LockAcquired")) == 1
+
+
+def test_a_semaphore_limit_is_read_live_from_its_configmap(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    gate = workflow(
+        "gate",
+        [
+            {
+                "name": "hold",
+                "synchronization": {
+                    "semaphore": {
+                        "name": "gates",
+                        "configMapKeyRef": {"name": "gate-limits", "key": "gates"},
+                    }
+                },
+                "waitForSignal": {"name": "go", "timeout": "10m"},
+            }
+        ],
+    )
+    runs.apply([gate, run("a", "gate")])
+    wait_until(
+        "a says why no one gets the semaphore",
+        lambda: (
+            "ConfigMap 'gate-limits' not found; create it" in lock_of(runs, "a").get("message", "")
+        ),
+        timeout=60,
+    )
+    core = client.CoreV1Api(runs.cluster.api_client)
+    core.create_namespaced_config_map(
+        runs.namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="gate-limits"), data={"gates": "1"}),
+    )
+    wait_until("a holds a slot", lambda: granted(runs, "a"), timeout=POLL_SECONDS + 45)
+    runs.apply(run("b", "gate"))
+    wait_until(
+        "b waits for the one slot",
+        lambda: lock_of(runs, "b").get("message") == "waiting for semaphore gates held by a",
+        timeout=60,
+    )
+    core.patch_namespaced_config_map("gate-limits", runs.namespace, {"data": {"gates": "2"}})
+    wait_until("b holds a slot", lambda: granted(runs, "b"), timeout=POLL_SECONDS + 45)
+    assert sorted(holders(runs, "semaphore", "gates")) == ["a", "b"]
+    assert granted(runs, "a")

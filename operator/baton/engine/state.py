@@ -209,8 +209,9 @@ class LockHold:
         runs = ", ".join(self.holders)
         if self.kind is LockKind.MUTEX:
             return f"waiting for mutex {self.name} held by run {runs}"
-        limit = "?" if self.limit is None else str(self.limit)
-        return f"waiting for semaphore {self.name}: {len(self.holders)}/{limit} held by {runs}"
+        if self.limit is None:  # read from a ConfigMap by the shell: not known here
+            return f"waiting for semaphore {self.name} held by {runs}"
+        return f"waiting for semaphore {self.name}: {len(self.holders)}/{self.limit} held by {runs}"
 
 
 @dataclass
