@@ -196,3 +196,11 @@ def test_a_step_running_its_finally_says_how_it_ended() -> None:
     }
     (lock,) = build_tree(definition, status, [])
     assert lock.detail == "ended Succeeded, running its finally steps"
+
+
+def test_a_step_waiting_for_a_lock_says_for_which_and_who_holds_it() -> None:
+    waiting = "waiting for mutex account-7 held by run other"
+    locks = {"pay": {"kind": "mutex", "name": "account-7", "heldBy": ["other"], "message": waiting}}
+    run = {**RUN, "status": {**RUN["status"], "locks": locks}}
+    lines = describe_lines(run, [], NOW)
+    assert lines[-2:] == ["Locks:", "  pay: waiting for mutex account-7 held by run other"]
