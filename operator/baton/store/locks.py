@@ -60,6 +60,12 @@ LOCK_PART = "lock"
 """`baton.dev/part` of a lock's ConfigMap."""
 RECORD_KEY = "lock"
 """The ConfigMap key holding the record."""
+MAX_WAITERS = 2_000
+"""Waiters one lock queues (about 200 bytes each, well inside a ConfigMap's 1 MiB); more ask
+again without a place until the queue has room, and say so in their status."""
+CHECK_EVERY = 10.0
+"""Seconds during which a lock's holders, once checked against the API, are not checked again:
+every waiter asks every 15 s, and a semaphore of a hundred holders is a hundred reads a check."""
 MAX_CONFLICTS = 50
 """Writes refused by a concurrent change before a change gives up (ApiError 409 to the caller,
 whose command is performed again by its run loop's restart or the waiter's next ask)."""
@@ -143,11 +149,15 @@ class LockRecord:
     def holds(self, holder_id: str) -> bool:
         return any(h.id == holder_id for h in self.holders)
 
-    def enqueue(self, holder: Holder) -> None:
-        """Queue `holder` unless it already holds or waits (idempotent)."""
+    def enqueue(self, holder: Holder) -> bool:
+        """Queue `holder` unless it already holds or waits (idempotent); False when it has no
+        place (the queue is full)."""
         if self.holds(holder.id) or any(h.id == holder.id for h in self.queue):
-            return
+            return True
+        if len(self.queue) >= MAX_WAITERS:
+            return False
         self.queue.append(holder)
+        return True
 
     def drop(self, gone: Callable[[Holder], bool]) -> bool:
         """Remove the holders and waiters `gone` selects; True when any was removed."""
@@ -191,6 +201,8 @@ class LockStore:
     def __init__(self, kube: Kube, labels: Mapping[str, str]) -> None:
         self.kube = kube
         self.labels = dict(labels)
+        self._checked: dict[tuple[str, str, str], float] = {}
+        """When each lock's holders were last checked (monotonic), by namespace, kind, name."""
 
     # -- changes --------------------------------------------------------------------------
 
@@ -204,7 +216,9 @@ class LockStore:
             nonlocal result
             record.limit, record.config_map = command.limit, command.config_map
             limit = await self._limit(run.namespace, record)
-            record.enqueue(me)
+            problem = limit.problem
+            if not record.enqueue(me):
+                problem = f"{MAX_WAITERS} runs wait for it already; asking again until one leaves"
             promoted = record.promote(limit.value)
             # About to wait: clear holders that are gone, then try again.
             if not record.holds(me.id) and await self._drop_dead(run.namespace, record):
@@ -213,7 +227,7 @@ class LockStore:
                 granted=record.holds(me.id),
                 holders=[h.run for h in record.holders],
                 promoted=[h for h in promoted if h.id != me.id],
-                problem=limit.problem,
+                problem=problem,
             )
             return True
 
@@ -378,7 +392,15 @@ class LockStore:
         return _Limit(value)
 
     async def _drop_dead(self, namespace: str, record: LockRecord) -> bool:
-        """Drop holders whose run is gone or finished; True when any was dropped."""
+        """Drop holders whose run is gone or finished; True when any was dropped. At most once
+        per CHECK_EVERY seconds per lock."""
+        lock = (namespace, record.kind, record.name)
+        now = time.monotonic()
+        if now - self._checked.get(lock, -CHECK_EVERY) < CHECK_EVERY:
+            return False
+        if len(self._checked) > MAX_WAITERS:
+            self._checked.clear()  # a bound, not a policy: a check more is harmless
+        self._checked[lock] = now
         dead: set[str] = set()
         for holder in record.holders:
             body = await self.kube.get(path_of("workflowruns", namespace, holder.run))

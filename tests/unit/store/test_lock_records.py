@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from baton.api.attempts import lock_object_name
 from baton.api.names import check_subdomain
-from baton.store.locks import Holder, LockRecord
+from baton.store.locks import MAX_WAITERS, Holder, LockRecord
 
 
 def holder(n: int) -> Holder:
@@ -64,3 +64,11 @@ def test_any_lock_name_gives_a_valid_distinct_object_name() -> None:
     assert len(set(objects)) == len(names)
     assert lock_object_name("semaphore", "account-7") != lock_object_name("mutex", "account-7")
     assert lock_object_name("mutex", "account-7") == lock_object_name("mutex", "account-7")
+
+
+def test_a_full_queue_gives_no_place_but_keeps_those_waiting() -> None:
+    record = LockRecord(kind="mutex", name="m")
+    record.queue = [holder(n) for n in range(MAX_WAITERS)]
+    assert not record.enqueue(holder(MAX_WAITERS))
+    assert record.enqueue(holder(3))  # already waiting: keeps its place
+    assert len(record.queue) == MAX_WAITERS
