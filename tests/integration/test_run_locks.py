@@ -9,6 +9,7 @@ was folded, when it ended), and every version of the lock's ConfigMap, watched f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -20,10 +21,12 @@ from clusterkit import Cluster, Runs
 from crashkit import Lives
 from kubernetes import client, watch
 from operator_process import OperatorProcess
-from runkit import history, run, send_signal, wait_until, workflow
+from runkit import run, send_signal, wait_until, workflow
 
 from baton.api.attempts import lock_object_name
 from baton.executors.locks import POLL_SECONDS
+from baton.store.history import read_history
+from baton.store.kube import Kube
 from baton.store.locks import RECORD_KEY
 
 pytestmark = pytest.mark.timeout(300)
@@ -93,8 +96,23 @@ def holders(runs: Runs, kind: str, name: str) -> list[str]:
     return [h["run"] for h in (found or {}).get("holders", [])]
 
 
+def history(runs: Runs, name: str) -> list[dict[str, Any]]:
+    """The run's events as `baton history --json` gives them, read in this process (a CLI
+    process per read costs seconds of start-up on a loaded machine)."""
+
+    async def read() -> list[dict[str, Any]]:
+        kube = await Kube.connect(str(runs.cluster.kubeconfig))
+        try:
+            uid = runs.get(name)["metadata"]["uid"]
+            return [e.to_json() for e in await read_history(kube, runs.namespace, uid)]
+        finally:
+            await kube.close()
+
+    return asyncio.run(read())
+
+
 def events(runs: Runs, name: str, kind: str) -> list[dict[str, Any]]:
-    return [e for e in history(runs.cluster, runs.namespace, name) if e["type"] == kind]
+    return [e for e in history(runs, name) if e["type"] == kind]
 
 
 def test_a_run_waits_for_the_mutex_another_holds_until_it_ends_even_across_a_kill(
@@ -126,7 +144,7 @@ def test_a_run_waits_for_the_mutex_another_holds_until_it_ends_even_across_a_kil
     wait_until("second holds the mutex", lambda: granted(runs, "second"), timeout=60)
     send_signal(runs.cluster, runs.namespace, "second", "go")
     assert runs.wait("second", timeout=60)["phase"] == "Succeeded"
-    first_end = history(runs.cluster, runs.namespace, "first")[-1]["at"]
+    first_end = history(runs, "first")[-1]["at"]
     [second_grant] = events(runs, "second", "LockAcquired")
     assert second_grant["at"] >= first_end
     left = record(runs, "mutex", "account-7") or {}
@@ -206,7 +224,7 @@ def test_a_semaphore_of_two_is_never_held_by_more_than_two_of_six_runs(
     # Each run's hold, from its own history: granted, then ended; never more than 2 at once.
     spans = []
     for name in names:
-        entries = history(runs.cluster, runs.namespace, name)
+        entries = history(runs, name)
         grant = next(e["at"] for e in entries if e["type"] == "LockAcquired")
         spans.append((grant, entries[-1]["at"]))
     for start, _ in spans:
