@@ -341,3 +341,31 @@ def test_a_semaphore_limit_is_read_live_from_its_configmap(
     wait_until("b holds a slot", lambda: granted(runs, "b"), timeout=POLL_SECONDS + 45)
     assert sorted(holders(runs, "semaphore", "gates")) == ["a", "b"]
     assert granted(runs, "a")
+
+
+def test_cancelling_a_waiting_run_takes_it_out_of_the_queue(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply([HOLD, run("owner", "hold", {"id": 5}), run("waiter", "hold", {"id": 5})])
+    wait_until(
+        "one holds, the other waits",
+        lambda: granted(runs, "owner") and lock_of(runs, "waiter").get("heldBy"),
+        timeout=60,
+    )
+    assert [h["run"] for h in (record(runs, "mutex", "account-5") or {})["queue"]] == ["waiter"]
+    runs.api.patch_namespaced_custom_object(
+        "baton.dev",
+        "v1alpha1",
+        runs.namespace,
+        "workflowruns",
+        "waiter",
+        {"spec": {"cancel": True}},
+    )
+    assert runs.wait("waiter", timeout=60)["phase"] == "Cancelled"
+    wait_until(
+        "the queue is empty",
+        lambda: (record(runs, "mutex", "account-5") or {}).get("queue") == [],
+        timeout=30,
+    )
+    assert holders(runs, "mutex", "account-5") == ["owner"]
+    assert events(runs, "waiter", "LockAcquired") == []
