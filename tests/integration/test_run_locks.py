@@ -346,12 +346,10 @@ def test_a_semaphore_limit_is_read_live_from_its_configmap(
 def test_cancelling_a_waiting_run_takes_it_out_of_the_queue(
     runs: Runs, operator: OperatorProcess
 ) -> None:
-    runs.apply([HOLD, run("owner", "hold", {"id": 5}), run("waiter", "hold", {"id": 5})])
-    wait_until(
-        "one holds, the other waits",
-        lambda: granted(runs, "owner") and lock_of(runs, "waiter").get("heldBy"),
-        timeout=60,
-    )
+    runs.apply([HOLD, run("owner", "hold", {"id": 5})])
+    wait_until("owner holds the mutex", lambda: granted(runs, "owner"), timeout=60)
+    runs.apply(run("waiter", "hold", {"id": 5}))
+    wait_until("waiter is queued", lambda: lock_of(runs, "waiter").get("heldBy"), timeout=60)
     assert [h["run"] for h in (record(runs, "mutex", "account-5") or {})["queue"]] == ["waiter"]
     runs.api.patch_namespaced_custom_object(
         "baton.dev",
