@@ -20,6 +20,7 @@ from baton.api.conditions import (
     set_condition,
 )
 from baton.api.duration import Duration
+from baton.api.locks import LockStatus
 from baton.api.names import ObjectName
 from baton.api.workflow import (
     DEFAULT_PARALLELISM,
@@ -373,6 +374,10 @@ class WorkflowRunStatus(Model):
     redrive: int = Field(0, description="The last spec.redrive the engine saw.")
     next_wakeup_at: str | None = Field(
         None, alias="nextWakeupAt", description="RFC 3339 time the run next has something due."
+    )
+    locks: dict[str, LockStatus] = Field(
+        default_factory=dict,
+        description="Mutexes and semaphore slots asked for, by step (`(run)`: the run's own).",
     )
     conditions: list[Condition] = Field(
         default_factory=list,

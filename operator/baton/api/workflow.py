@@ -20,6 +20,7 @@ from baton.api.duration import (
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import Synchronization
 from baton.api.names import ObjectName, TemplatedObjectName
 
 JSON = Any
@@ -594,6 +595,9 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    synchronization: Synchronization | None = Field(
+        None, description="A mutex or semaphore slot held while the step runs."
+    )
     finally_: list[Step] | None = Field(
         None,
         alias="finally",
@@ -715,6 +719,12 @@ class WorkflowSpec(Model):
         None,
         alias="failFast",
         description="false: a failed step lets independent steps go on (default true).",
+    )
+    synchronization: Synchronization | None = Field(
+        None,
+        description="A mutex or semaphore slot the whole run holds: taken before its first "
+        "step starts, released when it finishes. Locks are shared by the runs of one "
+        "namespace; names may interpolate `${{ input... }}`.",
     )
     on_exit: list[Step] | None = Field(
         None,

@@ -39,6 +39,7 @@ from baton.engine.events import (
 )
 from baton.engine.kinds import KINDS, Deadline, child_run_name
 from baton.engine.kinds.continue_as_new import SUCCESSOR_KEY
+from baton.engine.locks import lock_commands, pending_locks
 from baton.engine.machine import MAX_DUE_PER_DECISION, Machine, deadlines
 from baton.engine.scope import ACTIVE, BAD, DONE, MAX_STEP_INSTANCES, step_def
 from baton.engine.state import State, StepState, state_to_status, to_millis
@@ -86,6 +87,7 @@ def pending_commands(definition: Definition, state: State) -> list[Command]:
     All are idempotent; the shell re-issues them after a restart (and re-arms its timer at
     `next_wakeup`)."""
     commands: list[Command] = list(_in_flight(definition, state).values())
+    commands.extend(pending_locks(state))
     if state.phase.finished:
         commands.append(_finish_command(state))
     return commands
@@ -210,6 +212,7 @@ def _commands(
     for key, command in now.items():
         if key not in was:
             yield command
+    yield from lock_commands(before, after)
     if after.phase.finished and not before.phase.finished:
         yield _finish_command(after)
 

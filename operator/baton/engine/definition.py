@@ -24,6 +24,7 @@ from baton.api.duration import (
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import LockKind, Synchronization
 from baton.api.workflow import (
     ANY_ERROR,
     DEFAULT_PARALLELISM,
@@ -299,6 +300,17 @@ class Repeat:
 
 
 @dataclass(frozen=True)
+class LockDef:
+    """A compiled `synchronization`: the lock's kind, its name (rendered when the holder
+    starts), and its limit, written or read from a ConfigMap key (`config_map`: name, key)."""
+
+    kind: LockKind
+    name: Template
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class StepDef:
     """One compiled step. `after` are the sibling steps it waits for (explicit or implied);
     `depends`, when the step has one, is the condition over their outcomes that replaces
@@ -338,6 +350,8 @@ class StepDef:
 
     finally_steps: tuple[StepDef, ...] = ()
     """Cleanup run once the step ended, whatever the outcome (`finally`)."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the step holds while it runs (`synchronization`)."""
 
     @property
     def is_race(self) -> bool:
@@ -384,6 +398,8 @@ class Definition:
     """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
     while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
     running."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the whole run holds (the spec's `synchronization`)."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -464,6 +480,7 @@ class _Compiler:
             fail_fast=spec.fail_fast is not False,
             on_exit=on_exit,
             cleanup=frozenset(self.cleanup),
+            lock=self._lock(spec.synchronization, None),
         )
 
     # -- names -------------------------------------------------------------------------------
@@ -611,6 +628,7 @@ class _Compiler:
             continue_on_failed=continue_on_failed,
             failure_handled=failure_handled or continue_on_failed,
             finally_steps=self._block(step.finally_) if step.finally_ else (),
+            lock=self._lock(step.synchronization, name),
             **fields,
         )
         self.index[name] = compiled
@@ -917,6 +935,22 @@ class _Compiler:
         except TimestampError as exc:
             raise DefinitionError(str(exc), step=step, field=where) from None
         return round(moment.timestamp() * 1000)
+
+    def _lock(self, sync: Synchronization | None, step: str | None) -> LockDef | None:
+        if sync is None:
+            return None
+        if sync.mutex is not None:
+            name = self._template(sync.mutex, step, "synchronization.mutex")
+            return LockDef(kind=LockKind.MUTEX, name=name, limit=1)
+        semaphore = sync.semaphore
+        assert semaphore is not None
+        ref = semaphore.config_map_key_ref
+        return LockDef(
+            kind=LockKind.SEMAPHORE,
+            name=self._template(semaphore.name, step, "synchronization.semaphore.name"),
+            limit=semaphore.limit,
+            config_map=(ref.name, ref.key) if ref is not None else None,
+        )
 
     def _expression(self, source: str, step: str | None, where: str) -> Expression:
         try:

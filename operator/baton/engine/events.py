@@ -195,6 +195,34 @@ class SuccessorCreated(Event):
     error: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class LockAcquired(Event):
+    """The lock the holder `key` asked for (a step path, or `(run)` for the run's own) is
+    held: the lock object lists this run's holder as one of its holders."""
+
+    type: ClassVar[str] = "LockAcquired"
+    key: str
+
+
+@dataclass(frozen=True)
+class LockWaiting(Event):
+    """The lock `key` asked for is held by others: `holders` are the runs holding it, as the
+    lock object listed them (shown in status while the step waits)."""
+
+    type: ClassVar[str] = "LockWaiting"
+    key: str
+    holders: list[str]
+    problem: str | None = None
+    """Why no one new can be granted the lock, when that is not its holders (a semaphore limit
+    that cannot be read)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.problem is None:
+            del data["problem"]
+        return data
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -212,6 +240,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RedriveRequested,
         RunAborted,
         SuccessorCreated,
+        LockAcquired,
+        LockWaiting,
     )
 }
 
@@ -276,6 +306,8 @@ def event_detail(event: Event) -> str:
         return event.name
     if isinstance(event, RunStarted) and event.continuation:
         return f"continues {event.continuation.get('from')}"
+    if isinstance(event, LockWaiting):
+        return "held by " + ", ".join(event.holders)
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""

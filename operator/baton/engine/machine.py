@@ -28,7 +28,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, repeat
+from baton.engine import attempts, catch, cleanup, locks, repeat
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -39,6 +39,8 @@ from baton.engine.events import (
     CancelRequested,
     ChildFinished,
     Event,
+    LockAcquired,
+    LockWaiting,
     RedriveRequested,
     ResumeRequested,
     RunAborted,
@@ -175,6 +177,10 @@ class Machine:
     # -- events ------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        self._apply(event)
+        locks.release_ended(self)
+
+    def _apply(self, event: Event) -> None:
         s = self.state
         if isinstance(event, RunStarted):
             if s.phase is not RunPhase.PENDING:
@@ -216,6 +222,10 @@ class Machine:
             s.suspended = False
         elif isinstance(event, SuccessorCreated):
             self._successor_created(event)
+        elif isinstance(event, LockAcquired):
+            locks.granted(self, event)
+        elif isinstance(event, LockWaiting):
+            locks.waiting(self, event)
         else:
             assert isinstance(event, TimerFired), f"unhandled event {event!r}"
         if s.phase is not RunPhase.PENDING:
@@ -395,6 +405,10 @@ class Machine:
             return
         if s.compensations:
             self._drive_compensations()
+            return
+        if (s.locks or self.d.lock is not None) and not locks.advance(self):
+            return  # the run waits for its own lock
+        if s.phase.finished:
             return
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
@@ -645,6 +659,8 @@ class Machine:
         step.next_attempt_at = None
         step.wake_at = None
         step.times = None
+        if sd.lock is not None and not locks.admit(self, sd, scope, path, step):
+            return
         if sd.times:
             # Computed time is evaluated once per execution, when it starts.
             try:
@@ -811,6 +827,10 @@ class Machine:
         s.error = StepError(event.reason, event.message)
         self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
+
+    def fail_run(self, error: StepError) -> None:
+        """The run fails with `error` before any step of it ran (its own lock's name)."""
+        self._unwind(Ending.FAILED, error)
 
     def _unwind(self, ending: Ending, error: StepError) -> None:
         s = self.state

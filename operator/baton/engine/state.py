@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from baton.api.locks import LockKind
 from baton.api.run import RunPhase, StepPhase
 from baton.engine.errors import StepError, error_json
 
@@ -187,6 +188,79 @@ class Successor:
 
 
 @dataclass
+class LockHold:
+    """A lock a step instance (or the run, under `(run)`) asked for: what it asked for, when,
+    and since when it holds it (None while it waits; `holders` are then the runs holding it,
+    as the shell last reported them). `entered` says the holder went past its wait (a step's
+    first execution started), so a grant is acted on once."""
+
+    kind: LockKind
+    name: str
+    requested_at: Millis
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+    granted_at: Millis | None = None
+    holders: list[str] = field(default_factory=list)
+    problem: str | None = None
+    entered: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The hold in `.status.locks`, with the `message` people read."""
+        out: dict[str, Any] = {
+            "kind": self.kind.value,
+            "name": self.name,
+            "requestedAt": rfc3339(self.requested_at),
+        }
+        if self.limit is not None:
+            out["limit"] = self.limit
+        if self.config_map is not None:
+            out["configMapKeyRef"] = {"name": self.config_map[0], "key": self.config_map[1]}
+        if self.granted_at is not None:
+            out["grantedAt"] = rfc3339(self.granted_at)
+        if self.holders:
+            out["heldBy"] = list(self.holders)
+        if self.problem is not None:
+            out["problem"] = self.problem
+        if self.entered:
+            out["entered"] = True
+        out["message"] = self.message
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> LockHold:
+        """Inverse of `to_json` (the message is derived, not read)."""
+        ref = data.get("configMapKeyRef")
+        granted = data.get("grantedAt")
+        return LockHold(
+            kind=LockKind(data["kind"]),
+            name=data["name"],
+            requested_at=parse_rfc3339(data["requestedAt"]),
+            limit=data.get("limit"),
+            config_map=(ref["name"], ref["key"]) if ref else None,
+            granted_at=parse_rfc3339(granted) if granted else None,
+            holders=list(data.get("heldBy") or []),
+            problem=data.get("problem"),
+            entered=bool(data.get("entered")),
+        )
+
+    @property
+    def message(self) -> str:
+        """`waiting for mutex X held by run Y`, `semaphore X: 2/2 held by a, b`, `holds mutex X`."""
+        if self.granted_at is not None:
+            return f"holds {self.kind} {self.name}"
+        if self.problem is not None:
+            return f"waiting for {self.kind} {self.name}: {self.problem}"
+        if not self.holders:
+            return f"waiting for {self.kind} {self.name}"
+        runs = ", ".join(self.holders)
+        if self.kind is LockKind.MUTEX:
+            return f"waiting for mutex {self.name} held by run {runs}"
+        if self.limit is None:  # read from a ConfigMap by the shell: not known here
+            return f"waiting for semaphore {self.name} held by {runs}"
+        return f"waiting for semaphore {self.name}: {len(self.holders)}/{self.limit} held by {runs}"
+
+
+@dataclass
 class State:
     """Everything the engine knows about one run."""
 
@@ -233,6 +307,8 @@ class State:
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    locks: dict[str, LockHold] = field(default_factory=dict)
+    """Mutexes and semaphore slots asked for, by holder key (a step path, or `(run)`)."""
 
     def copy(self) -> State:
         """A copy `decide` may change without touching this one. Every container and every
@@ -255,6 +331,10 @@ class State:
         new.conditions = list(self.conditions)
         if self.successor is not None:
             new.successor = _shallow(self.successor)
+        if self.locks:
+            new.locks = {key: _shallow(hold) for key, hold in self.locks.items()}
+        else:
+            new.locks = {}
         return new
 
 
@@ -434,6 +514,7 @@ def state_to_status(
     put("ending", state.ending.value if state.ending is not None else None)
     put("suspended", state.suspended, False)
     put("exitOutcome", str(state.exit_outcome) if state.exit_outcome is not None else None)
+    put("locks", {key: hold.to_json() for key, hold in state.locks.items()}, {})
     return status
 
 
@@ -487,6 +568,7 @@ def state_from_status(status: dict[str, Any]) -> State:
         queries=dict(status.get("queries") or {}),
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),
+        locks={key: LockHold.from_json(hold) for key, hold in (status.get("locks") or {}).items()},
     )
 
 

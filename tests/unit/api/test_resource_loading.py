@@ -90,6 +90,7 @@ def test_a_valid_multi_document_file_loads_every_kind() -> None:
 
 
 EXAMPLE_WORKFLOWS = {
+    "account-transfer": ["account-transfer"],
     "chunked-batch": ["rent-roll-import", "import-chunk"],
     "dev": ["property-purchase"],
     "interactive-priority": ["maintenance-request"],

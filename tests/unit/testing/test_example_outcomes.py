@@ -355,8 +355,20 @@ PINNED = {
     ("invoice-batch", "mocks-outage.yaml"),
     ("quote-race", "mocks.yaml"),
     ("quote-race", "mocks-fast.yaml"),
+    ("account-transfer", "mocks.yaml"),
 }
 """Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_account_transfer_takes_each_lock_before_its_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("account-transfer", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"debited": "d-1", "credited": "c-1"}
+    grants = [e["step"] for e in result["events"] if e["type"] == "LockAcquired"]
+    assert grants == ["debit", "credit", "export"]
+    assert result["virtualDuration"] == 63
 
 
 def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:
