@@ -46,7 +46,9 @@ from baton.engine.events import (
     SignalReceived,
     SuspendRequested,
     TimerFired,
+    UpdateAccepted,
 )
+from baton.engine import updates
 from baton.engine.kinds import KINDS, signal
 from baton.engine.kinds.base import Deadline, TimerPurpose
 from baton.engine.outcomes import is_fatal, is_settled, readiness
@@ -207,6 +209,8 @@ class Machine:
             self._result(event)
         elif isinstance(event, SignalReceived):
             self._signal(event)
+        elif isinstance(event, UpdateAccepted):
+            updates.accept(self, event)
         elif isinstance(event, CancelRequested):
             self._abort(Ending.CANCELLED, StepError("Cancelled", "the run was cancelled"))
         elif isinstance(event, SuspendRequested):

@@ -140,6 +140,49 @@ class SignalRecord:
     payload: JSON = None
 
 
+class UpdateOutcome(StrEnum):
+    """How an update request was answered (`status.updates.<id>.outcome`)."""
+
+    COMPLETED = "Completed"
+    """Accepted; its handler ran and `output` is the result."""
+    FAILED = "Failed"
+    """Accepted, but its handler failed (`error`): none of its assignments was made."""
+    REFUSED = "Refused"
+    """Refused (`reason`): by its validator, or because the run cannot take it. The shell
+    answers it; the engine's state never holds one."""
+
+
+@dataclass
+class UpdateResult:
+    """The answer to one accepted update request."""
+
+    name: str
+    outcome: UpdateOutcome
+    at: Millis
+    output: JSON = None
+    error: StepError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "outcome": str(self.outcome)}
+        if self.output is not None:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        out["at"] = rfc3339(self.at)
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> UpdateResult:
+        error = data.get("error")
+        return UpdateResult(
+            name=data["name"],
+            outcome=UpdateOutcome(data["outcome"]),
+            at=parse_rfc3339(data["at"]),
+            output=data.get("output"),
+            error=StepError.from_json(error) if error else None,
+        )
+
+
 @dataclass
 class State:
     """Everything the engine knows about one run."""
@@ -176,6 +219,9 @@ class State:
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    updates: dict[str, UpdateResult] = field(default_factory=dict)
+    """Answers to accepted update requests by id, oldest first (the latest
+    `baton.engine.updates.MAX_RESULTS`)."""
 
     def copy(self) -> State:
         """A copy `decide` may change without touching this one. Every container and every
@@ -196,6 +242,7 @@ class State:
         ]
         new.queries = dict(self.queries)
         new.conditions = list(self.conditions)
+        new.updates = dict(self.updates)
         return new
 
 
@@ -331,6 +378,7 @@ def state_to_status(
     put("queries", state.queries, {})
     put("signals", state.signals, {})
     put("signalsConsumed", state.signals_received, 0)
+    put("updates", {key: result.to_json() for key, result in state.updates.items()}, {})
     put(
         "compensations",
         [
@@ -413,6 +461,11 @@ def state_from_status(status: dict[str, Any]) -> State:
         queries=dict(status.get("queries") or {}),
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),
+        updates={
+            key: UpdateResult.from_json(result)
+            for key, result in (status.get("updates") or {}).items()
+            if result.get("outcome") != UpdateOutcome.REFUSED
+        },
     )
 
 
