@@ -28,7 +28,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, repeat
+from baton.engine import attempts, catch, cleanup, repeat, updates
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -48,7 +48,6 @@ from baton.engine.events import (
     TimerFired,
     UpdateAccepted,
 )
-from baton.engine import updates
 from baton.engine.kinds import KINDS, signal
 from baton.engine.kinds.base import Deadline, TimerPurpose
 from baton.engine.outcomes import is_fatal, is_settled, readiness

@@ -381,12 +381,13 @@ class RunLoop:
         quiet = True
         before = self.state
         arrived, self.arrived = self.arrived or time.monotonic(), None
-        for event in events:
-            if isinstance(event, UpdateRequested):
-                accepted = self.answers.answer(self.definition, self.state, event, now)
-                if accepted is None:
-                    continue  # answered already, or refused: the run is untouched
-                event = accepted
+        for arrived_event in events:
+            event: Event | None = arrived_event
+            if isinstance(arrived_event, UpdateRequested):
+                # Answered already, or refused (None): the run is untouched.
+                event = self.answers.answer(self.definition, self.state, arrived_event, now)
+            if event is None:
+                continue
             decision = decide(self.definition, self.state, event, now)
             if decision.state == self.state and not decision.commands:
                 continue  # a duplicate or stale event: nothing to record
