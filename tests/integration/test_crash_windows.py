@@ -26,6 +26,7 @@ while the operator was down. The windows:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -485,3 +486,44 @@ def test_suspend_and_resume_interrupted_by_crashes_hold_then_run_each_step_once(
     assert keys(recorder, "/third") == [f"{uid}/third/1"]
     assert all(call.at >= resumed for call in recorder.calls_to("/second"))
     check_replay(runs, spec, "pause-1")
+
+
+# -- updates ----------------------------------------------------------------------------------
+
+
+def test_an_update_accepted_just_before_a_crash_is_answered_and_applied_once(
+    runs: Runs, make_lives: LivesFactory
+) -> None:
+    spec = workflow(
+        "counter",
+        [{"name": "wait", "waitForSignal": {"name": "done"}}],
+        vars={"n": 0},
+        updates=[{"name": "bump", "set": {"n": "${{ vars.n + 1 }}"}, "output": "${{ vars.n }}"}],
+        output="${{ vars.n }}",
+    )
+    runs.apply([spec, run("counter-1", "counter")])
+    lives = make_lives()
+    lives.start()
+    runs.wait("counter-1", step="wait", step_phase="Waiting")
+    lives.kill()
+    request = {"id": "b1", "name": "bump"}
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "counter-1", "-n", runs.namespace, "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/updates/-", "value": request}]),
+    )  # fmt: skip
+    lives.die_at("after-history-append:1")  # accepted in the history, no answer in the status
+    status = runs.status("counter-1")
+    assert "b1" not in status.get("updates", {}), status
+    assert status["vars"] == {"n": 0}
+    lives.start()
+    answered = wait_until(
+        "the update's answer",
+        lambda: runs.status("counter-1").get("updates", {}).get("b1"),
+        timeout=90,
+    )
+    assert answered["outcome"] == "Completed"
+    assert answered["output"] == 1
+    assert runs.status("counter-1")["vars"] == {"n": 1}
+    check_replay(runs, spec, "counter-1")
+    send_signal(runs.cluster, runs.namespace, "counter-1", "done")
+    assert runs.wait("counter-1")["output"] == 1

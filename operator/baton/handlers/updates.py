@@ -72,6 +72,9 @@ class Answers:
         """The event that accepts `request`, or None when it is refused (answered here) or was
         answered before (a request taken again after a crash, or an id sent twice)."""
         if request.id in state.updates or request.id in self.refused:
+            # Taken again after a crash that lost the cursor's write: write it now, so a
+            # finished run is not given a loop again for it.
+            self.unwritten = True
             return None
         reason = refusal(definition, state, request, now)
         if reason is None:
