@@ -9,7 +9,8 @@ from typing import Any
 
 from clusterkit import Runs
 from operator_process import OperatorProcess
-from runkit import baton, history, run, send_signal, workflow
+from recorder import Recorder, Reply
+from runkit import baton, history, http, run, send_signal, workflow
 
 CART = workflow(
     "cart",
@@ -80,3 +81,34 @@ def test_an_update_sent_after_the_run_finished_is_refused(
     assert result.returncode == 1, result
     assert "update refused: the run has finished (Succeeded)" in result.stderr
     assert runs.status("cart-3")["vars"] == {"items": []}
+
+
+def test_an_update_with_an_http_step_answers_with_the_steps_output(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/hold", Reply(body={"id": "h-7"}))
+    spec = workflow(
+        "holds",
+        [{"name": "shop", "waitForSignal": {"name": "checkout"}}],
+        updates=[
+            {
+                "name": "reserve",
+                "steps": [
+                    {
+                        "name": "hold",
+                        "http": http(f"{recorder.url}/hold", body="${{ update.payload }}"),
+                    }
+                ],
+                "output": {"hold": "${{ steps.hold.output.id }}"},
+            }
+        ],
+    )
+    runs.apply([spec, run("holds-1", "holds")])
+    runs.wait("holds-1", step="shop", step_phase="Waiting")
+    result = _update(runs, "holds-1", "reserve", "--payload", '{"sku": "A-1"}', "--id", "r1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"hold": "h-7"}
+    assert [call.body for call in recorder.calls_to("/hold")] == [{"sku": "A-1"}]
+    events = [(e["type"], e.get("key")) for e in history(runs.cluster, runs.namespace, "holds-1")]
+    assert ("UpdateAccepted", None) in events
+    assert ("ActivityCompleted", "@r1.hold") in events

@@ -53,8 +53,9 @@ class Signal(Model):
 
 MAX_UPDATE_REQUESTS = 1000
 """Entries `spec.updates` may hold, as many as `spec.signals`."""
-UPDATE_ID_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$"
-"""An update's id: a key of `status.updates` and of `kubectl get -o jsonpath` paths."""
+UPDATE_ID_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})$"
+"""An update's id: a key of `status.updates` and of `kubectl get -o jsonpath` paths, and part
+of the paths of its handler's step instances (`@<id>.<step>`), hence no dots."""
 
 
 class UpdateRequest(Model):
@@ -302,13 +303,15 @@ class UpdateResultStatus(Model):
     """The answer to one update request (`status.updates.<id>`)."""
 
     name: str = Field(description="The update handler's name.")
-    outcome: Literal["Completed", "Failed", "Refused"] = Field(
-        description="Completed (accepted, `output` is the result), Failed (accepted, its "
-        "handler failed: `error`, nothing assigned) or Refused (`reason`; the run is untouched)."
+    outcome: Literal["Running", "Completed", "Failed", "Refused"] = Field(
+        description="Running (accepted, its handler's steps run), Completed (`output` is the "
+        "result), Failed (accepted, its handler failed: `error`) or Refused (`reason`; the run "
+        "is untouched)."
     )
     output: JSON = Field(None, description="The handler's result.")
     error: ErrorInfo | None = Field(None, description="Why an accepted update failed.")
     reason: str | None = Field(None, description="Why the update was refused.")
+    payload: JSON = Field(None, description="Internal: the request's payload, while it runs.")
     at: str | None = Field(None, description="RFC 3339 time it was answered.")
 
 

@@ -639,6 +639,8 @@ class SignalHandler(Model):
 
 MAX_UPDATE_HANDLERS = 50
 """Update handlers one Workflow may declare."""
+MAX_UPDATE_STEPS = 20
+"""Steps of one update handler, as many as a catch clause's."""
 
 
 class UpdateHandler(Model):
@@ -662,8 +664,21 @@ class UpdateHandler(Model):
     set: dict[str, JSON] | None = Field(
         None, description="vars to assign when the update is accepted: name to value."
     )
+    # Steps as the `steps` of a Workflow, kept opaque in the CRD (a third typed step list would
+    # take the CRDs past the size kubectl apply can hold) and validated by the operator, which
+    # compiles them into Steps (`baton.engine.definition`): a bad one makes the Workflow Invalid.
+    steps: list[dict[str, JSON]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_UPDATE_STEPS,
+        description="Steps (as the Workflow's) run once the update is accepted, after `set` and "
+        "beside the run's own; the answer waits for them and `output` may read "
+        f"`steps.<name>.output` (at most {MAX_UPDATE_STEPS}).",
+    )
     output: JSON = Field(
-        None, description="The update's result, evaluated after `set`; may interpolate `${{ }}`."
+        None,
+        description="The update's result, evaluated after `set` (and `steps`); may interpolate "
+        "`${{ }}`.",
     )
 
 

@@ -175,20 +175,32 @@ async def update(target: Target, run: str, request: Mapping[str, Any], timeout: 
             flush=True,
         )
         start = time.monotonic()
+        told_running = False
         while True:
             current = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
             if current is None:
                 raise CommandError(f'workflowrun "{run}" was deleted while waiting for its answer')
             answer = runactions.update_answer(current, update_id)
-            if answer is not None:
+            if answer is not None and answer.get("outcome") != "Running":
                 return _print_answer(answer)
+            if answer is not None and not told_running:
+                print(
+                    f"update {update_id} accepted; waiting for its steps to end",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                told_running = True
             elapsed = time.monotonic() - start
             if elapsed >= timeout:
                 raise CommandError(
                     f"timed out after {format_duration(timeout)} waiting for the answer to "
                     f'update {update_id} of workflowrun "{run}" (it is {phase_of(current)}; '
-                    "is the operator running?); the request stays in spec.updates and may "
-                    "still be answered"
+                    + (
+                        "the update's steps still run"
+                        if told_running
+                        else "is the operator running?"
+                    )
+                    + "); the request stays in spec.updates and may still be answered"
                 )
             await asyncio.sleep(max(min(POLL_SECONDS, timeout - elapsed), 0.0))
 

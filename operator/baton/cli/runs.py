@@ -253,8 +253,8 @@ def _update_handler(args: argparse.Namespace) -> int:
     update_id = args.id if args.id is not None else f"u-{secrets.token_hex(6)}"
     if not re.match(UPDATE_ID_PATTERN, update_id):
         raise CommandError(
-            f"--id {update_id!r}: 1 to 64 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
+            f"--id {update_id!r}: 1 to 64 letters, digits, '_' or '-', starting with a letter "
+            "or digit"
         )
     timeout = _duration(args.timeout, "--timeout")
     assert timeout is not None

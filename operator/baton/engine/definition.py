@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from baton.api.duration import (
     DurationError,
     TimestampError,
     parse_duration,
     parse_timestamp,
 )
+from baton.api.resources import first_problem
 from baton.api.workflow import (
     ANY_ERROR,
     DEFAULT_PARALLELISM,
@@ -358,6 +361,8 @@ class UpdateHandler:
     message: Template | None
     assignments: tuple[tuple[str, Template], ...]
     output: Template | None
+    steps: tuple[StepDef, ...] = ()
+    """Steps run once the update is accepted, in the update's own scope (`@<id>.<step>`)."""
 
 
 @dataclass(frozen=True)
@@ -419,6 +424,10 @@ class _Compiler:
         self.in_finally: set[str] = set()
         self.in_update = False
         """True while compiling an update handler, where `update` is in scope."""
+        self.update_steps = [
+            self._update_steps(i, handler.steps or [])
+            for i, handler in enumerate(spec.updates or [])
+        ]
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else BackoffModel()
         self.default_timeout = (
@@ -430,6 +439,9 @@ class _Compiler:
         # Names first: references in expressions are checked against the whole set.
         self._collect(spec.steps, depth=0)
         self._collect(spec.on_exit or [], depth=0, cleanup=True)
+        for update_steps in self.update_steps:
+            # One frame deeper than the run's steps: the update's own (`@<id>.`).
+            self._collect(update_steps, depth=1)
         steps = self._block(spec.steps)
         on_exit = self._block(spec.on_exit) if spec.on_exit else ()
         output = self._template(spec.output, None, "output") if spec.output is not None else None
@@ -479,6 +491,19 @@ class _Compiler:
             cleanup=frozenset(self.cleanup),
         )
 
+    @staticmethod
+    def _update_steps(index: int, raw: list[dict[str, Any]]) -> list[Step]:
+        """An update handler's steps, validated as the Workflow's steps are (the CRD keeps
+        them opaque)."""
+        steps = []
+        for j, value in enumerate(raw):
+            try:
+                steps.append(Step.model_validate(value))
+            except ValidationError as exc:
+                problem = first_problem(exc, Step)
+                raise DefinitionError(f"updates[{index}].steps[{j}].{problem}") from None
+        return steps
+
     def _updates(self) -> dict[str, UpdateHandler]:
         handlers: dict[str, UpdateHandler] = {}
         for i, handler in enumerate(self.spec.updates or []):
@@ -505,6 +530,7 @@ class _Compiler:
                     output=self._template(handler.output, None, f"{where}.output")
                     if handler.output is not None
                     else None,
+                    steps=self._block(self.update_steps[i]) if self.update_steps[i] else (),
                 )
             finally:
                 self.in_update = False

@@ -387,10 +387,13 @@ class Machine:
         if s.compensations:
             self._drive_compensations()
             return
+        updates.drive(self)
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
         )
         if result is BlockResult.SUCCEEDED:
+            if updates.running(s):
+                return  # the run ends once the steps of the updates it accepted did
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
             ending = s.ending or Ending.FAILED
@@ -790,6 +793,7 @@ class Machine:
                 self.cancel(comp.run)
         s.ending = Ending.FAILED
         s.error = StepError(event.reason, event.message)
+        updates.abandon(self, s.error)
         self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
 
@@ -797,6 +801,7 @@ class Machine:
         s = self.state
         s.ending = ending
         s.error = error
+        updates.abandon(self, error)
         on_cancel = s.on_cancel or self.d.on_cancel.value
         compensate = ending is not Ending.CANCELLED or on_cancel == OnCancel.COMPENSATE.value
         if compensate and s.completed:
@@ -977,6 +982,9 @@ class Machine:
         """The scope of the step instance at `path`."""
         scope = ROOT
         for segment in path.split(".")[:-1]:
+            if segment.startswith(updates.MARK):
+                scope = updates.scope(segment[len(updates.MARK) :])
+                continue
             name, _, rest = segment.partition("[")
             index = int(rest.rstrip("]"))
             holder = self.state.steps[scope.prefix + name]
@@ -1017,6 +1025,8 @@ class Machine:
         if scope.index is not None:
             context["item"] = scope.item
             context["index"] = scope.index
+        if (update := updates.in_scope(self, scope)) is not None:
+            context["update"] = update
         error = catch.error_in_scope(self, scope, step)
         if error is not None:
             context["error"] = error

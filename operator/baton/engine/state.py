@@ -143,6 +143,8 @@ class SignalRecord:
 class UpdateOutcome(StrEnum):
     """How an update request was answered (`status.updates.<id>.outcome`)."""
 
+    RUNNING = "Running"
+    """Accepted; its handler's steps run, and the answer waits for them."""
     COMPLETED = "Completed"
     """Accepted; its handler ran and `output` is the result."""
     FAILED = "Failed"
@@ -161,6 +163,8 @@ class UpdateResult:
     at: Millis
     output: JSON = None
     error: StepError | None = None
+    payload: JSON = None
+    """The request's payload (`update.payload` in its steps), kept only while it runs."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "outcome": str(self.outcome)}
@@ -168,6 +172,8 @@ class UpdateResult:
             out["output"] = self.output
         if self.error is not None:
             out["error"] = self.error.to_json()
+        if self.payload is not None:
+            out["payload"] = self.payload
         out["at"] = rfc3339(self.at)
         return out
 
@@ -180,6 +186,7 @@ class UpdateResult:
             at=parse_rfc3339(data["at"]),
             output=data.get("output"),
             error=StepError.from_json(error) if error else None,
+            payload=data.get("payload"),
         )
 
 

@@ -14,10 +14,12 @@ Workflow's `updates[]` entry of that name) decides in two stages:
    history is the commit point: a crash before it was written loses nothing (the request is
    validated again), a crash after it is replayed from the history, never applied twice.
 
-Handlers have no steps of their own: an update's work is its assignments, which the main body
-reads (a `waitForSignal`-free wait on `vars` is a `repeat.until`, a step's `when`), and an
-activity a caller needs answered belongs in a step the update unblocks. This keeps an update's
-answer part of the decision that accepts it, and the run's step graph the definition's alone.
+A handler may have `steps`. They run in the update's own scope — instances at `@<id>.<step>`,
+driven by the machine's settle loop beside the run's steps (`drive`), with the run's retries,
+timeouts, parallelism and suspension — and the answer waits for them: `Running` until they
+end, then `output` is rendered over their outputs (`Completed`), or the first failure is the
+answer (`Failed`). The run does not succeed while an update's steps run; a run that fails, is
+cancelled or times out cancels them and answers `Failed` (`abandon`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from baton.engine.definition import Definition, UpdateHandler
 from baton.engine.errors import StepError
 from baton.engine.events import UpdateAccepted, UpdateRequested
 from baton.engine.limits import value_problem
-from baton.engine.scope import ROOT
+from baton.engine.scope import ROOT, BlockResult, Scope
 from baton.engine.state import State, UpdateOutcome, UpdateResult, to_millis
 from baton.engine.values import describe, render
 from baton.expr import EvaluationError
@@ -44,6 +46,11 @@ seconds after sending it, long before 32 later ones push it out."""
 MAX_OUTPUT_BYTES = 4 * 1024
 """An update's result, as JSON: 64 answers of at most 4 KiB stay a quarter of the status budget
 (512 KiB). A larger result belongs in `vars` or a step's output, which a query can read."""
+MAX_RUNNING = 10
+"""Updates whose steps run at once; more are refused until one is answered. Each keeps its
+payload in the status while it runs."""
+MARK = "@"
+"""First character of an update's scope segment (`@<id>.`): no step name starts with it."""
 MAX_PAYLOAD_BYTES = 64 * 1024
 """An update's payload, as JSON. It is in the run's spec (an etcd object of at most 1.5 MiB
 holding up to 1,000 of them) and in the history; bulk data belongs in a ConfigMap or a URL."""
@@ -66,6 +73,11 @@ def refusal(
     problem = _payload_problem(request.payload)
     if problem is not None:
         return problem
+    if handler.steps and len(running(state)) >= MAX_RUNNING:
+        return (
+            f"{MAX_RUNNING} updates are running their steps already; send it again once one "
+            "was answered"
+        )
     if handler.validate is None:
         return None
     machine = Machine(definition, state, to_millis(now))
@@ -97,13 +109,77 @@ def accept(machine: Machine, event: UpdateAccepted) -> None:
         _answer(machine, event, error=StepError("ExpressionError", f"set: {exc}"))
         return
     s.vars.update(values)
+    if handler.steps:
+        # Answered once its steps end (`drive`, from the settle loop of this very decision).
+        s.updates[event.id] = UpdateResult(
+            event.name, UpdateOutcome.RUNNING, machine.now, payload=event.payload
+        )
+        return
+    context["vars"] = s.vars
+    _finish(machine, event.id, handler, context)
+
+
+def running(state: State) -> list[str]:
+    """Ids of the updates whose steps run."""
+    return [key for key, r in state.updates.items() if r.outcome is UpdateOutcome.RUNNING]
+
+
+def scope(update_id: str) -> Scope:
+    """The scope of an update's steps: their instances are at `@<id>.<step>`."""
+    return Scope((ROOT.prefix, f"{MARK}{update_id}."))
+
+
+def in_scope(machine: Machine, at: Scope) -> dict[str, Any] | None:
+    """`update` in the context of a step of an update's handler, else None."""
+    if len(at.prefixes) < 2 or not at.prefixes[1].startswith(MARK):
+        return None
+    update_id = at.prefixes[1][len(MARK) : -1]
+    result = machine.state.updates.get(update_id)
+    if result is None:
+        return None
+    return {"id": update_id, "name": result.name, "payload": result.payload}
+
+
+def drive(machine: Machine) -> None:
+    """Drive the steps of every running update one pass; answer those whose steps ended."""
+    s = machine.state
+    for update_id in running(s):
+        result = s.updates[update_id]
+        handler = machine.d.update_handlers[result.name]
+        at = scope(update_id)
+        outcome, error = machine.drive_block(handler.steps, at, halting=s.ending is not None)
+        if outcome is BlockResult.SUCCEEDED:
+            _finish(machine, update_id, handler, machine.context(at))
+        elif outcome in (BlockResult.FAILED, BlockResult.HALTED):
+            failure = error or StepError("Cancelled", "the update's steps were cancelled")
+            _set(machine, update_id, result.name, error=failure)
+
+
+def abandon(machine: Machine, error: StepError) -> None:
+    """The run stops going forward (it fails, is cancelled, times out, is aborted): cancel the
+    steps of every running update and answer it `Failed`."""
+    s = machine.state
+    for update_id in running(s):
+        result = s.updates[update_id]
+        handler = machine.d.update_handlers[result.name]
+        machine.cancel_block(handler.steps, scope(update_id))
+        failure = StepError(
+            error.type, f"the run ended before the update's steps did: {error.message}"
+        )
+        _set(machine, update_id, result.name, error=failure)
+
+
+def _finish(
+    machine: Machine, update_id: str, handler: UpdateHandler, context: dict[str, Any]
+) -> None:
+    """Answer the update with its rendered `output`, or the render's failure."""
     output = None
     if handler.output is not None:
-        context["vars"] = s.vars
         try:
             output = render(handler.output, context)
         except EvaluationError as exc:
-            _answer(machine, event, error=StepError("ExpressionError", f"output: {exc}"))
+            error = StepError("ExpressionError", f"output: {exc}")
+            _set(machine, update_id, handler.name, error=error)
             return
         size = len(json.dumps(output, separators=(",", ":")))
         if size > MAX_OUTPUT_BYTES:
@@ -111,19 +187,38 @@ def accept(machine: Machine, event: UpdateAccepted) -> None:
                 f"output: {size} bytes of JSON, over the {MAX_OUTPUT_BYTES} an update answers "
                 "with; return less, keep the rest in vars"
             )
-            _answer(machine, event, error=StepError("OutputTooLarge", message))
+            _set(machine, update_id, handler.name, error=StepError("OutputTooLarge", message))
             return
-    _answer(machine, event, output=output)
+    _set(machine, update_id, handler.name, output=output)
 
 
-def _answer(
-    machine: Machine, event: UpdateAccepted, *, output: Any = None, error: StepError | None = None
+def _answer(machine: Machine, event: UpdateAccepted, *, error: StepError) -> None:
+    _set(machine, event.id, event.name, error=error)
+
+
+def _set(
+    machine: Machine,
+    update_id: str,
+    name: str,
+    *,
+    output: Any = None,
+    error: StepError | None = None,
 ) -> None:
+    """Record the answer of update `update_id`; the oldest answers beyond MAX_RESULTS go (never
+    a running update's)."""
     updates = machine.state.updates
     outcome = UpdateOutcome.COMPLETED if error is None else UpdateOutcome.FAILED
-    updates[event.id] = UpdateResult(event.name, outcome, machine.now, output=output, error=error)
-    while len(updates) > MAX_RESULTS:
-        del updates[next(iter(updates))]
+    updates.pop(update_id, None)  # an answer moves to the end: the latest are kept
+    updates[update_id] = UpdateResult(name, outcome, machine.now, output=output, error=error)
+    # Its steps' instances go with its answer (the history keeps what they did), so a run
+    # answering updates for months does not pile them up in its status.
+    prefix = scope(update_id).prefix
+    steps = machine.state.steps
+    for path in [p for p in steps if p.startswith(prefix)]:
+        del steps[path]
+    answered = [k for k, r in updates.items() if r.outcome is not UpdateOutcome.RUNNING]
+    for key in answered[: max(0, len(answered) - MAX_RESULTS)]:
+        del updates[key]
 
 
 def _context(machine: Machine, id: str, name: str, payload: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from baton.api.run import RunPhase
 from baton.engine import DefinitionError
 from baton.engine.events import CancelRequested, UpdateAccepted, UpdateRequested
 from baton.engine.state import UpdateOutcome, state_from_status, state_to_status
-from baton.engine.updates import MAX_PAYLOAD_BYTES, MAX_RESULTS, refusal
+from baton.engine.updates import MAX_PAYLOAD_BYTES, MAX_RESULTS, MAX_RUNNING, refusal
 
 CART = """
 vars: {items: [], limit: 2}
@@ -223,5 +223,98 @@ def test_a_broken_validator_is_refused_at_apply_time_naming_the_field() -> None:
             """
             steps: [{name: a, waitForSignal: {name: go}}]
             updates: [{name: u, validate: "inputs.x > 1"}]
+            """
+        )
+
+
+RESERVE = """
+vars: {reserved: []}
+steps:
+  - {name: shop, waitForSignal: {name: checkout}}
+updates:
+  - name: reserve
+    set: {reserved: "${{ vars.reserved + [update.payload.sku] }}"}
+    steps:
+      - name: hold
+        http: {url: "http://stock/hold/${{ update.payload.sku }}"}
+        retry: {maxAttempts: 2, initialInterval: 1s}
+      - {name: note, set: {held: "${{ steps.hold.output.ref }}"}}
+    output: {ref: "${{ steps.hold.output.ref }}", sku: "${{ update.payload.sku }}"}
+"""
+
+
+def test_an_update_with_steps_runs_them_and_answers_once_they_succeed() -> None:
+    run = Run(RESERVE)
+    run.deliver(UpdateAccepted("r1", "reserve", {"sku": "A-1"}))
+    assert run.sim.state.updates["r1"].outcome is UpdateOutcome.RUNNING
+    assert run.sim.state.vars["reserved"] == ["A-1"]
+    assert run.start_of("@r1.hold").spec["url"] == "http://stock/hold/A-1"
+    run.complete("@r1.hold", {"ref": "h-7"})
+    answer = run.sim.state.updates["r1"]
+    assert answer.outcome is UpdateOutcome.COMPLETED
+    assert answer.output == {"ref": "h-7", "sku": "A-1"}
+    assert not [p for p in run.sim.state.steps if p.startswith("@r1.")]
+
+
+def test_an_update_whose_step_fails_for_good_answers_failed_and_the_run_goes_on() -> None:
+    run = Run(RESERVE)
+    run.deliver(UpdateAccepted("r1", "reserve", {"sku": "A-1"}))
+    run.fail("@r1.hold", "OutOfStock")
+    run.fire()
+    run.fail("@r1.hold", "OutOfStock")
+    answer = run.sim.state.updates["r1"]
+    assert answer.outcome is UpdateOutcome.FAILED
+    assert answer.error is not None
+    assert answer.error.type == "OutOfStock"
+    assert run.phase is RunPhase.RUNNING
+
+
+def test_the_run_waits_for_the_steps_of_its_updates_before_it_succeeds() -> None:
+    run = Run(RESERVE)
+    run.deliver(UpdateAccepted("r1", "reserve", {"sku": "A-1"}))
+    run.signal(0, "checkout")
+    assert run.phase is RunPhase.RUNNING
+    run.complete("@r1.hold", {"ref": "h-7"})
+    assert run.phase is RunPhase.SUCCEEDED
+
+
+def test_cancelling_the_run_cancels_the_steps_of_its_updates_and_answers_them_failed() -> None:
+    run = Run(RESERVE)
+    run.deliver(UpdateAccepted("r1", "reserve", {"sku": "A-1"}))
+    run.deliver(CancelRequested())
+    assert run.phase is RunPhase.CANCELLED
+    assert [c.key for c in run.commands if hasattr(c, "idempotency_key")] == ["@r1.hold"]
+    answer = run.sim.state.updates["r1"]
+    assert answer.outcome is UpdateOutcome.FAILED
+
+
+def test_a_running_update_round_trips_through_the_status() -> None:
+    run = Run(RESERVE)
+    run.deliver(UpdateAccepted("r1", "reserve", {"sku": "A-1"}))
+    status = state_to_status(run.sim.state)
+    assert status["updates"]["r1"] == {
+        "name": "reserve",
+        "outcome": "Running",
+        "payload": {"sku": "A-1"},
+        "at": status["updates"]["r1"]["at"],
+    }
+    assert state_from_status(status) == run.sim.state
+
+
+def test_updates_running_their_steps_are_bounded() -> None:
+    run = Run(RESERVE)
+    for i in range(MAX_RUNNING):
+        run.deliver(UpdateAccepted(f"r{i}", "reserve", {"sku": f"S-{i}"}))
+    reason = _send(run, "r-more", "reserve", {"sku": "X"})
+    assert reason is not None
+    assert reason.startswith(f"{MAX_RUNNING} updates are running their steps already")
+
+
+def test_a_handler_step_that_does_not_validate_is_refused_naming_it() -> None:
+    with pytest.raises(DefinitionError, match=r"updates\[0\]\.steps\[0\]\.htpp"):
+        definition(
+            """
+            steps: [{name: a, waitForSignal: {name: go}}]
+            updates: [{name: u, steps: [{name: s, htpp: {url: "http://x"}}]}]
             """
         )

@@ -92,3 +92,32 @@ def test_a_run_files_updates_are_sent_and_their_answers_printed(tmp_path: Path) 
     result = run_workflow(found.workflows, mocks=mocks, workflow=found.workflow)
     assert result.output == ["a"]
     assert "update one (addItem): 1" in render_timeline(result, "cart")
+
+
+def test_an_updates_steps_take_their_mocks_and_its_answer_waits_for_them() -> None:
+    text = """
+apiVersion: baton.dev/v1alpha1
+kind: Workflow
+metadata: {name: holds}
+spec:
+  steps:
+    - {name: shop, waitForSignal: {name: checkout, timeout: 1d}}
+  updates:
+    - name: reserve
+      steps:
+        - {name: hold, http: {url: "http://stock/holds"}}
+      output: "${{ steps.hold.output.id }}"
+"""
+    documents = [d for d in load_yaml_documents(text) if isinstance(d, Workflow)]
+    result = run_workflow(
+        documents,
+        mocks={
+            "steps": {"hold": [{"output": {"id": "h-7"}, "duration": "2h"}]},
+            "updates": [{"name": "reserve", "at": "30m"}],
+            "signals": [{"name": "checkout", "at": "1h"}],
+        },
+    )
+    assert result.phase == "Succeeded"
+    assert result.updates["u0"]["output"] == "h-7"
+    # The checkout came at 1h; the run ended when the hold did, at 30m + 2h.
+    assert result.virtual_duration == 1800 + 7200
