@@ -527,3 +527,44 @@ def test_an_update_accepted_just_before_a_crash_is_answered_and_applied_once(
     check_replay(runs, spec, "counter-1")
     send_signal(runs.cluster, runs.namespace, "counter-1", "done")
     assert runs.wait("counter-1")["output"] == 1
+
+
+def test_an_update_whose_step_ended_just_before_a_crash_is_answered_once(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    recorder.script("/hold", Reply(body={"id": "h-1"}))
+    spec = workflow(
+        "holder",
+        [{"name": "wait", "waitForSignal": {"name": "done"}}],
+        updates=[
+            {
+                "name": "hold",
+                "steps": [{"name": "hold", "http": http(f"{recorder.url}/hold")}],
+                "output": "${{ steps.hold.output.id }}",
+            }
+        ],
+    )
+    runs.apply([spec, run("holder-1", "holder")])
+    lives = make_lives()
+    lives.start()
+    runs.wait("holder-1", step="wait", step_phase="Waiting")
+    lives.kill()
+    request = {"id": "h1", "name": "hold"}
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "holder-1", "-n", runs.namespace, "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/updates/-", "value": request}]),
+    )  # fmt: skip
+    # The acceptance's batch, then the step's result's: in the history, not in the status.
+    lives.die_at("after-history-append:2")
+    assert runs.status("holder-1")["updates"]["h1"]["outcome"] == "Running"
+    lives.start()
+    answered = wait_until(
+        "the update's answer",
+        lambda: runs.status("holder-1")["updates"]["h1"]["outcome"] == "Completed",
+        timeout=90,
+    )
+    assert answered
+    assert runs.status("holder-1")["updates"]["h1"]["output"] == "h-1"
+    uid = uid_of(runs, "holder-1")
+    assert keys(recorder, "/hold") == [f"{uid}/@h1.hold/1"]
+    check_replay(runs, spec, "holder-1")
