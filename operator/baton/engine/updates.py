@@ -51,9 +51,10 @@ MAX_RUNNING = 10
 payload in the status while it runs."""
 MARK = "@"
 """First character of an update's scope segment (`@<id>.`): no step name starts with it."""
-MAX_PAYLOAD_BYTES = 64 * 1024
-"""An update's payload, as JSON. It is in the run's spec (an etcd object of at most 1.5 MiB
-holding up to 1,000 of them) and in the history; bulk data belongs in a ConfigMap or a URL."""
+MAX_PAYLOAD_BYTES = 16 * 1024
+"""An update's payload, as JSON. It is in the run's spec and history, and in its status while
+its steps run: MAX_RUNNING of them stay under a third of the status budget (512 KiB). Bulk
+data belongs in a ConfigMap or a URL the payload names."""
 
 
 def refusal(
