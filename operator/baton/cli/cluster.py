@@ -28,7 +28,7 @@ import aiohttp
 
 from baton.api.duration import format_duration
 from baton.cli import CommandError, runactions
-from baton.cli.completion import Kind, signal_names
+from baton.cli.completion import Kind, signal_names, update_names
 from baton.cli.describe import build_tree, describe_data, describe_lines
 from baton.cli.kubeconfig import Target
 from baton.cli.output import DATA_FORMATS, Output, colour_enabled, dump, phase_painter
@@ -435,4 +435,6 @@ async def names(target: Target, kind: Kind, run: str | None) -> list[str]:
         if definition is None and ref:
             workflow = await kube.get(path_of("workflows", namespace, str(ref)))
             definition = (workflow or {}).get("spec")
+        if kind is Kind.UPDATES:
+            return update_names(definition or {})
         return signal_names(definition or {})
