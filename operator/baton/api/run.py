@@ -382,7 +382,8 @@ class WorkflowRunStatus(Model):
     )
     updates: dict[str, UpdateResultStatus] = Field(
         default_factory=dict,
-        description="Answers to spec.updates by id: the latest 100 accepted and 100 refused.",
+        description="Answers to spec.updates by id: those running their steps, and the latest "
+        "32 answered and 32 refused.",
     )
     updates_seen: int = Field(
         0,
