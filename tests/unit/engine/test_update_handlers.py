@@ -318,3 +318,27 @@ def test_a_handler_step_that_does_not_validate_is_refused_naming_it() -> None:
             updates: [{name: u, steps: [{name: s, htpp: {url: "http://x"}}]}]
             """
         )
+
+
+def test_a_failing_run_compensates_the_completed_steps_of_its_updates() -> None:
+    run = Run(
+        """
+        steps:
+          - {name: shop, waitForSignal: {name: checkout}}
+          - {name: pay, http: {url: "http://pay"}, retry: {maxAttempts: 1}}
+        updates:
+          - name: reserve
+            steps:
+              - name: hold
+                http: {url: "http://stock/hold"}
+                compensate: {http: {url: "http://stock/release/${{ steps.hold.output.id }}"}}
+        """
+    )
+    run.deliver(UpdateAccepted("r1", "reserve", {"sku": "A-1"}))
+    run.complete("@r1.hold", {"id": "h-7"})
+    run.signal(0, "checkout")
+    run.fail("pay", "CardDeclined")
+    assert run.phase is RunPhase.COMPENSATING
+    assert run.start_of("@r1.hold/compensate").spec["url"] == "http://stock/release/h-7"
+    run.complete("@r1.hold/compensate")
+    assert run.phase is RunPhase.COMPENSATED
