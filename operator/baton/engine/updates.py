@@ -67,7 +67,8 @@ def refusal(
     if state.phase.finished:
         return f"the run has finished ({state.phase.value}); it takes no more updates"
     if state.ending is not None or state.compensations or state.exit_outcome is not None:
-        return "the run is ending (failed, cancelled or timed out); it takes no more updates"
+        why = f" ({state.ending.value})" if state.ending is not None else ""
+        return f"the run is ending{why}; it takes no more updates"
     if handler is None:
         known = ", ".join(sorted(definition.update_handlers)) or "none"
         return f"no update handler is named {request.name!r} (the workflow has: {known})"

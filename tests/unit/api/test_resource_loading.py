@@ -109,6 +109,7 @@ EXAMPLE_WORKFLOWS = {
     "invoice-batch": ["invoice-batch"],
     "quote-race": ["quote-race"],
     "shopping-cart": ["shopping-cart"],
+    "tenancy-ledger": ["tenancy-ledger"],
 }
 """The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
 docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others
