@@ -128,6 +128,35 @@ class SignalReceived(Event):
 
 
 @dataclass(frozen=True)
+class UpdateAccepted(Event):
+    """The update request `id` (an entry of `spec.updates`) passed its handler's validator:
+    the handler runs (assigns its `vars`) and its answer is recorded, all in this event's
+    decision, so the event is the commit point of both. Refused requests are never in the
+    history: they change nothing (`UpdateRequested`)."""
+
+    type: ClassVar[str] = "UpdateAccepted"
+    id: str
+    name: str
+    payload: JSON = None
+
+
+@dataclass(frozen=True)
+class UpdateRequested(Event):
+    """An entry of `spec.updates` the shell has not answered yet. Never decided nor recorded:
+    the shell validates it (`baton.engine.updates.refusal`) and folds `UpdateAccepted`, or
+    answers with the refusal and leaves the run as it is."""
+
+    type: ClassVar[str] = "UpdateRequested"
+    id: str
+    name: str
+    payload: JSON = None
+
+    def accepted(self) -> UpdateAccepted:
+        """The event that records this request's acceptance."""
+        return UpdateAccepted(self.id, self.name, self.payload)
+
+
+@dataclass(frozen=True)
 class ChildFinished(Event):
     """A child run started for `key` at `attempt` ended in `phase`. `name` is the child's (its
     rule changed once, so the name is reported, not derived); None in histories recorded before
@@ -233,6 +262,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActivityHeartbeat,
         TimerFired,
         SignalReceived,
+        UpdateAccepted,
         ChildFinished,
         CancelRequested,
         SuspendRequested,
@@ -290,6 +320,8 @@ def event_detail(event: Event) -> str:
         return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
     if isinstance(event, SignalReceived):
         return event.name
+    if isinstance(event, UpdateAccepted):
+        return f"{event.name} {event.id}"
     if isinstance(event, ChildFinished):
         return event.phase
     if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):

@@ -28,7 +28,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, locks, repeat
+from baton.engine import attempts, catch, cleanup, locks, repeat, updates
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -49,6 +49,7 @@ from baton.engine.events import (
     SuccessorCreated,
     SuspendRequested,
     TimerFired,
+    UpdateAccepted,
 )
 from baton.engine.kinds import KINDS, signal
 from baton.engine.kinds.base import Deadline, TimerPurpose
@@ -214,6 +215,8 @@ class Machine:
             self._result(event)
         elif isinstance(event, SignalReceived):
             self._signal(event)
+        elif isinstance(event, UpdateAccepted):
+            updates.accept(self, event)
         elif isinstance(event, CancelRequested):
             self._abort(Ending.CANCELLED, StepError("Cancelled", "the run was cancelled"))
         elif isinstance(event, SuspendRequested):
@@ -410,6 +413,7 @@ class Machine:
             return  # the run waits for its own lock
         if s.phase.finished:
             return
+        updates.drive(self)
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
         )
@@ -420,6 +424,8 @@ class Machine:
                 self._close(RunPhase.CONTINUED_AS_NEW)
             return
         if result is BlockResult.SUCCEEDED:
+            if updates.running(s):
+                return  # the run ends once the steps of the updates it accepted did
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
             ending = s.ending or Ending.FAILED
@@ -825,6 +831,7 @@ class Machine:
                 self.cancel(comp.run)
         s.ending = Ending.FAILED
         s.error = StepError(event.reason, event.message)
+        updates.abandon(self, s.error)
         self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
 
@@ -836,6 +843,7 @@ class Machine:
         s = self.state
         s.ending = ending
         s.error = error
+        updates.abandon(self, error)
         on_cancel = s.on_cancel or self.d.on_cancel.value
         compensate = ending is not Ending.CANCELLED or on_cancel == OnCancel.COMPENSATE.value
         if compensate and s.completed:
@@ -1045,6 +1053,9 @@ class Machine:
         """The scope of the step instance at `path`."""
         scope = ROOT
         for segment in path.split(".")[:-1]:
+            if segment.startswith(updates.MARK):
+                scope = updates.scope(segment[len(updates.MARK) :])
+                continue
             name, _, rest = segment.partition("[")
             index = int(rest.rstrip("]"))
             holder = self.state.steps[scope.prefix + name]
@@ -1088,6 +1099,8 @@ class Machine:
         if scope.index is not None:
             context["item"] = scope.item
             context["index"] = scope.index
+        if (update := updates.in_scope(self, scope)) is not None:
+            context["update"] = update
         error = catch.error_in_scope(self, scope, step)
         if error is not None:
             context["error"] = error

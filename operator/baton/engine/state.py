@@ -143,6 +143,56 @@ class SignalRecord:
     payload: JSON = None
 
 
+class UpdateOutcome(StrEnum):
+    """How an update request was answered (`status.updates.<id>.outcome`)."""
+
+    RUNNING = "Running"
+    """Accepted; its handler's steps run, and the answer waits for them."""
+    COMPLETED = "Completed"
+    """Accepted; its handler ran and `output` is the result."""
+    FAILED = "Failed"
+    """Accepted, but its handler failed (`error`): none of its assignments was made."""
+    REFUSED = "Refused"
+    """Refused (`reason`): by its validator, or because the run cannot take it. The shell
+    answers it; the engine's state never holds one."""
+
+
+@dataclass
+class UpdateResult:
+    """The answer to one accepted update request."""
+
+    name: str
+    outcome: UpdateOutcome
+    at: Millis
+    output: JSON = None
+    error: StepError | None = None
+    payload: JSON = None
+    """The request's payload (`update.payload` in its steps), kept only while it runs."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "outcome": str(self.outcome)}
+        if self.output is not None:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        if self.payload is not None:
+            out["payload"] = self.payload
+        out["at"] = rfc3339(self.at)
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> UpdateResult:
+        error = data.get("error")
+        return UpdateResult(
+            name=data["name"],
+            outcome=UpdateOutcome(data["outcome"]),
+            at=parse_rfc3339(data["at"]),
+            output=data.get("output"),
+            error=StepError.from_json(error) if error else None,
+            payload=data.get("payload"),
+        )
+
+
 @dataclass
 class Successor:
     """The run a `continueAsNew` step (or `repeat.continueAsNewEvery`) asked for: its
@@ -309,6 +359,9 @@ class State:
     conditions: list[dict[str, Any]] = field(default_factory=list)
     locks: dict[str, LockHold] = field(default_factory=dict)
     """Mutexes and semaphore slots asked for, by holder key (a step path, or `(run)`)."""
+    updates: dict[str, UpdateResult] = field(default_factory=dict)
+    """Answers to accepted update requests by id, oldest first (the latest
+    `baton.engine.updates.MAX_RESULTS`)."""
 
     def copy(self) -> State:
         """A copy `decide` may change without touching this one. Every container and every
@@ -329,6 +382,7 @@ class State:
         ]
         new.queries = dict(self.queries)
         new.conditions = list(self.conditions)
+        new.updates = dict(self.updates)
         if self.successor is not None:
             new.successor = _shallow(self.successor)
         if self.locks:
@@ -470,6 +524,7 @@ def state_to_status(
     put("queries", state.queries, {})
     put("signals", state.signals, {})
     put("signalsConsumed", state.signals_received, 0)
+    put("updates", {key: result.to_json() for key, result in state.updates.items()}, {})
     put(
         "compensations",
         [
@@ -569,6 +624,11 @@ def state_from_status(status: dict[str, Any]) -> State:
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),
         locks={key: LockHold.from_json(hold) for key, hold in (status.get("locks") or {}).items()},
+        updates={
+            key: UpdateResult.from_json(result)
+            for key, result in (status.get("updates") or {}).items()
+            if result.get("outcome") != UpdateOutcome.REFUSED
+        },
     )
 
 

@@ -107,6 +107,7 @@ from baton.engine.events import (
     SignalReceived,
     SuspendRequested,
     TimerFired,
+    UpdateRequested,
 )
 from baton.engine.limits import input_problem
 from baton.engine.locks import holder_id
@@ -117,6 +118,7 @@ from baton.executors.child import ChildExecutor, child_result, finished, owner_r
 from baton.executors.locks import LockExecutor
 from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
+from baton.handlers import updates
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
@@ -134,8 +136,11 @@ from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
 
-SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
-"""Status fields the shell owns; the rest is the engine's state."""
+SHELL_STATUS_KEYS = frozenset(
+    {"history", "definition", "observedGeneration", "expiresAt", "updatesSeen"}
+)
+"""Status fields the shell owns; the rest is the engine's state (but for the refused entries
+of `updates`, which the shell answers: `baton.handlers.updates`)."""
 SHELL_CONDITIONS = frozenset(
     {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
 )
@@ -146,6 +151,10 @@ def split_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[s
     """A run's status as the engine's part (what `state_from_status` reads, and what replaying
     the history gives) and the conditions the shell owns."""
     engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+    if accepted := updates.accepted_answers(status):
+        engine_status["updates"] = accepted
+    else:
+        engine_status.pop("updates", None)
     conditions = list(status.get("conditions") or [])
     shell = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
     engine_status.pop("conditions", None)
@@ -243,6 +252,8 @@ class RunLoop:
         self.state: State = initial_state()
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
+        self.answers = updates.Answers()
+        """The update requests of spec.updates answered (the cursor) and the refusals."""
         self.committed: State = self.state
         """The state as last written: what a restart would resume from."""
         self.conditions: list[dict[str, Any]] = []
@@ -284,7 +295,11 @@ class RunLoop:
         if self.ended_aborted:
             return True
         redrive = int((body.get("spec") or {}).get("redrive") or 0)
-        return self.state.phase.finished and redrive <= self.state.redrive
+        return (
+            self.state.phase.finished
+            and redrive <= self.state.redrive
+            and not self.answers.unanswered(body)
+        )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -379,6 +394,7 @@ class RunLoop:
             signal = signals[index]
             events.append(SignalReceived(index, signal["name"], signal.get("payload")))
         self.signals_sent = max(self.signals_sent, len(signals))
+        events.extend(self.answers.requests(spec))
         if spec.get("cancel") and self.state.ending is not Ending.CANCELLED:
             events.append(CancelRequested())
         if bool(spec.get("suspend")) != self.state.suspended:
@@ -395,7 +411,13 @@ class RunLoop:
         quiet = True
         before = self.state
         arrived, self.arrived = self.arrived or time.monotonic(), None
-        for event in events:
+        for arrived_event in events:
+            event: Event | None = arrived_event
+            if isinstance(arrived_event, UpdateRequested):
+                # Answered already, or refused (None): the run is untouched.
+                event = self.answers.answer(self.definition, self.state, arrived_event, now)
+            if event is None:
+                continue
             decision = decide(self.definition, self.state, event, now)
             if decision.state == self.state and not decision.commands:
                 continue  # a duplicate or stale event: nothing to record
@@ -404,6 +426,9 @@ class RunLoop:
             self.unsaved.append(HistoryEntry(at=now, event=event))
             quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
+            if self.answers.unwritten:
+                # A refusal answers at once; it is written after what history it follows.
+                await (self._flush() if self.unsaved else self._write_status())
             return
         batch = self.unsaved
         stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
@@ -459,6 +484,7 @@ class RunLoop:
         if self.ttl is not None and self.state.finished_at is not None:
             status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
+        self.answers.publish(status)
         generation = self.body["metadata"].get("generation")
         status["observedGeneration"] = generation
         # The outcome's transition is dated when the run finished, other changes when written.
@@ -629,6 +655,7 @@ class RunLoop:
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status, self.conditions = split_status(status)
+        self.answers = updates.Answers.from_status(status)
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
@@ -667,6 +694,7 @@ class RunLoop:
                 engine_status = await self.snapshots.inline(engine_status)
             if engine_status:
                 self.state = state_from_status(engine_status)
+            self.answers = updates.Answers.from_status(status)
             self.signals_sent = self.state.signals_received
             await self._fold([event])
         else:
@@ -961,7 +989,9 @@ class Registry:
             return bool(body["metadata"].get("generation") != status.get("observedGeneration"))
         if not finished(body):
             return True
-        return int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+        # An update sent to a finished run is answered (refused) by a loop started for it.
+        redrive = int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+        return redrive or updates.unanswered(body)
 
     def _start(self, body: Mapping[str, Any]) -> None:
         if not self.active:

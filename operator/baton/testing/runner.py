@@ -59,6 +59,7 @@ from baton.engine.events import (
     SuccessorCreated,
     SuspendRequested,
     TimerFired,
+    UpdateRequested,
     event_detail,
     event_step,
 )
@@ -67,6 +68,7 @@ from baton.testing.mocks import (
     MockOutcome,
     Mocks,
     MockSignal,
+    MockUpdate,
     OutcomeScript,
     RunAction,
 )
@@ -131,6 +133,8 @@ class TestResult:
     events: list[TimelineEntry]
     queries: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, Any] = field(default_factory=dict)
+    """Answers to the update requests by id, as `status.updates` shows them (refusals too)."""
     status: dict[str, Any] = field(default_factory=dict, repr=False)
     generations: int = 1
     """Runs of the lineage the test ran (continue-as-new); the result is the last one's."""
@@ -150,6 +154,7 @@ class TestResult:
             "events": [event.to_json() for event in self.events],
             "queries": self.queries,
             "vars": self.vars,
+            "updates": self.updates,
             **({"generations": self.generations} if self.generations > 1 else {}),
             **(
                 {"nextInput": self.next_input}
@@ -522,7 +527,8 @@ def load_test_file(path: str | Path) -> TestFile:
     if spec.cancel:
         actions.append(MockAction(action=RunAction.CANCEL))
     signals = [MockSignal(name=s.name, payload=s.payload) for s in spec.signals or []]
-    steering = Mocks(signals=signals, actions=actions)
+    updates = [MockUpdate(name=u.name, payload=u.payload, id=u.id) for u in spec.updates or []]
+    steering = Mocks(signals=signals, updates=updates, actions=actions)
     if spec.workflow is not None:
         name = run.metadata.name or "run"
         inline = Workflow(metadata=ObjectMeta(name=name), spec=spec.workflow)
@@ -612,6 +618,11 @@ def run_workflow(
             SignalReceived(index=index, name=signal.name, payload=signal.payload),
             parse_duration(signal.at),
         )
+    # Ordered by time like signals; an entry's default id is its place in the file.
+    requests = sorted(enumerate(script.updates), key=lambda item: parse_duration(item[1].at))
+    for position, update in requests:
+        request = UpdateRequested(update.id or f"u{position}", update.name, update.payload)
+        main.simulation.schedule(request, parse_duration(update.at))
     redrives = 0
     for action in script.actions:
         event: Event
@@ -713,6 +724,13 @@ def _result(world: _World, first: _Run) -> TestResult:
         events=events,
         queries=status.get("queries", {}),
         vars=status.get("vars", {}),
+        updates={
+            **status.get("updates", {}),
+            **{
+                key: {"name": refused["name"], "outcome": "Refused", "reason": refused["reason"]}
+                for key, refused in simulation.refused.items()
+            },
+        },
         status=status,
         generations=main.generation,
         next_input=(status.get("successor") or {}).get("input"),

@@ -109,6 +109,7 @@ EXAMPLE_WORKFLOWS = {
     "parallel-provisioning": ["tenant-provisioning"],
     "invoice-batch": ["invoice-batch"],
     "quote-race": ["quote-race"],
+    "shopping-cart": ["shopping-cart"],
     "tenancy-ledger": ["tenancy-ledger"],
 }
 """The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
