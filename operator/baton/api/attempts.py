@@ -1,4 +1,5 @@
-"""The names of what one attempt of a step creates in Kubernetes: a Job, or a child run.
+"""The names of what one attempt of a step creates in Kubernetes: a Job, or a child run (and,
+by the same rule, a step's memoization cache: `memo_name`).
 
 One function for both, so a Job and a child run of the same attempt follow one rule. A name is
 the run's name and the step key (for people reading `kubectl get`), cut to fit, then a hash of
@@ -58,3 +59,12 @@ def legacy_attempt_name(run_name: str, key: str, attempt: int) -> str:
     tail = f"-{digest}{tail}"
     head = f"{run_name}-{slug}"[: NAME_LIMIT - len(tail)].rstrip("-")
     return f"{head}{tail}"
+
+
+def memo_name(workflow_name: str, workflow_uid: str, step: str) -> str:
+    """The name of the ConfigMap holding the memoization cache of `step` in the Workflow
+    `workflow_uid`: the same rule as an attempt's, with `memo` in place of the attempt. The
+    Workflow's uid, not its name, makes the hash: a Workflow deleted and applied again gets a
+    new, empty cache even before the garbage collector removed the old one. At most 66
+    characters (a ConfigMap's name may have 253)."""
+    return attempt_name(workflow_name, workflow_uid, step, 0).removesuffix("-0") + "-memo"

@@ -76,9 +76,11 @@ from baton.engine import (
     Definition,
     DefinitionError,
     FinishRun,
+    LookupMemo,
     StartActivity,
     StartChildRun,
     StepKind,
+    StoreMemo,
     TerminateChild,
     compile_definition,
     deadlines,
@@ -120,6 +122,7 @@ from baton.store.history import (
     HistoryTooLargeError,
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
+from baton.store.memo import MemoCache
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
@@ -180,10 +183,13 @@ class Shell:
     registry: Registry = field(init=False)
     children: ChildExecutor = field(init=False)
     """Starts and terminates child runs (`workflow` steps), as `executors` do activities."""
+    memo: MemoCache = field(init=False)
+    """Looks up and stores memoized steps' outputs (`memoize`)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
+        self.memo = MemoCache(self.kube, self.settings.created_labels)
 
 
 class RunLoop:
@@ -710,6 +716,13 @@ class RunLoop:
             await self.shell.children.start(self.ref, command, self.deliver)
         elif isinstance(command, TerminateChild):
             await self.shell.children.cancel(self.ref, command)
+        elif isinstance(command, LookupMemo):
+            workflow = self.definition_ref.get("workflow")
+            answer = await self.shell.memo.lookup(self.ref, workflow, command, now=time.time())
+            await self.deliver(answer)
+        elif isinstance(command, StoreMemo):
+            workflow = self.definition_ref.get("workflow")
+            await self.shell.memo.store(self.ref, workflow, command, now=time.time())
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)

@@ -29,10 +29,13 @@ from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     Definition,
     FinishRun,
+    LookupMemo,
+    MemoResolved,
     Simulation,
     StartActivity,
     StartChildRun,
     StepKind,
+    StoreMemo,
     TerminateChild,
     compile_definition,
     deadlines,
@@ -57,6 +60,7 @@ from baton.engine.events import (
     event_detail,
     event_step,
 )
+from baton.engine.state import rfc3339, to_millis
 from baton.testing.mocks import (
     MockAction,
     MockOutcome,
@@ -171,6 +175,12 @@ class _World:
         self.timeline: list[TimelineEntry] = []
         """Every run's events in the order they were decided (a parent's ChildFinished after
         the child's last event, even at the same virtual instant)."""
+        self.workflows: dict[str, str] = {}
+        """The workflow each run follows, by run name."""
+        self.memo: dict[tuple[str, str, str], tuple[float, Any, str]] = {}
+        """The memoization cache of this test: (workflow, step, key) to when and by which run
+        an output was stored, and the output. It starts empty with each test, as a cluster's
+        starts empty with each Workflow."""
 
     def start(
         self,
@@ -185,6 +195,7 @@ class _World:
     ) -> _Run:
         definition = self.definitions[workflow]
         run = _Run(name, Simulation(definition, now=at), parent, parent_key, parent_attempt)
+        self.workflows[name] = workflow
         run.simulation.respond = lambda command, now: self._respond(run, command, now)
         self.runs.append(run)
         uid = ROOT_UID if parent is None else f"{ROOT_UID[:-12]}{len(self.runs):012d}"
@@ -231,6 +242,8 @@ class _World:
             return _activity_events(command, self.script.next(key))
         if isinstance(command, StartChildRun):
             return self._start_child(run, command, now)
+        if isinstance(command, LookupMemo | StoreMemo):
+            return self._memo(run, command, now)
         if isinstance(command, TerminateChild):
             for child in self.runs:
                 if child.name == command.name and not child.finished:
@@ -251,6 +264,32 @@ class _World:
                     now,
                 )
         return []
+
+    def _memo(
+        self, run: _Run, command: LookupMemo | StoreMemo, now: float
+    ) -> Iterable[tuple[float, Event]]:
+        """The cluster's cache (baton.store.memo) in memory: entries per workflow and step,
+        fresh while younger than `maxAge` on the virtual clock; no size bound."""
+        slot = (self.workflows[run.name], command.step, command.cache_key)
+        if isinstance(command, StoreMemo):
+            self.memo[slot] = (now, command.output, run.name)
+            return []
+        entry = self.memo.get(slot)
+        fresh = entry is not None and (command.max_age is None or now - entry[0] <= command.max_age)
+        reason = None if fresh else ("absent" if entry is None else "expired")
+        stored = (rfc3339(to_millis(entry[0])), entry[2]) if fresh and entry else (None, None)
+        answer = MemoResolved(
+            key=command.key,
+            attempt=command.attempt,
+            iteration=command.iteration,
+            cache_key=command.cache_key,
+            hit=fresh,
+            output=entry[1] if fresh and entry else None,
+            stored_at=stored[0],
+            stored_by=stored[1],
+            reason=reason,
+        )
+        return [(0.0, answer)]
 
     def _start_child(
         self, parent: _Run, command: StartChildRun, now: float
