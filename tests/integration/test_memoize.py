@@ -1,15 +1,20 @@
 """Memoization on the real control plane: a memoized step's side effect happens once across
-runs of its Workflow, an expired entry is not used, and the cache goes with the Workflow."""
+runs of its Workflow, an expired entry is not used, an output over the bound is not stored, the
+cache goes with the Workflow and is never read from another namespace."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from clusterkit import Runs
+import pytest
+from clusterkit import Runs, started_operator
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import history, http, run, wait_until, workflow
+
+from baton.store.memo import MAX_ENTRY_BYTES
 
 
 def memoized(recorder: Recorder, max_age: str) -> dict[str, Any]:
@@ -103,3 +108,42 @@ def test_deleting_the_workflow_deletes_its_cache(
     ]
     runs.cluster.kubectl("delete", "workflow", "report", "-n", runs.namespace)
     wait_until("the cache collected", lambda: not memo_maps(runs), timeout=120)
+
+
+def test_an_output_too_large_for_the_cache_is_not_stored(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    recorder.script("/build", Reply(body={"blob": "x" * MAX_ENTRY_BYTES}))
+    runs.apply([memoized(recorder, "1h"), run("first", "report", {"day": "mon"})])
+    assert runs.wait("first")["phase"] == "Succeeded"
+    runs.apply([run("second", "report", {"day": "mon"})])
+    assert runs.wait("second")["phase"] == "Succeeded"
+    assert len(recorder.calls_to("/build")) == 2
+    assert memo_maps(runs) == []
+    assert "output not cached" in operator.log_tail(400)
+
+
+def test_a_run_in_another_namespace_never_reads_this_namespace_cache(
+    runs: Runs,
+    recorder: Recorder,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    other = f"{runs.namespace[:50]}-b"
+    runs.cluster.kubectl("create", "namespace", other)
+    tenant = Runs(runs.cluster, other)
+    try:
+        with started_operator(
+            runs.cluster, runs.namespace, tmp_path, request, "--namespace", other
+        ):
+            runs.apply([memoized(recorder, "1h"), run("first", "report", {"day": "mon"})])
+            assert runs.wait("first")["phase"] == "Succeeded"
+            tenant.apply([memoized(recorder, "1h"), run("same-key", "report", {"day": "mon"})])
+            status = tenant.wait("same-key")
+            assert status["phase"] == "Succeeded", status
+            assert status["steps"]["build"]["cached"] is False
+            assert len(recorder.calls_to("/build")) == 2
+            (miss,) = resolved(tenant, "same-key")
+            assert miss["reason"] == "absent"
+    finally:
+        runs.cluster.kubectl("delete", "namespace", other, "--wait=false")

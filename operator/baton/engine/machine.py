@@ -702,7 +702,8 @@ class Machine:
         if sd.repeat is not None and repeat.again(self, sd, scope, path, step, output=output):
             return
         self.finish(step, StepPhase.SUCCEEDED, output=output)
-        if sd.compensate is not None:
+        if sd.compensate is not None and step.cached is not True:
+            # An output from the cache is another run's effect: this run has nothing to undo.
             self.state.completed.append(Completion(path=path, output=output))
 
     def step_failed(

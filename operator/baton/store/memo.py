@@ -71,20 +71,22 @@ def entry_key(cache_key: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
+    """One stored output: its whole key, when (ms since the epoch) and by which run."""
+
     key: str
     stored_at: int
     stored_by: str
     output: Any
 
 
-def _parse(text: str) -> _Entry | None:
+def parse_entry(text: str) -> Entry | None:
     """An entry from its JSON, or None for anything else (the ConfigMap is user-writable)."""
     try:
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("key"), str):
             return None
-        return _Entry(
+        return Entry(
             key=data["key"],
             stored_at=parse_rfc3339(str(data["storedAt"])),
             stored_by=str(data.get("storedBy", "")),
@@ -136,7 +138,7 @@ class MemoCache:
         text = ((body or {}).get("data") or {}).get(entry_key(command.cache_key))
         if text is None:
             return miss(MemoReason.ABSENT)
-        entry = _parse(text)
+        entry = parse_entry(text)
         if entry is None or entry.key != command.cache_key:
             return miss(MemoReason.UNREADABLE)
         if command.max_age is not None and to_millis(now) - entry.stored_at > to_millis(
@@ -215,7 +217,7 @@ class MemoCache:
         data: dict[str, str] = dict(body.get("data") or {})
         data.pop(key, None)
         changes: dict[str, str | None] = {key: text}
-        for evicted in _evictions(data, len(text.encode())):
+        for evicted in evictions(data, len(text.encode())):
             changes[evicted] = None
         patch = {
             "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
@@ -260,12 +262,12 @@ class MemoCache:
         }
 
 
-def _evictions(data: Mapping[str, str], incoming: int) -> list[str]:
+def evictions(data: Mapping[str, str], incoming: int) -> list[str]:
     """Data keys to remove, oldest first, so that `data` plus an entry of `incoming` bytes
     stays within MAX_ENTRIES and MAX_BYTES. Unreadable entries go first."""
 
     def age(item: tuple[str, str]) -> tuple[int, str]:
-        entry = _parse(item[1])
+        entry = parse_entry(item[1])
         return (-1 if entry is None else entry.stored_at, item[0])
 
     ordered = sorted(data.items(), key=age)

@@ -85,10 +85,15 @@ class StepReport:
     phase: str
     attempts: int
     output: Any
+    cached: bool = False
+    """The output came from the test's memoization cache (`memoize`)."""
 
     def to_json(self) -> dict[str, Any]:
-        """`{phase, attempts, output}`."""
-        return {"phase": self.phase, "attempts": self.attempts, "output": self.output}
+        """`{phase, attempts, output}`, and `cached: true` for an output from the cache."""
+        data = {"phase": self.phase, "attempts": self.attempts, "output": self.output}
+        if self.cached:
+            data["cached"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -600,6 +605,7 @@ def _result(world: _World, main: _Run) -> TestResult:
             phase=str(step.get("phase", "Pending")),
             attempts=int(step.get("attempts", 0)),
             output=step.get("output"),
+            cached=step.get("cached") is True,
         )
         for name, step in status.get("steps", {}).items()
     }

@@ -249,6 +249,35 @@ steps:
     assert run.of_type(StoreMemo)[0].output == 7
 
 
+SAGA = """
+steps:
+  - name: reserve
+    http: {url: "http://x/reserve"}
+    memoize: {key: "r"}
+    compensate: {http: {url: "http://x/release"}}
+  - name: pay
+    http: {url: "http://x/pay"}
+    retry: {maxAttempts: 1}
+"""
+
+
+def test_a_step_taken_from_the_cache_is_not_compensated_by_this_run() -> None:
+    run = Run(SAGA)
+    answer(run, lookup(run), hit=True, output="held")
+    run.fail("pay", "Declined")
+    assert run.phase is RunPhase.FAILED
+    assert run.sim.state.compensations == []
+    assert not [c for c in run.sim.issued if isinstance(c, StartActivity)][1:]
+
+
+def test_a_step_that_ran_after_a_miss_is_compensated() -> None:
+    run = Run(SAGA)
+    answer(run, lookup(run), hit=False)
+    run.complete("reserve", "held")
+    run.fail("pay", "Declined")
+    assert [c.key for c in run.sim.state.compensations] == ["reserve/compensate"]
+
+
 def test_memoize_is_refused_on_a_step_without_an_output_to_reuse() -> None:
     with pytest.raises(ValidationError) as info:
         spec("steps: [{name: s, sleep: {duration: 1s}, memoize: {key: k}}]")

@@ -226,6 +226,12 @@ def test_daily_valuations_appraise_each_property_once_and_take_repeats_from_the_
     assert started(result) == [f"properties[{i}].appraise" for i in (0, 1, 3)]
     hits = [e["step"] for e in result["events"] if e.get("detail", "").startswith("cache hit")]
     assert hits == ["properties[2].appraise", "properties[4].appraise"]
+    assert result["steps"]["properties[2].appraise"] == {
+        "phase": "Succeeded",
+        "attempts": 0,
+        "output": {"value": 100},
+        "cached": True,
+    }
 
 
 def started(result: dict[str, Any]) -> list[str]:
