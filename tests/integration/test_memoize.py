@@ -147,3 +147,16 @@ def test_a_run_in_another_namespace_never_reads_this_namespace_cache(
             assert miss["reason"] == "absent"
     finally:
         runs.cluster.kubectl("delete", "namespace", other, "--wait=false")
+
+
+def test_memoize_on_a_step_without_an_output_to_reuse_is_refused_at_apply_time(
+    runs: Runs,
+) -> None:
+    manifest = workflow(
+        "w", [{"name": "pause", "sleep": {"duration": "1s"}, "memoize": {"key": "k"}}]
+    )
+    result = runs.cluster.kubectl(
+        "apply", "-n", runs.namespace, "-f", "-", input=json.dumps(manifest), check=False
+    )
+    assert result.returncode != 0, result.stdout
+    assert "step pause, field memoize: only http, job, worker and workflow" in result.stderr

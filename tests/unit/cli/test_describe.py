@@ -196,3 +196,21 @@ def test_a_step_running_its_finally_says_how_it_ended() -> None:
     }
     (lock,) = build_tree(definition, status, [])
     assert lock.detail == "ended Succeeded, running its finally steps"
+
+
+def test_a_memoized_step_says_its_output_came_from_the_cache() -> None:
+    definition = {
+        "steps": [{"name": "build", "http": {"url": "http://b"}, "memoize": {"key": "k"}}]
+    }
+    status = {"steps": {"build": {"phase": "Succeeded", "memoKey": "k", "cached": True}}}
+    (build,) = build_tree(definition, status, [])
+    assert build.detail == "from the cache (key 'k')"
+
+
+def test_a_memoized_step_looking_up_its_cache_says_so() -> None:
+    definition = {
+        "steps": [{"name": "build", "http": {"url": "http://b"}, "memoize": {"key": "k"}}]
+    }
+    status = {"steps": {"build": {"phase": "Running", "memoKey": "k"}}}
+    (build,) = build_tree(definition, status, [])
+    assert build.detail == "looking up the cache (key 'k')"
