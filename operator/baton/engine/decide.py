@@ -135,7 +135,7 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
     """Start commands of every running attempt, keyed by (key, attempt)."""
     out: dict[tuple[str, int], Command] = {}
     for path, step in state.steps.items():
-        if step.looking_up:
+        if step.memo is not None and step.looking_up:  # most steps: one attribute read
             sd = step_def(definition, path)
             out[memo.lookup_slot(path, step)] = memo.lookup_command(state, sd, path, step)
             continue

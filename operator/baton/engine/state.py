@@ -118,7 +118,7 @@ class StepState:
             self.phase is StepPhase.RUNNING
             and self.recovering is None
             and self.outcome is None
-            and not self.looking_up
+            and (self.memo is None or self.cached is not None)  # not `looking_up`, inlined
         )
 
     @property
