@@ -1,5 +1,6 @@
-"""The names of what one attempt of a step creates in Kubernetes: a Job, or a child run; and the
-name of the object holding a mutex or semaphore (`lock_object_name`).
+"""The names of what one attempt of a step creates in Kubernetes: a Job, or a child run (and,
+by the same rule, a step's memoization cache: `memo_name`); and the name of the object holding
+a mutex or semaphore (`lock_object_name`).
 
 One function for both, so a Job and a child run of the same attempt follow one rule. A name is
 the run's name and the step key (for people reading `kubectl get`), cut to fit, then a hash of
@@ -76,3 +77,12 @@ def lock_object_name(kind: str, name: str) -> str:
     digest = hashlib.sha256(f"{kind}/{name}".encode()).hexdigest()[:LOCK_DIGEST_CHARS]
     head = f"baton-{kind}-{slug}"[: NAME_LIMIT - LOCK_DIGEST_CHARS - 1].rstrip(_NOT_AN_END)
     return f"{head}-{digest}"
+
+
+def memo_name(workflow_name: str, workflow_uid: str, step: str) -> str:
+    """The name of the ConfigMap holding the memoization cache of `step` in the Workflow
+    `workflow_uid`: the same rule as an attempt's, with `memo` in place of the attempt. The
+    Workflow's uid, not its name, makes the hash: a Workflow deleted and applied again gets a
+    new, empty cache even before the garbage collector removed the old one. At most 66
+    characters (a ConfigMap's name may have 253)."""
+    return attempt_name(workflow_name, workflow_uid, step, 0).removesuffix("-0") + "-memo"

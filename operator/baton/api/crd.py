@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from baton.api.resources import GROUP, VERSION, Schedule, WorkerPool, Workflow, WorkflowRun
 from baton.api.run import MAX_RUN_NAME_LENGTH
 from baton.api.schedule import MAX_SCHEDULE_NAME_LENGTH
-from baton.api.workflow import STEP_KINDS, Step
+from baton.api.workflow import MEMOIZE_KINDS_TEXT, STEP_KINDS, Step
 
 STEP_SCHEMA_DEPTH = 3
 """Levels of steps typed in the schema: a workflow's steps, steps nested in them, and one more."""
@@ -218,6 +218,12 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             "|| has(self.http) || has(self.job) || has(self.worker) || has(self.workflow)",
             _ON_INTERRUPT_TEXT,
             f"'step ' + self.name + ', field compensate.onInterrupt: {_ON_INTERRUPT_TEXT}'",
+        ),
+        Rule(
+            "!has(self.memoize) "
+            "|| has(self.http) || has(self.job) || has(self.worker) || has(self.workflow)",
+            MEMOIZE_KINDS_TEXT,
+            f"'step ' + self.name + ', field memoize: {MEMOIZE_KINDS_TEXT}'",
         ),
     ),
     "RetryPolicy": (

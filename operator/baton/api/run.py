@@ -297,6 +297,16 @@ class StepStatus(Model):
         description="Steps with `finally`: the phase the step ended in; set while its finally "
         "steps run (the step shows Running), kept once they ran.",
     )
+    memo_key: str | None = Field(
+        None,
+        alias="memoKey",
+        description="Memoized steps: the cache key of the current execution.",
+    )
+    cached: bool | None = Field(
+        None,
+        description="Memoized steps: true when the output came from the cache, false when the "
+        "step ran; absent while the cache is being read.",
+    )
 
 
 class CompensationStatus(StepStatus):

@@ -479,6 +479,26 @@ class RepeatPolicy(Model):
     )
 
 
+MAX_MEMO_KEY_LENGTH = 1024
+"""Characters in a rendered memoization key: it is kept in the step's status and history."""
+
+
+class Memoize(Model):
+    """Reuse a stored output instead of running the step again (Argo's memoize)."""
+
+    key: str = Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION_LENGTH,
+        description="The cache key; may interpolate `${{ }}` (`report-${{ input.day }}`). "
+        "Entries are per Workflow and step name.",
+    )
+    max_age: Duration | None = Field(
+        None,
+        alias="maxAge",
+        description="Use an entry only while younger than this (`1h`); none: while it is kept.",
+    )
+
+
 class Compensation(Model):
     """The undo action of a step, run when the saga unwinds."""
 
@@ -598,6 +618,11 @@ class Step(Model):
     synchronization: Synchronization | None = Field(
         None, description="A mutex or semaphore slot held while the step runs."
     )
+    memoize: Memoize | None = Field(
+        None,
+        description="Take the output stored under a key by an earlier successful execution "
+        "instead of running (http, job, worker and workflow steps).",
+    )
     finally_: list[Step] | None = Field(
         None,
         alias="finally",
@@ -648,6 +673,17 @@ class Step(Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _memoizable(self) -> Step:
+        if self.memoize is not None and self.kind not in (*ACTIVITY_KINDS, "workflow"):
+            raise ValueError(f"step {self.name!r}, field 'memoize': {MEMOIZE_KINDS_TEXT}")
+        return self
+
+
+MEMOIZE_KINDS_TEXT = (
+    "only http, job, worker and workflow steps produce an output that can be memoized; "
+    "remove memoize"
+)
 
 _YAML_NAME = {
     "wait_for_signal": "waitForSignal",

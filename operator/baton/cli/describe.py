@@ -192,6 +192,10 @@ def _detail(
         parts.append(f"waiting for signal {step['waitForSignal'].get('name', '')!r}")
     if phase == "Running" and entry.get("outcome"):
         parts.append(f"ended {entry['outcome']}, running its finally steps")
+    if entry.get("cached") is True:
+        parts.append(f"from the cache (key {entry.get('memoKey')!r})")
+    elif phase == "Running" and entry.get("memoKey") and "cached" not in entry:
+        parts.append(f"looking up the cache (key {entry['memoKey']!r})")
     if phase == "Backoff" and entry.get("nextAttemptAt"):
         parts.append(f"next attempt at {entry['nextAttemptAt']}")
     counts = entry.get("itemCounts")

@@ -113,6 +113,35 @@ class ContinueAsNew(Command):
 
 
 @dataclass(frozen=True)
+class LookupMemo(Command):
+    """Read the memoization cache of the step `step` (of the run's Workflow) under `cache_key`
+    and report a MemoResolved for (`key`, `attempt`, `iteration`): a hit when an entry exists
+    that is younger than `max_age` seconds (any age when None). In flight until answered;
+    reading twice is harmless, and only the first answer counts."""
+
+    type: ClassVar[str] = "LookupMemo"
+    key: str
+    step: str
+    attempt: int
+    iteration: int
+    cache_key: str
+    max_age: float | None
+
+
+@dataclass(frozen=True)
+class StoreMemo(Command):
+    """Store `output`, the successful output of the step `step` (of the run's Workflow), under
+    `cache_key`. Issued once, in the decision where the step succeeded by running: writing the
+    same entry again only refreshes it, and a store lost to a crash is a later miss."""
+
+    type: ClassVar[str] = "StoreMemo"
+    key: str
+    step: str
+    cache_key: str
+    output: Any
+
+
+@dataclass(frozen=True)
 class FinishRun(Command):
     """The run reached a final phase: publish it (Kubernetes Event, metrics, parent run)."""
 

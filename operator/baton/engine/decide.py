@@ -18,6 +18,7 @@ from typing import Any
 from baton.api.duration import format_duration
 from baton.api.run import StepPhase
 from baton.api.workflow import ParentClosePolicy
+from baton.engine import memo
 from baton.engine.commands import (
     CancelActivity,
     Command,
@@ -65,7 +66,8 @@ def decide(definition: Definition, state: State, event: Event, now: float) -> De
     machine = Machine(definition, state.copy(), to_millis(now))
     machine.apply(event)
     after = machine.state
-    return Decision(state=after, commands=tuple(_commands(definition, state, after, event)))
+    commands = (*_commands(definition, state, after, event), *machine.emitted)
+    return Decision(state=after, commands=commands)
 
 
 def replay(
@@ -138,6 +140,10 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
     the run this one continues as while it is due."""
     out: dict[tuple[str, int], Command] = {}
     for path, step in state.steps.items():
+        if step.memo is not None and step.looking_up:  # most steps: one attribute read
+            sd = step_def(definition, path)
+            out[memo.lookup_slot(path, step)] = memo.lookup_command(state, sd, path, step)
+            continue
         if not step.awaits_attempt or step.attempt == 0:
             continue
         sd = step_def(definition, path)

@@ -314,6 +314,15 @@ class LockDef:
 
 
 @dataclass(frozen=True)
+class Memo:
+    """A step's `memoize`: the key rendered when each execution starts, and how old an entry
+    may be to be used (seconds; None: any age)."""
+
+    key: Template
+    max_age: float | None
+
+
+@dataclass(frozen=True)
 class StepDef:
     """One compiled step. `after` are the sibling steps it waits for (explicit or implied);
     `depends`, when the step has one, is the condition over their outcomes that replaces
@@ -342,6 +351,7 @@ class StepDef:
     catch: tuple[Catch, ...] = ()
     compensate: Compensation | None = None
     repeat: Repeat | None = None
+    memoize: Memo | None = None
     times: tuple[ComputedTime, ...] = ()
     """Time fields written as `${{ }}`, evaluated when each execution of the step starts."""
     depends: Depends | None = None
@@ -698,6 +708,7 @@ class _Compiler:
                 self._compensation(step.compensate, name) if step.compensate is not None else None
             ),
             repeat=self._repeat(step),
+            memoize=self._memo(step),
             times=tuple(times),
             depends=depends,
             continue_on_failed=continue_on_failed,
@@ -848,6 +859,13 @@ class _Compiler:
             times=tuple(times),
             on_interrupt=comp.on_interrupt,
         )
+
+    def _memo(self, step: Step) -> Memo | None:
+        if step.memoize is None:
+            return None
+        own = step.memoize
+        max_age = self._duration(own.max_age, step.name, "memoize.maxAge") if own.max_age else None
+        return Memo(key=self._template(own.key, step.name, "memoize.key"), max_age=max_age)
 
     def _repeat(self, step: Step) -> Repeat | None:
         if step.repeat is None:

@@ -172,6 +172,26 @@ class ChildFinished(Event):
 
 
 @dataclass(frozen=True)
+class MemoResolved(Event):
+    """The shell looked up the memoization cache for the step instance `key` (its execution
+    that started after `attempt` attempts, in repeat `iteration`) under `cache_key`: `hit`
+    with the stored `output`, when it was stored (`stored_at`, RFC 3339) and by which run
+    (`stored_by`); or a miss, with `reason` (`absent`, `expired`, `unavailable: ...`). The
+    answer is recorded, so a replay, or a restart after the lookup, takes the same one."""
+
+    type: ClassVar[str] = "MemoResolved"
+    key: str
+    attempt: int
+    iteration: int
+    cache_key: str
+    hit: bool
+    output: JSON = None
+    stored_at: str | None = None
+    stored_by: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class CancelRequested(Event):
     """The user set `spec.cancel`."""
 
@@ -264,6 +284,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SignalReceived,
         UpdateAccepted,
         ChildFinished,
+        MemoResolved,
         CancelRequested,
         SuspendRequested,
         ResumeRequested,
@@ -326,6 +347,10 @@ def event_detail(event: Event) -> str:
         return event.phase
     if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):
         return f"attempt {event.attempt}"
+    if isinstance(event, MemoResolved):
+        if event.hit:
+            return f"cache hit {event.cache_key!r} (stored {event.stored_at} by {event.stored_by})"
+        return f"cache miss {event.cache_key!r}: {event.reason}"
     if isinstance(event, RedriveRequested):
         return f"redrive {event.n}"
     if isinstance(event, RunAborted):

@@ -28,7 +28,8 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, locks, repeat, updates
+from baton.engine import attempts, catch, cleanup, locks, memo, repeat, updates
+from baton.engine.commands import Command
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -41,6 +42,7 @@ from baton.engine.events import (
     Event,
     LockAcquired,
     LockWaiting,
+    MemoResolved,
     RedriveRequested,
     ResumeRequested,
     RunAborted,
@@ -174,6 +176,9 @@ class Machine:
         """Slots of the run's parallelism left in this pass; None until first needed."""
         self.counted = False
         """True once `slots` was counted from the busy steps in this pass, not bounded."""
+        self.emitted: list[Command] = []
+        """Commands issued once, in this decision, that no state keeps in flight (a memo
+        store); `decide` adds them to those derived from the state."""
 
     # -- events ------------------------------------------------------------------------------
 
@@ -201,6 +206,8 @@ class Machine:
                 self._redrive()
         elif s.phase.finished:
             return
+        elif isinstance(event, MemoResolved):
+            memo.resolved(self, event)
         elif isinstance(event, ActivityStarted):
             self._acknowledge(event.key, event.attempt)
         elif isinstance(event, ActivityHeartbeat):
@@ -675,7 +682,11 @@ class Machine:
                 error = expression_error(str(exc), sd.name, exc.field)
                 self.step_failed(sd, scope, path, step, error)
                 return
-        KINDS[sd.kind].start(self, sd, scope, path, step)
+        memo.reset(step)
+        if sd.memoize is not None:
+            memo.begin(self, sd, scope, path, step)
+        else:
+            KINDS[sd.kind].start(self, sd, scope, path, step)
 
     # -- finishing ---------------------------------------------------------------------------
 
@@ -725,10 +736,14 @@ class Machine:
         if oversize is not None:
             self.step_failed(sd, scope, path, step, oversize)
             return
+        store = memo.stored(sd, path, step, output)
+        if store is not None:
+            self.emitted.append(store)
         if sd.repeat is not None and repeat.again(self, sd, scope, path, step, output=output):
             return
         self.finish(step, StepPhase.SUCCEEDED, output=output)
-        if sd.compensate is not None:
+        if sd.compensate is not None and step.cached is not True:
+            # An output from the cache is another run's effect: this run has nothing to undo.
             self.state.completed.append(Completion(path=path, output=output))
 
     def step_failed(

@@ -100,6 +100,11 @@ class StepState:
     outcome: StepPhase | None = None
     """Steps with `finally`: the phase the step ended in, set while its finally steps run
     (the step is Running meanwhile) and kept once they ran, so they run once per ending."""
+    memo: str | None = None
+    """Memoized steps: the cache key of the current execution."""
+    cached: bool | None = None
+    """Memoized steps: None while the cache is read (`memo` set), then whether the output came
+    from it."""
 
     @property
     def attempts(self) -> int:
@@ -112,7 +117,18 @@ class StepState:
         clause's steps. Once a step recovers through them its failed attempt is over: none of
         its timeouts fires, no late result of it counts, a restart does not start it again. The
         same holds once a step ended and runs its `finally` steps (it has an outcome)."""
-        return self.phase is StepPhase.RUNNING and self.recovering is None and self.outcome is None
+        return (
+            self.phase is StepPhase.RUNNING
+            and self.recovering is None
+            and self.outcome is None
+            and (self.memo is None or self.cached is not None)  # not `looking_up`, inlined
+        )
+
+    @property
+    def looking_up(self) -> bool:
+        """True while a memoized step waits for its cache lookup: no attempt of this execution
+        exists yet, so no attempt result counts and no attempt timeout runs."""
+        return self.memo is not None and self.cached is None and self.phase is StepPhase.RUNNING
 
 
 @dataclass
@@ -450,6 +466,8 @@ _STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("times", "times", False),
     ("failures", "failures", False),
     ("outcome", "outcome", False),
+    ("memo", "memoKey", False),
+    ("cached", "cached", False),
 )
 _STEP_DEFAULTS = StepState()
 

@@ -79,9 +79,11 @@ from baton.engine import (
     Definition,
     DefinitionError,
     FinishRun,
+    LookupMemo,
     StartActivity,
     StartChildRun,
     StepKind,
+    StoreMemo,
     TerminateChild,
     compile_definition,
     deadlines,
@@ -130,6 +132,7 @@ from baton.store.history import (
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.locks import LockRecordError
+from baton.store.memo import MemoCache
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
@@ -201,12 +204,15 @@ class Shell:
     """Creates the runs continue-as-new continues runs as."""
     locks: LockExecutor = field(init=False)
     """Acquires and releases mutexes and semaphores (`synchronization`)."""
+    memo: MemoCache = field(init=False)
+    """Looks up and stores memoized steps' outputs (`memoize`)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
         self.successors = SuccessorCreator(self.kube, self.settings)
         self.locks = LockExecutor(self.kube, self.settings.created_labels, self.registry.deliver)
+        self.memo = MemoCache(self.kube, self.settings.created_labels)
 
 
 class RunLoop:
@@ -784,6 +790,13 @@ class RunLoop:
             await self.shell.locks.acquire(self.ref, command, self.report)
         elif isinstance(command, ReleaseLock):
             await self.shell.locks.release(self.ref, command)
+        elif isinstance(command, LookupMemo):
+            workflow = self.definition_ref.get("workflow")
+            answer = await self.shell.memo.lookup(self.ref, workflow, command, now=time.time())
+            await self.deliver(answer)
+        elif isinstance(command, StoreMemo):
+            workflow = self.definition_ref.get("workflow")
+            await self.shell.memo.store(self.ref, workflow, command, now=time.time())
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)

@@ -31,10 +31,13 @@ from baton.engine import (
     ContinueAsNew,
     Definition,
     FinishRun,
+    LookupMemo,
+    MemoResolved,
     Simulation,
     StartActivity,
     StartChildRun,
     StepKind,
+    StoreMemo,
     TerminateChild,
     compile_definition,
     deadlines,
@@ -63,6 +66,7 @@ from baton.engine.events import (
     event_detail,
     event_step,
 )
+from baton.engine.state import rfc3339, to_millis
 from baton.testing.mocks import (
     MockAction,
     MockOutcome,
@@ -91,10 +95,15 @@ class StepReport:
     phase: str
     attempts: int
     output: Any
+    cached: bool = False
+    """The output came from the test's memoization cache (`memoize`)."""
 
     def to_json(self) -> dict[str, Any]:
-        """`{phase, attempts, output}`."""
-        return {"phase": self.phase, "attempts": self.attempts, "output": self.output}
+        """`{phase, attempts, output}`, and `cached: true` for an output from the cache."""
+        data = {"phase": self.phase, "attempts": self.attempts, "output": self.output}
+        if self.cached:
+            data["cached"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,12 @@ class _World:
         """Every run's events in the order they were decided (a parent's ChildFinished after
         the child's last event, even at the same virtual instant)."""
         self.locks = _Locks()
+        self.workflows: dict[str, str] = {}
+        """The workflow each run follows, by run name."""
+        self.memo: dict[tuple[str, str, str], tuple[float, Any, str]] = {}
+        """The memoization cache of this test: (workflow, step, key) to when and by which run
+        an output was stored, and the output. It starts empty with each test, as a cluster's
+        starts empty with each Workflow."""
 
     def start(
         self,
@@ -225,6 +240,7 @@ class _World:
         run = _Run(name, Simulation(definition, now=at), parent, parent_key, parent_attempt)
         run.workflow = workflow
         run.generation = generation
+        self.workflows[name] = workflow
         run.simulation.respond = lambda command, now: self._respond(run, command, now)
         self.runs.append(run)
         first = parent is None and continuation is None
@@ -277,6 +293,8 @@ class _World:
             return _activity_events(command, self.script.next(key))
         if isinstance(command, StartChildRun):
             return self._start_child(run, command, now)
+        if isinstance(command, LookupMemo | StoreMemo):
+            return self._memo(run, command, now)
         if isinstance(command, TerminateChild):
             for child in self.runs:
                 if child.name == command.name and not child.finished:
@@ -335,6 +353,32 @@ class _World:
                 generation=run.generation + 1,
             )
         return [(0.0, SuccessorCreated(command.name))]
+
+    def _memo(
+        self, run: _Run, command: LookupMemo | StoreMemo, now: float
+    ) -> Iterable[tuple[float, Event]]:
+        """The cluster's cache (baton.store.memo) in memory: entries per workflow and step,
+        fresh while younger than `maxAge` on the virtual clock; no size bound."""
+        slot = (self.workflows[run.name], command.step, command.cache_key)
+        if isinstance(command, StoreMemo):
+            self.memo[slot] = (now, command.output, run.name)
+            return []
+        entry = self.memo.get(slot)
+        fresh = entry is not None and (command.max_age is None or now - entry[0] <= command.max_age)
+        reason = None if fresh else ("absent" if entry is None else "expired")
+        stored = (rfc3339(to_millis(entry[0])), entry[2]) if fresh and entry else (None, None)
+        answer = MemoResolved(
+            key=command.key,
+            attempt=command.attempt,
+            iteration=command.iteration,
+            cache_key=command.cache_key,
+            hit=fresh,
+            output=entry[1] if fresh and entry else None,
+            stored_at=stored[0],
+            stored_by=stored[1],
+            reason=reason,
+        )
+        return [(0.0, answer)]
 
     def _start_child(
         self, parent: _Run, command: StartChildRun, now: float
@@ -704,6 +748,7 @@ def _result(world: _World, first: _Run) -> TestResult:
             phase=str(step.get("phase", "Pending")),
             attempts=int(step.get("attempts", 0)),
             output=step.get("output"),
+            cached=step.get("cached") is True,
         )
         for name, step in status.get("steps", {}).items()
     }

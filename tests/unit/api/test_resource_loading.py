@@ -111,6 +111,7 @@ EXAMPLE_WORKFLOWS = {
     "quote-race": ["quote-race"],
     "shopping-cart": ["shopping-cart"],
     "tenancy-ledger": ["tenancy-ledger"],
+    "daily-valuations": ["daily-valuations"],
 }
 """The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
 docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others

@@ -211,3 +211,21 @@ def test_a_step_waiting_for_a_lock_says_for_which_and_who_holds_it() -> None:
     run = {**RUN, "status": {**RUN["status"], "locks": locks}}
     lines = describe_lines(run, [], NOW)
     assert lines[-2:] == ["Locks:", "  pay: waiting for mutex account-7 held by run other"]
+
+
+def test_a_memoized_step_says_its_output_came_from_the_cache() -> None:
+    definition = {
+        "steps": [{"name": "build", "http": {"url": "http://b"}, "memoize": {"key": "k"}}]
+    }
+    status = {"steps": {"build": {"phase": "Succeeded", "memoKey": "k", "cached": True}}}
+    (build,) = build_tree(definition, status, [])
+    assert build.detail == "from the cache (key 'k')"
+
+
+def test_a_memoized_step_looking_up_its_cache_says_so() -> None:
+    definition = {
+        "steps": [{"name": "build", "http": {"url": "http://b"}, "memoize": {"key": "k"}}]
+    }
+    status = {"steps": {"build": {"phase": "Running", "memoKey": "k"}}}
+    (build,) = build_tree(definition, status, [])
+    assert build.detail == "looking up the cache (key 'k')"

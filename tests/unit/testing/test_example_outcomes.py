@@ -218,6 +218,22 @@ def test_a_fast_vendor_wins_the_race(capsys: pytest.CaptureFixture[str]) -> None
     assert result["virtualDuration"] == 4
 
 
+def test_daily_valuations_appraise_each_property_once_and_take_repeats_from_the_cache(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("daily-valuations", "mocks.yaml", capsys)
+    assert result["output"] == {"values": [100, 200, 100, 300, 200]}
+    assert started(result) == [f"properties[{i}].appraise" for i in (0, 1, 3)]
+    hits = [e["step"] for e in result["events"] if e.get("detail", "").startswith("cache hit")]
+    assert hits == ["properties[2].appraise", "properties[4].appraise"]
+    assert result["steps"]["properties[2].appraise"] == {
+        "phase": "Succeeded",
+        "attempts": 0,
+        "output": {"value": 100},
+        "cached": True,
+    }
+
+
 def started(result: dict[str, Any]) -> list[str]:
     return [e["step"] for e in result["events"] if e["type"] == "ActivityStarted"]
 
@@ -370,6 +386,7 @@ PINNED = {
     ("quote-race", "mocks-fast.yaml"),
     ("account-transfer", "mocks.yaml"),
     ("shopping-cart", "mocks.yaml"),
+    ("daily-valuations", "mocks.yaml"),
 }
 """Every (example, mocks) pair the tests above run, with the outcome each pins."""
 

@@ -418,3 +418,32 @@ def test_a_semaphore_of_two_lets_two_items_run_at_once_in_a_test() -> None:
     assert result.virtual_duration == 20
     waits = [e for e in result.events if e.type == "LockWaiting"]
     assert len(waits) == 2
+
+
+POLL = (
+    "{name: poll, http: {url: 'http://x'}, memoize: {key: same, maxAge: 1h},"
+    " repeat: {until: 'steps.poll.output.n == 3', interval: %s}}"
+)
+
+
+def test_a_memoized_step_takes_the_output_stored_earlier_in_the_test() -> None:
+    result = run_workflow(
+        one_step(POLL % "30m"),
+        mocks={"steps": {"poll": [{"output": {"n": 1}}, {"output": {"n": 3}}]}},
+    )
+    # Iterations at 30m and 60m take what the first stored at 0; at 90m it is too old.
+    hits = [e.at for e in result.events if e.detail.startswith("cache hit")]
+    assert hits == [30 * 60, 60 * 60]
+    assert [e.at for e in result.events if e.type == "ActivityStarted"] == [0, 90 * 60]
+    assert result.phase == "Succeeded"
+
+
+def test_an_entry_older_than_max_age_on_the_virtual_clock_misses() -> None:
+    result = run_workflow(
+        one_step(POLL % "2h"),
+        mocks={"steps": {"poll": [{"output": {"n": 1}}, {"output": {"n": 3}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.steps["poll"].output == {"n": 3}
+    assert not result.steps["poll"].cached
+    assert [e.at for e in result.events if e.type == "ActivityStarted"] == [0, 2 * 3600]
