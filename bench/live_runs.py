@@ -11,8 +11,8 @@ timer). Then:
 - **Idle API requests**: `apiserver_request_total` from the API server's /metrics, by verb and
   resource, over `--idle-seconds` with nothing happening (watches aside: a WATCH is one request
   that lasts; the counter counts it when it ends), beside the operator's own
-  `baton_api_writes_total`; the control plane's own components (leases, node heartbeats) are
-  reported apart by resource.
+  `baton_api_writes_total` and `baton_api_reads_total`; the control plane's own components
+  (leases, node heartbeats) are reported apart by resource.
 - **Restart**: `--probes` more timer runs are created whose sleeps end `--probe-after` seconds
   after the operator is started again; the operator is killed -9; while it is down a signal is
   sent to `--signals` of the waiting runs; it is started again. Measured from the new process's
@@ -20,6 +20,11 @@ timer). Then:
   reaching every armed timer, each probe's timer firing (its step's `finishedAt`, against the
   time it was due: a probe that fires on time was armed before it was due), and each signalled
   run ending `Succeeded` (the signal delivered and committed).
+
+The control plane's own clients run without QPS limits (`--qps-limits default` keeps them):
+limited, the garbage collector looks up the owner of each new ConfigMap for many minutes, and
+the idle window waits until no run has been read for 10 s anyway. The operator caches its
+bytecode as the image does, so a restart does not compile every module again.
 
 Run: uv run python bench/live_runs.py [--runs 10000] [--probes 50] [--signals 200] [--keep]
 """
@@ -345,15 +350,17 @@ async def measure(args: argparse.Namespace, running: Cluster, operator: Operator
         figures["load_settled"] = [round(x, 1) for x in os.getloadavg()]
 
         # Idle: nothing but the operator and the control plane.
-        before, writes = api_requests(running), operator.metrics().get("baton_api_writes_total", 0)
+        own = operator.metrics()
+        before = api_requests(running)
+        writes, reads = own.get("baton_api_writes_total", 0), own.get("baton_api_reads_total", 0)
         began = time.monotonic()
         await asyncio.sleep(args.idle_seconds)
         delta = api_requests(running) - before
         seconds = time.monotonic() - began
         figures["idle"] = report_requests(delta, seconds)
-        figures["idle"]["operator_writes"] = (
-            operator.metrics().get("baton_api_writes_total", 0) - writes
-        )
+        own = operator.metrics()
+        figures["idle"]["operator_writes"] = own.get("baton_api_writes_total", 0) - writes
+        figures["idle"]["operator_reads"] = own.get("baton_api_reads_total", 0) - reads
         figures["rss_idle_mib"] = round(operator.memory()[0] / 2**20, 1)
 
         # Restart: probes due after the new start, signals sent while the operator is down.
