@@ -175,6 +175,7 @@ _LIVE_METRICS = (
     "baton_runs_active",
     "baton_timers_pending",
     "baton_api_writes_total",
+    "baton_api_reads_total",
     "baton_api_conflicts_total",
     "baton_api_write_errors_total",
     "baton_pool_backlog",
@@ -414,6 +415,9 @@ class _Kube(Protocol):
     def writes(self) -> Mapping[str, int]: ...
 
     @property
+    def reads(self) -> Mapping[str, int]: ...
+
+    @property
     def conflicts(self) -> int: ...
 
     @property
@@ -482,6 +486,15 @@ class _LiveCollector(Collector):
             verb, _, resource = key.partition(" ")
             writes.add_metric([verb, resource], count)
         yield writes
+        reads = CounterMetricFamily(
+            "baton_api_reads",
+            "Reads sent to the Kubernetes API, by verb (get, list) and resource; watches aside.",
+            labels=["verb", "resource"],
+        )
+        for key, count in sorted(dict(self.kube.reads).items()):
+            verb, _, resource = key.partition(" ")
+            reads.add_metric([verb, resource], count)
+        yield reads
         yield CounterMetricFamily(
             "baton_api_conflicts",
             "Writes the Kubernetes API refused with 409 Conflict.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import secrets
@@ -190,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    if not args.verbose:
+        # kopf logs "Handler ... succeeded" for every watch event: one line per run at each
+        # restart and per status write, which say nothing Baton's own log does not.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # The API server stores a run's input however deep it nests, and every copy of a watched
     # object (kopf's own included) recurses once or twice per level: at Python's default of
     # 1000 frames a 500-level input killed each event of its run before Baton could refuse

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Mapping
@@ -136,6 +138,7 @@ from baton.store.memo import MemoCache
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
+from baton.store.startup import ConfigMapIndex
 
 log = logging.getLogger("baton.runs")
 
@@ -206,6 +209,8 @@ class Shell:
     """Acquires and releases mutexes and semaphores (`synchronization`)."""
     memo: MemoCache = field(init=False)
     """Looks up and stores memoized steps' outputs (`memoize`)."""
+    configmaps: ConfigMapIndex = field(init=False)
+    """Run ConfigMaps read in pages while the operator starts (baton.store.startup)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
@@ -213,6 +218,15 @@ class Shell:
         self.successors = SuccessorCreator(self.kube, self.settings)
         self.locks = LockExecutor(self.kube, self.settings.created_labels, self.registry.deliver)
         self.memo = MemoCache(self.kube, self.settings.created_labels)
+        self.configmaps = ConfigMapIndex(self.kube)
+
+    def open_index(self) -> None:
+        """Runs about to resume at once (this operator starts, or becomes the active replica)
+        read their ConfigMaps from paged listings for a while (baton.store.startup). The
+        namespaces watched by name are listed at once; others (all namespaces watched, or
+        globs) when their first run reads."""
+        named = [n for n in self.settings.namespaces if not set(n) & set("*?[!")]
+        self.configmaps.open(named)
 
 
 class RunLoop:
@@ -234,6 +248,8 @@ class RunLoop:
         self.inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self.owner = owner_reference(self.ref)
         labels = shell.settings.created_labels
+        # A run's first loop here resumes from the start-up listing of its ConfigMaps.
+        index = shell.configmaps if shell.configmaps.claim(self.ref.uid) else None
         self.history = HistoryLog(
             self.kube,
             self.ref,
@@ -241,9 +257,15 @@ class RunLoop:
             chunk_bytes=shell.settings.history_chunk_bytes,
             labels=labels,
             key=shell.settings.history_key,
+            index=index,
         )
         self.snapshots = Snapshots(
-            self.kube, self.ref, self.owner, labels, key=shell.settings.history_key
+            self.kube,
+            self.ref,
+            self.owner,
+            labels,
+            key=shell.settings.history_key,
+            index=index,
         )
         self.abort = abort
         """Set when the Registry restarts this loop only to end the run (`RunAborted`)."""
@@ -879,6 +901,7 @@ class Registry:
         kopf's watches were paused too, so each is read again (a run deleted meanwhile is
         forgotten); a loop may start from a stale status anyway: it folds the history after it."""
         self.active = True
+        self.shell.open_index()
         for uid, body in list(self.latest.items()):
             meta = body["metadata"]
             fresh: Mapping[str, Any] | None = body
@@ -1175,9 +1198,21 @@ def _check_pod_policy(
         )
 
 
+DEFINITIONS_CACHED = 256
+"""Compiled definitions kept, by their snapshot's text: runs of one Workflow share one."""
+
+
+@functools.lru_cache(maxsize=DEFINITIONS_CACHED)
+def _compiled(text: str) -> Definition:
+    """The definition of a workflow spec given as its canonical JSON text. A Definition is
+    frozen, so the runs of one Workflow (thousands, resumed at once after a restart) share one
+    instead of each validating, compiling and holding its own copy."""
+    return compile_definition(WorkflowSpec.model_validate(json.loads(text)))
+
+
 def _compile(raw: Mapping[str, Any], field: str | None) -> Definition:
     try:
-        return compile_definition(WorkflowSpec.model_validate(raw))
+        return _compiled(compact_json(raw))
     except ValidationError as exc:
         prefix = f"{field}." if field else "workflow: "
         raise InvalidRunError(

@@ -35,6 +35,7 @@ from baton.failpoints import failpoint
 from baton.store.kube import ApiError, Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 from baton.store.ref import RunRef
+from baton.store.startup import ConfigMapIndex
 
 HISTORY = "history"
 EVENT = "event"
@@ -172,8 +173,11 @@ class HistoryLog:
         chunk_bytes: int,
         labels: Mapping[str, str] | None = None,
         key: bytes = b"",
+        index: ConfigMapIndex | None = None,
     ) -> None:
         self._kube = kube
+        self._index = index
+        """Where chunks are read from while the operator starts (baton.store.startup)."""
         self._run = run
         self._owner = dict(owner)
         self._chunk_bytes = chunk_bytes
@@ -263,7 +267,7 @@ class HistoryLog:
         expected: int | None = None  # number of the next batch, once one was read
         while True:
             name = chunk_name(self._run.name, chunk)
-            config_map = await self._read(name)
+            config_map = await self._read(name, indexed=True)
             if config_map is None:
                 if chunk == position.chunk and position.batches > 0:
                     raise HistoryLostError(
@@ -285,7 +289,9 @@ class HistoryLog:
                         f"history ConfigMap {name!r}: batch {number} follows batch "
                         f"{batches - 1}; batches are missing"
                     )
-                entries = await self._verify(name, number, data[key])
+                # Batches the snapshot has folded are checked, not decoded: their MAC covers
+                # their text (references included), and nothing reads their entries.
+                entries = await self._verify(name, number, data[key], decode=number >= batches)
                 expected = number + 1
                 if number < batches:
                     continue
@@ -310,8 +316,11 @@ class HistoryLog:
             raise HistoryTamperedError(f"history ConfigMap {name!r}: {key!r} is not a batch")
         return int(key)
 
-    async def _verify(self, name: str, number: int, value: str) -> list[HistoryEntry]:
-        """The entries of one stored batch, once its MAC and its references check out."""
+    async def _verify(
+        self, name: str, number: int, value: str, *, decode: bool = True
+    ) -> list[HistoryEntry]:
+        """The entries of one stored batch, once its MAC and its references check out (none
+        when not `decode`: the MAC alone is checked)."""
         lines, mac = split_batch(value)
         body = "\n".join(lines)
         expected = batch_mac(self._key, self._run.uid, number, body)
@@ -320,6 +329,8 @@ class HistoryLog:
                 f"history ConfigMap {name!r}: batch {number} does not verify; it was not "
                 "written by Baton for this run, or was changed since"
             )
+        if not decode:
+            return []
         try:
             return [HistoryEntry.from_json(json.loads(line)) for line in await self._resolve(lines)]
         except (ValueError, KeyError, TypeError) as exc:
@@ -334,8 +345,13 @@ class HistoryLog:
     async def _load(self, name: str) -> dict[str, Any] | None:
         return await self._read(name)
 
-    async def _read(self, name: str) -> dict[str, Any] | None:
-        config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
+    async def _read(self, name: str, *, indexed: bool = False) -> dict[str, Any] | None:
+        """The ConfigMap `name` if it is this run's; `indexed` for chunks, which the
+        start-up index may hold (entries stored by reference it does not)."""
+        if indexed and self._index is not None:
+            config_map = await self._index.read(self._run.namespace, name)
+        else:
+            config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
         if config_map is None or not belongs_to(config_map, self._run):
             return None  # another run's chunk (a deleted run of the same name) is not ours
         return config_map

@@ -171,6 +171,9 @@ class Kube:
         self.api = api
         self.writes: Counter[str] = Counter()
         """Writes sent, by verb and resource (`patch workflowruns/status`), for metrics."""
+        self.reads: Counter[str] = Counter()
+        """Reads sent, by verb and resource (`get configmaps`, `list jobs`), for metrics: an
+        idle operator should send none."""
         self.conflicts = 0
         """Writes refused with 409."""
         self.write_errors: Counter[str] = Counter()
@@ -257,6 +260,8 @@ class Kube:
     ) -> dict[str, Any]:
         if method != "GET":
             self.writes[f"{method.lower()} {_resource_of(path)}"] += 1
+        else:
+            self.reads[f"{_read_verb(path)} {_resource_of(path)}"] += 1
         try:
             response = await self.api.call_api(
                 path,
@@ -286,6 +291,16 @@ def _resource_of(path: str) -> str:
     if len(parts) >= 3:
         return f"{parts[0]}/{parts[2]}"
     return parts[0] if parts else path
+
+
+def _read_verb(path: str) -> str:
+    """`list` for a collection's path, `get` for an object's (or its subresource's)."""
+    parts = [p for p in path.split("/") if p]
+    if "namespaces" in parts and parts.index("namespaces") + 2 < len(parts):
+        parts = parts[parts.index("namespaces") + 2 :]
+    else:
+        parts = parts[2:] if parts[0] == "api" else parts[3:]
+    return "list" if len(parts) == 1 else "get"
 
 
 def _api_error(exc: ApiException) -> ApiError:

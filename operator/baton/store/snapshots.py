@@ -28,6 +28,7 @@ from baton.store.history import HistoryCorruptError
 from baton.store.kube import Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 from baton.store.ref import RunRef
+from baton.store.startup import ConfigMapIndex
 
 REF = "$ref"
 MAC_ANNOTATION = "baton.dev/mac"
@@ -66,9 +67,12 @@ class Snapshots:
         labels: Mapping[str, str],
         *,
         key: bytes = b"",
+        index: ConfigMapIndex | None = None,
     ) -> None:
         self._key = key
         self._kube = kube
+        self._index = index
+        """Where the definition is read from while the operator starts (baton.store.startup)."""
         self._run = run
         self._owner = dict(owner)
         self._labels = dict(labels)
@@ -98,7 +102,10 @@ class Snapshots:
         the snapshot is missing; SnapshotTamperedError when it is not the one Baton stored for
         this run. `verify=False` skips the seal (readers without the operator's key, such as
         `baton describe`, which only display it)."""
-        config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
+        if self._index is not None:
+            config_map = await self._index.read(self._run.namespace, name)
+        else:
+            config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
         if config_map is None or not belongs_to(config_map, self._run):
             return None
         text = str((config_map.get("data") or {}).get("json", "null"))

@@ -137,6 +137,7 @@ class FakeKube:
         self.writes: Counter[str] = Counter({"patch workflowruns/status": 3, "post jobs": 1})
         self.conflicts = 2
         self.write_errors: Counter[str] = Counter({"post jobs 403": 1})
+        self.reads: Counter[str] = Counter({"get configmaps": 2})
 
 
 class FakeLoop:
@@ -158,6 +159,8 @@ def test_the_live_collector_reads_writes_conflicts_and_loops_at_scrape_time() ->
         loops["u"] = FakeLoop(initial_state())
         assert value("baton_api_writes_total", {"verb": "post", "resource": "jobs"}) == 5
         assert value("baton_runs_active") == 1
+        kube.reads["list configmaps"] += 1
+        assert value("baton_api_reads_total", {"verb": "list", "resource": "configmaps"}) == 1
     finally:
         stop()
     assert metrics.REGISTRY.get_sample_value("baton_api_conflicts_total") is None

@@ -49,3 +49,16 @@ def test_a_namespace_outside_kubernetes_rules_is_refused(namespace: str) -> None
 
 def test_dotted_names_are_valid_object_names() -> None:
     assert core_path("secrets", "shop", "tls.example.com").endswith("/secrets/tls.example.com")
+
+
+def test_a_read_is_counted_as_a_list_of_a_collection_or_a_get_of_an_object() -> None:
+    from baton.store.kube import _read_verb, _resource_of
+
+    reads = {
+        core_path("configmaps", "shop"): ("list", "configmaps"),
+        core_path("configmaps", "shop", "run-history-0"): ("get", "configmaps"),
+        path_of("workflowruns"): ("list", "workflowruns"),
+        path_of("workflowruns", "shop", "r", subresource="status"): ("get", "workflowruns/status"),
+    }
+    for path, expected in reads.items():
+        assert (_read_verb(path), _resource_of(path)) == expected, path
