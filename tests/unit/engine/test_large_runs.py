@@ -11,6 +11,7 @@ import yaml
 
 from baton.api.run import RunPhase, StepPhase, WorkflowRunStatus
 from baton.api.workflow import WorkflowSpec
+from baton.cli.describe import build_tree
 from baton.engine import (
     ActivityCompleted,
     ActivityFailed,
@@ -29,6 +30,7 @@ from baton.engine import (
 from baton.engine.index import build
 from baton.engine.state import SummaryStatusError
 from baton.engine.summary import FAILED_SHOWN, FULL_STATUS_STEPS, RECENT
+from baton.ui.model import run_graph
 
 WORKFLOW = """
 steps:
@@ -171,3 +173,30 @@ def test_a_decision_copies_only_the_instances_its_event_changes() -> None:
     shared = sum(1 for p, s in after.steps.items() if before.steps.peek(p) is s)
     assert shared >= len(before.steps) - len(touched)
     assert before.steps.peek(running).phase is StepPhase.RUNNING  # type: ignore[union-attr]
+
+
+def test_describe_shows_a_summary_s_listed_items_and_counts_the_others(
+    finished: Simulation,
+) -> None:
+    status = status_of(DEFINITION, finished.state)
+    (each, _total) = build_tree(yaml.safe_load(WORKFLOW), status, [])
+    labels = [node.label for node in each.children]
+    listed = status["steps"]["each"]["itemCounts"]["listed"]
+    assert len(labels) == listed + 1
+    assert labels[0] == "[7] call"
+    more = each.children[-1]
+    assert more.label == f"... {3000 - listed} more items"
+    phases = [s["phase"] for p, s in status["steps"].items() if p.startswith("each[")]
+    succeeded, failed = phases.count("Succeeded"), phases.count("Failed")
+    assert more.detail == f"{2700 - succeeded} succeeded, {300 - failed} failed (baton history)"
+
+
+def test_the_web_view_counts_every_item_of_a_summary_and_rows_the_listed_ones(
+    finished: Simulation,
+) -> None:
+    status = status_of(DEFINITION, finished.state)
+    graph = run_graph(yaml.safe_load(WORKFLOW), status, [])
+    (node,) = [n for n in graph["nodes"] if n.get("forEach")]
+    assert node["forEach"]["total"] == 3000
+    assert node["forEach"]["phases"] == {"Succeeded": 2700, "Failed": 300}
+    assert len(node["forEach"]["items"]) == status["steps"]["each"]["itemCounts"]["listed"]
