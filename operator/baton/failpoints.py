@@ -27,6 +27,8 @@ And inside the writes and commands of a batch:
 - `after-output-offload` (baton.store.snapshots): a large output's ConfigMap is written, the
   status that refers to it not;
 - `after-child-create` (baton.handlers.runs): a child run exists, its parent has not seen it.
+- `after-successor-create` (baton.executors.successor): the run a run continues as exists,
+  the run has not heard of it.
 
 And in a Schedule's pass (baton.handlers.schedules):
 

@@ -363,6 +363,13 @@ class FailAction(Model):
     message: str = Field("", description="Error message; may interpolate `${{ }}`.")
 
 
+class ContinueAsNewAction(Model):
+    """End the run and start a fresh run of the same Workflow with new input
+    (continue-as-new): same lineage, a new history."""
+
+    input: JSON = Field(None, description="The next run's input; strings may interpolate `${{ }}`.")
+
+
 class Branch(Model):
     """One branch of a `parallel` step."""
 
@@ -462,6 +469,13 @@ class RepeatPolicy(Model):
     max_iterations: int = Field(
         100, alias="maxIterations", ge=1, description="Fail with `MaxIterations` after this many."
     )
+    continue_as_new_every: int | None = Field(
+        None,
+        alias="continueAsNewEvery",
+        ge=1,
+        description="After this many iterations in one run, continue as new with the same "
+        "input, `vars` and iteration count (not in a forEach).",
+    )
 
 
 class Compensation(Model):
@@ -501,6 +515,7 @@ STEP_KINDS: tuple[str, ...] = (
     "for_each",
     "set",
     "fail",
+    "continue_as_new",
 )
 """Attribute names of the step kinds on `Step`, in documentation order."""
 
@@ -559,6 +574,9 @@ class Step(Model):
         None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
     )
     fail: FailAction | None = Field(None, description="Fail with an error.")
+    continue_as_new: ContinueAsNewAction | None = Field(
+        None, alias="continueAsNew", description="End the run; a new run goes on with new input."
+    )
     retry: RetryPolicy | None = Field(
         None,
         description="Overrides `defaults.retry` field by field (`rules`: several, by error). "
@@ -627,7 +645,11 @@ class Step(Model):
         return self
 
 
-_YAML_NAME = {"wait_for_signal": "waitForSignal", "for_each": "forEach"}
+_YAML_NAME = {
+    "wait_for_signal": "waitForSignal",
+    "for_each": "forEach",
+    "continue_as_new": "continueAsNew",
+}
 
 
 class SignalHandler(Model):

@@ -27,6 +27,7 @@ from baton.cli.runview import (
     INLINE,
     child_runs_by_key,
     human_age,
+    lineage_fields,
     listed_items,
     parse_time,
     phase_of,
@@ -59,7 +60,7 @@ class Node:
             data["kind"] = self.kind
             data["phase"] = self.status.get("phase") or "Pending"
             data["attempts"] = int(self.status.get("attempts") or 0)
-            for name in ("startedAt", "finishedAt", "error"):
+            for name in ("startedAt", "finishedAt", "error", "continuedFrom", "continuedAs"):
                 if self.status.get(name):
                     data[name] = self.status[name]
             took = duration(self.status, now)
@@ -76,7 +77,7 @@ def step_kind(step: Mapping[str, Any]) -> str:
     """The kind of a step of the definition: the one action key it has (`http`, `forEach`)."""
     for kind in (
         "http", "job", "worker", "workflow", "sleep", "waitForSignal", "parallel", "forEach",
-        "set", "fail",
+        "set", "fail", "continueAsNew",
     ):  # fmt: skip
         if step.get(kind) is not None:
             return kind
@@ -330,6 +331,7 @@ def describe_lines(
     ]
     if status.get("startedAt"):
         fields.append(("Started", str(status["startedAt"])))
+    fields += lineage_fields(run)
     error = status.get("error")
     if isinstance(error, Mapping) and error.get("type"):
         step = f" (step {error['step']})" if error.get("step") else ""

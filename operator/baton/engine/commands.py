@@ -95,6 +95,24 @@ class TerminateChild(Command):
 
 
 @dataclass(frozen=True)
+class ContinueAsNew(Command):
+    """Create the run `name` (deterministic: from the lineage and this run's uid, so a
+    re-issue finds the run the first issue created) following the same Workflow with `input`,
+    carrying `vars` and repeat `iterations`; it is the lineage's run number `number`."""
+
+    type: ClassVar[str] = "ContinueAsNew"
+    name: str
+    input: Any
+    lineage: str
+    number: int
+    vars: dict[str, Any] | None = None
+    iterations: dict[str, int] | None = None
+    cancel: bool = False
+    """Create it cancelled (or cancel it, when it exists): the run was cancelled while it was
+    continuing."""
+
+
+@dataclass(frozen=True)
 class FinishRun(Command):
     """The run reached a final phase: publish it (Kubernetes Event, metrics, parent run)."""
 

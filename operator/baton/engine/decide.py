@@ -22,6 +22,7 @@ from baton.engine import index, summary
 from baton.engine.commands import (
     CancelActivity,
     Command,
+    ContinueAsNew,
     FinishRun,
     StartActivity,
     StartChildRun,
@@ -38,6 +39,7 @@ from baton.engine.events import (
     HistoryEntry,
 )
 from baton.engine.kinds import KINDS, Deadline, child_run_name
+from baton.engine.kinds.continue_as_new import SUCCESSOR_KEY
 from baton.engine.machine import MAX_DUE_PER_DECISION, Machine, deadlines
 from baton.engine.scope import ACTIVE, BAD, DONE, MAX_STEP_INSTANCES, step_def
 from baton.engine.state import State, state_to_status, to_millis
@@ -140,7 +142,8 @@ def _in_flight(
     definition: Definition, state: State, paths: Iterable[str]
 ) -> dict[tuple[str, int], Command]:
     """Start commands of every running attempt of the instances at `paths` and of every
-    compensation, keyed by (key, attempt)."""
+    compensation, keyed by (key, attempt), and the creation of the run this one continues as
+    while it is due."""
     out: dict[tuple[str, int], Command] = {}
     for path in paths:
         step = state.steps.peek(path)
@@ -168,6 +171,23 @@ def _in_flight(
             heartbeat=timeouts.heartbeat,
             compensation=True,
             acknowledged=run.acknowledged,
+        )
+    successor = state.successor
+    if (
+        successor is not None
+        and successor.ready
+        and not successor.created
+        and not state.phase.finished  # a run aborted meanwhile creates nothing more
+    ):
+        # A cancel changes the command (a new key), so the shell performs it again.
+        out[(SUCCESSOR_KEY, int(successor.cancel))] = ContinueAsNew(
+            name=successor.name,
+            input=successor.input,
+            lineage=state.lineage or state.run_name,
+            number=state.continuation + 1,
+            vars=successor.vars,
+            iterations=successor.iterations,
+            cancel=successor.cancel,
         )
     return out
 

@@ -91,6 +91,7 @@ class StepKind(StrEnum):
     FOR_EACH = "forEach"
     SET = "set"
     FAIL = "fail"
+    CONTINUE_AS_NEW = "continueAsNew"
 
     @property
     def is_activity(self) -> bool:
@@ -293,6 +294,8 @@ class Repeat:
     until: Expression
     interval: float | None
     max_iterations: int
+    continue_every: int | None = None
+    """`continueAsNewEvery`: iterations one run makes before it continues as new."""
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,8 @@ class StepDef:
     for_each: ForEach | None = None
     assignments: tuple[tuple[str, Template], ...] = ()
     fail: Fail | None = None
+    continue_input: Template | None = None
+    """A `continueAsNew` step: the next run's input."""
     retry: tuple[RetryPolicy, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     catch: tuple[Catch, ...] = ()
@@ -480,6 +485,13 @@ class _Compiler:
                 self.cleanup.add(step.name)
             if in_finally:
                 self.in_finally.add(step.name)
+            if cleanup and step.continue_as_new is not None:
+                raise DefinitionError(
+                    "a cleanup step (in onExit or finally) runs while the run ends: it cannot "
+                    "continue the run as new; move continueAsNew to the steps",
+                    step=step.name,
+                    field="continueAsNew",
+                )
             if cleanup and step.compensate is not None:
                 raise DefinitionError(
                     "a cleanup step (in onExit or finally) is not part of the saga: it runs "
@@ -683,6 +695,24 @@ class _Compiler:
                     for var, value in step.set.items()
                 )
             }
+        if step.continue_as_new is not None:
+            policies: tuple[tuple[str, object], ...] = (
+                ("repeat", step.repeat),
+                ("compensate", step.compensate),
+            )
+            for field_name, policy in policies:
+                if policy is not None:
+                    raise DefinitionError(
+                        f"{field_name} has no effect on a continueAsNew step: it ends the run "
+                        "(nothing is compensated, nothing repeats); remove it",
+                        step=name,
+                        field=field_name,
+                    )
+            return {
+                "continue_input": self._template(
+                    step.continue_as_new.input, name, "continueAsNew.input"
+                )
+            }
         assert step.fail is not None, "a validated step has exactly one kind"
         return {
             "fail": Fail(
@@ -733,10 +763,19 @@ class _Compiler:
         interval = (
             self._duration(rep.interval, step.name, "repeat.interval") if rep.interval else None
         )
+        if rep.continue_as_new_every is not None and self.depth.get(step.name, 0) != 0:
+            raise DefinitionError(
+                "continueAsNewEvery restarts the whole run, and the iterations it carries are "
+                "counted per step: a step in a forEach has one count per item; move the "
+                "repeat out of the forEach",
+                step=step.name,
+                field="repeat.continueAsNewEvery",
+            )
         return Repeat(
             until=self._expression(rep.until, step.name, "repeat.until"),
             interval=interval,
             max_iterations=rep.max_iterations,
+            continue_every=rep.continue_as_new_every,
         )
 
     # -- policies ----------------------------------------------------------------------------

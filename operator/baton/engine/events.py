@@ -46,6 +46,9 @@ class RunStarted(Event):
     on_cancel: str | None = None
     parallelism: int | None = None
     scheduled_time: str | None = None
+    continuation: dict[str, Any] | None = None
+    """For a run continue-as-new started: its `spec.continuation` (from, lineage, number, and
+    the vars and repeat iterations carried over)."""
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
@@ -53,6 +56,7 @@ class RunStarted(Event):
         for key, value in (
             ("scheduledTime", self.scheduled_time),
             ("parallelism", self.parallelism),
+            ("continuation", self.continuation),
         ):
             if value is None:
                 del data[key]
@@ -180,6 +184,17 @@ class RunAborted(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class SuccessorCreated(Event):
+    """The shell created (or found) the run `name` this run continues as; or, with `error`
+    ({type, message}), could not: the name is taken by a run that is not this one's successor.
+    """
+
+    type: ClassVar[str] = "SuccessorCreated"
+    name: str
+    error: dict[str, Any] | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -196,6 +211,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ResumeRequested,
         RedriveRequested,
         RunAborted,
+        SuccessorCreated,
     )
 }
 
@@ -254,6 +270,12 @@ def event_detail(event: Event) -> str:
         return f"{event.reason}: {event.message}"
     if isinstance(event, TimerFired):
         return event.timer_id
+    if isinstance(event, SuccessorCreated):
+        if event.error is not None:
+            return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
+        return event.name
+    if isinstance(event, RunStarted) and event.continuation:
+        return f"continues {event.continuation.get('from')}"
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""

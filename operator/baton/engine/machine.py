@@ -43,6 +43,7 @@ from baton.engine.events import (
     RunAborted,
     RunStarted,
     SignalReceived,
+    SuccessorCreated,
     SuspendRequested,
     TimerFired,
 )
@@ -199,6 +200,8 @@ class Machine:
             s.suspended = True
         elif isinstance(event, ResumeRequested):
             s.suspended = False
+        elif isinstance(event, SuccessorCreated):
+            self._successor_created(event)
         else:
             assert isinstance(event, TimerFired), f"unhandled event {event!r}"
         if s.phase is not RunPhase.PENDING:
@@ -215,6 +218,12 @@ class Machine:
         s.on_cancel = event.on_cancel
         s.parallelism = event.parallelism
         s.scheduled_time = event.scheduled_time
+        carried = event.continuation or {}
+        if carried:
+            s.lineage = carried.get("lineage")
+            s.continuation = int(carried.get("number") or 0)
+            s.continued_from = carried.get("from")
+            s.carried_iterations = carried.get("iterations") or None
         timeout = event.timeout if event.timeout is not None else self.d.timeout
         s.deadline = self.now + to_millis(timeout) if timeout is not None else None
         context = self.context(ROOT)
@@ -224,6 +233,9 @@ class Machine:
             except EvaluationError as exc:
                 self._unwind(Ending.FAILED, expression_error(str(exc), None, f"vars.{name}"))
                 return
+        if carried.get("vars"):
+            # What the lineage's previous run had: it goes on from there.
+            s.vars.update(carried["vars"])
 
     def _running(self, key: str, attempt: int) -> tuple[StepDef, StepState] | None:
         """The step or compensation running `attempt` under `key`, if that is current."""
@@ -380,6 +392,12 @@ class Machine:
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
         )
+        if s.ending is Ending.CONTINUED:
+            # A continueAsNew step ended the run: once what was in flight stopped, it is
+            # done, whatever the other steps ended in; nothing is compensated.
+            if result is not BlockResult.RUNNING:
+                self._close(RunPhase.CONTINUED_AS_NEW)
+            return
         if result is BlockResult.SUCCEEDED:
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
@@ -737,7 +755,7 @@ class Machine:
         step = s.steps[deadline.target]
         scope = self.scope_of(deadline.target)
         if purpose is TimerPurpose.REPEAT:
-            self.execute(sd, scope, deadline.target, step)
+            repeat.iterate(self, sd, scope, deadline.target, step)
         else:
             KINDS[sd.kind].expire(self, sd, scope, deadline.target, step, purpose=purpose)
 
@@ -746,6 +764,10 @@ class Machine:
     def _abort(self, ending: Ending, error: StepError) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
+        successor = s.successor
+        if ending is Ending.CANCELLED and successor is not None and not successor.created:
+            # The run is continuing as new: the cancel goes on to the run it continues as.
+            successor.cancel = True
         if (
             s.compensations
             or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT)
@@ -897,9 +919,38 @@ class Machine:
 
     def _end(self, phase: RunPhase) -> None:
         s = self.state
+        successor = s.successor
+        if phase is RunPhase.CONTINUED_AS_NEW and successor is not None and not successor.created:
+            # The shell creates the successor now (`ContinueAsNew` is in flight); the run ends
+            # once it reports it created (`SuccessorCreated`).
+            successor.ready = True
+            return
         s.phase = phase
         s.finished_at = self.now
         s.suspended = False
+
+    def _successor_created(self, event: SuccessorCreated) -> None:
+        s = self.state
+        successor = s.successor
+        if (
+            successor is None
+            or not successor.ready
+            or successor.created
+            or successor.name != event.name
+        ):
+            return
+        if event.error is not None:
+            # The name is held by a run that is not this one's successor: nothing goes on.
+            s.ending = Ending.FAILED
+            s.error = StepError(
+                str(event.error.get("type") or "ContinueAsNewFailed"),
+                str(event.error.get("message") or ""),
+            )
+            s.successor = None
+            self._end(RunPhase.FAILED)
+            return
+        successor.created = True
+        self._end(RunPhase.CONTINUED_AS_NEW)
 
     # -- redrive -----------------------------------------------------------------------------
 
@@ -1012,6 +1063,9 @@ class Machine:
                 "namespace": s.namespace,
                 "uid": s.uid,
                 "scheduledTime": s.scheduled_time,
+                "lineage": s.lineage or s.run_name,
+                "continuation": s.continuation,
+                "continuedFrom": s.continued_from,
                 **cleanup.run_in_scope(self),
             },
             "now": self.now_time,

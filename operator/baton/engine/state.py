@@ -39,6 +39,8 @@ class Ending(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timedOut"
+    CONTINUED = "continued"
+    """A `continueAsNew` step ended the run: nothing is compensated, the successor follows."""
 
 
 class KeyRole(StrEnum):
@@ -224,6 +226,50 @@ class Steps(dict[str, StepState]):
 
 
 @dataclass
+class Successor:
+    """The run a `continueAsNew` step (or `repeat.continueAsNewEvery`) asked for: its
+    deterministic name, its input and the state it carries. `ready` once this run's own steps
+    (and `finally`/`onExit`) ended: the shell creates it then; `created` once the shell
+    reported it exists, which ends this run ContinuedAsNew."""
+
+    name: str
+    input: JSON = None
+    vars: dict[str, Any] | None = None
+    iterations: dict[str, int] | None = None
+    ready: bool = False
+    created: bool = False
+    cancel: bool = False
+    """A cancel came while this run was continuing: the successor starts cancelled (the
+    cancel reaches the lineage's current run, as Temporal's reaches the workflow's)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "input": self.input}
+        for key, value in (("vars", self.vars), ("iterations", self.iterations)):
+            if value is not None:
+                out[key] = value
+        for key, flag in (
+            ("ready", self.ready),
+            ("created", self.created),
+            ("cancel", self.cancel),
+        ):
+            if flag:
+                out[key] = True
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Successor:
+        return Successor(
+            name=data["name"],
+            input=data.get("input"),
+            vars=data.get("vars"),
+            iterations=data.get("iterations"),
+            ready=bool(data.get("ready")),
+            created=bool(data.get("created")),
+            cancel=bool(data.get("cancel")),
+        )
+
+
+@dataclass
 class State:
     """Everything the engine knows about one run."""
 
@@ -241,6 +287,17 @@ class State:
     """The run's own bound of activities and child runs in flight (its spec's), if it has one."""
     scheduled_time: str | None = None
     """The nominal time of a run a Schedule started (RFC 3339), else None."""
+    lineage: str | None = None
+    """The first run of this run's continue-as-new lineage; None: this run is the first."""
+    continuation: int = 0
+    """Runs before this one in its lineage (0 for the first)."""
+    continued_from: str | None = None
+    """The run this one continues, if continue-as-new started it."""
+    carried_iterations: dict[str, int] | None = None
+    """Repeat iterations the predecessor carried over, by top-level step; taken by the step's
+    first execution in this run."""
+    successor: Successor | None = None
+    """The run this one is continuing as, once a continueAsNew step asked for it."""
     vars: dict[str, Any] = field(default_factory=dict)
     signals_received: int = 0
     signals: dict[str, Any] = field(default_factory=dict)
@@ -287,6 +344,8 @@ class State:
         ]
         new.queries = dict(self.queries)
         new.conditions = list(self.conditions)
+        if self.successor is not None:
+            new.successor = _shallow(self.successor)
         return new
 
 
@@ -438,10 +497,20 @@ def state_to_status(
     put("redrive", state.redrive, 0)
     put("nextWakeupAt", rfc3339(next_wakeup_at) if next_wakeup_at is not None else None)
     put("conditions", state.conditions, [])
-    run = {"name": state.run_name, "namespace": state.namespace, "uid": state.uid}
+    run: dict[str, Any] = {"name": state.run_name, "namespace": state.namespace, "uid": state.uid}
     if state.scheduled_time is not None:
         run["scheduledTime"] = state.scheduled_time
+    if state.lineage is not None:
+        run["lineage"] = state.lineage
+    if state.continuation:
+        run["continuation"] = state.continuation
     put("run", run)
+    put("continuedFrom", state.continued_from)
+    put("carriedIterations", state.carried_iterations)
+    if state.successor is not None:
+        put("successor", state.successor.to_json())
+        if state.successor.created:
+            put("continuedAs", state.successor.name)
     put("input", state.input)
     put("deadline", rfc3339(state.deadline) if state.deadline is not None else None)
     put("onCancel", state.on_cancel)
@@ -496,6 +565,11 @@ def state_from_status(status: dict[str, Any]) -> State:
         on_cancel=status.get("onCancel"),
         parallelism=status.get("parallelism"),
         scheduled_time=run.get("scheduledTime"),
+        lineage=run.get("lineage"),
+        continuation=run.get("continuation", 0),
+        continued_from=status.get("continuedFrom"),
+        carried_iterations=status.get("carriedIterations"),
+        successor=(Successor.from_json(status["successor"]) if status.get("successor") else None),
         vars=dict(status.get("vars") or {}),
         signals_received=status.get("signalsConsumed", 0),
         signals=dict(status.get("signals") or {}),

@@ -52,11 +52,13 @@ from baton import metrics
 from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.duration import DurationError, parse_duration
 from baton.api.labels import (
+    LINEAGE,
     PARENT_UID,
     PHASE,
     ROOT_UID,
     RUN_UID,
     WORKFLOW,
+    label_value,
     run_labels,
     scheduled_time,
 )
@@ -73,6 +75,7 @@ from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
     Command,
+    ContinueAsNew,
     Definition,
     DefinitionError,
     FinishRun,
@@ -117,6 +120,7 @@ from baton.engine.state import (
 from baton.executors import podpolicy
 from baton.executors.base import Adopting, Executor
 from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
+from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
@@ -188,10 +192,13 @@ class Shell:
     registry: Registry = field(init=False)
     children: ChildExecutor = field(init=False)
     """Starts and terminates child runs (`workflow` steps), as `executors` do activities."""
+    successors: SuccessorCreator = field(init=False)
+    """Creates the runs continue-as-new continues runs as."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
+        self.successors = SuccessorCreator(self.kube, self.settings)
 
 
 class RunLoop:
@@ -243,6 +250,8 @@ class RunLoop:
         """The shell's conditions (SHELL_CONDITIONS) as last written."""
         labels = meta.get("labels") or {}
         self.labelled: dict[str, str | None] = {k: labels.get(k) for k in (WORKFLOW, PHASE)}
+        if LINEAGE in labels:
+            self.labelled[LINEAGE] = labels[LINEAGE]
         """The run's workflow and phase labels as last seen or written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
@@ -447,6 +456,7 @@ class RunLoop:
             error_json(self.state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
+            continued_as=status.get("continuedAs"),
         )
         status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
         await self._label(self.definition_ref.get("workflow"), self.state.phase)
@@ -458,6 +468,9 @@ class RunLoop:
         comes before the status write, so a crash between them leaves a run whose status is
         behind, which its loop resumes and rewrites, never a finished run mislabelled."""
         wanted = run_labels(workflow, phase.value)
+        if self.state.successor is not None or self.state.continued_from is not None:
+            # A lineage's first run is labelled once it continues; the others are created so.
+            wanted[LINEAGE] = label_value(self.state.lineage or self.ref.name)
         if wanted == self.labelled:
             return
         path = path_of("workflowruns", self.ref.namespace, self.ref.name)
@@ -583,6 +596,11 @@ class RunLoop:
             on_cancel=spec.on_cancel.value if spec.on_cancel else None,
             parallelism=spec.parallelism,
             scheduled_time=scheduled_time(self.body),
+            continuation=(
+                spec.continuation.model_dump(by_alias=True, exclude_none=True)
+                if spec.continuation is not None
+                else None
+            ),
         )
         await self._fold([started, *self._spec_events()])
 
@@ -728,6 +746,9 @@ class RunLoop:
             await self.shell.children.start(self.ref, command, self.deliver)
         elif isinstance(command, TerminateChild):
             await self.shell.children.cancel(self.ref, command)
+        elif isinstance(command, ContinueAsNew):
+            # Reported to this loop directly, as the create is awaited here.
+            await self.shell.successors.create(self.ref, self.body, command, self.deliver)
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)

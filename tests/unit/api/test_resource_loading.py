@@ -108,6 +108,7 @@ EXAMPLE_WORKFLOWS = {
     "parallel-provisioning": ["tenant-provisioning"],
     "invoice-batch": ["invoice-batch"],
     "quote-race": ["quote-race"],
+    "tenancy-ledger": ["tenancy-ledger"],
 }
 """The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
 docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others
