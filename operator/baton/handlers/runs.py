@@ -766,7 +766,9 @@ class RunLoop:
             else:
                 self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
         for path, step in after.steps.items():
-            old = before.steps.get(path)
+            old = before.steps.peek(path)
+            if old is step:
+                continue  # not changed by the batch: the states share it (engine.state.Steps)
             if step.phase is StepPhase.BACKOFF:
                 if (
                     old is None
