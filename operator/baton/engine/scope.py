@@ -22,8 +22,8 @@ BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
 MAX_STEP_INSTANCES = 20_000
 """Step instances one run may hold (a forEach item is one per step it contains). The status
 lists a large run's instances in summary (`baton.engine.summary`), so this bounds what the
-run costs elsewhere: its history (two to three events per item, about 250 bytes each, so
-some 10 MB at the limit, in ConfigMaps of at most 1 MiB), the operator's memory (about 1 KB per
+run costs elsewhere: its history (two to three events per item, about 125 bytes each, so
+some 5 MB at the limit, in ConfigMaps of 256 KiB), the operator's memory (about 1 KB per
 instance) and the time to resume a summarized run by replaying its history (see
 docs/performance.md, "The engine as a forEach grows")."""
 TIMED = frozenset({StepPhase.RUNNING, StepPhase.BACKOFF, StepPhase.WAITING})
