@@ -28,6 +28,7 @@ while the operator was down. The windows:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -487,6 +488,88 @@ def test_suspend_and_resume_interrupted_by_crashes_hold_then_run_each_step_once(
     assert keys(recorder, "/third") == [f"{uid}/third/1"]
     assert all(call.at >= resumed for call in recorder.calls_to("/second"))
     check_replay(runs, spec, "pause-1")
+
+
+# -- updates ----------------------------------------------------------------------------------
+
+
+def test_an_update_accepted_just_before_a_crash_is_answered_and_applied_once(
+    runs: Runs, make_lives: LivesFactory
+) -> None:
+    spec = workflow(
+        "counter",
+        [{"name": "wait", "waitForSignal": {"name": "done"}}],
+        vars={"n": 0},
+        updates=[{"name": "bump", "set": {"n": "${{ vars.n + 1 }}"}, "output": "${{ vars.n }}"}],
+        output="${{ vars.n }}",
+    )
+    runs.apply([spec, run("counter-1", "counter")])
+    lives = make_lives()
+    lives.start()
+    runs.wait("counter-1", step="wait", step_phase="Waiting")
+    lives.kill()
+    request = {"id": "b1", "name": "bump"}
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "counter-1", "-n", runs.namespace, "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/updates/-", "value": request}]),
+    )  # fmt: skip
+    lives.die_at("after-history-append:1")  # accepted in the history, no answer in the status
+    status = runs.status("counter-1")
+    assert "b1" not in status.get("updates", {}), status
+    assert status["vars"] == {"n": 0}
+    lives.start()
+    answered = wait_until(
+        "the update's answer",
+        lambda: runs.status("counter-1").get("updates", {}).get("b1"),
+        timeout=90,
+    )
+    assert answered["outcome"] == "Completed"
+    assert answered["output"] == 1
+    assert runs.status("counter-1")["vars"] == {"n": 1}
+    check_replay(runs, spec, "counter-1")
+    send_signal(runs.cluster, runs.namespace, "counter-1", "done")
+    assert runs.wait("counter-1")["output"] == 1
+
+
+def test_an_update_whose_step_ended_just_before_a_crash_is_answered_once(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    recorder.script("/hold", Reply(body={"id": "h-1"}))
+    spec = workflow(
+        "holder",
+        [{"name": "wait", "waitForSignal": {"name": "done"}}],
+        updates=[
+            {
+                "name": "hold",
+                "steps": [{"name": "hold", "http": http(f"{recorder.url}/hold")}],
+                "output": "${{ steps.hold.output.id }}",
+            }
+        ],
+    )
+    runs.apply([spec, run("holder-1", "holder")])
+    lives = make_lives()
+    lives.start()
+    runs.wait("holder-1", step="wait", step_phase="Waiting")
+    lives.kill()
+    request = {"id": "h1", "name": "hold"}
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "holder-1", "-n", runs.namespace, "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/updates/-", "value": request}]),
+    )  # fmt: skip
+    # The acceptance's batch, then the step's result's: in the history, not in the status.
+    lives.die_at("after-history-append:2")
+    assert runs.status("holder-1")["updates"]["h1"]["outcome"] == "Running"
+    lives.start()
+    answered = wait_until(
+        "the update's answer",
+        lambda: runs.status("holder-1")["updates"]["h1"]["outcome"] == "Completed",
+        timeout=90,
+    )
+    assert answered
+    assert runs.status("holder-1")["updates"]["h1"]["output"] == "h-1"
+    uid = uid_of(runs, "holder-1")
+    assert keys(recorder, "/hold") == [f"{uid}/@h1.hold/1"]
+    check_replay(runs, spec, "holder-1")
 
 
 # -- continue-as-new --------------------------------------------------------------------------

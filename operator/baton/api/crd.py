@@ -275,6 +275,19 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
             "signals already sent cannot be changed or removed",
         ),
     ),
+    ("WorkflowRunSpec", "updates"): (
+        Rule(
+            "self.size() >= oldSelf.size() && oldSelf.all(i, u, self[i] == u)",
+            "spec.updates is append-only: add updates at the end (path /spec/updates/-); "
+            "updates already sent cannot be changed or removed",
+        ),
+    ),
+    ("WorkflowSpec", "updates"): (
+        Rule(
+            "self.all(u, self.exists_one(v, v.name == u.name))",
+            "update handler names must be unique",
+        ),
+    ),
     ("WorkflowRunSpec", "redrive"): (
         Rule("self >= oldSelf", "spec.redrive may only grow: bump it to redrive a failed run"),
     ),

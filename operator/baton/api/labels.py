@@ -57,6 +57,9 @@ LINEAGE = "baton.dev/lineage"
 (`kubectl get workflowruns -l baton.dev/lineage=ticker` lists every generation)."""
 CONTINUED_FROM = "baton.dev/continued-from"
 """Label on a run continue-as-new started: the name of the run it continues."""
+LOCK_KIND = "baton.dev/lock-kind"
+"""Label of the ConfigMap holding a mutex or semaphore (baton.store.locks): `mutex` or
+`semaphore`; its `baton.dev/part` is `lock`."""
 
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP

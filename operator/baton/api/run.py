@@ -20,6 +20,7 @@ from baton.api.conditions import (
     set_condition,
 )
 from baton.api.duration import Duration
+from baton.api.locks import LockStatus
 from baton.api.names import ObjectName
 from baton.api.workflow import (
     DEFAULT_PARALLELISM,
@@ -49,6 +50,24 @@ class Signal(Model):
         min_length=1, description="Signal name, matched by waitForSignal and signalHandlers."
     )
     payload: JSON = Field(None, description="Any JSON value delivered with the signal.")
+
+
+MAX_UPDATE_REQUESTS = 1000
+"""Entries `spec.updates` may hold, as many as `spec.signals`."""
+UPDATE_ID_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})$"
+"""An update's id: a key of `status.updates` and of `kubectl get -o jsonpath` paths, and part
+of the paths of its handler's step instances (`@<id>.<step>`), hence no dots."""
+
+
+class UpdateRequest(Model):
+    """A request to a running workflow's update handler, appended to `spec.updates`."""
+
+    id: str = Field(
+        pattern=UPDATE_ID_PATTERN,
+        description="Unique among the run's updates; the result appears at status.updates.<id>.",
+    )
+    name: str = Field(min_length=1, max_length=253, description="The update handler's name.")
+    payload: JSON = Field(None, description="Any JSON value; `update.payload` in the handler.")
 
 
 MAX_CONTINUATION = 1_000_000_000
@@ -91,6 +110,18 @@ class WorkflowRunSpec(Model):
         description="Append-only list of signals; each is delivered once, in order. "
         "Append with `kubectl patch --type json` and the path `/spec/signals/-` "
         "(at most 1000 per run; the list is empty, not absent, on a run created without it).",
+    )
+    updates: list[UpdateRequest] | None = Field(
+        None,
+        max_length=MAX_UPDATE_REQUESTS,
+        json_schema_extra={
+            "default": [],
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["id"],
+        },
+        description="Append-only list of update requests, each answered once in "
+        "status.updates.<id> (accepted with its output, or refused with the reason). Append "
+        f"with the path `/spec/updates/-` or `baton update` (at most {MAX_UPDATE_REQUESTS}).",
     )
     cancel: bool = Field(False, description="Set true to cancel the run.")
     on_cancel: OnCancel | None = Field(
@@ -305,6 +336,22 @@ class SignalRecordStatus(Model):
     payload: JSON = Field(None, description="Signal payload.")
 
 
+class UpdateResultStatus(Model):
+    """The answer to one update request (`status.updates.<id>`)."""
+
+    name: str = Field(description="The update handler's name.")
+    outcome: Literal["Running", "Completed", "Failed", "Refused"] = Field(
+        description="Running (accepted, its handler's steps run), Completed (`output` is the "
+        "result), Failed (accepted, its handler failed: `error`) or Refused (`reason`; the run "
+        "is untouched)."
+    )
+    output: JSON = Field(None, description="The handler's result.")
+    error: ErrorInfo | None = Field(None, description="Why an accepted update failed.")
+    reason: str | None = Field(None, description="Why the update was refused.")
+    payload: JSON = Field(None, description="Internal: the request's payload, while it runs.")
+    at: str | None = Field(None, description="RFC 3339 time it was answered.")
+
+
 class CompletionStatus(Model):
     """A completed step with a compensation, in completion order."""
 
@@ -375,12 +422,26 @@ class WorkflowRunStatus(Model):
         alias="signalsConsumed",
         description="Signals of spec.signals taken so far; the next one expected has this index.",
     )
+    updates: dict[str, UpdateResultStatus] = Field(
+        default_factory=dict,
+        description="Answers to spec.updates by id: those running their steps, and the latest "
+        "32 answered and 32 refused.",
+    )
+    updates_seen: int = Field(
+        0,
+        alias="updatesSeen",
+        description="Internal: entries of spec.updates answered so far, in list order.",
+    )
     compensations: list[CompensationStatus] = Field(
         default_factory=list, description="Compensations of the saga, in the order they run."
     )
     redrive: int = Field(0, description="The last spec.redrive the engine saw.")
     next_wakeup_at: str | None = Field(
         None, alias="nextWakeupAt", description="RFC 3339 time the run next has something due."
+    )
+    locks: dict[str, LockStatus] = Field(
+        default_factory=dict,
+        description="Mutexes and semaphore slots asked for, by step (`(run)`: the run's own).",
     )
     conditions: list[Condition] = Field(
         default_factory=list,

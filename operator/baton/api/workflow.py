@@ -20,6 +20,7 @@ from baton.api.duration import (
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import Synchronization
 from baton.api.names import ObjectName, TemplatedObjectName
 
 JSON = Any
@@ -594,6 +595,9 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    synchronization: Synchronization | None = Field(
+        None, description="A mutex or semaphore slot held while the step runs."
+    )
     finally_: list[Step] | None = Field(
         None,
         alias="finally",
@@ -659,6 +663,51 @@ class SignalHandler(Model):
     set: dict[str, JSON] = Field(description="vars to assign: name to value.")
 
 
+MAX_UPDATE_HANDLERS = 50
+"""Update handlers one Workflow may declare."""
+MAX_UPDATE_STEPS = 20
+"""Steps of one update handler, as many as a catch clause's."""
+
+
+class UpdateHandler(Model):
+    """A request that changes a running workflow and answers the caller (`baton update`): a
+    validator that may refuse it, `vars` it assigns, and the result it returns."""
+
+    name: str = Field(
+        min_length=1, max_length=253, description="Update name, as `baton update RUN NAME` sends."
+    )
+    validate_: CelExpression | None = Field(
+        None,
+        alias="validate",
+        description="Bare CEL that must be true, or the update is refused and nothing changes "
+        "(`update.payload`, `vars`, `input`, `steps` in scope).",
+    )
+    message: str | None = Field(
+        None,
+        max_length=1024,
+        description="The refusal's reason when `validate` is false; may interpolate `${{ }}`.",
+    )
+    set: dict[str, JSON] | None = Field(
+        None, description="vars to assign when the update is accepted: name to value."
+    )
+    # Steps as the `steps` of a Workflow, kept opaque in the CRD (a third typed step list would
+    # take the CRDs past the size kubectl apply can hold) and validated by the operator, which
+    # compiles them into Steps (`baton.engine.definition`): a bad one makes the Workflow Invalid.
+    steps: list[dict[str, JSON]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_UPDATE_STEPS,
+        description="Steps (as the Workflow's) run once the update is accepted, after `set` and "
+        "beside the run's own; the answer waits for them and `output` may read "
+        f"`steps.<name>.output` (at most {MAX_UPDATE_STEPS}).",
+    )
+    output: JSON = Field(
+        None,
+        description="The update's result, evaluated after `set` (and `steps`); may interpolate "
+        "`${{ }}`.",
+    )
+
+
 DEFAULT_PARALLELISM = 100
 """Activities and child runs one run has in flight at once when neither its Workflow nor the
 run says. A forEach starts every item by default; 100 lets every usual fan-out start at once
@@ -690,6 +739,12 @@ class WorkflowSpec(Model):
     queries: dict[str, CelExpression] | None = Field(
         None, description="Name to CEL; results are published to `status.queries`."
     )
+    updates: list[UpdateHandler] | None = Field(
+        None,
+        max_length=MAX_UPDATE_HANDLERS,
+        description="Update handlers: requests appended to a run's spec.updates that are "
+        f"validated, change vars and answer in status.updates (at most {MAX_UPDATE_HANDLERS}).",
+    )
     output: JSON = Field(None, description="The run's output; strings may interpolate `${{ }}`.")
     timeout: Duration | None = Field(None, description="Limit of the whole run.")
     parallelism: int | None = Field(
@@ -715,6 +770,12 @@ class WorkflowSpec(Model):
         None,
         alias="failFast",
         description="false: a failed step lets independent steps go on (default true).",
+    )
+    synchronization: Synchronization | None = Field(
+        None,
+        description="A mutex or semaphore slot the whole run holds: taken before its first "
+        "step starts, released when it finishes. Locks are shared by the runs of one "
+        "namespace; names may interpolate `${{ input... }}`.",
     )
     on_exit: list[Step] | None = Field(
         None,

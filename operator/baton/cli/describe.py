@@ -342,6 +342,14 @@ def describe_lines(
         lines += ["", *tree_table(nodes, now, wide=wide, paint=paint).splitlines()]
     else:
         lines.append("no step has started yet")
+    locks = status.get("locks")
+    if isinstance(locks, Mapping) and locks:
+        lines += ["", "Locks:"]
+        lines += [
+            f"  {key}: {entry.get('message', '')}"
+            for key, entry in locks.items()
+            if isinstance(entry, Mapping)
+        ]
     compensations = [c for c in status.get("compensations") or [] if isinstance(c, Mapping)]
     if compensations:
         rows = [

@@ -79,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
         )
     input_ = found.input if args.input is None else json_argument(args.input, "--input")
     mocks = _mocks(args.mocks) if args.mocks else Mocks()
-    # The run's own spec (its signals, suspend, cancel) comes first, then the mocks'.
+    # The run's own spec (its signals, updates, suspend, cancel) comes first, then the mocks'.
     mocks = mocks.model_copy(
         update={
             "signals": [*found.run.signals, *mocks.signals],
+            "updates": [*found.run.updates, *mocks.updates],
             "actions": [*found.run.actions, *mocks.actions],
         }
     )
@@ -126,6 +127,15 @@ def render_timeline(result: TestResult, name: str) -> str:
         lines.append(f"compensations: {', '.join(result.compensations)}")
     if result.queries:
         lines.append(f"queries: {json.dumps(result.queries)}")
+    for key, answer in result.updates.items():
+        if answer.get("outcome") == "Completed":
+            told = json.dumps(answer.get("output"))
+        elif answer.get("outcome") == "Refused":
+            told = f"refused: {answer.get('reason')}"
+        else:
+            error = answer.get("error") or {}
+            told = f"failed: {error.get('type')}: {error.get('message')}"
+        lines.append(f"update {key} ({answer.get('name')}): {told}")
     if result.generations > 1:
         lines.append(f"generations: {result.generations} runs (continue-as-new)")
     if result.phase == "ContinuedAsNew":

@@ -40,6 +40,7 @@ from baton.engine.events import (
 )
 from baton.engine.kinds import KINDS, Deadline, child_run_name
 from baton.engine.kinds.continue_as_new import SUCCESSOR_KEY
+from baton.engine.locks import lock_commands, pending_locks
 from baton.engine.machine import MAX_DUE_PER_DECISION, Machine, deadlines
 from baton.engine.scope import ACTIVE, BAD, DONE, MAX_STEP_INSTANCES, step_def
 from baton.engine.state import State, state_to_status, to_millis
@@ -91,6 +92,7 @@ def pending_commands(definition: Definition, state: State) -> list[Command]:
     `next_wakeup`)."""
     active = index.in_seq(state, index.index_of(definition, state).active)
     commands: list[Command] = list(_in_flight(definition, state, active).values())
+    commands.extend(pending_locks(state))
     if state.phase.finished:
         commands.append(_finish_command(state))
     return commands
@@ -198,9 +200,12 @@ def _commands(
     # An instance the decision did not touch is the same object in both states, so its
     # command is too: only the touched ones can differ (in the order of the state's steps).
     touched = after.steps.touched
-    paths: Iterable[str] = after.steps if touched is None else index.in_seq(after, set(touched))
-    was = _in_flight(definition, before, paths)
-    now = _in_flight(definition, after, paths)
+    if touched is None:
+        was = _in_flight(definition, before, before.steps)
+        now = _in_flight(definition, after, after.steps)
+    else:
+        was = _in_flight(definition, before, index.in_seq(before, set(touched)))
+        now = _in_flight(definition, after, index.in_seq(after, set(touched)))
     ended_itself = (
         (event.key, event.attempt)
         if isinstance(event, ActivityCompleted | ActivityFailed | ChildFinished)
@@ -225,6 +230,7 @@ def _commands(
     for key, command in now.items():
         if key not in was:
             yield command
+    yield from lock_commands(before, after)
     if after.phase.finished and not before.phase.finished:
         yield _finish_command(after)
 

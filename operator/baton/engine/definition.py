@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from baton.api.duration import (
     DurationError,
     TimestampError,
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import LockKind, Synchronization
+from baton.api.resources import first_problem
 from baton.api.workflow import (
     ANY_ERROR,
     DEFAULT_PARALLELISM,
@@ -299,6 +303,17 @@ class Repeat:
 
 
 @dataclass(frozen=True)
+class LockDef:
+    """A compiled `synchronization`: the lock's kind, its name (rendered when the holder
+    starts), and its limit, written or read from a ConfigMap key (`config_map`: name, key)."""
+
+    kind: LockKind
+    name: Template
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class StepDef:
     """One compiled step. `after` are the sibling steps it waits for (explicit or implied);
     `depends`, when the step has one, is the condition over their outcomes that replaces
@@ -338,6 +353,8 @@ class StepDef:
 
     finally_steps: tuple[StepDef, ...] = ()
     """Cleanup run once the step ended, whatever the outcome (`finally`)."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the step holds while it runs (`synchronization`)."""
 
     @property
     def is_race(self) -> bool:
@@ -351,6 +368,20 @@ class SignalHandler:
 
     signal: str
     assignments: tuple[tuple[str, Template], ...]
+
+
+@dataclass(frozen=True)
+class UpdateHandler:
+    """An update handler (`updates[]`): the validator that may refuse a request, the `vars` an
+    accepted one assigns and the result it answers with (`baton.engine.updates`)."""
+
+    name: str
+    validate: Expression | None
+    message: Template | None
+    assignments: tuple[tuple[str, Template], ...]
+    output: Template | None
+    steps: tuple[StepDef, ...] = ()
+    """Steps run once the update is accepted, in the update's own scope (`@<id>.<step>`)."""
 
 
 @dataclass(frozen=True)
@@ -380,10 +411,14 @@ class Definition:
     fail_fast: bool = True
     """Whether a step of the top-level list failing for good stops the others (`failFast`)."""
     on_exit: tuple[StepDef, ...] = ()
+    update_handlers: Mapping[str, UpdateHandler] = field(default_factory=dict)
+    """The update handlers by name."""
     cleanup: frozenset[str] = frozenset()
     """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
     while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
     running."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the whole run holds (the spec's `synchronization`)."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -408,6 +443,12 @@ class _Compiler:
         self.index: dict[str, StepDef] = {}
         self.cleanup: set[str] = set()
         self.in_finally: set[str] = set()
+        self.in_update = False
+        """True while compiling an update handler, where `update` is in scope."""
+        self.update_steps = [
+            self._update_steps(i, handler.steps or [])
+            for i, handler in enumerate(spec.updates or [])
+        ]
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else BackoffModel()
         self.default_timeout = (
@@ -419,6 +460,9 @@ class _Compiler:
         # Names first: references in expressions are checked against the whole set.
         self._collect(spec.steps, depth=0)
         self._collect(spec.on_exit or [], depth=0, cleanup=True)
+        for update_steps in self.update_steps:
+            # One frame deeper than the run's steps: the update's own (`@<id>.`).
+            self._collect(update_steps, depth=1)
         steps = self._block(spec.steps)
         on_exit = self._block(spec.on_exit) if spec.on_exit else ()
         output = self._template(spec.output, None, "output") if spec.output is not None else None
@@ -436,6 +480,7 @@ class _Compiler:
             )
             for i, handler in enumerate(spec.signal_handlers or [])
         )
+        updates = self._updates()
         variables = tuple(
             (name, self._template(value, None, f"vars.{name}"))
             for name, value in (spec.vars or {}).items()
@@ -463,8 +508,55 @@ class _Compiler:
             parallelism=spec.parallelism or DEFAULT_PARALLELISM,
             fail_fast=spec.fail_fast is not False,
             on_exit=on_exit,
+            update_handlers=updates,
             cleanup=frozenset(self.cleanup),
+            lock=self._lock(spec.synchronization, None),
         )
+
+    @staticmethod
+    def _update_steps(index: int, raw: list[dict[str, Any]]) -> list[Step]:
+        """An update handler's steps, validated as the Workflow's steps are (the CRD keeps
+        them opaque)."""
+        steps = []
+        for j, value in enumerate(raw):
+            try:
+                steps.append(Step.model_validate(value))
+            except ValidationError as exc:
+                problem = first_problem(exc, Step)
+                raise DefinitionError(f"updates[{index}].steps[{j}].{problem}") from None
+        return steps
+
+    def _updates(self) -> dict[str, UpdateHandler]:
+        handlers: dict[str, UpdateHandler] = {}
+        for i, handler in enumerate(self.spec.updates or []):
+            where = f"updates[{i}]"
+            if handler.name in handlers:
+                raise DefinitionError(
+                    f"update handler {handler.name!r} is declared twice; names are unique",
+                    field=f"{where}.name",
+                )
+            self.in_update = True
+            try:
+                handlers[handler.name] = UpdateHandler(
+                    name=handler.name,
+                    validate=self._expression(handler.validate_, None, f"{where}.validate")
+                    if handler.validate_ is not None
+                    else None,
+                    message=self._template(handler.message, None, f"{where}.message")
+                    if handler.message is not None
+                    else None,
+                    assignments=tuple(
+                        (var, self._template(value, None, f"{where}.set.{var}"))
+                        for var, value in (handler.set or {}).items()
+                    ),
+                    output=self._template(handler.output, None, f"{where}.output")
+                    if handler.output is not None
+                    else None,
+                    steps=self._block(self.update_steps[i]) if self.update_steps[i] else (),
+                )
+            finally:
+                self.in_update = False
+        return handlers
 
     # -- names -------------------------------------------------------------------------------
 
@@ -611,6 +703,7 @@ class _Compiler:
             continue_on_failed=continue_on_failed,
             failure_handled=failure_handled or continue_on_failed,
             finally_steps=self._block(step.finally_) if step.finally_ else (),
+            lock=self._lock(step.synchronization, name),
             **fields,
         )
         self.index[name] = compiled
@@ -918,6 +1011,22 @@ class _Compiler:
             raise DefinitionError(str(exc), step=step, field=where) from None
         return round(moment.timestamp() * 1000)
 
+    def _lock(self, sync: Synchronization | None, step: str | None) -> LockDef | None:
+        if sync is None:
+            return None
+        if sync.mutex is not None:
+            name = self._template(sync.mutex, step, "synchronization.mutex")
+            return LockDef(kind=LockKind.MUTEX, name=name, limit=1)
+        semaphore = sync.semaphore
+        assert semaphore is not None
+        ref = semaphore.config_map_key_ref
+        return LockDef(
+            kind=LockKind.SEMAPHORE,
+            name=self._template(semaphore.name, step, "synchronization.semaphore.name"),
+            limit=semaphore.limit,
+            config_map=(ref.name, ref.key) if ref is not None else None,
+        )
+
     def _expression(self, source: str, step: str | None, where: str) -> Expression:
         try:
             expression = compile_expression(source, step=step, field=where)
@@ -937,6 +1046,12 @@ class _Compiler:
         return template
 
     def _check_roots(self, roots: frozenset[str], step: str | None, where: str) -> None:
+        if "update" in roots and not self.in_update:
+            raise DefinitionError(
+                "`update` (the update request) is known only in an update handler (updates[])",
+                step=step,
+                field=where,
+            )
         if "step" in roots and (step is None or step not in self.in_finally):
             raise DefinitionError(
                 "`step` (the step that ended) is known only in the steps of a finally list; "

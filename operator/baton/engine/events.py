@@ -128,6 +128,35 @@ class SignalReceived(Event):
 
 
 @dataclass(frozen=True)
+class UpdateAccepted(Event):
+    """The update request `id` (an entry of `spec.updates`) passed its handler's validator:
+    the handler runs (assigns its `vars`) and its answer is recorded, all in this event's
+    decision, so the event is the commit point of both. Refused requests are never in the
+    history: they change nothing (`UpdateRequested`)."""
+
+    type: ClassVar[str] = "UpdateAccepted"
+    id: str
+    name: str
+    payload: JSON = None
+
+
+@dataclass(frozen=True)
+class UpdateRequested(Event):
+    """An entry of `spec.updates` the shell has not answered yet. Never decided nor recorded:
+    the shell validates it (`baton.engine.updates.refusal`) and folds `UpdateAccepted`, or
+    answers with the refusal and leaves the run as it is."""
+
+    type: ClassVar[str] = "UpdateRequested"
+    id: str
+    name: str
+    payload: JSON = None
+
+    def accepted(self) -> UpdateAccepted:
+        """The event that records this request's acceptance."""
+        return UpdateAccepted(self.id, self.name, self.payload)
+
+
+@dataclass(frozen=True)
 class ChildFinished(Event):
     """A child run started for `key` at `attempt` ended in `phase`. `name` is the child's (its
     rule changed once, so the name is reported, not derived); None in histories recorded before
@@ -195,6 +224,34 @@ class SuccessorCreated(Event):
     error: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class LockAcquired(Event):
+    """The lock the holder `key` asked for (a step path, or `(run)` for the run's own) is
+    held: the lock object lists this run's holder as one of its holders."""
+
+    type: ClassVar[str] = "LockAcquired"
+    key: str
+
+
+@dataclass(frozen=True)
+class LockWaiting(Event):
+    """The lock `key` asked for is held by others: `holders` are the runs holding it, as the
+    lock object listed them (shown in status while the step waits)."""
+
+    type: ClassVar[str] = "LockWaiting"
+    key: str
+    holders: list[str]
+    problem: str | None = None
+    """Why no one new can be granted the lock, when that is not its holders (a semaphore limit
+    that cannot be read)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.problem is None:
+            del data["problem"]
+        return data
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -205,6 +262,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActivityHeartbeat,
         TimerFired,
         SignalReceived,
+        UpdateAccepted,
         ChildFinished,
         CancelRequested,
         SuspendRequested,
@@ -212,6 +270,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RedriveRequested,
         RunAborted,
         SuccessorCreated,
+        LockAcquired,
+        LockWaiting,
     )
 }
 
@@ -260,6 +320,8 @@ def event_detail(event: Event) -> str:
         return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
     if isinstance(event, SignalReceived):
         return event.name
+    if isinstance(event, UpdateAccepted):
+        return f"{event.name} {event.id}"
     if isinstance(event, ChildFinished):
         return event.phase
     if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):
@@ -276,6 +338,8 @@ def event_detail(event: Event) -> str:
         return event.name
     if isinstance(event, RunStarted) and event.continuation:
         return f"continues {event.continuation.get('from')}"
+    if isinstance(event, LockWaiting):
+        return "held by " + ", ".join(event.holders)
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""

@@ -123,6 +123,11 @@ class Index:
         """Bring the index up to date with the instance at `path`."""
         step = steps.peek(path)
         if step is None:
+            # Removed (an update's steps go with its answer).
+            self.active.discard(path)
+            self.due.pop(path, None)
+            self.fans.pop(path, None)
+            self._item(path, None)
             return
         if step.phase in ACTIVE:
             self.active.add(path)
@@ -136,6 +141,10 @@ class Index:
                 self.owned.add(path)
         elif fan is not None:
             del self.fans[path]
+        self._item(path, step)
+
+    def _item(self, path: str, step: StepState | None) -> None:
+        """If `path` is a forEach item, its fan takes its phase (None: removed)."""
         head, _, name = path.rpartition(".")
         if not head.endswith("]"):
             return
@@ -144,7 +153,7 @@ class Index:
         if fan is None or fan.inner != name:
             return
         i = int(number)
-        if i < len(fan.phases) and fan.phases[i] is not step.phase:
+        if i < len(fan.phases) and fan.phases[i] is not (step.phase if step else None):
             self.own(holder).move(i, step)
 
     def _due(self, definition: Definition, path: str, step: StepState) -> None:
@@ -226,6 +235,7 @@ def sync(definition: Definition, state: State) -> Index:
 
 
 def in_seq(state: State, paths: set[str]) -> list[str]:
-    """`paths` in the order of `state.steps`."""
+    """Those of `paths` that `state` holds, in the order of `state.steps`."""
     steps = state.steps
-    return sorted(paths, key=lambda p: steps.peek(p).seq)  # type: ignore[union-attr]
+    held = [(step.seq, p) for p in paths if (step := steps.peek(p)) is not None]
+    return [p for _, p in sorted(held)]

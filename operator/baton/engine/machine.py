@@ -27,7 +27,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, index, repeat
+from baton.engine import attempts, catch, cleanup, index, locks, repeat, updates
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -38,6 +38,8 @@ from baton.engine.events import (
     CancelRequested,
     ChildFinished,
     Event,
+    LockAcquired,
+    LockWaiting,
     RedriveRequested,
     ResumeRequested,
     RunAborted,
@@ -46,6 +48,7 @@ from baton.engine.events import (
     SuccessorCreated,
     SuspendRequested,
     TimerFired,
+    UpdateAccepted,
 )
 from baton.engine.kinds import KINDS, signal
 from baton.engine.kinds.base import Deadline, TimerPurpose
@@ -161,6 +164,10 @@ class Machine:
     # -- events ------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        self._apply(event)
+        locks.release_ended(self)
+
+    def _apply(self, event: Event) -> None:
         s = self.state
         if isinstance(event, RunStarted):
             if s.phase is not RunPhase.PENDING:
@@ -194,6 +201,8 @@ class Machine:
             self._result(event)
         elif isinstance(event, SignalReceived):
             self._signal(event)
+        elif isinstance(event, UpdateAccepted):
+            updates.accept(self, event)
         elif isinstance(event, CancelRequested):
             self._abort(Ending.CANCELLED, StepError("Cancelled", "the run was cancelled"))
         elif isinstance(event, SuspendRequested):
@@ -202,6 +211,10 @@ class Machine:
             s.suspended = False
         elif isinstance(event, SuccessorCreated):
             self._successor_created(event)
+        elif isinstance(event, LockAcquired):
+            locks.granted(self, event)
+        elif isinstance(event, LockWaiting):
+            locks.waiting(self, event)
         else:
             assert isinstance(event, TimerFired), f"unhandled event {event!r}"
         if s.phase is not RunPhase.PENDING:
@@ -389,6 +402,11 @@ class Machine:
         if s.compensations:
             self._drive_compensations()
             return
+        if (s.locks or self.d.lock is not None) and not locks.advance(self):
+            return  # the run waits for its own lock
+        if s.phase.finished:
+            return
+        updates.drive(self)
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
         )
@@ -399,6 +417,8 @@ class Machine:
                 self._close(RunPhase.CONTINUED_AS_NEW)
             return
         if result is BlockResult.SUCCEEDED:
+            if updates.running(s):
+                return  # the run ends once the steps of the updates it accepted did
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
             ending = s.ending or Ending.FAILED
@@ -647,6 +667,8 @@ class Machine:
         step.next_attempt_at = None
         step.wake_at = None
         step.times = None
+        if sd.lock is not None and not locks.admit(self, sd, scope, path, step):
+            return
         if sd.times:
             # Computed time is evaluated once per execution, when it starts.
             try:
@@ -813,13 +835,19 @@ class Machine:
                 self.cancel(comp.run)
         s.ending = Ending.FAILED
         s.error = StepError(event.reason, event.message)
+        updates.abandon(self, s.error)
         self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
+
+    def fail_run(self, error: StepError) -> None:
+        """The run fails with `error` before any step of it ran (its own lock's name)."""
+        self._unwind(Ending.FAILED, error)
 
     def _unwind(self, ending: Ending, error: StepError) -> None:
         s = self.state
         s.ending = ending
         s.error = error
+        updates.abandon(self, error)
         on_cancel = s.on_cancel or self.d.on_cancel.value
         compensate = ending is not Ending.CANCELLED or on_cancel == OnCancel.COMPENSATE.value
         if compensate and s.completed:
@@ -1030,6 +1058,9 @@ class Machine:
         """The scope of the step instance at `path`."""
         scope = ROOT
         for segment in path.split(".")[:-1]:
+            if segment.startswith(updates.MARK):
+                scope = updates.scope(segment[len(updates.MARK) :])
+                continue
             name, _, rest = segment.partition("[")
             index = int(rest.rstrip("]"))
             holder = self.state.steps[scope.prefix + name]
@@ -1073,6 +1104,8 @@ class Machine:
         if scope.index is not None:
             context["item"] = scope.item
             context["index"] = scope.index
+        if (update := updates.in_scope(self, scope)) is not None:
+            context["update"] = update
         error = catch.error_in_scope(self, scope, step)
         if error is not None:
             context["error"] = error

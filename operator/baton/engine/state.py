@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from baton.api.locks import LockKind
 from baton.api.run import RunPhase, StepPhase
 from baton.engine.errors import StepError, error_json
 
@@ -104,8 +105,8 @@ class StepState:
     """Steps with `finally`: the phase the step ended in, set while its finally steps run
     (the step is Running meanwhile) and kept once they ran, so they run once per ending."""
     seq: int = field(default=0, compare=False, repr=False)
-    """Position of the instance in `State.steps` (instances are never removed): the order
-    commands and listings keep without scanning the run's instances. Not in the status."""
+    """Order of the instance in `State.steps` (numbered as added): the order commands and
+    listings keep without scanning the run's instances. Not in the status."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         # An instance a decision owns (`Steps`) reports each change to it, so the run's index
@@ -169,7 +170,7 @@ class Steps(dict[str, StepState]):
     what changed, not the run's size. Iterating (`items`, `values`) gives the instances as they
     are, shared or not: read them, and change one only through `get` or `[]`."""
 
-    __slots__ = ("dirty", "touched")
+    __slots__ = ("dirty", "next_seq", "touched")
 
     def __init__(self, steps: Mapping[str, StepState] | Iterable[tuple[str, StepState]] = ()):
         super().__init__(steps)
@@ -180,6 +181,8 @@ class Steps(dict[str, StepState]):
         """Paths changed or added since the index last looked (`baton.engine.index.sync`)."""
         for seq, step in enumerate(dict.values(self)):
             step.seq = seq
+        self.next_seq = len(self)
+        """`seq` of the next instance added (instances may be removed: an update's steps)."""
 
     def derive(self) -> Steps:
         """A copy sharing every instance, which copies one the first time it is got."""
@@ -187,6 +190,7 @@ class Steps(dict[str, StepState]):
         dict.update(new, self)
         new.touched = {}
         new.dirty = {}
+        new.next_seq = self.next_seq
         return new
 
     def peek(self, path: str) -> StepState | None:
@@ -213,7 +217,8 @@ class Steps(dict[str, StepState]):
 
     def __setitem__(self, path: str, step: StepState) -> None:
         if path not in self:
-            step.seq = len(self)
+            step.seq = self.next_seq
+            self.next_seq += 1
         if self.touched is not None:
             self.touched[path] = None
             step.__dict__["_dirty"] = self.dirty
@@ -221,8 +226,64 @@ class Steps(dict[str, StepState]):
         self.dirty[path] = None
         dict.__setitem__(self, path, step)
 
+    def __delitem__(self, path: str) -> None:
+        dict.__delitem__(self, path)
+        if self.touched is not None:
+            self.touched[path] = None
+        self.dirty[path] = None
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Steps, (dict(self),))
+
+
+class UpdateOutcome(StrEnum):
+    """How an update request was answered (`status.updates.<id>.outcome`)."""
+
+    RUNNING = "Running"
+    """Accepted; its handler's steps run, and the answer waits for them."""
+    COMPLETED = "Completed"
+    """Accepted; its handler ran and `output` is the result."""
+    FAILED = "Failed"
+    """Accepted, but its handler failed (`error`): none of its assignments was made."""
+    REFUSED = "Refused"
+    """Refused (`reason`): by its validator, or because the run cannot take it. The shell
+    answers it; the engine's state never holds one."""
+
+
+@dataclass
+class UpdateResult:
+    """The answer to one accepted update request."""
+
+    name: str
+    outcome: UpdateOutcome
+    at: Millis
+    output: JSON = None
+    error: StepError | None = None
+    payload: JSON = None
+    """The request's payload (`update.payload` in its steps), kept only while it runs."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "outcome": str(self.outcome)}
+        if self.output is not None:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        if self.payload is not None:
+            out["payload"] = self.payload
+        out["at"] = rfc3339(self.at)
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> UpdateResult:
+        error = data.get("error")
+        return UpdateResult(
+            name=data["name"],
+            outcome=UpdateOutcome(data["outcome"]),
+            at=parse_rfc3339(data["at"]),
+            output=data.get("output"),
+            error=StepError.from_json(error) if error else None,
+            payload=data.get("payload"),
+        )
 
 
 @dataclass
@@ -267,6 +328,79 @@ class Successor:
             created=bool(data.get("created")),
             cancel=bool(data.get("cancel")),
         )
+
+
+@dataclass
+class LockHold:
+    """A lock a step instance (or the run, under `(run)`) asked for: what it asked for, when,
+    and since when it holds it (None while it waits; `holders` are then the runs holding it,
+    as the shell last reported them). `entered` says the holder went past its wait (a step's
+    first execution started), so a grant is acted on once."""
+
+    kind: LockKind
+    name: str
+    requested_at: Millis
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+    granted_at: Millis | None = None
+    holders: list[str] = field(default_factory=list)
+    problem: str | None = None
+    entered: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The hold in `.status.locks`, with the `message` people read."""
+        out: dict[str, Any] = {
+            "kind": self.kind.value,
+            "name": self.name,
+            "requestedAt": rfc3339(self.requested_at),
+        }
+        if self.limit is not None:
+            out["limit"] = self.limit
+        if self.config_map is not None:
+            out["configMapKeyRef"] = {"name": self.config_map[0], "key": self.config_map[1]}
+        if self.granted_at is not None:
+            out["grantedAt"] = rfc3339(self.granted_at)
+        if self.holders:
+            out["heldBy"] = list(self.holders)
+        if self.problem is not None:
+            out["problem"] = self.problem
+        if self.entered:
+            out["entered"] = True
+        out["message"] = self.message
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> LockHold:
+        """Inverse of `to_json` (the message is derived, not read)."""
+        ref = data.get("configMapKeyRef")
+        granted = data.get("grantedAt")
+        return LockHold(
+            kind=LockKind(data["kind"]),
+            name=data["name"],
+            requested_at=parse_rfc3339(data["requestedAt"]),
+            limit=data.get("limit"),
+            config_map=(ref["name"], ref["key"]) if ref else None,
+            granted_at=parse_rfc3339(granted) if granted else None,
+            holders=list(data.get("heldBy") or []),
+            problem=data.get("problem"),
+            entered=bool(data.get("entered")),
+        )
+
+    @property
+    def message(self) -> str:
+        """`waiting for mutex X held by run Y`, `semaphore X: 2/2 held by a, b`, `holds mutex X`."""
+        if self.granted_at is not None:
+            return f"holds {self.kind} {self.name}"
+        if self.problem is not None:
+            return f"waiting for {self.kind} {self.name}: {self.problem}"
+        if not self.holders:
+            return f"waiting for {self.kind} {self.name}"
+        runs = ", ".join(self.holders)
+        if self.kind is LockKind.MUTEX:
+            return f"waiting for mutex {self.name} held by run {runs}"
+        if self.limit is None:  # read from a ConfigMap by the shell: not known here
+            return f"waiting for semaphore {self.name} held by {runs}"
+        return f"waiting for semaphore {self.name}: {len(self.holders)}/{self.limit} held by {runs}"
 
 
 @dataclass
@@ -316,6 +450,11 @@ class State:
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    locks: dict[str, LockHold] = field(default_factory=dict)
+    """Mutexes and semaphore slots asked for, by holder key (a step path, or `(run)`)."""
+    updates: dict[str, UpdateResult] = field(default_factory=dict)
+    """Answers to accepted update requests by id, oldest first (the latest
+    `baton.engine.updates.MAX_RESULTS`)."""
     index: Index | None = field(default=None, compare=False, repr=False)
     """Lookups derived from `steps` (`baton.engine.index`), kept current by the engine; built
     when first needed, never in the status."""
@@ -344,8 +483,13 @@ class State:
         ]
         new.queries = dict(self.queries)
         new.conditions = list(self.conditions)
+        new.updates = dict(self.updates)
         if self.successor is not None:
             new.successor = _shallow(self.successor)
+        if self.locks:
+            new.locks = {key: _shallow(hold) for key, hold in self.locks.items()}
+        else:
+            new.locks = {}
         return new
 
 
@@ -484,6 +628,7 @@ def state_to_status(
     put("queries", state.queries, {})
     put("signals", state.signals, {})
     put("signalsConsumed", state.signals_received, 0)
+    put("updates", {key: result.to_json() for key, result in state.updates.items()}, {})
     put(
         "compensations",
         [
@@ -528,6 +673,7 @@ def state_to_status(
     put("ending", state.ending.value if state.ending is not None else None)
     put("suspended", state.suspended, False)
     put("exitOutcome", str(state.exit_outcome) if state.exit_outcome is not None else None)
+    put("locks", {key: hold.to_json() for key, hold in state.locks.items()}, {})
     return status
 
 
@@ -594,6 +740,12 @@ def state_from_status(status: dict[str, Any]) -> State:
         queries=dict(status.get("queries") or {}),
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),
+        locks={key: LockHold.from_json(hold) for key, hold in (status.get("locks") or {}).items()},
+        updates={
+            key: UpdateResult.from_json(result)
+            for key, result in (status.get("updates") or {}).items()
+            if result.get("outcome") != UpdateOutcome.REFUSED
+        },
     )
 
 

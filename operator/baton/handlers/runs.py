@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,7 @@ from baton.engine import (
     replay,
     status_of,
 )
+from baton.engine.commands import AcquireLock, ReleaseLock
 from baton.engine.errors import error_json
 from baton.engine.events import (
     ActivityFailed,
@@ -107,8 +108,10 @@ from baton.engine.events import (
     SignalReceived,
     SuspendRequested,
     TimerFired,
+    UpdateRequested,
 )
 from baton.engine.limits import input_problem
+from baton.engine.locks import holder_id
 from baton.engine.state import (
     SUMMARY,
     Ending,
@@ -120,8 +123,10 @@ from baton.engine.state import (
 from baton.executors import podpolicy
 from baton.executors.base import Adopting, Executor
 from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
+from baton.executors.locks import LockExecutor
 from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
+from baton.handlers import updates
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
@@ -132,14 +137,18 @@ from baton.store.history import (
     HistoryTooLargeError,
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
+from baton.store.locks import LockRecordError
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
 
-SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
-"""Status fields the shell owns; the rest is the engine's state."""
+SHELL_STATUS_KEYS = frozenset(
+    {"history", "definition", "observedGeneration", "expiresAt", "updatesSeen"}
+)
+"""Status fields the shell owns; the rest is the engine's state (but for the refused entries
+of `updates`, which the shell answers: `baton.handlers.updates`)."""
 SHELL_CONDITIONS = frozenset(
     {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
 )
@@ -150,6 +159,10 @@ def split_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[s
     """A run's status as the engine's part (what `state_from_status` reads, and what replaying
     the history gives) and the conditions the shell owns."""
     engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+    if accepted := updates.accepted_answers(status):
+        engine_status["updates"] = accepted
+    else:
+        engine_status.pop("updates", None)
     conditions = list(status.get("conditions") or [])
     shell = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
     engine_status.pop("conditions", None)
@@ -194,11 +207,14 @@ class Shell:
     """Starts and terminates child runs (`workflow` steps), as `executors` do activities."""
     successors: SuccessorCreator = field(init=False)
     """Creates the runs continue-as-new continues runs as."""
+    locks: LockExecutor = field(init=False)
+    """Acquires and releases mutexes and semaphores (`synchronization`)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
         self.successors = SuccessorCreator(self.kube, self.settings)
+        self.locks = LockExecutor(self.kube, self.settings.created_labels, self.registry.deliver)
 
 
 class RunLoop:
@@ -244,6 +260,8 @@ class RunLoop:
         self.state: State = initial_state()
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
+        self.answers = updates.Answers()
+        """The update requests of spec.updates answered (the cursor) and the refusals."""
         self.committed: State = self.state
         """The state as last written: what a restart would resume from."""
         self.conditions: list[dict[str, Any]] = []
@@ -285,7 +303,11 @@ class RunLoop:
         if self.ended_aborted:
             return True
         redrive = int((body.get("spec") or {}).get("redrive") or 0)
-        return self.state.phase.finished and redrive <= self.state.redrive
+        return (
+            self.state.phase.finished
+            and redrive <= self.state.redrive
+            and not self.answers.unanswered(body)
+        )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -314,6 +336,7 @@ class RunLoop:
                 await self._perform(await self._stale_stops())
             except ApiError as exc:  # the run goes on; what is left runs to its own end
                 log.warning("%s/%s: stale stops: %s", self.ref.namespace, self.ref.name, exc)
+            await self._stale_releases()
         await self._perform(pending_commands(self.definition, self.state))
         await self._fold(self._spec_events())  # what the user changed while we were away
         while not self.state.phase.finished:
@@ -341,6 +364,19 @@ class RunLoop:
         self.shell.children.adopt(self.ref, children)
         return stale_stops(self.state, uid, jobs, children)
 
+    async def _stale_releases(self) -> None:
+        """Releases of locks a crash may have lost: the state dropped a hold (committed) but the
+        release was not performed. Only for workflows that have locks."""
+        assert self.definition is not None
+        definition = self.definition
+        if definition.lock is None and all(s.lock is None for s in definition.index.values()):
+            return
+        held = [holder_id(self.ref.uid, key) for key in self.state.locks]
+        try:
+            await self.shell.locks.forget(self.ref.namespace, self.ref.uid, keep=held)
+        except ApiError as exc:  # holders are checked when someone waits, which clears them
+            log.warning("%s/%s: stale releases: %s", self.ref.namespace, self.ref.name, exc)
+
     async def _next_batch(self) -> list[Event]:
         assert self.definition is not None
         wake = next_wakeup(self.definition, self.state)
@@ -366,6 +402,7 @@ class RunLoop:
             signal = signals[index]
             events.append(SignalReceived(index, signal["name"], signal.get("payload")))
         self.signals_sent = max(self.signals_sent, len(signals))
+        events.extend(self.answers.requests(spec))
         if spec.get("cancel") and self.state.ending is not Ending.CANCELLED:
             events.append(CancelRequested())
         if bool(spec.get("suspend")) != self.state.suspended:
@@ -382,7 +419,13 @@ class RunLoop:
         quiet = True
         before = self.state
         arrived, self.arrived = self.arrived or time.monotonic(), None
-        for event in events:
+        for arrived_event in events:
+            event: Event | None = arrived_event
+            if isinstance(arrived_event, UpdateRequested):
+                # Answered already, or refused (None): the run is untouched.
+                event = self.answers.answer(self.definition, self.state, arrived_event, now)
+            if event is None:
+                continue
             decision = decide(self.definition, self.state, event, now)
             if decision.state == self.state and not decision.commands:
                 continue  # a duplicate or stale event: nothing to record
@@ -391,6 +434,9 @@ class RunLoop:
             self.unsaved.append(HistoryEntry(at=now, event=event))
             quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
+            if self.answers.unwritten:
+                # A refusal answers at once; it is written after what history it follows.
+                await (self._flush() if self.unsaved else self._write_status())
             return
         batch = self.unsaved
         stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
@@ -446,6 +492,7 @@ class RunLoop:
         if self.ttl is not None and self.state.finished_at is not None:
             status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
+        self.answers.publish(status)
         generation = self.body["metadata"].get("generation")
         status["observedGeneration"] = generation
         # The outcome's transition is dated when the run finished, other changes when written.
@@ -616,6 +663,7 @@ class RunLoop:
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status, self.conditions = split_status(status)
+        self.answers = updates.Answers.from_status(status)
         if engine_status.get(SUMMARY):
             # A large run's status lists only part of it (baton.engine.summary): its state is
             # the fold of its whole history.
@@ -664,6 +712,7 @@ class RunLoop:
                     self.state = replay(self.definition, entries)
             elif engine_status:
                 self.state = state_from_status(engine_status)
+            self.answers = updates.Answers.from_status(status)
             self.signals_sent = self.state.signals_received
             await self._fold([event])
         else:
@@ -749,6 +798,10 @@ class RunLoop:
         elif isinstance(command, ContinueAsNew):
             # Reported to this loop directly, as the create is awaited here.
             await self.shell.successors.create(self.ref, self.body, command, self.deliver)
+        elif isinstance(command, AcquireLock):
+            await self.shell.locks.acquire(self.ref, command, self.report)
+        elif isinstance(command, ReleaseLock):
+            await self.shell.locks.release(self.ref, command)
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)
@@ -857,6 +910,9 @@ class Registry:
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
+            if (body.get("status") or {}).get("locks") and self.active:
+                # A deleted run never releases: its holds and queued asks go now.
+                self._spawn(self.shell.locks.forget(body["metadata"]["namespace"], uid))
             return
         self.latest[uid] = body
         self._schedule_expiry(body)
@@ -887,6 +943,7 @@ class Registry:
 
     async def stop(self) -> None:
         """Cancel every loop (operator shutdown); their state is already committed."""
+        await self.shell.locks.stop()
         for uid in list(self._expiries):
             self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
@@ -952,7 +1009,9 @@ class Registry:
             return bool(body["metadata"].get("generation") != status.get("observedGeneration"))
         if not finished(body):
             return True
-        return int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+        # An update sent to a finished run is answered (refused) by a loop started for it.
+        redrive = int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+        return redrive or updates.unanswered(body)
 
     def _start(self, body: Mapping[str, Any]) -> None:
         if not self.active:
@@ -1032,6 +1091,18 @@ class Registry:
             self._faults.pop(uid, None)
             return  # restarted at once, to end the run
         await asyncio.sleep(delay)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._logged(work))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except (ApiError, OSError, LockRecordError) as exc:
+            log.warning("releasing the locks of a deleted run: %s", exc)
 
     def _route_child_result(self, body: Mapping[str, Any]) -> None:
         parent = (body["metadata"].get("labels") or {}).get(PARENT_UID)

@@ -40,7 +40,7 @@ from baton.engine import (
     deadlines,
     status_of,
 )
-from baton.engine.commands import Command
+from baton.engine.commands import AcquireLock, Command, ReleaseLock
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -50,6 +50,8 @@ from baton.engine.events import (
     ChildFinished,
     Event,
     HistoryEntry,
+    LockAcquired,
+    LockWaiting,
     RedriveRequested,
     ResumeRequested,
     RunStarted,
@@ -57,6 +59,7 @@ from baton.engine.events import (
     SuccessorCreated,
     SuspendRequested,
     TimerFired,
+    UpdateRequested,
     event_detail,
     event_step,
 )
@@ -65,6 +68,7 @@ from baton.testing.mocks import (
     MockOutcome,
     Mocks,
     MockSignal,
+    MockUpdate,
     OutcomeScript,
     RunAction,
 )
@@ -129,6 +133,8 @@ class TestResult:
     events: list[TimelineEntry]
     queries: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, Any] = field(default_factory=dict)
+    """Answers to the update requests by id, as `status.updates` shows them (refusals too)."""
     status: dict[str, Any] = field(default_factory=dict, repr=False)
     generations: int = 1
     """Runs of the lineage the test ran (continue-as-new); the result is the last one's."""
@@ -148,6 +154,7 @@ class TestResult:
             "events": [event.to_json() for event in self.events],
             "queries": self.queries,
             "vars": self.vars,
+            "updates": self.updates,
             **({"generations": self.generations} if self.generations > 1 else {}),
             **(
                 {"nextInput": self.next_input}
@@ -199,6 +206,7 @@ class _World:
         self.timeline: list[TimelineEntry] = []
         """Every run's events in the order they were decided (a parent's ChildFinished after
         the child's last event, even at the same virtual instant)."""
+        self.locks = _Locks()
 
     def start(
         self,
@@ -276,6 +284,11 @@ class _World:
             return []
         if isinstance(command, ContinueAsNew):
             return self._continue(run, command, now)
+        if isinstance(command, AcquireLock):
+            return self.locks.acquire(run, command, now)
+        if isinstance(command, ReleaseLock):
+            self.locks.release(run, command, now)
+            return []
         if isinstance(command, FinishRun):
             run.finished_at = now
             if command.phase == RunPhase.CONTINUED_AS_NEW.value:
@@ -355,6 +368,50 @@ class _World:
                 parent_attempt=command.attempt,
             )
         return [started]
+
+
+@dataclass
+class _Lock:
+    holders: list[tuple[_Run, str]] = field(default_factory=list)
+    queue: list[tuple[_Run, str]] = field(default_factory=list)
+
+
+class _Locks:
+    """The mutexes and semaphores of one test's runs (a run and its children contend as they
+    would in a cluster), first come first served. A semaphore whose limit the cluster would read
+    from a ConfigMap has no ConfigMap here: it is not bounded in a test."""
+
+    def __init__(self) -> None:
+        self.locks: dict[tuple[str, str], _Lock] = {}
+
+    def acquire(self, run: _Run, command: AcquireLock, now: float) -> Iterable[tuple[float, Event]]:
+        lock = self.locks.setdefault((command.kind, command.name), _Lock())
+        me = (run, command.key)
+        if me not in lock.holders and me not in lock.queue:
+            lock.queue.append(me)
+        self._promote(lock, command.limit, now, me)
+        if me in lock.holders:
+            return [(0.0, LockAcquired(key=command.key))]
+        return [(0.0, LockWaiting(command.key, [r.name for r, _ in lock.holders]))]
+
+    def release(self, run: _Run, command: ReleaseLock, now: float) -> None:
+        lock = self.locks.get((command.kind, command.name))
+        if lock is None:
+            return
+        me = (run, command.key)
+        lock.holders = [h for h in lock.holders if h != me]
+        lock.queue = [h for h in lock.queue if h != me]
+        self._promote(lock, command.limit, now, None)
+
+    @staticmethod
+    def _promote(
+        lock: _Lock, limit: int | None, now: float, asking: tuple[_Run, str] | None
+    ) -> None:
+        while lock.queue and (limit is None or len(lock.holders) < limit):
+            granted = lock.queue.pop(0)
+            lock.holders.append(granted)
+            if granted != asking:
+                granted[0].simulation.schedule(LockAcquired(key=granted[1]), now)
 
 
 def _due_timers(simulation: Simulation) -> tuple[str | None, str] | None:
@@ -470,7 +527,8 @@ def load_test_file(path: str | Path) -> TestFile:
     if spec.cancel:
         actions.append(MockAction(action=RunAction.CANCEL))
     signals = [MockSignal(name=s.name, payload=s.payload) for s in spec.signals or []]
-    steering = Mocks(signals=signals, actions=actions)
+    updates = [MockUpdate(name=u.name, payload=u.payload, id=u.id) for u in spec.updates or []]
+    steering = Mocks(signals=signals, updates=updates, actions=actions)
     if spec.workflow is not None:
         name = run.metadata.name or "run"
         inline = Workflow(metadata=ObjectMeta(name=name), spec=spec.workflow)
@@ -560,6 +618,11 @@ def run_workflow(
             SignalReceived(index=index, name=signal.name, payload=signal.payload),
             parse_duration(signal.at),
         )
+    # Ordered by time like signals; an entry's default id is its place in the file.
+    requests = sorted(enumerate(script.updates), key=lambda item: parse_duration(item[1].at))
+    for position, update in requests:
+        request = UpdateRequested(update.id or f"u{position}", update.name, update.payload)
+        main.simulation.schedule(request, parse_duration(update.at))
     redrives = 0
     for action in script.actions:
         event: Event
@@ -661,6 +724,13 @@ def _result(world: _World, first: _Run) -> TestResult:
         events=events,
         queries=status.get("queries", {}),
         vars=status.get("vars", {}),
+        updates={
+            **status.get("updates", {}),
+            **{
+                key: {"name": refused["name"], "outcome": "Refused", "reason": refused["reason"]}
+                for key, refused in simulation.refused.items()
+            },
+        },
         status=status,
         generations=main.generation,
         next_input=(status.get("successor") or {}).get("input"),

@@ -203,3 +203,11 @@ def test_every_step_kind_is_named() -> None:
     """The tree names each kind the language has (continueAsNew, the latest, included)."""
     for kind in StepKind:
         assert step_kind({"name": "s", kind.value: {}}) == kind.value
+
+
+def test_a_step_waiting_for_a_lock_says_for_which_and_who_holds_it() -> None:
+    waiting = "waiting for mutex account-7 held by run other"
+    locks = {"pay": {"kind": "mutex", "name": "account-7", "heldBy": ["other"], "message": waiting}}
+    run = {**RUN, "status": {**RUN["status"], "locks": locks}}
+    lines = describe_lines(run, [], NOW)
+    assert lines[-2:] == ["Locks:", "  pay: waiting for mutex account-7 held by run other"]

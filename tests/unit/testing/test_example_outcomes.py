@@ -312,6 +312,19 @@ def test_rent_collection_retries_each_error_by_its_own_rule_within_the_paralleli
     assert result["virtualDuration"] == 40
 
 
+def test_shopping_cart_updates_answer_or_refuse_and_the_order_takes_the_cart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("shopping-cart", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"]["items"] == [{"sku": "A-1", "quantity": 2}]
+    answers = result["updates"]
+    assert [answers[k]["outcome"] for k in ("add-a", "add-b", "remove-b")] == ["Completed"] * 3
+    assert answers["remove-b"]["output"] == {"items": 1}
+    assert answers["add-c"]["reason"].startswith("cannot add C-3: the cart holds 2 of 2")
+    assert answers["remove-z"]["reason"] == "Z-9 is not in the cart"
+
+
 def test_tenancy_ledger_rolls_over_every_year_and_the_last_run_reports(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -355,8 +368,21 @@ PINNED = {
     ("invoice-batch", "mocks-outage.yaml"),
     ("quote-race", "mocks.yaml"),
     ("quote-race", "mocks-fast.yaml"),
+    ("account-transfer", "mocks.yaml"),
+    ("shopping-cart", "mocks.yaml"),
 }
 """Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_account_transfer_takes_each_lock_before_its_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("account-transfer", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"debited": "d-1", "credited": "c-1"}
+    grants = [e["step"] for e in result["events"] if e["type"] == "LockAcquired"]
+    assert grants == ["debit", "credit", "export"]
+    assert result["virtualDuration"] == 63
 
 
 def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:
