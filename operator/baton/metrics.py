@@ -241,13 +241,16 @@ def batch_changes(
         if duration is not None:
             changes.append(Change("baton_run_duration_seconds", labels, duration))
     for path, step in after.steps.items():
+        old = before.steps.peek(path)
+        if old is step:
+            continue  # not changed by the batch: the states share it (engine.state.Steps)
         name = step_name(path)
         step_labels = {
             **run,
             "kind": step_kind(definition, path),
             "step": name if name in definition.index else OTHER,
         }
-        changes.extend(_step_changes(step_labels, before.steps.get(path), step))
+        changes.extend(_step_changes(step_labels, old, step))
     old_compensations = {c.key: c.run for c in before.compensations}
     for compensation in after.compensations:
         old = old_compensations.get(compensation.key)

@@ -222,6 +222,9 @@ class ItemCounts(Model):
     succeeded: int = Field(description="Items that succeeded or were skipped.")
     failed: int = Field(description="Items that failed or were cancelled.")
     running: int = Field(description="Items in flight (running, backing off or waiting).")
+    listed: int | None = Field(
+        None, description="In a summary (status.summary): the items `steps` lists."
+    )
 
 
 class StepStatus(Model):
@@ -403,6 +406,11 @@ class WorkflowRunStatus(Model):
         "", alias="currentStep", description="Steps in flight, comma-separated."
     )
     progress: str = Field("", description="Top-level steps finished / top-level steps.")
+    summary: bool = Field(
+        False,
+        description="True when `steps` lists only part of a large run: per forEach its items "
+        "in flight, the first failed ones and the latest finished; `baton history` has all.",
+    )
     steps: dict[str, StepStatus] = Field(
         default_factory=dict, description="Step instances by name (path for nested forEach items)."
     )

@@ -421,7 +421,7 @@ class ForEachAction(Model):
     """Run a step once per item; the output is the list of per-item outputs, in item order."""
 
     items: CelExpression = Field(
-        description="CEL expression giving the list of items. A run holds at most 2,000 step "
+        description="CEL expression giving the list of items. A run holds at most 20,000 step "
         "instances; a larger fan-out fails with TooManyItems (use child runs per batch)."
     )
     concurrency: int | None = Field(

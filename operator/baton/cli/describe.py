@@ -28,6 +28,7 @@ from baton.cli.runview import (
     child_runs_by_key,
     human_age,
     lineage_fields,
+    listed_items,
     parse_time,
     phase_of,
     table,
@@ -150,6 +151,8 @@ def _items(
     inner_name = str(inner.get("name", ""))
     counts = entry.get("itemCounts") or {}
     total = int(counts.get("total") or len(entry.get("items") or []))
+    if counts.get("listed") is not None:
+        return _summary_items(key, inner, counts, steps, runs)
     total = max(total, _seen_items(key, inner_name, steps))
     nodes: list[Node] = []
     hidden: dict[str, int] = {}
@@ -164,6 +167,43 @@ def _items(
     if hidden:
         counted = ", ".join(f"{n} {phase.lower()}" for phase, n in sorted(hidden.items()))
         nodes.append(Node(f"... {sum(hidden.values())} more items", detail=counted))
+    return nodes
+
+
+def _summary_items(
+    key: str,
+    inner: Mapping[str, Any],
+    counts: Mapping[str, Any],
+    steps: Mapping[str, Any],
+    runs: Mapping[str, Mapping[str, Any]],
+) -> list[Node]:
+    """The items a summary status lists (in flight, first failed, latest finished), then one
+    line counting the others by phase, from the forEach's counts."""
+    inner_name = str(inner.get("name", ""))
+    listed = listed_items(key, inner_name, steps)
+    nodes: list[Node] = []
+    shown = {"Succeeded": 0, "Failed": 0, "Running": 0}
+    for index in listed:
+        item = _node(inner, f"{key}[{index}].", steps, runs)
+        item.label = f"[{index}] {inner_name}"
+        nodes.append(item)
+        phase = str(item.status.get("phase") or "Pending")
+        group = {"Skipped": "Succeeded", "Cancelled": "Failed"}.get(phase, phase)
+        group = "Running" if group in ("Backoff", "Waiting") else group
+        if group in shown:
+            shown[group] += 1
+    total = int(counts.get("total") or 0)
+    rest = {
+        "succeeded": int(counts.get("succeeded") or 0) - shown["Succeeded"],
+        "failed": int(counts.get("failed") or 0) - shown["Failed"],
+        "running": int(counts.get("running") or 0) - shown["Running"],
+    }
+    rest["pending"] = total - len(listed) - sum(rest.values())
+    if total > len(listed):
+        counted = ", ".join(f"{n} {phase}" for phase, n in rest.items() if n > 0)
+        nodes.append(
+            Node(f"... {total - len(listed)} more items", detail=f"{counted} (baton history)")
+        )
     return nodes
 
 

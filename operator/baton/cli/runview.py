@@ -374,3 +374,14 @@ def child_runs_by_key(children: Iterable[Mapping[str, Any]]) -> dict[str, Mappin
         if key not in best or attempt >= best[key][0]:
             best[key] = (attempt, child)
     return {key: child for key, (_, child) in best.items()}
+
+
+def listed_items(key: str, inner: str, steps: Mapping[str, Any]) -> list[int]:
+    """Indices of the items of the forEach `key` (whose step is `inner`) that `steps` lists:
+    in a summary status (a large run, `itemCounts.listed`) only some are."""
+    head, tail = f"{key}[", f"].{inner}"
+    return sorted(
+        int(path[len(head) : -len(tail)])
+        for path in steps
+        if path.startswith(head) and path.endswith(tail) and path[len(head) : -len(tail)].isdigit()
+    )

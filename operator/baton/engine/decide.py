@@ -18,7 +18,7 @@ from typing import Any
 from baton.api.duration import format_duration
 from baton.api.run import StepPhase
 from baton.api.workflow import ParentClosePolicy
-from baton.engine import memo
+from baton.engine import index, memo, summary
 from baton.engine.commands import (
     CancelActivity,
     Command,
@@ -43,7 +43,7 @@ from baton.engine.kinds.continue_as_new import SUCCESSOR_KEY
 from baton.engine.locks import lock_commands, pending_locks
 from baton.engine.machine import MAX_DUE_PER_DECISION, Machine, deadlines
 from baton.engine.scope import ACTIVE, BAD, DONE, MAX_STEP_INSTANCES, step_def
-from baton.engine.state import State, StepState, state_to_status, to_millis
+from baton.engine.state import State, state_to_status, to_millis
 from baton.engine.timing import timeouts_of
 from baton.engine.values import MAX_OUTPUT_BYTES
 
@@ -62,9 +62,12 @@ def initial_state() -> State:
 
 
 def decide(definition: Definition, state: State, event: Event, now: float) -> Decision:
-    """Apply `event` at `now` (seconds since the epoch) to `state`; `state` is not modified."""
+    """Apply `event` at `now` (seconds since the epoch) to `state`; `state` is not modified
+    (but for its index, built once if it has none, which the copy then shares)."""
+    index.index_of(definition, state)
     machine = Machine(definition, state.copy(), to_millis(now))
     machine.apply(event)
+    machine.sync()
     after = machine.state
     commands = (*_commands(definition, state, after, event), *machine.emitted)
     return Decision(state=after, commands=commands)
@@ -88,7 +91,8 @@ def pending_commands(definition: Definition, state: State) -> list[Command]:
     `acknowledged` telling whether the shell confirmed it), and FinishRun for a finished run.
     All are idempotent; the shell re-issues them after a restart (and re-arms its timer at
     `next_wakeup`)."""
-    commands: list[Command] = list(_in_flight(definition, state).values())
+    active = index.in_seq(state, index.index_of(definition, state).active)
+    commands: list[Command] = list(_in_flight(definition, state, active).values())
     commands.extend(pending_locks(state))
     if state.phase.finished:
         commands.append(_finish_command(state))
@@ -104,10 +108,11 @@ def next_wakeup(definition: Definition, state: State) -> float | None:
 
 def status_of(definition: Definition, state: State) -> dict[str, Any]:
     """The run's `.status`: `state_to_status` plus the display fields derived from it."""
+    lookups = index.index_of(definition, state)
     running = [
         path
-        for path, step in state.steps.items()
-        if step.phase in ACTIVE and not step_def(definition, path).kind.is_composite
+        for path in index.in_seq(state, lookups.active)
+        if not step_def(definition, path).kind.is_composite
     ]
     running.extend(c.key for c in state.compensations if c.run.phase in ACTIVE)
     done = sum(
@@ -116,17 +121,18 @@ def status_of(definition: Definition, state: State) -> dict[str, Any]:
         if (inst := state.steps.get(s.name)) is not None and inst.phase in DONE | BAD
     )
     wake = next_wakeup(definition, state)
-    counts: dict[str, dict[str, int]] = {}
-    for path, step in state.steps.items():
-        if step.items is not None:
-            counts[path] = _item_counts(definition, state, path, step)
+    counts = {path: _item_counts(fan) for path, fan in lookups.fans.items()}
+    listed = summary.listed(definition, state, lookups)
     status = state_to_status(
         state,
-        current_step=",".join(running),
+        current_step=",".join(running[: summary.RUNNING_SHOWN]),
         progress=f"{done}/{len(definition.steps)}",
         next_wakeup_at=to_millis(wake) if wake is not None else None,
         item_counts=counts,
+        only=listed,
     )
+    if listed is not None:
+        summary.mark(status, lookups)
     if state.started_at is not None and state.finished_at is not None:
         status["duration"] = format_duration((state.finished_at - state.started_at) / 1000)
     return status
@@ -135,11 +141,17 @@ def status_of(definition: Definition, state: State) -> dict[str, Any]:
 # -- derived commands -------------------------------------------------------------------------
 
 
-def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Command]:
-    """Start commands of every running attempt, keyed by (key, attempt), and the creation of
-    the run this one continues as while it is due."""
+def _in_flight(
+    definition: Definition, state: State, paths: Iterable[str]
+) -> dict[tuple[str, int], Command]:
+    """Start commands of every running attempt of the instances at `paths` and of every
+    compensation, keyed by (key, attempt), and the creation of the run this one continues as
+    while it is due."""
     out: dict[tuple[str, int], Command] = {}
-    for path, step in state.steps.items():
+    for path in paths:
+        step = state.steps.peek(path)
+        if step is None:
+            continue
         if step.memo is not None and step.looking_up:  # most steps: one attribute read
             sd = step_def(definition, path)
             out[memo.lookup_slot(path, step)] = memo.lookup_command(state, sd, path, step)
@@ -192,8 +204,15 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
 def _commands(
     definition: Definition, before: State, after: State, event: Event
 ) -> Iterator[Command]:
-    was = _in_flight(definition, before)
-    now = _in_flight(definition, after)
+    # An instance the decision did not touch is the same object in both states, so its
+    # command is too: only the touched ones can differ (in the order of the state's steps).
+    touched = after.steps.touched
+    if touched is None:
+        was = _in_flight(definition, before, before.steps)
+        now = _in_flight(definition, after, after.steps)
+    else:
+        was = _in_flight(definition, before, index.in_seq(before, set(touched)))
+        now = _in_flight(definition, after, index.in_seq(after, set(touched)))
     ended_itself = (
         (event.key, event.attempt)
         if isinstance(event, ActivityCompleted | ActivityFailed | ChildFinished)
@@ -227,24 +246,13 @@ def _finish_command(state: State) -> FinishRun:
     return FinishRun(phase=state.phase.value, output=state.output, error=error_json(state.error))
 
 
-def _item_counts(
-    definition: Definition, state: State, path: str, step: StepState
-) -> dict[str, int]:
-    sd = step_def(definition, path)
-    assert sd.for_each is not None
-    assert step.items is not None
-    counts = {"total": len(step.items), "succeeded": 0, "failed": 0, "running": 0}
-    for i in range(len(step.items)):
-        item = state.steps.get(f"{path}[{i}].{sd.for_each.step.name}")
-        if item is None:
-            continue
-        if item.phase in DONE:
-            counts["succeeded"] += 1
-        elif item.phase in BAD:
-            counts["failed"] += 1
-        elif item.phase in ACTIVE:
-            counts["running"] += 1
-    return counts
+def _item_counts(fan: index.Fan) -> dict[str, int]:
+    return {
+        "total": len(fan.phases),
+        "succeeded": fan.count(*DONE),
+        "failed": fan.count(*BAD),
+        "running": fan.count(*ACTIVE),
+    }
 
 
 __all__ = [

@@ -20,7 +20,6 @@ Semantics decided here (and recorded in docs/architecture.md, "Engine"):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, locks, memo, repeat, updates
+from baton.engine import attempts, catch, cleanup, index, locks, memo, repeat, updates
 from baton.engine.commands import Command
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
@@ -60,7 +59,6 @@ from baton.engine.scope import (
     ACTIVE,
     BAD,
     ROOT,
-    TIMED,
     BlockResult,
     Scope,
     first_failure,
@@ -119,13 +117,10 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
         # Not while the onExit steps run: the cleanup runs to its end.
         found.append(Deadline(state.deadline, RUN_TIMER, "", TimerPurpose.RUN))
     suspended = state.suspended
-    for path, step in state.steps.items():
-        if step.phase not in TIMED or step.outcome is not None:
-            # Most steps of a large forEach: no due time, no lookup. A step running its
-            # `finally` ended: its own timers are gone.
-            continue
-        sd = step_def(definition, path)
-        found.extend(_step_deadlines(path, step, sd, suspended))
+    # Each instance's due times are kept in the index, computed when the instance changed:
+    # a large forEach's items cost nothing here but those that have due times.
+    for due in index.index_of(definition, state).due.values():
+        found.extend(d for d in due if not (suspended and d.purpose in index.STARTING))
     for comp in state.compensations:
         sd = step_def(definition, comp.path)
         assert sd.compensate is not None
@@ -145,24 +140,6 @@ def deadlines(definition: Definition, state: State) -> list[Deadline]:
     return found
 
 
-def _step_deadlines(key: str, step: StepState, sd: StepDef, suspended: bool) -> Iterator[Deadline]:
-    kind = KINDS[sd.kind]
-    tag = f"{key}#{step.attempt}"
-    if step.awaits_attempt:
-        timeouts = sd.timeouts if step.times is None else timeouts_of(sd.timeouts, step.times)
-        yield from kind.running_deadlines(key, tag, step, timeouts, sd.kind)
-    elif step.phase is StepPhase.BACKOFF and not suspended:
-        assert step.next_attempt_at is not None
-        yield Deadline(step.next_attempt_at, f"{tag}/retry", key, TimerPurpose.RETRY)
-    elif step.phase is StepPhase.WAITING:
-        if step.wake_at is not None:
-            purpose = kind.wake_purpose
-            assert purpose is not None
-            yield Deadline(step.wake_at, f"{tag}/{purpose.value}", key, purpose)
-        if step.next_attempt_at is not None and not suspended:
-            yield Deadline(step.next_attempt_at, f"{tag}/repeat", key, TimerPurpose.REPEAT)
-
-
 class Machine:
     """One decision: a private copy of the state, mutated in place, at one instant."""
 
@@ -179,6 +156,15 @@ class Machine:
         self.emitted: list[Command] = []
         """Commands issued once, in this decision, that no state keeps in flight (a memo
         store); `decide` adds them to those derived from the state."""
+        index.index_of(definition, state)
+
+    def sync(self) -> index.Index:
+        """The state's index, up to date with every instance this decision touched."""
+        return index.sync(self.d, self.state)
+
+    def fan(self, path: str) -> index.Fan:
+        """The items of the forEach instance at `path`, as they are now."""
+        return self.sync().fans[path]
 
     # -- events ------------------------------------------------------------------------------
 
@@ -374,6 +360,7 @@ class Machine:
             self._progress()
             if self.state.phase.finished:
                 return
+            self.sync()
             due = [d for d in deadlines(self.d, self.state) if d.due <= self.now]
             if not due:
                 return
@@ -392,11 +379,17 @@ class Machine:
 
     def _fingerprint(self) -> tuple[Any, ...]:
         s = self.state
+        steps = s.steps
+        # Only instances this decision touched can have changed since the last pass; the
+        # others are shared with the state it copied (`Steps`).
+        paths = steps if steps.touched is None else steps.touched
         return (
             s.phase,
             s.ending,
             tuple(
-                (p, st.phase, st.attempt, st.iterations, st.recovering) for p, st in s.steps.items()
+                (p, st.phase, st.attempt, st.iterations, st.recovering)
+                for p in paths
+                if (st := steps.peek(p)) is not None
             ),
             # A step's `outcome` changes only with its phase; the run's exit outcome does not.
             s.exit_outcome,
@@ -567,6 +560,11 @@ class Machine:
             return
         self.cancel(step)
 
+    def drives(self, sd: StepDef) -> bool:
+        """Driving a running instance of `sd` may do something by itself: its kind nests
+        steps. An instance of another kind only waits (`Kind.drives`)."""
+        return KINDS[sd.kind].drives
+
     def drive_step(self, sd: StepDef, scope: Scope, path: str, step: StepState, halt: bool) -> None:
         """Drive an active step one pass: cancel it when it only waits and `halt` says stop,
         else let its finally steps, its catch clause or its kind go on."""
@@ -613,10 +611,14 @@ class Machine:
         """Activities and child runs in flight: active instances that made an attempt (only
         those kinds have attempts), not recovering through a catch clause. Read from the
         states alone, without looking up definitions: this runs over every instance."""
+        steps = self.state.steps
         return sum(
             1
-            for step in self.state.steps.values()
-            if step.attempt and step.phase in ACTIVE and step.recovering is None
+            for path in self.sync().active
+            if (step := steps.peek(path)) is not None
+            and step.attempt
+            and step.phase in ACTIVE
+            and step.recovering is None
         )
 
     def first_error(self, sd: StepDef, errors: list[StepError | None]) -> StepError:
@@ -815,7 +817,8 @@ class Machine:
             s.error = error
         # Cancelling overrides suspension: the user wants the run to stop, compensations run.
         s.suspended = False
-        for path, step in s.steps.items():
+        for path in index.in_seq(s, self.sync().active):
+            step = s.steps[path]
             if step.phase not in ACTIVE or step.outcome is not None:
                 continue  # ended, running its finally: cleanup runs to its end
             sd = step_def(self.d, path)
@@ -838,7 +841,8 @@ class Machine:
         """End the run Failed at once: everything in flight is cancelled (the commands follow
         from the difference of the states), nothing is compensated."""
         s = self.state
-        for step in s.steps.values():
+        for path in index.in_seq(s, self.sync().active):
+            step = s.steps[path]
             if step.phase in ACTIVE:
                 self.cancel(step)
         for comp in s.compensations:
@@ -1046,9 +1050,10 @@ class Machine:
                 self.reset_tree(nested, scope)
         if sd.for_each is not None:
             marker = f"{scope.prefix}{sd.name}["
-            for path, step in self.state.steps.items():
+            steps = self.state.steps
+            for path, step in list(steps.items()):
                 if path.startswith(marker) and step.phase is not StepPhase.PENDING:
-                    _reset(step)
+                    _reset(steps[path])
 
     def reset_tree(self, sd: StepDef, scope: Scope) -> None:
         """Make the instance of `sd` in `scope` and everything nested in it fresh."""
@@ -1153,6 +1158,7 @@ class Machine:
 def _reset(step: StepState) -> None:
     # Keep the attempt counter: the next attempt gets a new number, and a late event for an
     # attempt of the previous run of this instance is recognised as stale.
-    attempt = step.attempt
+    attempt, seq = step.attempt, step.seq
     step.__dict__.update(StepState().__dict__)
     step.attempt = step.attempt_base = attempt
+    step.seq = seq

@@ -19,10 +19,13 @@ from baton.engine.state import StepState
 ACTIVE = frozenset({StepPhase.RUNNING, StepPhase.BACKOFF, StepPhase.WAITING})
 DONE = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
 BAD = frozenset({StepPhase.FAILED, StepPhase.CANCELLED})
-MAX_STEP_INSTANCES = 2_000
-"""Step instances one run may hold (a forEach item is one per step it contains). Every instance
-is kept in the run's status, an object etcd stores whole: at about 270 bytes per finished
-instance plus its output, 2,000 stay well under etcd's 1.5 MiB request limit."""
+MAX_STEP_INSTANCES = 20_000
+"""Step instances one run may hold (a forEach item is one per step it contains). The status
+lists a large run's instances in summary (`baton.engine.summary`), so this bounds what the
+run costs elsewhere: its history (two to three events per item, about 125 bytes each, so
+some 5 MB at the limit, in ConfigMaps of 256 KiB), the operator's memory (about 1 KB per
+instance) and the time to resume a summarized run by replaying its history (see
+docs/performance.md, "The engine as a forEach grows")."""
 TIMED = frozenset({StepPhase.RUNNING, StepPhase.BACKOFF, StepPhase.WAITING})
 """The phases in which a step can have a due time."""
 

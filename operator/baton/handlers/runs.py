@@ -93,6 +93,7 @@ from baton.engine import (
     initial_state,
     next_wakeup,
     pending_commands,
+    replay,
     status_of,
 )
 from baton.engine.commands import AcquireLock, ReleaseLock
@@ -115,7 +116,14 @@ from baton.engine.events import (
 )
 from baton.engine.limits import input_problem
 from baton.engine.locks import holder_id
-from baton.engine.state import Ending, State, StepState, parse_rfc3339, state_from_status
+from baton.engine.state import (
+    SUMMARY,
+    Ending,
+    State,
+    StepState,
+    parse_rfc3339,
+    state_from_status,
+)
 from baton.executors import podpolicy
 from baton.executors.base import Adopting, Executor
 from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
@@ -684,8 +692,14 @@ class RunLoop:
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status, self.conditions = split_status(status)
         self.answers = updates.Answers.from_status(status)
-        self.state = state_from_status(await self.snapshots.inline(engine_status))
-        self.position = HistoryPosition.from_json(status.get("history"))
+        if engine_status.get(SUMMARY):
+            # A large run's status lists only part of it (baton.engine.summary): its state is
+            # the fold of its whole history.
+            self.state = initial_state()
+            self.position = HistoryPosition()
+        else:
+            self.state = state_from_status(await self.snapshots.inline(engine_status))
+            self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
         log.info("resumed %s/%s (%d events replayed)", self.ref.namespace, self.ref.name, replayed)
 
@@ -720,7 +734,11 @@ class RunLoop:
             engine_status, _ = split_status(status)
             with contextlib.suppress(HistoryCorruptError):
                 engine_status = await self.snapshots.inline(engine_status)
-            if engine_status:
+            if engine_status.get(SUMMARY):
+                with contextlib.suppress(HistoryCorruptError):
+                    entries, _ = await self.history.read_tail(HistoryPosition())
+                    self.state = replay(self.definition, entries)
+            elif engine_status:
                 self.state = state_from_status(engine_status)
             self.answers = updates.Answers.from_status(status)
             self.signals_sent = self.state.signals_received
@@ -836,7 +854,9 @@ class RunLoop:
             else:
                 self._spawn_event("Normal", f"Run{phase.value}", f"run is {phase.value}")
         for path, step in after.steps.items():
-            old = before.steps.get(path)
+            old = before.steps.peek(path)
+            if old is step:
+                continue  # not changed by the batch: the states share it (engine.state.Steps)
             if step.phase is StepPhase.BACKOFF:
                 if (
                     old is None

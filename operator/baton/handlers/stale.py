@@ -70,7 +70,7 @@ def _attempt(obj: Mapping[str, Any], state: State) -> tuple[str, int] | None:
     key, text = annotations.get(ACTIVITY_KEY), annotations.get(ATTEMPT)
     if not key or not text or not str(text).isdigit():
         return None
-    step = state.steps.get(str(key))
+    step = state.steps.peek(str(key))
     attempt = int(text)
     if step is None or step.attempt < attempt:
         return None

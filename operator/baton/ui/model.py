@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from baton.api.workflow import WorkflowSpec
-from baton.cli.runview import child_runs_by_key, parse_time, phase_of
+from baton.cli.runview import child_runs_by_key, listed_items, parse_time, phase_of
 from baton.engine.commands import idempotency_key
 from baton.engine.definition import (
     Definition,
@@ -211,11 +211,16 @@ def _for_each(
     counts folded and pages through the rows unfolded)."""
     counts = entry.get("itemCounts") or {}
     total = int(counts.get("total") or len(entry.get("items") or []))
-    while f"{key}[{total}].{inner.name}" in steps:
-        total += 1
+    summary = counts.get("listed") is not None
+    if not summary:
+        while f"{key}[{total}].{inner.name}" in steps:
+            total += 1
     phases: dict[str, int] = {}
     items = []
-    for index in range(total):
+    # A summary status (a large run) lists some items only: their rows, and the phase counts
+    # of all of them from `itemCounts`.
+    indices = listed_items(key, inner.name, steps) if summary else range(total)
+    for index in indices:
         item_key = f"{key}[{index}].{inner.name}"
         item = steps.get(item_key) or {}
         phase = str(item.get("phase") or "Pending")
@@ -227,6 +232,12 @@ def _for_each(
         if child is not None:
             row["child"] = child_link(child)
         items.append(row)
+    if summary:
+        running = int(counts.get("running") or 0)
+        done, bad = int(counts.get("succeeded") or 0), int(counts.get("failed") or 0)
+        phases = {"Succeeded": done, "Failed": bad, "Running": running,
+                  "Pending": total - done - bad - running}  # fmt: skip
+        phases = {phase: n for phase, n in phases.items() if n}
     return {"step": inner.name, "kind": inner.kind.value, "total": total, "phases": phases,
             "items": items}  # fmt: skip
 

@@ -128,18 +128,33 @@ def test_for_each_items_that_are_not_a_list_fail_with_an_expression_error() -> N
 
 # The limits below are the documented ones (docs/language.md, "Limits"), written as numbers: a
 # changed limit must fail these tests, not follow them.
-STEP_INSTANCES = 2_000
+STEP_INSTANCES = 20_000
 OUTPUT_BYTES = 1_000_000
 
 
+PAIRS = """
+steps:
+  - name: charges
+    forEach:
+      items: "input.amounts"
+      concurrency: 2
+      step:
+        name: charge
+        http: {url: "http://pay/${{ index }}/${{ item }}"}
+        catch: [{errors: ["*"], steps: [{name: refund, http: {url: "http://refund"}}]}]
+"""
+"""Two instances per item (the call and its catch clause's step): a list the evaluation budget
+lets through reaches the instance limit."""
+
+
 def test_a_for_each_of_more_items_than_a_run_can_hold_fails_naming_the_limit() -> None:
-    run = Run(FOR_EACH, {"amounts": list(range(STEP_INSTANCES))})  # + the forEach: 2,001
+    run = Run(PAIRS, {"amounts": list(range(STEP_INSTANCES // 2))})  # + the forEach: 20,001
     assert run.phase is RunPhase.FAILED
     assert run.sim.state.error is not None
     assert run.sim.state.error.type == "TooManyItems"
     assert run.sim.state.error.details == {"field": "forEach.items"}
     assert run.sim.state.error.message.startswith(
-        "2000 items would give the run 2001 step instances, over the 2000 its status can hold"
+        "10000 items would give the run 20001 step instances, over the 20000 a run can hold"
     )
     assert "child runs" in run.sim.state.error.message
     assert run.started() == []  # refused before any item started
@@ -160,17 +175,17 @@ def test_the_item_limit_counts_every_step_an_item_contains() -> None:
                     - {name: b, steps: [{name: right, http: {url: "http://r"}}]}
         """
     # Each item holds 3 instances (the parallel and its two calls), the forEach one more.
-    over = Run(text, {"items": list(range(667))})  # 1 + 667 x 3 = 2,002
+    over = Run(text, {"items": list(range(6667))})  # 1 + 6,667 x 3 = 20,002
     assert over.sim.state.error is not None
     assert over.sim.state.error.type == "TooManyItems"
-    assert "2002 step instances" in over.sim.state.error.message
-    fits = Run(text, {"items": list(range(666))})  # 1 + 666 x 3 = 1,999
+    assert "20002 step instances" in over.sim.state.error.message
+    fits = Run(text, {"items": list(range(6666))})  # 1 + 6,666 x 3 = 19,999
     assert fits.phase is RunPhase.RUNNING
     assert len(fits.started()) == 10  # 5 items at once, two calls each
 
 
 def test_a_for_each_up_to_the_limit_starts_its_items() -> None:
-    run = Run(FOR_EACH, {"amounts": list(range(STEP_INSTANCES - 1))})  # + the forEach: 2,000
+    run = Run(PAIRS, {"amounts": list(range(STEP_INSTANCES // 2 - 1))})  # 1 + 9,999 x 2
     assert run.phase is RunPhase.RUNNING
     assert run.started() == ["charges[0].charge", "charges[1].charge"]
 

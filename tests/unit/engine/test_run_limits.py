@@ -19,7 +19,7 @@ from baton.engine.retry import backoff_delay
 # fail these tests, not follow them.
 JSON_DEPTH = 64
 INPUT_BYTES = 256 * 1024
-STEP_INSTANCES = 2_000
+STEP_INSTANCES = 20_000
 LONGEST_DURATION = 36_500 * 86_400
 
 
@@ -127,23 +127,23 @@ def test_nested_for_each_items_count_toward_the_instance_limit_across_levels() -
       - name: outer
         forEach:
           items: input
-          concurrency: 50
+          concurrency: 200
           step:
             name: inner
             forEach:
               items: input
-              concurrency: 50
+              concurrency: 200
               step: {name: w, sleep: {duration: 1s}}
     """
-    run = Run(text, list(range(50)))  # 50 x 50 = 2,500 sleeps, over the limit
+    run = Run(text, list(range(150)))  # 150 x 150 = 22,500 sleeps, over the limit
     assert run.phase is RunPhase.FAILED
     assert len(run.sim.state.steps) <= STEP_INSTANCES
     error = run.sim.state.error
     assert error is not None
     assert error.type == "TooManyItems"
-    small = Run(text, list(range(40)))  # 40 + 40 x 40 = 1,641 instances fit
+    small = Run(text, list(range(140)))  # 140 + 140 x 140 = 19,741 instances fit
     assert small.phase is RunPhase.RUNNING
-    assert len(small.sim.state.steps) == 1 + 40 + 40 * 40
+    assert len(small.sim.state.steps) == 1 + 140 + 140 * 140
 
 
 def test_a_huge_retry_after_is_capped_at_the_longest_duration() -> None:

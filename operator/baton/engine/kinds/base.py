@@ -71,6 +71,9 @@ class Kind:
     waits_while_running: ClassVar[bool] = False
     """A running instance only waits on something outside (a child run), so a failing sibling
     cancels it at once instead of letting it finish."""
+    drives: ClassVar[bool] = False
+    """`advance` does something: the kind nests steps (a running instance of another kind
+    only waits for its result, a due time or a catch clause's steps, which the core drives)."""
     wake_purpose: ClassVar[TimerPurpose | None] = None
     """What `StepState.wake_at` means while the step is WAITING, if the kind sets it."""
 

@@ -7,7 +7,7 @@ are exceeded, and otherwise succeeds with `{items, failed}`. The item instances 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
@@ -15,7 +15,6 @@ from baton.engine.kinds.base import Kind
 from baton.engine.outcomes import (
     failed_items,
     is_fatal,
-    is_settled,
     running_outcome,
     tolerance_error,
     tolerant_output,
@@ -41,6 +40,8 @@ _CANCELLED = frozenset({StepPhase.CANCELLED})
 
 
 class ForEach(Kind):
+    drives: ClassVar[bool] = True
+
     def start(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         assert sd.for_each is not None
         m.reset_nested(sd, scope)
@@ -62,7 +63,7 @@ class ForEach(Kind):
         if instances > MAX_STEP_INSTANCES:
             error = expression_error(
                 f"{len(items)} items would give the run {instances} step instances, over "
-                f"the {MAX_STEP_INSTANCES} its status can hold; fan out through child runs "
+                f"the {MAX_STEP_INSTANCES} a run can hold; fan out through child runs "
                 "instead: a forEach over batches of items whose step is a `workflow` step, "
                 "each child run running a forEach over its batch",
                 sd.name,
@@ -77,7 +78,11 @@ class ForEach(Kind):
     def advance(
         self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState, *, halt: bool
     ) -> None:
+        # The items' phases are counted in the run's index (`m.fan`), kept current with what
+        # each decision touched: a pass costs the items in flight, not the forEach's size.
+        # Only items with `finally` steps are visited one by one, as they must be to begin it.
         s = m.state
+        steps = s.steps
         each = sd.for_each
         assert each is not None
         assert step.items is not None
@@ -85,40 +90,47 @@ class ForEach(Kind):
         inner = each.step
         paths = item_paths(path, inner.name, len(values))
         total = len(paths)
-        # Item states are changed in place, never replaced, so this list stays current.
-        items = [s.steps.get(p) for p in paths]
 
         counts_failures = not inner.continue_on_failed
-        stopping = BAD if counts_failures else _CANCELLED
         cleanup = bool(inner.finally_steps)
         if cleanup:
             # Items that ended run their `finally` before anything else is decided.
-            for i, item in enumerate(items):
-                if item is not None:
-                    m.ended(inner, scope.enter(path, i, values[i]), paths[i], item)
+            for i, item_path in enumerate(paths):
+                if item_path in steps:
+                    m.ended(inner, scope.enter(path, i, values[i]), item_path, steps[item_path])
 
         def exceeded() -> bool:
-            # One short-circuiting scan of frozenset lookups per pass: this runs over every item
-            # of a large forEach on every pass, and anything more showed in bench/engine.py.
             # An item running its `finally` counts by the outcome it ended in.
-            if not each.tolerates_failures and not cleanup:
-                return any(x is not None and x.phase in stopping for x in items)
-            failed = 0
-            for x in items:
-                if x is None:
-                    continue
-                phase = running_outcome(x)
-                if phase is StepPhase.CANCELLED:
-                    return True
-                if phase is StepPhase.FAILED:
-                    failed += counts_failures
-            return each.exceeded(failed, total)
+            if cleanup:
+                failed = 0
+                for item_path in paths:
+                    x = steps.peek(item_path)
+                    if x is None:
+                        continue
+                    phase = running_outcome(x)
+                    if phase is StepPhase.CANCELLED:
+                        return True
+                    if phase is StepPhase.FAILED:
+                        failed += counts_failures
+                return each.exceeded(failed, total)
+            fan = m.fan(path)
+            if fan.count(StepPhase.CANCELLED):
+                return True
+            return each.exceeded(fan.count(StepPhase.FAILED) if counts_failures else 0, total)
 
         halt = halt or exceeded()
         if halt:
             self.cancel_nested(m, sd, scope, path, step)
-        for i, item in enumerate(items):
-            if item is not None and item.phase in ACTIVE:
+        # A running item of a kind that nests nothing only waits (its result, a due time):
+        # driving it does nothing, so it is not even looked at, unless it runs a catch
+        # clause's or its `finally` steps, or must be cancelled.
+        drives = halt or m.drives(inner)
+        for i in sorted(m.fan(path).active):
+            x: StepState | None = steps.peek(paths[i])
+            if not drives and x is not None and x.recovering is None and x.outcome is None:
+                continue
+            item = steps[paths[i]]
+            if item.phase in ACTIVE:
                 item_scope = scope.enter(path, i, values[i])
                 m.drive_step(inner, item_scope, paths[i], item, halt)
                 if cleanup:
@@ -127,14 +139,16 @@ class ForEach(Kind):
                     # Past what the forEach tolerates: the items in flight are cancelled at once.
                     halt = True
                     self.cancel_nested(m, sd, scope, path, step)
-        active = sum(1 for x in items if x is not None and x.phase in ACTIVE)
+        active = len(m.fan(path).active)
         can_start = m.may_start(inner.name)
-        for i, item in enumerate(items):
-            if halt or not can_start or active >= each.concurrency:
-                break
-            if (item is None or item.phase is StepPhase.PENDING) and m.take_slot(inner):
+        i = first = m.fan(path).next
+        while i < total and not halt and can_start and active < each.concurrency:
+            waiting = steps.peek(paths[i])
+            if waiting is None or waiting.phase is StepPhase.PENDING:
+                if not m.take_slot(inner):
+                    break
                 item_scope = scope.enter(path, i, values[i])
-                started = items[i] = m.start_step(inner, item_scope, paths[i])
+                started = m.start_step(inner, item_scope, paths[i])
                 if cleanup:
                     m.ended(inner, item_scope, paths[i], started)
                 if started.phase in ACTIVE:
@@ -142,16 +156,21 @@ class ForEach(Kind):
                 elif bad(started) and exceeded():
                     halt = True
                     self.cancel_nested(m, sd, scope, path, step)
-        if any(i is not None and i.phase in ACTIVE for i in items):
+            i += 1
+        fan = m.fan(path)
+        if fan.next >= first:
+            # Every item before `i` has started now (an item made Pending again meanwhile
+            # moved `next` back, and stays ahead).
+            fan = m.sync().own(path)
+            fan.next = i
+        if fan.active:
             return
-        failed = failed_items(inner, items)
         if not exceeded():
-            if all(
-                i is not None and (is_settled(inner, i) or i.phase is StepPhase.FAILED)
-                for i in items
-            ):
+            fan = m.fan(path)
+            if fan.count(StepPhase.SUCCEEDED, StepPhase.SKIPPED, StepPhase.FAILED) == total:
+                items = [steps.peek(p) for p in paths]
                 output: Any = (
-                    tolerant_output(items, failed)
+                    tolerant_output(items, failed_items(inner, items))
                     if each.tolerates_failures
                     else [i.output for i in items if i is not None]
                 )
@@ -163,6 +182,8 @@ class ForEach(Kind):
             # A cancel or the run timeout stopped it: no error of an item applies.
             m.cancel(step)
             return
+        items = [steps.peek(p) for p in paths]
+        failed = failed_items(inner, items)
         if each.tolerates_failures and each.exceeded(len(failed), total):
             m.step_failed(sd, scope, path, step, tolerance_error(each, sd.name, failed, total))
             return
@@ -175,27 +196,27 @@ class ForEach(Kind):
         if sd.for_each is None or step.items is None:
             return
         inner = sd.for_each.step
-        for i, item_path in enumerate(item_paths(path, inner.name, len(step.items))):
-            item = m.state.steps.get(item_path)
+        paths = item_paths(path, inner.name, len(step.items))
+        steps = m.state.steps
+        # Without `finally` steps only the items in flight have anything to do; with them,
+        # every item that ended (just now, or by the run's cancel) begins its `finally`.
+        visit = range(len(paths)) if inner.finally_steps else sorted(m.fan(path).active)
+        for i in visit:
+            item = steps.get(paths[i])
             if item is None:
                 continue
             item_scope = scope.enter(path, i, step.items[i])
             # An item running its `finally` has ended already: its cleanup runs to the end.
             if item.phase in ACTIVE and item.outcome is None:
-                m.cancel_subtree(inner, item_scope, item_path, item)
-            # Every item that ended (just now, or by the run's cancel) begins its `finally`.
-            m.ended(inner, item_scope, item_path, item)
+                m.cancel_subtree(inner, item_scope, paths[i], item)
+            m.ended(inner, item_scope, paths[i], item)
 
     def nested_active(
         self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState
     ) -> bool:
         if sd.for_each is None or step.items is None:
             return False
-        inner = sd.for_each.step
-        return any(
-            (x := m.state.steps.get(p)) is not None and x.phase in ACTIVE
-            for p in item_paths(path, inner.name, len(step.items))
-        )
+        return bool(m.fan(path).active)
 
     def redrive(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         if step.items is None:

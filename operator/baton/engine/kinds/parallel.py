@@ -10,7 +10,7 @@ cancelled at once. Redrive redrives the failed (and cancelled) steps of every br
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
@@ -27,6 +27,8 @@ _ENDED = (BlockResult.SUCCEEDED, BlockResult.FAILED)
 
 
 class Parallel(Kind):
+    drives: ClassVar[bool] = True
+
     def start(self, m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
         m.reset_nested(sd, scope)
         step.phase = StepPhase.RUNNING

@@ -60,10 +60,13 @@ def offer(m: Machine, record: SignalRecord) -> bool:
     """Give a delivered signal to the step that has waited longest for it; False when no step
     waits for it (the run keeps it unclaimed)."""
     s = m.state
+    # Only instances in flight can wait (the index lists them); `seq` orders them as the
+    # state does.
     waiting = [
-        (step.started_at or 0, i, path)
-        for i, (path, step) in enumerate(s.steps.items())
-        if step.phase is StepPhase.WAITING
+        (step.started_at or 0, step.seq, path)
+        for path in m.sync().active
+        if (step := s.steps.peek(path)) is not None
+        and step.phase is StepPhase.WAITING
         and (wait := step_def(m.d, path).wait) is not None
         and wait.name == record.name
     ]

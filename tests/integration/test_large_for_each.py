@@ -1,0 +1,60 @@
+"""A forEach over more items than a run could hold before (2,000) runs in one WorkflowRun: it
+finishes, every item's call is made once, and the run's status stays a bounded summary, also
+when the operator restarts in the middle and resumes the run from its history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from clusterkit import Runs
+from operator_process import OperatorProcess
+from recorder import Recorder
+from runkit import http, run, wait_until, workflow
+
+STATUS_LIMIT = 256 * 1024
+
+
+def fan_out(recorder: Recorder, name: str) -> dict[str, object]:
+    step = {"name": "call", "http": http(f"{recorder.url}/item/${{{{ item }}}}")}
+    each = {"name": "each", "forEach": {"items": "input", "concurrency": 100, "step": step}}
+    return workflow(name, [each])
+
+
+def status_bytes(status: dict[str, object]) -> int:
+    return len(json.dumps(status, separators=(",", ":")).encode())
+
+
+@pytest.mark.timeout(1500)
+def test_a_for_each_of_3000_http_items_finishes_with_a_bounded_status(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply([fan_out(recorder, "fan"), run("fan-1", "fan", list(range(3000)))])
+    status = runs.wait("fan-1", timeout=1400)
+    assert status["phase"] == "Succeeded", json.dumps(status)[:2000]
+    assert status["summary"] is True
+    counts = status["steps"]["each"]["itemCounts"]
+    assert counts["total"] == counts["succeeded"] == 3000
+    assert len(status["steps"]) <= 1 + counts["listed"]
+    assert status_bytes(status) <= STATUS_LIMIT
+    called = [c.path for c in recorder.effects.values() if c.path.startswith("/item/")]
+    assert sorted(called) == sorted(f"/item/{i}" for i in range(3000))  # each once
+
+
+@pytest.mark.timeout(1200)
+def test_a_summarized_run_resumes_from_its_history_after_an_operator_restart(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    runs.apply([fan_out(recorder, "fan"), run("fan-2", "fan", list(range(800)))])
+    wait_until(
+        "the run's status is a summary",
+        lambda: runs.status("fan-2").get("summary") and runs.status("fan-2")["phase"] == "Running",
+        timeout=600,
+    )
+    operator.kill()
+    operator.start()
+    status = runs.wait("fan-2", timeout=1100)
+    assert status["phase"] == "Succeeded", json.dumps(status)[:2000]
+    assert status["steps"]["each"]["itemCounts"]["succeeded"] == 800
+    called = [c.path for c in recorder.effects.values() if c.path.startswith("/item/")]
+    assert sorted(called) == sorted(f"/item/{i}" for i in range(800))  # each once
