@@ -17,9 +17,10 @@ from baton.ui.poolmetrics import PoolMetrics, with_history
 
 @dataclass
 class Writes:
-    """The operator's API write counts, as the metrics read them (none here)."""
+    """The operator's API request counts, as the metrics read them (none here)."""
 
     writes: Mapping[str, int] = field(default_factory=dict)
+    reads: Mapping[str, int] = field(default_factory=dict)
     conflicts: int = 0
     write_errors: Mapping[str, int] = field(default_factory=dict)
 
