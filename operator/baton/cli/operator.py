@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import secrets
@@ -212,6 +213,12 @@ def import_operator() -> Callable[[OperatorSettings], None]:
     # whenever they are installed, as they are here (kopf and cel depend on them); the operator
     # never runs it, and a None entry in sys.modules makes httpx take it for absent.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # httpcore asks which async library it runs under each time it sets up a request, with
+    # `import sniffio`; nothing installs sniffio here, and a failed import is not remembered,
+    # so every HTTP call searched sys.path for it again: a tenth of the operator's CPU per step
+    # (bench/operator_profile.py). Marked absent, httpcore takes asyncio at once, as it is.
+    if importlib.util.find_spec("sniffio") is None:
+        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
     from baton.handlers.operator import run
 
     return run

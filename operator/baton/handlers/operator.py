@@ -26,9 +26,9 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -147,44 +147,44 @@ def build_registry(
         state.stop_metrics()
 
     @kopf.on.event(GROUP, VERSION, "workflowruns", labels=shard, registry=registry)
-    async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].shell.registry.observe(type, _plain(body))
+    async def on_run(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].shell.registry.observe(type, _object(event))
 
     @kopf.on.event(GROUP, VERSION, "schedules", labels=shard, registry=registry)
-    async def on_schedule(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].schedules.observe(type, _plain(body))
+    async def on_schedule(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].schedules.observe(type, _object(event))
 
     @kopf.on.event(
         GROUP, VERSION, "workflowruns", labels={SCHEDULE: kopf.PRESENT, **shard}, registry=registry
     )
-    async def on_scheduled_run(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].schedules.observe_run(type, _plain(body))
+    async def on_scheduled_run(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].schedules.observe_run(type, _object(event))
 
     @kopf.on.event(GROUP, VERSION, "workflows", registry=registry)
-    async def on_workflow(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def on_workflow(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
         if type == "DELETED":
             return
-        plain = _plain(body)
+        plain = _object(event)
         shell = memo["baton"].shell
         if await reconcile_workflow(shell.kube, plain):
             meta = plain["metadata"]
             shell.registry.retry_waiting_on(meta["namespace"], meta["name"])
 
     @kopf.on.event(GROUP, VERSION, "workerpools", labels=shard, registry=registry)
-    async def on_pool(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].pools.observe_pool(type, _plain(body))
+    async def on_pool(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].pools.observe_pool(type, _object(event))
 
     @kopf.on.event("apps", "v1", "deployments", labels={PART: "worker", **shard}, registry=registry)
-    async def on_pool_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].pools.observe_deployment(type, _plain(body))
+    async def on_pool_deployment(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].pools.observe_deployment(type, _object(event))
 
     @kopf.on.event("batch", "v1", "jobs", labels={PART: "job", **shard}, registry=registry)
-    async def on_job(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def on_job(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
         jobs = memo["baton"].jobs
         if type == "DELETED":
-            await jobs.observe_deleted(_plain(body))
+            await jobs.observe_deleted(_object(event))
         else:
-            await jobs.observe(_plain(body))
+            await jobs.observe(_object(event))
 
     return registry
 
@@ -202,12 +202,34 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.watching.server_timeout = 300
     kopf_settings.persistence.finalizer = "baton.dev/operator"
+    kopf_settings.persistence.diffbase_storage = NoDiffBase()
     # Watching named namespaces needs no cluster-wide right: without this, kopf lists (and
     # watches) all namespaces to match patterns, and CRDs, which namespaced RBAC refuses — and it
     # retries the refused listing for about a minute before it starts. Globs still need it.
     kopf_settings.scanning.disabled = bool(settings.namespaces) and not any(
         set(pattern) & set("*?[!") for pattern in settings.namespaces
     )
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's "last handled state" of objects, kept for create/update handlers and daemons, of
+    which Baton has none (`on.event` handlers only, see `build_registry`).
+
+    kopf builds that state on every watch event whatever handlers there are, from a deep copy of
+    the whole object, status included, only to drop the status: for a run, one copy per status
+    write the operator makes itself, a sixth of its CPU per step (bench/operator_profile.py).
+    An empty state costs nothing, and nothing is stored."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def run(settings: OperatorSettings) -> None:
@@ -227,25 +249,10 @@ def run(settings: OperatorSettings) -> None:
     )
 
 
-def _plain(body: kopf.Body) -> Mapping[str, Any]:
-    """A kopf Body as a plain dict of our own: loops keep it beyond the handler call.
+def _object(event: kopf.RawEvent) -> Mapping[str, Any]:
+    """The watched object as the watch stream decoded it: a plain dict that kopf neither keeps
+    nor changes after the handler (its patches are objects of their own), so loops may hold it.
 
-    Copied with a stack of our own, not `copy.deepcopy`: the API server stores a run's input
-    however deep it nests, and deepcopy's recursion died on 500 levels, for every event of the
-    run, before the run could be told its input is too deep."""
-    root: dict[str, Any] = {}
-    stack: list[tuple[Any, Any]] = [(dict(body), root)]
-    while stack:
-        source, target = stack.pop()
-        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)
-        for key, value in pairs:
-            if isinstance(value, Mapping):
-                copied: Any = {}
-            elif isinstance(value, list):
-                copied = [None] * len(value)
-            else:
-                target[key] = value
-                continue
-            target[key] = copied
-            stack.append((value, copied))
-    return root
+    Not `body`, kopf's read-only view of the same dict, which loops would have to copy: that
+    copy was a tenth of the operator's CPU per step (bench/operator_profile.py)."""
+    return cast(Mapping[str, Any], event["object"])
