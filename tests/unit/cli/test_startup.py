@@ -3,6 +3,7 @@ start fast, so building the parser imports no heavy module (bench/cli_startup.py
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -84,3 +85,22 @@ print(set(asyncio.run(ask())), searches)
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["{'asyncio'}", "[]"]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_operator_logs_no_line_per_watch_event_or_http_call_unless_verbose(
+    verbose: bool,
+) -> None:
+    from baton.cli.operator import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging(verbose=verbose, log_format="plain")
+    try:
+        for name in ("kopf.objects", "httpx"):
+            assert logging.getLogger(name).isEnabledFor(logging.INFO) is verbose
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING)
+    finally:
+        for name in ("kopf.objects", "httpx"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        root.handlers[:], root.level = handlers, level
