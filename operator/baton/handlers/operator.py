@@ -196,9 +196,6 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.peering.priority = settings.priority
     kopf_settings.peering.mandatory = not settings.standalone
     kopf_settings.peering.lifetime = settings.peering_lifetime
-    # Watch events are only routed to run loops, which batch on their own: kopf need not wait
-    # to collapse bursts of events per object.
-    kopf_settings.batching.batch_window = 0.01
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.watching.server_timeout = 300
     kopf_settings.persistence.finalizer = "baton.dev/operator"
