@@ -21,7 +21,9 @@ while the operator was down. The windows:
 - retries with backoff: dying during a backoff, then with the retry committed and handed over;
 - redrive: dying with the redrive in the history but not in the status;
 - suspend: dying while suspended (a signal ends the waiting step, the next must not start), and
-  with the resume committed but its step not started.
+  with the resume committed but its step not started;
+- continue-as-new: dying with the continue committed but the successor not created, and after
+  creating it, before the run heard of it: one successor, never two.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import http, kwok, run, send_signal, wait_until, workflow
 
-from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PARENT_UID, PART, RUN_UID
+from baton.api.labels import ACTIVITY_KEY, ATTEMPT, CONTINUED_FROM, PARENT_UID, PART, RUN_UID
 from baton.engine.commands import StartActivity, StartChildRun
 from baton.executors.child import child_manifest
 from baton.executors.job import build_job
@@ -485,3 +487,61 @@ def test_suspend_and_resume_interrupted_by_crashes_hold_then_run_each_step_once(
     assert keys(recorder, "/third") == [f"{uid}/third/1"]
     assert all(call.at >= resumed for call in recorder.calls_to("/second"))
     check_replay(runs, spec, "pause-1")
+
+
+# -- continue-as-new --------------------------------------------------------------------------
+
+
+def test_a_run_continued_as_new_around_crashes_has_exactly_one_successor(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    """The operator dies with the continue committed but the successor not created, then right
+    after creating it (twice: the second time the re-issued create finds it there): the run
+    ends ContinuedAsNew all the same, with one successor, which runs once."""
+    spec = workflow(
+        "relay",
+        [
+            {"name": "work", "http": http(f"{recorder.url}/work", body={"n": "${{ input.n }}"})},
+            {
+                "name": "next",
+                "when": "input.n < 1",
+                "continueAsNew": {"input": {"n": "${{ input.n + 1 }}"}},
+            },
+        ],
+    )
+    runs.apply([spec, run("relay-0", "relay", {"n": 0})])
+
+    def successors() -> list[str]:
+        listing = runs.api.list_namespaced_custom_object(
+            "baton.dev", "v1alpha1", runs.namespace, "workflowruns",
+            label_selector=f"{CONTINUED_FROM}=relay-0",
+        )  # fmt: skip
+        return [item["metadata"]["name"] for item in listing["items"]]
+
+    lives = make_lives()
+    lives.die_at("after-status-write:2")  # `work` done, the continue committed, nothing created
+    status = runs.status("relay-0")
+    assert status["phase"] == "Running", status
+    assert status["successor"]["ready"] is True, status
+    assert successors() == []
+    lives.die_at("after-successor-create")  # created; the run has not heard of it
+    (successor,) = successors()
+    assert successor == status["successor"]["name"]
+    assert runs.status("relay-0")["phase"] == "Running"
+    lives.die_at("after-successor-create")  # the re-issue finds it (409), dies again
+    assert successors() == [successor]
+    lives.start()
+    first = runs.wait("relay-0")
+    assert first["phase"] == "ContinuedAsNew", first
+    assert first["continuedAs"] == successor
+    last = runs.wait(successor)
+    assert last["phase"] == "Succeeded", last
+    assert last["continuedFrom"] == "relay-0"
+    assert successors() == [successor]
+    assert [call.body for call in recorder.effects_on("/work")] == [{"n": 0}, {"n": 1}]
+    assert keys(recorder, "/work") == [
+        f"{uid_of(runs, 'relay-0')}/work/1",
+        f"{uid_of(runs, successor)}/work/1",
+    ]
+    check_replay(runs, spec, "relay-0")
+    check_replay(runs, spec, successor)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,7 @@ from baton.api.conditions import (
     set_condition,
 )
 from baton.api.duration import Duration
+from baton.api.locks import LockStatus
 from baton.api.names import ObjectName
 from baton.api.workflow import (
     DEFAULT_PARALLELISM,
@@ -49,6 +50,27 @@ class Signal(Model):
         min_length=1, description="Signal name, matched by waitForSignal and signalHandlers."
     )
     payload: JSON = Field(None, description="Any JSON value delivered with the signal.")
+
+
+MAX_CONTINUATION = 1_000_000_000
+"""Highest generation number of a lineage (continue-as-new): bounds what a hand-written
+`spec.continuation.number` can make the successor's name and label carry."""
+
+
+class Continuation(Model):
+    """Written by the operator on a run that another run continued as (continue-as-new): where
+    it comes from and the state carried over. A run created by hand with it starts as that
+    successor would: it can only carry what the run's own input could."""
+
+    from_: ObjectName = Field(alias="from", description="The run this one continues.")
+    lineage: ObjectName = Field(description="The first run of the lineage.")
+    number: int = Field(
+        ge=1, le=MAX_CONTINUATION, description="Runs before this one in the lineage."
+    )
+    vars: dict[str, JSON] | None = Field(None, description="`vars` carried over.")
+    iterations: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="Repeat iterations carried over, by step."
+    )
 
 
 class WorkflowRunSpec(Model):
@@ -93,6 +115,9 @@ class WorkflowRunSpec(Model):
         description="Delete the run this long after it finished (its history, Jobs and owned "
         "child runs go with it). Overrides the Workflow's `ttlAfterFinished`.",
     )
+    continuation: Continuation | None = Field(
+        None, description="Set by the operator on a run started by continue-as-new."
+    )
 
 
 class RunPhase(StrEnum):
@@ -108,6 +133,8 @@ class RunPhase(StrEnum):
     COMPENSATION_FAILED = "CompensationFailed"
     CANCELLED = "Cancelled"
     TIMED_OUT = "TimedOut"
+    CONTINUED_AS_NEW = "ContinuedAsNew"
+    """Ended by a `continueAsNew` step: its successor (`status.continuedAs`) goes on."""
 
     @property
     def finished(self) -> bool:
@@ -123,6 +150,7 @@ _FINISHED = frozenset(
         RunPhase.COMPENSATION_FAILED,
         RunPhase.CANCELLED,
         RunPhase.TIMED_OUT,
+        RunPhase.CONTINUED_AS_NEW,
     }
 )
 
@@ -259,6 +287,12 @@ class RunIdentity(Model):
     name: str = Field("", description="Run name.")
     namespace: str = Field("", description="Run namespace.")
     uid: str = Field("", description="Run uid; part of every idempotency key.")
+    lineage: str | None = Field(
+        None, description="First run of its continue-as-new lineage (`run.lineage`)."
+    )
+    continuation: int = Field(
+        0, description="Runs before this one in its lineage (`run.continuation`)."
+    )
 
 
 class SignalRecordStatus(Model):
@@ -341,6 +375,10 @@ class WorkflowRunStatus(Model):
     next_wakeup_at: str | None = Field(
         None, alias="nextWakeupAt", description="RFC 3339 time the run next has something due."
     )
+    locks: dict[str, LockStatus] = Field(
+        default_factory=dict,
+        description="Mutexes and semaphore slots asked for, by step (`(run)`: the run's own).",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra=CONDITIONS_LIST_MAP,
@@ -374,7 +412,7 @@ class WorkflowRunStatus(Model):
         default_factory=list,
         description="Internal: completed steps with a compensation, in completion order.",
     )
-    ending: Literal["failed", "cancelled", "timedOut"] | None = Field(
+    ending: Literal["failed", "cancelled", "timedOut", "continued"] | None = Field(
         None, description="Internal: why the run is ending, while it unwinds."
     )
     suspended: bool = Field(False, description="True while spec.suspend holds the run.")
@@ -396,6 +434,20 @@ class WorkflowRunStatus(Model):
         alias="expiresAt",
         description="RFC 3339 time the operator deletes the finished run (ttlAfterFinished).",
     )
+    continued_as: str | None = Field(
+        None,
+        alias="continuedAs",
+        description="The run this one continued as (phase ContinuedAsNew).",
+    )
+    continued_from: str | None = Field(
+        None, alias="continuedFrom", description="The run this one continues (continue-as-new)."
+    )
+    successor: JSON = Field(None, description="Internal: the run continue-as-new is starting next.")
+    carried_iterations: dict[str, int] | None = Field(
+        None,
+        alias="carriedIterations",
+        description="Internal: repeat iterations carried over by continue-as-new.",
+    )
 
 
 def run_outcome(
@@ -405,6 +457,7 @@ def run_outcome(
     *,
     now: str,
     observed_generation: int | None = None,
+    continued_as: str | None = None,
 ) -> list[dict[str, Any]]:
     """`conditions` with a run's outcome set from its phase and error, named as the tools
     users come from name theirs:
@@ -413,10 +466,17 @@ def run_outcome(
       False when it ended any other way; the reason is the phase (Failed, Compensated,
       TimedOut, ...), the message the error.
     - `Completed` (Argo's): True once the run ended, whatever the outcome; False before.
+
+    A run that ended ContinuedAsNew succeeded: its message names the run it continued as
+    (`continued_as`).
     """
     if phase is RunPhase.SUCCEEDED:
         succeeded = ConditionStatus.TRUE
         message = "the run succeeded"
+    elif phase is RunPhase.CONTINUED_AS_NEW:
+        # It did what it was for and handed on (Temporal's ContinuedAsNew is no failure).
+        succeeded = ConditionStatus.TRUE
+        message = f"the run continued as {continued_as or 'a new run'}"
     elif phase.finished:
         succeeded = ConditionStatus.FALSE
         message = outcome_message(phase, error)

@@ -20,6 +20,7 @@ from baton.api.duration import (
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import Synchronization
 from baton.api.names import ObjectName, TemplatedObjectName
 
 JSON = Any
@@ -363,6 +364,13 @@ class FailAction(Model):
     message: str = Field("", description="Error message; may interpolate `${{ }}`.")
 
 
+class ContinueAsNewAction(Model):
+    """End the run and start a fresh run of the same Workflow with new input
+    (continue-as-new): same lineage, a new history."""
+
+    input: JSON = Field(None, description="The next run's input; strings may interpolate `${{ }}`.")
+
+
 class Branch(Model):
     """One branch of a `parallel` step."""
 
@@ -462,6 +470,13 @@ class RepeatPolicy(Model):
     max_iterations: int = Field(
         100, alias="maxIterations", ge=1, description="Fail with `MaxIterations` after this many."
     )
+    continue_as_new_every: int | None = Field(
+        None,
+        alias="continueAsNewEvery",
+        ge=1,
+        description="After this many iterations in one run, continue as new with the same "
+        "input, `vars` and iteration count (not in a forEach).",
+    )
 
 
 class Compensation(Model):
@@ -501,6 +516,7 @@ STEP_KINDS: tuple[str, ...] = (
     "for_each",
     "set",
     "fail",
+    "continue_as_new",
 )
 """Attribute names of the step kinds on `Step`, in documentation order."""
 
@@ -559,6 +575,9 @@ class Step(Model):
         None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
     )
     fail: FailAction | None = Field(None, description="Fail with an error.")
+    continue_as_new: ContinueAsNewAction | None = Field(
+        None, alias="continueAsNew", description="End the run; a new run goes on with new input."
+    )
     retry: RetryPolicy | None = Field(
         None,
         description="Overrides `defaults.retry` field by field (`rules`: several, by error). "
@@ -576,6 +595,9 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    synchronization: Synchronization | None = Field(
+        None, description="A mutex or semaphore slot held while the step runs."
+    )
     finally_: list[Step] | None = Field(
         None,
         alias="finally",
@@ -627,7 +649,11 @@ class Step(Model):
         return self
 
 
-_YAML_NAME = {"wait_for_signal": "waitForSignal", "for_each": "forEach"}
+_YAML_NAME = {
+    "wait_for_signal": "waitForSignal",
+    "for_each": "forEach",
+    "continue_as_new": "continueAsNew",
+}
 
 
 class SignalHandler(Model):
@@ -693,6 +719,12 @@ class WorkflowSpec(Model):
         None,
         alias="failFast",
         description="false: a failed step lets independent steps go on (default true).",
+    )
+    synchronization: Synchronization | None = Field(
+        None,
+        description="A mutex or semaphore slot the whole run holds: taken before its first "
+        "step starts, released when it finishes. Locks are shared by the runs of one "
+        "namespace; names may interpolate `${{ input... }}`.",
     )
     on_exit: list[Step] | None = Field(
         None,

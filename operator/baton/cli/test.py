@@ -36,12 +36,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--mocks", "-m", type=Path, metavar="MOCKS.yaml", help="scripted outcomes")
     parser.add_argument("--workflow", "-w", metavar="NAME", help="run this Workflow of the file")
+    parser.add_argument(
+        "--generations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="follow a run that continues as new into at most N runs (default 100); the "
+        "last one ends ContinuedAsNew and the next input is shown",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--expect",
         metavar="PHASE",
         help="exit 1 unless the run ends in PHASE (Succeeded, Failed, Compensated, "
-        "CompensationFailed, Cancelled or TimedOut); any other word is refused",
+        "CompensationFailed, Cancelled, TimedOut or ContinuedAsNew); any other word is "
+        "refused",
     )
     parser.set_defaults(handler=run)
 
@@ -79,7 +88,13 @@ def run(args: argparse.Namespace) -> int:
     )
     workflow = args.workflow or found.workflow
     try:
-        result = run_workflow(found.workflows, input=input_, mocks=mocks, workflow=workflow)
+        result = run_workflow(
+            found.workflows,
+            input=input_,
+            mocks=mocks,
+            workflow=workflow,
+            **({} if args.generations is None else {"max_generations": args.generations}),
+        )
     except WorkflowTestError as exc:
         raise CommandError(f"{args.workflow_file}: {exc}") from None
     if args.json:
@@ -111,6 +126,10 @@ def render_timeline(result: TestResult, name: str) -> str:
         lines.append(f"compensations: {', '.join(result.compensations)}")
     if result.queries:
         lines.append(f"queries: {json.dumps(result.queries)}")
+    if result.generations > 1:
+        lines.append(f"generations: {result.generations} runs (continue-as-new)")
+    if result.phase == "ContinuedAsNew":
+        lines.append(f"next input: {json.dumps(result.next_input)}")
     return "\n".join(lines)
 
 

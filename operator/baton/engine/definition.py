@@ -24,6 +24,7 @@ from baton.api.duration import (
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import LockKind, Synchronization
 from baton.api.workflow import (
     ANY_ERROR,
     DEFAULT_PARALLELISM,
@@ -91,6 +92,7 @@ class StepKind(StrEnum):
     FOR_EACH = "forEach"
     SET = "set"
     FAIL = "fail"
+    CONTINUE_AS_NEW = "continueAsNew"
 
     @property
     def is_activity(self) -> bool:
@@ -293,6 +295,19 @@ class Repeat:
     until: Expression
     interval: float | None
     max_iterations: int
+    continue_every: int | None = None
+    """`continueAsNewEvery`: iterations one run makes before it continues as new."""
+
+
+@dataclass(frozen=True)
+class LockDef:
+    """A compiled `synchronization`: the lock's kind, its name (rendered when the holder
+    starts), and its limit, written or read from a ConfigMap key (`config_map`: name, key)."""
+
+    kind: LockKind
+    name: Template
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +332,8 @@ class StepDef:
     for_each: ForEach | None = None
     assignments: tuple[tuple[str, Template], ...] = ()
     fail: Fail | None = None
+    continue_input: Template | None = None
+    """A `continueAsNew` step: the next run's input."""
     retry: tuple[RetryPolicy, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     catch: tuple[Catch, ...] = ()
@@ -333,6 +350,8 @@ class StepDef:
 
     finally_steps: tuple[StepDef, ...] = ()
     """Cleanup run once the step ended, whatever the outcome (`finally`)."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the step holds while it runs (`synchronization`)."""
 
     @property
     def is_race(self) -> bool:
@@ -379,6 +398,8 @@ class Definition:
     """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
     while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
     running."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the whole run holds (the spec's `synchronization`)."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -459,6 +480,7 @@ class _Compiler:
             fail_fast=spec.fail_fast is not False,
             on_exit=on_exit,
             cleanup=frozenset(self.cleanup),
+            lock=self._lock(spec.synchronization, None),
         )
 
     # -- names -------------------------------------------------------------------------------
@@ -480,6 +502,13 @@ class _Compiler:
                 self.cleanup.add(step.name)
             if in_finally:
                 self.in_finally.add(step.name)
+            if cleanup and step.continue_as_new is not None:
+                raise DefinitionError(
+                    "a cleanup step (in onExit or finally) runs while the run ends: it cannot "
+                    "continue the run as new; move continueAsNew to the steps",
+                    step=step.name,
+                    field="continueAsNew",
+                )
             if cleanup and step.compensate is not None:
                 raise DefinitionError(
                     "a cleanup step (in onExit or finally) is not part of the saga: it runs "
@@ -599,6 +628,7 @@ class _Compiler:
             continue_on_failed=continue_on_failed,
             failure_handled=failure_handled or continue_on_failed,
             finally_steps=self._block(step.finally_) if step.finally_ else (),
+            lock=self._lock(step.synchronization, name),
             **fields,
         )
         self.index[name] = compiled
@@ -683,6 +713,24 @@ class _Compiler:
                     for var, value in step.set.items()
                 )
             }
+        if step.continue_as_new is not None:
+            policies: tuple[tuple[str, object], ...] = (
+                ("repeat", step.repeat),
+                ("compensate", step.compensate),
+            )
+            for field_name, policy in policies:
+                if policy is not None:
+                    raise DefinitionError(
+                        f"{field_name} has no effect on a continueAsNew step: it ends the run "
+                        "(nothing is compensated, nothing repeats); remove it",
+                        step=name,
+                        field=field_name,
+                    )
+            return {
+                "continue_input": self._template(
+                    step.continue_as_new.input, name, "continueAsNew.input"
+                )
+            }
         assert step.fail is not None, "a validated step has exactly one kind"
         return {
             "fail": Fail(
@@ -733,10 +781,19 @@ class _Compiler:
         interval = (
             self._duration(rep.interval, step.name, "repeat.interval") if rep.interval else None
         )
+        if rep.continue_as_new_every is not None and self.depth.get(step.name, 0) != 0:
+            raise DefinitionError(
+                "continueAsNewEvery restarts the whole run, and the iterations it carries are "
+                "counted per step: a step in a forEach has one count per item; move the "
+                "repeat out of the forEach",
+                step=step.name,
+                field="repeat.continueAsNewEvery",
+            )
         return Repeat(
             until=self._expression(rep.until, step.name, "repeat.until"),
             interval=interval,
             max_iterations=rep.max_iterations,
+            continue_every=rep.continue_as_new_every,
         )
 
     # -- policies ----------------------------------------------------------------------------
@@ -878,6 +935,22 @@ class _Compiler:
         except TimestampError as exc:
             raise DefinitionError(str(exc), step=step, field=where) from None
         return round(moment.timestamp() * 1000)
+
+    def _lock(self, sync: Synchronization | None, step: str | None) -> LockDef | None:
+        if sync is None:
+            return None
+        if sync.mutex is not None:
+            name = self._template(sync.mutex, step, "synchronization.mutex")
+            return LockDef(kind=LockKind.MUTEX, name=name, limit=1)
+        semaphore = sync.semaphore
+        assert semaphore is not None
+        ref = semaphore.config_map_key_ref
+        return LockDef(
+            kind=LockKind.SEMAPHORE,
+            name=self._template(semaphore.name, step, "synchronization.semaphore.name"),
+            limit=semaphore.limit,
+            config_map=(ref.name, ref.key) if ref is not None else None,
+        )
 
     def _expression(self, source: str, step: str | None, where: str) -> Expression:
         try:

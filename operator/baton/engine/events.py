@@ -46,6 +46,9 @@ class RunStarted(Event):
     on_cancel: str | None = None
     parallelism: int | None = None
     scheduled_time: str | None = None
+    continuation: dict[str, Any] | None = None
+    """For a run continue-as-new started: its `spec.continuation` (from, lineage, number, and
+    the vars and repeat iterations carried over)."""
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
@@ -53,6 +56,7 @@ class RunStarted(Event):
         for key, value in (
             ("scheduledTime", self.scheduled_time),
             ("parallelism", self.parallelism),
+            ("continuation", self.continuation),
         ):
             if value is None:
                 del data[key]
@@ -180,6 +184,45 @@ class RunAborted(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class SuccessorCreated(Event):
+    """The shell created (or found) the run `name` this run continues as; or, with `error`
+    ({type, message}), could not: the name is taken by a run that is not this one's successor.
+    """
+
+    type: ClassVar[str] = "SuccessorCreated"
+    name: str
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LockAcquired(Event):
+    """The lock the holder `key` asked for (a step path, or `(run)` for the run's own) is
+    held: the lock object lists this run's holder as one of its holders."""
+
+    type: ClassVar[str] = "LockAcquired"
+    key: str
+
+
+@dataclass(frozen=True)
+class LockWaiting(Event):
+    """The lock `key` asked for is held by others: `holders` are the runs holding it, as the
+    lock object listed them (shown in status while the step waits)."""
+
+    type: ClassVar[str] = "LockWaiting"
+    key: str
+    holders: list[str]
+    problem: str | None = None
+    """Why no one new can be granted the lock, when that is not its holders (a semaphore limit
+    that cannot be read)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.problem is None:
+            del data["problem"]
+        return data
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -196,6 +239,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ResumeRequested,
         RedriveRequested,
         RunAborted,
+        SuccessorCreated,
+        LockAcquired,
+        LockWaiting,
     )
 }
 
@@ -254,6 +300,14 @@ def event_detail(event: Event) -> str:
         return f"{event.reason}: {event.message}"
     if isinstance(event, TimerFired):
         return event.timer_id
+    if isinstance(event, SuccessorCreated):
+        if event.error is not None:
+            return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
+        return event.name
+    if isinstance(event, RunStarted) and event.continuation:
+        return f"continues {event.continuation.get('from')}"
+    if isinstance(event, LockWaiting):
+        return "held by " + ", ".join(event.holders)
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""

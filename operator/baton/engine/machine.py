@@ -28,7 +28,7 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, repeat
+from baton.engine import attempts, catch, cleanup, locks, repeat
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -39,11 +39,14 @@ from baton.engine.events import (
     CancelRequested,
     ChildFinished,
     Event,
+    LockAcquired,
+    LockWaiting,
     RedriveRequested,
     ResumeRequested,
     RunAborted,
     RunStarted,
     SignalReceived,
+    SuccessorCreated,
     SuspendRequested,
     TimerFired,
 )
@@ -174,6 +177,10 @@ class Machine:
     # -- events ------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        self._apply(event)
+        locks.release_ended(self)
+
+    def _apply(self, event: Event) -> None:
         s = self.state
         if isinstance(event, RunStarted):
             if s.phase is not RunPhase.PENDING:
@@ -213,6 +220,12 @@ class Machine:
             s.suspended = True
         elif isinstance(event, ResumeRequested):
             s.suspended = False
+        elif isinstance(event, SuccessorCreated):
+            self._successor_created(event)
+        elif isinstance(event, LockAcquired):
+            locks.granted(self, event)
+        elif isinstance(event, LockWaiting):
+            locks.waiting(self, event)
         else:
             assert isinstance(event, TimerFired), f"unhandled event {event!r}"
         if s.phase is not RunPhase.PENDING:
@@ -229,6 +242,12 @@ class Machine:
         s.on_cancel = event.on_cancel
         s.parallelism = event.parallelism
         s.scheduled_time = event.scheduled_time
+        carried = event.continuation or {}
+        if carried:
+            s.lineage = carried.get("lineage")
+            s.continuation = int(carried.get("number") or 0)
+            s.continued_from = carried.get("from")
+            s.carried_iterations = carried.get("iterations") or None
         timeout = event.timeout if event.timeout is not None else self.d.timeout
         s.deadline = self.now + to_millis(timeout) if timeout is not None else None
         context = self.context(ROOT)
@@ -238,6 +257,9 @@ class Machine:
             except EvaluationError as exc:
                 self._unwind(Ending.FAILED, expression_error(str(exc), None, f"vars.{name}"))
                 return
+        if carried.get("vars"):
+            # What the lineage's previous run had: it goes on from there.
+            s.vars.update(carried["vars"])
 
     def _running(self, key: str, attempt: int) -> tuple[StepDef, StepState] | None:
         """The step or compensation running `attempt` under `key`, if that is current."""
@@ -384,9 +406,19 @@ class Machine:
         if s.compensations:
             self._drive_compensations()
             return
+        if (s.locks or self.d.lock is not None) and not locks.advance(self):
+            return  # the run waits for its own lock
+        if s.phase.finished:
+            return
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
         )
+        if s.ending is Ending.CONTINUED:
+            # A continueAsNew step ended the run: once what was in flight stopped, it is
+            # done, whatever the other steps ended in; nothing is compensated.
+            if result is not BlockResult.RUNNING:
+                self._close(RunPhase.CONTINUED_AS_NEW)
+            return
         if result is BlockResult.SUCCEEDED:
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
@@ -627,6 +659,8 @@ class Machine:
         step.next_attempt_at = None
         step.wake_at = None
         step.times = None
+        if sd.lock is not None and not locks.admit(self, sd, scope, path, step):
+            return
         if sd.times:
             # Computed time is evaluated once per execution, when it starts.
             try:
@@ -735,7 +769,7 @@ class Machine:
         step = s.steps[deadline.target]
         scope = self.scope_of(deadline.target)
         if purpose is TimerPurpose.REPEAT:
-            self.execute(sd, scope, deadline.target, step)
+            repeat.iterate(self, sd, scope, deadline.target, step)
         else:
             KINDS[sd.kind].expire(self, sd, scope, deadline.target, step, purpose=purpose)
 
@@ -744,6 +778,10 @@ class Machine:
     def _abort(self, ending: Ending, error: StepError) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
+        successor = s.successor
+        if ending is Ending.CANCELLED and successor is not None and not successor.created:
+            # The run is continuing as new: the cancel goes on to the run it continues as.
+            successor.cancel = True
         if (
             s.compensations
             or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT)
@@ -789,6 +827,10 @@ class Machine:
         s.error = StepError(event.reason, event.message)
         self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
+
+    def fail_run(self, error: StepError) -> None:
+        """The run fails with `error` before any step of it ran (its own lock's name)."""
+        self._unwind(Ending.FAILED, error)
 
     def _unwind(self, ending: Ending, error: StepError) -> None:
         s = self.state
@@ -893,9 +935,38 @@ class Machine:
 
     def _end(self, phase: RunPhase) -> None:
         s = self.state
+        successor = s.successor
+        if phase is RunPhase.CONTINUED_AS_NEW and successor is not None and not successor.created:
+            # The shell creates the successor now (`ContinueAsNew` is in flight); the run ends
+            # once it reports it created (`SuccessorCreated`).
+            successor.ready = True
+            return
         s.phase = phase
         s.finished_at = self.now
         s.suspended = False
+
+    def _successor_created(self, event: SuccessorCreated) -> None:
+        s = self.state
+        successor = s.successor
+        if (
+            successor is None
+            or not successor.ready
+            or successor.created
+            or successor.name != event.name
+        ):
+            return
+        if event.error is not None:
+            # The name is held by a run that is not this one's successor: nothing goes on.
+            s.ending = Ending.FAILED
+            s.error = StepError(
+                str(event.error.get("type") or "ContinueAsNewFailed"),
+                str(event.error.get("message") or ""),
+            )
+            s.successor = None
+            self._end(RunPhase.FAILED)
+            return
+        successor.created = True
+        self._end(RunPhase.CONTINUED_AS_NEW)
 
     # -- redrive -----------------------------------------------------------------------------
 
@@ -1007,6 +1078,9 @@ class Machine:
                 "namespace": s.namespace,
                 "uid": s.uid,
                 "scheduledTime": s.scheduled_time,
+                "lineage": s.lineage or s.run_name,
+                "continuation": s.continuation,
+                "continuedFrom": s.continued_from,
                 **cleanup.run_in_scope(self),
             },
             "now": self.now_time,

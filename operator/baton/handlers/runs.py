@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +52,13 @@ from baton import metrics
 from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.duration import DurationError, parse_duration
 from baton.api.labels import (
+    LINEAGE,
     PARENT_UID,
     PHASE,
     ROOT_UID,
     RUN_UID,
     WORKFLOW,
+    label_value,
     run_labels,
     scheduled_time,
 )
@@ -73,6 +75,7 @@ from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
     Command,
+    ContinueAsNew,
     Definition,
     DefinitionError,
     FinishRun,
@@ -88,6 +91,7 @@ from baton.engine import (
     pending_commands,
     status_of,
 )
+from baton.engine.commands import AcquireLock, ReleaseLock
 from baton.engine.errors import error_json
 from baton.engine.events import (
     ActivityFailed,
@@ -105,10 +109,13 @@ from baton.engine.events import (
     TimerFired,
 )
 from baton.engine.limits import input_problem
+from baton.engine.locks import holder_id
 from baton.engine.state import Ending, State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Adopting, Executor
 from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
+from baton.executors.locks import LockExecutor
+from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
@@ -120,6 +127,7 @@ from baton.store.history import (
     HistoryTooLargeError,
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
+from baton.store.locks import LockRecordError
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
@@ -180,10 +188,16 @@ class Shell:
     registry: Registry = field(init=False)
     children: ChildExecutor = field(init=False)
     """Starts and terminates child runs (`workflow` steps), as `executors` do activities."""
+    successors: SuccessorCreator = field(init=False)
+    """Creates the runs continue-as-new continues runs as."""
+    locks: LockExecutor = field(init=False)
+    """Acquires and releases mutexes and semaphores (`synchronization`)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
+        self.successors = SuccessorCreator(self.kube, self.settings)
+        self.locks = LockExecutor(self.kube, self.settings.created_labels, self.registry.deliver)
 
 
 class RunLoop:
@@ -235,6 +249,8 @@ class RunLoop:
         """The shell's conditions (SHELL_CONDITIONS) as last written."""
         labels = meta.get("labels") or {}
         self.labelled: dict[str, str | None] = {k: labels.get(k) for k in (WORKFLOW, PHASE)}
+        if LINEAGE in labels:
+            self.labelled[LINEAGE] = labels[LINEAGE]
         """The run's workflow and phase labels as last seen or written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
@@ -297,6 +313,7 @@ class RunLoop:
                 await self._perform(await self._stale_stops())
             except ApiError as exc:  # the run goes on; what is left runs to its own end
                 log.warning("%s/%s: stale stops: %s", self.ref.namespace, self.ref.name, exc)
+            await self._stale_releases()
         await self._perform(pending_commands(self.definition, self.state))
         await self._fold(self._spec_events())  # what the user changed while we were away
         while not self.state.phase.finished:
@@ -323,6 +340,19 @@ class RunLoop:
             job_executor.adopt(self.ref, jobs)
         self.shell.children.adopt(self.ref, children)
         return stale_stops(self.state, uid, jobs, children)
+
+    async def _stale_releases(self) -> None:
+        """Releases of locks a crash may have lost: the state dropped a hold (committed) but the
+        release was not performed. Only for workflows that have locks."""
+        assert self.definition is not None
+        definition = self.definition
+        if definition.lock is None and all(s.lock is None for s in definition.index.values()):
+            return
+        held = [holder_id(self.ref.uid, key) for key in self.state.locks]
+        try:
+            await self.shell.locks.forget(self.ref.namespace, self.ref.uid, keep=held)
+        except ApiError as exc:  # holders are checked when someone waits, which clears them
+            log.warning("%s/%s: stale releases: %s", self.ref.namespace, self.ref.name, exc)
 
     async def _next_batch(self) -> list[Event]:
         assert self.definition is not None
@@ -439,6 +469,7 @@ class RunLoop:
             error_json(self.state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
+            continued_as=status.get("continuedAs"),
         )
         status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
         await self._label(self.definition_ref.get("workflow"), self.state.phase)
@@ -450,6 +481,9 @@ class RunLoop:
         comes before the status write, so a crash between them leaves a run whose status is
         behind, which its loop resumes and rewrites, never a finished run mislabelled."""
         wanted = run_labels(workflow, phase.value)
+        if self.state.successor is not None or self.state.continued_from is not None:
+            # A lineage's first run is labelled once it continues; the others are created so.
+            wanted[LINEAGE] = label_value(self.state.lineage or self.ref.name)
         if wanted == self.labelled:
             return
         path = path_of("workflowruns", self.ref.namespace, self.ref.name)
@@ -575,6 +609,11 @@ class RunLoop:
             on_cancel=spec.on_cancel.value if spec.on_cancel else None,
             parallelism=spec.parallelism,
             scheduled_time=scheduled_time(self.body),
+            continuation=(
+                spec.continuation.model_dump(by_alias=True, exclude_none=True)
+                if spec.continuation is not None
+                else None
+            ),
         )
         await self._fold([started, *self._spec_events()])
 
@@ -710,6 +749,13 @@ class RunLoop:
             await self.shell.children.start(self.ref, command, self.deliver)
         elif isinstance(command, TerminateChild):
             await self.shell.children.cancel(self.ref, command)
+        elif isinstance(command, ContinueAsNew):
+            # Reported to this loop directly, as the create is awaited here.
+            await self.shell.successors.create(self.ref, self.body, command, self.deliver)
+        elif isinstance(command, AcquireLock):
+            await self.shell.locks.acquire(self.ref, command, self.report)
+        elif isinstance(command, ReleaseLock):
+            await self.shell.locks.release(self.ref, command)
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)
@@ -816,6 +862,9 @@ class Registry:
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
+            if (body.get("status") or {}).get("locks") and self.active:
+                # A deleted run never releases: its holds and queued asks go now.
+                self._spawn(self.shell.locks.forget(body["metadata"]["namespace"], uid))
             return
         self.latest[uid] = body
         self._schedule_expiry(body)
@@ -846,6 +895,7 @@ class Registry:
 
     async def stop(self) -> None:
         """Cancel every loop (operator shutdown); their state is already committed."""
+        await self.shell.locks.stop()
         for uid in list(self._expiries):
             self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
@@ -991,6 +1041,18 @@ class Registry:
             self._faults.pop(uid, None)
             return  # restarted at once, to end the run
         await asyncio.sleep(delay)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._logged(work))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except (ApiError, OSError, LockRecordError) as exc:
+            log.warning("releasing the locks of a deleted run: %s", exc)
 
     def _route_child_result(self, body: Mapping[str, Any]) -> None:
         parent = (body["metadata"].get("labels") or {}).get(PARENT_UID)

@@ -25,8 +25,10 @@ from baton.api.resources import (
     load_resource,
     load_yaml_documents,
 )
+from baton.api.run import RunPhase
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
+    ContinueAsNew,
     Definition,
     FinishRun,
     Simulation,
@@ -38,7 +40,7 @@ from baton.engine import (
     deadlines,
     status_of,
 )
-from baton.engine.commands import Command
+from baton.engine.commands import AcquireLock, Command, ReleaseLock
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -48,10 +50,13 @@ from baton.engine.events import (
     ChildFinished,
     Event,
     HistoryEntry,
+    LockAcquired,
+    LockWaiting,
     RedriveRequested,
     ResumeRequested,
     RunStarted,
     SignalReceived,
+    SuccessorCreated,
     SuspendRequested,
     TimerFired,
     event_detail,
@@ -68,6 +73,9 @@ from baton.testing.mocks import (
 
 ROOT_UID = "00000000-0000-4000-8000-000000000000"
 MAX_EVENTS = 200_000
+MAX_GENERATIONS = 100
+"""Runs of one continue-as-new lineage a test follows by default: the run that would start the
+next one ends ContinuedAsNew and the result shows the input it continued with (`nextInput`)."""
 
 
 class WorkflowTestError(ValueError):
@@ -124,6 +132,11 @@ class TestResult:
     queries: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict, repr=False)
+    generations: int = 1
+    """Runs of the lineage the test ran (continue-as-new); the result is the last one's."""
+    next_input: Any = None
+    """When the last run continued as new past the bound of generations: the input the next
+    run would have started with."""
 
     def to_json(self) -> dict[str, Any]:
         """The result as one JSON object."""
@@ -137,6 +150,12 @@ class TestResult:
             "events": [event.to_json() for event in self.events],
             "queries": self.queries,
             "vars": self.vars,
+            **({"generations": self.generations} if self.generations > 1 else {}),
+            **(
+                {"nextInput": self.next_input}
+                if self.phase == RunPhase.CONTINUED_AS_NEW.value
+                else {}
+            ),
         }
 
 
@@ -150,6 +169,11 @@ class _Run:
     parent_key: str = ""
     parent_attempt: int = 0
     finished_at: float | None = None
+    workflow: str = ""
+    successor: _Run | None = None
+    """The run this one continued as, when it did."""
+    generation: int = 1
+    """Its place in its continue-as-new lineage (1: the first run)."""
     logged: int = 0
     """How many entries of the simulation's history the world's timeline has taken."""
 
@@ -162,8 +186,14 @@ class _Run:
 class _World:
     """All runs of one test on one virtual clock, answering each other's commands."""
 
-    def __init__(self, definitions: Mapping[str, Definition], mocks: Mocks) -> None:
+    def __init__(
+        self,
+        definitions: Mapping[str, Definition],
+        mocks: Mocks,
+        max_generations: int = MAX_GENERATIONS,
+    ) -> None:
         self.definitions = definitions
+        self.max_generations = max_generations
         self.script = OutcomeScript(mocks)
         self.runs: list[_Run] = []
         self._seen = 0
@@ -171,6 +201,7 @@ class _World:
         self.timeline: list[TimelineEntry] = []
         """Every run's events in the order they were decided (a parent's ChildFinished after
         the child's last event, even at the same virtual instant)."""
+        self.locks = _Locks()
 
     def start(
         self,
@@ -182,15 +213,25 @@ class _World:
         parent: _Run | None = None,
         parent_key: str = "",
         parent_attempt: int = 0,
+        continuation: dict[str, Any] | None = None,
+        generation: int = 1,
     ) -> _Run:
         definition = self.definitions[workflow]
         run = _Run(name, Simulation(definition, now=at), parent, parent_key, parent_attempt)
+        run.workflow = workflow
+        run.generation = generation
         run.simulation.respond = lambda command, now: self._respond(run, command, now)
         self.runs.append(run)
-        uid = ROOT_UID if parent is None else f"{ROOT_UID[:-12]}{len(self.runs):012d}"
-        run.simulation.deliver(
-            RunStarted(input=run_input, run_name=name, namespace="default", uid=uid), at
+        first = parent is None and continuation is None
+        uid = ROOT_UID if first else f"{ROOT_UID[:-12]}{len(self.runs):012d}"
+        started = RunStarted(
+            input=run_input,
+            run_name=name,
+            namespace="default",
+            uid=uid,
+            continuation=continuation,
         )
+        run.simulation.deliver(started, at)
         return run
 
     def run_until_settled(self) -> None:
@@ -236,8 +277,17 @@ class _World:
                 if child.name == command.name and not child.finished:
                     child.simulation.schedule(CancelRequested(), now)
             return []
+        if isinstance(command, ContinueAsNew):
+            return self._continue(run, command, now)
+        if isinstance(command, AcquireLock):
+            return self.locks.acquire(run, command, now)
+        if isinstance(command, ReleaseLock):
+            self.locks.release(run, command, now)
+            return []
         if isinstance(command, FinishRun):
             run.finished_at = now
+            if command.phase == RunPhase.CONTINUED_AS_NEW.value:
+                return []  # not the end for a parent: the lineage's last run reports it
             if run.parent is not None and not run.parent.finished:
                 run.parent.simulation.schedule(
                     ChildFinished(
@@ -251,6 +301,35 @@ class _World:
                     now,
                 )
         return []
+
+    def _continue(
+        self, run: _Run, command: ContinueAsNew, now: float
+    ) -> Iterable[tuple[float, Event]]:
+        """Start the run `run` continues as (the same workflow, and the same parent for a
+        child), up to `max_generations` runs of one lineage; past it `run` ends ContinuedAsNew
+        and the result reports the input it continued with."""
+        if run.generation < self.max_generations and run.successor is None:
+            continuation: dict[str, Any] = {
+                "from": run.name,
+                "lineage": command.lineage,
+                "number": command.number,
+            }
+            if command.vars:
+                continuation["vars"] = command.vars
+            if command.iterations:
+                continuation["iterations"] = command.iterations
+            run.successor = self.start(
+                command.name,
+                run.workflow,
+                command.input,
+                now,
+                parent=run.parent,
+                parent_key=run.parent_key,
+                parent_attempt=run.parent_attempt,
+                continuation=continuation,
+                generation=run.generation + 1,
+            )
+        return [(0.0, SuccessorCreated(command.name))]
 
     def _start_child(
         self, parent: _Run, command: StartChildRun, now: float
@@ -286,6 +365,50 @@ class _World:
         return [started]
 
 
+@dataclass
+class _Lock:
+    holders: list[tuple[_Run, str]] = field(default_factory=list)
+    queue: list[tuple[_Run, str]] = field(default_factory=list)
+
+
+class _Locks:
+    """The mutexes and semaphores of one test's runs (a run and its children contend as they
+    would in a cluster), first come first served. A semaphore whose limit the cluster would read
+    from a ConfigMap has no ConfigMap here: it is not bounded in a test."""
+
+    def __init__(self) -> None:
+        self.locks: dict[tuple[str, str], _Lock] = {}
+
+    def acquire(self, run: _Run, command: AcquireLock, now: float) -> Iterable[tuple[float, Event]]:
+        lock = self.locks.setdefault((command.kind, command.name), _Lock())
+        me = (run, command.key)
+        if me not in lock.holders and me not in lock.queue:
+            lock.queue.append(me)
+        self._promote(lock, command.limit, now, me)
+        if me in lock.holders:
+            return [(0.0, LockAcquired(key=command.key))]
+        return [(0.0, LockWaiting(command.key, [r.name for r, _ in lock.holders]))]
+
+    def release(self, run: _Run, command: ReleaseLock, now: float) -> None:
+        lock = self.locks.get((command.kind, command.name))
+        if lock is None:
+            return
+        me = (run, command.key)
+        lock.holders = [h for h in lock.holders if h != me]
+        lock.queue = [h for h in lock.queue if h != me]
+        self._promote(lock, command.limit, now, None)
+
+    @staticmethod
+    def _promote(
+        lock: _Lock, limit: int | None, now: float, asking: tuple[_Run, str] | None
+    ) -> None:
+        while lock.queue and (limit is None or len(lock.holders) < limit):
+            granted = lock.queue.pop(0)
+            lock.holders.append(granted)
+            if granted != asking:
+                granted[0].simulation.schedule(LockAcquired(key=granted[1]), now)
+
+
 def _due_timers(simulation: Simulation) -> tuple[str | None, str] | None:
     """The step key and purpose of what is due when the simulation's timer next fires (a
     retry's backoff, a sleep, a timeout): the simulation delivers a bare `TimerFired`, and the
@@ -305,7 +428,8 @@ def _entry(entry: HistoryEntry, run: _Run, timers: tuple[str | None, str] | None
     step, detail = event_step(entry.event), event_detail(entry.event)
     if isinstance(entry.event, TimerFired) and timers is not None:
         step, detail = timers
-    name = "" if run.parent is None else run.name
+    # Events of child runs and of the runs a run continued as carry their run's name.
+    name = "" if run.parent is None and run.generation == 1 else run.name
     return TimelineEntry(at=entry.at, type=entry.event.type, step=step, run=name, detail=detail)
 
 
@@ -444,10 +568,13 @@ def run_workflow(
     input: Any = None,
     mocks: Mocks | Mapping[str, Any] | None = None,
     workflow: str | None = None,
+    max_generations: int = MAX_GENERATIONS,
 ) -> TestResult:
     """Run `workflow` (default: the first of `workflows`) to its end on a virtual clock.
 
     The other Workflows serve as child workflows. `mocks` is a `Mocks` or its YAML's data.
+    A run that continues as new is followed into the run it continues as, up to
+    `max_generations` runs; the result is the last one's (`generations` counts them).
     Raises WorkflowTestError when the test cannot start; a failing run is a result, not an error.
     """
     documents = [workflows] if isinstance(workflows, Workflow) else list(workflows)
@@ -470,7 +597,9 @@ def run_workflow(
     script = mocks if isinstance(mocks, Mocks) else Mocks.model_validate(mocks or {})
     _check_mocked_steps(script, definitions, root)
     _check_signals(script, specs[root], definitions[root], root)
-    world = _World(definitions, script)
+    if max_generations < 1:
+        raise WorkflowTestError(f"max_generations: {max_generations}; give 1 or more")
+    world = _World(definitions, script, max_generations)
     main = world.start(root, root, input, 0.0)
     world.take_timeline(main)
     # A cluster numbers signals in the order they are appended to `spec.signals`, which is the
@@ -553,7 +682,10 @@ def _compile(name: str, spec: WorkflowSpec) -> Definition:
         raise WorkflowTestError(f"workflow {name!r}: {exc}") from None
 
 
-def _result(world: _World, main: _Run) -> TestResult:
+def _result(world: _World, first: _Run) -> TestResult:
+    main = first
+    while main.successor is not None:
+        main = main.successor  # the lineage's last run
     simulation = main.simulation
     status = status_of(simulation.definition, simulation.state)
     steps = {
@@ -582,4 +714,6 @@ def _result(world: _World, main: _Run) -> TestResult:
         queries=status.get("queries", {}),
         vars=status.get("vars", {}),
         status=status,
+        generations=main.generation,
+        next_input=(status.get("successor") or {}).get("input"),
     )

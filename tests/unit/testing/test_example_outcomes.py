@@ -312,7 +312,23 @@ def test_rent_collection_retries_each_error_by_its_own_rule_within_the_paralleli
     assert result["virtualDuration"] == 40
 
 
+def test_tenancy_ledger_rolls_over_every_year_and_the_last_run_reports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("tenancy-ledger", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["generations"] == 3  # months 1-12, 13-24, 25-30
+    assert result["output"] == {"months": 30, "collected": 36000}
+    assert result["virtualDuration"] == 29 * 30 * DAY  # the interval holds across rollovers
+    started = [e for e in result["events"] if e["type"] == "RunStarted"]
+    assert [e.get("detail", "") for e in started][1:] == [
+        f"continues {started[0].get('run', 'tenancy-ledger')}",
+        f"continues {started[1]['run']}",
+    ]
+
+
 PINNED = {
+    ("tenancy-ledger", "mocks.yaml"),
     ("chunked-batch", "mocks.yaml"),
     ("interactive-priority", "mocks.yaml"),
     ("lease-expiry", "mocks.yaml"),
@@ -339,8 +355,20 @@ PINNED = {
     ("invoice-batch", "mocks-outage.yaml"),
     ("quote-race", "mocks.yaml"),
     ("quote-race", "mocks-fast.yaml"),
+    ("account-transfer", "mocks.yaml"),
 }
 """Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_account_transfer_takes_each_lock_before_its_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("account-transfer", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"debited": "d-1", "credited": "c-1"}
+    grants = [e["step"] for e in result["events"] if e["type"] == "LockAcquired"]
+    assert grants == ["debit", "credit", "export"]
+    assert result["virtualDuration"] == 63
 
 
 def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:

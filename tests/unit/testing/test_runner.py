@@ -392,3 +392,29 @@ def test_a_child_runs_events_come_before_the_parent_hears_it_ended() -> None:
     assert result.events[child_timer].at == result.events[finished].at == 60.0
     assert child_timer < finished
     assert [e.at for e in result.events] == sorted(e.at for e in result.events)
+
+
+def test_a_mutex_serialises_the_items_of_a_fan_out_in_a_test() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: each, forEach: {items: '[1, 2, 3]', step: {name: pay, "
+            "synchronization: {mutex: account}, http: {url: 'http://x'}}}}"
+        ),
+        mocks={"steps": {"pay": [{"duration": "10s", "output": {}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.virtual_duration == 30
+
+
+def test_a_semaphore_of_two_lets_two_items_run_at_once_in_a_test() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: each, forEach: {items: '[1, 2, 3, 4]', step: {name: pay, "
+            "synchronization: {semaphore: {name: s, limit: 2}}, http: {url: 'http://x'}}}}"
+        ),
+        mocks={"steps": {"pay": [{"duration": "10s", "output": {}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.virtual_duration == 20
+    waits = [e for e in result.events if e.type == "LockWaiting"]
+    assert len(waits) == 2
