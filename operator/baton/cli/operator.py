@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import re
@@ -188,13 +189,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     run_operator = import_operator()
-    import kopf
-
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
-    if not args.verbose:
-        # kopf logs "Handler ... succeeded" for every watch event: one line per run at each
-        # restart and per status write, which say nothing Baton's own log does not.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     # The API server stores a run's input however deep it nests, and every copy of a watched
     # object (kopf's own included) recurses once or twice per level: at Python's default of
     # 1000 frames a 500-level input killed each event of its run before Baton could refuse
@@ -202,6 +197,21 @@ def run(args: argparse.Namespace) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     run_operator(settings)
     return 0
+
+
+QUIET_LOGGERS = ("kopf.objects", "httpx")
+"""Loggers that write a line at INFO for every watch event ("Handler ... succeeded") and every
+HTTP step ("HTTP Request: ..."): formatted and written twice per step, for what the runs'
+status and history already say. They log warnings and errors still, and all with --verbose."""
+
+
+def configure_logging(*, verbose: bool, log_format: str) -> None:
+    """kopf's log handler and format on the root logger; the per-event loggers quiet."""
+    import kopf
+
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()])
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
 def import_operator() -> Callable[[OperatorSettings], None]:
@@ -217,6 +227,12 @@ def import_operator() -> Callable[[OperatorSettings], None]:
     # whenever they are installed, as they are here (kopf and cel depend on them); the operator
     # never runs it, and a None entry in sys.modules makes httpx take it for absent.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # httpcore asks which async library it runs under each time it sets up a request, with
+    # `import sniffio`; nothing installs sniffio here, and a failed import is not remembered,
+    # so every HTTP call searched sys.path for it again: a tenth of the operator's CPU per step
+    # (bench/operator_profile.py). Marked absent, httpcore takes asyncio at once, as it is.
+    if importlib.util.find_spec("sniffio") is None:
+        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
     from baton.handlers.operator import run
 
     return run

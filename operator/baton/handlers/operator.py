@@ -28,7 +28,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -149,44 +149,44 @@ def build_registry(
         state.stop_metrics()
 
     @kopf.on.event(GROUP, VERSION, "workflowruns", labels=shard, registry=registry)
-    async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].shell.registry.observe(type, _plain(body))
+    async def on_run(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].shell.registry.observe(type, _object(event))
 
     @kopf.on.event(GROUP, VERSION, "schedules", labels=shard, registry=registry)
-    async def on_schedule(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].schedules.observe(type, _plain(body))
+    async def on_schedule(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].schedules.observe(type, _object(event))
 
     @kopf.on.event(
         GROUP, VERSION, "workflowruns", labels={SCHEDULE: kopf.PRESENT, **shard}, registry=registry
     )
-    async def on_scheduled_run(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].schedules.observe_run(type, _plain(body))
+    async def on_scheduled_run(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].schedules.observe_run(type, _object(event))
 
     @kopf.on.event(GROUP, VERSION, "workflows", registry=registry)
-    async def on_workflow(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def on_workflow(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
         if type == "DELETED":
             return
-        plain = _plain(body)
+        plain = _object(event)
         shell = memo["baton"].shell
         if await reconcile_workflow(shell.kube, plain):
             meta = plain["metadata"]
             shell.registry.retry_waiting_on(meta["namespace"], meta["name"])
 
     @kopf.on.event(GROUP, VERSION, "workerpools", labels=shard, registry=registry)
-    async def on_pool(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].pools.observe_pool(type, _plain(body))
+    async def on_pool(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].pools.observe_pool(type, _object(event))
 
     @kopf.on.event("apps", "v1", "deployments", labels={PART: "worker", **shard}, registry=registry)
-    async def on_pool_deployment(type: str | None, body: kopf.Body, **_: Any) -> None:
-        memo["baton"].pools.observe_deployment(type, _plain(body))
+    async def on_pool_deployment(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
+        memo["baton"].pools.observe_deployment(type, _object(event))
 
     @kopf.on.event("batch", "v1", "jobs", labels={PART: "job", **shard}, registry=registry)
-    async def on_job(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def on_job(type: str | None, event: kopf.RawEvent, **_: Any) -> None:
         jobs = memo["baton"].jobs
         if type == "DELETED":
-            await jobs.observe_deleted(_plain(body))
+            await jobs.observe_deleted(_object(event))
         else:
-            await jobs.observe(_plain(body))
+            await jobs.observe(_object(event))
 
     return registry
 
@@ -198,9 +198,6 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.peering.priority = settings.priority
     kopf_settings.peering.mandatory = not settings.standalone
     kopf_settings.peering.lifetime = settings.peering_lifetime
-    # Watch events are only routed to run loops, which batch on their own: kopf need not wait
-    # to collapse bursts of events per object.
-    kopf_settings.batching.batch_window = 0.01
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.watching.server_timeout = 300
     kopf_settings.persistence.finalizer = "baton.dev/operator"
@@ -214,13 +211,14 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
-    """kopf's diff base, for an operator without change handlers: nothing.
+    """kopf's "last handled state" of objects, kept for create/update handlers and daemons, of
+    which Baton has none (`on.event` handlers only, see `build_registry`).
 
-    For every watch event kopf builds the object's "essence" (a deep copy of the object
-    without its status, to diff against the last handled one) and reads the stored one, for
-    its create/update/field handlers. Baton has none of those, only `on.event`, so the copy
-    was thrown away: at a restart with 10,000 runs it was a tenth of the operator's CPU.
-    Nothing is stored (Baton never stored it either: no change handler, no annotation)."""
+    kopf builds that state on every watch event whatever handlers there are, from a deep copy of
+    the whole object, status included, only to drop the status: for a run, one copy per status
+    write the operator makes itself, a sixth of its CPU per step (bench/operator_profile.py),
+    and a tenth of its CPU at a restart with 10,000 runs. An empty state costs nothing, and
+    nothing is stored."""
 
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
@@ -251,31 +249,17 @@ def run(settings: OperatorSettings) -> None:
     )
 
 
-def _plain(body: kopf.Body) -> Mapping[str, Any]:
-    """A kopf Body as a plain dict of our own, without `metadata.managedFields`: loops keep
-    it beyond the handler call.
+def _object(event: kopf.RawEvent) -> Mapping[str, Any]:
+    """The watched object as the watch stream decoded it, without `metadata.managedFields`: a
+    plain dict that kopf neither keeps nor changes after the handler (its patches are objects
+    of their own), so loops may hold it.
 
-    Copied with a stack of our own, not `copy.deepcopy`: the API server stores a run's input
-    however deep it nests, and deepcopy's recursion died on 500 levels, for every event of the
-    run, before the run could be told its input is too deep."""
-    root: dict[str, Any] = {}
-    top = dict(body)
-    if isinstance(metadata := top.get("metadata"), Mapping):
-        # managedFields are for the API server's apply; nothing here reads them, and they are
-        # a large part of a run's body, held for every live run.
-        top["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
-    stack: list[tuple[Any, Any]] = [(top, root)]
-    while stack:
-        source, target = stack.pop()
-        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)
-        for key, value in pairs:
-            if isinstance(value, Mapping):
-                copied: Any = {}
-            elif isinstance(value, list):
-                copied = [None] * len(value)
-            else:
-                target[key] = value
-                continue
-            target[key] = copied
-            stack.append((value, copied))
-    return root
+    Not `body`, kopf's read-only view of the same dict, which loops would have to copy: that
+    copy was a tenth of the operator's CPU per step (bench/operator_profile.py). managedFields
+    are for the API server's apply; nothing here reads them, and they are a large part of a
+    run's body, held for every live run."""
+    obj = cast(dict[str, Any], event["object"])
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return obj
