@@ -316,6 +316,8 @@ class RunLoop:
         while not self.state.phase.finished:
             await self._fold(await self._next_batch())
         await self._flush()
+        if self.projected_state is not self.committed:  # the status of a run that ended is whole
+            await self._write_status()
 
     async def _stale_stops(self) -> list[Command]:
         """Stops a crash may have lost (baton.handlers.stale). Jobs and child runs are listed
