@@ -163,6 +163,8 @@ class Figures:
     cpu_ms_per_step: dict[str, float]
     overhead_ms: float = 0.0
     api_writes_per_step: float = 0.0
+    writes_by_resource: dict[str, float] | None = None
+    """Baton's API writes per step by resource (`workflowruns/status`, `configmaps`, ...)."""
 
 
 def cpu_of(pids: dict[str, int]) -> dict[str, float]:
@@ -231,6 +233,7 @@ async def baton_round(
             cpu_ms_per_step=cpu_per_step(cpu, pids, total),
             overhead_ms=statistics.median(durations) * 1000 / steps,
             api_writes_per_step=sum(v for k, v in delta.items() if k in BATON_RESOURCES) / total,
+            writes_by_resource={k: v / total for k, v in delta.items() if k in BATON_RESOURCES},
         )
     finally:
         await connection.close()
@@ -321,8 +324,16 @@ def report(args: argparse.Namespace, http_ms: list[float], baton: Side, temporal
         )
         rows.append(f"- {name}: {split}")
     writes = [f.api_writes_per_step for f in baton.throughput]
+    by_kind = {
+        resource: [(f.writes_by_resource or {}).get(resource, 0.0) for f in baton.throughput]
+        for resource in BATON_RESOURCES
+    }
     rows += [
         f"- Baton API writes per step (API server's count): {med(writes)}",
+        *(
+            f"  - {resource}: {statistics.median(by_kind[resource]):.2f}"
+            for resource in sorted(BATON_RESOURCES)
+        ),
         f"- HTTP call from this process, ms: {med(http_ms)}",
     ]
     return "\n".join(rows)

@@ -97,7 +97,7 @@ class OperatorSettings:
     write per step (a third more than a step's history append and status write, and the Events
     are stored in etcd too), for what the run's status and history already show."""
 
-    status_interval: float = 10.0
+    status_interval: float = 30.0
     """Seconds a run's status may lag its history: the status (what `kubectl get` shows) is a
     projection of the history, written at once when something a user watches changes (the
     phase, a step starting to wait or failing or backing off, the run's error or conditions, a
