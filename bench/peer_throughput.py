@@ -10,7 +10,7 @@ local HTTP/1.1 server that answers `{"ok": true}` at once), then one run alone.
   worker (bench/temporal_chain.py, its own process) runs the workflow `Chain`, one activity per
   step.
 - Baton: `baton operator --standalone` on a local control plane of its own
-  (hack/controlplane.sh, cluster `peer`), the machinery of bench/operator_throughput.py.
+  (hack/controlplane.sh, cluster `peer-<pid>`), the machinery of bench/operator_throughput.py.
 
 Rounds alternate between the systems (Baton first in even rounds, Temporal first in odd ones), so
 a change in the machine's load touches both. Per round and system:
@@ -65,7 +65,9 @@ from operator_throughput import (
 BENCH = Path(__file__).resolve().parent
 TEMPORAL_CLI = "github.com/temporalio/cli/cmd/temporal"
 TEMPORAL_VERSION = "v1.5.1"
-CLUSTER_NAME = "peer"
+CLUSTER_NAME = f"peer-{os.getpid()}"
+"""Named per process: two benchmarks on one machine must not share (nor remove) one control
+plane, and the last to finish runs `hack/controlplane.sh down` on its own."""
 
 
 # -- the Temporal CLI, built once ----------------------------------------------------------------
