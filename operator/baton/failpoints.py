@@ -28,7 +28,11 @@ And inside the writes and commands of a batch:
   not created;
 - `after-output-offload` (baton.store.snapshots): a large output's ConfigMap is written, the
   status that refers to it not;
-- `after-child-create` (baton.handlers.runs): a child run exists, its parent has not seen it.
+- `after-child-create` (baton.handlers.runs): a child run exists, its parent has not seen it;
+- `after-successor-create` (baton.executors.successor): the run a run continues as exists,
+  the run has not heard of it;
+- `after-lock-grant` (baton.store.locks): a lock object lists a run among its holders (an ask
+  granted at once, or a waiter granted by a release), the run's history does not say so yet.
 
 And in a Schedule's pass (baton.handlers.schedules):
 

@@ -47,6 +47,7 @@ from recorder import Recorder
 from scrape import free_port
 
 from baton.api.attempts import attempt_name
+from baton.api.run import RunPhase
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
@@ -326,9 +327,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-FINAL_PHASES = frozenset(
-    {"Succeeded", "Failed", "Compensated", "CompensationFailed", "Cancelled", "TimedOut"}
-)
+FINAL_PHASES = frozenset(phase.value for phase in RunPhase if phase.finished)
 
 
 @dataclass

@@ -21,11 +21,14 @@ while the operator was down. The windows:
 - retries with backoff: dying during a backoff, then with the retry committed and handed over;
 - redrive: dying with the redrive in the history but not in the status;
 - suspend: dying while suspended (a signal ends the waiting step, the next must not start), and
-  with the resume committed but its step not started.
+  with the resume committed but its step not started;
+- continue-as-new: dying with the continue committed but the successor not created, and after
+  creating it, before the run heard of it: one successor, never two.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,7 +42,7 @@ from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import http, kwok, run, send_signal, wait_until, workflow
 
-from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PARENT_UID, PART, RUN_UID
+from baton.api.labels import ACTIVITY_KEY, ATTEMPT, CONTINUED_FROM, PARENT_UID, PART, RUN_UID
 from baton.engine.commands import StartActivity, StartChildRun
 from baton.executors.child import child_manifest
 from baton.executors.job import build_job
@@ -485,3 +488,143 @@ def test_suspend_and_resume_interrupted_by_crashes_hold_then_run_each_step_once(
     assert keys(recorder, "/third") == [f"{uid}/third/1"]
     assert all(call.at >= resumed for call in recorder.calls_to("/second"))
     check_replay(runs, spec, "pause-1")
+
+
+# -- updates ----------------------------------------------------------------------------------
+
+
+def test_an_update_accepted_just_before_a_crash_is_answered_and_applied_once(
+    runs: Runs, make_lives: LivesFactory
+) -> None:
+    spec = workflow(
+        "counter",
+        [{"name": "wait", "waitForSignal": {"name": "done"}}],
+        vars={"n": 0},
+        updates=[{"name": "bump", "set": {"n": "${{ vars.n + 1 }}"}, "output": "${{ vars.n }}"}],
+        output="${{ vars.n }}",
+    )
+    runs.apply([spec, run("counter-1", "counter")])
+    lives = make_lives()
+    lives.start()
+    runs.wait("counter-1", step="wait", step_phase="Waiting")
+    lives.kill()
+    request = {"id": "b1", "name": "bump"}
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "counter-1", "-n", runs.namespace, "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/updates/-", "value": request}]),
+    )  # fmt: skip
+    lives.die_at("after-history-append:1")  # accepted in the history, no answer in the status
+    status = runs.status("counter-1")
+    assert "b1" not in status.get("updates", {}), status
+    assert status["vars"] == {"n": 0}
+    lives.start()
+    answered = wait_until(
+        "the update's answer",
+        lambda: runs.status("counter-1").get("updates", {}).get("b1"),
+        timeout=90,
+    )
+    assert answered["outcome"] == "Completed"
+    assert answered["output"] == 1
+    assert runs.status("counter-1")["vars"] == {"n": 1}
+    check_replay(runs, spec, "counter-1")
+    send_signal(runs.cluster, runs.namespace, "counter-1", "done")
+    assert runs.wait("counter-1")["output"] == 1
+
+
+def test_an_update_whose_step_ended_just_before_a_crash_is_answered_once(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    recorder.script("/hold", Reply(body={"id": "h-1"}))
+    spec = workflow(
+        "holder",
+        [{"name": "wait", "waitForSignal": {"name": "done"}}],
+        updates=[
+            {
+                "name": "hold",
+                "steps": [{"name": "hold", "http": http(f"{recorder.url}/hold")}],
+                "output": "${{ steps.hold.output.id }}",
+            }
+        ],
+    )
+    runs.apply([spec, run("holder-1", "holder")])
+    lives = make_lives()
+    lives.start()
+    runs.wait("holder-1", step="wait", step_phase="Waiting")
+    lives.kill()
+    request = {"id": "h1", "name": "hold"}
+    runs.cluster.kubectl(
+        "patch", "workflowrun", "holder-1", "-n", runs.namespace, "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/updates/-", "value": request}]),
+    )  # fmt: skip
+    # The acceptance's batch, then the step's result's: in the history, not in the status.
+    lives.die_at("after-history-append:2")
+    assert runs.status("holder-1")["updates"]["h1"]["outcome"] == "Running"
+    lives.start()
+    answered = wait_until(
+        "the update's answer",
+        lambda: runs.status("holder-1")["updates"]["h1"]["outcome"] == "Completed",
+        timeout=90,
+    )
+    assert answered
+    assert runs.status("holder-1")["updates"]["h1"]["output"] == "h-1"
+    uid = uid_of(runs, "holder-1")
+    assert keys(recorder, "/hold") == [f"{uid}/@h1.hold/1"]
+    check_replay(runs, spec, "holder-1")
+
+
+# -- continue-as-new --------------------------------------------------------------------------
+
+
+def test_a_run_continued_as_new_around_crashes_has_exactly_one_successor(
+    runs: Runs, recorder: Recorder, make_lives: LivesFactory
+) -> None:
+    """The operator dies with the continue committed but the successor not created, then right
+    after creating it (twice: the second time the re-issued create finds it there): the run
+    ends ContinuedAsNew all the same, with one successor, which runs once."""
+    spec = workflow(
+        "relay",
+        [
+            {"name": "work", "http": http(f"{recorder.url}/work", body={"n": "${{ input.n }}"})},
+            {
+                "name": "next",
+                "when": "input.n < 1",
+                "continueAsNew": {"input": {"n": "${{ input.n + 1 }}"}},
+            },
+        ],
+    )
+    runs.apply([spec, run("relay-0", "relay", {"n": 0})])
+
+    def successors() -> list[str]:
+        listing = runs.api.list_namespaced_custom_object(
+            "baton.dev", "v1alpha1", runs.namespace, "workflowruns",
+            label_selector=f"{CONTINUED_FROM}=relay-0",
+        )  # fmt: skip
+        return [item["metadata"]["name"] for item in listing["items"]]
+
+    lives = make_lives()
+    lives.die_at("after-status-write:2")  # `work` done, the continue committed, nothing created
+    status = runs.status("relay-0")
+    assert status["phase"] == "Running", status
+    assert status["successor"]["ready"] is True, status
+    assert successors() == []
+    lives.die_at("after-successor-create")  # created; the run has not heard of it
+    (successor,) = successors()
+    assert successor == status["successor"]["name"]
+    assert runs.status("relay-0")["phase"] == "Running"
+    lives.die_at("after-successor-create")  # the re-issue finds it (409), dies again
+    assert successors() == [successor]
+    lives.start()
+    first = runs.wait("relay-0")
+    assert first["phase"] == "ContinuedAsNew", first
+    assert first["continuedAs"] == successor
+    last = runs.wait(successor)
+    assert last["phase"] == "Succeeded", last
+    assert last["continuedFrom"] == "relay-0"
+    assert successors() == [successor]
+    assert [call.body for call in recorder.effects_on("/work")] == [{"n": 0}, {"n": 1}]
+    assert keys(recorder, "/work") == [
+        f"{uid_of(runs, 'relay-0')}/work/1",
+        f"{uid_of(runs, successor)}/work/1",
+    ]
+    check_replay(runs, spec, "relay-0")
+    check_replay(runs, spec, successor)

@@ -220,6 +220,25 @@ def test_a_run_created_without_signals_has_an_empty_list_to_append_to(
     assert appended.returncode == 0, appended.stderr
 
 
+def test_an_update_id_already_used_is_refused(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(), namespace)
+    first = {"id": "a", "name": "addItem", "payload": 1}
+    add = [{"op": "add", "path": "/spec/updates/-", "value": first}]
+    assert patch(crds, namespace, "r", add).returncode == 0
+    again = patch(crds, namespace, "r", [{**add[0], "value": {**first, "payload": 2}}])
+    assert again.returncode != 0
+    assert "Duplicate value" in again.stderr, again.stderr
+
+
+def test_a_sent_update_cannot_be_changed(crds: Cluster, namespace: str) -> None:
+    crds.apply(run(updates=[{"id": "a", "name": "addItem", "payload": 1}]), namespace)
+    changed = patch(
+        crds, namespace, "r", [{"op": "replace", "path": "/spec/updates/0/payload", "value": 2}]
+    )
+    assert changed.returncode != 0
+    assert "spec.updates is append-only" in changed.stderr
+
+
 def test_redrive_may_only_grow(crds: Cluster, namespace: str) -> None:
     crds.apply(run(redrive=2), namespace)
     lowered = patch(crds, namespace, "r", [{"op": "replace", "path": "/spec/redrive", "value": 1}])

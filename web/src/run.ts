@@ -37,7 +37,7 @@ interface Detail {
 
 const TABS = ["graph", "timeline", "history", "signals", "events", "definition"] as const;
 type Tab = (typeof TABS)[number];
-const FINISHED = new Set(["Succeeded", "Failed", "Compensated", "CompensationFailed", "Cancelled", "TimedOut"]);
+const FINISHED = new Set(["Succeeded", "Failed", "Compensated", "CompensationFailed", "Cancelled", "TimedOut", "ContinuedAsNew"]);
 const LOG_KEPT = 512 * 1024;
 /** Characters of a followed log kept on the page: its latest half megabyte. */
 
@@ -112,6 +112,8 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         metadata.annotations?.["baton.dev/parent-uid"] || metadata.labels?.["baton.dev/parent-uid"]
           ? fact("parent", parentLink(metadata))
           : null,
+        status.continuedFrom ? fact("continues", lineageLink(metadata.namespace, status.continuedFrom, "continued-from")) : null,
+        status.continuedAs ? fact("continued as", lineageLink(metadata.namespace, status.continuedAs, "continued-as")) : null,
       ),
       run.error ? h("div", { class: "error-box", "data-testid": "run-error" }, run.error) : null,
       ...detail.problems.map((p) => h("div", { class: "warning-box" }, p)),
@@ -417,6 +419,11 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
 
 function fact(label: string, value: string | Node | null | undefined): HTMLElement[] {
   return [h("dt", {}, label), h("dd", {}, value ?? "")] as unknown as HTMLElement[];
+}
+
+/** A link to another run of the same continue-as-new lineage (always the same namespace). */
+function lineageLink(namespace: string, name: string, testid: string): Node {
+  return h("a", { href: runPath({ namespace, name }), "data-testid": testid }, name);
 }
 
 function parentLink(metadata: any): Node | string {

@@ -1,4 +1,6 @@
-"""The names of what one attempt of a step creates in Kubernetes: a Job, or a child run.
+"""The names of what one attempt of a step creates in Kubernetes: a Job, or a child run (and,
+by the same rule, a step's memoization cache: `memo_name`); and the name of the object holding
+a mutex or semaphore (`lock_object_name`).
 
 One function for both, so a Job and a child run of the same attempt follow one rule. A name is
 the run's name and the step key (for people reading `kubectl get`), cut to fit, then a hash of
@@ -58,3 +60,29 @@ def legacy_attempt_name(run_name: str, key: str, attempt: int) -> str:
     tail = f"-{digest}{tail}"
     head = f"{run_name}-{slug}"[: NAME_LIMIT - len(tail)].rstrip("-")
     return f"{head}{tail}"
+
+
+LOCK_DIGEST_CHARS = 16
+"""Hex characters of a lock object's hash: 64 bits. Two lock names sharing one object would
+make them one lock (each would wait for the other's holders), so the margin is wider than an
+attempt's; the object also records the name it is for, and the store refuses a mismatch."""
+
+
+def lock_object_name(kind: str, name: str) -> str:
+    """The name of the ConfigMap holding the lock `name` of `kind` (mutex, semaphore) in a
+    namespace: `baton-<kind>-<readable name, cut>-<sha256(kind/name), 16 hex>`. Any lock name
+    (up to 253 characters of anything) gives a valid object name, and the same name always the
+    same object, so every run and every operator restart finds the lock's one object."""
+    slug = _NOT_IN_NAME.sub("-", name.lower()).strip("-")
+    digest = hashlib.sha256(f"{kind}/{name}".encode()).hexdigest()[:LOCK_DIGEST_CHARS]
+    head = f"baton-{kind}-{slug}"[: NAME_LIMIT - LOCK_DIGEST_CHARS - 1].rstrip(_NOT_AN_END)
+    return f"{head}-{digest}"
+
+
+def memo_name(workflow_name: str, workflow_uid: str, step: str) -> str:
+    """The name of the ConfigMap holding the memoization cache of `step` in the Workflow
+    `workflow_uid`: the same rule as an attempt's, with `memo` in place of the attempt. The
+    Workflow's uid, not its name, makes the hash: a Workflow deleted and applied again gets a
+    new, empty cache even before the garbage collector removed the old one. At most 66
+    characters (a ConfigMap's name may have 253)."""
+    return attempt_name(workflow_name, workflow_uid, step, 0).removesuffix("-0") + "-memo"

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from baton.api.resources import GROUP, VERSION, Schedule, WorkerPool, Workflow, WorkflowRun
 from baton.api.run import MAX_RUN_NAME_LENGTH
 from baton.api.schedule import MAX_SCHEDULE_NAME_LENGTH
-from baton.api.workflow import STEP_KINDS, Step
+from baton.api.workflow import MEMOIZE_KINDS_TEXT, STEP_KINDS, Step
 
 STEP_SCHEMA_DEPTH = 3
 """Levels of steps typed in the schema: a workflow's steps, steps nested in them, and one more."""
@@ -219,6 +219,12 @@ _MODEL_RULES: Mapping[str, tuple[Rule, ...]] = {
             _ON_INTERRUPT_TEXT,
             f"'step ' + self.name + ', field compensate.onInterrupt: {_ON_INTERRUPT_TEXT}'",
         ),
+        Rule(
+            "!has(self.memoize) "
+            "|| has(self.http) || has(self.job) || has(self.worker) || has(self.workflow)",
+            MEMOIZE_KINDS_TEXT,
+            f"'step ' + self.name + ', field memoize: {MEMOIZE_KINDS_TEXT}'",
+        ),
     ),
     "RetryPolicy": (
         Rule(
@@ -273,6 +279,19 @@ _FIELD_RULES: Mapping[tuple[str, str], tuple[Rule, ...]] = {
             "self.size() >= oldSelf.size() && oldSelf.all(i, s, self[i] == s)",
             "spec.signals is append-only: add signals at the end (path /spec/signals/-); "
             "signals already sent cannot be changed or removed",
+        ),
+    ),
+    ("WorkflowRunSpec", "updates"): (
+        Rule(
+            "self.size() >= oldSelf.size() && oldSelf.all(i, u, self[i] == u)",
+            "spec.updates is append-only: add updates at the end (path /spec/updates/-); "
+            "updates already sent cannot be changed or removed",
+        ),
+    ),
+    ("WorkflowSpec", "updates"): (
+        Rule(
+            "self.all(u, self.exists_one(v, v.name == u.name))",
+            "update handler names must be unique",
         ),
     ),
     ("WorkflowRunSpec", "redrive"): (

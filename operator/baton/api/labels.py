@@ -52,6 +52,15 @@ SCHEDULED_TIME = "baton.dev/scheduled-time"
 run reads as `run.scheduledTime`."""
 _SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
+LINEAGE = "baton.dev/lineage"
+"""Label on every run of a continue-as-new lineage: the first run's name, as a label value
+(`kubectl get workflowruns -l baton.dev/lineage=ticker` lists every generation)."""
+CONTINUED_FROM = "baton.dev/continued-from"
+"""Label on a run continue-as-new started: the name of the run it continues."""
+LOCK_KIND = "baton.dev/lock-kind"
+"""Label of the ConfigMap holding a mutex or semaphore (baton.store.locks): `mutex` or
+`semaphore`; its `baton.dev/part` is `lock`."""
+
 WORKFLOW_SECRET = "baton.dev/workflow-secret"
 """Label a Secret's owner sets to `true` to let workflow runs of its namespace use it (HTTP
 headers, Job env vars). Without it the operator refuses to read it for a run."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,7 @@ from baton.api.conditions import (
     set_condition,
 )
 from baton.api.duration import Duration
+from baton.api.locks import LockStatus
 from baton.api.names import ObjectName
 from baton.api.workflow import (
     DEFAULT_PARALLELISM,
@@ -51,6 +52,45 @@ class Signal(Model):
     payload: JSON = Field(None, description="Any JSON value delivered with the signal.")
 
 
+MAX_UPDATE_REQUESTS = 1000
+"""Entries `spec.updates` may hold, as many as `spec.signals`."""
+UPDATE_ID_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})$"
+"""An update's id: a key of `status.updates` and of `kubectl get -o jsonpath` paths, and part
+of the paths of its handler's step instances (`@<id>.<step>`), hence no dots."""
+
+
+class UpdateRequest(Model):
+    """A request to a running workflow's update handler, appended to `spec.updates`."""
+
+    id: str = Field(
+        pattern=UPDATE_ID_PATTERN,
+        description="Unique among the run's updates; the result appears at status.updates.<id>.",
+    )
+    name: str = Field(min_length=1, max_length=253, description="The update handler's name.")
+    payload: JSON = Field(None, description="Any JSON value; `update.payload` in the handler.")
+
+
+MAX_CONTINUATION = 1_000_000_000
+"""Highest generation number of a lineage (continue-as-new): bounds what a hand-written
+`spec.continuation.number` can make the successor's name and label carry."""
+
+
+class Continuation(Model):
+    """Written by the operator on a run that another run continued as (continue-as-new): where
+    it comes from and the state carried over. A run created by hand with it starts as that
+    successor would: it can only carry what the run's own input could."""
+
+    from_: ObjectName = Field(alias="from", description="The run this one continues.")
+    lineage: ObjectName = Field(description="The first run of the lineage.")
+    number: int = Field(
+        ge=1, le=MAX_CONTINUATION, description="Runs before this one in the lineage."
+    )
+    vars: dict[str, JSON] | None = Field(None, description="`vars` carried over.")
+    iterations: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="Repeat iterations carried over, by step."
+    )
+
+
 class WorkflowRunSpec(Model):
     """What to run and how the user steers it."""
 
@@ -70,6 +110,18 @@ class WorkflowRunSpec(Model):
         description="Append-only list of signals; each is delivered once, in order. "
         "Append with `kubectl patch --type json` and the path `/spec/signals/-` "
         "(at most 1000 per run; the list is empty, not absent, on a run created without it).",
+    )
+    updates: list[UpdateRequest] | None = Field(
+        None,
+        max_length=MAX_UPDATE_REQUESTS,
+        json_schema_extra={
+            "default": [],
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["id"],
+        },
+        description="Append-only list of update requests, each answered once in "
+        "status.updates.<id> (accepted with its output, or refused with the reason). Append "
+        f"with the path `/spec/updates/-` or `baton update` (at most {MAX_UPDATE_REQUESTS}).",
     )
     cancel: bool = Field(False, description="Set true to cancel the run.")
     on_cancel: OnCancel | None = Field(
@@ -93,6 +145,9 @@ class WorkflowRunSpec(Model):
         description="Delete the run this long after it finished (its history, Jobs and owned "
         "child runs go with it). Overrides the Workflow's `ttlAfterFinished`.",
     )
+    continuation: Continuation | None = Field(
+        None, description="Set by the operator on a run started by continue-as-new."
+    )
 
 
 class RunPhase(StrEnum):
@@ -108,6 +163,8 @@ class RunPhase(StrEnum):
     COMPENSATION_FAILED = "CompensationFailed"
     CANCELLED = "Cancelled"
     TIMED_OUT = "TimedOut"
+    CONTINUED_AS_NEW = "ContinuedAsNew"
+    """Ended by a `continueAsNew` step: its successor (`status.continuedAs`) goes on."""
 
     @property
     def finished(self) -> bool:
@@ -123,6 +180,7 @@ _FINISHED = frozenset(
         RunPhase.COMPENSATION_FAILED,
         RunPhase.CANCELLED,
         RunPhase.TIMED_OUT,
+        RunPhase.CONTINUED_AS_NEW,
     }
 )
 
@@ -239,6 +297,16 @@ class StepStatus(Model):
         description="Steps with `finally`: the phase the step ended in; set while its finally "
         "steps run (the step shows Running), kept once they ran.",
     )
+    memo_key: str | None = Field(
+        None,
+        alias="memoKey",
+        description="Memoized steps: the cache key of the current execution.",
+    )
+    cached: bool | None = Field(
+        None,
+        description="Memoized steps: true when the output came from the cache, false when the "
+        "step ran; absent while the cache is being read.",
+    )
 
 
 class CompensationStatus(StepStatus):
@@ -259,6 +327,12 @@ class RunIdentity(Model):
     name: str = Field("", description="Run name.")
     namespace: str = Field("", description="Run namespace.")
     uid: str = Field("", description="Run uid; part of every idempotency key.")
+    lineage: str | None = Field(
+        None, description="First run of its continue-as-new lineage (`run.lineage`)."
+    )
+    continuation: int = Field(
+        0, description="Runs before this one in its lineage (`run.continuation`)."
+    )
 
 
 class SignalRecordStatus(Model):
@@ -267,6 +341,22 @@ class SignalRecordStatus(Model):
     index: int = Field(description="Index in spec.signals.")
     name: str = Field(description="Signal name.")
     payload: JSON = Field(None, description="Signal payload.")
+
+
+class UpdateResultStatus(Model):
+    """The answer to one update request (`status.updates.<id>`)."""
+
+    name: str = Field(description="The update handler's name.")
+    outcome: Literal["Running", "Completed", "Failed", "Refused"] = Field(
+        description="Running (accepted, its handler's steps run), Completed (`output` is the "
+        "result), Failed (accepted, its handler failed: `error`) or Refused (`reason`; the run "
+        "is untouched)."
+    )
+    output: JSON = Field(None, description="The handler's result.")
+    error: ErrorInfo | None = Field(None, description="Why an accepted update failed.")
+    reason: str | None = Field(None, description="Why the update was refused.")
+    payload: JSON = Field(None, description="Internal: the request's payload, while it runs.")
+    at: str | None = Field(None, description="RFC 3339 time it was answered.")
 
 
 class CompletionStatus(Model):
@@ -334,12 +424,26 @@ class WorkflowRunStatus(Model):
         alias="signalsConsumed",
         description="Signals of spec.signals taken so far; the next one expected has this index.",
     )
+    updates: dict[str, UpdateResultStatus] = Field(
+        default_factory=dict,
+        description="Answers to spec.updates by id: those running their steps, and the latest "
+        "32 answered and 32 refused.",
+    )
+    updates_seen: int = Field(
+        0,
+        alias="updatesSeen",
+        description="Internal: entries of spec.updates answered so far, in list order.",
+    )
     compensations: list[CompensationStatus] = Field(
         default_factory=list, description="Compensations of the saga, in the order they run."
     )
     redrive: int = Field(0, description="The last spec.redrive the engine saw.")
     next_wakeup_at: str | None = Field(
         None, alias="nextWakeupAt", description="RFC 3339 time the run next has something due."
+    )
+    locks: dict[str, LockStatus] = Field(
+        default_factory=dict,
+        description="Mutexes and semaphore slots asked for, by step (`(run)`: the run's own).",
     )
     conditions: list[Condition] = Field(
         default_factory=list,
@@ -374,7 +478,7 @@ class WorkflowRunStatus(Model):
         default_factory=list,
         description="Internal: completed steps with a compensation, in completion order.",
     )
-    ending: Literal["failed", "cancelled", "timedOut"] | None = Field(
+    ending: Literal["failed", "cancelled", "timedOut", "continued"] | None = Field(
         None, description="Internal: why the run is ending, while it unwinds."
     )
     suspended: bool = Field(False, description="True while spec.suspend holds the run.")
@@ -396,6 +500,20 @@ class WorkflowRunStatus(Model):
         alias="expiresAt",
         description="RFC 3339 time the operator deletes the finished run (ttlAfterFinished).",
     )
+    continued_as: str | None = Field(
+        None,
+        alias="continuedAs",
+        description="The run this one continued as (phase ContinuedAsNew).",
+    )
+    continued_from: str | None = Field(
+        None, alias="continuedFrom", description="The run this one continues (continue-as-new)."
+    )
+    successor: JSON = Field(None, description="Internal: the run continue-as-new is starting next.")
+    carried_iterations: dict[str, int] | None = Field(
+        None,
+        alias="carriedIterations",
+        description="Internal: repeat iterations carried over by continue-as-new.",
+    )
 
 
 def run_outcome(
@@ -405,6 +523,7 @@ def run_outcome(
     *,
     now: str,
     observed_generation: int | None = None,
+    continued_as: str | None = None,
 ) -> list[dict[str, Any]]:
     """`conditions` with a run's outcome set from its phase and error, named as the tools
     users come from name theirs:
@@ -413,10 +532,17 @@ def run_outcome(
       False when it ended any other way; the reason is the phase (Failed, Compensated,
       TimedOut, ...), the message the error.
     - `Completed` (Argo's): True once the run ended, whatever the outcome; False before.
+
+    A run that ended ContinuedAsNew succeeded: its message names the run it continued as
+    (`continued_as`).
     """
     if phase is RunPhase.SUCCEEDED:
         succeeded = ConditionStatus.TRUE
         message = "the run succeeded"
+    elif phase is RunPhase.CONTINUED_AS_NEW:
+        # It did what it was for and handed on (Temporal's ContinuedAsNew is no failure).
+        succeeded = ConditionStatus.TRUE
+        message = f"the run continued as {continued_as or 'a new run'}"
     elif phase.finished:
         succeeded = ConditionStatus.FALSE
         message = outcome_message(phase, error)

@@ -20,6 +20,7 @@ from baton.api.duration import (
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import Synchronization
 from baton.api.names import ObjectName, TemplatedObjectName
 
 JSON = Any
@@ -363,6 +364,13 @@ class FailAction(Model):
     message: str = Field("", description="Error message; may interpolate `${{ }}`.")
 
 
+class ContinueAsNewAction(Model):
+    """End the run and start a fresh run of the same Workflow with new input
+    (continue-as-new): same lineage, a new history."""
+
+    input: JSON = Field(None, description="The next run's input; strings may interpolate `${{ }}`.")
+
+
 class Branch(Model):
     """One branch of a `parallel` step."""
 
@@ -462,6 +470,33 @@ class RepeatPolicy(Model):
     max_iterations: int = Field(
         100, alias="maxIterations", ge=1, description="Fail with `MaxIterations` after this many."
     )
+    continue_as_new_every: int | None = Field(
+        None,
+        alias="continueAsNewEvery",
+        ge=1,
+        description="After this many iterations in one run, continue as new with the same "
+        "input, `vars` and iteration count (not in a forEach).",
+    )
+
+
+MAX_MEMO_KEY_LENGTH = 1024
+"""Characters in a rendered memoization key: it is kept in the step's status and history."""
+
+
+class Memoize(Model):
+    """Reuse a stored output instead of running the step again (Argo's memoize)."""
+
+    key: str = Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION_LENGTH,
+        description="The cache key; may interpolate `${{ }}` (`report-${{ input.day }}`). "
+        "Entries are per Workflow and step name.",
+    )
+    max_age: Duration | None = Field(
+        None,
+        alias="maxAge",
+        description="Use an entry only while younger than this (`1h`); none: while it is kept.",
+    )
 
 
 class Compensation(Model):
@@ -501,6 +536,7 @@ STEP_KINDS: tuple[str, ...] = (
     "for_each",
     "set",
     "fail",
+    "continue_as_new",
 )
 """Attribute names of the step kinds on `Step`, in documentation order."""
 
@@ -559,6 +595,9 @@ class Step(Model):
         None, description="Assign `vars`: name to value (strings may interpolate `${{ }}`)."
     )
     fail: FailAction | None = Field(None, description="Fail with an error.")
+    continue_as_new: ContinueAsNewAction | None = Field(
+        None, alias="continueAsNew", description="End the run; a new run goes on with new input."
+    )
     retry: RetryPolicy | None = Field(
         None,
         description="Overrides `defaults.retry` field by field (`rules`: several, by error). "
@@ -576,6 +615,14 @@ class Step(Model):
         None, description="Undo action run if the run later fails or is cancelled."
     )
     repeat: RepeatPolicy | None = Field(None, description="Run again until a condition holds.")
+    synchronization: Synchronization | None = Field(
+        None, description="A mutex or semaphore slot held while the step runs."
+    )
+    memoize: Memoize | None = Field(
+        None,
+        description="Take the output stored under a key by an earlier successful execution "
+        "instead of running (http, job, worker and workflow steps).",
+    )
     finally_: list[Step] | None = Field(
         None,
         alias="finally",
@@ -626,8 +673,23 @@ class Step(Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _memoizable(self) -> Step:
+        if self.memoize is not None and self.kind not in (*ACTIVITY_KINDS, "workflow"):
+            raise ValueError(f"step {self.name!r}, field 'memoize': {MEMOIZE_KINDS_TEXT}")
+        return self
 
-_YAML_NAME = {"wait_for_signal": "waitForSignal", "for_each": "forEach"}
+
+MEMOIZE_KINDS_TEXT = (
+    "only http, job, worker and workflow steps produce an output that can be memoized; "
+    "remove memoize"
+)
+
+_YAML_NAME = {
+    "wait_for_signal": "waitForSignal",
+    "for_each": "forEach",
+    "continue_as_new": "continueAsNew",
+}
 
 
 class SignalHandler(Model):
@@ -635,6 +697,51 @@ class SignalHandler(Model):
 
     signal: str = Field(min_length=1, description="Signal name.")
     set: dict[str, JSON] = Field(description="vars to assign: name to value.")
+
+
+MAX_UPDATE_HANDLERS = 50
+"""Update handlers one Workflow may declare."""
+MAX_UPDATE_STEPS = 20
+"""Steps of one update handler, as many as a catch clause's."""
+
+
+class UpdateHandler(Model):
+    """A request that changes a running workflow and answers the caller (`baton update`): a
+    validator that may refuse it, `vars` it assigns, and the result it returns."""
+
+    name: str = Field(
+        min_length=1, max_length=253, description="Update name, as `baton update RUN NAME` sends."
+    )
+    validate_: CelExpression | None = Field(
+        None,
+        alias="validate",
+        description="Bare CEL that must be true, or the update is refused and nothing changes "
+        "(`update.payload`, `vars`, `input`, `steps` in scope).",
+    )
+    message: str | None = Field(
+        None,
+        max_length=1024,
+        description="The refusal's reason when `validate` is false; may interpolate `${{ }}`.",
+    )
+    set: dict[str, JSON] | None = Field(
+        None, description="vars to assign when the update is accepted: name to value."
+    )
+    # Steps as the `steps` of a Workflow, kept opaque in the CRD (a third typed step list would
+    # take the CRDs past the size kubectl apply can hold) and validated by the operator, which
+    # compiles them into Steps (`baton.engine.definition`): a bad one makes the Workflow Invalid.
+    steps: list[dict[str, JSON]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_UPDATE_STEPS,
+        description="Steps (as the Workflow's) run once the update is accepted, after `set` and "
+        "beside the run's own; the answer waits for them and `output` may read "
+        f"`steps.<name>.output` (at most {MAX_UPDATE_STEPS}).",
+    )
+    output: JSON = Field(
+        None,
+        description="The update's result, evaluated after `set` (and `steps`); may interpolate "
+        "`${{ }}`.",
+    )
 
 
 DEFAULT_PARALLELISM = 100
@@ -668,6 +775,12 @@ class WorkflowSpec(Model):
     queries: dict[str, CelExpression] | None = Field(
         None, description="Name to CEL; results are published to `status.queries`."
     )
+    updates: list[UpdateHandler] | None = Field(
+        None,
+        max_length=MAX_UPDATE_HANDLERS,
+        description="Update handlers: requests appended to a run's spec.updates that are "
+        f"validated, change vars and answer in status.updates (at most {MAX_UPDATE_HANDLERS}).",
+    )
     output: JSON = Field(None, description="The run's output; strings may interpolate `${{ }}`.")
     timeout: Duration | None = Field(None, description="Limit of the whole run.")
     parallelism: int | None = Field(
@@ -693,6 +806,12 @@ class WorkflowSpec(Model):
         None,
         alias="failFast",
         description="false: a failed step lets independent steps go on (default true).",
+    )
+    synchronization: Synchronization | None = Field(
+        None,
+        description="A mutex or semaphore slot the whole run holds: taken before its first "
+        "step starts, released when it finishes. Locks are shared by the runs of one "
+        "namespace; names may interpolate `${{ input... }}`.",
     )
     on_exit: list[Step] | None = Field(
         None,

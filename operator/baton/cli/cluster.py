@@ -28,7 +28,7 @@ import aiohttp
 
 from baton.api.duration import format_duration
 from baton.cli import CommandError, runactions
-from baton.cli.completion import Kind, signal_names
+from baton.cli.completion import Kind, signal_names, update_names
 from baton.cli.describe import build_tree, describe_data, describe_lines
 from baton.cli.kubeconfig import Target
 from baton.cli.output import DATA_FORMATS, Output, colour_enabled, dump, phase_painter
@@ -160,6 +160,62 @@ async def signal(target: Target, run: str, signal: Mapping[str, Any]) -> int:
         index = await _act(runactions.send_signal(kube, namespace, run, signal), namespace, run)
     print(f'workflowrun/{run}: signal "{signal["name"]}" sent (spec.signals[{index}])')
     return 0
+
+
+async def update(target: Target, run: str, request: Mapping[str, Any], timeout: float) -> int:
+    """`baton update`: append the update `request`, wait for its answer and print it: the
+    output (0), or the reason it was refused or failed (1)."""
+    async with open_cluster(target) as (kube, namespace):
+        index = await _act(runactions.send_update(kube, namespace, run, request), namespace, run)
+        update_id = request["id"]
+        print(
+            f'workflowrun/{run}: update "{request["name"]}" sent (spec.updates[{index}], id '
+            f"{update_id}); waiting for its answer in status.updates.{update_id}",
+            file=sys.stderr,
+            flush=True,
+        )
+        start = time.monotonic()
+        told_running = False
+        while True:
+            current = await _call(kube.get(path_of(RUNS, namespace, run)), namespace, run)
+            if current is None:
+                raise CommandError(f'workflowrun "{run}" was deleted while waiting for its answer')
+            answer = runactions.update_answer(current, update_id)
+            if answer is not None and answer.get("outcome") != "Running":
+                return _print_answer(answer)
+            if answer is not None and not told_running:
+                print(
+                    f"update {update_id} accepted; waiting for its steps to end",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                told_running = True
+            elapsed = time.monotonic() - start
+            if elapsed >= timeout:
+                raise CommandError(
+                    f"timed out after {format_duration(timeout)} waiting for the answer to "
+                    f'update {update_id} of workflowrun "{run}" (it is {phase_of(current)}; '
+                    + (
+                        "the update's steps still run"
+                        if told_running
+                        else "is the operator running?"
+                    )
+                    + "); the request stays in spec.updates and may still be answered"
+                )
+            await asyncio.sleep(max(min(POLL_SECONDS, timeout - elapsed), 0.0))
+
+
+def _print_answer(answer: Mapping[str, Any]) -> int:
+    outcome = answer.get("outcome")
+    if outcome == "Completed":
+        print(json.dumps(answer.get("output")))
+        return 0
+    if outcome == "Refused":
+        print(f"update refused: {answer.get('reason')}", file=sys.stderr)
+        return 1
+    error = answer.get("error") or {}
+    print(f"update failed: {error.get('type')}: {error.get('message')}", file=sys.stderr)
+    return 1
 
 
 async def set_flag(target: Target, run: str, command: str, field: str, value: bool) -> int:
@@ -379,4 +435,6 @@ async def names(target: Target, kind: Kind, run: str | None) -> list[str]:
         if definition is None and ref:
             workflow = await kube.get(path_of("workflows", namespace, str(ref)))
             definition = (workflow or {}).get("spec")
+        if kind is Kind.UPDATES:
+            return update_names(definition or {})
         return signal_names(definition or {})

@@ -42,6 +42,8 @@ class Kind(StrEnum):
     WORKFLOWS = "workflows"
     SIGNALS = "signals"
     """The signals the run's workflow waits for or handles."""
+    UPDATES = "updates"
+    """The update handlers of the run's workflow."""
     STEPS = "steps"
     """The run's step keys."""
     QUERIES = "queries"
@@ -57,6 +59,7 @@ COMPLETERS: Mapping[tuple[str, str], Kind] = {
     ("*", "context"): Kind.CONTEXTS,
     ("*", "kubeconfig"): Kind.FILES,
     ("signal", "name"): Kind.SIGNALS,
+    ("update", "name"): Kind.UPDATES,
     ("logs", "step"): Kind.STEPS,
     ("query", "name"): Kind.QUERIES,
 }
@@ -342,6 +345,12 @@ def signal_names(spec: Mapping[str, Any]) -> list[str]:
     names.update(_waited(spec.get("steps") or []))
     names.discard("")
     return sorted(names)
+
+
+def update_names(spec: Mapping[str, Any]) -> list[str]:
+    """The names of a Workflow spec's update handlers."""
+    handlers = spec.get("updates") or []
+    return sorted({str(h["name"]) for h in handlers if isinstance(h, Mapping) and h.get("name")})
 
 
 def _waited(value: Any) -> Iterator[str]:

@@ -27,6 +27,7 @@ from baton.cli.runview import (
     INLINE,
     child_runs_by_key,
     human_age,
+    lineage_fields,
     parse_time,
     phase_of,
     table,
@@ -58,7 +59,7 @@ class Node:
             data["kind"] = self.kind
             data["phase"] = self.status.get("phase") or "Pending"
             data["attempts"] = int(self.status.get("attempts") or 0)
-            for name in ("startedAt", "finishedAt", "error"):
+            for name in ("startedAt", "finishedAt", "error", "continuedFrom", "continuedAs"):
                 if self.status.get(name):
                     data[name] = self.status[name]
             took = duration(self.status, now)
@@ -75,7 +76,7 @@ def step_kind(step: Mapping[str, Any]) -> str:
     """The kind of a step of the definition: the one action key it has (`http`, `forEach`)."""
     for kind in (
         "http", "job", "worker", "workflow", "sleep", "waitForSignal", "parallel", "forEach",
-        "set", "fail",
+        "set", "fail", "continueAsNew",
     ):  # fmt: skip
         if step.get(kind) is not None:
             return kind
@@ -191,6 +192,10 @@ def _detail(
         parts.append(f"waiting for signal {step['waitForSignal'].get('name', '')!r}")
     if phase == "Running" and entry.get("outcome"):
         parts.append(f"ended {entry['outcome']}, running its finally steps")
+    if entry.get("cached") is True:
+        parts.append(f"from the cache (key {entry.get('memoKey')!r})")
+    elif phase == "Running" and entry.get("memoKey") and "cached" not in entry:
+        parts.append(f"looking up the cache (key {entry['memoKey']!r})")
     if phase == "Backoff" and entry.get("nextAttemptAt"):
         parts.append(f"next attempt at {entry['nextAttemptAt']}")
     counts = entry.get("itemCounts")
@@ -290,6 +295,7 @@ def describe_lines(
     ]
     if status.get("startedAt"):
         fields.append(("Started", str(status["startedAt"])))
+    fields += lineage_fields(run)
     error = status.get("error")
     if isinstance(error, Mapping) and error.get("type"):
         step = f" (step {error['step']})" if error.get("step") else ""
@@ -300,6 +306,14 @@ def describe_lines(
         lines += ["", *tree_table(nodes, now, wide=wide, paint=paint).splitlines()]
     else:
         lines.append("no step has started yet")
+    locks = status.get("locks")
+    if isinstance(locks, Mapping) and locks:
+        lines += ["", "Locks:"]
+        lines += [
+            f"  {key}: {entry.get('message', '')}"
+            for key, entry in locks.items()
+            if isinstance(entry, Mapping)
+        ]
     compensations = [c for c in status.get("compensations") or [] if isinstance(c, Mapping)]
     if compensations:
         rows = [

@@ -125,6 +125,7 @@ class Colour(StrEnum):
 
 PHASE_COLOURS: Mapping[str, Colour] = {
     "Succeeded": Colour.GREEN,
+    "ContinuedAsNew": Colour.GREEN,
     "Failed": Colour.RED,
     "CompensationFailed": Colour.RED,
     "TimedOut": Colour.RED,

@@ -1,5 +1,5 @@
-"""The writes a user makes to a run — signal, cancel, suspend, resume, redrive — as the command
-line and the web view both send them, with the reader's own rights.
+"""The writes a user makes to a run — signal, update, cancel, suspend, resume, redrive — as the
+command line and the web view both send them, with the reader's own rights.
 
 The bodies are `baton.cli.runpatch`'s (pure, unit-tested); this module owns the requests and the
 retries of guarded patches that lost a race. The API server's refusals propagate as `ApiError`
@@ -36,6 +36,24 @@ class RaceLostError(RuntimeError):
 
 async def send_signal(kube: Kube, namespace: str, run: str, signal: Mapping[str, Any]) -> int:
     """Append `signal` to the run's `spec.signals`; returns its index in the list."""
+    return await _append(kube, namespace, run, "signals", signal)
+
+
+async def send_update(kube: Kube, namespace: str, run: str, request: Mapping[str, Any]) -> int:
+    """Append the update `request` ({id, name, payload}) to the run's `spec.updates`; returns
+    its index in the list. Its answer appears at `status.updates.<id>` (`update_answer`)."""
+    return await _append(kube, namespace, run, "updates", request)
+
+
+def update_answer(run: Mapping[str, Any], id: str) -> dict[str, Any] | None:
+    """The answer to update `id` in the run's status, None while it has none."""
+    answer = ((run.get("status") or {}).get("updates") or {}).get(id)
+    return dict(answer) if isinstance(answer, Mapping) else None
+
+
+async def _append(
+    kube: Kube, namespace: str, run: str, field: str, entry: Mapping[str, Any]
+) -> int:
     path = path_of(RUNS, namespace, run)
     # Nearly every run that is signalled has signals already, or gets its list created by the
     # first signal: try the plain append first and look at the object only if the server
@@ -44,7 +62,7 @@ async def send_signal(kube: Kube, namespace: str, run: str, signal: Mapping[str,
     for _ in range(RACE_RETRIES):
         try:
             updated = await kube.patch(
-                path, signal_patch(signal, list_exists=list_exists), kind="json"
+                path, signal_patch(entry, list_exists=list_exists, field=field), kind="json"
             )
         except ApiError as exc:
             if exc.status != 422:
@@ -52,16 +70,16 @@ async def send_signal(kube: Kube, namespace: str, run: str, signal: Mapping[str,
             current = await kube.get(path)
             if current is None:
                 raise RunNotFoundError(run) from None
-            if seen and has_signal_list(current) == list_exists:
+            if seen and has_signal_list(current, field) == list_exists:
                 # A patch built from what we read failed and the list is as we read it: the
                 # server refused the signal itself. Its reason is the answer.
                 raise
             # Otherwise the list was created (by another client, maybe just now) or is still
             # absent: patch again for the list as it is.
-            list_exists, seen = has_signal_list(current), True
+            list_exists, seen = has_signal_list(current, field), True
             continue
-        return len(updated["spec"]["signals"]) - 1
-    raise RaceLostError(f'workflowrun "{run}": spec.signals kept changing; try again')
+        return len(updated["spec"][field]) - 1
+    raise RaceLostError(f'workflowrun "{run}": spec.{field} kept changing; try again')
 
 
 async def set_flag(kube: Kube, namespace: str, run: str, field: str, value: bool) -> None:

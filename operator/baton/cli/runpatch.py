@@ -3,11 +3,11 @@
 Pure functions, so the exact bodies sent to the API server are unit-tested without a cluster.
 Every patch is written so that concurrent users cannot undo each other's writes:
 
-- a signal is appended with the JSON patch `add /spec/signals/-`, which the API server applies
-  to the object as it is when the patch lands: two signals sent at once both arrive, in the
-  order the server took them. When the list does not exist yet it is created with a `test` that
-  it is still absent, so a list created in between is never replaced (the patch fails and the
-  command appends instead);
+- a signal is appended with the JSON patch `add /spec/signals/-` (an update request with
+  `add /spec/updates/-`), which the API server applies to the object as it is when the patch
+  lands: two signals sent at once both arrive, in the order the server took them. When the list
+  does not exist yet it is created with a `test` that it is still absent, so a list created in
+  between is never replaced (the patch fails and the command appends instead);
 - a redrive sets `spec.redrive` to the value read plus one, guarded by a `test` of the value
   read: two concurrent redrives make two bumps, never one;
 - cancel and suspend are merge patches of one boolean, which are idempotent anyway.
@@ -78,21 +78,34 @@ def signal_value(name: str, payload: Any = None, *, has_payload: bool = False) -
     return {"name": name, "payload": payload} if has_payload else {"name": name}
 
 
-def signal_patch(signal: Mapping[str, Any], *, list_exists: bool) -> list[dict[str, Any]]:
-    """The JSON patch that appends `signal` to `spec.signals` (creating the list if absent)."""
+def signal_patch(
+    signal: Mapping[str, Any], *, list_exists: bool, field: str = "signals"
+) -> list[dict[str, Any]]:
+    """The JSON patch that appends `signal` to `spec.signals` (creating the list if absent);
+    `field: updates` appends an update request to `spec.updates` the same way."""
     if list_exists:
-        return [{"op": "add", "path": "/spec/signals/-", "value": dict(signal)}]
+        return [{"op": "add", "path": f"/spec/{field}/-", "value": dict(signal)}]
     # A `test` for null passes only while the member is absent (RFC 6902 as the API server
     # implements it), so this never overwrites a list another client created meanwhile.
     return [
-        {"op": "test", "path": "/spec/signals", "value": None},
-        {"op": "add", "path": "/spec/signals", "value": [dict(signal)]},
+        {"op": "test", "path": f"/spec/{field}", "value": None},
+        {"op": "add", "path": f"/spec/{field}", "value": [dict(signal)]},
     ]
 
 
-def has_signal_list(run: Mapping[str, Any]) -> bool:
-    """Whether the run's spec has a `signals` list to append to."""
-    return isinstance((run.get("spec") or {}).get("signals"), list)
+def has_signal_list(run: Mapping[str, Any], field: str = "signals") -> bool:
+    """Whether the run's spec has a `signals` (or `updates`) list to append to."""
+    return isinstance((run.get("spec") or {}).get(field), list)
+
+
+def update_value(
+    id: str, name: str, payload: Any = None, *, has_payload: bool = False
+) -> dict[str, Any]:
+    """One entry of `spec.updates`."""
+    entry: dict[str, Any] = {"id": id, "name": name}
+    if has_payload:
+        entry["payload"] = payload
+    return entry
 
 
 def redrive_value(run: Mapping[str, Any]) -> int | None:

@@ -1,4 +1,4 @@
-"""The commands that act on WorkflowRuns in a cluster: run, wait, signal, cancel, suspend,
+"""The commands that act on WorkflowRuns in a cluster: run, wait, signal, update, cancel, suspend,
 resume, redrive, history and get — their arguments and the checks made before any request.
 
 Each handler validates what it can offline (JSON, durations, flag combinations), then runs
@@ -16,7 +16,7 @@ from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument
 from baton.cli.kubeconfig import add_cluster_arguments, target_of
 from baton.cli.output import Output, add_output_argument, output_of
-from baton.cli.runpatch import run_manifest, signal_value
+from baton.cli.runpatch import run_manifest, signal_value, update_value
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -26,6 +26,7 @@ def register(subparsers: Subparsers) -> None:
     _register_run(subparsers)
     _register_wait(subparsers)
     _register_signal(subparsers)
+    _register_update(subparsers)
     for name, field, value, help_text in (
         ("cancel", "cancel", True, "cancel a run (spec.cancel: true)"),
         ("suspend", "suspend", True, "hold a run: no new step starts (spec.suspend: true)"),
@@ -206,6 +207,66 @@ def _signal_handler(args: argparse.Namespace) -> int:
     from baton.cli import cluster  # see _sync
 
     return _sync(cluster.signal(target_of(args), args.run, signal))
+
+
+UPDATE_TIMEOUT = "60s"
+"""How long `baton update` waits for the answer unless told: an update is answered in the
+decision that takes it, so a minute covers a busy operator; more means the run has no operator."""
+
+
+def _register_update(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "update",
+        help="send an update to a run and print its result",
+        description="Append {id: ID, name: NAME, payload: PAYLOAD} to RUN's spec.updates, wait "
+        "for the answer in status.updates.ID and print it: the handler's output (exit 0), or "
+        "why the update was refused or failed (exit 1). A refused update leaves the run as it "
+        "was.",
+    )
+    parser.add_argument("run", metavar="RUN")
+    parser.add_argument("name", metavar="NAME", help="the update handler's name")
+    parser.add_argument(
+        "--payload", "-p", metavar="JSON|@FILE", help="the update's payload, as JSON or @file.json"
+    )
+    parser.add_argument(
+        "--id",
+        metavar="ID",
+        help="the request's id, unique in the run (default: a random one); sending an id "
+        "again is refused by the API server",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        default=UPDATE_TIMEOUT,
+        help=f"give up waiting for the answer after DURATION (default {UPDATE_TIMEOUT})",
+    )
+    add_cluster_arguments(parser)
+    parser.set_defaults(handler=_update_handler)
+
+
+def _update_handler(args: argparse.Namespace) -> int:
+    import re
+    import secrets
+
+    from baton.api.run import UPDATE_ID_PATTERN  # pydantic: see _sync
+
+    update_id = args.id if args.id is not None else f"u-{secrets.token_hex(6)}"
+    if not re.match(UPDATE_ID_PATTERN, update_id):
+        raise CommandError(
+            f"--id {update_id!r}: 1 to 64 letters, digits, '_' or '-', starting with a letter "
+            "or digit"
+        )
+    timeout = _duration(args.timeout, "--timeout")
+    assert timeout is not None
+    request = update_value(
+        update_id,
+        args.name,
+        None if args.payload is None else json_argument(args.payload, "--payload"),
+        has_payload=args.payload is not None,
+    )
+    from baton.cli import cluster  # see _sync
+
+    return _sync(cluster.update(target_of(args), args.run, request, timeout))
 
 
 def _flag_handler(command: str, field: str, value: bool) -> Callable[[argparse.Namespace], int]:

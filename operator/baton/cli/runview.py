@@ -97,6 +97,23 @@ def workflow_of(run: Mapping[str, Any]) -> str:
     return str(ref.get("name") or INLINE)
 
 
+def lineage_fields(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The run's place in its continue-as-new lineage, for `baton get RUN` and `describe`:
+    the lineage's first run and this run's number, the run it continues, the run it continued
+    as. Empty for a run that neither continues nor continued."""
+    status = _status(run)
+    found = status.get("run")
+    identity: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    fields: list[tuple[str, str]] = []
+    number = identity.get("continuation") or 0
+    if status.get("continuedFrom") or number:
+        fields.append(("Lineage", f"{identity.get('lineage') or NONE} (run {int(number) + 1})"))
+        fields.append(("Continues", str(status.get("continuedFrom") or NONE)))
+    if status.get("continuedAs"):
+        fields.append(("Continued as", str(status["continuedAs"])))
+    return fields
+
+
 def table(rows: Sequence[Sequence[str]], paint: Mapping[int, Painter] | None = None) -> str:
     """Columns left-aligned and three spaces apart, as kubectl prints them; `paint` colours the
     cells of some columns below the header (by column index) after they are aligned."""
@@ -221,6 +238,7 @@ def run_details(run: Mapping[str, Any], now: float, paint: Painter = plain) -> s
         fields.append(("Signals", f"{len(signals)} sent, {status.get('signalsConsumed', 0)} taken"))
     if spec.get("redrive"):
         fields.append(("Redrive", str(spec["redrive"])))
+    fields += lineage_fields(run)
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     lines += _steps_section(status.get("steps") or {}, paint)

@@ -36,12 +36,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--mocks", "-m", type=Path, metavar="MOCKS.yaml", help="scripted outcomes")
     parser.add_argument("--workflow", "-w", metavar="NAME", help="run this Workflow of the file")
+    parser.add_argument(
+        "--generations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="follow a run that continues as new into at most N runs (default 100); the "
+        "last one ends ContinuedAsNew and the next input is shown",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--expect",
         metavar="PHASE",
         help="exit 1 unless the run ends in PHASE (Succeeded, Failed, Compensated, "
-        "CompensationFailed, Cancelled or TimedOut); any other word is refused",
+        "CompensationFailed, Cancelled, TimedOut or ContinuedAsNew); any other word is "
+        "refused",
     )
     parser.set_defaults(handler=run)
 
@@ -70,16 +79,23 @@ def run(args: argparse.Namespace) -> int:
         )
     input_ = found.input if args.input is None else json_argument(args.input, "--input")
     mocks = _mocks(args.mocks) if args.mocks else Mocks()
-    # The run's own spec (its signals, suspend, cancel) comes first, then the mocks'.
+    # The run's own spec (its signals, updates, suspend, cancel) comes first, then the mocks'.
     mocks = mocks.model_copy(
         update={
             "signals": [*found.run.signals, *mocks.signals],
+            "updates": [*found.run.updates, *mocks.updates],
             "actions": [*found.run.actions, *mocks.actions],
         }
     )
     workflow = args.workflow or found.workflow
     try:
-        result = run_workflow(found.workflows, input=input_, mocks=mocks, workflow=workflow)
+        result = run_workflow(
+            found.workflows,
+            input=input_,
+            mocks=mocks,
+            workflow=workflow,
+            **({} if args.generations is None else {"max_generations": args.generations}),
+        )
     except WorkflowTestError as exc:
         raise CommandError(f"{args.workflow_file}: {exc}") from None
     if args.json:
@@ -111,6 +127,19 @@ def render_timeline(result: TestResult, name: str) -> str:
         lines.append(f"compensations: {', '.join(result.compensations)}")
     if result.queries:
         lines.append(f"queries: {json.dumps(result.queries)}")
+    for key, answer in result.updates.items():
+        if answer.get("outcome") == "Completed":
+            told = json.dumps(answer.get("output"))
+        elif answer.get("outcome") == "Refused":
+            told = f"refused: {answer.get('reason')}"
+        else:
+            error = answer.get("error") or {}
+            told = f"failed: {error.get('type')}: {error.get('message')}"
+        lines.append(f"update {key} ({answer.get('name')}): {told}")
+    if result.generations > 1:
+        lines.append(f"generations: {result.generations} runs (continue-as-new)")
+    if result.phase == "ContinuedAsNew":
+        lines.append(f"next input: {json.dumps(result.next_input)}")
     return "\n".join(lines)
 
 

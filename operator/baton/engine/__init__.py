@@ -18,6 +18,8 @@ How a driver (the operator's shell, or the `baton test` runner) uses it:
                              command's key and attempt
           StartChildRun   -> create the child run; report ChildFinished when it ends
           CancelActivity / TerminateChild -> stop it (best effort; late results are ignored)
+          ContinueAsNew   -> create the successor run (idempotent on its name); report
+                             SuccessorCreated
           FinishRun       -> publish the final phase
         next event: whichever comes first of an activity result, a user action (SignalReceived,
         CancelRequested, SuspendRequested/ResumeRequested, RedriveRequested) or the wake-up time
@@ -37,9 +39,12 @@ time, and delivering TimerFired() at or after it is all any due time needs.
 from baton.engine.commands import (
     CancelActivity,
     Command,
+    ContinueAsNew,
     FinishRun,
+    LookupMemo,
     StartActivity,
     StartChildRun,
+    StoreMemo,
     TerminateChild,
 )
 from baton.engine.decide import (
@@ -66,11 +71,13 @@ from baton.engine.events import (
     ChildFinished,
     Event,
     HistoryEntry,
+    MemoResolved,
     RedriveRequested,
     ResumeRequested,
     RunAborted,
     RunStarted,
     SignalReceived,
+    SuccessorCreated,
     SuspendRequested,
     TimerFired,
     event_from_json,
@@ -88,6 +95,7 @@ __all__ = [
     "CancelRequested",
     "ChildFinished",
     "Command",
+    "ContinueAsNew",
     "Deadline",
     "Decision",
     "Definition",
@@ -97,6 +105,8 @@ __all__ = [
     "FinishRun",
     "HistoryEntry",
     "Kind",
+    "LookupMemo",
+    "MemoResolved",
     "RedriveRequested",
     "Respond",
     "ResumeRequested",
@@ -110,6 +120,8 @@ __all__ = [
     "StepError",
     "StepKind",
     "StepState",
+    "StoreMemo",
+    "SuccessorCreated",
     "SuspendRequested",
     "TerminateChild",
     "TimerFired",

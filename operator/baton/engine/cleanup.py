@@ -112,9 +112,11 @@ def advance_exit(m: Machine) -> RunPhase | None:
         return None
     if result is not BlockResult.SUCCEEDED:
         failure = _failed(m, "onExit", error)
-        if outcome is RunPhase.SUCCEEDED:
+        if outcome in (RunPhase.SUCCEEDED, RunPhase.CONTINUED_AS_NEW):
+            # A failed cleanup fails a run that went well: it does not continue either.
             s.error = failure
             s.output = None
+            s.successor = None
             return RunPhase.FAILED
     return outcome
 

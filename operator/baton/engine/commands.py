@@ -95,6 +95,53 @@ class TerminateChild(Command):
 
 
 @dataclass(frozen=True)
+class ContinueAsNew(Command):
+    """Create the run `name` (deterministic: from the lineage and this run's uid, so a
+    re-issue finds the run the first issue created) following the same Workflow with `input`,
+    carrying `vars` and repeat `iterations`; it is the lineage's run number `number`."""
+
+    type: ClassVar[str] = "ContinueAsNew"
+    name: str
+    input: Any
+    lineage: str
+    number: int
+    vars: dict[str, Any] | None = None
+    iterations: dict[str, int] | None = None
+    cancel: bool = False
+    """Create it cancelled (or cancel it, when it exists): the run was cancelled while it was
+    continuing."""
+
+
+@dataclass(frozen=True)
+class LookupMemo(Command):
+    """Read the memoization cache of the step `step` (of the run's Workflow) under `cache_key`
+    and report a MemoResolved for (`key`, `attempt`, `iteration`): a hit when an entry exists
+    that is younger than `max_age` seconds (any age when None). In flight until answered;
+    reading twice is harmless, and only the first answer counts."""
+
+    type: ClassVar[str] = "LookupMemo"
+    key: str
+    step: str
+    attempt: int
+    iteration: int
+    cache_key: str
+    max_age: float | None
+
+
+@dataclass(frozen=True)
+class StoreMemo(Command):
+    """Store `output`, the successful output of the step `step` (of the run's Workflow), under
+    `cache_key`. Issued once, in the decision where the step succeeded by running: writing the
+    same entry again only refreshes it, and a store lost to a crash is a later miss."""
+
+    type: ClassVar[str] = "StoreMemo"
+    key: str
+    step: str
+    cache_key: str
+    output: Any
+
+
+@dataclass(frozen=True)
 class FinishRun(Command):
     """The run reached a final phase: publish it (Kubernetes Event, metrics, parent run)."""
 
@@ -102,3 +149,34 @@ class FinishRun(Command):
     phase: str
     output: Any
     error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class AcquireLock(Command):
+    """Ask for the lock `name` (a mutex, or a slot of a semaphore of `limit` holders, or of the
+    limit read from `config_map`: ConfigMap name and key) for the holder `holder` (the run's
+    uid and `key`: a step path, or `(run)`). Idempotent: asking again for a holder already
+    queued keeps its place, and one already granted stays granted. The shell reports
+    LockAcquired once granted, LockWaiting with the holders meanwhile."""
+
+    type: ClassVar[str] = "AcquireLock"
+    key: str
+    kind: str
+    name: str
+    holder: str
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseLock(Command):
+    """The holder `holder` no longer needs the lock `name`: drop it from the lock's holders or
+    its queue (a no-op when it is in neither), and grant the lock to whoever is next."""
+
+    type: ClassVar[str] = "ReleaseLock"
+    key: str
+    kind: str
+    name: str
+    holder: str
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None

@@ -18,9 +18,11 @@ from typing import Any
 from baton.api.duration import format_duration
 from baton.api.run import StepPhase
 from baton.api.workflow import ParentClosePolicy
+from baton.engine import memo
 from baton.engine.commands import (
     CancelActivity,
     Command,
+    ContinueAsNew,
     FinishRun,
     StartActivity,
     StartChildRun,
@@ -37,6 +39,8 @@ from baton.engine.events import (
     HistoryEntry,
 )
 from baton.engine.kinds import KINDS, Deadline, child_run_name
+from baton.engine.kinds.continue_as_new import SUCCESSOR_KEY
+from baton.engine.locks import lock_commands, pending_locks
 from baton.engine.machine import MAX_DUE_PER_DECISION, Machine, deadlines
 from baton.engine.scope import ACTIVE, BAD, DONE, MAX_STEP_INSTANCES, step_def
 from baton.engine.state import State, StepState, state_to_status, to_millis
@@ -62,7 +66,8 @@ def decide(definition: Definition, state: State, event: Event, now: float) -> De
     machine = Machine(definition, state.copy(), to_millis(now))
     machine.apply(event)
     after = machine.state
-    return Decision(state=after, commands=tuple(_commands(definition, state, after, event)))
+    commands = (*_commands(definition, state, after, event), *machine.emitted)
+    return Decision(state=after, commands=commands)
 
 
 def replay(
@@ -84,6 +89,7 @@ def pending_commands(definition: Definition, state: State) -> list[Command]:
     All are idempotent; the shell re-issues them after a restart (and re-arms its timer at
     `next_wakeup`)."""
     commands: list[Command] = list(_in_flight(definition, state).values())
+    commands.extend(pending_locks(state))
     if state.phase.finished:
         commands.append(_finish_command(state))
     return commands
@@ -130,9 +136,14 @@ def status_of(definition: Definition, state: State) -> dict[str, Any]:
 
 
 def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Command]:
-    """Start commands of every running attempt, keyed by (key, attempt)."""
+    """Start commands of every running attempt, keyed by (key, attempt), and the creation of
+    the run this one continues as while it is due."""
     out: dict[tuple[str, int], Command] = {}
     for path, step in state.steps.items():
+        if step.memo is not None and step.looking_up:  # most steps: one attribute read
+            sd = step_def(definition, path)
+            out[memo.lookup_slot(path, step)] = memo.lookup_command(state, sd, path, step)
+            continue
         if not step.awaits_attempt or step.attempt == 0:
             continue
         sd = step_def(definition, path)
@@ -157,6 +168,23 @@ def _in_flight(definition: Definition, state: State) -> dict[tuple[str, int], Co
             heartbeat=timeouts.heartbeat,
             compensation=True,
             acknowledged=run.acknowledged,
+        )
+    successor = state.successor
+    if (
+        successor is not None
+        and successor.ready
+        and not successor.created
+        and not state.phase.finished  # a run aborted meanwhile creates nothing more
+    ):
+        # A cancel changes the command (a new key), so the shell performs it again.
+        out[(SUCCESSOR_KEY, int(successor.cancel))] = ContinueAsNew(
+            name=successor.name,
+            input=successor.input,
+            lineage=state.lineage or state.run_name,
+            number=state.continuation + 1,
+            vars=successor.vars,
+            iterations=successor.iterations,
+            cancel=successor.cancel,
         )
     return out
 
@@ -190,6 +218,7 @@ def _commands(
     for key, command in now.items():
         if key not in was:
             yield command
+    yield from lock_commands(before, after)
     if after.phase.finished and not before.phase.finished:
         yield _finish_command(after)
 

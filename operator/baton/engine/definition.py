@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from baton.api.duration import (
     DurationError,
     TimestampError,
     parse_duration,
     parse_timestamp,
 )
+from baton.api.locks import LockKind, Synchronization
+from baton.api.resources import first_problem
 from baton.api.workflow import (
     ANY_ERROR,
     DEFAULT_PARALLELISM,
@@ -91,6 +95,7 @@ class StepKind(StrEnum):
     FOR_EACH = "forEach"
     SET = "set"
     FAIL = "fail"
+    CONTINUE_AS_NEW = "continueAsNew"
 
     @property
     def is_activity(self) -> bool:
@@ -293,6 +298,28 @@ class Repeat:
     until: Expression
     interval: float | None
     max_iterations: int
+    continue_every: int | None = None
+    """`continueAsNewEvery`: iterations one run makes before it continues as new."""
+
+
+@dataclass(frozen=True)
+class LockDef:
+    """A compiled `synchronization`: the lock's kind, its name (rendered when the holder
+    starts), and its limit, written or read from a ConfigMap key (`config_map`: name, key)."""
+
+    kind: LockKind
+    name: Template
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Memo:
+    """A step's `memoize`: the key rendered when each execution starts, and how old an entry
+    may be to be used (seconds; None: any age)."""
+
+    key: Template
+    max_age: float | None
 
 
 @dataclass(frozen=True)
@@ -317,11 +344,14 @@ class StepDef:
     for_each: ForEach | None = None
     assignments: tuple[tuple[str, Template], ...] = ()
     fail: Fail | None = None
+    continue_input: Template | None = None
+    """A `continueAsNew` step: the next run's input."""
     retry: tuple[RetryPolicy, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     catch: tuple[Catch, ...] = ()
     compensate: Compensation | None = None
     repeat: Repeat | None = None
+    memoize: Memo | None = None
     times: tuple[ComputedTime, ...] = ()
     """Time fields written as `${{ }}`, evaluated when each execution of the step starts."""
     depends: Depends | None = None
@@ -333,6 +363,8 @@ class StepDef:
 
     finally_steps: tuple[StepDef, ...] = ()
     """Cleanup run once the step ended, whatever the outcome (`finally`)."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the step holds while it runs (`synchronization`)."""
 
     @property
     def is_race(self) -> bool:
@@ -346,6 +378,20 @@ class SignalHandler:
 
     signal: str
     assignments: tuple[tuple[str, Template], ...]
+
+
+@dataclass(frozen=True)
+class UpdateHandler:
+    """An update handler (`updates[]`): the validator that may refuse a request, the `vars` an
+    accepted one assigns and the result it answers with (`baton.engine.updates`)."""
+
+    name: str
+    validate: Expression | None
+    message: Template | None
+    assignments: tuple[tuple[str, Template], ...]
+    output: Template | None
+    steps: tuple[StepDef, ...] = ()
+    """Steps run once the update is accepted, in the update's own scope (`@<id>.<step>`)."""
 
 
 @dataclass(frozen=True)
@@ -375,10 +421,14 @@ class Definition:
     fail_fast: bool = True
     """Whether a step of the top-level list failing for good stops the others (`failFast`)."""
     on_exit: tuple[StepDef, ...] = ()
+    update_handlers: Mapping[str, UpdateHandler] = field(default_factory=dict)
+    """The update handlers by name."""
     cleanup: frozenset[str] = frozenset()
     """Names of the steps in an `onExit` or `finally` list, nested ones included: they start
     while the run ends (after a cancel, the run timeout or a failure) and a cancel leaves them
     running."""
+    lock: LockDef | None = None
+    """The mutex or semaphore slot the whole run holds (the spec's `synchronization`)."""
 
     def input_problem(self, value: Any) -> str | None:
         """One line saying why `value` breaks `inputSchema`, or None when it is acceptable."""
@@ -403,6 +453,12 @@ class _Compiler:
         self.index: dict[str, StepDef] = {}
         self.cleanup: set[str] = set()
         self.in_finally: set[str] = set()
+        self.in_update = False
+        """True while compiling an update handler, where `update` is in scope."""
+        self.update_steps = [
+            self._update_steps(i, handler.steps or [])
+            for i, handler in enumerate(spec.updates or [])
+        ]
         defaults = spec.defaults
         self.default_retry = defaults.retry if defaults and defaults.retry else BackoffModel()
         self.default_timeout = (
@@ -414,6 +470,9 @@ class _Compiler:
         # Names first: references in expressions are checked against the whole set.
         self._collect(spec.steps, depth=0)
         self._collect(spec.on_exit or [], depth=0, cleanup=True)
+        for update_steps in self.update_steps:
+            # One frame deeper than the run's steps: the update's own (`@<id>.`).
+            self._collect(update_steps, depth=1)
         steps = self._block(spec.steps)
         on_exit = self._block(spec.on_exit) if spec.on_exit else ()
         output = self._template(spec.output, None, "output") if spec.output is not None else None
@@ -431,6 +490,7 @@ class _Compiler:
             )
             for i, handler in enumerate(spec.signal_handlers or [])
         )
+        updates = self._updates()
         variables = tuple(
             (name, self._template(value, None, f"vars.{name}"))
             for name, value in (spec.vars or {}).items()
@@ -458,8 +518,55 @@ class _Compiler:
             parallelism=spec.parallelism or DEFAULT_PARALLELISM,
             fail_fast=spec.fail_fast is not False,
             on_exit=on_exit,
+            update_handlers=updates,
             cleanup=frozenset(self.cleanup),
+            lock=self._lock(spec.synchronization, None),
         )
+
+    @staticmethod
+    def _update_steps(index: int, raw: list[dict[str, Any]]) -> list[Step]:
+        """An update handler's steps, validated as the Workflow's steps are (the CRD keeps
+        them opaque)."""
+        steps = []
+        for j, value in enumerate(raw):
+            try:
+                steps.append(Step.model_validate(value))
+            except ValidationError as exc:
+                problem = first_problem(exc, Step)
+                raise DefinitionError(f"updates[{index}].steps[{j}].{problem}") from None
+        return steps
+
+    def _updates(self) -> dict[str, UpdateHandler]:
+        handlers: dict[str, UpdateHandler] = {}
+        for i, handler in enumerate(self.spec.updates or []):
+            where = f"updates[{i}]"
+            if handler.name in handlers:
+                raise DefinitionError(
+                    f"update handler {handler.name!r} is declared twice; names are unique",
+                    field=f"{where}.name",
+                )
+            self.in_update = True
+            try:
+                handlers[handler.name] = UpdateHandler(
+                    name=handler.name,
+                    validate=self._expression(handler.validate_, None, f"{where}.validate")
+                    if handler.validate_ is not None
+                    else None,
+                    message=self._template(handler.message, None, f"{where}.message")
+                    if handler.message is not None
+                    else None,
+                    assignments=tuple(
+                        (var, self._template(value, None, f"{where}.set.{var}"))
+                        for var, value in (handler.set or {}).items()
+                    ),
+                    output=self._template(handler.output, None, f"{where}.output")
+                    if handler.output is not None
+                    else None,
+                    steps=self._block(self.update_steps[i]) if self.update_steps[i] else (),
+                )
+            finally:
+                self.in_update = False
+        return handlers
 
     # -- names -------------------------------------------------------------------------------
 
@@ -480,6 +587,13 @@ class _Compiler:
                 self.cleanup.add(step.name)
             if in_finally:
                 self.in_finally.add(step.name)
+            if cleanup and step.continue_as_new is not None:
+                raise DefinitionError(
+                    "a cleanup step (in onExit or finally) runs while the run ends: it cannot "
+                    "continue the run as new; move continueAsNew to the steps",
+                    step=step.name,
+                    field="continueAsNew",
+                )
             if cleanup and step.compensate is not None:
                 raise DefinitionError(
                     "a cleanup step (in onExit or finally) is not part of the saga: it runs "
@@ -594,11 +708,13 @@ class _Compiler:
                 self._compensation(step.compensate, name) if step.compensate is not None else None
             ),
             repeat=self._repeat(step),
+            memoize=self._memo(step),
             times=tuple(times),
             depends=depends,
             continue_on_failed=continue_on_failed,
             failure_handled=failure_handled or continue_on_failed,
             finally_steps=self._block(step.finally_) if step.finally_ else (),
+            lock=self._lock(step.synchronization, name),
             **fields,
         )
         self.index[name] = compiled
@@ -683,6 +799,24 @@ class _Compiler:
                     for var, value in step.set.items()
                 )
             }
+        if step.continue_as_new is not None:
+            policies: tuple[tuple[str, object], ...] = (
+                ("repeat", step.repeat),
+                ("compensate", step.compensate),
+            )
+            for field_name, policy in policies:
+                if policy is not None:
+                    raise DefinitionError(
+                        f"{field_name} has no effect on a continueAsNew step: it ends the run "
+                        "(nothing is compensated, nothing repeats); remove it",
+                        step=name,
+                        field=field_name,
+                    )
+            return {
+                "continue_input": self._template(
+                    step.continue_as_new.input, name, "continueAsNew.input"
+                )
+            }
         assert step.fail is not None, "a validated step has exactly one kind"
         return {
             "fail": Fail(
@@ -726,6 +860,13 @@ class _Compiler:
             on_interrupt=comp.on_interrupt,
         )
 
+    def _memo(self, step: Step) -> Memo | None:
+        if step.memoize is None:
+            return None
+        own = step.memoize
+        max_age = self._duration(own.max_age, step.name, "memoize.maxAge") if own.max_age else None
+        return Memo(key=self._template(own.key, step.name, "memoize.key"), max_age=max_age)
+
     def _repeat(self, step: Step) -> Repeat | None:
         if step.repeat is None:
             return None
@@ -733,10 +874,19 @@ class _Compiler:
         interval = (
             self._duration(rep.interval, step.name, "repeat.interval") if rep.interval else None
         )
+        if rep.continue_as_new_every is not None and self.depth.get(step.name, 0) != 0:
+            raise DefinitionError(
+                "continueAsNewEvery restarts the whole run, and the iterations it carries are "
+                "counted per step: a step in a forEach has one count per item; move the "
+                "repeat out of the forEach",
+                step=step.name,
+                field="repeat.continueAsNewEvery",
+            )
         return Repeat(
             until=self._expression(rep.until, step.name, "repeat.until"),
             interval=interval,
             max_iterations=rep.max_iterations,
+            continue_every=rep.continue_as_new_every,
         )
 
     # -- policies ----------------------------------------------------------------------------
@@ -879,6 +1029,22 @@ class _Compiler:
             raise DefinitionError(str(exc), step=step, field=where) from None
         return round(moment.timestamp() * 1000)
 
+    def _lock(self, sync: Synchronization | None, step: str | None) -> LockDef | None:
+        if sync is None:
+            return None
+        if sync.mutex is not None:
+            name = self._template(sync.mutex, step, "synchronization.mutex")
+            return LockDef(kind=LockKind.MUTEX, name=name, limit=1)
+        semaphore = sync.semaphore
+        assert semaphore is not None
+        ref = semaphore.config_map_key_ref
+        return LockDef(
+            kind=LockKind.SEMAPHORE,
+            name=self._template(semaphore.name, step, "synchronization.semaphore.name"),
+            limit=semaphore.limit,
+            config_map=(ref.name, ref.key) if ref is not None else None,
+        )
+
     def _expression(self, source: str, step: str | None, where: str) -> Expression:
         try:
             expression = compile_expression(source, step=step, field=where)
@@ -898,6 +1064,12 @@ class _Compiler:
         return template
 
     def _check_roots(self, roots: frozenset[str], step: str | None, where: str) -> None:
+        if "update" in roots and not self.in_update:
+            raise DefinitionError(
+                "`update` (the update request) is known only in an update handler (updates[])",
+                step=step,
+                field=where,
+            )
         if "step" in roots and (step is None or step not in self.in_finally):
             raise DefinitionError(
                 "`step` (the step that ended) is known only in the steps of a finally list; "

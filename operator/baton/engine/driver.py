@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from baton.engine.commands import Command
 from baton.engine.decide import Decision, decide, initial_state, next_wakeup
 from baton.engine.definition import Definition
-from baton.engine.events import Event, HistoryEntry, TimerFired
+from baton.engine.events import Event, HistoryEntry, TimerFired, UpdateRequested
 from baton.engine.state import State
+from baton.engine.updates import refusal
 
 Respond = Callable[[Command, float], Iterable[tuple[float, Event]]]
 """Given a command and the current virtual time, the events it causes as (delay, event)."""
@@ -25,7 +26,9 @@ Respond = Callable[[Command, float], Iterable[tuple[float, Event]]]
 @dataclass
 class Simulation:
     """One run driven on a virtual clock. `respond` answers every command the engine issues;
-    `history` is what the shell would have logged and `issued` every command, in order."""
+    `history` is what the shell would have logged and `issued` every command, in order.
+    An `UpdateRequested` is answered as the shell answers it: validated, then folded as
+    `UpdateAccepted`, or refused (`refused`, by id) without touching the run."""
 
     definition: Definition
     respond: Respond | None = None
@@ -33,6 +36,8 @@ class Simulation:
     state: State = field(default_factory=initial_state)
     history: list[HistoryEntry] = field(default_factory=list)
     issued: list[Command] = field(default_factory=list)
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The update requests refused, by id: `{name, reason}`."""
     _queue: list[tuple[float, int, Event]] = field(default_factory=list, repr=False)
     _sequence: int = field(default=0, repr=False)
 
@@ -41,6 +46,14 @@ class Simulation:
         `respond` says the commands cause."""
         if at is not None:
             self.now = max(self.now, at)
+        if isinstance(event, UpdateRequested):
+            if event.id in self.state.updates or event.id in self.refused:
+                return Decision(self.state, ())
+            reason = refusal(self.definition, self.state, event, self.now)
+            if reason is not None:
+                self.refused[event.id] = {"name": event.name, "reason": reason}
+                return Decision(self.state, ())
+            event = event.accepted()
         decision = decide(self.definition, self.state, event, self.now)
         self.state = decision.state
         self.history.append(HistoryEntry(at=self.now, event=event))

@@ -46,6 +46,9 @@ class RunStarted(Event):
     on_cancel: str | None = None
     parallelism: int | None = None
     scheduled_time: str | None = None
+    continuation: dict[str, Any] | None = None
+    """For a run continue-as-new started: its `spec.continuation` (from, lineage, number, and
+    the vars and repeat iterations carried over)."""
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
@@ -53,6 +56,7 @@ class RunStarted(Event):
         for key, value in (
             ("scheduledTime", self.scheduled_time),
             ("parallelism", self.parallelism),
+            ("continuation", self.continuation),
         ):
             if value is None:
                 del data[key]
@@ -124,6 +128,35 @@ class SignalReceived(Event):
 
 
 @dataclass(frozen=True)
+class UpdateAccepted(Event):
+    """The update request `id` (an entry of `spec.updates`) passed its handler's validator:
+    the handler runs (assigns its `vars`) and its answer is recorded, all in this event's
+    decision, so the event is the commit point of both. Refused requests are never in the
+    history: they change nothing (`UpdateRequested`)."""
+
+    type: ClassVar[str] = "UpdateAccepted"
+    id: str
+    name: str
+    payload: JSON = None
+
+
+@dataclass(frozen=True)
+class UpdateRequested(Event):
+    """An entry of `spec.updates` the shell has not answered yet. Never decided nor recorded:
+    the shell validates it (`baton.engine.updates.refusal`) and folds `UpdateAccepted`, or
+    answers with the refusal and leaves the run as it is."""
+
+    type: ClassVar[str] = "UpdateRequested"
+    id: str
+    name: str
+    payload: JSON = None
+
+    def accepted(self) -> UpdateAccepted:
+        """The event that records this request's acceptance."""
+        return UpdateAccepted(self.id, self.name, self.payload)
+
+
+@dataclass(frozen=True)
 class ChildFinished(Event):
     """A child run started for `key` at `attempt` ended in `phase`. `name` is the child's (its
     rule changed once, so the name is reported, not derived); None in histories recorded before
@@ -136,6 +169,26 @@ class ChildFinished(Event):
     output: JSON = None
     error: dict[str, Any] | None = None
     name: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoResolved(Event):
+    """The shell looked up the memoization cache for the step instance `key` (its execution
+    that started after `attempt` attempts, in repeat `iteration`) under `cache_key`: `hit`
+    with the stored `output`, when it was stored (`stored_at`, RFC 3339) and by which run
+    (`stored_by`); or a miss, with `reason` (`absent`, `expired`, `unavailable: ...`). The
+    answer is recorded, so a replay, or a restart after the lookup, takes the same one."""
+
+    type: ClassVar[str] = "MemoResolved"
+    key: str
+    attempt: int
+    iteration: int
+    cache_key: str
+    hit: bool
+    output: JSON = None
+    stored_at: str | None = None
+    stored_by: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +233,45 @@ class RunAborted(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class SuccessorCreated(Event):
+    """The shell created (or found) the run `name` this run continues as; or, with `error`
+    ({type, message}), could not: the name is taken by a run that is not this one's successor.
+    """
+
+    type: ClassVar[str] = "SuccessorCreated"
+    name: str
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LockAcquired(Event):
+    """The lock the holder `key` asked for (a step path, or `(run)` for the run's own) is
+    held: the lock object lists this run's holder as one of its holders."""
+
+    type: ClassVar[str] = "LockAcquired"
+    key: str
+
+
+@dataclass(frozen=True)
+class LockWaiting(Event):
+    """The lock `key` asked for is held by others: `holders` are the runs holding it, as the
+    lock object listed them (shown in status while the step waits)."""
+
+    type: ClassVar[str] = "LockWaiting"
+    key: str
+    holders: list[str]
+    problem: str | None = None
+    """Why no one new can be granted the lock, when that is not its holders (a semaphore limit
+    that cannot be read)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.problem is None:
+            del data["problem"]
+        return data
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -190,12 +282,17 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActivityHeartbeat,
         TimerFired,
         SignalReceived,
+        UpdateAccepted,
         ChildFinished,
+        MemoResolved,
         CancelRequested,
         SuspendRequested,
         ResumeRequested,
         RedriveRequested,
         RunAborted,
+        SuccessorCreated,
+        LockAcquired,
+        LockWaiting,
     )
 }
 
@@ -244,16 +341,30 @@ def event_detail(event: Event) -> str:
         return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
     if isinstance(event, SignalReceived):
         return event.name
+    if isinstance(event, UpdateAccepted):
+        return f"{event.name} {event.id}"
     if isinstance(event, ChildFinished):
         return event.phase
     if isinstance(event, ActivityStarted | ActivityCompleted | ActivityHeartbeat):
         return f"attempt {event.attempt}"
+    if isinstance(event, MemoResolved):
+        if event.hit:
+            return f"cache hit {event.cache_key!r} (stored {event.stored_at} by {event.stored_by})"
+        return f"cache miss {event.cache_key!r}: {event.reason}"
     if isinstance(event, RedriveRequested):
         return f"redrive {event.n}"
     if isinstance(event, RunAborted):
         return f"{event.reason}: {event.message}"
     if isinstance(event, TimerFired):
         return event.timer_id
+    if isinstance(event, SuccessorCreated):
+        if event.error is not None:
+            return f"{event.error.get('type')}: {event.error.get('message', '')}".rstrip(": ")
+        return event.name
+    if isinstance(event, RunStarted) and event.continuation:
+        return f"continues {event.continuation.get('from')}"
+    if isinstance(event, LockWaiting):
+        return "held by " + ", ".join(event.holders)
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""

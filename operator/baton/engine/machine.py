@@ -28,7 +28,8 @@ from typing import Any
 from baton.api.conditions import ConditionStatus, set_condition
 from baton.api.run import RunPhase, StepPhase
 from baton.api.workflow import OnCancel
-from baton.engine import attempts, catch, cleanup, repeat
+from baton.engine import attempts, catch, cleanup, locks, memo, repeat, updates
+from baton.engine.commands import Command
 from baton.engine.definition import Definition, StepDef
 from baton.engine.errors import StepError
 from baton.engine.events import (
@@ -39,13 +40,18 @@ from baton.engine.events import (
     CancelRequested,
     ChildFinished,
     Event,
+    LockAcquired,
+    LockWaiting,
+    MemoResolved,
     RedriveRequested,
     ResumeRequested,
     RunAborted,
     RunStarted,
     SignalReceived,
+    SuccessorCreated,
     SuspendRequested,
     TimerFired,
+    UpdateAccepted,
 )
 from baton.engine.kinds import KINDS, signal
 from baton.engine.kinds.base import Deadline, TimerPurpose
@@ -170,10 +176,17 @@ class Machine:
         """Slots of the run's parallelism left in this pass; None until first needed."""
         self.counted = False
         """True once `slots` was counted from the busy steps in this pass, not bounded."""
+        self.emitted: list[Command] = []
+        """Commands issued once, in this decision, that no state keeps in flight (a memo
+        store); `decide` adds them to those derived from the state."""
 
     # -- events ------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        self._apply(event)
+        locks.release_ended(self)
+
+    def _apply(self, event: Event) -> None:
         s = self.state
         if isinstance(event, RunStarted):
             if s.phase is not RunPhase.PENDING:
@@ -193,6 +206,8 @@ class Machine:
                 self._redrive()
         elif s.phase.finished:
             return
+        elif isinstance(event, MemoResolved):
+            memo.resolved(self, event)
         elif isinstance(event, ActivityStarted):
             self._acknowledge(event.key, event.attempt)
         elif isinstance(event, ActivityHeartbeat):
@@ -207,12 +222,20 @@ class Machine:
             self._result(event)
         elif isinstance(event, SignalReceived):
             self._signal(event)
+        elif isinstance(event, UpdateAccepted):
+            updates.accept(self, event)
         elif isinstance(event, CancelRequested):
             self._abort(Ending.CANCELLED, StepError("Cancelled", "the run was cancelled"))
         elif isinstance(event, SuspendRequested):
             s.suspended = True
         elif isinstance(event, ResumeRequested):
             s.suspended = False
+        elif isinstance(event, SuccessorCreated):
+            self._successor_created(event)
+        elif isinstance(event, LockAcquired):
+            locks.granted(self, event)
+        elif isinstance(event, LockWaiting):
+            locks.waiting(self, event)
         else:
             assert isinstance(event, TimerFired), f"unhandled event {event!r}"
         if s.phase is not RunPhase.PENDING:
@@ -229,6 +252,12 @@ class Machine:
         s.on_cancel = event.on_cancel
         s.parallelism = event.parallelism
         s.scheduled_time = event.scheduled_time
+        carried = event.continuation or {}
+        if carried:
+            s.lineage = carried.get("lineage")
+            s.continuation = int(carried.get("number") or 0)
+            s.continued_from = carried.get("from")
+            s.carried_iterations = carried.get("iterations") or None
         timeout = event.timeout if event.timeout is not None else self.d.timeout
         s.deadline = self.now + to_millis(timeout) if timeout is not None else None
         context = self.context(ROOT)
@@ -238,6 +267,9 @@ class Machine:
             except EvaluationError as exc:
                 self._unwind(Ending.FAILED, expression_error(str(exc), None, f"vars.{name}"))
                 return
+        if carried.get("vars"):
+            # What the lineage's previous run had: it goes on from there.
+            s.vars.update(carried["vars"])
 
     def _running(self, key: str, attempt: int) -> tuple[StepDef, StepState] | None:
         """The step or compensation running `attempt` under `key`, if that is current."""
@@ -384,10 +416,23 @@ class Machine:
         if s.compensations:
             self._drive_compensations()
             return
+        if (s.locks or self.d.lock is not None) and not locks.advance(self):
+            return  # the run waits for its own lock
+        if s.phase.finished:
+            return
+        updates.drive(self)
         result, error = self.drive_block(
             self.d.steps, ROOT, halting=s.ending is not None, fail_fast=self.d.fail_fast
         )
+        if s.ending is Ending.CONTINUED:
+            # A continueAsNew step ended the run: once what was in flight stopped, it is
+            # done, whatever the other steps ended in; nothing is compensated.
+            if result is not BlockResult.RUNNING:
+                self._close(RunPhase.CONTINUED_AS_NEW)
+            return
         if result is BlockResult.SUCCEEDED:
+            if updates.running(s):
+                return  # the run ends once the steps of the updates it accepted did
             self._succeed_run()
         elif result in (BlockResult.FAILED, BlockResult.HALTED):
             ending = s.ending or Ending.FAILED
@@ -627,6 +672,8 @@ class Machine:
         step.next_attempt_at = None
         step.wake_at = None
         step.times = None
+        if sd.lock is not None and not locks.admit(self, sd, scope, path, step):
+            return
         if sd.times:
             # Computed time is evaluated once per execution, when it starts.
             try:
@@ -635,7 +682,11 @@ class Machine:
                 error = expression_error(str(exc), sd.name, exc.field)
                 self.step_failed(sd, scope, path, step, error)
                 return
-        KINDS[sd.kind].start(self, sd, scope, path, step)
+        memo.reset(step)
+        if sd.memoize is not None:
+            memo.begin(self, sd, scope, path, step)
+        else:
+            KINDS[sd.kind].start(self, sd, scope, path, step)
 
     # -- finishing ---------------------------------------------------------------------------
 
@@ -685,10 +736,14 @@ class Machine:
         if oversize is not None:
             self.step_failed(sd, scope, path, step, oversize)
             return
+        store = memo.stored(sd, path, step, output)
+        if store is not None:
+            self.emitted.append(store)
         if sd.repeat is not None and repeat.again(self, sd, scope, path, step, output=output):
             return
         self.finish(step, StepPhase.SUCCEEDED, output=output)
-        if sd.compensate is not None:
+        if sd.compensate is not None and step.cached is not True:
+            # An output from the cache is another run's effect: this run has nothing to undo.
             self.state.completed.append(Completion(path=path, output=output))
 
     def step_failed(
@@ -735,7 +790,7 @@ class Machine:
         step = s.steps[deadline.target]
         scope = self.scope_of(deadline.target)
         if purpose is TimerPurpose.REPEAT:
-            self.execute(sd, scope, deadline.target, step)
+            repeat.iterate(self, sd, scope, deadline.target, step)
         else:
             KINDS[sd.kind].expire(self, sd, scope, deadline.target, step, purpose=purpose)
 
@@ -744,6 +799,10 @@ class Machine:
     def _abort(self, ending: Ending, error: StepError) -> None:
         """Cancel or time out the run: stop everything in flight, then unwind."""
         s = self.state
+        successor = s.successor
+        if ending is Ending.CANCELLED and successor is not None and not successor.created:
+            # The run is continuing as new: the cancel goes on to the run it continues as.
+            successor.cancel = True
         if (
             s.compensations
             or s.ending in (Ending.CANCELLED, Ending.TIMED_OUT)
@@ -787,13 +846,19 @@ class Machine:
                 self.cancel(comp.run)
         s.ending = Ending.FAILED
         s.error = StepError(event.reason, event.message)
+        updates.abandon(self, s.error)
         self.condition(ABORTED, ConditionStatus.TRUE, event.reason, event.message)
         self._close(RunPhase.FAILED)
+
+    def fail_run(self, error: StepError) -> None:
+        """The run fails with `error` before any step of it ran (its own lock's name)."""
+        self._unwind(Ending.FAILED, error)
 
     def _unwind(self, ending: Ending, error: StepError) -> None:
         s = self.state
         s.ending = ending
         s.error = error
+        updates.abandon(self, error)
         on_cancel = s.on_cancel or self.d.on_cancel.value
         compensate = ending is not Ending.CANCELLED or on_cancel == OnCancel.COMPENSATE.value
         if compensate and s.completed:
@@ -893,9 +958,38 @@ class Machine:
 
     def _end(self, phase: RunPhase) -> None:
         s = self.state
+        successor = s.successor
+        if phase is RunPhase.CONTINUED_AS_NEW and successor is not None and not successor.created:
+            # The shell creates the successor now (`ContinueAsNew` is in flight); the run ends
+            # once it reports it created (`SuccessorCreated`).
+            successor.ready = True
+            return
         s.phase = phase
         s.finished_at = self.now
         s.suspended = False
+
+    def _successor_created(self, event: SuccessorCreated) -> None:
+        s = self.state
+        successor = s.successor
+        if (
+            successor is None
+            or not successor.ready
+            or successor.created
+            or successor.name != event.name
+        ):
+            return
+        if event.error is not None:
+            # The name is held by a run that is not this one's successor: nothing goes on.
+            s.ending = Ending.FAILED
+            s.error = StepError(
+                str(event.error.get("type") or "ContinueAsNewFailed"),
+                str(event.error.get("message") or ""),
+            )
+            s.successor = None
+            self._end(RunPhase.FAILED)
+            return
+        successor.created = True
+        self._end(RunPhase.CONTINUED_AS_NEW)
 
     # -- redrive -----------------------------------------------------------------------------
 
@@ -974,6 +1068,9 @@ class Machine:
         """The scope of the step instance at `path`."""
         scope = ROOT
         for segment in path.split(".")[:-1]:
+            if segment.startswith(updates.MARK):
+                scope = updates.scope(segment[len(updates.MARK) :])
+                continue
             name, _, rest = segment.partition("[")
             index = int(rest.rstrip("]"))
             holder = self.state.steps[scope.prefix + name]
@@ -1007,6 +1104,9 @@ class Machine:
                 "namespace": s.namespace,
                 "uid": s.uid,
                 "scheduledTime": s.scheduled_time,
+                "lineage": s.lineage or s.run_name,
+                "continuation": s.continuation,
+                "continuedFrom": s.continued_from,
                 **cleanup.run_in_scope(self),
             },
             "now": self.now_time,
@@ -1014,6 +1114,8 @@ class Machine:
         if scope.index is not None:
             context["item"] = scope.item
             context["index"] = scope.index
+        if (update := updates.in_scope(self, scope)) is not None:
+            context["update"] = update
         error = catch.error_in_scope(self, scope, step)
         if error is not None:
             context["error"] = error

@@ -1,6 +1,8 @@
 """Repeat: a step with `repeat` runs again, after its interval, until its `until` condition is
-true or `maxIterations` is reached. Any kind of step may repeat, so this lives beside the core;
-the due time of the next iteration is the core's (TimerPurpose.REPEAT)."""
+true or `maxIterations` is reached; with `continueAsNewEvery` the run continues as new every so
+many iterations, the count carried on (maxIterations bounds the whole lineage). Any kind of
+step may repeat, so this lives beside the core; the due time of the next iteration is the
+core's (TimerPurpose.REPEAT)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from baton.api.run import StepPhase
 from baton.engine.definition import StepDef
 from baton.engine.errors import StepError
+from baton.engine.kinds import continue_as_new
 from baton.engine.scope import Scope
 from baton.engine.state import StepState, to_millis
 from baton.engine.values import describe, expression_error
@@ -24,7 +27,9 @@ def again(
     """One execution of a repeating step ended with `output`: schedule the next iteration, or
     fail the step (a bad condition, too many iterations). False when the step is done."""
     assert sd.repeat is not None
-    step.iterations += 1
+    # A run continue-as-new started goes on counting from its predecessor's iterations.
+    carried = (m.state.carried_iterations or {}).get(path, 0)
+    step.iterations = max(step.iterations, carried) + 1
     context = m.context(scope, sd.name)
     context["steps"][sd.name] = {
         "output": output,
@@ -65,3 +70,19 @@ def again(
     step.phase = StepPhase.WAITING
     step.next_attempt_at = m.now + to_millis(sd.repeat.interval or 0)
     return True
+
+
+def iterate(m: Machine, sd: StepDef, scope: Scope, path: str, step: StepState) -> None:
+    """The next iteration of a repeating step is due: run it; or, when this run made its
+    `continueAsNewEvery` share, continue as new instead — when the iteration would have
+    started, so the interval holds across the rollover — with the same input, this run's vars
+    and the count, so no history grows with every iteration."""
+    assert sd.repeat is not None
+    every = sd.repeat.continue_every
+    carried = (m.state.carried_iterations or {}).get(path, 0)
+    if every is not None and step.iterations - carried >= every:
+        s = m.state
+        continue_as_new.request(m, s.input, vars=dict(s.vars), iterations={path: step.iterations})
+        m.finish(step, StepPhase.SUCCEEDED, output=step.output)
+        return
+    m.execute(sd, scope, path, step)

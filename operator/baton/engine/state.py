@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from baton.api.locks import LockKind
 from baton.api.run import RunPhase, StepPhase
 from baton.engine.errors import StepError, error_json
 
@@ -35,6 +36,8 @@ class Ending(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timedOut"
+    CONTINUED = "continued"
+    """A `continueAsNew` step ended the run: nothing is compensated, the successor follows."""
 
 
 class KeyRole(StrEnum):
@@ -97,6 +100,11 @@ class StepState:
     outcome: StepPhase | None = None
     """Steps with `finally`: the phase the step ended in, set while its finally steps run
     (the step is Running meanwhile) and kept once they ran, so they run once per ending."""
+    memo: str | None = None
+    """Memoized steps: the cache key of the current execution."""
+    cached: bool | None = None
+    """Memoized steps: None while the cache is read (`memo` set), then whether the output came
+    from it."""
 
     @property
     def attempts(self) -> int:
@@ -109,7 +117,18 @@ class StepState:
         clause's steps. Once a step recovers through them its failed attempt is over: none of
         its timeouts fires, no late result of it counts, a restart does not start it again. The
         same holds once a step ended and runs its `finally` steps (it has an outcome)."""
-        return self.phase is StepPhase.RUNNING and self.recovering is None and self.outcome is None
+        return (
+            self.phase is StepPhase.RUNNING
+            and self.recovering is None
+            and self.outcome is None
+            and (self.memo is None or self.cached is not None)  # not `looking_up`, inlined
+        )
+
+    @property
+    def looking_up(self) -> bool:
+        """True while a memoized step waits for its cache lookup: no attempt of this execution
+        exists yet, so no attempt result counts and no attempt timeout runs."""
+        return self.memo is not None and self.cached is None and self.phase is StepPhase.RUNNING
 
 
 @dataclass
@@ -140,6 +159,173 @@ class SignalRecord:
     payload: JSON = None
 
 
+class UpdateOutcome(StrEnum):
+    """How an update request was answered (`status.updates.<id>.outcome`)."""
+
+    RUNNING = "Running"
+    """Accepted; its handler's steps run, and the answer waits for them."""
+    COMPLETED = "Completed"
+    """Accepted; its handler ran and `output` is the result."""
+    FAILED = "Failed"
+    """Accepted, but its handler failed (`error`): none of its assignments was made."""
+    REFUSED = "Refused"
+    """Refused (`reason`): by its validator, or because the run cannot take it. The shell
+    answers it; the engine's state never holds one."""
+
+
+@dataclass
+class UpdateResult:
+    """The answer to one accepted update request."""
+
+    name: str
+    outcome: UpdateOutcome
+    at: Millis
+    output: JSON = None
+    error: StepError | None = None
+    payload: JSON = None
+    """The request's payload (`update.payload` in its steps), kept only while it runs."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "outcome": str(self.outcome)}
+        if self.output is not None:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        if self.payload is not None:
+            out["payload"] = self.payload
+        out["at"] = rfc3339(self.at)
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> UpdateResult:
+        error = data.get("error")
+        return UpdateResult(
+            name=data["name"],
+            outcome=UpdateOutcome(data["outcome"]),
+            at=parse_rfc3339(data["at"]),
+            output=data.get("output"),
+            error=StepError.from_json(error) if error else None,
+            payload=data.get("payload"),
+        )
+
+
+@dataclass
+class Successor:
+    """The run a `continueAsNew` step (or `repeat.continueAsNewEvery`) asked for: its
+    deterministic name, its input and the state it carries. `ready` once this run's own steps
+    (and `finally`/`onExit`) ended: the shell creates it then; `created` once the shell
+    reported it exists, which ends this run ContinuedAsNew."""
+
+    name: str
+    input: JSON = None
+    vars: dict[str, Any] | None = None
+    iterations: dict[str, int] | None = None
+    ready: bool = False
+    created: bool = False
+    cancel: bool = False
+    """A cancel came while this run was continuing: the successor starts cancelled (the
+    cancel reaches the lineage's current run, as Temporal's reaches the workflow's)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "input": self.input}
+        for key, value in (("vars", self.vars), ("iterations", self.iterations)):
+            if value is not None:
+                out[key] = value
+        for key, flag in (
+            ("ready", self.ready),
+            ("created", self.created),
+            ("cancel", self.cancel),
+        ):
+            if flag:
+                out[key] = True
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Successor:
+        return Successor(
+            name=data["name"],
+            input=data.get("input"),
+            vars=data.get("vars"),
+            iterations=data.get("iterations"),
+            ready=bool(data.get("ready")),
+            created=bool(data.get("created")),
+            cancel=bool(data.get("cancel")),
+        )
+
+
+@dataclass
+class LockHold:
+    """A lock a step instance (or the run, under `(run)`) asked for: what it asked for, when,
+    and since when it holds it (None while it waits; `holders` are then the runs holding it,
+    as the shell last reported them). `entered` says the holder went past its wait (a step's
+    first execution started), so a grant is acted on once."""
+
+    kind: LockKind
+    name: str
+    requested_at: Millis
+    limit: int | None = None
+    config_map: tuple[str, str] | None = None
+    granted_at: Millis | None = None
+    holders: list[str] = field(default_factory=list)
+    problem: str | None = None
+    entered: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The hold in `.status.locks`, with the `message` people read."""
+        out: dict[str, Any] = {
+            "kind": self.kind.value,
+            "name": self.name,
+            "requestedAt": rfc3339(self.requested_at),
+        }
+        if self.limit is not None:
+            out["limit"] = self.limit
+        if self.config_map is not None:
+            out["configMapKeyRef"] = {"name": self.config_map[0], "key": self.config_map[1]}
+        if self.granted_at is not None:
+            out["grantedAt"] = rfc3339(self.granted_at)
+        if self.holders:
+            out["heldBy"] = list(self.holders)
+        if self.problem is not None:
+            out["problem"] = self.problem
+        if self.entered:
+            out["entered"] = True
+        out["message"] = self.message
+        return out
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> LockHold:
+        """Inverse of `to_json` (the message is derived, not read)."""
+        ref = data.get("configMapKeyRef")
+        granted = data.get("grantedAt")
+        return LockHold(
+            kind=LockKind(data["kind"]),
+            name=data["name"],
+            requested_at=parse_rfc3339(data["requestedAt"]),
+            limit=data.get("limit"),
+            config_map=(ref["name"], ref["key"]) if ref else None,
+            granted_at=parse_rfc3339(granted) if granted else None,
+            holders=list(data.get("heldBy") or []),
+            problem=data.get("problem"),
+            entered=bool(data.get("entered")),
+        )
+
+    @property
+    def message(self) -> str:
+        """`waiting for mutex X held by run Y`, `semaphore X: 2/2 held by a, b`, `holds mutex X`."""
+        if self.granted_at is not None:
+            return f"holds {self.kind} {self.name}"
+        if self.problem is not None:
+            return f"waiting for {self.kind} {self.name}: {self.problem}"
+        if not self.holders:
+            return f"waiting for {self.kind} {self.name}"
+        runs = ", ".join(self.holders)
+        if self.kind is LockKind.MUTEX:
+            return f"waiting for mutex {self.name} held by run {runs}"
+        if self.limit is None:  # read from a ConfigMap by the shell: not known here
+            return f"waiting for semaphore {self.name} held by {runs}"
+        return f"waiting for semaphore {self.name}: {len(self.holders)}/{self.limit} held by {runs}"
+
+
 @dataclass
 class State:
     """Everything the engine knows about one run."""
@@ -158,6 +344,17 @@ class State:
     """The run's own bound of activities and child runs in flight (its spec's), if it has one."""
     scheduled_time: str | None = None
     """The nominal time of a run a Schedule started (RFC 3339), else None."""
+    lineage: str | None = None
+    """The first run of this run's continue-as-new lineage; None: this run is the first."""
+    continuation: int = 0
+    """Runs before this one in its lineage (0 for the first)."""
+    continued_from: str | None = None
+    """The run this one continues, if continue-as-new started it."""
+    carried_iterations: dict[str, int] | None = None
+    """Repeat iterations the predecessor carried over, by top-level step; taken by the step's
+    first execution in this run."""
+    successor: Successor | None = None
+    """The run this one is continuing as, once a continueAsNew step asked for it."""
     vars: dict[str, Any] = field(default_factory=dict)
     signals_received: int = 0
     signals: dict[str, Any] = field(default_factory=dict)
@@ -176,6 +373,11 @@ class State:
     queries: dict[str, Any] = field(default_factory=dict)
     redrive: int = 0
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    locks: dict[str, LockHold] = field(default_factory=dict)
+    """Mutexes and semaphore slots asked for, by holder key (a step path, or `(run)`)."""
+    updates: dict[str, UpdateResult] = field(default_factory=dict)
+    """Answers to accepted update requests by id, oldest first (the latest
+    `baton.engine.updates.MAX_RESULTS`)."""
 
     def copy(self) -> State:
         """A copy `decide` may change without touching this one. Every container and every
@@ -196,6 +398,13 @@ class State:
         ]
         new.queries = dict(self.queries)
         new.conditions = list(self.conditions)
+        new.updates = dict(self.updates)
+        if self.successor is not None:
+            new.successor = _shallow(self.successor)
+        if self.locks:
+            new.locks = {key: _shallow(hold) for key, hold in self.locks.items()}
+        else:
+            new.locks = {}
         return new
 
 
@@ -257,6 +466,8 @@ _STEP_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("times", "times", False),
     ("failures", "failures", False),
     ("outcome", "outcome", False),
+    ("memo", "memoKey", False),
+    ("cached", "cached", False),
 )
 _STEP_DEFAULTS = StepState()
 
@@ -331,6 +542,7 @@ def state_to_status(
     put("queries", state.queries, {})
     put("signals", state.signals, {})
     put("signalsConsumed", state.signals_received, 0)
+    put("updates", {key: result.to_json() for key, result in state.updates.items()}, {})
     put(
         "compensations",
         [
@@ -344,10 +556,20 @@ def state_to_status(
     put("redrive", state.redrive, 0)
     put("nextWakeupAt", rfc3339(next_wakeup_at) if next_wakeup_at is not None else None)
     put("conditions", state.conditions, [])
-    run = {"name": state.run_name, "namespace": state.namespace, "uid": state.uid}
+    run: dict[str, Any] = {"name": state.run_name, "namespace": state.namespace, "uid": state.uid}
     if state.scheduled_time is not None:
         run["scheduledTime"] = state.scheduled_time
+    if state.lineage is not None:
+        run["lineage"] = state.lineage
+    if state.continuation:
+        run["continuation"] = state.continuation
     put("run", run)
+    put("continuedFrom", state.continued_from)
+    put("carriedIterations", state.carried_iterations)
+    if state.successor is not None:
+        put("successor", state.successor.to_json())
+        if state.successor.created:
+            put("continuedAs", state.successor.name)
     put("input", state.input)
     put("deadline", rfc3339(state.deadline) if state.deadline is not None else None)
     put("onCancel", state.on_cancel)
@@ -365,6 +587,7 @@ def state_to_status(
     put("ending", state.ending.value if state.ending is not None else None)
     put("suspended", state.suspended, False)
     put("exitOutcome", str(state.exit_outcome) if state.exit_outcome is not None else None)
+    put("locks", {key: hold.to_json() for key, hold in state.locks.items()}, {})
     return status
 
 
@@ -389,6 +612,11 @@ def state_from_status(status: dict[str, Any]) -> State:
         on_cancel=status.get("onCancel"),
         parallelism=status.get("parallelism"),
         scheduled_time=run.get("scheduledTime"),
+        lineage=run.get("lineage"),
+        continuation=run.get("continuation", 0),
+        continued_from=status.get("continuedFrom"),
+        carried_iterations=status.get("carriedIterations"),
+        successor=(Successor.from_json(status["successor"]) if status.get("successor") else None),
         vars=dict(status.get("vars") or {}),
         signals_received=status.get("signalsConsumed", 0),
         signals=dict(status.get("signals") or {}),
@@ -413,6 +641,12 @@ def state_from_status(status: dict[str, Any]) -> State:
         queries=dict(status.get("queries") or {}),
         redrive=status.get("redrive", 0),
         conditions=list(status.get("conditions") or []),
+        locks={key: LockHold.from_json(hold) for key, hold in (status.get("locks") or {}).items()},
+        updates={
+            key: UpdateResult.from_json(result)
+            for key, result in (status.get("updates") or {}).items()
+            if result.get("outcome") != UpdateOutcome.REFUSED
+        },
     )
 
 

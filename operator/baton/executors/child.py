@@ -45,6 +45,7 @@ from baton.engine.commands import StartChildRun, TerminateChild
 from baton.engine.events import ActivityStarted, ChildFinished
 from baton.executors.attempts import AttemptId
 from baton.executors.base import Report
+from baton.executors.successor import latest
 from baton.failpoints import failpoint
 from baton.settings import OperatorSettings
 from baton.store.kube import ApiError, Kube, path_of
@@ -116,6 +117,10 @@ async def child_result(kube: Kube, child: Mapping[str, Any]) -> ChildFinished | 
     annotations = child["metadata"].get("annotations") or {}
     status = child.get("status") or {}
     if ACTIVITY_KEY not in annotations or not finished(child):
+        return None
+    if status.get("phase") == RunPhase.CONTINUED_AS_NEW.value:
+        # Not the end for the parent: its successor carries the step key and attempt on, and
+        # the lineage's last run reports the result.
         return None
     meta = child["metadata"]
     ref = RunRef(meta["name"], meta["namespace"], meta["uid"])
@@ -197,7 +202,8 @@ class ChildExecutor:
                 )
             )
             return
-        result = await child_result(self.kube, child)
+        # A child that continued as new: its lineage's current run has the result.
+        result = await child_result(self.kube, await latest(self.kube, child))
         if result is not None:
             await report(result)
 
@@ -205,6 +211,10 @@ class ChildExecutor:
         """Ask the attempt's child to cancel; best effort (a child already gone is fine)."""
         name = self._names.pop(AttemptId(run.uid, command.key, command.attempt), command.name)
         with contextlib.suppress(ApiError):
+            child = await self.kube.get(path_of("workflowruns", run.namespace, name))
+            if child is not None:
+                # A child that continued as new goes on as its successor: cancel that one.
+                name = (await latest(self.kube, child))["metadata"]["name"]
             await self.kube.patch(
                 path_of("workflowruns", run.namespace, name), {"spec": {"cancel": True}}
             )

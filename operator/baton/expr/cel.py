@@ -30,8 +30,11 @@ from baton.expr.cost import EVALUATION_BUDGET, TooDeepError, plan
 from baton.expr.syntax import Node, SyntaxLimitError, parse
 
 CONTEXT_ROOTS: frozenset[str] = frozenset(
-    {"input", "steps", "vars", "signals", "run", "item", "index", "signal", "error", "step", "now"}
-)
+    {
+        "input", "steps", "vars", "signals", "run", "item", "index", "signal", "error", "step",
+        "now", "update",
+    }
+)  # fmt: skip
 """Every name an expression may start from; which are bound depends on where it is evaluated.
 `now` is a CEL timestamp: the time of the event being decided, never the wall clock, so a
 replay computes what the first run did."""

@@ -47,7 +47,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,11 +58,13 @@ from baton import metrics
 from baton.api.conditions import ConditionType, condition_is, set_condition
 from baton.api.duration import DurationError, parse_duration
 from baton.api.labels import (
+    LINEAGE,
     PARENT_UID,
     PHASE,
     ROOT_UID,
     RUN_UID,
     WORKFLOW,
+    label_value,
     run_labels,
     scheduled_time,
 )
@@ -79,12 +81,15 @@ from baton.api.workflow import WorkflowSpec
 from baton.engine import (
     CancelActivity,
     Command,
+    ContinueAsNew,
     Definition,
     DefinitionError,
     FinishRun,
+    LookupMemo,
     StartActivity,
     StartChildRun,
     StepKind,
+    StoreMemo,
     TerminateChild,
     compile_definition,
     deadlines,
@@ -94,6 +99,7 @@ from baton.engine import (
     pending_commands,
     status_of,
 )
+from baton.engine.commands import AcquireLock, ReleaseLock
 from baton.engine.errors import error_json
 from baton.engine.events import (
     ActivityFailed,
@@ -109,13 +115,18 @@ from baton.engine.events import (
     SignalReceived,
     SuspendRequested,
     TimerFired,
+    UpdateRequested,
 )
 from baton.engine.limits import input_problem
+from baton.engine.locks import holder_id
 from baton.engine.state import Ending, State, StepState, parse_rfc3339, state_from_status
 from baton.executors import podpolicy
 from baton.executors.base import Adopting, Executor
 from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
+from baton.executors.locks import LockExecutor
+from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
+from baton.handlers import updates
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
@@ -126,14 +137,19 @@ from baton.store.history import (
     HistoryTooLargeError,
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
+from baton.store.locks import LockRecordError
+from baton.store.memo import MemoCache
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
 
 log = logging.getLogger("baton.runs")
 
-SHELL_STATUS_KEYS = frozenset({"history", "definition", "observedGeneration", "expiresAt"})
-"""Status fields the shell owns; the rest is the engine's state."""
+SHELL_STATUS_KEYS = frozenset(
+    {"history", "definition", "observedGeneration", "expiresAt", "updatesSeen"}
+)
+"""Status fields the shell owns; the rest is the engine's state (but for the refused entries
+of `updates`, which the shell answers: `baton.handlers.updates`)."""
 SHELL_CONDITIONS = frozenset(
     {ConditionType.SUCCEEDED, ConditionType.COMPLETED, ConditionType.INVALID}
 )
@@ -144,6 +160,10 @@ def split_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[s
     """A run's status as the engine's part (what `state_from_status` reads, and what replaying
     the history gives) and the conditions the shell owns."""
     engine_status = {k: v for k, v in status.items() if k not in SHELL_STATUS_KEYS}
+    if accepted := updates.accepted_answers(status):
+        engine_status["updates"] = accepted
+    else:
+        engine_status.pop("updates", None)
     conditions = list(status.get("conditions") or [])
     shell = [c for c in conditions if c.get("type") in SHELL_CONDITIONS]
     engine_status.pop("conditions", None)
@@ -188,10 +208,19 @@ class Shell:
     registry: Registry = field(init=False)
     children: ChildExecutor = field(init=False)
     """Starts and terminates child runs (`workflow` steps), as `executors` do activities."""
+    successors: SuccessorCreator = field(init=False)
+    """Creates the runs continue-as-new continues runs as."""
+    locks: LockExecutor = field(init=False)
+    """Acquires and releases mutexes and semaphores (`synchronization`)."""
+    memo: MemoCache = field(init=False)
+    """Looks up and stores memoized steps' outputs (`memoize`)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
+        self.successors = SuccessorCreator(self.kube, self.settings)
+        self.locks = LockExecutor(self.kube, self.settings.created_labels, self.registry.deliver)
+        self.memo = MemoCache(self.kube, self.settings.created_labels)
 
 
 class RunLoop:
@@ -237,6 +266,8 @@ class RunLoop:
         self.state: State = initial_state()
         self.unsaved: list[HistoryEntry] = []
         self.signals_sent = 0
+        self.answers = updates.Answers()
+        """The update requests of spec.updates answered (the cursor) and the refusals."""
         self.committed: State = self.state
         """The state as last appended to the history: what a restart would resume from."""
         self.projected: tuple[Any, ...] | None = None
@@ -249,6 +280,8 @@ class RunLoop:
         """The shell's conditions (SHELL_CONDITIONS) as last written."""
         labels = meta.get("labels") or {}
         self.labelled: dict[str, str | None] = {k: labels.get(k) for k in (WORKFLOW, PHASE)}
+        if LINEAGE in labels:
+            self.labelled[LINEAGE] = labels[LINEAGE]
         """The run's workflow and phase labels as last seen or written."""
         self.invalid_generation: int | None = None
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
@@ -282,7 +315,11 @@ class RunLoop:
         if self.ended_aborted:
             return True
         redrive = int((body.get("spec") or {}).get("redrive") or 0)
-        return self.state.phase.finished and redrive <= self.state.redrive
+        return (
+            self.state.phase.finished
+            and redrive <= self.state.redrive
+            and not self.answers.unanswered(body)
+        )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -311,6 +348,7 @@ class RunLoop:
                 await self._perform(await self._stale_stops())
             except ApiError as exc:  # the run goes on; what is left runs to its own end
                 log.warning("%s/%s: stale stops: %s", self.ref.namespace, self.ref.name, exc)
+            await self._stale_releases()
         await self._perform(pending_commands(self.definition, self.state))
         await self._fold(self._spec_events())  # what the user changed while we were away
         while not self.state.phase.finished:
@@ -339,6 +377,19 @@ class RunLoop:
             job_executor.adopt(self.ref, jobs)
         self.shell.children.adopt(self.ref, children)
         return stale_stops(self.state, uid, jobs, children)
+
+    async def _stale_releases(self) -> None:
+        """Releases of locks a crash may have lost: the state dropped a hold (committed) but the
+        release was not performed. Only for workflows that have locks."""
+        assert self.definition is not None
+        definition = self.definition
+        if definition.lock is None and all(s.lock is None for s in definition.index.values()):
+            return
+        held = [holder_id(self.ref.uid, key) for key in self.state.locks]
+        try:
+            await self.shell.locks.forget(self.ref.namespace, self.ref.uid, keep=held)
+        except ApiError as exc:  # holders are checked when someone waits, which clears them
+            log.warning("%s/%s: stale releases: %s", self.ref.namespace, self.ref.name, exc)
 
     async def _next_batch(self) -> list[Event]:
         assert self.definition is not None
@@ -374,6 +425,7 @@ class RunLoop:
             signal = signals[index]
             events.append(SignalReceived(index, signal["name"], signal.get("payload")))
         self.signals_sent = max(self.signals_sent, len(signals))
+        events.extend(self.answers.requests(spec))
         if spec.get("cancel") and self.state.ending is not Ending.CANCELLED:
             events.append(CancelRequested())
         if bool(spec.get("suspend")) != self.state.suspended:
@@ -390,7 +442,13 @@ class RunLoop:
         quiet = True
         before = self.state
         arrived, self.arrived = self.arrived or time.monotonic(), None
-        for event in events:
+        for arrived_event in events:
+            event: Event | None = arrived_event
+            if isinstance(arrived_event, UpdateRequested):
+                # Answered already, or refused (None): the run is untouched.
+                event = self.answers.answer(self.definition, self.state, arrived_event, now)
+            if event is None:
+                continue
             decision = decide(self.definition, self.state, event, now)
             if decision.state == self.state and not decision.commands:
                 continue  # a duplicate or stale event: nothing to record
@@ -399,6 +457,9 @@ class RunLoop:
             self.unsaved.append(HistoryEntry(at=now, event=event))
             quiet = quiet and isinstance(event, _QUIET_EVENTS) and not decision.commands
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
+            if self.answers.unwritten:
+                # A refusal answers at once; it is written after what history it follows.
+                await (self._flush(force=True) if self.unsaved else self._write_status())
             return
         batch = self.unsaved
         stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
@@ -416,7 +477,7 @@ class RunLoop:
         await self._perform(c for c in commands if c not in stops)
         failpoint("after-perform")
 
-    async def _flush(self, stops: Iterable[Command] = ()) -> None:
+    async def _flush(self, stops: Iterable[Command] = (), *, force: bool = False) -> None:
         """Commit what is folded but not yet written: history first, then status. `stops` are
         performed in between: once the status is written nothing re-derives them, but until then
         a restart resumes the run, which does (baton.handlers.stale)."""
@@ -428,7 +489,7 @@ class RunLoop:
         self.unsaved = []
         self.committed = self.state
         await self._perform(stops)
-        if self._status_due():
+        if force or self._status_due():
             await self._write_status()
         # Passed whether or not the status was written now: the window it marks is a batch
         # committed and its commands not performed.
@@ -497,6 +558,7 @@ class RunLoop:
         if self.ttl is not None and state.finished_at is not None:
             status["expiresAt"] = timestamp(state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
+        self.answers.publish(status)
         generation = self.body["metadata"].get("generation")
         status["observedGeneration"] = generation
         # The outcome's transition is dated when the run finished, other changes when written.
@@ -507,6 +569,7 @@ class RunLoop:
             error_json(state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
+            continued_as=status.get("continuedAs"),
         )
         status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
         await self._label(self.definition_ref.get("workflow"), state.phase)
@@ -520,6 +583,9 @@ class RunLoop:
         comes before the status write, so a crash between them leaves a run whose status is
         behind, which its loop resumes and rewrites, never a finished run mislabelled."""
         wanted = run_labels(workflow, phase.value)
+        if self.state.successor is not None or self.state.continued_from is not None:
+            # A lineage's first run is labelled once it continues; the others are created so.
+            wanted[LINEAGE] = label_value(self.state.lineage or self.ref.name)
         if wanted == self.labelled:
             return
         path = path_of("workflowruns", self.ref.namespace, self.ref.name)
@@ -645,6 +711,11 @@ class RunLoop:
             on_cancel=spec.on_cancel.value if spec.on_cancel else None,
             parallelism=spec.parallelism,
             scheduled_time=scheduled_time(self.body),
+            continuation=(
+                spec.continuation.model_dump(by_alias=True, exclude_none=True)
+                if spec.continuation is not None
+                else None
+            ),
         )
         await self._fold([started, *self._spec_events()])
 
@@ -660,6 +731,7 @@ class RunLoop:
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status, self.conditions = split_status(status)
+        self.answers = updates.Answers.from_status(status)
         self.state = state_from_status(await self.snapshots.inline(engine_status))
         self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
@@ -698,6 +770,7 @@ class RunLoop:
                 engine_status = await self.snapshots.inline(engine_status)
             if engine_status:
                 self.state = state_from_status(engine_status)
+            self.answers = updates.Answers.from_status(status)
             self.signals_sent = self.state.signals_received
             await self._fold([event])
         else:
@@ -780,6 +853,20 @@ class RunLoop:
             await self.shell.children.start(self.ref, command, self.deliver)
         elif isinstance(command, TerminateChild):
             await self.shell.children.cancel(self.ref, command)
+        elif isinstance(command, ContinueAsNew):
+            # Reported to this loop directly, as the create is awaited here.
+            await self.shell.successors.create(self.ref, self.body, command, self.deliver)
+        elif isinstance(command, AcquireLock):
+            await self.shell.locks.acquire(self.ref, command, self.report)
+        elif isinstance(command, ReleaseLock):
+            await self.shell.locks.release(self.ref, command)
+        elif isinstance(command, LookupMemo):
+            workflow = self.definition_ref.get("workflow")
+            answer = await self.shell.memo.lookup(self.ref, workflow, command, now=time.time())
+            await self.deliver(answer)
+        elif isinstance(command, StoreMemo):
+            workflow = self.definition_ref.get("workflow")
+            await self.shell.memo.store(self.ref, workflow, command, now=time.time())
         elif isinstance(command, FinishRun):
             # The phase change already posted its Kubernetes Event; this is for the log.
             log.info("run %s/%s ended %s", self.ref.namespace, self.ref.name, command.phase)
@@ -886,6 +973,9 @@ class Registry:
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
+            if (body.get("status") or {}).get("locks") and self.active:
+                # A deleted run never releases: its holds and queued asks go now.
+                self._spawn(self.shell.locks.forget(body["metadata"]["namespace"], uid))
             return
         self.latest[uid] = body
         self._schedule_expiry(body)
@@ -916,6 +1006,7 @@ class Registry:
 
     async def stop(self) -> None:
         """Cancel every loop (operator shutdown); their state is already committed."""
+        await self.shell.locks.stop()
         for uid in list(self._expiries):
             self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
@@ -981,7 +1072,9 @@ class Registry:
             return bool(body["metadata"].get("generation") != status.get("observedGeneration"))
         if not finished(body):
             return True
-        return int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+        # An update sent to a finished run is answered (refused) by a loop started for it.
+        redrive = int(spec.get("redrive") or 0) > int(status.get("redrive") or 0)
+        return redrive or updates.unanswered(body)
 
     def _start(self, body: Mapping[str, Any]) -> None:
         if not self.active:
@@ -1061,6 +1154,18 @@ class Registry:
             self._faults.pop(uid, None)
             return  # restarted at once, to end the run
         await asyncio.sleep(delay)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._logged(work))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except (ApiError, OSError, LockRecordError) as exc:
+            log.warning("releasing the locks of a deleted run: %s", exc)
 
     def _route_child_result(self, body: Mapping[str, Any]) -> None:
         parent = (body["metadata"].get("labels") or {}).get(PARENT_UID)

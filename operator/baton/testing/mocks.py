@@ -7,6 +7,8 @@ steps:
     - {duration: 30s, output: {id: p-1}}
 signals:
   - {name: manualApproval, payload: {ok: true}, at: 2h}  # virtual time since the run started
+updates:                                 # requests to update handlers, answered in the result
+  - {name: addItem, payload: {sku: A-1}, at: 1h, id: first}   # id: default u<position>
 actions:                                 # what a user does to the run, at virtual times
   - {action: suspend, at: 1h}
   - {action: resume, at: 3h}
@@ -77,6 +79,17 @@ class MockSignal(Model):
     at: Duration = Field("0s", description="Virtual time since the run started.")
 
 
+class MockUpdate(Model):
+    """An update request sent at a virtual time."""
+
+    name: str = Field(min_length=1, description="Update handler name.")
+    payload: JSON = Field(None, description="Update payload.")
+    at: Duration = Field("0s", description="Virtual time since the run started.")
+    id: str | None = Field(
+        None, min_length=1, description="The request's id (default: u<position in the list>)."
+    )
+
+
 class RunAction(StrEnum):
     """What a user can do to a run besides signalling it (`baton cancel|suspend|resume|redrive`,
     or the matching `spec` fields)."""
@@ -101,6 +114,9 @@ class Mocks(Model):
         default_factory=dict, description="Outcomes by step name."
     )
     signals: list[MockSignal] = Field(default_factory=list, description="Signals to send.")
+    updates: list[MockUpdate] = Field(
+        default_factory=list, description="Update requests to send; their answers are reported."
+    )
     actions: list[MockAction] = Field(
         default_factory=list,
         description="Cancel, suspend, resume or redrive the run at virtual times, in order.",

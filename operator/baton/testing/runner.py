@@ -25,20 +25,25 @@ from baton.api.resources import (
     load_resource,
     load_yaml_documents,
 )
+from baton.api.run import RunPhase
 from baton.api.workflow import WorkflowSpec
 from baton.engine import (
+    ContinueAsNew,
     Definition,
     FinishRun,
+    LookupMemo,
+    MemoResolved,
     Simulation,
     StartActivity,
     StartChildRun,
     StepKind,
+    StoreMemo,
     TerminateChild,
     compile_definition,
     deadlines,
     status_of,
 )
-from baton.engine.commands import Command
+from baton.engine.commands import AcquireLock, Command, ReleaseLock
 from baton.engine.events import (
     ActivityCompleted,
     ActivityFailed,
@@ -48,26 +53,35 @@ from baton.engine.events import (
     ChildFinished,
     Event,
     HistoryEntry,
+    LockAcquired,
+    LockWaiting,
     RedriveRequested,
     ResumeRequested,
     RunStarted,
     SignalReceived,
+    SuccessorCreated,
     SuspendRequested,
     TimerFired,
+    UpdateRequested,
     event_detail,
     event_step,
 )
+from baton.engine.state import rfc3339, to_millis
 from baton.testing.mocks import (
     MockAction,
     MockOutcome,
     Mocks,
     MockSignal,
+    MockUpdate,
     OutcomeScript,
     RunAction,
 )
 
 ROOT_UID = "00000000-0000-4000-8000-000000000000"
 MAX_EVENTS = 200_000
+MAX_GENERATIONS = 100
+"""Runs of one continue-as-new lineage a test follows by default: the run that would start the
+next one ends ContinuedAsNew and the result shows the input it continued with (`nextInput`)."""
 
 
 class WorkflowTestError(ValueError):
@@ -81,10 +95,15 @@ class StepReport:
     phase: str
     attempts: int
     output: Any
+    cached: bool = False
+    """The output came from the test's memoization cache (`memoize`)."""
 
     def to_json(self) -> dict[str, Any]:
-        """`{phase, attempts, output}`."""
-        return {"phase": self.phase, "attempts": self.attempts, "output": self.output}
+        """`{phase, attempts, output}`, and `cached: true` for an output from the cache."""
+        data = {"phase": self.phase, "attempts": self.attempts, "output": self.output}
+        if self.cached:
+            data["cached"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -123,7 +142,14 @@ class TestResult:
     events: list[TimelineEntry]
     queries: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, Any] = field(default_factory=dict)
+    """Answers to the update requests by id, as `status.updates` shows them (refusals too)."""
     status: dict[str, Any] = field(default_factory=dict, repr=False)
+    generations: int = 1
+    """Runs of the lineage the test ran (continue-as-new); the result is the last one's."""
+    next_input: Any = None
+    """When the last run continued as new past the bound of generations: the input the next
+    run would have started with."""
 
     def to_json(self) -> dict[str, Any]:
         """The result as one JSON object."""
@@ -137,6 +163,13 @@ class TestResult:
             "events": [event.to_json() for event in self.events],
             "queries": self.queries,
             "vars": self.vars,
+            "updates": self.updates,
+            **({"generations": self.generations} if self.generations > 1 else {}),
+            **(
+                {"nextInput": self.next_input}
+                if self.phase == RunPhase.CONTINUED_AS_NEW.value
+                else {}
+            ),
         }
 
 
@@ -150,6 +183,11 @@ class _Run:
     parent_key: str = ""
     parent_attempt: int = 0
     finished_at: float | None = None
+    workflow: str = ""
+    successor: _Run | None = None
+    """The run this one continued as, when it did."""
+    generation: int = 1
+    """Its place in its continue-as-new lineage (1: the first run)."""
     logged: int = 0
     """How many entries of the simulation's history the world's timeline has taken."""
 
@@ -162,8 +200,14 @@ class _Run:
 class _World:
     """All runs of one test on one virtual clock, answering each other's commands."""
 
-    def __init__(self, definitions: Mapping[str, Definition], mocks: Mocks) -> None:
+    def __init__(
+        self,
+        definitions: Mapping[str, Definition],
+        mocks: Mocks,
+        max_generations: int = MAX_GENERATIONS,
+    ) -> None:
         self.definitions = definitions
+        self.max_generations = max_generations
         self.script = OutcomeScript(mocks)
         self.runs: list[_Run] = []
         self._seen = 0
@@ -171,6 +215,13 @@ class _World:
         self.timeline: list[TimelineEntry] = []
         """Every run's events in the order they were decided (a parent's ChildFinished after
         the child's last event, even at the same virtual instant)."""
+        self.locks = _Locks()
+        self.workflows: dict[str, str] = {}
+        """The workflow each run follows, by run name."""
+        self.memo: dict[tuple[str, str, str], tuple[float, Any, str]] = {}
+        """The memoization cache of this test: (workflow, step, key) to when and by which run
+        an output was stored, and the output. It starts empty with each test, as a cluster's
+        starts empty with each Workflow."""
 
     def start(
         self,
@@ -182,15 +233,26 @@ class _World:
         parent: _Run | None = None,
         parent_key: str = "",
         parent_attempt: int = 0,
+        continuation: dict[str, Any] | None = None,
+        generation: int = 1,
     ) -> _Run:
         definition = self.definitions[workflow]
         run = _Run(name, Simulation(definition, now=at), parent, parent_key, parent_attempt)
+        run.workflow = workflow
+        run.generation = generation
+        self.workflows[name] = workflow
         run.simulation.respond = lambda command, now: self._respond(run, command, now)
         self.runs.append(run)
-        uid = ROOT_UID if parent is None else f"{ROOT_UID[:-12]}{len(self.runs):012d}"
-        run.simulation.deliver(
-            RunStarted(input=run_input, run_name=name, namespace="default", uid=uid), at
+        first = parent is None and continuation is None
+        uid = ROOT_UID if first else f"{ROOT_UID[:-12]}{len(self.runs):012d}"
+        started = RunStarted(
+            input=run_input,
+            run_name=name,
+            namespace="default",
+            uid=uid,
+            continuation=continuation,
         )
+        run.simulation.deliver(started, at)
         return run
 
     def run_until_settled(self) -> None:
@@ -231,13 +293,24 @@ class _World:
             return _activity_events(command, self.script.next(key))
         if isinstance(command, StartChildRun):
             return self._start_child(run, command, now)
+        if isinstance(command, LookupMemo | StoreMemo):
+            return self._memo(run, command, now)
         if isinstance(command, TerminateChild):
             for child in self.runs:
                 if child.name == command.name and not child.finished:
                     child.simulation.schedule(CancelRequested(), now)
             return []
+        if isinstance(command, ContinueAsNew):
+            return self._continue(run, command, now)
+        if isinstance(command, AcquireLock):
+            return self.locks.acquire(run, command, now)
+        if isinstance(command, ReleaseLock):
+            self.locks.release(run, command, now)
+            return []
         if isinstance(command, FinishRun):
             run.finished_at = now
+            if command.phase == RunPhase.CONTINUED_AS_NEW.value:
+                return []  # not the end for a parent: the lineage's last run reports it
             if run.parent is not None and not run.parent.finished:
                 run.parent.simulation.schedule(
                     ChildFinished(
@@ -251,6 +324,61 @@ class _World:
                     now,
                 )
         return []
+
+    def _continue(
+        self, run: _Run, command: ContinueAsNew, now: float
+    ) -> Iterable[tuple[float, Event]]:
+        """Start the run `run` continues as (the same workflow, and the same parent for a
+        child), up to `max_generations` runs of one lineage; past it `run` ends ContinuedAsNew
+        and the result reports the input it continued with."""
+        if run.generation < self.max_generations and run.successor is None:
+            continuation: dict[str, Any] = {
+                "from": run.name,
+                "lineage": command.lineage,
+                "number": command.number,
+            }
+            if command.vars:
+                continuation["vars"] = command.vars
+            if command.iterations:
+                continuation["iterations"] = command.iterations
+            run.successor = self.start(
+                command.name,
+                run.workflow,
+                command.input,
+                now,
+                parent=run.parent,
+                parent_key=run.parent_key,
+                parent_attempt=run.parent_attempt,
+                continuation=continuation,
+                generation=run.generation + 1,
+            )
+        return [(0.0, SuccessorCreated(command.name))]
+
+    def _memo(
+        self, run: _Run, command: LookupMemo | StoreMemo, now: float
+    ) -> Iterable[tuple[float, Event]]:
+        """The cluster's cache (baton.store.memo) in memory: entries per workflow and step,
+        fresh while younger than `maxAge` on the virtual clock; no size bound."""
+        slot = (self.workflows[run.name], command.step, command.cache_key)
+        if isinstance(command, StoreMemo):
+            self.memo[slot] = (now, command.output, run.name)
+            return []
+        entry = self.memo.get(slot)
+        fresh = entry is not None and (command.max_age is None or now - entry[0] <= command.max_age)
+        reason = None if fresh else ("absent" if entry is None else "expired")
+        stored = (rfc3339(to_millis(entry[0])), entry[2]) if fresh and entry else (None, None)
+        answer = MemoResolved(
+            key=command.key,
+            attempt=command.attempt,
+            iteration=command.iteration,
+            cache_key=command.cache_key,
+            hit=fresh,
+            output=entry[1] if fresh and entry else None,
+            stored_at=stored[0],
+            stored_by=stored[1],
+            reason=reason,
+        )
+        return [(0.0, answer)]
 
     def _start_child(
         self, parent: _Run, command: StartChildRun, now: float
@@ -286,6 +414,50 @@ class _World:
         return [started]
 
 
+@dataclass
+class _Lock:
+    holders: list[tuple[_Run, str]] = field(default_factory=list)
+    queue: list[tuple[_Run, str]] = field(default_factory=list)
+
+
+class _Locks:
+    """The mutexes and semaphores of one test's runs (a run and its children contend as they
+    would in a cluster), first come first served. A semaphore whose limit the cluster would read
+    from a ConfigMap has no ConfigMap here: it is not bounded in a test."""
+
+    def __init__(self) -> None:
+        self.locks: dict[tuple[str, str], _Lock] = {}
+
+    def acquire(self, run: _Run, command: AcquireLock, now: float) -> Iterable[tuple[float, Event]]:
+        lock = self.locks.setdefault((command.kind, command.name), _Lock())
+        me = (run, command.key)
+        if me not in lock.holders and me not in lock.queue:
+            lock.queue.append(me)
+        self._promote(lock, command.limit, now, me)
+        if me in lock.holders:
+            return [(0.0, LockAcquired(key=command.key))]
+        return [(0.0, LockWaiting(command.key, [r.name for r, _ in lock.holders]))]
+
+    def release(self, run: _Run, command: ReleaseLock, now: float) -> None:
+        lock = self.locks.get((command.kind, command.name))
+        if lock is None:
+            return
+        me = (run, command.key)
+        lock.holders = [h for h in lock.holders if h != me]
+        lock.queue = [h for h in lock.queue if h != me]
+        self._promote(lock, command.limit, now, None)
+
+    @staticmethod
+    def _promote(
+        lock: _Lock, limit: int | None, now: float, asking: tuple[_Run, str] | None
+    ) -> None:
+        while lock.queue and (limit is None or len(lock.holders) < limit):
+            granted = lock.queue.pop(0)
+            lock.holders.append(granted)
+            if granted != asking:
+                granted[0].simulation.schedule(LockAcquired(key=granted[1]), now)
+
+
 def _due_timers(simulation: Simulation) -> tuple[str | None, str] | None:
     """The step key and purpose of what is due when the simulation's timer next fires (a
     retry's backoff, a sleep, a timeout): the simulation delivers a bare `TimerFired`, and the
@@ -305,7 +477,8 @@ def _entry(entry: HistoryEntry, run: _Run, timers: tuple[str | None, str] | None
     step, detail = event_step(entry.event), event_detail(entry.event)
     if isinstance(entry.event, TimerFired) and timers is not None:
         step, detail = timers
-    name = "" if run.parent is None else run.name
+    # Events of child runs and of the runs a run continued as carry their run's name.
+    name = "" if run.parent is None and run.generation == 1 else run.name
     return TimelineEntry(at=entry.at, type=entry.event.type, step=step, run=name, detail=detail)
 
 
@@ -398,7 +571,8 @@ def load_test_file(path: str | Path) -> TestFile:
     if spec.cancel:
         actions.append(MockAction(action=RunAction.CANCEL))
     signals = [MockSignal(name=s.name, payload=s.payload) for s in spec.signals or []]
-    steering = Mocks(signals=signals, actions=actions)
+    updates = [MockUpdate(name=u.name, payload=u.payload, id=u.id) for u in spec.updates or []]
+    steering = Mocks(signals=signals, updates=updates, actions=actions)
     if spec.workflow is not None:
         name = run.metadata.name or "run"
         inline = Workflow(metadata=ObjectMeta(name=name), spec=spec.workflow)
@@ -444,10 +618,13 @@ def run_workflow(
     input: Any = None,
     mocks: Mocks | Mapping[str, Any] | None = None,
     workflow: str | None = None,
+    max_generations: int = MAX_GENERATIONS,
 ) -> TestResult:
     """Run `workflow` (default: the first of `workflows`) to its end on a virtual clock.
 
     The other Workflows serve as child workflows. `mocks` is a `Mocks` or its YAML's data.
+    A run that continues as new is followed into the run it continues as, up to
+    `max_generations` runs; the result is the last one's (`generations` counts them).
     Raises WorkflowTestError when the test cannot start; a failing run is a result, not an error.
     """
     documents = [workflows] if isinstance(workflows, Workflow) else list(workflows)
@@ -470,7 +647,9 @@ def run_workflow(
     script = mocks if isinstance(mocks, Mocks) else Mocks.model_validate(mocks or {})
     _check_mocked_steps(script, definitions, root)
     _check_signals(script, specs[root], definitions[root], root)
-    world = _World(definitions, script)
+    if max_generations < 1:
+        raise WorkflowTestError(f"max_generations: {max_generations}; give 1 or more")
+    world = _World(definitions, script, max_generations)
     main = world.start(root, root, input, 0.0)
     world.take_timeline(main)
     # A cluster numbers signals in the order they are appended to `spec.signals`, which is the
@@ -483,6 +662,11 @@ def run_workflow(
             SignalReceived(index=index, name=signal.name, payload=signal.payload),
             parse_duration(signal.at),
         )
+    # Ordered by time like signals; an entry's default id is its place in the file.
+    requests = sorted(enumerate(script.updates), key=lambda item: parse_duration(item[1].at))
+    for position, update in requests:
+        request = UpdateRequested(update.id or f"u{position}", update.name, update.payload)
+        main.simulation.schedule(request, parse_duration(update.at))
     redrives = 0
     for action in script.actions:
         event: Event
@@ -553,7 +737,10 @@ def _compile(name: str, spec: WorkflowSpec) -> Definition:
         raise WorkflowTestError(f"workflow {name!r}: {exc}") from None
 
 
-def _result(world: _World, main: _Run) -> TestResult:
+def _result(world: _World, first: _Run) -> TestResult:
+    main = first
+    while main.successor is not None:
+        main = main.successor  # the lineage's last run
     simulation = main.simulation
     status = status_of(simulation.definition, simulation.state)
     steps = {
@@ -561,6 +748,7 @@ def _result(world: _World, main: _Run) -> TestResult:
             phase=str(step.get("phase", "Pending")),
             attempts=int(step.get("attempts", 0)),
             output=step.get("output"),
+            cached=step.get("cached") is True,
         )
         for name, step in status.get("steps", {}).items()
     }
@@ -581,5 +769,14 @@ def _result(world: _World, main: _Run) -> TestResult:
         events=events,
         queries=status.get("queries", {}),
         vars=status.get("vars", {}),
+        updates={
+            **status.get("updates", {}),
+            **{
+                key: {"name": refused["name"], "outcome": "Refused", "reason": refused["reason"]}
+                for key, refused in simulation.refused.items()
+            },
+        },
         status=status,
+        generations=main.generation,
+        next_input=(status.get("successor") or {}).get("input"),
     )

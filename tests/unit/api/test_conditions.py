@@ -107,3 +107,14 @@ def test_the_outcome_keeps_the_engines_conditions() -> None:
     engine = [{"type": "SignalHandlerFailed", "status": "True", "lastTransitionTime": T0}]
     types = [c["type"] for c in run_outcome(engine, RunPhase.RUNNING, None, now=T1)]
     assert types == ["SignalHandlerFailed", "Succeeded", "Completed"]
+
+
+def test_a_run_that_continued_as_new_succeeded_and_names_its_successor() -> None:
+    found = {
+        c["type"]: c
+        for c in run_outcome([], RunPhase.CONTINUED_AS_NEW, None, now=T0, continued_as="next-1")
+    }
+    succeeded, completed = found["Succeeded"], found["Completed"]
+    assert (succeeded["status"], succeeded["reason"]) == ("True", "ContinuedAsNew")
+    assert succeeded["message"] == "the run continued as next-1"
+    assert completed["status"] == "True"

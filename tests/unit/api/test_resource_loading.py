@@ -90,6 +90,7 @@ def test_a_valid_multi_document_file_loads_every_kind() -> None:
 
 
 EXAMPLE_WORKFLOWS = {
+    "account-transfer": ["account-transfer"],
     "chunked-batch": ["rent-roll-import", "import-chunk"],
     "dev": ["property-purchase"],
     "interactive-priority": ["maintenance-request"],
@@ -108,6 +109,9 @@ EXAMPLE_WORKFLOWS = {
     "parallel-provisioning": ["tenant-provisioning"],
     "invoice-batch": ["invoice-batch"],
     "quote-race": ["quote-race"],
+    "shopping-cart": ["shopping-cart"],
+    "tenancy-ledger": ["tenancy-ledger"],
+    "daily-valuations": ["daily-valuations"],
 }
 """The Workflows each examples/*/workflow.yaml defines, in order: the names the README and the
 docs run (`baton run property-purchase`), the first one the one `baton test` runs, the others

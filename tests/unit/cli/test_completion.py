@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from baton.cli.completion import Kind, Want, analyse, kubectl_complete, signal_names
+from baton.cli.completion import (
+    Kind,
+    Want,
+    analyse,
+    kubectl_complete,
+    signal_names,
+    update_names,
+)
 from baton.cli.kubeconfig import Target
 from baton.cli.main import build_parser
 
@@ -46,6 +53,16 @@ def test_run_names_come_from_the_cluster_the_line_names() -> None:
 def test_a_signal_name_completes_from_the_run_given() -> None:
     completion = want("signal", "purchase-1", "")
     assert (completion.kind, completion.run) == (Kind.SIGNALS, "purchase-1")
+
+
+def test_an_update_name_completes_from_the_run_given() -> None:
+    completion = want("update", "cart-1", "")
+    assert (completion.kind, completion.run) == (Kind.UPDATES, "cart-1")
+
+
+def test_update_names_are_the_handlers_of_the_workflow() -> None:
+    spec = {"updates": [{"name": "removeItem"}, {"name": "addItem"}, {"set": {}}]}
+    assert update_names(spec) == ["addItem", "removeItem"]
 
 
 def test_steps_of_logs_and_queries_of_query() -> None:

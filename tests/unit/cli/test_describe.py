@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from baton.cli.describe import build_tree, describe_data, describe_lines
+from baton.cli.describe import build_tree, describe_data, describe_lines, step_kind
 from baton.cli.runview import parse_time
+from baton.engine.definition import StepKind
 
 NOW = parse_time("2026-07-01T12:00:00Z") or 0.0
 
@@ -196,3 +197,35 @@ def test_a_step_running_its_finally_says_how_it_ended() -> None:
     }
     (lock,) = build_tree(definition, status, [])
     assert lock.detail == "ended Succeeded, running its finally steps"
+
+
+def test_every_step_kind_is_named() -> None:
+    """The tree names each kind the language has (continueAsNew, the latest, included)."""
+    for kind in StepKind:
+        assert step_kind({"name": "s", kind.value: {}}) == kind.value
+
+
+def test_a_step_waiting_for_a_lock_says_for_which_and_who_holds_it() -> None:
+    waiting = "waiting for mutex account-7 held by run other"
+    locks = {"pay": {"kind": "mutex", "name": "account-7", "heldBy": ["other"], "message": waiting}}
+    run = {**RUN, "status": {**RUN["status"], "locks": locks}}
+    lines = describe_lines(run, [], NOW)
+    assert lines[-2:] == ["Locks:", "  pay: waiting for mutex account-7 held by run other"]
+
+
+def test_a_memoized_step_says_its_output_came_from_the_cache() -> None:
+    definition = {
+        "steps": [{"name": "build", "http": {"url": "http://b"}, "memoize": {"key": "k"}}]
+    }
+    status = {"steps": {"build": {"phase": "Succeeded", "memoKey": "k", "cached": True}}}
+    (build,) = build_tree(definition, status, [])
+    assert build.detail == "from the cache (key 'k')"
+
+
+def test_a_memoized_step_looking_up_its_cache_says_so() -> None:
+    definition = {
+        "steps": [{"name": "build", "http": {"url": "http://b"}, "memoize": {"key": "k"}}]
+    }
+    status = {"steps": {"build": {"phase": "Running", "memoKey": "k"}}}
+    (build,) = build_tree(definition, status, [])
+    assert build.detail == "looking up the cache (key 'k')"

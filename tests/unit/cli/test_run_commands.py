@@ -27,6 +27,7 @@ def test_every_run_command_takes_the_cluster_flags() -> None:
         ["run", "w"],
         ["wait", "r"],
         ["signal", "r", "go"],
+        ["update", "r", "addItem"],
         ["cancel", "r"],
         ["suspend", "r"],
         ["resume", "r"],
@@ -69,6 +70,22 @@ def test_bad_json_is_refused_before_connecting(capsys: pytest.CaptureFixture[str
     assert err.startswith("--payload: not JSON")
     err = one_error_line(capsys, ["run", "w", "--input", "[1,", "--kubeconfig", "/x"])
     assert err.startswith("--input: not JSON")
+
+
+def test_an_update_id_that_cannot_be_a_status_key_is_refused_before_connecting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = one_error_line(capsys, ["update", "r", "addItem", "--id", "a.b", "--kubeconfig", "/x"])
+    assert err.startswith("--id 'a.b': 1 to 64 letters, digits, '_' or '-'")
+
+
+def test_an_update_with_bad_json_or_timeout_is_refused_before_connecting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = one_error_line(capsys, ["update", "r", "u", "--payload", "{oops", "--kubeconfig", "/x"])
+    assert err.startswith("--payload: not JSON")
+    err = one_error_line(capsys, ["update", "r", "u", "--timeout", "soon", "--kubeconfig", "/x"])
+    assert err.startswith("--timeout: malformed duration 'soon'")
 
 
 def test_no_kubeconfig_is_one_line(

@@ -11,6 +11,7 @@ from baton.cli.runpatch import (
     run_manifest,
     signal_patch,
     signal_value,
+    update_value,
 )
 
 
@@ -121,3 +122,18 @@ def test_a_resubmitted_inline_run_is_named_after_the_original() -> None:
     assert manifest["metadata"]["generateName"] == "adhoc-"
     assert manifest["spec"] == {"workflow": {"steps": []}}
     assert resubmit_manifest(original, "again")["metadata"]["name"] == "again"
+
+
+def test_an_update_request_is_appended_to_spec_updates() -> None:
+    request = update_value("u-1", "addItem", {"sku": "A"}, has_payload=True)
+    assert signal_patch(request, list_exists=True, field="updates") == [
+        {
+            "op": "add",
+            "path": "/spec/updates/-",
+            "value": {"id": "u-1", "name": "addItem", "payload": {"sku": "A"}},
+        }
+    ]
+
+
+def test_an_update_without_a_payload_sends_none() -> None:
+    assert update_value("u-1", "clear") == {"id": "u-1", "name": "clear"}

@@ -184,3 +184,26 @@ def test_steps_are_listed_in_the_order_they_started() -> None:
         "approve",
         "audit",
     ]
+
+
+def test_details_show_the_lineage_both_ways() -> None:
+    middle = run(
+        "ticker-0-3f2a9c0d1e-1",
+        phase="ContinuedAsNew",
+        continuedFrom="ticker-0",
+        continuedAs="ticker-0-8e1d2c3b4a-2",
+        run={"name": "ticker-0-3f2a9c0d1e-1", "lineage": "ticker-0", "continuation": 1},
+    )
+    lines = run_details(middle, NOW).splitlines()
+    assert any(line.endswith("ticker-0 (run 2)") for line in lines), lines
+    assert any(line.startswith("Continues:") and line.endswith("ticker-0") for line in lines)
+    assert any(
+        line.startswith("Continued as:") and line.endswith("ticker-0-8e1d2c3b4a-2")
+        for line in lines
+    )
+    assert is_finished("ContinuedAsNew")
+
+
+def test_a_run_outside_any_lineage_shows_none() -> None:
+    lines = run_details(run("plain", phase="Succeeded"), NOW).splitlines()
+    assert not any(line.startswith(("Lineage", "Continue")) for line in lines)

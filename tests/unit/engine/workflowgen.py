@@ -30,6 +30,7 @@ from baton.api.workflow import (
     CatchClause,
     ChildWorkflowAction,
     Compensation,
+    ContinueAsNewAction,
     Defaults,
     FailAction,
     ForEachAction,
@@ -57,6 +58,7 @@ from baton.engine import (
     CancelRequested,
     ChildFinished,
     Command,
+    ContinueAsNew,
     Definition,
     Event,
     FinishRun,
@@ -67,6 +69,7 @@ from baton.engine import (
     Simulation,
     StartActivity,
     StartChildRun,
+    SuccessorCreated,
     SuspendRequested,
     TerminateChild,
     compile_definition,
@@ -83,11 +86,11 @@ START = 1_000_000.0
 
 LEAF_KINDS = (
     *("http", "http", "http", "job", "worker", "worker", "workflow"),
-    *("sleep", "waitForSignal", "set", "set", "fail"),
+    *("sleep", "waitForSignal", "set", "set", "fail", "continueAsNew"),
 )
 NESTING_KINDS = ("parallel", "parallel", "forEach", "forEach", "catchSteps")
 """Kinds of step, repeated by how often the generator picks them: mostly activities, and a
-`fail` rarely enough that most runs get far."""
+`fail` and a `continueAsNew` rarely enough that most runs get far."""
 
 
 # -- definitions -----------------------------------------------------------------------------
@@ -172,7 +175,7 @@ def _step(draw: st.DrawFn, build: _Build, depth: int, repeated: bool) -> Step:
     fields: dict[str, Any] = {"name": name}
     if draw(st.integers(0, 5)) == 0:
         fields["when"] = draw(st.sampled_from(["true", "false", "vars.n < 2", "input.go"]))
-    repeat = kind not in ("fail", "catchSteps") and draw(st.integers(0, 5)) == 0
+    repeat = kind not in ("fail", "continueAsNew", "catchSteps") and draw(st.integers(0, 5)) == 0
     inner_repeated = repeated or repeat
     if kind in ("http", "job", "worker"):
         if kind == "http":
@@ -212,6 +215,8 @@ def _step(draw: st.DrawFn, build: _Build, depth: int, repeated: bool) -> Step:
         fields["fail"] = FailAction(
             error=draw(st.sampled_from([FATAL, "Flaky"])), message="${{ vars.n }}"
         )
+    elif kind == "continueAsNew":
+        fields["continue_as_new"] = ContinueAsNewAction(input={"n": "${{ vars.n }}"})
     elif kind == "parallel":
         branches = []
         for index in range(draw(st.integers(1, 3))):
@@ -461,6 +466,8 @@ def respond_for(scenario: Scenario) -> Callable[[Command, float], Iterable[tuple
                 error = {"type": "Boom", "message": "x"}
                 events.append((out.delay, ChildFinished(key, attempt, "Failed", None, error)))
             return events
+        if isinstance(command, ContinueAsNew):
+            return [(0.0, SuccessorCreated(command.name))]
         return []
 
     return respond

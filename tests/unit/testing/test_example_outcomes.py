@@ -218,6 +218,22 @@ def test_a_fast_vendor_wins_the_race(capsys: pytest.CaptureFixture[str]) -> None
     assert result["virtualDuration"] == 4
 
 
+def test_daily_valuations_appraise_each_property_once_and_take_repeats_from_the_cache(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("daily-valuations", "mocks.yaml", capsys)
+    assert result["output"] == {"values": [100, 200, 100, 300, 200]}
+    assert started(result) == [f"properties[{i}].appraise" for i in (0, 1, 3)]
+    hits = [e["step"] for e in result["events"] if e.get("detail", "").startswith("cache hit")]
+    assert hits == ["properties[2].appraise", "properties[4].appraise"]
+    assert result["steps"]["properties[2].appraise"] == {
+        "phase": "Succeeded",
+        "attempts": 0,
+        "output": {"value": 100},
+        "cached": True,
+    }
+
+
 def started(result: dict[str, Any]) -> list[str]:
     return [e["step"] for e in result["events"] if e["type"] == "ActivityStarted"]
 
@@ -312,7 +328,36 @@ def test_rent_collection_retries_each_error_by_its_own_rule_within_the_paralleli
     assert result["virtualDuration"] == 40
 
 
+def test_shopping_cart_updates_answer_or_refuse_and_the_order_takes_the_cart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("shopping-cart", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"]["items"] == [{"sku": "A-1", "quantity": 2}]
+    answers = result["updates"]
+    assert [answers[k]["outcome"] for k in ("add-a", "add-b", "remove-b")] == ["Completed"] * 3
+    assert answers["remove-b"]["output"] == {"items": 1}
+    assert answers["add-c"]["reason"].startswith("cannot add C-3: the cart holds 2 of 2")
+    assert answers["remove-z"]["reason"] == "Z-9 is not in the cart"
+
+
+def test_tenancy_ledger_rolls_over_every_year_and_the_last_run_reports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("tenancy-ledger", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["generations"] == 3  # months 1-12, 13-24, 25-30
+    assert result["output"] == {"months": 30, "collected": 36000}
+    assert result["virtualDuration"] == 29 * 30 * DAY  # the interval holds across rollovers
+    started = [e for e in result["events"] if e["type"] == "RunStarted"]
+    assert [e.get("detail", "") for e in started][1:] == [
+        f"continues {started[0].get('run', 'tenancy-ledger')}",
+        f"continues {started[1]['run']}",
+    ]
+
+
 PINNED = {
+    ("tenancy-ledger", "mocks.yaml"),
     ("chunked-batch", "mocks.yaml"),
     ("interactive-priority", "mocks.yaml"),
     ("lease-expiry", "mocks.yaml"),
@@ -339,8 +384,22 @@ PINNED = {
     ("invoice-batch", "mocks-outage.yaml"),
     ("quote-race", "mocks.yaml"),
     ("quote-race", "mocks-fast.yaml"),
+    ("account-transfer", "mocks.yaml"),
+    ("shopping-cart", "mocks.yaml"),
+    ("daily-valuations", "mocks.yaml"),
 }
 """Every (example, mocks) pair the tests above run, with the outcome each pins."""
+
+
+def test_account_transfer_takes_each_lock_before_its_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = baton_test("account-transfer", "mocks.yaml", capsys)
+    assert result["phase"] == "Succeeded"
+    assert result["output"] == {"debited": "d-1", "credited": "c-1"}
+    grants = [e["step"] for e in result["events"] if e["type"] == "LockAcquired"]
+    assert grants == ["debit", "credit", "export"]
+    assert result["virtualDuration"] == 63
 
 
 def test_every_example_mocks_file_has_its_outcome_pinned_above() -> None:

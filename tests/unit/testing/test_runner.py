@@ -392,3 +392,58 @@ def test_a_child_runs_events_come_before_the_parent_hears_it_ended() -> None:
     assert result.events[child_timer].at == result.events[finished].at == 60.0
     assert child_timer < finished
     assert [e.at for e in result.events] == sorted(e.at for e in result.events)
+
+
+def test_a_mutex_serialises_the_items_of_a_fan_out_in_a_test() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: each, forEach: {items: '[1, 2, 3]', step: {name: pay, "
+            "synchronization: {mutex: account}, http: {url: 'http://x'}}}}"
+        ),
+        mocks={"steps": {"pay": [{"duration": "10s", "output": {}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.virtual_duration == 30
+
+
+def test_a_semaphore_of_two_lets_two_items_run_at_once_in_a_test() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: each, forEach: {items: '[1, 2, 3, 4]', step: {name: pay, "
+            "synchronization: {semaphore: {name: s, limit: 2}}, http: {url: 'http://x'}}}}"
+        ),
+        mocks={"steps": {"pay": [{"duration": "10s", "output": {}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.virtual_duration == 20
+    waits = [e for e in result.events if e.type == "LockWaiting"]
+    assert len(waits) == 2
+
+
+POLL = (
+    "{name: poll, http: {url: 'http://x'}, memoize: {key: same, maxAge: 1h},"
+    " repeat: {until: 'steps.poll.output.n == 3', interval: %s}}"
+)
+
+
+def test_a_memoized_step_takes_the_output_stored_earlier_in_the_test() -> None:
+    result = run_workflow(
+        one_step(POLL % "30m"),
+        mocks={"steps": {"poll": [{"output": {"n": 1}}, {"output": {"n": 3}}]}},
+    )
+    # Iterations at 30m and 60m take what the first stored at 0; at 90m it is too old.
+    hits = [e.at for e in result.events if e.detail.startswith("cache hit")]
+    assert hits == [30 * 60, 60 * 60]
+    assert [e.at for e in result.events if e.type == "ActivityStarted"] == [0, 90 * 60]
+    assert result.phase == "Succeeded"
+
+
+def test_an_entry_older_than_max_age_on_the_virtual_clock_misses() -> None:
+    result = run_workflow(
+        one_step(POLL % "2h"),
+        mocks={"steps": {"poll": [{"output": {"n": 1}}, {"output": {"n": 3}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.steps["poll"].output == {"n": 3}
+    assert not result.steps["poll"].cached
+    assert [e.at for e in result.events if e.type == "ActivityStarted"] == [0, 2 * 3600]

@@ -11,6 +11,7 @@ from baton.engine.definition import StepKind
 from baton.engine.kinds.activity import Activity
 from baton.engine.kinds.base import Deadline, Kind, TimerPurpose
 from baton.engine.kinds.child import Child, child_run_name
+from baton.engine.kinds.continue_as_new import ContinueAsNew
 from baton.engine.kinds.fail import Fail
 from baton.engine.kinds.for_each import ForEach
 from baton.engine.kinds.parallel import Parallel
@@ -31,6 +32,7 @@ KINDS: Mapping[StepKind, Kind] = {
     StepKind.FOR_EACH: ForEach(),
     StepKind.SET: Set(),
     StepKind.FAIL: Fail(),
+    StepKind.CONTINUE_AS_NEW: ContinueAsNew(),
 }
 """Every step kind's behaviour; a test checks that no StepKind is missing."""
 
