@@ -515,9 +515,10 @@ class RunLoop:
     def _watched(self, state: State) -> tuple[Any, ...]:
         """What a user watching the run sees change at once (everything else in the status may
         lag by `status_interval`): the phase and how it ends, suspension, the run's error and
-        conditions, the spec generation observed, and each step that waits (sleep, signal,
-        lock), backs off or failed. A step starting or succeeding is not in it: in a chain of
-        steps that is every batch, and the bounded lag is what saves a write per step."""
+        conditions, the spec generation observed, each lock it asked for (held, or whom it
+        waits behind), and each step that waits (sleep, signal, lock), backs off or failed. A
+        step starting or succeeding is not in it: in a chain of steps that is every batch, and
+        the bounded lag is what saves a write per step."""
         return (
             state.phase,
             state.ending,
@@ -526,6 +527,11 @@ class RunLoop:
             None if state.error is None else (state.error.type, state.error.message),
             tuple((c.get("type"), c.get("status"), c.get("reason")) for c in state.conditions),
             self.body["metadata"].get("generation"),
+            # The registry releases a deleted run's locks from what its status shows of them.
+            tuple(
+                (key, hold.granted_at is not None, tuple(hold.holders))
+                for key, hold in state.locks.items()
+            ),
             frozenset(
                 (path, step.phase)
                 for path, step in state.steps.items()
