@@ -50,9 +50,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
-from baton.store.kube import Kube, open_connection, path_of
+from baton.store.kube import ApiError, Kube, open_connection, path_of
 
 REPO = Path(__file__).resolve().parents[1]
 CONTROLPLANE = REPO / "hack" / "controlplane.sh"
@@ -264,11 +265,17 @@ async def wait_finished(
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        items = [
-            i
-            for i in await kube.list(path_of("workflowruns", NAMESPACE))
-            if i["metadata"]["name"].startswith(prefix)
-        ]
+        try:
+            listing = await kube.list(path_of("workflowruns", NAMESPACE))
+        except (ApiError, aiohttp.ClientError) as exc:
+            # An API server on a loaded machine drops a list now and then (504, a cut
+            # response): the round goes on; the figures come from the runs' own timestamps.
+            if time.monotonic() > deadline:
+                raise
+            print(f"  (poll failed: {exc}; again)", file=sys.stderr)
+            await asyncio.sleep(poll)
+            continue
+        items = [i for i in listing if i["metadata"]["name"].startswith(prefix)]
         done = [i for i in items if (i.get("status") or {}).get("finishedAt")]
         if len(done) == count:
             return done

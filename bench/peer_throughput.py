@@ -10,7 +10,7 @@ local HTTP/1.1 server that answers `{"ok": true}` at once), then one run alone.
   worker (bench/temporal_chain.py, its own process) runs the workflow `Chain`, one activity per
   step.
 - Baton: `baton operator --standalone` on a local control plane of its own
-  (hack/controlplane.sh, cluster `peer`), the machinery of bench/operator_throughput.py.
+  (hack/controlplane.sh, cluster `peer-<pid>`), the machinery of bench/operator_throughput.py.
 
 Rounds alternate between the systems (Baton first in even rounds, Temporal first in odd ones), so
 a change in the machine's load touches both. Per round and system:
@@ -65,7 +65,9 @@ from operator_throughput import (
 BENCH = Path(__file__).resolve().parent
 TEMPORAL_CLI = "github.com/temporalio/cli/cmd/temporal"
 TEMPORAL_VERSION = "v1.5.1"
-CLUSTER_NAME = "peer"
+CLUSTER_NAME = f"peer-{os.getpid()}"
+"""Named per process: two benchmarks on one machine must not share (nor remove) one control
+plane, and the last to finish runs `hack/controlplane.sh down` on its own."""
 
 
 # -- the Temporal CLI, built once ----------------------------------------------------------------
@@ -163,6 +165,8 @@ class Figures:
     cpu_ms_per_step: dict[str, float]
     overhead_ms: float = 0.0
     api_writes_per_step: float = 0.0
+    writes_by_resource: dict[str, float] | None = None
+    """Baton's API writes per step by resource (`workflowruns/status`, `configmaps`, ...)."""
 
 
 def cpu_of(pids: dict[str, int]) -> dict[str, float]:
@@ -231,6 +235,7 @@ async def baton_round(
             cpu_ms_per_step=cpu_per_step(cpu, pids, total),
             overhead_ms=statistics.median(durations) * 1000 / steps,
             api_writes_per_step=sum(v for k, v in delta.items() if k in BATON_RESOURCES) / total,
+            writes_by_resource={k: v / total for k, v in delta.items() if k in BATON_RESOURCES},
         )
     finally:
         await connection.close()
@@ -321,8 +326,16 @@ def report(args: argparse.Namespace, http_ms: list[float], baton: Side, temporal
         )
         rows.append(f"- {name}: {split}")
     writes = [f.api_writes_per_step for f in baton.throughput]
+    by_kind = {
+        resource: [(f.writes_by_resource or {}).get(resource, 0.0) for f in baton.throughput]
+        for resource in BATON_RESOURCES
+    }
     rows += [
         f"- Baton API writes per step (API server's count): {med(writes)}",
+        *(
+            f"  - {resource}: {statistics.median(by_kind[resource]):.2f}"
+            for resource in sorted(BATON_RESOURCES)
+        ),
         f"- HTTP call from this process, ms: {med(http_ms)}",
     ]
     return "\n".join(rows)

@@ -14,8 +14,10 @@ Without the variable a call is one dict lookup on an empty dict. The points the 
 - `before-history-append`: the batch is decided (results of earlier commands folded in) but
   nothing is written;
 - `after-history-append`: the batch is in the history, status does not show it yet;
-- `after-status-write`: history and status are written, the batch's commands not performed
-  (but its stops, which are performed before the status write);
+- `after-status-write`: the batch is committed and the status written, or left behind when
+  nothing a user watches changed (the status is a projection, written at most once per
+  `--status-interval` then); the batch's commands not performed (but its stops, which are
+  performed before the status write);
 - `after-command`: one command of the batch was performed (or handed to its executor), the
   ones after it not: a crash there leaves a fan-out (forEach, parallel) half started;
 - `after-perform`: the commands were handed to their executors (which work in the background).

@@ -97,6 +97,14 @@ class OperatorSettings:
     write per step (a third more than a step's history append and status write, and the Events
     are stored in etcd too), for what the run's status and history already show."""
 
+    status_interval: float = 30.0
+    """Seconds a run's status may lag its history: the status (what `kubectl get` shows) is a
+    projection of the history, written at once when something a user watches changes (the
+    phase, a step starting to wait or failing or backing off, the run's error or conditions, a
+    spec change observed) and otherwise at most once per this many seconds per run. The
+    history append stays the commit point; a restart folds the history after the status. 0
+    writes the status with every batch, as before (one more API write per step)."""
+
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint; 0 disables it."""
 

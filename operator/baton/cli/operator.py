@@ -153,6 +153,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also post a Kubernetes Event for each step that succeeds (one API write per step)",
     )
     parser.add_argument(
+        "--status-interval",
+        metavar="SECONDS",
+        type=_seconds,
+        default=defaults.status_interval,
+        help="how long a run's status may lag its history when nothing a user watches changed: "
+        "at most one status write per run per SECONDS between phase changes, waits and errors, "
+        "which are written at once (default %(default)s; 0: a status write per step)",
+    )
+    parser.add_argument(
         "--shard",
         metavar="NAME",
         type=_shard,
@@ -259,6 +268,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         liveness_endpoint=args.liveness or None,
         kube_events=not args.no_kube_events,
         step_events=args.step_events,
+        status_interval=args.status_interval,
         metrics_port=args.metrics_port,
         shard=args.shard,
         history_chunk_bytes=args.history_chunk_bytes,
@@ -291,6 +301,22 @@ def _chunk_bytes(text: str) -> int:
     if not 1 <= value <= _MAX_CHUNK_BYTES:
         raise argparse.ArgumentTypeError(
             f"{text!r}: a number of bytes from 1 to {_MAX_CHUNK_BYTES}"
+        )
+    return value
+
+
+_MAX_STATUS_INTERVAL = 3600.0
+"""An hour: past that a status would tell a user watching it nothing useful."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= _MAX_STATUS_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a number of seconds from 0 to {_MAX_STATUS_INTERVAL:g}"
         )
     return value
 

@@ -4,20 +4,26 @@ Each loop owns its run's state. Events reach it through an inbox (executor resul
 results, spec changes the user made, and its own wake-up); the loop takes every event waiting,
 folds them with `decide`, and commits the batch before acting on it — the outbox rule:
 
-  1. append the batch to the history ConfigMaps (the write-ahead log),
-  2. write `.status` (the snapshot, with large outputs offloaded),
+  1. append the batch to the history ConfigMaps (the write-ahead log): the commit point,
+  2. write `.status` (the snapshot, with large outputs offloaded) when it is due (below),
   3. perform the commands, each idempotent (keyed Jobs, idempotency keys, deterministic names).
 
-A crash between 1 and 2 leaves history ahead of status: on start the loop folds that tail again.
-A crash after 2 leaves commands committed but maybe not performed: on start the loop performs
-`pending_commands` (everything in flight) again, and idempotency makes that harmless. Stops
-(cancel an attempt, terminate a child run) are not in flight, so nothing re-issues them: they
-are performed between 1 and 2, and a resumed run stops what it owns that its state has moved
-past (baton.handlers.stale).
+The status is a projection of the history, not part of the commit: it is written at once when
+something a user watches changes (`_watched`: the phase, a step that starts to wait, fails or
+backs off, the run's error, conditions or suspension, a spec change to acknowledge with
+`observedGeneration`), and otherwise at most once per `status_interval` seconds per run (a
+write falls due while the loop waits, too), so a chain of quick steps costs one write per step
+(the history append) instead of two. A crash leaves history ahead of status, by one batch or by
+several: on start the loop folds that tail again, whatever its length. A crash after 1 leaves
+commands committed but maybe not performed: on start the loop performs `pending_commands`
+(everything in flight) again, and idempotency makes that harmless. Stops (cancel an attempt,
+terminate a child run) are not in flight, so nothing re-issues them: they are performed between
+1 and 2, and a resumed run stops what it owns that its state has moved past
+(baton.handlers.stale).
 
 Acknowledgements (ActivityStarted) and heartbeats alone do not cause a write: they are folded at
 once and committed with the next batch that matters, since losing one to a crash only means the
-activity is re-issued, which is idempotent anyway. That keeps API writes at two per step. The
+activity is re-issued, which is idempotent anyway. That keeps API writes at one per step. The
 exception is a heartbeat timeout: a restart resumes from the committed state, whose last
 heartbeat must not be so old that the timeout fires before the re-issued attempt can beat
 again. So heartbeats are committed once the committed due time is less than half as far away
@@ -178,6 +184,8 @@ def split_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[s
 
 
 _QUIET_EVENTS = (ActivityStarted, ActivityHeartbeat)
+_WATCHED_STEP_PHASES = frozenset({StepPhase.WAITING, StepPhase.BACKOFF, StepPhase.FAILED})
+"""Step phases a user watches for: a wait beginning, a retry pending, a failure."""
 _OFFLOAD_ALL_BYTES = 128
 """Outputs below this stay inline even in an oversized status: a reference is about as long."""
 _RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -291,7 +299,13 @@ class RunLoop:
         self.answers = updates.Answers()
         """The update requests of spec.updates answered (the cursor) and the refusals."""
         self.committed: State = self.state
-        """The state as last written: what a restart would resume from."""
+        """The state as last appended to the history: what a restart would resume from."""
+        self.projected: tuple[Any, ...] | None = None
+        """`_watched` of the state the status last showed; None before this loop wrote one."""
+        self.projected_at = 0.0
+        """Monotonic time of this loop's last status write."""
+        self.projected_state: State = self.state
+        """The state the status last showed (the status is behind while it is not `state`)."""
         self.conditions: list[dict[str, Any]] = []
         """The shell's conditions (SHELL_CONDITIONS) as last written."""
         labels = meta.get("labels") or {}
@@ -370,6 +384,8 @@ class RunLoop:
         while not self.state.phase.finished:
             await self._fold(await self._next_batch())
         await self._flush()
+        if self.projected_state is not self.committed:  # the status of a run that ended is whole
+            await self._write_status()
 
     async def _stale_stops(self) -> list[Command]:
         """Stops a crash may have lost (baton.handlers.stale). Jobs and child runs are listed
@@ -407,13 +423,22 @@ class RunLoop:
 
     async def _next_batch(self) -> list[Event]:
         assert self.definition is not None
-        wake = next_wakeup(self.definition, self.state)
-        timeout = None if wake is None else max(0.0, wake - time.time())
-        items: list[Event | None]
-        try:
-            items = [await asyncio.wait_for(self.inbox.get(), timeout)]
-        except TimeoutError:
-            items = [TimerFired(timer_id="wakeup")]
+        items: list[Event | None] = []
+        while not items:
+            wake = next_wakeup(self.definition, self.state)
+            timeout = None if wake is None else max(0.0, wake - time.time())
+            status_due = self._status_due_in()
+            if status_due is not None and (timeout is None or status_due < timeout):
+                timeout = status_due
+            else:
+                status_due = None
+            try:
+                items = [await asyncio.wait_for(self.inbox.get(), timeout)]
+            except TimeoutError:
+                if status_due is None:
+                    items = [TimerFired(timer_id="wakeup")]
+                else:  # nothing happened for a while: bring the status up to the history
+                    await self._write_status(self.committed)
         while not self.inbox.empty():
             items.append(self.inbox.get_nowait())
         events: list[Event] = []
@@ -464,7 +489,7 @@ class RunLoop:
         if not self.unsaved or (quiet and not self._timers_at_risk(now)):
             if self.answers.unwritten:
                 # A refusal answers at once; it is written after what history it follows.
-                await (self._flush() if self.unsaved else self._write_status())
+                await (self._flush(force=True) if self.unsaved else self._write_status())
             return
         batch = self.unsaved
         stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
@@ -482,7 +507,7 @@ class RunLoop:
         await self._perform(c for c in commands if c not in stops)
         failpoint("after-perform")
 
-    async def _flush(self, stops: Iterable[Command] = ()) -> None:
+    async def _flush(self, stops: Iterable[Command] = (), *, force: bool = False) -> None:
         """Commit what is folded but not yet written: history first, then status. `stops` are
         performed in between: once the status is written nothing re-derives them, but until then
         a restart resumes the run, which does (baton.handlers.stale)."""
@@ -492,10 +517,57 @@ class RunLoop:
         self.position = await self.history.append(self.position, self.unsaved)
         failpoint("after-history-append")
         self.unsaved = []
-        await self._perform(stops)
-        await self._write_status()
         self.committed = self.state
+        await self._perform(stops)
+        if force or self._status_due():
+            await self._write_status()
+        # Passed whether or not the status was written now: the window it marks is a batch
+        # committed and its commands not performed.
         failpoint("after-status-write")
+
+    def _status_due(self) -> bool:
+        """True when the status must be written with this batch: something a user watches
+        changed, or the last write is `status_interval` old (or coalescing is off)."""
+        interval = self.shell.settings.status_interval
+        if interval <= 0 or self.projected is None:
+            return True
+        if self._watched(self.state) != self.projected:
+            return True
+        return time.monotonic() - self.projected_at >= interval
+
+    def _status_due_in(self) -> float | None:
+        """Seconds until the status, behind the history, falls due; None when it is not."""
+        if self.projected_state is self.committed:
+            return None
+        interval = self.shell.settings.status_interval
+        return max(0.0, self.projected_at + interval - time.monotonic())
+
+    def _watched(self, state: State) -> tuple[Any, ...]:
+        """What a user watching the run sees change at once (everything else in the status may
+        lag by `status_interval`): the phase and how it ends, suspension, the run's error and
+        conditions, the spec generation observed, each lock it asked for (held, or whom it
+        waits behind), and each step that waits (sleep, signal, lock), backs off or failed. A
+        step starting or succeeding is not in it: in a chain of steps that is every batch, and
+        the bounded lag is what saves a write per step."""
+        return (
+            state.phase,
+            state.ending,
+            state.suspended,
+            state.redrive,
+            None if state.error is None else (state.error.type, state.error.message),
+            tuple((c.get("type"), c.get("status"), c.get("reason")) for c in state.conditions),
+            self.body["metadata"].get("generation"),
+            # The registry releases a deleted run's locks from what its status shows of them.
+            tuple(
+                (key, hold.granted_at is not None, tuple(hold.holders))
+                for key, hold in state.locks.items()
+            ),
+            frozenset(
+                (path, step.phase)
+                for path, step in state.steps.items()
+                if step.phase in _WATCHED_STEP_PHASES
+            ),
+        )
 
     def _timers_at_risk(self, now: float) -> bool:
         """True when a due time of the committed state is less than half as far from `now` as
@@ -509,33 +581,37 @@ class RunLoop:
                 return True
         return False
 
-    async def _write_status(self) -> None:
+    async def _write_status(self, state: State | None = None) -> None:
+        """Write the status of `state` (default: the live state, committed by the caller)."""
         assert self.definition is not None
+        state = self.state if state is None else state
         settings = self.shell.settings
-        engine_status = status_of(self.definition, self.state)
+        engine_status = status_of(self.definition, state)
         status = await self.snapshots.offload(engine_status, settings.offload_bytes)
         if len(compact_json(status)) > settings.status_bytes:
             status = await self.snapshots.offload(engine_status, _OFFLOAD_ALL_BYTES)
         status["history"] = self.position.to_json()
-        if self.ttl is not None and self.state.finished_at is not None:
-            status["expiresAt"] = timestamp(self.state.finished_at / 1000 + self.ttl)
+        if self.ttl is not None and state.finished_at is not None:
+            status["expiresAt"] = timestamp(state.finished_at / 1000 + self.ttl)
         status["definition"] = self.definition_ref
         self.answers.publish(status)
         generation = self.body["metadata"].get("generation")
         status["observedGeneration"] = generation
         # The outcome's transition is dated when the run finished, other changes when written.
-        finished_at = self.state.finished_at
+        finished_at = state.finished_at
         self.conditions = run_outcome(
             self.conditions,
-            self.state.phase,
-            error_json(self.state.error),
+            state.phase,
+            error_json(state.error),
             now=timestamp(time.time() if finished_at is None else finished_at / 1000),
             observed_generation=generation,
             continued_as=status.get("continuedAs"),
         )
         status["conditions"] = [*self.conditions, *(status.get("conditions") or [])]
-        await self._label(self.definition_ref.get("workflow"), self.state.phase)
+        await self._label(self.definition_ref.get("workflow"), state.phase)
         await self._patch_status(status)
+        self.projected, self.projected_at = self._watched(state), time.monotonic()
+        self.projected_state = state
 
     async def _label(self, workflow: str | None, phase: RunPhase) -> None:
         """Keep the run's workflow and phase labels (`kubectl get -l`) up to date: one metadata

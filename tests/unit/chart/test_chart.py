@@ -355,6 +355,12 @@ def test_step_events_are_off_unless_the_value_turns_them_on(helm: Helm) -> None:
     assert "--step-events" in container(objects)["args"]
 
 
+def test_the_status_interval_value_reaches_the_operator(helm: Helm) -> None:
+    assert "--status-interval=30" in container(helm.template())["args"]
+    objects = helm.template("--set", "operator.statusInterval=0")
+    assert "--status-interval=0" in container(objects)["args"]
+
+
 def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
     helm: Helm,
 ) -> None:

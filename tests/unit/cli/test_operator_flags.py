@@ -138,3 +138,12 @@ def test_the_job_pod_policy_allows_nothing_unless_flags_allow_it() -> None:
     )
     assert settings.pod_service_accounts == ("ci-*", "reporter")
     assert settings.job_pod_annotations == ("sidecar.istio.io/*",)
+
+
+def test_status_interval_defaults_to_the_setting_and_takes_seconds_up_to_an_hour() -> None:
+    assert parse().status_interval == OperatorSettings().status_interval == 30.0
+    assert operator.operator_settings(parse("--status-interval", "2.5")).status_interval == 2.5
+    assert operator.operator_settings(parse("--status-interval", "0")).status_interval == 0.0
+    for bad in ("-1", "soon", "nan", "3601"):
+        with pytest.raises(SystemExit):
+            parse("--status-interval", bad)
