@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,7 @@ class Lives:
         self.process.wait_ready()
         self.process.kill()
         self.deaths.append("kill -9")
+
+
+LivesFactory = Callable[..., Lives]
+"""Makes a test's Lives (the `make_lives` fixture), with extra operator arguments."""

@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Cluster, Runs
-from crashkit import Lives, check_replay
+from clusterkit import Runs
+from crashkit import LivesFactory, check_replay
 from kubernetes import client
-from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import http, kwok, run, send_signal, wait_until, workflow
 
@@ -51,32 +48,6 @@ from baton.store.history import CLOSED, HISTORY
 from baton.store.ref import RunRef
 
 pytestmark = pytest.mark.timeout(300)
-
-LivesFactory = Callable[..., Lives]
-
-
-@pytest.fixture
-def make_lives(crds: Cluster, namespace: str, tmp_path: Path) -> Iterator[LivesFactory]:
-    """Lives of an operator for the test's namespace (Kubernetes Events off, logging at INFO),
-    with `extra` arguments; not started yet. Stopped after the test."""
-    made: list[Lives] = []
-
-    def make(*extra: str) -> Lives:
-        process = OperatorProcess(
-            crds.env,
-            tmp_path / f"operator-{len(made)}.log",
-            "--namespace",
-            namespace,
-            "--no-kube-events",
-            *extra,
-            verbose=False,
-        )
-        made.append(Lives(process))
-        return made[-1]
-
-    yield make
-    for lives in made:
-        lives.process.stop()
 
 
 def uid_of(runs: Runs, name: str) -> str:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Cluster, Runs
-from crashkit import Lives
+from clusterkit import Runs
+from crashkit import LivesFactory
 from kubernetes import client, watch
 from operator_process import OperatorProcess
 from runkit import run, send_signal, wait_until, workflow
@@ -31,7 +29,6 @@ from baton.store.locks import RECORD_KEY
 
 pytestmark = pytest.mark.timeout(300)
 
-LivesFactory = Callable[[], Lives]
 
 HOLD = workflow(
     "hold",
@@ -44,28 +41,6 @@ HOLD = workflow(
     ],
 )
 """A step that holds the mutex `account-<id>` until its run gets the signal `go`."""
-
-
-@pytest.fixture
-def make_lives(crds: Cluster, namespace: str, tmp_path: Path) -> Iterator[LivesFactory]:
-    """Lives of an operator for the test's namespace; stopped after the test."""
-    made: list[Lives] = []
-
-    def make() -> Lives:
-        process = OperatorProcess(
-            crds.env,
-            tmp_path / f"operator-{len(made)}.log",
-            "--namespace",
-            namespace,
-            "--no-kube-events",
-            verbose=False,
-        )
-        made.append(Lives(process))
-        return made[-1]
-
-    yield make
-    for lives in made:
-        lives.process.stop()
 
 
 def lock_of(runs: Runs, name: str, key: str = "hold") -> dict[str, Any]:

@@ -5,43 +5,17 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Cluster, KubectlError, Runs
-from crashkit import Lives
+from clusterkit import KubectlError, Runs
+from crashkit import LivesFactory
 from kubernetes import client
-from operator_process import OperatorProcess
 
 from baton.api.labels import SCHEDULE, SCHEDULED_TIME
 from baton.cli.main import main
-
-LivesFactory = Callable[[], Lives]
-
-
-@pytest.fixture
-def make_lives(crds: Cluster, namespace: str, tmp_path: Path) -> Iterator[LivesFactory]:
-    """Lives of an operator for the test's namespace; stopped after the test."""
-    made: list[Lives] = []
-
-    def make() -> Lives:
-        process = OperatorProcess(
-            crds.env,
-            tmp_path / f"operator-{len(made)}.log",
-            "--namespace",
-            namespace,
-            "--no-kube-events",
-            verbose=False,
-        )
-        made.append(Lives(process))
-        return made[-1]
-
-    yield make
-    for lives in made:
-        lives.process.stop()
 
 
 def workflow(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
