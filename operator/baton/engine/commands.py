@@ -111,6 +111,16 @@ class ContinueAsNew(Command):
     """Create it cancelled (or cancel it, when it exists): the run was cancelled while it was
     continuing."""
 
+    def continuation(self, previous: str) -> dict[str, Any]:
+        """The new run's `spec.continuation`, continuing the run named `previous`: where it
+        comes from, its lineage and number, and the state it carries."""
+        out: dict[str, Any] = {"from": previous, "lineage": self.lineage, "number": self.number}
+        if self.vars:
+            out["vars"] = self.vars
+        if self.iterations:
+            out["iterations"] = self.iterations
+        return out
+
 
 @dataclass(frozen=True)
 class LookupMemo(Command):

@@ -80,16 +80,7 @@ def successor_manifest(
     new_spec["input"] = command.input
     if command.cancel:
         new_spec["cancel"] = True
-    continuation: dict[str, Any] = {
-        "from": run.name,
-        "lineage": command.lineage,
-        "number": command.number,
-    }
-    if command.vars:
-        continuation["vars"] = command.vars
-    if command.iterations:
-        continuation["iterations"] = command.iterations
-    new_spec["continuation"] = continuation
+    new_spec["continuation"] = command.continuation(run.name)
     return {
         "apiVersion": API_VERSION,
         "kind": "WorkflowRun",

@@ -332,15 +332,7 @@ class _World:
         child), up to `max_generations` runs of one lineage; past it `run` ends ContinuedAsNew
         and the result reports the input it continued with."""
         if run.generation < self.max_generations and run.successor is None:
-            continuation: dict[str, Any] = {
-                "from": run.name,
-                "lineage": command.lineage,
-                "number": command.number,
-            }
-            if command.vars:
-                continuation["vars"] = command.vars
-            if command.iterations:
-                continuation["iterations"] = command.iterations
+            continuation = command.continuation(run.name)
             run.successor = self.start(
                 command.name,
                 run.workflow,
