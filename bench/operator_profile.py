@@ -52,6 +52,7 @@ from operator_throughput import (
     chain,
     cluster,
     cpu_seconds,
+    create_runs,
     free_port,
     http_latency,
     timestamp,
@@ -122,19 +123,6 @@ def operator(
 # -- rounds --------------------------------------------------------------------------------------
 
 
-async def start_runs(running: Cluster, kube: Kube, tag: str, workflow: str, runs: int) -> None:
-    manifests = [
-        {
-            "apiVersion": "baton.dev/v1alpha1",
-            "kind": "WorkflowRun",
-            "metadata": {"name": f"{tag}-{i}", "namespace": NAMESPACE},
-            "spec": {"workflowRef": {"name": workflow}},
-        }
-        for i in range(runs)
-    ]
-    running.kubectl("create", "-f", "-", data="\n---\n".join(json.dumps(m) for m in manifests))
-
-
 async def cpu_round(
     running: Cluster, process: OperatorProcess, *, workflow: str, tag: str, runs: int, steps: int
 ) -> float:
@@ -142,7 +130,7 @@ async def cpu_round(
     connection = await open_connection(running.kubeconfig)
     try:
         cpu = cpu_seconds(process.pid)
-        await start_runs(running, connection.kube, tag, workflow, runs)
+        create_runs(running, workflow, tag, runs)
         await finished_runs(connection.kube, f"{tag}-", runs, 120 + runs * steps)
         await asyncio.sleep(1)  # trailing writes (Events)
         return (cpu_seconds(process.pid) - cpu) / (runs * steps) * 1000
@@ -190,7 +178,7 @@ async def alone_round(
     try:
         for i in range(count):
             name = f"{tag}a{i}"
-            await start_runs(running, connection.kube, name, workflow, 1)
+            create_runs(running, workflow, name, 1)
             (done,) = await finished_runs(connection.kube, f"{name}-", 1, 60 + 5 * steps, 0.1)
             overheads += [t * 1000 - http_ms for t in step_times(done["status"])]
     finally:

@@ -242,6 +242,20 @@ def operator_writes(port: int) -> int:
 # -- one round -----------------------------------------------------------------------------------
 
 
+def create_runs(running: Cluster, workflow: str, tag: str, runs: int) -> None:
+    """Create the runs `<tag>-0` .. `<tag>-<runs - 1>` of `workflow` in one `kubectl create`."""
+    manifests = [
+        {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "WorkflowRun",
+            "metadata": {"name": f"{tag}-{i}", "namespace": NAMESPACE},
+            "spec": {"workflowRef": {"name": workflow}},
+        }
+        for i in range(runs)
+    ]
+    running.kubectl("create", "-f", "-", data="\n---\n".join(json.dumps(m) for m in manifests))
+
+
 def chain(name: str, url: str, steps: int) -> dict[str, Any]:
     return {
         "apiVersion": "baton.dev/v1alpha1",
@@ -323,21 +337,12 @@ async def measure_round(
         result.http_ms = await http_latency(server.url + "/probe") * 1000
         workflow = f"chain-{tag}"
         cluster.kubectl("apply", "-f", "-", data=json.dumps(chain(workflow, server.url, steps)))
-        manifests = [
-            {
-                "apiVersion": "baton.dev/v1alpha1",
-                "kind": "WorkflowRun",
-                "metadata": {"name": f"{tag}-{i}", "namespace": NAMESPACE},
-                "spec": {"workflowRef": {"name": workflow}},
-            }
-            for i in range(runs)
-        ]
         await asyncio.sleep(1)  # the Workflow's own reconcile is not part of the round
         port = process.port
         before, before_operator = cluster.writes(), operator_writes(port)
         cpu = cpu_seconds(process.pid)
         began = time.time()
-        cluster.kubectl("create", "-f", "-", data="\n---\n".join(json.dumps(m) for m in manifests))
+        create_runs(cluster, workflow, tag, runs)
         done = await wait_finished(kube, f"{tag}-", runs, timeout=120 + runs * steps)
         finished = max(timestamp(i["status"]["finishedAt"]) for i in done)
         await asyncio.sleep(2)  # trailing writes (Events) land

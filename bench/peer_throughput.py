@@ -49,12 +49,12 @@ from typing import Any
 from baton.store.kube import open_connection
 from operator_throughput import (
     BATON_RESOURCES,
-    NAMESPACE,
     Cluster,
     NoopServer,
     chain,
     cluster,
     cpu_seconds,
+    create_runs,
     free_port,
     http_latency,
     operator,
@@ -203,20 +203,11 @@ async def baton_round(
     try:
         workflow = f"chain-{tag}"
         running.kubectl("apply", "-f", "-", data=json.dumps(chain(workflow, url, steps)))
-        manifests = [
-            {
-                "apiVersion": "baton.dev/v1alpha1",
-                "kind": "WorkflowRun",
-                "metadata": {"name": f"{tag}-{i}", "namespace": NAMESPACE},
-                "spec": {"workflowRef": {"name": workflow}},
-            }
-            for i in range(runs)
-        ]
         await asyncio.sleep(1)  # the Workflow's own reconcile is not part of the round
         writes = running.writes()
         cpu = cpu_of(pids)
         began = time.time()
-        running.kubectl("create", "-f", "-", data="\n---\n".join(json.dumps(m) for m in manifests))
+        create_runs(running, workflow, tag, runs)
         # Polled once a second: the lists are API server CPU that the benchmark, not Baton,
         # causes; the figures come from the runs' own timestamps, not from the polls.
         done = await wait_finished(
