@@ -166,6 +166,8 @@ class AcquireLock(Command):
     holder: str
     limit: int | None = None
     config_map: tuple[str, str] | None = None
+    namespace: str | None = None
+    """The namespace keeping the lock when not the run's own."""
 
 
 @dataclass(frozen=True)
@@ -180,3 +182,5 @@ class ReleaseLock(Command):
     holder: str
     limit: int | None = None
     config_map: tuple[str, str] | None = None
+    namespace: str | None = None
+    """The namespace keeping the lock when not the run's own."""
