@@ -421,3 +421,22 @@ def test_runs_of_two_namespaces_share_a_mutex_a_third_consents_to_and_others_are
         )
         assert error["details"]["field"] == "synchronization.namespace"
         assert holders(Runs(runs.cluster, shared), "mutex", "account-7") == []
+        # A namespace the operator does not watch is refused the same way, whatever it holds.
+        elsewhere = workflow(
+            "elsewhere",
+            [
+                {
+                    "name": "hold",
+                    "synchronization": {"mutex": "m", "namespace": "default"},
+                    "waitForSignal": {"name": "go", "timeout": "10m"},
+                }
+            ],
+        )
+        team_a.apply([elsewhere, run("unwatched", "elsewhere")])
+        unwatched = team_a.wait("unwatched", timeout=60)
+        assert unwatched["phase"] == "Failed"
+        assert unwatched["error"]["type"] == "LockRefused"
+        assert unwatched["error"]["message"].startswith(
+            f"namespace 'default' does not let '{team_a.namespace}' use its locks: this "
+            f"operator does not manage namespace 'default'"
+        )
