@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from operator_process import OperatorProcess
 from runkit import run, send_signal, wait_until, workflow
 
 from baton.api.attempts import lock_object_name
+from baton.api.locks import SHARED_LOCKS_CONFIG_MAP
 from baton.executors.locks import POLL_SECONDS
 from baton.store.history import read_history
 from baton.store.kube import Kube
@@ -342,3 +345,106 @@ def test_cancelling_a_waiting_run_takes_it_out_of_the_queue(
     )
     assert holders(runs, "mutex", "account-5") == ["owner"]
     assert events(runs, "waiter", "LockAcquired") == []
+
+
+@contextmanager
+def more_namespaces(runs: Runs, *stems: str) -> Iterator[list[str]]:
+    """Fresh namespaces besides the test's, deleted afterwards."""
+    core = client.CoreV1Api(runs.cluster.api_client)
+    names = [f"{runs.namespace[:40].rstrip('-')}-{stem}" for stem in stems]
+    for name in names:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield names
+    finally:
+        for name in names:
+            core.delete_namespace(name, propagation_policy="Background")
+
+
+def test_runs_of_two_namespaces_share_a_mutex_a_third_consents_to_and_others_are_refused(
+    runs: Runs, make_lives: LivesFactory
+) -> None:
+    with more_namespaces(runs, "b", "shared", "out") as (team_b, shared, outsider):
+        core = client.CoreV1Api(runs.cluster.api_client)
+        core.create_namespaced_config_map(
+            shared,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=SHARED_LOCKS_CONFIG_MAP),
+                data={runs.namespace: "account-*", team_b: "*"},
+            ),
+        )
+        watched = [arg for ns in (team_b, shared, outsider) for arg in ("--namespace", ns)]
+        make_lives(*watched).start()
+        team_a, in_b, out = runs, Runs(runs.cluster, team_b), Runs(runs.cluster, outsider)
+        hold = workflow(
+            "hold",
+            [
+                {
+                    "name": "hold",
+                    "synchronization": {"mutex": "account-${{ input.id }}", "namespace": shared},
+                    "waitForSignal": {"name": "go", "timeout": "10m"},
+                }
+            ],
+        )
+        team_a.apply([hold, run("first", "hold", {"id": 7})])
+        wait_until("first holds the mutex", lambda: granted(team_a, "first"), timeout=60)
+        in_b.apply([hold, run("second", "hold", {"id": 7})])
+        wait_until(
+            "second says whom, of which namespace, it waits for",
+            lambda: (
+                lock_of(in_b, "second").get("message")
+                == f"waiting for mutex account-7 held by run {team_a.namespace}/first"
+            ),
+            timeout=60,
+        )
+        kept = record(Runs(runs.cluster, shared), "mutex", "account-7") or {}
+        assert [(h["namespace"], h["run"]) for h in kept["holders"]] == [
+            (team_a.namespace, "first")
+        ]
+        assert [(h["namespace"], h["run"]) for h in kept["queue"]] == [(team_b, "second")]
+        send_signal(runs.cluster, team_a.namespace, "first", "go")
+        assert team_a.wait("first", timeout=60)["phase"] == "Succeeded"
+        wait_until("second holds the mutex", lambda: granted(in_b, "second"), timeout=60)
+        [second_grant] = events(in_b, "second", "LockAcquired")
+        assert second_grant["at"] >= history(team_a, "first")[-1]["at"]
+        # Deleting a holder of another namespace releases its hold there at once (no waiter
+        # asks, so only the deletion can have emptied it).
+        in_b.api.delete_namespaced_custom_object(
+            "baton.dev", "v1alpha1", team_b, "workflowruns", "second"
+        )
+        wait_until(
+            "the deleted holder's hold is gone",
+            lambda: holders(Runs(runs.cluster, shared), "mutex", "account-7") == [],
+            timeout=30,
+        )
+
+        out.apply([hold, run("stranger", "hold", {"id": 7})])
+        refused = out.wait("stranger", timeout=60)
+        assert refused["phase"] == "Failed"
+        error = refused["error"]
+        assert error["type"] == "LockRefused"
+        assert error["message"].startswith(
+            f"namespace '{shared}' does not let '{outsider}' use its locks: add the key "
+            f"'{outsider}' to ConfigMap '{SHARED_LOCKS_CONFIG_MAP}'"
+        )
+        assert error["details"]["field"] == "synchronization.namespace"
+        assert holders(Runs(runs.cluster, shared), "mutex", "account-7") == []
+        # A namespace the operator does not watch is refused the same way, whatever it holds.
+        elsewhere = workflow(
+            "elsewhere",
+            [
+                {
+                    "name": "hold",
+                    "synchronization": {"mutex": "m", "namespace": "default"},
+                    "waitForSignal": {"name": "go", "timeout": "10m"},
+                }
+            ],
+        )
+        team_a.apply([elsewhere, run("unwatched", "elsewhere")])
+        unwatched = team_a.wait("unwatched", timeout=60)
+        assert unwatched["phase"] == "Failed"
+        assert unwatched["error"]["type"] == "LockRefused"
+        assert unwatched["error"]["message"].startswith(
+            f"namespace 'default' does not let '{team_a.namespace}' use its locks: this "
+            f"operator does not manage namespace 'default'"
+        )

@@ -7,8 +7,9 @@ A step (any kind) or a Workflow's spec (the whole run) may declare one lock:
     synchronization: {semaphore: {name: deploys, configMapKeyRef: {name: limits, key: deploys}}}
 
 Names are templates rendered when the step (or the run) starts. Locks live in the run's own
-namespace: runs of one namespace share them, no run can reach another namespace's (see
-docs/language.md, "Mutexes and semaphores"). The state of a lock is an object in the Kubernetes
+namespace, unless `namespace` names another one: a lock kept there, which the run may use only
+when that namespace consents (its ConfigMap `baton-shared-locks`, see docs/language.md,
+"Mutexes and semaphores", "Across namespaces"). The state of a lock is an object in the Kubernetes
 API (`baton.store.locks`), never the operator's memory.
 """
 
@@ -19,12 +20,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from baton.api.names import ObjectName
+from baton.api.names import LABEL_MAX, LABEL_PATTERN, ObjectName
 
 MAX_LOCK_NAME_LENGTH = 253
 """Characters of a rendered lock name; the lock object's name is derived from it (hashed)."""
 MAX_SEMAPHORE_LIMIT = 10_000
 """Largest semaphore limit: the holders are listed in one object."""
+SHARED_LOCKS_CONFIG_MAP = "baton-shared-locks"
+"""The ConfigMap by which a namespace lets runs of other namespaces use its locks: each key is
+a namespace allowed, its value the lock names allowed (`*`, or names and `prefix*`, one a line
+or comma-separated)."""
 
 LockName = Annotated[
     str,
@@ -91,6 +96,14 @@ class Synchronization(_Model):
 
     mutex: LockName | None = Field(None, description="Name of a mutex: one holder at a time.")
     semaphore: Semaphore | None = Field(None, description="A slot of a semaphore.")
+    namespace: str | None = Field(
+        None,
+        min_length=1,
+        max_length=LABEL_MAX,
+        pattern=LABEL_PATTERN,
+        description="Namespace keeping the lock, when not the run's own: allowed only if that "
+        f"namespace lists the run's in its ConfigMap {SHARED_LOCKS_CONFIG_MAP}.",
+    )
 
     @model_validator(mode="after")
     def _one_lock(self) -> Synchronization:
@@ -124,6 +137,9 @@ class LockStatus(_Model):
     )
     problem: str | None = Field(
         None, description="Why no one new can take it (a limit that cannot be read)."
+    )
+    namespace: str | None = Field(
+        None, description="Namespace keeping the lock, when not the run's own."
     )
     entered: bool | None = Field(None, description="Internal: the holder went past its wait.")
     message: str = Field("", description="`waiting for mutex X held by run Y`, or `holds mutex X`.")

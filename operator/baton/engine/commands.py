@@ -176,6 +176,8 @@ class AcquireLock(Command):
     holder: str
     limit: int | None = None
     config_map: tuple[str, str] | None = None
+    namespace: str | None = None
+    """The namespace keeping the lock when not the run's own."""
 
 
 @dataclass(frozen=True)
@@ -190,3 +192,5 @@ class ReleaseLock(Command):
     holder: str
     limit: int | None = None
     config_map: tuple[str, str] | None = None
+    namespace: str | None = None
+    """The namespace keeping the lock when not the run's own."""

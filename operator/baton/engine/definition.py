@@ -311,6 +311,8 @@ class LockDef:
     name: Template
     limit: int | None = None
     config_map: tuple[str, str] | None = None
+    namespace: str | None = None
+    """The namespace keeping the lock when not the run's own (`synchronization.namespace`)."""
 
 
 @dataclass(frozen=True)
@@ -1034,7 +1036,7 @@ class _Compiler:
             return None
         if sync.mutex is not None:
             name = self._template(sync.mutex, step, "synchronization.mutex")
-            return LockDef(kind=LockKind.MUTEX, name=name, limit=1)
+            return LockDef(kind=LockKind.MUTEX, name=name, limit=1, namespace=sync.namespace)
         semaphore = sync.semaphore
         assert semaphore is not None
         ref = semaphore.config_map_key_ref
@@ -1043,6 +1045,7 @@ class _Compiler:
             name=self._template(semaphore.name, step, "synchronization.semaphore.name"),
             limit=semaphore.limit,
             config_map=(ref.name, ref.key) if ref is not None else None,
+            namespace=sync.namespace,
         )
 
     def _expression(self, source: str, step: str | None, where: str) -> Expression:

@@ -272,6 +272,17 @@ class LockWaiting(Event):
         return data
 
 
+@dataclass(frozen=True)
+class LockRefused(Event):
+    """The lock `key` asked for is kept in another namespace that does not let this run's
+    namespace use it (or that the operator does not manage): `message` says why and the fix.
+    The holder fails with a `LockRefused` error."""
+
+    type: ClassVar[str] = "LockRefused"
+    key: str
+    message: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -293,6 +304,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SuccessorCreated,
         LockAcquired,
         LockWaiting,
+        LockRefused,
     )
 }
 
@@ -365,6 +377,8 @@ def event_detail(event: Event) -> str:
         return f"continues {event.continuation.get('from')}"
     if isinstance(event, LockWaiting):
         return "held by " + ", ".join(event.holders)
+    if isinstance(event, LockRefused):
+        return event.message
     if isinstance(event, RunStarted) and event.generation:
         return f"workflow generation {event.generation}"
     return ""

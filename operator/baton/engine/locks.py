@@ -30,7 +30,7 @@ from baton.api.run import StepPhase
 from baton.engine.commands import AcquireLock, Command, ReleaseLock
 from baton.engine.definition import LockDef, StepDef
 from baton.engine.errors import StepError
-from baton.engine.events import LockAcquired, LockWaiting
+from baton.engine.events import LockAcquired, LockRefused, LockWaiting
 from baton.engine.scope import ACTIVE, ROOT, Scope, step_def
 from baton.engine.state import LockHold, State, StepState
 from baton.engine.values import expression_error, render
@@ -120,6 +120,25 @@ def waiting(m: Machine, event: LockWaiting) -> None:
     hold.problem = event.problem
 
 
+def refused(m: Machine, event: LockRefused) -> None:
+    """The shell refused the lock (another namespace's, without its consent): the holder fails
+    with `LockRefused`; its hold is dropped when it ends, like any."""
+    hold = m.state.locks.get(event.key)
+    if hold is None or hold.granted_at is not None:
+        return
+    details = {"field": "synchronization.namespace", "namespace": hold.namespace}
+    if event.key == RUN_KEY:
+        if m.state.ending is None:
+            m.fail_run(StepError("LockRefused", event.message, details=details))
+        return
+    step = m.state.steps.get(event.key)
+    if step is None or step.phase is not StepPhase.WAITING:
+        return
+    sd = step_def(m.d, event.key)
+    error = StepError("LockRefused", event.message, details=details, step=sd.name)
+    m.step_failed(sd, m.scope_of(event.key), event.key, step, error)
+
+
 def release_ended(m: Machine) -> None:
     """Drop the holds of holders that ended (the commands release them), and say in the run's
     conditions what it waits for."""
@@ -162,6 +181,7 @@ def _request(m: Machine, lock: LockDef, scope: Scope, step: str | None) -> LockH
         requested_at=m.now,
         limit=lock.limit,
         config_map=lock.config_map,
+        namespace=lock.namespace,
     )
 
 
@@ -202,4 +222,5 @@ def _command(
         holder=holder_id(uid, key),
         limit=hold.limit,
         config_map=hold.config_map,
+        namespace=hold.namespace,
     )

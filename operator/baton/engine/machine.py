@@ -40,6 +40,7 @@ from baton.engine.events import (
     ChildFinished,
     Event,
     LockAcquired,
+    LockRefused,
     LockWaiting,
     MemoResolved,
     RedriveRequested,
@@ -222,6 +223,8 @@ class Machine:
             locks.granted(self, event)
         elif isinstance(event, LockWaiting):
             locks.waiting(self, event)
+        elif isinstance(event, LockRefused):
+            locks.refused(self, event)
         else:
             assert isinstance(event, TimerFired), f"unhandled event {event!r}"
         if s.phase is not RunPhase.PENDING:

@@ -358,6 +358,8 @@ class LockHold:
     requested_at: Millis
     limit: int | None = None
     config_map: tuple[str, str] | None = None
+    namespace: str | None = None
+    """The namespace keeping the lock when not the run's own."""
     granted_at: Millis | None = None
     holders: list[str] = field(default_factory=list)
     problem: str | None = None
@@ -374,6 +376,8 @@ class LockHold:
             out["limit"] = self.limit
         if self.config_map is not None:
             out["configMapKeyRef"] = {"name": self.config_map[0], "key": self.config_map[1]}
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
         if self.granted_at is not None:
             out["grantedAt"] = rfc3339(self.granted_at)
         if self.holders:
@@ -396,6 +400,7 @@ class LockHold:
             requested_at=parse_rfc3339(data["requestedAt"]),
             limit=data.get("limit"),
             config_map=(ref["name"], ref["key"]) if ref else None,
+            namespace=data.get("namespace"),
             granted_at=parse_rfc3339(granted) if granted else None,
             holders=list(data.get("heldBy") or []),
             problem=data.get("problem"),

@@ -8,17 +8,22 @@ shard) still gets its turn. A release, a deleted run, or an ask that grants othe
 run granted in the same change at once, through `deliver` (the registry: a no-op for runs driven
 elsewhere, which their own asks catch up with). Every ask is idempotent (baton.store.locks), so a
 report lost to a crash is found again when the run loop re-issues its pending requests.
+
+A lock kept in another namespace (`synchronization.namespace`) is asked for only when this
+operator manages that namespace (a namespaced install watches a list), and then only with the
+namespace's consent (baton.store.locks); else the run is told `LockRefused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from baton.engine.commands import AcquireLock, ReleaseLock
-from baton.engine.events import Event, LockAcquired, LockWaiting
+from baton.engine.events import Event, LockAcquired, LockRefused, LockWaiting
 from baton.store.kube import ApiError, Kube
 from baton.store.locks import Holder, LockRecordError, LockStore
 from baton.store.ref import RunRef
@@ -43,8 +48,11 @@ class LockExecutor:
         deliver: Deliver,
         *,
         poll: float = POLL_SECONDS,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.store = LockStore(kube, labels)
+        self.namespaces = tuple(namespaces)
+        """The namespaces (or patterns) this operator manages; empty: all."""
         self.deliver = deliver
         self.poll = poll
         self.waiting: dict[str, asyncio.Task[None]] = {}
@@ -54,6 +62,17 @@ class LockExecutor:
         """Ask for the lock; report the grant, or the wait and keep asking (also when this
         first ask failed: the next one is the retry)."""
         holders: list[str] | None
+        namespace = command.namespace or run.namespace
+        if not self.manages(namespace):
+            await report(
+                LockRefused(
+                    command.key,
+                    f"namespace {namespace!r} does not let {run.namespace!r} use its locks: "
+                    f"this operator does not manage namespace {namespace!r}; add it to the "
+                    f"operator's namespaces, or drop synchronization.namespace",
+                )
+            )
+            return
         try:
             holders = await self._ask(run, command, report, None)
         except (ApiError, LockRecordError, OSError) as exc:
@@ -69,15 +88,26 @@ class LockExecutor:
     async def release(self, run: RunRef, command: ReleaseLock) -> None:
         """Give the lock up (or the place in its queue); tell whoever gets it."""
         self._stop_asking(command.holder)
-        await self._tell(await self.store.release(run.namespace, command))
+        namespace = command.namespace or run.namespace
+        if self.manages(namespace):  # else it was refused: nothing to give up
+            await self._tell(await self.store.release(namespace, command))
 
-    async def forget(self, namespace: str, uid: str, keep: Iterable[str] = ()) -> None:
-        """Drop run `uid` from every lock of `namespace` but the holds in `keep` (its deletion;
-        releases a crash lost); tell whoever gets a lock in its place."""
+    async def forget(self, namespaces: Iterable[str], uid: str, keep: Iterable[str] = ()) -> None:
+        """Drop run `uid` from every lock of `namespaces` (its own, and those keeping locks it
+        may use) but the holds in `keep` (its deletion; releases a crash lost); tell whoever
+        gets a lock in its place."""
         kept = frozenset(keep)
         for holder in [h for h in self.waiting if h.startswith(f"{uid}/") and h not in kept]:
             self._stop_asking(holder)
-        await self._tell(await self.store.forget(namespace, uid, kept))
+        for namespace in sorted(set(namespaces)):
+            if self.manages(namespace):
+                await self._tell(await self.store.forget(namespace, uid, kept))
+
+    def manages(self, namespace: str) -> bool:
+        """Whether this operator manages `namespace` (every one when installed cluster-wide)."""
+        return not self.namespaces or any(
+            fnmatch.fnmatchcase(namespace, pattern) for pattern in self.namespaces
+        )
 
     async def stop(self) -> None:
         """Stop asking (operator shutdown): the requests are in the runs' states and are asked
@@ -95,6 +125,10 @@ class LockExecutor:
         """One ask: None when granted (reported), else the holders it found (reported when
         they differ from `last`)."""
         acquired = await self.store.acquire(run, command)
+        if acquired.refused is not None:
+            self._stop_asking(command.holder)
+            await report(LockRefused(command.key, acquired.refused))
+            return None
         await self._tell(acquired.promoted)
         if acquired.granted:
             self._stop_asking(command.holder)

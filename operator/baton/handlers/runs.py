@@ -232,7 +232,12 @@ class Shell:
         self.registry = Registry(self)
         self.children = ChildExecutor(self.kube, self.settings)
         self.successors = SuccessorCreator(self.kube, self.settings)
-        self.locks = LockExecutor(self.kube, self.settings.created_labels, self.registry.deliver)
+        self.locks = LockExecutor(
+            self.kube,
+            self.settings.created_labels,
+            self.registry.deliver,
+            namespaces=self.settings.namespaces,
+        )
         self.memo = MemoCache(self.kube, self.settings.created_labels)
         self.configmaps = ConfigMapIndex(self.kube)
 
@@ -416,8 +421,12 @@ class RunLoop:
         if definition.lock is None and all(s.lock is None for s in definition.index.values()):
             return
         held = [holder_id(self.ref.uid, key) for key in self.state.locks]
+        # Every namespace a lock of the definition may be kept in: a lost release names none.
+        lock_defs = [definition.lock, *(sd.lock for sd in definition.index.values())]
+        namespaces = {self.ref.namespace}
+        namespaces.update(d.namespace for d in lock_defs if d is not None and d.namespace)
         try:
-            await self.shell.locks.forget(self.ref.namespace, self.ref.uid, keep=held)
+            await self.shell.locks.forget(namespaces, self.ref.uid, keep=held)
         except ApiError as exc:  # holders are checked when someone waits, which clears them
             log.warning("%s/%s: stale releases: %s", self.ref.namespace, self.ref.name, exc)
 
@@ -1022,9 +1031,17 @@ class Registry:
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
-            if (body.get("status") or {}).get("locks") and self.active:
-                # A deleted run never releases: its holds and queued asks go now.
-                self._spawn(self.shell.locks.forget(body["metadata"]["namespace"], uid))
+            held = (body.get("status") or {}).get("locks")
+            if held and self.active:
+                # A deleted run never releases: its holds and queued asks go now, in its own
+                # namespace and in those keeping its cross-namespace locks.
+                namespaces = {body["metadata"]["namespace"]}
+                namespaces.update(
+                    h["namespace"]
+                    for h in held.values()
+                    if isinstance(h, dict) and h.get("namespace")
+                )
+                self._spawn(self.shell.locks.forget(namespaces, uid))
             return
         self.latest[uid] = body
         self._schedule_expiry(body)

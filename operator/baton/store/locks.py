@@ -31,6 +31,15 @@ The object is owned by the runs in it (holders and waiters; one left empty keeps
 last held it), so the garbage collector deletes it with the last of them: locks named after
 inputs (`account-${{ input.id }}`) leave nothing behind once their runs are deleted, and the
 operator needs no right to delete ConfigMaps.
+
+Across namespaces: a lock may be kept in another namespace than its run's
+(`synchronization.namespace`) when that namespace consents — its ConfigMap
+`baton-shared-locks` has a key named after the run's namespace whose value lists the lock
+names allowed (`consent_refusal`), read at every ask. Such a holder records its own namespace
+(`Holder.namespace`; shown as `namespace/run`), its run is checked in that namespace, and it
+cannot own the object (ownerReferences do not cross namespaces): the object is owned by the
+local runs in it only, so one used only from other namespaces is kept when it empties (a small
+ConfigMap the consenting namespace may delete once empty).
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from typing import Any
 
 from baton.api.attempts import lock_object_name
 from baton.api.labels import API_VERSION, LOCK_KIND, PART
-from baton.api.locks import MAX_SEMAPHORE_LIMIT
+from baton.api.locks import MAX_SEMAPHORE_LIMIT, SHARED_LOCKS_CONFIG_MAP
 from baton.api.run import RunPhase
 from baton.engine.commands import AcquireLock, ReleaseLock
 from baton.failpoints import failpoint
@@ -85,15 +94,25 @@ class Holder:
     uid: str
     key: str
     since: str
+    namespace: str = ""
+    """The run's namespace when not the lock's (a cross-namespace holder), else empty."""
+
+    @property
+    def shown(self) -> str:
+        """The run as waiters see it: `name`, or `namespace/name` from another namespace."""
+        return f"{self.namespace}/{self.run}" if self.namespace else self.run
 
     def to_json(self) -> dict[str, str]:
-        return {
+        out = {
             "id": self.id,
             "run": self.run,
             "uid": self.uid,
             "key": self.key,
             "since": self.since,
         }
+        if self.namespace:
+            out["namespace"] = self.namespace
+        return out
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Holder:
@@ -103,6 +122,7 @@ class Holder:
             uid=str(data["uid"]),
             key=str(data["key"]),
             since=str(data.get("since") or ""),
+            namespace=str(data.get("namespace") or ""),
         )
 
 
@@ -187,6 +207,36 @@ class Acquired:
     holders: list[str]
     promoted: list[Holder]
     problem: str | None = None
+    refused: str | None = None
+    """Set when the lock's namespace does not let the run's use it: why, and the fix."""
+
+
+def consent_refusal(
+    config_map: Mapping[str, Any] | None, lock_namespace: str, run_namespace: str, name: str
+) -> str | None:
+    """None when namespace `lock_namespace` lets runs of `run_namespace` use its lock `name`,
+    according to its ConfigMap `baton-shared-locks` (`config_map`, None when absent): the key
+    `run_namespace` lists the names allowed, `*` for all, `prefix*` for a prefix, one a line or
+    comma-separated. Else the refusal, saying the fix."""
+    fix = (
+        f"add the key {run_namespace!r} to ConfigMap {SHARED_LOCKS_CONFIG_MAP!r} in namespace "
+        f"{lock_namespace!r} (value: the lock names allowed, '*' for all), or drop "
+        f"synchronization.namespace"
+    )
+    refused = f"namespace {lock_namespace!r} does not let {run_namespace!r} use its locks"
+    if config_map is None:
+        return f"{refused}: it has no ConfigMap {SHARED_LOCKS_CONFIG_MAP!r}; {fix}"
+    raw = (config_map.get("data") or {}).get(run_namespace)
+    if raw is None:
+        return f"{refused}: {fix}"
+    for line in str(raw).replace(",", "\n").splitlines():
+        pattern = line.strip()
+        if pattern == name or (pattern.endswith("*") and name.startswith(pattern[:-1])):
+            return None
+    return (
+        f"namespace {lock_namespace!r} does not let {run_namespace!r} use its lock {name!r}: "
+        f"add it to the key {run_namespace!r} of ConfigMap {SHARED_LOCKS_CONFIG_MAP!r} there"
+    )
 
 
 @dataclass(frozen=True)
@@ -209,29 +259,39 @@ class LockStore:
     async def acquire(self, run: RunRef, command: AcquireLock) -> Acquired:
         """Queue the holder (or find it queued or holding), grant whoever the limit lets in,
         and say whether the holder holds the lock now."""
-        me = Holder(command.holder, run.name, run.uid, command.key, timestamp(time.time()))
+        namespace = command.namespace or run.namespace
+        foreign = run.namespace if namespace != run.namespace else ""
+        if foreign:
+            # Consent is read at every ask: a namespace withdrawing it refuses the next asks.
+            shared = await self.kube.get(
+                core_path("configmaps", namespace, SHARED_LOCKS_CONFIG_MAP)
+            )
+            refused = consent_refusal(shared, namespace, run.namespace, command.name)
+            if refused is not None:
+                return Acquired(granted=False, holders=[], promoted=[], refused=refused)
+        me = Holder(command.holder, run.name, run.uid, command.key, timestamp(time.time()), foreign)
         result: Acquired | None = None
 
         async def change(record: LockRecord) -> bool:
             nonlocal result
             record.limit, record.config_map = command.limit, command.config_map
-            limit = await self._limit(run.namespace, record)
+            limit = await self._limit(namespace, record)
             problem = limit.problem
             if not record.enqueue(me):
                 problem = f"{MAX_WAITERS} runs wait for it already; asking again until one leaves"
             promoted = record.promote(limit.value)
             # About to wait: clear holders that are gone, then try again.
-            if not record.holds(me.id) and await self._drop_dead(run.namespace, record):
+            if not record.holds(me.id) and await self._drop_dead(namespace, record):
                 promoted += record.promote(limit.value)
             result = Acquired(
                 granted=record.holds(me.id),
-                holders=[h.run for h in record.holders],
+                holders=[h.shown for h in record.holders],
                 promoted=[h for h in promoted if h.id != me.id],
                 problem=problem,
             )
             return True
 
-        await self._change(run.namespace, command.kind, command.name, change)
+        await self._change(namespace, command.kind, command.name, change)
         assert result is not None
         if result.granted:
             failpoint("after-lock-grant")
@@ -403,7 +463,8 @@ class LockStore:
         self._checked[lock] = now
         dead: set[str] = set()
         for holder in record.holders:
-            body = await self.kube.get(path_of("workflowruns", namespace, holder.run))
+            where = holder.namespace or namespace
+            body = await self.kube.get(path_of("workflowruns", where, holder.run))
             if body is None or body["metadata"].get("uid") != holder.uid or _finished(body):
                 dead.add(holder.id)
         if dead:
@@ -420,9 +481,12 @@ class LockStore:
 def _owners(record: LockRecord) -> list[dict[str, Any]]:
     """The runs holding or waiting for the lock, as its owners: the garbage collector deletes
     the object once every one of them is gone. A lock left with no one keeps the owners it had
-    (the runs that last held it), so it goes with them."""
+    (the runs that last held it), so it goes with them. Runs of other namespaces cannot own it
+    (see the module doc)."""
     owners: dict[str, dict[str, Any]] = {}
     for holder in (*record.holders, *record.queue):
+        if holder.namespace:
+            continue
         owners.setdefault(
             holder.uid,
             {

@@ -415,13 +415,15 @@ class _Lock:
 class _Locks:
     """The mutexes and semaphores of one test's runs (a run and its children contend as they
     would in a cluster), first come first served. A semaphore whose limit the cluster would read
-    from a ConfigMap has no ConfigMap here: it is not bounded in a test."""
+    from a ConfigMap has no ConfigMap here: it is not bounded in a test. A lock kept in another
+    namespace is one more lock (keyed by that namespace), granted without consent: there is no
+    cluster to consent."""
 
     def __init__(self) -> None:
-        self.locks: dict[tuple[str, str], _Lock] = {}
+        self.locks: dict[tuple[str | None, str, str], _Lock] = {}
 
     def acquire(self, run: _Run, command: AcquireLock, now: float) -> Iterable[tuple[float, Event]]:
-        lock = self.locks.setdefault((command.kind, command.name), _Lock())
+        lock = self.locks.setdefault((command.namespace, command.kind, command.name), _Lock())
         me = (run, command.key)
         if me not in lock.holders and me not in lock.queue:
             lock.queue.append(me)
@@ -431,7 +433,7 @@ class _Locks:
         return [(0.0, LockWaiting(command.key, [r.name for r, _ in lock.holders]))]
 
     def release(self, run: _Run, command: ReleaseLock, now: float) -> None:
-        lock = self.locks.get((command.kind, command.name))
+        lock = self.locks.get((command.namespace, command.kind, command.name))
         if lock is None:
             return
         me = (run, command.key)

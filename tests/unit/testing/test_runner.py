@@ -447,3 +447,16 @@ def test_an_entry_older_than_max_age_on_the_virtual_clock_misses() -> None:
     assert result.steps["poll"].output == {"n": 3}
     assert not result.steps["poll"].cached
     assert [e.at for e in result.events if e.type == "ActivityStarted"] == [0, 2 * 3600]
+
+
+def test_a_lock_kept_in_another_namespace_behaves_like_a_local_one_in_a_test() -> None:
+    result = run_workflow(
+        one_step(
+            "{name: each, forEach: {items: '[1, 2, 3]', step: {name: pay, "
+            "synchronization: {mutex: account, namespace: shared}, http: {url: 'http://x'}}}}"
+        ),
+        mocks={"steps": {"pay": [{"duration": "10s", "output": {}}]}},
+    )
+    assert result.phase == "Succeeded"
+    assert result.virtual_duration == 30
+    assert not [e for e in result.events if e.type == "LockRefused"]
