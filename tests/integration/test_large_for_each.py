@@ -5,9 +5,10 @@ when the operator restarts in the middle and resumes the run from its history.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from clusterkit import Runs
+from clusterkit import Runs, started_operator
 from operator_process import OperatorProcess
 from recorder import Recorder
 from runkit import http, run, wait_until, workflow
@@ -43,17 +44,24 @@ def test_a_for_each_of_3000_http_items_finishes_with_a_bounded_status(
 
 @pytest.mark.timeout(1200)
 def test_a_summarized_run_resumes_from_its_history_after_an_operator_restart(
-    runs: Runs, recorder: Recorder, operator: OperatorProcess
+    runs: Runs, recorder: Recorder, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     runs.apply([fan_out(recorder, "fan"), run("fan-2", "fan", list(range(800)))])
-    wait_until(
-        "the run's status is a summary",
-        lambda: runs.status("fan-2").get("summary") and runs.status("fan-2")["phase"] == "Running",
-        timeout=600,
-    )
-    operator.kill()
-    operator.start()
-    status = runs.wait("fan-2", timeout=1100)
+    # A status interval of 1 s: the summary is written while the run is running (with the
+    # default, a run this quick may end before its first timed status write).
+    with started_operator(
+        runs.cluster, runs.namespace, tmp_path, request, "--status-interval", "1"
+    ) as operator:
+        wait_until(
+            "the run's status is a summary",
+            lambda: (
+                runs.status("fan-2").get("summary") and runs.status("fan-2")["phase"] == "Running"
+            ),
+            timeout=600,
+        )
+        operator.kill()
+        operator.start()
+        status = runs.wait("fan-2", timeout=1100)
     assert status["phase"] == "Succeeded", json.dumps(status)[:2000]
     assert status["steps"]["each"]["itemCounts"]["succeeded"] == 800
     called = [c.path for c in recorder.effects.values() if c.path.startswith("/item/")]

@@ -195,6 +195,12 @@ def test_deleting_a_run_garbage_collects_its_jobs_child_runs_and_configmaps(
         ).stdout.split()  # fmt: skip
         return sorted(names)
 
+    # The offloaded output is written with the status, which may lag by the status interval.
+    wait_until(
+        "the big output offloaded",
+        lambda: any(n.startswith("configmap/doomed-out-") for n in owned()),
+        timeout=90,
+    )
     before = owned()
     assert f"job.batch/{job}" in before
     assert f"workflowrun.baton.dev/{kid}" in before

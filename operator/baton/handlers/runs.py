@@ -488,7 +488,10 @@ class RunLoop:
                 event = self.answers.answer(self.definition, self.state, arrived_event, now)
             if event is None:
                 continue
-            decision = decide(self.definition, self.state, event, now)
+            # In a worker thread: a decision is pure CPU, and one that starts thousands of
+            # instantaneous steps (a forEach of `set` steps) would hold every other run's
+            # loop for as long; the thread lets the event loop in at each GIL switch.
+            decision = await asyncio.to_thread(decide, self.definition, self.state, event, now)
             if decision.state == self.state and not decision.commands:
                 continue  # a duplicate or stale event: nothing to record
             self.state = decision.state
@@ -504,7 +507,9 @@ class RunLoop:
         stops = [c for c in commands if isinstance(c, CancelActivity | TerminateChild)]
         await self._flush(stops)
         self.progressed = True
-        metrics.observe_batch(
+        # Off the event loop too: a batch that ended thousands of instances observes each.
+        await asyncio.to_thread(
+            metrics.observe_batch,
             self.definition,
             self.definition_ref.get("workflow"),
             before,
@@ -793,8 +798,8 @@ class RunLoop:
         writer, but not in the snapshot), write the snapshot if there were any; their count."""
         assert self.definition is not None
         tail, self.position = await self.history.read_tail(self.position)
-        for entry in tail:
-            self.state = decide(self.definition, self.state, entry.event, entry.at).state
+        # A summarized run folds its whole history: off the event loop, as decisions are.
+        self.state = await asyncio.to_thread(_folded, self.definition, self.state, tail)
         self.signals_sent = max(self.signals_sent, self.state.signals_received)
         if tail:
             await self._write_status()
@@ -822,7 +827,7 @@ class RunLoop:
             if engine_status.get(SUMMARY):
                 with contextlib.suppress(HistoryCorruptError):
                     entries, _ = await self.history.read_tail(HistoryPosition())
-                    self.state = replay(self.definition, entries)
+                    self.state = await asyncio.to_thread(replay, self.definition, entries)
             elif engine_status:
                 self.state = state_from_status(engine_status)
             self.answers = updates.Answers.from_status(status)
@@ -1309,6 +1314,13 @@ def _check_pod_policy(
         raise InvalidRunError(
             podpolicy.POLICY_DENIED, f"{where}, field {path!r}: {violation.message}"
         )
+
+
+def _folded(definition: Definition, state: State, entries: Iterable[HistoryEntry]) -> State:
+    """`state` with the history `entries` decided in order."""
+    for entry in entries:
+        state = decide(definition, state, entry.event, entry.at).state
+    return state
 
 
 DEFINITIONS_CACHED = 256
