@@ -155,6 +155,7 @@ def test_run_takes_a_name_input_from_a_file_and_a_run_timeout(baton: Baton, tmp_
         "suspend": False,
         "redrive": 0,
         "signals": [],
+        "updates": [],
     }
 
 
