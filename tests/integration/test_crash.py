@@ -52,10 +52,11 @@ from runkit import http, run, send_signal, wait_until, workflow
 from baton.failpoints import ENV as FAILPOINTS_ENV
 from baton.failpoints import EXIT_STATUS
 
-pytestmark = pytest.mark.timeout(600)
-
 CRASH_RUNS = int(os.environ.get("BATON_CRASH_RUNS", "12"))
 CRASH_KILLS = int(os.environ.get("BATON_CRASH_KILLS", "4"))
+
+# The random-kill test at size (bench/, 1,000 runs) waits up to 60 s + 1 s per run at its end.
+pytestmark = pytest.mark.timeout(600 + 3 * CRASH_RUNS)
 
 
 @pytest.fixture
