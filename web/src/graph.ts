@@ -14,6 +14,8 @@ export interface GraphNode {
   parent?: string;
   error?: string;
   signal?: string;
+  cached?: boolean;
+  lock?: { message: string; held: boolean };
   child?: { namespace: string; name: string; phase: string; progress: string };
   forEach?: {
     step: string;
@@ -22,6 +24,11 @@ export interface GraphNode {
     phases: Record<string, number>;
     items: { index: number; key: string; phase: string; attempts?: number; child?: GraphNode["child"] }[];
   };
+}
+
+/** A step that asked for a lock and has not been granted it: it waits for that, not its signal. */
+export function waitsForLock(node: GraphNode): boolean {
+  return !!node.lock && !node.lock.held;
 }
 
 export interface GraphData {
@@ -129,14 +136,17 @@ function drawNode(node: GraphNode, box: { x: number; y: number; width: number; h
     if ((event as KeyboardEvent).key === "Enter") options.onSelect(node.id);
   });
   g.append(
-    s("title", {}, `${node.id} (${node.kind || "step"}): ${node.phase}${node.error ? ` — ${node.error}` : ""}`),
+    s("title", {}, `${node.id} (${node.kind || "step"}): ${node.phase}${node.cached ? " (output from the cache)" : ""}${node.lock ? ` — ${node.lock.message}` : ""}${node.error ? ` — ${node.error}` : ""}`),
     s("rect", { x, y, width: box.width, height: box.height, rx: 6 }),
     s("text", { x: x + 8, y: y + 18, class: "node-label" }, truncate(node.label, 22)),
     s("text", { x: x + box.width - 8, y: y + 18, class: "node-kind", "text-anchor": "end" }, node.kind),
     s(
       "text",
       { x: x + 8, y: y + 36, class: "node-phase" },
-      node.phase + (node.attempts > 1 ? ` · ${node.attempts} attempts` : "") + (node.signal && node.phase === "Waiting" ? ` · ${node.signal}` : ""),
+      node.phase +
+        (node.cached ? " · cached" : "") +
+        (node.attempts > 1 ? ` · ${node.attempts} attempts` : "") +
+        (waitsForLock(node) ? " · lock" : node.signal && node.phase === "Waiting" ? ` · ${node.signal}` : ""),
     ),
   );
   if (node.child) {

@@ -1,10 +1,11 @@
 // A run: its graph and timeline, each step's attempts, input, output and logs, its history,
-// signals, queries, conditions and Events, and the actions (signal, cancel, suspend, resume,
-// redrive), each sent with the user's own rights; a refusal is shown as the API server said it.
+// signals, updates, locks, queries, conditions and Events, and the actions (signal, update,
+// cancel, suspend, resume, redrive), each sent with the user's own rights; a refusal is shown as
+// the API server said it.
 // The step shown is in the URL (`?step=KEY`), and so is the tab (`&tab=timeline`).
 
 import { ApiError, follow, get, getText, post, streamText } from "./api";
-import { drawGraph, GraphData } from "./graph";
+import { drawGraph, GraphData, GraphNode, waitsForLock } from "./graph";
 import { drawTimeline, TimelineData } from "./gantt";
 import { View } from "./main";
 import { RunSummary, runDuration, runPath } from "./runs";
@@ -31,6 +32,11 @@ interface Detail {
   events: { type: string; reason: string; message: string; count: number; time: string }[];
   pods: { name: string; key: string; attempt: number; phase: string }[];
   signals: { sent: { index: number; name: string; payload?: unknown; taken: boolean }[]; accepted: string[] };
+  updates: {
+    sent: { index: number; id: string; name: string; payload?: unknown; outcome?: string; output?: unknown; reason?: string; at?: string }[];
+    accepted: string[];
+  };
+  locks: { step: string; kind: string; name: string; held: boolean; message: string }[];
   outputRefs: string[];
   problems: string[];
 }
@@ -116,6 +122,7 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         status.continuedAs ? fact("continued as", lineageLink(metadata.namespace, status.continuedAs, "continued-as")) : null,
       ),
       run.error ? h("div", { class: "error-box", "data-testid": "run-error" }, run.error) : null,
+      ...detail.locks.filter((l) => !l.held).map((l) => h("div", { class: "info-box", "data-testid": "lock-waiting" }, `${l.step}: ${l.message}`)),
       ...detail.problems.map((p) => h("div", { class: "warning-box" }, p)),
     ]);
   };
@@ -125,7 +132,7 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
     const phase = detail.summary.phase;
     clear(actions);
     const nameInput = h("input", { list: "signal-names", placeholder: "signal name", "data-testid": "signal-name" });
-    const waiting = detail.graph.nodes.find((n) => n.phase === "Waiting" && n.signal);
+    const waiting = detail.graph.nodes.find(waitsForSignal);
     if (waiting?.signal) nameInput.value = waiting.signal;
     const payload = h("textarea", { rows: 1, placeholder: '{"ok": true}  (JSON payload, optional)', "data-testid": "signal-payload" });
     const sendSignal = (event: Event) => {
@@ -142,6 +149,31 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
       }
       void act("signal", body);
     };
+    const updateName = h("input", { list: "update-names", placeholder: "update name", "data-testid": "update-name" });
+    if (detail.updates.accepted.length === 1) updateName.value = detail.updates.accepted[0];
+    const updatePayload = h("textarea", { rows: 1, placeholder: '{"sku": "A-1"}  (JSON payload, optional)', "data-testid": "update-payload" });
+    const sendUpdate = (event: Event) => {
+      event.preventDefault();
+      let body: Record<string, unknown> = { name: updateName.value };
+      if (updatePayload.value.trim()) {
+        try {
+          body = { ...body, payload: JSON.parse(updatePayload.value) };
+        } catch (error) {
+          result.className = "action-result refused";
+          result.textContent = `payload: not JSON (${(error as Error).message})`;
+          return;
+        }
+      }
+      void act("update", body);
+    };
+    const updateForm = h(
+      "form",
+      { class: "signal-form", onsubmit: sendUpdate },
+      h("datalist", { id: "update-names" }, ...detail.updates.accepted.map((n) => h("option", { value: n }))),
+      updateName,
+      updatePayload,
+      h("button", { type: "submit", "data-testid": "send-update", disabled: FINISHED.has(phase) }, "Send update"),
+    );
     actions.append(
       h(
         "form",
@@ -161,6 +193,8 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         h("button", { "data-testid": "redrive", disabled: phase !== "Failed", onclick: () => void act("redrive") }, "Redrive"),
       ),
     );
+    // A workflow without update handlers takes none: no form to send one.
+    if (detail.updates.accepted.length) actions.insertBefore(updateForm, actions.lastChild);
   };
 
   const renderTabs = () => {
@@ -219,7 +253,23 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         table(["#", "name", "payload", "taken"], detail.signals.sent.map((sg) => [String(sg.index), sg.name, h("code", {}, JSON.stringify(sg.payload ?? null)), sg.taken ? "yes" : "pending"]), "signals"),
         h("p", { class: "muted" }, `accepted: ${detail.signals.accepted.join(", ") || "none"}`),
         h("h3", {}, "Waiting for"),
-        h("ul", {}, ...detail.graph.nodes.filter((n) => n.phase === "Waiting" && n.signal).map((n) => h("li", {}, `${n.id} waits for signal "${n.signal}"`))),
+        h("ul", {}, ...detail.graph.nodes.filter(waitsForSignal).map((n) => h("li", {}, `${n.id} waits for signal "${n.signal}"`))),
+        h("h3", {}, "Updates"),
+        table(
+          ["#", "id", "name", "payload", "answer", "result"],
+          detail.updates.sent.map((u) => [
+            String(u.index),
+            u.id,
+            u.name,
+            h("code", {}, JSON.stringify(u.payload ?? null)),
+            u.outcome || "pending",
+            u.reason ? u.reason : u.output !== undefined ? h("code", {}, JSON.stringify(u.output)) : "",
+          ]),
+          "updates",
+        ),
+        h("p", { class: "muted" }, `handlers: ${detail.updates.accepted.join(", ") || "none"}`),
+        h("h3", {}, "Locks"),
+        table(["step", "lock", "state"], detail.locks.map((l) => [l.step, `${l.kind} ${l.name}`, l.message]), "locks"),
         h("h3", {}, "Queries"),
         table(["name", "value"], Object.entries(status.queries || {}).map(([k, v]) => [k, h("code", {}, JSON.stringify(v))]), "queries"),
         h("h3", {}, "Conditions"),
@@ -415,6 +465,10 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
       return false;
     },
   };
+}
+
+function waitsForSignal(node: GraphNode): boolean {
+  return node.phase === "Waiting" && !!node.signal && !waitsForLock(node);
 }
 
 function fact(label: string, value: string | Node | null | undefined): HTMLElement[] {

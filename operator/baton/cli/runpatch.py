@@ -15,6 +15,7 @@ Every patch is written so that concurrent users cannot undo each other's writes:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,6 +97,11 @@ def signal_patch(
 def has_signal_list(run: Mapping[str, Any], field: str = "signals") -> bool:
     """Whether the run's spec has a `signals` (or `updates`) list to append to."""
     return isinstance((run.get("spec") or {}).get(field), list)
+
+
+def new_update_id() -> str:
+    """A fresh id for an update request, when its sender names none."""
+    return f"u-{secrets.token_hex(6)}"
 
 
 def update_value(

@@ -16,7 +16,7 @@ from baton.cli import CommandError
 from baton.cli.jsonarg import json_argument
 from baton.cli.kubeconfig import add_cluster_arguments, target_of
 from baton.cli.output import Output, add_output_argument, output_of
-from baton.cli.runpatch import run_manifest, signal_value, update_value
+from baton.cli.runpatch import new_update_id, run_manifest, signal_value, update_value
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -246,11 +246,10 @@ def _register_update(subparsers: Subparsers) -> None:
 
 def _update_handler(args: argparse.Namespace) -> int:
     import re
-    import secrets
 
     from baton.api.run import UPDATE_ID_PATTERN  # pydantic: see _sync
 
-    update_id = args.id if args.id is not None else f"u-{secrets.token_hex(6)}"
+    update_id = args.id if args.id is not None else new_update_id()
     if not re.match(UPDATE_ID_PATTERN, update_id):
         raise CommandError(
             f"--id {update_id!r}: 1 to 64 letters, digits, '_' or '-', starting with a letter "

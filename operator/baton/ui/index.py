@@ -61,6 +61,10 @@ def summary(run: Mapping[str, Any]) -> dict[str, Any]:
         "finishedAt": status.get("finishedAt"),
         "labels": dict(metadata.get("labels") or {}),
         "generation": status.get("workflowGeneration"),
+        # Any write of the run is news to the page showing it (an update's answer, a lock
+        # granted) even when the list's columns stay the same; status writes are coalesced, so
+        # this adds no event per step.
+        "version": str(metadata.get("resourceVersion") or ""),
     }
     if isinstance(error, Mapping) and error.get("type"):
         text = f"{error['type']}: {error.get('message', '')}".rstrip(": ")

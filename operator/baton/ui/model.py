@@ -117,7 +117,66 @@ def run_graph(
     else:
         _block(graph, compiled_definition.steps, "", None)
     _compensations(graph, status)
+    locks = status.get("locks") or {}
+    for node in graph.nodes:
+        hold = locks.get(node["id"])
+        if isinstance(hold, Mapping) and hold.get("message"):
+            node["lock"] = {"message": str(hold["message"]), "held": bool(hold.get("grantedAt"))}
     return graph.to_json()
+
+
+# -- updates and locks ----------------------------------------------------------------------------
+
+
+def updates_sent(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each request of `spec.updates`, in order, with its answer from `status.updates` (its
+    `outcome` absent while none has come; an old answer the status no longer keeps shows as
+    `Answered`, since the status keeps the latest ones only)."""
+    answers = status.get("updates") or {}
+    seen = status.get("updatesSeen")
+    seen = seen if isinstance(seen, int) else 0
+    sent = []
+    for index, request in enumerate(spec.get("updates") or []):
+        if not isinstance(request, Mapping):
+            continue
+        row: dict[str, Any] = {
+            "index": index,
+            "id": str(request.get("id", "")),
+            "name": str(request.get("name", "")),
+        }
+        if "payload" in request:
+            row["payload"] = request["payload"]
+        answer = answers.get(row["id"])
+        if isinstance(answer, Mapping):
+            row["outcome"] = answer.get("outcome")
+            for key in ("output", "reason", "at"):
+                if key in answer:
+                    row[key] = answer[key]
+            error = answer.get("error")
+            if isinstance(error, Mapping):
+                row["reason"] = f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
+        elif index < seen:
+            row["outcome"] = "Answered"
+        sent.append(row)
+    return sent
+
+
+def lock_holds(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's locks, held or waited for, by step (`(run)` for the run's own), with the
+    message `status.locks` words them in."""
+    holds = []
+    for step, hold in sorted((status.get("locks") or {}).items()):
+        if isinstance(hold, Mapping):
+            holds.append(
+                {
+                    "step": step,
+                    "kind": hold.get("kind", ""),
+                    "name": hold.get("name", ""),
+                    "held": hold.get("grantedAt") is not None,
+                    "message": hold.get("message", ""),
+                }
+            )
+    return holds
 
 
 def _node(
@@ -143,6 +202,8 @@ def _node(
         node["error"] = f"{error['type']}: {error.get('message', '')}".rstrip(": ")
     if child is not None:
         node["child"] = child_link(child)
+    if entry.get("cached"):
+        node["cached"] = True
     return node
 
 

@@ -10,7 +10,7 @@ and message, as the page shows it):
 - `GET /api/runs/NS/NAME`: a run with its definition, graph, timeline, attempts, history, child
   runs, Events, Job pods and signals; `.../outputs/REF` an offloaded output; `.../logs?key&attempt`
   a Job step's pod log (`&follow=1`: streamed live while the pod writes);
-  `POST .../signal|cancel|suspend|resume|redrive` the actions;
+  `POST .../signal|update|cancel|suspend|resume|redrive` the actions;
 - `GET /api/workflows`, `GET /api/workflows/NS/NAME`, `POST /api/workflows/NS/NAME/runs`;
 - `GET /api/pools` (each pool's `history` from the operator's metrics with `--metrics-url`);
 - anything else: the page (`static/index.html`), which routes by its URL: deep links.
@@ -46,9 +46,9 @@ from starlette.staticfiles import StaticFiles
 
 from baton.api.names import InvalidNameError
 from baton.cli import CommandError, runactions
-from baton.cli.completion import signal_names
+from baton.cli.completion import signal_names, update_names
 from baton.cli.podlogs import choose_pod
-from baton.cli.runpatch import run_manifest, signal_value
+from baton.cli.runpatch import new_update_id, run_manifest, signal_value, update_value
 from baton.cli.runread import (
     POOLS,
     WORKFLOWS,
@@ -306,6 +306,11 @@ async def run_detail(request: Request, kube: Kube) -> Response:
                 ],
                 "accepted": signal_names(definition or {}),
             },
+            "updates": {
+                "sent": model.updates_sent(spec, status),
+                "accepted": update_names(definition or {}),
+            },
+            "locks": model.lock_holds(status),
             "outputRefs": sorted(set(output_refs(status))),
             "problems": problems,
             "now": now,
@@ -372,6 +377,25 @@ async def run_action(request: Request, kube: Kube) -> Response:
             )
             index = await runactions.send_signal(kube, namespace, name, signal)
             return _json({"message": f'signal "{signal_name}" sent (spec.signals[{index}])'})
+        if action == "update":
+            body = await _body(request)
+            update_name = body.get("name")
+            if not isinstance(update_name, str) or not update_name.strip():
+                raise HttpError(400, "name: the update's name is required")
+            update = update_value(
+                new_update_id(),
+                update_name.strip(),
+                body.get("payload"),
+                has_payload="payload" in body,
+            )
+            index = await runactions.send_update(kube, namespace, name, update)
+            return _json(
+                {
+                    "message": f'update "{update["name"]}" sent (spec.updates[{index}], id '
+                    f"{update['id']}); its answer appears under Updates",
+                    "id": update["id"],
+                }
+            )
         if action in ("cancel", "suspend", "resume"):
             field_name, value = {
                 "cancel": ("cancel", True),
@@ -388,7 +412,9 @@ async def run_action(request: Request, kube: Kube) -> Response:
         raise HttpError(404, f'workflowrun "{name}" not found in namespace "{namespace}"') from None
     except runactions.RaceLostError as exc:
         raise HttpError(409, str(exc)) from None
-    raise HttpError(404, f"unknown action {action!r}: signal, cancel, suspend, resume, redrive")
+    raise HttpError(
+        404, f"unknown action {action!r}: signal, update, cancel, suspend, resume, redrive"
+    )
 
 
 # -- workflows and pools --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from baton.engine.events import (
     RunStarted,
     SignalReceived,
 )
-from baton.ui.model import run_graph, step_attempts, timeline
+from baton.ui.model import lock_holds, run_graph, step_attempts, timeline, updates_sent
 
 T0 = 1_780_000_000.0
 
@@ -179,3 +179,75 @@ def test_each_attempt_has_its_error_and_idempotency_key() -> None:
         "outcome": "failed", "error": {"type": "HttpError", "message": "503"},
     }  # fmt: skip
     assert (attempts[1]["idempotencyKey"], attempts[1]["outcome"]) == ("u/reserve/2", "succeeded")
+
+
+def test_each_update_request_is_shown_with_its_answer_or_as_pending() -> None:
+    spec = {
+        "updates": [
+            {"id": "a", "name": "addItem", "payload": {"sku": "A-1"}},
+            {"id": "b", "name": "addItem", "payload": {"sku": "B-2"}},
+            {"id": "c", "name": "removeItem"},
+        ]
+    }
+    status = {
+        "updatesSeen": 2,
+        "updates": {"b": {"name": "addItem", "outcome": "Refused", "reason": "the cart is full"}},
+    }
+    sent = updates_sent(spec, status)
+    # `a` was answered, but the status keeps only the latest answers.
+    assert [(u["id"], u.get("outcome"), u.get("reason")) for u in sent] == [
+        ("a", "Answered", None),
+        ("b", "Refused", "the cart is full"),
+        ("c", None, None),
+    ]
+    assert sent[0]["payload"] == {"sku": "A-1"}
+    assert "payload" not in sent[2]
+
+
+def test_a_failed_update_shows_its_error_as_the_reason() -> None:
+    spec = {"updates": [{"id": "a", "name": "charge"}]}
+    status = {
+        "updatesSeen": 1,
+        "updates": {
+            "a": {
+                "name": "charge",
+                "outcome": "Failed",
+                "error": {"type": "HttpError", "message": "402"},
+            }
+        },
+    }
+    assert updates_sent(spec, status)[0]["reason"] == "HttpError: 402"
+
+
+def test_a_step_waiting_for_a_lock_carries_the_lock_message_in_the_graph() -> None:
+    status = {
+        "steps": {"hold": {"phase": "Waiting"}},
+        "locks": {
+            "hold": {
+                "kind": "mutex",
+                "name": "ledger",
+                "heldBy": ["first"],
+                "message": "waiting for mutex ledger held by run first",
+            }
+        },
+    }
+    (node,) = run_graph(None, status, [])["nodes"]
+    assert node["lock"] == {"message": "waiting for mutex ledger held by run first", "held": False}
+    assert lock_holds(status) == [
+        {
+            "step": "hold",
+            "kind": "mutex",
+            "name": "ledger",
+            "held": False,
+            "message": "waiting for mutex ledger held by run first",
+        }
+    ]
+
+
+def test_a_step_answered_from_the_cache_is_marked_cached_in_the_graph() -> None:
+    status = {
+        "steps": {"rate": {"phase": "Succeeded", "cached": True}, "next": {"phase": "Succeeded"}}
+    }
+    nodes = {n["id"]: n for n in run_graph(None, status, [])["nodes"]}
+    assert nodes["rate"]["cached"] is True
+    assert "cached" not in nodes["next"]
