@@ -345,6 +345,28 @@ class Runs:
         """`kubectl apply` the manifest (Workflows, WorkflowRuns, anything) in the namespace."""
         self.cluster.apply(manifest, namespace=self.namespace)
 
+    def listed(self, page: int = 250, retries: int = 5) -> list[dict[str, Any]]:
+        """Every WorkflowRun of the namespace, read in pages; a page the API server times out on
+        (504, 503: a loaded machine listing a thousand runs) is asked for again."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            for attempt in range(retries):
+                try:
+                    listing = self.api.list_namespaced_custom_object(
+                        "baton.dev", "v1alpha1", self.namespace, "workflowruns",
+                        limit=page, _continue=token,
+                    )  # fmt: skip
+                    break
+                except client.ApiException as exc:
+                    if exc.status not in (429, 500, 503, 504) or attempt == retries - 1:
+                        raise
+                    time.sleep(1 + attempt)
+            items.extend(listing["items"])
+            token = (listing.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+
     def get(self, name: str) -> dict[str, Any]:
         """The WorkflowRun object."""
         run: dict[str, Any] = self.api.get_namespaced_custom_object(

@@ -150,10 +150,7 @@ def wait_all(runs: Runs, names: list[str], timeout: float, operator: OperatorPro
     deadline = time.monotonic() + timeout
     pending = set(names)
     while pending:
-        listing = runs.api.list_namespaced_custom_object(
-            "baton.dev", "v1alpha1", runs.namespace, "workflowruns"
-        )
-        for item in listing["items"]:
+        for item in runs.listed():
             if (item.get("status") or {}).get("phase") in FINAL_PHASES:
                 pending.discard(item["metadata"]["name"])
         if not pending:
@@ -231,22 +228,16 @@ def check_outcome(
 
 def batches_committed(runs: Runs) -> int:
     """Batches committed so far by all runs of the namespace (their status's history position)."""
-    listing = runs.api.list_namespaced_custom_object(
-        "baton.dev", "v1alpha1", runs.namespace, "workflowruns"
-    )
     return sum(
         int(((item.get("status") or {}).get("history") or {}).get("batches") or 0)
-        for item in listing["items"]
+        for item in runs.listed()
     )
 
 
 def where_runs_are(runs: Runs) -> dict[str, int]:
     """How many runs are at which step (or final phase), for the report."""
-    listing = runs.api.list_namespaced_custom_object(
-        "baton.dev", "v1alpha1", runs.namespace, "workflowruns"
-    )
     places: Counter[str] = Counter()
-    for item in listing["items"]:
+    for item in runs.listed():
         status = item.get("status") or {}
         phase = status.get("phase") or "new"
         places[phase if phase != "Running" else str(status.get("currentStep"))] += 1
