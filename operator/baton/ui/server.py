@@ -186,6 +186,16 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+async def _message(request: Request, what: str) -> tuple[str, Any, bool]:
+    """A signal's or an update's `{name, payload}` from the request body: the name, the
+    payload, and whether one was given (a `null` payload is one)."""
+    body = await _body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise HttpError(400, f"name: the {what}'s name is required")
+    return name.strip(), body.get("payload"), "payload" in body
+
+
 # -- runs -----------------------------------------------------------------------------------------
 
 
@@ -368,26 +378,13 @@ async def run_action(request: Request, kube: Kube) -> Response:
     action = request.path_params["action"]
     try:
         if action == "signal":
-            body = await _body(request)
-            signal_name = body.get("name")
-            if not isinstance(signal_name, str) or not signal_name.strip():
-                raise HttpError(400, "name: the signal's name is required")
-            signal = signal_value(
-                signal_name.strip(), body.get("payload"), has_payload="payload" in body
-            )
+            signal_name, payload, has_payload = await _message(request, "signal")
+            signal = signal_value(signal_name, payload, has_payload=has_payload)
             index = await runactions.send_signal(kube, namespace, name, signal)
             return _json({"message": f'signal "{signal_name}" sent (spec.signals[{index}])'})
         if action == "update":
-            body = await _body(request)
-            update_name = body.get("name")
-            if not isinstance(update_name, str) or not update_name.strip():
-                raise HttpError(400, "name: the update's name is required")
-            update = update_value(
-                new_update_id(),
-                update_name.strip(),
-                body.get("payload"),
-                has_payload="payload" in body,
-            )
+            update_name, payload, has_payload = await _message(request, "update")
+            update = update_value(new_update_id(), update_name, payload, has_payload=has_payload)
             index = await runactions.send_update(kube, namespace, name, update)
             return _json(
                 {

@@ -124,3 +124,12 @@ def test_a_write_from_another_origin_is_refused(local_client: TestClient) -> Non
     )
     assert response.status_code == 403
     assert "another site (https://evil.example)" in response.json()["error"]
+
+
+@pytest.mark.parametrize("action", ["signal", "update"])
+def test_a_signal_or_update_without_a_name_is_a_400_naming_the_field(
+    local_client: TestClient, action: str
+) -> None:
+    response = local_client.post(f"/api/runs/ns/r/{action}", json={"payload": {"sku": "A-1"}})
+    assert response.status_code == 400
+    assert response.json()["error"] == f"name: the {action}'s name is required"
