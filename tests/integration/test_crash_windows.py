@@ -294,6 +294,48 @@ def test_a_child_and_a_job_made_under_the_names_of_before_are_adopted_not_made_t
     check_replay(runs, spec, "old-1")
 
 
+# -- a Job that finishes while no operator runs -----------------------------------------------
+
+
+def test_a_job_that_finished_while_the_operator_was_down_keeps_its_output_past_the_job_ttl(
+    runs: Runs, make_lives: LivesFactory
+) -> None:
+    """The Job's pod holds its output, and the TTL controller deletes the pod first. A Job that
+    finished while no operator ran keeps it until its run has committed the outcome, however
+    long after `--job-ttl` that is; then the Job goes after `--job-ttl`."""
+    build = {
+        "image": "registry.example/build:1",
+        "podAnnotations": kwok(duration="3s", message={"artifact": "b-7"}),
+    }
+    spec = workflow("bake", [{"name": "build", "job": build}], output="${{ steps.build.output }}")
+    runs.apply([spec, run("bake-1", "bake")])
+    lives = make_lives("--job-ttl", "1")
+    lives.start()
+    wait_until("the Job", lambda: jobs_of(runs, "bake-1") == [("build", "1")])
+    lives.kill()
+    batch = client.BatchV1Api(runs.cluster.api_client)
+    selector = f"{RUN_UID}={uid_of(runs, 'bake-1')}"
+
+    def finished() -> bool:
+        (job,) = batch.list_namespaced_job(runs.namespace, label_selector=selector).items
+        return any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or [])
+
+    wait_until("the Job to finish", finished)
+    time.sleep(5)  # five times the TTL: the TTL controller would have taken the pod by now
+    pods = client.CoreV1Api(runs.cluster.api_client).list_namespaced_pod(
+        runs.namespace, label_selector=selector
+    )
+    assert [p.status.phase for p in pods.items] == ["Succeeded"]
+
+    lives.start()
+    status = runs.wait("bake-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["output"] == {"artifact": "b-7"}
+    assert status["steps"]["build"]["attempts"] == 1
+    # Committed: the Job now has the short TTL, and goes.
+    wait_until("the Job to be deleted after its TTL", lambda: jobs_of(runs, "bake-1") == [])
+
+
 # -- cancel and terminate ---------------------------------------------------------------------
 
 

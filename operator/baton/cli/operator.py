@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from baton.cli import CommandError
-from baton.settings import OperatorSettings
+from baton.settings import UNSETTLED_TTL_SECONDS, OperatorSettings
 
 RECURSION_LIMIT = 20_000
 """Frames the operator may nest: copies of a watched object recurse per level of nesting."""
@@ -162,6 +162,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "which are written at once (default %(default)s; 0: a status write per step)",
     )
     parser.add_argument(
+        "--job-ttl",
+        metavar="SECONDS",
+        type=_job_ttl,
+        default=defaults.job_ttl_seconds,
+        help="how long a finished Job, and its pod with its logs, is kept once its run has "
+        "recorded the outcome (default %(default)s); until then it is kept, up to a week",
+    )
+    parser.add_argument(
         "--shard",
         metavar="NAME",
         type=_shard,
@@ -269,6 +277,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         kube_events=not args.no_kube_events,
         step_events=args.step_events,
         status_interval=args.status_interval,
+        job_ttl_seconds=args.job_ttl,
         metrics_port=args.metrics_port,
         shard=args.shard,
         history_chunk_bytes=args.history_chunk_bytes,
@@ -319,6 +328,14 @@ def _seconds(text: str) -> float:
             f"{text!r}: a number of seconds from 0 to {_MAX_STATUS_INTERVAL:g}"
         )
     return value
+
+
+def _job_ttl(text: str) -> int:
+    if not text.isdigit() or int(text) > UNSETTLED_TTL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a whole number of seconds from 0 to {UNSETTLED_TTL_SECONDS} (a week)"
+        )
+    return int(text)
 
 
 def _priority(text: str) -> int | str:

@@ -19,7 +19,7 @@ from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import Event
 from baton.store.ref import RunRef
 
-__all__ = ["Adopting", "Executor", "Report", "RunRef"]
+__all__ = ["Adopting", "Executor", "Report", "RunRef", "Settling"]
 
 
 Report = Callable[[Event], Awaitable[None]]
@@ -50,3 +50,15 @@ class Adopting(Protocol):
 
     def adopt(self, run: RunRef, objects: Iterable[Mapping[str, Any]]) -> None:
         """Remember the names of `run`'s objects that differ from today's rule, by attempt."""
+
+
+@runtime_checkable
+class Settling(Protocol):
+    """An executor whose finished attempts leave objects holding their outcome (a Job's pod
+    holds its output) that it keeps until the run has committed that outcome."""
+
+    async def settle(self, run: RunRef, events: Iterable[Event]) -> None:
+        """`run` committed `events` to its history: what held their outcomes may go."""
+
+    async def expire(self, namespace: str, names: Iterable[str]) -> None:
+        """The objects `names`, whose outcomes a resumed run found committed, may go."""

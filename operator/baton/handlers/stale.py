@@ -12,6 +12,9 @@ So a resumed run looks at its Jobs and at the child runs it terminates with it (
 it: parentClosePolicy `terminate`), and stops each one still going whose step its committed
 state shows past that attempt — a later attempt, or the same one no longer running. An attempt
 the state does not know yet (started by another writer during a hand-over) is left alone.
+
+The same look finds finished Jobs whose outcome is committed but whose TTL was not shortened
+(`settled_jobs`): a crash came between the commit and `JobExecutor.settle`.
 """
 
 from __future__ import annotations
@@ -62,6 +65,18 @@ def stale_stops(
         if attempt is not None:
             stops.append(TerminateChild(key=attempt[0], attempt=attempt[1], name=meta["name"]))
     return stops
+
+
+def settled_jobs(state: State, jobs: Iterable[Mapping[str, Any]], ttl: int) -> list[str]:
+    """Finished Jobs whose outcome `state` has committed but which still have the long TTL
+    they were created with: the operator stopped between the commit and `JobExecutor.settle`."""
+    return [
+        str(job["metadata"]["name"])
+        for job in jobs
+        if job_finished(job)
+        and (job.get("spec") or {}).get("ttlSecondsAfterFinished") != ttl
+        and _attempt(job, state) is not None
+    ]
 
 
 def _attempt(obj: Mapping[str, Any], state: State) -> tuple[str, int] | None:

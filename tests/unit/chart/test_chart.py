@@ -361,6 +361,12 @@ def test_the_status_interval_value_reaches_the_operator(helm: Helm) -> None:
     assert "--status-interval=0" in container(objects)["args"]
 
 
+def test_the_job_ttl_value_reaches_the_operator(helm: Helm) -> None:
+    assert "--job-ttl=600" in container(helm.template())["args"]
+    objects = helm.template("--set", "operator.jobTtlSeconds=3600")
+    assert "--job-ttl=3600" in container(objects)["args"]
+
+
 def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
     helm: Helm,
 ) -> None:

@@ -147,3 +147,12 @@ def test_status_interval_defaults_to_the_setting_and_takes_seconds_up_to_an_hour
     for bad in ("-1", "soon", "nan", "3601"):
         with pytest.raises(SystemExit):
             parse("--status-interval", bad)
+
+
+def test_job_ttl_defaults_to_the_setting_and_takes_whole_seconds_up_to_a_week() -> None:
+    assert operator.operator_settings(parse()).job_ttl_seconds == 600
+    assert operator.operator_settings(parse("--job-ttl", "0")).job_ttl_seconds == 0
+    assert operator.operator_settings(parse("--job-ttl", "604800")).job_ttl_seconds == 604800
+    for bad in ("-1", "1.5", "soon", "604801"):
+        with pytest.raises(SystemExit):
+            parse("--job-ttl", bad)
