@@ -10,17 +10,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from recorder import Recorder, Reply
 from runkit import http, run, send_signal, workflow
-from uikit import Ui, shoot
+from uikit import LIVE, Ui, open_run, shoot
 
 pytestmark = pytest.mark.timeout(300)
-
-LIVE = 60_000
-"""How long the page may take to show a change the operator made (ms): a busy shared machine."""
-
-
-def open_run(page: Page, ui: Ui, namespace: str, name: str, query: str = "") -> None:
-    page.goto(f"{ui.url}runs/{namespace}/{name}{query}")
-    expect(page.get_by_test_id("run-name")).to_have_text(name)
 
 
 @pytest.mark.usefixtures("operator")

@@ -16,19 +16,11 @@ import pytest
 from playwright.sync_api import Page, expect
 from recorder import Recorder, Reply
 from runkit import http, run, workflow
-from uikit import Ui, grant_view, shoot, start_ui, stop_ui
+from uikit import LIVE, Ui, grant_view, open_run, shoot, start_ui, stop_ui
 
 # The forEach of 400 items may take minutes on a busy machine, and the first test's setup starts
 # `baton ui` too.
 pytestmark = pytest.mark.timeout(600)
-
-LIVE = 60_000
-"""How long the page may take to show a change the operator made (ms): a busy shared machine."""
-
-
-def open_run(page: Page, ui: Ui, namespace: str, name: str, query: str = "") -> None:
-    page.goto(f"{ui.url}runs/{namespace}/{name}{query}")
-    expect(page.get_by_test_id("run-name")).to_have_text(name)
 
 
 @pytest.mark.usefixtures("operator")

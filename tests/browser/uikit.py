@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Page, expect
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+LIVE = 60_000
+"""How long the page may take to show a change the operator made (ms): a busy shared machine."""
 
 
 @dataclass
@@ -44,6 +50,12 @@ def start_ui(env: dict[str, str], *args: str, timeout: float = 120.0) -> Ui:
             return Ui(line.split()[3], process)
     process.kill()
     raise AssertionError(f"baton ui did not start: {''.join(lines)}")
+
+
+def open_run(page: Page, ui: Ui, namespace: str, name: str, query: str = "") -> None:
+    """Open the page of run `name`, once it shows the run."""
+    page.goto(f"{ui.url}runs/{namespace}/{name}{query}")
+    expect(page.get_by_test_id("run-name")).to_have_text(name)
 
 
 def stop_ui(ui: Ui) -> None:

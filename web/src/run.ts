@@ -131,58 +131,39 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
     const { spec, status } = detail.run;
     const phase = detail.summary.phase;
     clear(actions);
-    const nameInput = h("input", { list: "signal-names", placeholder: "signal name", "data-testid": "signal-name" });
-    const waiting = detail.graph.nodes.find(waitsForSignal);
-    if (waiting?.signal) nameInput.value = waiting.signal;
-    const payload = h("textarea", { rows: 1, placeholder: '{"ok": true}  (JSON payload, optional)', "data-testid": "signal-payload" });
-    const sendSignal = (event: Event) => {
-      event.preventDefault();
-      let body: Record<string, unknown> = { name: nameInput.value };
-      if (payload.value.trim()) {
-        try {
-          body = { ...body, payload: JSON.parse(payload.value) };
-        } catch (error) {
-          result.className = "action-result refused";
-          result.textContent = `payload: not JSON (${(error as Error).message})`;
-          return;
+    // A signal or an update: a name (the workflow's own offered), an optional JSON payload.
+    const messageForm = (what: "signal" | "update", names: string[], prefill: string, example: string, disabled: boolean) => {
+      const nameInput = h("input", { list: `${what}-names`, placeholder: `${what} name`, "data-testid": `${what}-name` });
+      nameInput.value = prefill;
+      const payload = h("textarea", { rows: 1, placeholder: `${example}  (JSON payload, optional)`, "data-testid": `${what}-payload` });
+      const send = (event: Event) => {
+        event.preventDefault();
+        let body: Record<string, unknown> = { name: nameInput.value };
+        if (payload.value.trim()) {
+          try {
+            body = { ...body, payload: JSON.parse(payload.value) };
+          } catch (error) {
+            result.className = "action-result refused";
+            result.textContent = `payload: not JSON (${(error as Error).message})`;
+            return;
+          }
         }
-      }
-      void act("signal", body);
-    };
-    const updateName = h("input", { list: "update-names", placeholder: "update name", "data-testid": "update-name" });
-    if (detail.updates.accepted.length === 1) updateName.value = detail.updates.accepted[0];
-    const updatePayload = h("textarea", { rows: 1, placeholder: '{"sku": "A-1"}  (JSON payload, optional)', "data-testid": "update-payload" });
-    const sendUpdate = (event: Event) => {
-      event.preventDefault();
-      let body: Record<string, unknown> = { name: updateName.value };
-      if (updatePayload.value.trim()) {
-        try {
-          body = { ...body, payload: JSON.parse(updatePayload.value) };
-        } catch (error) {
-          result.className = "action-result refused";
-          result.textContent = `payload: not JSON (${(error as Error).message})`;
-          return;
-        }
-      }
-      void act("update", body);
-    };
-    const updateForm = h(
-      "form",
-      { class: "signal-form", onsubmit: sendUpdate },
-      h("datalist", { id: "update-names" }, ...detail.updates.accepted.map((n) => h("option", { value: n }))),
-      updateName,
-      updatePayload,
-      h("button", { type: "submit", "data-testid": "send-update", disabled: FINISHED.has(phase) }, "Send update"),
-    );
-    actions.append(
-      h(
+        void act(what, body);
+      };
+      return h(
         "form",
-        { class: "signal-form", onsubmit: sendSignal },
-        h("datalist", { id: "signal-names" }, ...detail.signals.accepted.map((n) => h("option", { value: n }))),
+        { class: "signal-form", onsubmit: send },
+        h("datalist", { id: `${what}-names` }, ...names.map((n) => h("option", { value: n }))),
         nameInput,
         payload,
-        h("button", { type: "submit", "data-testid": "send-signal" }, "Send signal"),
-      ),
+        h("button", { type: "submit", "data-testid": `send-${what}`, disabled }, `Send ${what}`),
+      );
+    };
+    const updates = detail.updates.accepted;
+    actions.append(
+      messageForm("signal", detail.signals.accepted, detail.graph.nodes.find(waitsForSignal)?.signal || "", '{"ok": true}', false),
+      // A workflow without update handlers takes none: no form to send one.
+      updates.length ? messageForm("update", updates, updates.length === 1 ? updates[0] : "", '{"sku": "A-1"}', FINISHED.has(phase)) : "",
       h(
         "div",
         { class: "buttons" },
@@ -193,8 +174,6 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         h("button", { "data-testid": "redrive", disabled: phase !== "Failed", onclick: () => void act("redrive") }, "Redrive"),
       ),
     );
-    // A workflow without update handlers takes none: no form to send one.
-    if (detail.updates.accepted.length) actions.insertBefore(updateForm, actions.lastChild);
   };
 
   const renderTabs = () => {
