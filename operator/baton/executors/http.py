@@ -276,7 +276,6 @@ def http_client(
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(),
         headers={"User-Agent": USER_AGENT},
-        auto_decompress=True,
     )
 
 
