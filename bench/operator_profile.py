@@ -319,6 +319,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40, help="functions in each profile table")
     parser.add_argument("--keep", action="store_true", help="leave the cluster running")
     parser.add_argument(
+        "--cluster",
+        default=CLUSTER_NAME,
+        help="name of the control plane (another name for a second benchmark at once)",
+    )
+    parser.add_argument(
         "--compare",
         metavar="DIR",
         help="also measure the operator of another checkout (e.g. `git archive main` unpacked)"
@@ -326,7 +331,7 @@ def main() -> None:
     )
     parser.add_argument("flags", nargs="*", help="operator flags (after --)")
     args = parser.parse_args()
-    with cluster(CLUSTER_NAME, "", args.keep) as running:
+    with cluster(args.cluster, "", args.keep) as running:
         asyncio.run(rounds(running, args))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import re
@@ -216,10 +215,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-QUIET_LOGGERS = ("kopf.objects", "httpx")
-"""Loggers that write a line at INFO for every watch event ("Handler ... succeeded") and every
-HTTP step ("HTTP Request: ..."): formatted and written twice per step, for what the runs'
-status and history already say. They log warnings and errors still, and all with --verbose."""
+QUIET_LOGGERS = ("kopf.objects",)
+"""Loggers that write a line at INFO for every watch event ("Handler ... succeeded"): formatted
+and written once per step, for what the runs' status and history already say. They log
+warnings and errors still, and all with --verbose. (The HTTP client, aiohttp, logs no line per
+request.)"""
 
 
 def configure_logging(*, verbose: bool, log_format: str) -> None:
@@ -240,16 +240,6 @@ def import_operator() -> Callable[[OperatorSettings], None]:
     from baton.store import lazykube
 
     lazykube.install()
-    # httpx imports its own command line (click, rich, pygments: about a third of a CPU-second)
-    # whenever they are installed, as they are here (kopf and cel depend on them); the operator
-    # never runs it, and a None entry in sys.modules makes httpx take it for absent.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    # httpcore asks which async library it runs under each time it sets up a request, with
-    # `import sniffio`; nothing installs sniffio here, and a failed import is not remembered,
-    # so every HTTP call searched sys.path for it again: a tenth of the operator's CPU per step
-    # (bench/operator_profile.py). Marked absent, httpcore takes asyncio at once, as it is.
-    if importlib.util.find_spec("sniffio") is None:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
     from baton.handlers.operator import run
 
     return run

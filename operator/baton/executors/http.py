@@ -19,12 +19,17 @@ transport failures to engine errors:
 
 (*) 408 and 429 are retried; other 4xx are not.
 
-The guard sits below httpx, in the network backend that opens TCP connections: it resolves the
-host, refuses when any address is forbidden, and connects to an address it checked. Checking at
+The client is aiohttp's (the Kubernetes client's too: one HTTP stack in the operator). The
+guard sits in its connector, where TCP connections are opened: its resolver (`GuardedResolver`)
+resolves the host and refuses when any address is forbidden, and the connector connects only to
+the addresses the resolver returned; a literal address in the URL skips resolution, so the
+connector's socket factory checks every address it opens a socket to as well. Checking at
 connect time (rather than resolving once before the request) leaves no window for a DNS answer
 that changes between check and use, and covers every connection a request opens. Redirects are
 not followed: a `3xx` is an `HttpError` unless listed in `successCodes`, so a header read from a
-Secret never travels to a host the workflow did not name.
+Secret never travels to a host the workflow did not name. No proxy is taken from the environment
+(the guard must see the real destination); TLS trusts `SSL_CERT_FILE` / `SSL_CERT_DIR` when set,
+else the certifi bundle.
 
 A call is sent only once it holds a slot of the executor's `CallLimits` (baton.executors.limits:
 in all, per namespace, per run); it is acknowledged (ActivityStarted) then, so its startToClose
@@ -35,19 +40,24 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
+import os
+import re
 import socket
+import ssl
 import time
-import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import anyio
-import httpcore
-import httpx
+import aiohttp
+import certifi
+from aiohappyeyeballs import AddrInfoType
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import ActivityStarted
@@ -97,7 +107,7 @@ METADATA_ADDRESSES: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = f
 )
 """Metadata addresses outside the link-local ranges, which are refused as a whole."""
 
-BodyReader = Callable[[httpx.Response, str], Awaitable[bytes]]
+BodyReader = Callable[[aiohttp.ClientResponse, str], Awaitable[bytes]]
 """Reads a response's body (given the response and `METHOD URL` for messages)."""
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -182,104 +192,117 @@ def check_destination(host: str, addresses: list[str]) -> None:
             raise ForbiddenAddressError(host, address)
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Opens TCP connections only to addresses `check_destination` accepts."""
+class GuardedResolver(AbstractResolver):
+    """The connector's resolver: resolves with `resolve` and returns the addresses only when
+    `check_destination` accepts them all (the connector connects to nothing else)."""
 
     def __init__(self, resolve: Resolver, *, allow_link_local: bool) -> None:
         self._resolve = resolve
         self._allow_link_local = allow_link_local
-        self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if not self._allow_link_local and host.lower().rstrip(".") in METADATA_HOSTS:
             raise ForbiddenAddressError(host, host)
-        try:
-            addresses = await self._resolve(host, port)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        addresses = await self._resolve(host, port)
+        if not addresses:
+            # An OSError, as a failed lookup: the connector reports it as a DNS error.
+            raise OSError(f"{host} has no address")
         if not self._allow_link_local:
             check_destination(host, addresses)
-        failure: Exception = httpcore.ConnectError(f"{host} has no address")
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        raise failure
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+            for address in addresses
+        ]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("HTTP activities do not use unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        """Nothing to release: `resolve` holds no resources of its own."""
 
 
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool opening connections through the guard."""
-
-    def __init__(self, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # httpx takes no network backend, so the pool it built (still empty) is replaced by the
-        # same pool over the guard. This reads httpx's internals; httpx is pinned below 0.29
-        # and the unit tests fail if the guard stops being used.
-        self._pool = httpcore.AsyncConnectionPool(
-            # SSL_CERT_FILE / SSL_CERT_DIR are honoured: a private CA for in-cluster services.
-            ssl_context=httpx.create_ssl_context(trust_env=True),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=backend,
-        )
+def guarded_socket(addr_info: AddrInfoType) -> socket.socket:
+    """The connector's socket factory: a socket for an address the guard accepts. Names were
+    checked by `GuardedResolver`; a literal address in the URL reaches only this check."""
+    family, type_, proto, _name, sockaddr = addr_info
+    address = str(sockaddr[0])
+    if forbidden_address(address):
+        raise ForbiddenAddressError(address, address)
+    return socket.socket(family=family, type=type_, proto=proto)
 
 
-async def warm_up() -> None:
-    """Import now what anyio (below httpcore) imports lazily on a process's first request.
+def tls_context() -> ssl.SSLContext:
+    """Verifying TLS: the CA bundle of `SSL_CERT_FILE` or `SSL_CERT_DIR` when set (a private CA
+    for in-cluster services), else certifi's."""
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        context = ssl.create_default_context(cafile=cafile)
+    elif capath := os.environ.get("SSL_CERT_DIR"):
+        context = ssl.create_default_context(capath=capath)
+    else:
+        context = ssl.create_default_context(cafile=certifi.where())
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
-    Done at start-up, before any run: otherwise the first HTTP step imports a dozen modules on
-    the event loop every run shares, and stalls them all for a fifth of a second."""
-    for name in getattr(anyio, "__all__", ()):
-        getattr(anyio, name)
-    event = anyio.Event()
-    event.set()
-    await event.wait()
-    async with anyio.Semaphore(1), anyio.Lock():
-        await anyio.sleep(0)
+
+KEEPALIVE_SECONDS = 5.0
+"""How long an idle connection is kept for reuse: shorter than most servers' own idle timeout
+(5 s in Node.js, 60 s in nginx), so a reused connection is rarely one the server just closed."""
 
 
 def http_client(
     settings: OperatorSettings, resolve: Resolver | None = None, *, max_connections: int
-) -> httpx.AsyncClient:
-    """A client over its own pool of `max_connections`: the address guard, no redirects, no
-    proxy from the environment (the guard must see the real destination), no client-wide
-    timeout (each request sets its own)."""
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
+) -> aiohttp.ClientSession:
+    """A client over its own pool of `max_connections`: the address guard, no proxy from the
+    environment (the guard must see the real destination), no cookies kept between calls, no
+    client-wide timeout (each request sets its own). Redirects are refused per request."""
+    allow = settings.allow_link_local_http
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        limit_per_host=0,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+        resolver=GuardedResolver(resolve or resolve_host, allow_link_local=allow),
+        socket_factory=None if allow else guarded_socket,
+        ssl=tls_context(),
     )
-    backend = GuardedBackend(
-        resolve or resolve_host, allow_link_local=settings.allow_link_local_http
-    )
-    return httpx.AsyncClient(
-        transport=_GuardedTransport(limits, backend),
+    return aiohttp.ClientSession(
+        connector=connector,
         trust_env=False,
-        follow_redirects=False,
-        timeout=None,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(),
         headers={"User-Agent": USER_AGENT},
     )
+
+
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name (RFC 9110 `token`)."""
+
+FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""A header value that can be sent: visible ASCII, spaces and tabs (no CR, LF or other control
+character that would end the header or start another; no bytes outside ASCII)."""
+
+
+def check_headers(headers: Mapping[str, str], where: str) -> None:
+    """`InvalidRequest` (never retried: it will not improve) for a header the request cannot
+    carry."""
+    for name, value in headers.items():
+        if not TOKEN.fullmatch(name):
+            reason, what = "InvalidHeaderName", f"header name {name!r} is not a token"
+        elif not FIELD_VALUE.fullmatch(value):
+            reason, what = "InvalidHeaderValue", f"the value of header {name!r} cannot be sent"
+        else:
+            continue
+        raise ActivityError(
+            "InvalidRequest",
+            f"{where}: {what} (visible ASCII only, no line breaks)",
+            {"reason": reason},
+            non_retryable=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -288,7 +311,8 @@ class HttpResponse:
 
     status: int
     reason: str
-    headers: httpx.Headers
+    headers: Mapping[str, str]
+    """Read case-insensitively (`headers.get("retry-after")`)."""
     content: bytes
     encoding: str = "utf-8"
 
@@ -395,7 +419,7 @@ class HttpExecutor:
     async def close(self) -> None:
         """Cancel every call in flight and close the shared client."""
         await self._inflight.close()
-        await self.client.aclose()
+        await self.client.close()
 
     async def _call(self, run: RunRef, command: StartActivity, secrets: list[str]) -> Any:
         spec = command.spec
@@ -432,7 +456,7 @@ class HttpExecutor:
         timeout: float | None,
         limit: str = "the startToClose timeout",
         read: BodyReader | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
     ) -> HttpResponse:
         """One request through the guard, its body read in full; transport failures raise
         ActivityError (`Timeout`, `ConnectionError`, `ForbiddenAddress`, ...). Statuses are the
@@ -440,33 +464,30 @@ class HttpExecutor:
         the `timeout` covers it too (`limit` names it in the error). `client` replaces the
         executor's own (worker dispatch has its pool); a slot of the caller's limits is the
         caller's to hold."""
-        try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise ActivityError(
-                "InvalidRequest", f"invalid URL {url!r}: {exc}", non_retryable=True
-            ) from None
-        if target.scheme not in ("http", "https") or not target.host:
-            raise ActivityError(
-                "InvalidRequest", f"not an http(s) URL: {url!r}", non_retryable=True
-            )
-        where = f"{method} {target.copy_with(query=None, fragment=None)}"
+        target = request_url(url)
+        where = f"{method} {target.with_query(None).with_fragment(None)}"
+        check_headers(headers, where)
+        sent = dict(headers)
+        data = None
+        if body is not None:
+            # As JSON, compact and UTF-8; a Content-Type the workflow set itself is kept.
+            data = json.dumps(
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            if not any(name.lower() == "content-type" for name in sent):
+                sent["Content-Type"] = "application/json"
         try:
             async with asyncio.timeout(timeout):
-                async with (client or self.client).stream(
-                    method,
-                    target,
-                    headers=headers,
-                    json=body,
-                    timeout=httpx.Timeout(timeout),
+                async with (client or self.client).request(
+                    method, target, headers=sent, data=data, allow_redirects=False
                 ) as response:
                     content = await (read or read_capped)(response, where)
                     return HttpResponse(
-                        status=response.status_code,
-                        reason=response.reason_phrase,
+                        status=response.status,
+                        reason=response.reason or "",
                         headers=response.headers,
                         content=content,
-                        encoding=response.charset_encoding or "utf-8",
+                        encoding=response.charset or "utf-8",
                     )
         except ForbiddenAddressError as exc:
             raise ActivityError(
@@ -475,21 +496,21 @@ class HttpExecutor:
                 {"host": exc.host, "address": exc.address},
                 non_retryable=True,
             ) from None
-        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
-            # A header the request cannot carry (not ASCII, a bad name): it will not improve.
+        except aiohttp.InvalidURL as exc:
+            # A host aiohttp will not connect to as written (`http://127.1/`).
             raise ActivityError(
                 "InvalidRequest",
                 f"{where}: {exc}",
                 {"reason": type(exc).__name__},
                 non_retryable=True,
             ) from None
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             raise ActivityError(
                 "Timeout",
                 f"{where}: no response within {limit} of {timeout}s",
                 {"kind": "startToClose"},
             ) from None
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise ActivityError(
                 "ConnectionError",
                 f"{where}: {exc or type(exc).__name__}",
@@ -510,16 +531,29 @@ class HttpExecutor:
         return headers
 
 
-async def read_capped(response: httpx.Response, where: str) -> bytes:
+def request_url(url: str) -> URL:
+    """The URL of a request; `InvalidRequest` (never retried) for one that is not http(s)."""
+    try:
+        target = URL(url)
+    except (ValueError, TypeError) as exc:
+        raise ActivityError(
+            "InvalidRequest", f"invalid URL {url!r}: {exc}", non_retryable=True
+        ) from None
+    if target.scheme not in ("http", "https") or not target.raw_host:
+        raise ActivityError("InvalidRequest", f"not an http(s) URL: {url!r}", non_retryable=True)
+    return target
+
+
+async def read_capped(response: aiohttp.ClientResponse, where: str) -> bytes:
     """The body in full; `ResponseTooLarge` past MAX_RESPONSE_BYTES."""
     content = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_any():
         content += chunk
         if len(content) > MAX_RESPONSE_BYTES:
             raise ActivityError(
                 "ResponseTooLarge",
                 f"{where}: response body over {MAX_RESPONSE_BYTES} bytes",
-                {"status": response.status_code, "limit": MAX_RESPONSE_BYTES},
+                {"status": response.status, "limit": MAX_RESPONSE_BYTES},
                 non_retryable=True,
             )
     return bytes(content)

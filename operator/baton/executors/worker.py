@@ -24,7 +24,7 @@ import time
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from baton.api.names import check_subdomain
 from baton.engine.commands import CancelActivity, StartActivity
@@ -156,9 +156,9 @@ def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
     `run_event` for each heartbeat line and returning the result line as the body. A stream
     that ends without a result line reads as an empty body (`WorkerProtocolError`)."""
 
-    async def read(response: httpx.Response, where: str) -> bytes:
+    async def read(response: aiohttp.ClientResponse, where: str) -> bytes:
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if content_type != NDJSON or not 200 <= response.status_code < 300:
+        if content_type != NDJSON or not 200 <= response.status < 300:
             return await read_capped(response, where)
         pending = bytearray()
         result = b""
@@ -176,7 +176,7 @@ def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
                 return result
             return text
 
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.content.iter_any():
             pending += chunk
             while (end := pending.find(b"\n")) >= 0:
                 result = await line_of(bytes(pending[:end]))
@@ -185,7 +185,7 @@ def heartbeat_reader(beat: Report, run_event: ActivityHeartbeat) -> BodyReader:
                 raise ActivityError(
                     "ResponseTooLarge",
                     f"{where}: a line of the stream is over {MAX_RESPONSE_BYTES} bytes",
-                    {"status": response.status_code, "limit": MAX_RESPONSE_BYTES},
+                    {"status": response.status, "limit": MAX_RESPONSE_BYTES},
                     non_retryable=True,
                 )
         return await line_of(bytes(pending))
@@ -247,7 +247,7 @@ class WorkerExecutor:
     async def close(self) -> None:
         """Cancel every task in flight and close the client."""
         await self._inflight.close()
-        await self.client.aclose()
+        await self.client.close()
 
     async def _dispatch(self, run: RunRef, command: StartActivity, report: Report) -> Any:
         name = check_subdomain(str(command.spec.get("pool") or ""), "worker.pool")

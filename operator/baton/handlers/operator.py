@@ -35,7 +35,7 @@ import kopf
 from baton import metrics
 from baton.api.labels import GROUP, PART, SCHEDULE, SHARD, VERSION
 from baton.executors.base import Executor
-from baton.executors.http import HttpExecutor, warm_up
+from baton.executors.http import HttpExecutor
 from baton.executors.job import JobExecutor
 from baton.executors.worker import WorkerExecutor
 from baton.handlers.peering import PeeringGuard, own_identity
@@ -116,7 +116,6 @@ def build_registry(
             connection=connection,
             stop_metrics=stop_metrics,
         )
-        await warm_up()
         # What start-up allocated (kopf, the API client's models, the CRD schemas) lives as long
         # as the process: moved out of the collector's reach, a full collection walks only what
         # runs allocate instead of pausing every run for a tenth of a second.

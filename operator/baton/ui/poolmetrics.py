@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 EVERY_SECONDS = 5.0
@@ -66,13 +66,13 @@ class PoolMetrics:
     """Whether any sample succeeded yet."""
     _history: dict[PoolKey, deque[dict[str, float]]] = field(default_factory=dict)
 
-    async def sample(self, http: httpx.AsyncClient) -> None:
+    async def sample(self, http: aiohttp.ClientSession) -> None:
         """Read the metrics once and keep a sample per pool (a failure is kept as `error`)."""
         try:
-            response = await http.get(self.url, timeout=self.every)
-            response.raise_for_status()
-            values = pool_values(response.text)
-        except (httpx.HTTPError, ValueError) as exc:
+            timeout = aiohttp.ClientTimeout(total=self.every)
+            async with http.get(self.url, timeout=timeout, raise_for_status=True) as response:
+                values = pool_values(await response.text())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self.error = f"{self.url}: {exc or type(exc).__name__}"
             return
         self.error = None
@@ -86,7 +86,7 @@ class PoolMetrics:
 
     async def run(self) -> None:
         """Sample every `every` seconds until cancelled."""
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as http:
             while True:
                 await self.sample(http)
                 await asyncio.sleep(self.every)

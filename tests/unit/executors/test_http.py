@@ -372,6 +372,19 @@ def test_a_url_that_is_not_http_is_refused_for_good(url: str) -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize("host", ["2852039166", "169.254.43518", "0251.0376.0251.0376", "127.1"])
+def test_a_legacy_numeric_ipv4_form_is_refused_for_good(host: str) -> None:
+    # inet_aton would read these as 169.254.169.254 (or 127.0.0.1); only the dotted-quad form
+    # is an address the guard and the reader of the workflow see the same way.
+    async def scenario(executor: HttpExecutor) -> None:
+        error = failure(await outcome(executor, {"url": f"http://{host}/"})).error
+        assert error["type"] == "InvalidRequest"
+        assert "not a canonical IPv4 address" in error["message"]
+        assert not is_retryable(POLICY, StepError.reported(error, "s"))
+
+    run(scenario)
+
+
 RESPONSE_BYTES = 1024 * 1024
 """The documented limit of a response body (docs/language.md: 1 MiB), written as a number."""
 

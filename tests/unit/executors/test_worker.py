@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from executorkit import RUN, command
+from multidict import CIMultiDict
 
 from baton.engine.definition import RetryPolicy
 from baton.engine.errors import StepError
@@ -20,7 +20,7 @@ POLICY = RetryPolicy(3, 1.0, 2.0, 100.0, 0.0, frozenset())
 
 
 def response(status: int, body: bytes, **headers: str) -> HttpResponse:
-    return HttpResponse(status, "", httpx.Headers(headers), body)
+    return HttpResponse(status, "", CIMultiDict(headers), body)
 
 
 def pool(**spec: Any) -> dict[str, Any]:

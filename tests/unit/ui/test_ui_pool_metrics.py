@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import pytest
 
 from baton.metrics import PoolSample, serve
@@ -54,7 +54,7 @@ def operator_metrics() -> Iterator[tuple[str, Pools]]:
 
 def sample(metrics: PoolMetrics) -> None:
     async def once() -> None:
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as http:
             await metrics.sample(http)
 
     asyncio.run(once())
