@@ -140,11 +140,14 @@ from baton.handlers import updates
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
+    DEFINITION_IN_CHUNK_BYTES,
     HistoryConflictError,
     HistoryCorruptError,
     HistoryLog,
+    HistoryLostError,
     HistoryPosition,
     HistoryTooLargeError,
+    chunk_name,
 )
 from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.locks import LockRecordError
@@ -688,11 +691,11 @@ class RunLoop:
         if problem is not None:
             raise InvalidRunError("InvalidInput", f"spec.{problem}")
         workflow_name = spec.workflow_ref.name if spec.workflow_ref is not None else None
-        snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
-        if snapshot is not None:
+        found = await self._find_definition()
+        if found is not None:
             # Started before (the status was lost or wiped, or a crash came before its first
             # write): go on with the definition the run started with, never today's Workflow.
-            await self._recover(snapshot, workflow_name)
+            await self._recover(*found, workflow_name)
             return
         generation = 0
         if spec.workflow is not None:
@@ -718,7 +721,14 @@ class RunLoop:
         problem = self.definition.input_problem(spec.input)
         if problem is not None:
             raise InvalidRunError("InvalidInput", f"spec.{problem}")
-        name = await self.snapshots.save_definition(raw, generation)
+        text, seal = self.snapshots.seal_definition(raw, generation)
+        if len(text.encode()) <= DEFINITION_IN_CHUNK_BYTES:
+            # With the start batch, in the create of the first chunk: one write, and no
+            # snapshot without a start or start without a snapshot.
+            self.history.carry_definition(text, seal)
+            name = chunk_name(self.ref.name, 0)
+        else:
+            name = await self.snapshots.save_definition(raw, generation)
         self.definition_ref = {"configMap": name, "workflow": workflow_name}
         if workflow_name is not None:
             self.definition_ref["generation"] = generation
@@ -726,13 +736,33 @@ class RunLoop:
             return  # started before a crash (or by another writer) that left no status yet
         await self._fold_started(spec, generation)
 
-    async def _recover(self, snapshot: tuple[dict[str, Any], int], workflow: str | None) -> None:
+    async def _find_definition(self) -> tuple[tuple[dict[str, Any], int], str] | None:
+        """The run's definition snapshot and the ConfigMap it is in: its first history chunk,
+        or (a run started by an earlier version, or a large definition) its own ConfigMap;
+        None when it has neither."""
+        first = await self.history.first_chunk()
+        name = chunk_name(self.ref.name, 0)
+        if first is None and self.definition_ref.get("configMap") == name:
+            # The status says the snapshot came with the first batch: both are gone.
+            raise HistoryLostError(
+                f"history ConfigMap {name!r} is gone: the run's definition snapshot and first "
+                "batches of events cannot be read, and the run cannot go on without them"
+            )
+        snapshot = await self.snapshots.load_definition(name, config_map=first or {})
+        if snapshot is None:
+            name = self.snapshots.definition_name
+            snapshot = await self.snapshots.load_definition(name)
+        return None if snapshot is None else (snapshot, name)
+
+    async def _recover(
+        self, snapshot: tuple[dict[str, Any], int], name: str, workflow: str | None
+    ) -> None:
         """Start from the run's own definition snapshot and its whole history."""
         raw, generation = snapshot
         spec = WorkflowRunSpec.model_validate(self.body.get("spec") or {})
         self.definition = _compile(raw, "spec.workflow" if workflow is None else None)
         self.ttl = _ttl_after_finished(self.body, raw)
-        self.definition_ref = {"configMap": self.snapshots.definition_name, "workflow": workflow}
+        self.definition_ref = {"configMap": name, "workflow": workflow}
         if workflow is not None:
             self.definition_ref["generation"] = generation
         replayed = await self._replay_tail()
@@ -771,13 +801,14 @@ class RunLoop:
 
     async def _resume(self, status: dict[str, Any]) -> None:
         self.definition_ref = dict(status["definition"])
-        snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
-        if snapshot is None:
+        found = await self._find_definition()
+        if found is None:
+            name = self.definition_ref.get("configMap") or self.snapshots.definition_name
             raise SnapshotLostError(
-                f"definition snapshot ConfigMap {self.snapshots.definition_name!r} is gone; the "
-                "run cannot go on without the definition it started with"
+                f"definition snapshot ConfigMap {name!r} is gone; the run cannot go on without "
+                "the definition it started with"
             )
-        raw = snapshot[0]
+        raw = found[0][0]
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status, self.conditions = split_status(status)
@@ -814,7 +845,8 @@ class RunLoop:
         self.definition_ref = dict(status.get("definition") or {})
         snapshot = None
         with contextlib.suppress(HistoryCorruptError):
-            snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
+            found = await self._find_definition()
+            snapshot = None if found is None else found[0]
         self.ended_aborted = True
         if snapshot is not None:
             with contextlib.suppress(InvalidRunError):

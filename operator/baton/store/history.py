@@ -7,6 +7,14 @@ key, the batch's sequence number zero-padded to 12 digits, whose value is JSON l
 single merge patch that adds one key, so a write costs the size of the batch, not of the log.
 A chunk is closed once it passes `chunk_bytes`, far below etcd's object limit.
 
+The definition snapshot. The first chunk, `<run>-history-0`, also carries the run's definition
+snapshot under the data key `definition` (its seal in the annotations `baton.dev/mac` and
+`baton.dev/workflow-generation`, as baton.store.snapshots makes it), written by the same create
+as the run's first batch: a run's start is one write, and the snapshot and the start batch are
+there together or not at all. Runs started by earlier versions keep theirs in `<run>-definition`
+(baton.store.snapshots reads both); a definition too large to share a chunk with a batch still
+gets its own ConfigMap (`DEFINITION_IN_CHUNK_BYTES`).
+
 Durability. History is the write-ahead log and `status` the snapshot: the loop appends a batch
 first and writes status after. `status.history` records how far the snapshot has folded
 (`HistoryPosition`); entries past it, left by a crash between the two writes, are read back with
@@ -47,6 +55,11 @@ MAX_BATCH_BYTES = 768 * 1024
 MAX_ENTRY_BYTES = 1000 * 1024
 """Largest single entry: it must fit the data of its own ConfigMap."""
 _SMALL_ENTRY_BYTES = 512
+DEFINITION = "definition"
+"""Data key of the first chunk holding the run's definition snapshot (not a batch)."""
+DEFINITION_IN_CHUNK_BYTES = 128 * 1024
+"""Largest definition snapshot the first chunk carries: with a batch of `MAX_BATCH_BYTES` it
+stays under a ConfigMap's 1 MiB. A larger one keeps its own ConfigMap."""
 _MAC_CONTEXT = b"baton-history-v1"
 REF = "$ref"
 MAC = "mac"
@@ -117,11 +130,17 @@ def split_batch(value: str) -> tuple[list[str], str | None]:
     return lines, None
 
 
+def batch_keys(data: Mapping[str, str] | None) -> list[str]:
+    """The keys of a chunk's data that hold batches, in order: all but the first chunk's
+    definition snapshot."""
+    return sorted(key for key in data or {} if key != DEFINITION)
+
+
 def decode_chunk(data: Mapping[str, str] | None) -> list[tuple[int, list[HistoryEntry]]]:
     """The batches of one chunk, in order, as (batch number, entries), neither verified nor
     with referenced entries resolved (a test's and a reader's view; the loop uses HistoryLog)."""
     batches = []
-    for key in sorted(data or {}):
+    for key in batch_keys(data):
         lines, _ = split_batch((data or {})[key])
         entries = [HistoryEntry.from_json(json.loads(line)) for line in lines]
         batches.append((int(key), entries))
@@ -185,6 +204,21 @@ class HistoryLog:
         self._key = key
         self._seen: tuple[str, str] | None = None
         """(name, resourceVersion) of the open chunk as this writer last read or wrote it."""
+        self._carried: tuple[str, dict[str, str]] | None = None
+        """The definition snapshot (text, seal annotations) the first chunk's create carries."""
+        self._early: dict[str, Any] | None = None
+        """The first chunk as `first_chunk` read it, for the next read of it (`read_tail`)."""
+
+    def carry_definition(self, text: str, annotations: Mapping[str, str]) -> None:
+        """Have the create of the first chunk carry the definition snapshot `text` and its seal
+        (the run's start: snapshot and first batch in one write)."""
+        self._carried = (text, dict(annotations))
+
+    async def first_chunk(self) -> dict[str, Any] | None:
+        """The run's first chunk (where its definition snapshot is), or None. The next read of
+        it (by `read_tail`) is answered with this copy: nothing was written in between."""
+        self._early = await self._read(chunk_name(self._run.name, 0), indexed=True)
+        return self._early
 
     async def append(
         self, position: HistoryPosition, entries: list[HistoryEntry]
@@ -193,6 +227,7 @@ class HistoryLog:
         HistoryTooLargeError, writing nothing, for a batch no ConfigMap can hold."""
         if not entries:
             return position
+        self._early = None  # read before this write: never an answer after it
         lines = await self._fit([encode_entry(e) for e in entries])
         body = "\n".join(lines)
         mac = batch_mac(self._key, self._run.uid, position.batches, body)
@@ -205,7 +240,7 @@ class HistoryLog:
             failpoint("history-chunk-closed")
             chunk, used = chunk + 1, 0
         if used == 0:
-            await self._create(chunk, key, text)
+            used = await self._create(chunk, key, text)
         else:
             await self._fenced_patch(chunk, {"data": {key: text}})
         return HistoryPosition(
@@ -277,7 +312,7 @@ class HistoryLog:
                 break
             self._remember(config_map)
             data = dict(config_map.get("data") or {})
-            for key in sorted(data):
+            for key in batch_keys(data):
                 number = self._number(name, key)
                 if expected is not None and number != expected:
                     raise HistoryTamperedError(
@@ -348,6 +383,9 @@ class HistoryLog:
     async def _read(self, name: str, *, indexed: bool = False) -> dict[str, Any] | None:
         """The ConfigMap `name` if it is this run's; `indexed` for chunks, which the
         start-up index may hold (entries stored by reference it does not)."""
+        early, self._early = self._early, None
+        if indexed and early is not None and early["metadata"]["name"] == name:
+            return early
         if indexed and self._index is not None:
             config_map = await self._index.read(self._run.namespace, name)
         else:
@@ -368,7 +406,7 @@ class HistoryLog:
                 break
             self._remember(config_map)
             data = dict(config_map.get("data") or {})
-            numbers = [int(k) for k in data if len(k) == 12 and k.isdigit()]
+            numbers = [int(k) for k in batch_keys(data) if len(k) == 12 and k.isdigit()]
             batches = max([batches, *(n + 1 for n in numbers)])
             size = sum(len(v.encode()) for v in data.values())
             found = HistoryPosition(chunk, size, batches, events)
@@ -381,22 +419,32 @@ class HistoryLog:
         meta = config_map["metadata"]
         self._seen = (str(meta["name"]), str(meta["resourceVersion"]))
 
-    async def _create(self, chunk: int, key: str, text: str) -> None:
+    async def _create(self, chunk: int, key: str, text: str) -> int:
+        """Create chunk number `chunk` holding one batch; the bytes it holds besides the batch
+        (the first chunk's definition snapshot)."""
         name = chunk_name(self._run.name, chunk)
+        data = {key: text}
+        annotations = {"baton.dev/history-chunk": str(chunk)}
+        carried = self._carried if chunk == 0 else None
+        if carried is not None:
+            data[DEFINITION] = carried[0]
+            annotations.update(carried[1])
         body = owned_config_map(
             self._run,
             self._owner,
             self._labels,
             name=name,
             part=HISTORY,
-            data={key: text},
-            annotations={"baton.dev/history-chunk": str(chunk)},
+            data=data,
+            annotations=annotations,
         )
         created = await create_config_map(self._kube, self._run, body)
         if created is None:
             # `read_tail` reads every chunk there is: this one appeared since, by another writer.
             raise HistoryConflictError(f"history chunk {name} was created by another writer")
         self._remember(created)
+        self._carried = None
+        return 0 if carried is None else len(carried[0].encode())
 
     async def _fenced_patch(self, chunk: int, patch: dict[str, Any]) -> None:
         name = chunk_name(self._run.name, chunk)
@@ -449,7 +497,7 @@ async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[History
     entries: list[HistoryEntry] = []
     for config_map in chunks:
         data = config_map.get("data") or {}
-        for key in sorted(data):
+        for key in batch_keys(data):
             lines, _ = split_batch(data[key])
             for line in lines:
                 entries.append(HistoryEntry.from_json(json.loads(await resolve_line(line, load))))
