@@ -149,6 +149,7 @@ from baton.store.history import (
     HistoryTooLargeError,
     chunk_name,
 )
+from baton.store.journal import Journals
 from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.locks import LockRecordError
 from baton.store.memo import MemoCache
@@ -230,6 +231,8 @@ class Shell:
     """Looks up and stores memoized steps' outputs (`memoize`)."""
     configmaps: ConfigMapIndex = field(init=False)
     """Run ConfigMaps read in pages while the operator starts (baton.store.startup)."""
+    journals: Journals = field(init=False)
+    """Each namespace's history journal and its writer (baton.store.journal)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
@@ -243,6 +246,20 @@ class Shell:
         )
         self.memo = MemoCache(self.kube, self.settings.created_labels)
         self.configmaps = ConfigMapIndex(self.kube)
+        self.journals = Journals(
+            self.kube,
+            self.settings.history_key,
+            dict(self.settings.created_labels),
+            index=self.configmaps,
+            lookup=self._run_fate,
+        )
+
+    async def _run_fate(self, namespace: str, name: str) -> tuple[str, bool] | None:
+        """The uid of run `name` and whether it finished (the journal's sweep asks)."""
+        body = await self.kube.get(path_of("workflowruns", namespace, name))
+        if body is None:
+            return None
+        return str(body["metadata"]["uid"]), finished(body)
 
     def open_index(self) -> None:
         """Runs about to resume at once (this operator starts, or becomes the active replica)
@@ -282,6 +299,7 @@ class RunLoop:
             labels=labels,
             key=shell.settings.history_key,
             index=index,
+            journal=shell.journals.of(self.ref.namespace),
         )
         self.snapshots = Snapshots(
             self.kube,
@@ -531,7 +549,15 @@ class RunLoop:
         if not self.unsaved:
             return
         failpoint("before-history-append")
-        self.position = await self.history.append(self.position, self.unsaved)
+        # Into the run's chunk, with what the journal holds of it, when the run ends or
+        # something a user watches changes (a wait begins): the journal holds runs in motion.
+        settle = (
+            force
+            or self.state.phase.finished
+            or self.projected is None
+            or self._watched(self.state) != self.projected
+        )
+        self.position = await self.history.append(self.position, self.unsaved, settle=settle)
         failpoint("after-history-append")
         self.unsaved = []
         self.committed = self.state
@@ -869,7 +895,9 @@ class RunLoop:
             # No definition to fold with: the engine's state cannot be computed, so the shell
             # records the event and marks the status itself; nothing can be re-issued anyway.
             at = time.time()
-            self.position = await self.history.append(self.position, [HistoryEntry(at, event)])
+            self.position = await self.history.append(
+                self.position, [HistoryEntry(at, event)], settle=True
+            )
             condition = {
                 "type": "Aborted",
                 "status": "True",
@@ -1037,6 +1065,7 @@ class Registry:
         """Standby: stop every loop (their state is committed) and start none until `resume`."""
         self.active = False
         await self.stop()
+        self.shell.journals.reset()  # the active replica writes them now: views go stale
 
     async def resume(self) -> None:
         """Active: a loop for every known run that needs one. The bodies held went stale while
@@ -1063,6 +1092,8 @@ class Registry:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
         uid = body["metadata"]["uid"]
         if event_type == "DELETED":
+            if self.active:  # what the journal holds of it goes with its next write
+                self.shell.journals.forget(body["metadata"]["namespace"], uid)
             self._cancel_expiry(uid)
             self.latest.pop(uid, None)
             loop = self.loops.pop(uid, None)

@@ -42,8 +42,9 @@ PAGE = 500
 """Objects per page of the listing: the API server's own default chunk size for kubectl."""
 WINDOW = 600.0
 """Seconds after the operator's start during which reads may be served from a listing."""
-PARTS = ("definition", "history")
-"""The `baton.dev/part` of what a resuming run reads: its definition snapshot, its history."""
+PARTS = ("definition", "history", "journal")
+"""The `baton.dev/part` of what a resuming run reads: its definition snapshot, its history
+chunks, and the namespace's history journal (baton.store.journal)."""
 
 
 class ConfigMapIndex:
