@@ -316,6 +316,12 @@ class Journal:
         for item in taken:
             if not item.key:
                 continue
+            if item.key in data:
+                # That batch of that run is there already: another loop of the run wrote it.
+                item.done.set_exception(
+                    JournalConflictError(f"journal entry {item.key} was written by another writer")
+                )
+                continue
             size = len(item.text.encode())
             if used + size > MAX_BYTES:
                 item.done.set_exception(JournalUnavailableError("the journal is full"))
@@ -338,9 +344,12 @@ class Journal:
         except ApiError as exc:
             if exc.status not in (404, 409):
                 raise
-            # Changed (or deleted) by someone else: nobody's view of it is current any more.
+            # Changed (or deleted) by someone else: nobody's view of it is current any more,
+            # the appends queued meanwhile included (they fail with these).
             async with self._lock:
                 await self._read()
+            taken.extend(self._queue)
+            self._queue.clear()
             raise JournalConflictError(
                 f"history journal {self.namespace}/{NAME} changed under this writer"
             ) from None
