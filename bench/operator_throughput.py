@@ -572,13 +572,19 @@ def main() -> None:
     parser.add_argument("--crash-runs", type=int, default=0, help="crash test size (0: skip)")
     parser.add_argument("--crash-kills", type=int, default=6)
     parser.add_argument("--keep", action="store_true", help="leave the clusters running")
+    parser.add_argument(
+        "--cluster", default="bench", help="control plane name (beside another benchmark's)"
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(
         f"# operator throughput: {args.runs} runs x {args.steps} HTTP steps, {args.rounds} rounds"
     )
     print(f"(cores: {os.cpu_count()}, load average at start: {load[0]:.1f})\n")
-    variants = {"default": ("bench", ""), "disabled": ("bench-noqps", "--disable-qps-limits")}
+    variants = {
+        "default": (args.cluster, ""),
+        "disabled": (f"{args.cluster}-noqps", "--disable-qps-limits"),
+    }
     chosen = list(variants) if args.qps_limits == "both" else [args.qps_limits]
     for variant in chosen:
         name, extra = variants[variant]

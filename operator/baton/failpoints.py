@@ -26,6 +26,10 @@ And inside the writes and commands of a batch:
 
 - `history-chunk-closed` (baton.store.history): the full history chunk is closed, the next one
   not created;
+- `after-journal-write` (baton.store.journal): a journal write (the batches of every run that
+  queued one) is in the namespace's journal, no waiting run loop has heard so yet;
+- `after-journal-compaction` (baton.store.history): a run's journaled batches are in its chunk
+  and still in the journal (their removal not written);
 - `after-output-offload` (baton.store.snapshots): a large output's ConfigMap is written, the
   status that refers to it not;
 - `after-child-create` (baton.handlers.runs): a child run exists, its parent has not seen it;
@@ -42,7 +46,8 @@ And in a Schedule's pass (baton.handlers.schedules):
   status not written.
 
 tests/integration/test_crash.py kills the operator at the run loop's points,
-tests/integration/test_crash_windows.py at the others, each in the window it guards, and
+tests/integration/test_history_journal.py at the journal's, tests/integration/test_crash_windows.py
+at the others, each in the window it guards, and
 tests/integration/test_schedules.py at the schedule's.
 """
 

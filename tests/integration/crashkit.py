@@ -28,10 +28,13 @@ from recorder import Recorder
 from baton.api.labels import ACTIVITY_KEY, ATTEMPT, PART, RUN_UID
 from baton.api.workflow import WorkflowSpec
 from baton.engine import compile_definition, replay, status_of
+from baton.engine.events import HistoryEntry
 from baton.failpoints import ENV as FAILPOINTS_ENV
 from baton.failpoints import EXIT_STATUS
 from baton.handlers.runs import split_status
 from baton.store.history import HISTORY, decode_chunk
+from baton.store.journal import NAME as JOURNAL_NAME
+from baton.store.journal import parse_key
 from baton.store.snapshots import REF
 
 FORWARD = ["reserve", "charge", "ship"]
@@ -260,12 +263,34 @@ def check_replay(runs: Runs, workflow: dict[str, Any], name: str) -> int:
     selector = f"{RUN_UID}={run['metadata']['uid']},{PART}={HISTORY}"
     chunks = core.list_namespaced_config_map(runs.namespace, label_selector=selector).items
     batches = sorted(batch for chunk in chunks for batch in decode_chunk(chunk.data))
+    # Batches of a run in motion may still be in the namespace's journal only.
+    numbers = {number for number, _ in batches}
+    batches += [b for b in journal_batches(runs, run["metadata"]["uid"]) if b[0] not in numbers]
+    batches.sort()
     numbers = [number for number, _ in batches]
     assert numbers == list(range(len(numbers))), (name, numbers)
     state = replay(definition, [entry for _, entries in batches for entry in entries])
     shown, _ = split_status(run["status"])
     assert status_of(definition, state) == _inlined(core, runs.namespace, shown), name
     return len(chunks)
+
+
+def journal_batches(runs: Runs, uid: str) -> list[tuple[int, list[HistoryEntry]]]:
+    """The batches of run `uid` in the namespace's history journal (baton.store.journal)."""
+    try:
+        journal = client.CoreV1Api(runs.cluster.api_client).read_namespaced_config_map(
+            JOURNAL_NAME, runs.namespace
+        )
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+    found = []
+    for key, text in (journal.data or {}).items():
+        parsed = parse_key(key)
+        if parsed is not None and parsed[1] == uid:
+            found.extend((parsed[2], entries) for _, entries in decode_chunk({"0": text}))
+    return found
 
 
 def _inlined(core: client.CoreV1Api, namespace: str, node: Any) -> Any:

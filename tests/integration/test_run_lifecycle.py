@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from clusterkit import Runs, started_operator
+from kubernetes import client
 from operator_process import OperatorProcess
 from recorder import Recorder, Reply
 from runkit import (
@@ -23,6 +24,11 @@ from runkit import (
     wait_until,
     workflow,
 )
+from scrape import value
+
+from baton.store.snapshots import GENERATION_ANNOTATION, MAC_ANNOTATION
+
+SEAL = (GENERATION_ANNOTATION, MAC_ANNOTATION)
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -204,7 +210,6 @@ def test_deleting_a_run_garbage_collects_its_jobs_child_runs_and_configmaps(
     before = owned()
     assert f"job.batch/{job}" in before
     assert f"workflowrun.baton.dev/{kid}" in before
-    assert "configmap/doomed-definition" in before
     assert "configmap/doomed-history-0" in before
     assert f"configmap/{kid}-history-0" in before
     assert any(n.startswith("configmap/doomed-out-") for n in before), before
@@ -237,6 +242,11 @@ def test_history_configmaps_hold_every_event_and_baton_history_prints_them(
     data = json.loads(
         jsonpath(runs.cluster, runs.namespace, "configmap", "logged-1-history-0", "{.data}")
     )
+    # The first chunk carries the definition snapshot beside the batches.
+    assert [step["name"] for step in json.loads(data.pop("definition"))["steps"]] == [
+        "first",
+        "second",
+    ]
     lines = [line for _, text in sorted(data.items()) for line in text.splitlines() if line]
     stored = [json.loads(line) for line in lines]
     # Each batch ends with its seal (docs/architecture.md, "History integrity").
@@ -256,6 +266,84 @@ def test_history_configmaps_hold_every_event_and_baton_history_prints_them(
     for line, event in zip(lines, stored, strict=True):
         assert line.split()[1] == event["type"], printed
     assert "HttpError: 500" in printed
+
+
+def configmap_writes(operator: OperatorProcess) -> float:
+    samples = operator.metrics()
+    return sum(
+        value(samples, "baton_api_writes_total", verb=verb, resource="configmaps")
+        for verb in ("post", "patch", "put")
+    )
+
+
+def test_a_run_starts_with_one_configmap_write_holding_its_definition_and_first_batch(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    steps = [
+        {"name": "gate", "waitForSignal": {"name": "go"}},
+        {"name": "later", "sleep": {"duration": "1s"}},
+    ]
+    runs.apply([workflow("gated", steps)])
+    before = configmap_writes(operator)
+    runs.apply([run("gated-1", "gated")])
+    status = runs.wait("gated-1", step="gate", step_phase="Waiting")
+    # The start batch (the run started, the gate waiting) and the snapshot: one create.
+    assert status["history"]["batches"] == 1
+    assert configmap_writes(operator) - before == 1
+    assert status["definition"]["configMap"] == "gated-1-history-0"
+    chunk = json.loads(
+        jsonpath(runs.cluster, runs.namespace, "configmap", "gated-1-history-0", "{.data}")
+    )
+    assert json.loads(chunk["definition"])["steps"][0]["name"] == "gate"
+    names = runs.cluster.kubectl("get", "configmaps", "-n", runs.namespace, "-o", "name").stdout
+    assert "configmap/gated-1-definition" not in names.split()
+    # `baton describe` draws the steps not started yet from the snapshot.
+    assert "later" in baton(runs.cluster, "describe", "gated-1", "-n", runs.namespace).stdout
+    send_signal(runs.cluster, runs.namespace, "gated-1", "go")
+    assert runs.wait("gated-1")["phase"] == "Succeeded"
+
+
+def test_a_run_started_with_its_definition_in_a_configmap_of_its_own_still_resumes(
+    runs: Runs, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    """What earlier versions wrote: `<run>-definition` and `status.definition` naming it."""
+    runs.apply([versioned(recorder, 1), run("old-1", "versioned")])
+    runs.wait("old-1", step="gate", step_phase="Waiting")
+    operator.stop()
+    core = client.CoreV1Api(runs.cluster.api_client)
+    chunk = core.read_namespaced_config_map("old-1-history-0", runs.namespace)
+    seal = {k: v for k, v in chunk.metadata.annotations.items() if k in SEAL}
+    legacy = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(
+            name="old-1-definition",
+            labels={**chunk.metadata.labels, "baton.dev/part": "definition"},
+            annotations=seal,
+            owner_references=chunk.metadata.owner_references,
+        ),
+        data={"json": chunk.data["definition"]},
+        immutable=True,
+    )
+    core.create_namespaced_config_map(runs.namespace, legacy)
+    core.patch_namespaced_config_map(
+        "old-1-history-0",
+        runs.namespace,
+        {"data": {"definition": None}, "metadata": {"annotations": dict.fromkeys(seal)}},
+    )
+    client.CustomObjectsApi(runs.cluster.api_client).patch_namespaced_custom_object_status(
+        "baton.dev", "v1alpha1", runs.namespace, "workflowruns", "old-1",
+        {"status": {"definition": {"configMap": "old-1-definition"}}},
+    )  # fmt: skip
+    # `baton describe` draws the step not started yet from the snapshot it names.
+    assert "call" in baton(runs.cluster, "describe", "old-1", "-n", runs.namespace).stdout
+    # Meanwhile the Workflow moved on: the run keeps the definition it started with.
+    runs.apply([versioned(recorder, 2)])
+    operator.start()
+    send_signal(runs.cluster, runs.namespace, "old-1", "go")
+    status = runs.wait("old-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["definition"]["configMap"] == "old-1-definition"
+    assert len(recorder.calls_to("/v1")) == 1
+    assert recorder.calls_to("/v2") == []
 
 
 def run_events(runs: Runs, name: str) -> list[tuple[str, str, str]]:
@@ -356,7 +444,7 @@ def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configma
     new_uid = runs.get("reused")["metadata"]["uid"]
 
     def warned() -> bool:
-        return "reused-definition" in runs.cluster.kubectl(
+        return "reused-history-0" in runs.cluster.kubectl(
             "get", "events", "-n", runs.namespace,
             "--field-selector", f"involvedObject.uid={new_uid},type=Warning",
             "-o", "jsonpath={.items[*].message}",
@@ -375,7 +463,7 @@ def test_run_recreated_under_a_deleted_runs_name_never_adopts_that_runs_configma
     assert recorder.calls_to("/v1") == []
     assert len(recorder.calls_to("/v2")) == 1
     owner = jsonpath(
-        runs.cluster, runs.namespace, "configmap", "reused-definition",
+        runs.cluster, runs.namespace, "configmap", "reused-history-0",
         "{.metadata.ownerReferences[0].uid}",
     )  # fmt: skip
     assert owner == new_uid

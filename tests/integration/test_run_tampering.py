@@ -91,7 +91,7 @@ def test_a_signal_forged_into_the_history_fails_the_run_instead_of_approving(
     operator.stop()
     chunk = core(runs).read_namespaced_config_map("forged-1-history-0", runs.namespace)
     data = dict(chunk.data)
-    last = max(data)
+    last = max(key for key in data if key.isdigit())
     forged = {"at": 1.0, "type": "SignalReceived", "index": 0, "name": "approve", "payload": {}}
     data[f"{int(last) + 1:012d}"] = json.dumps(forged) + "\n" + json.dumps({"mac": "0" * 64})
     core(runs).patch_namespaced_config_map("forged-1-history-0", runs.namespace, {"data": data})
@@ -108,16 +108,14 @@ def test_a_replaced_definition_snapshot_fails_the_run_instead_of_running_it(
 ) -> None:
     waiting_run(runs, recorder, "swap-1")
     operator.stop()
-    name = "swap-1-definition"
-    snapshot = core(runs).read_namespaced_config_map(name, runs.namespace)
-    spec = json.loads(snapshot.data["json"])
+    # The snapshot travels in the run's first history chunk, sealed by its annotations.
+    name = "swap-1-history-0"
+    chunk = core(runs).read_namespaced_config_map(name, runs.namespace)
+    spec = json.loads(chunk.data["definition"])
     spec["steps"][2]["http"]["url"] = f"{recorder.url}/elsewhere"
-    core(runs).delete_namespaced_config_map(name, runs.namespace)
-    snapshot.metadata.resource_version = None
-    snapshot.metadata.uid = None
-    snapshot.metadata.creation_timestamp = None
-    snapshot.data = {"json": json.dumps(spec)}
-    core(runs).create_namespaced_config_map(runs.namespace, snapshot)
+    core(runs).patch_namespaced_config_map(
+        name, runs.namespace, {"data": {"definition": json.dumps(spec)}}
+    )
     operator.start()
     send_signal(runs.cluster, runs.namespace, "swap-1", "approve", {"ok": True})
     status = runs.wait("swap-1", timeout=90)

@@ -140,12 +140,16 @@ from baton.handlers import updates
 from baton.handlers.stale import settled_jobs, stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
+    DEFINITION_IN_CHUNK_BYTES,
     HistoryConflictError,
     HistoryCorruptError,
     HistoryLog,
+    HistoryLostError,
     HistoryPosition,
     HistoryTooLargeError,
+    chunk_name,
 )
+from baton.store.journal import Journals
 from baton.store.kube import ApiError, Kube, batch_path, path_of
 from baton.store.locks import LockRecordError
 from baton.store.memo import MemoCache
@@ -227,6 +231,8 @@ class Shell:
     """Looks up and stores memoized steps' outputs (`memoize`)."""
     configmaps: ConfigMapIndex = field(init=False)
     """Run ConfigMaps read in pages while the operator starts (baton.store.startup)."""
+    journals: Journals = field(init=False)
+    """Each namespace's history journal and its writer (baton.store.journal)."""
 
     def __post_init__(self) -> None:
         self.registry = Registry(self)
@@ -240,6 +246,20 @@ class Shell:
         )
         self.memo = MemoCache(self.kube, self.settings.created_labels)
         self.configmaps = ConfigMapIndex(self.kube)
+        self.journals = Journals(
+            self.kube,
+            self.settings.history_key,
+            dict(self.settings.created_labels),
+            index=self.configmaps,
+            lookup=self._run_fate,
+        )
+
+    async def _run_fate(self, namespace: str, name: str) -> tuple[str, bool] | None:
+        """The uid of run `name` and whether it finished (the journal's sweep asks)."""
+        body = await self.kube.get(path_of("workflowruns", namespace, name))
+        if body is None:
+            return None
+        return str(body["metadata"]["uid"]), finished(body)
 
     def open_index(self) -> None:
         """Runs about to resume at once (this operator starts, or becomes the active replica)
@@ -279,6 +299,7 @@ class RunLoop:
             labels=labels,
             key=shell.settings.history_key,
             index=index,
+            journal=shell.journals.of(self.ref.namespace),
         )
         self.snapshots = Snapshots(
             self.kube,
@@ -542,7 +563,15 @@ class RunLoop:
         if not self.unsaved:
             return
         failpoint("before-history-append")
-        self.position = await self.history.append(self.position, self.unsaved)
+        # Into the run's chunk, with what the journal holds of it, when the run ends or
+        # something a user watches changes (a wait begins): the journal holds runs in motion.
+        settle = (
+            force
+            or self.state.phase.finished
+            or self.projected is None
+            or self._watched(self.state) != self.projected
+        )
+        self.position = await self.history.append(self.position, self.unsaved, settle=settle)
         failpoint("after-history-append")
         batch, self.unsaved = self.unsaved, []
         self.committed = self.state
@@ -709,11 +738,11 @@ class RunLoop:
         if problem is not None:
             raise InvalidRunError("InvalidInput", f"spec.{problem}")
         workflow_name = spec.workflow_ref.name if spec.workflow_ref is not None else None
-        snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
-        if snapshot is not None:
+        found = await self._find_definition()
+        if found is not None:
             # Started before (the status was lost or wiped, or a crash came before its first
             # write): go on with the definition the run started with, never today's Workflow.
-            await self._recover(snapshot, workflow_name)
+            await self._recover(*found, workflow_name)
             return
         generation = 0
         if spec.workflow is not None:
@@ -739,7 +768,14 @@ class RunLoop:
         problem = self.definition.input_problem(spec.input)
         if problem is not None:
             raise InvalidRunError("InvalidInput", f"spec.{problem}")
-        name = await self.snapshots.save_definition(raw, generation)
+        text, seal = self.snapshots.seal_definition(raw, generation)
+        if len(text.encode()) <= DEFINITION_IN_CHUNK_BYTES:
+            # With the start batch, in the create of the first chunk: one write, and no
+            # snapshot without a start or start without a snapshot.
+            self.history.carry_definition(text, seal)
+            name = chunk_name(self.ref.name, 0)
+        else:
+            name = await self.snapshots.save_definition(raw, generation)
         self.definition_ref = {"configMap": name, "workflow": workflow_name}
         if workflow_name is not None:
             self.definition_ref["generation"] = generation
@@ -747,13 +783,33 @@ class RunLoop:
             return  # started before a crash (or by another writer) that left no status yet
         await self._fold_started(spec, generation)
 
-    async def _recover(self, snapshot: tuple[dict[str, Any], int], workflow: str | None) -> None:
+    async def _find_definition(self) -> tuple[tuple[dict[str, Any], int], str] | None:
+        """The run's definition snapshot and the ConfigMap it is in: its first history chunk,
+        or (a run started by an earlier version, or a large definition) its own ConfigMap;
+        None when it has neither."""
+        first = await self.history.first_chunk()
+        name = chunk_name(self.ref.name, 0)
+        if first is None and self.definition_ref.get("configMap") == name:
+            # The status says the snapshot came with the first batch: both are gone.
+            raise HistoryLostError(
+                f"history ConfigMap {name!r} is gone: the run's definition snapshot and first "
+                "batches of events cannot be read, and the run cannot go on without them"
+            )
+        snapshot = await self.snapshots.load_definition(name, config_map=first or {})
+        if snapshot is None:
+            name = self.snapshots.definition_name
+            snapshot = await self.snapshots.load_definition(name)
+        return None if snapshot is None else (snapshot, name)
+
+    async def _recover(
+        self, snapshot: tuple[dict[str, Any], int], name: str, workflow: str | None
+    ) -> None:
         """Start from the run's own definition snapshot and its whole history."""
         raw, generation = snapshot
         spec = WorkflowRunSpec.model_validate(self.body.get("spec") or {})
         self.definition = _compile(raw, "spec.workflow" if workflow is None else None)
         self.ttl = _ttl_after_finished(self.body, raw)
-        self.definition_ref = {"configMap": self.snapshots.definition_name, "workflow": workflow}
+        self.definition_ref = {"configMap": name, "workflow": workflow}
         if workflow is not None:
             self.definition_ref["generation"] = generation
         replayed = await self._replay_tail()
@@ -792,13 +848,14 @@ class RunLoop:
 
     async def _resume(self, status: dict[str, Any]) -> None:
         self.definition_ref = dict(status["definition"])
-        snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
-        if snapshot is None:
+        found = await self._find_definition()
+        if found is None:
+            name = self.definition_ref.get("configMap") or self.snapshots.definition_name
             raise SnapshotLostError(
-                f"definition snapshot ConfigMap {self.snapshots.definition_name!r} is gone; the "
-                "run cannot go on without the definition it started with"
+                f"definition snapshot ConfigMap {name!r} is gone; the run cannot go on without "
+                "the definition it started with"
             )
-        raw = snapshot[0]
+        raw = found[0][0]
         self.definition = _compile(raw, None)
         self.ttl = _ttl_after_finished(self.body, raw)
         engine_status, self.conditions = split_status(status)
@@ -835,7 +892,8 @@ class RunLoop:
         self.definition_ref = dict(status.get("definition") or {})
         snapshot = None
         with contextlib.suppress(HistoryCorruptError):
-            snapshot = await self.snapshots.load_definition(self.snapshots.definition_name)
+            found = await self._find_definition()
+            snapshot = None if found is None else found[0]
         self.ended_aborted = True
         if snapshot is not None:
             with contextlib.suppress(InvalidRunError):
@@ -858,7 +916,9 @@ class RunLoop:
             # No definition to fold with: the engine's state cannot be computed, so the shell
             # records the event and marks the status itself; nothing can be re-issued anyway.
             at = time.time()
-            self.position = await self.history.append(self.position, [HistoryEntry(at, event)])
+            self.position = await self.history.append(
+                self.position, [HistoryEntry(at, event)], settle=True
+            )
             condition = {
                 "type": "Aborted",
                 "status": "True",
@@ -1026,6 +1086,7 @@ class Registry:
         """Standby: stop every loop (their state is committed) and start none until `resume`."""
         self.active = False
         await self.stop()
+        self.shell.journals.reset()  # the active replica writes them now: views go stale
 
     async def resume(self) -> None:
         """Active: a loop for every known run that needs one. The bodies held went stale while
@@ -1052,6 +1113,8 @@ class Registry:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
         uid = body["metadata"]["uid"]
         if event_type == "DELETED":
+            if self.active:  # what the journal holds of it goes with its next write
+                self.shell.journals.forget(body["metadata"]["namespace"], uid)
             self._cancel_expiry(uid)
             self.latest.pop(uid, None)
             loop = self.loops.pop(uid, None)

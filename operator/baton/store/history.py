@@ -7,6 +7,14 @@ key, the batch's sequence number zero-padded to 12 digits, whose value is JSON l
 single merge patch that adds one key, so a write costs the size of the batch, not of the log.
 A chunk is closed once it passes `chunk_bytes`, far below etcd's object limit.
 
+The definition snapshot. The first chunk, `<run>-history-0`, also carries the run's definition
+snapshot under the data key `definition` (its seal in the annotations `baton.dev/mac` and
+`baton.dev/workflow-generation`, as baton.store.snapshots makes it), written by the same create
+as the run's first batch: a run's start is one write, and the snapshot and the start batch are
+there together or not at all. Runs started by earlier versions keep theirs in `<run>-definition`
+(baton.store.snapshots reads both); a definition too large to share a chunk with a batch still
+gets its own ConfigMap (`DEFINITION_IN_CHUNK_BYTES`).
+
 Durability. History is the write-ahead log and `status` the snapshot: the loop appends a batch
 first and writes status after. `status.history` records how far the snapshot has folded
 (`HistoryPosition`); entries past it, left by a crash between the two writes, are read back with
@@ -32,6 +40,16 @@ from typing import Any
 from baton.api.labels import PART, RUN_UID
 from baton.engine.events import HistoryEntry
 from baton.failpoints import failpoint
+from baton.store.journal import (
+    JOURNAL,
+    Journal,
+    JournalConflictError,
+    JournalUnavailableError,
+    entry_key,
+    parse_key,
+)
+from baton.store.journal import NAME as JOURNAL_NAME
+from baton.store.journal import RUN_BYTES as JOURNAL_RUN_BYTES
 from baton.store.kube import ApiError, Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 from baton.store.ref import RunRef
@@ -47,6 +65,11 @@ MAX_BATCH_BYTES = 768 * 1024
 MAX_ENTRY_BYTES = 1000 * 1024
 """Largest single entry: it must fit the data of its own ConfigMap."""
 _SMALL_ENTRY_BYTES = 512
+DEFINITION = "definition"
+"""Data key of the first chunk holding the run's definition snapshot (not a batch)."""
+DEFINITION_IN_CHUNK_BYTES = 128 * 1024
+"""Largest definition snapshot the first chunk carries: with a batch of `MAX_BATCH_BYTES` it
+stays under a ConfigMap's 1 MiB. A larger one keeps its own ConfigMap."""
 _MAC_CONTEXT = b"baton-history-v1"
 REF = "$ref"
 MAC = "mac"
@@ -117,11 +140,17 @@ def split_batch(value: str) -> tuple[list[str], str | None]:
     return lines, None
 
 
+def batch_keys(data: Mapping[str, str] | None) -> list[str]:
+    """The keys of a chunk's data that hold batches, in order: all but the first chunk's
+    definition snapshot."""
+    return sorted(key for key in data or {} if key != DEFINITION)
+
+
 def decode_chunk(data: Mapping[str, str] | None) -> list[tuple[int, list[HistoryEntry]]]:
     """The batches of one chunk, in order, as (batch number, entries), neither verified nor
     with referenced entries resolved (a test's and a reader's view; the loop uses HistoryLog)."""
     batches = []
-    for key in sorted(data or {}):
+    for key in batch_keys(data):
         lines, _ = split_batch((data or {})[key])
         entries = [HistoryEntry.from_json(json.loads(line)) for line in lines]
         batches.append((int(key), entries))
@@ -174,8 +203,13 @@ class HistoryLog:
         labels: Mapping[str, str] | None = None,
         key: bytes = b"",
         index: ConfigMapIndex | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._kube = kube
+        self._journal = journal
+        """The namespace's journal (baton.store.journal) batches go to between settles."""
+        self._journaled: dict[int, str] = {}
+        """This run's batches in the journal and not in its chunks, by number."""
         self._index = index
         """Where chunks are read from while the operator starts (baton.store.startup)."""
         self._run = run
@@ -185,34 +219,87 @@ class HistoryLog:
         self._key = key
         self._seen: tuple[str, str] | None = None
         """(name, resourceVersion) of the open chunk as this writer last read or wrote it."""
+        self._carried: tuple[str, dict[str, str]] | None = None
+        """The definition snapshot (text, seal annotations) the first chunk's create carries."""
+        self._early: dict[str, Any] | None = None
+        """The first chunk as `first_chunk` read it, for the next read of it (`read_tail`)."""
+
+    def carry_definition(self, text: str, annotations: Mapping[str, str]) -> None:
+        """Have the create of the first chunk carry the definition snapshot `text` and its seal
+        (the run's start: snapshot and first batch in one write)."""
+        self._carried = (text, dict(annotations))
+
+    async def first_chunk(self) -> dict[str, Any] | None:
+        """The run's first chunk (where its definition snapshot is), or None. The next read of
+        it (by `read_tail`) is answered with this copy: nothing was written in between."""
+        self._early = await self._read(chunk_name(self._run.name, 0), indexed=True)
+        return self._early
 
     async def append(
-        self, position: HistoryPosition, entries: list[HistoryEntry]
+        self, position: HistoryPosition, entries: list[HistoryEntry], *, settle: bool = False
     ) -> HistoryPosition:
-        """Write one batch after `position`; returns the position after it. Raises
-        HistoryTooLargeError, writing nothing, for a batch no ConfigMap can hold."""
+        """Write one batch after `position`; returns the position after it. Into the journal
+        when there is one and the run has a chunk, unless `settle` (the run ends, or starts to
+        wait) or its journaled batches grow too large: then into the run's chunk, with the
+        batches journaled so far. Raises HistoryTooLargeError, writing nothing, for a batch no
+        ConfigMap can hold."""
         if not entries:
             return position
+        self._early = None  # read before this write: never an answer after it
         lines = await self._fit([encode_entry(e) for e in entries])
         body = "\n".join(lines)
-        mac = batch_mac(self._key, self._run.uid, position.batches, body)
+        number = position.batches
+        mac = batch_mac(self._key, self._run.uid, number, body)
         text = body + "\n" + json.dumps({MAC: mac})
-        size = len(text.encode())
+        events = position.events + len(entries)
+        journaled = sum(len(t.encode()) for t in self._journaled.values())
+        if (
+            self._journal is not None
+            and position.chunk_bytes > 0
+            and not settle
+            # The journal holds no more of a run than its open chunk can still take.
+            and journaled + len(text.encode())
+            <= min(JOURNAL_RUN_BYTES, self._chunk_bytes - position.chunk_bytes)
+        ):
+            try:
+                await self._journal.append(self._run, number, text)
+            except JournalConflictError as exc:
+                raise HistoryConflictError(str(exc)) from None
+            except JournalUnavailableError:
+                pass  # to the chunk, as without a journal
+            else:
+                self._journaled[number] = text
+                return HistoryPosition(position.chunk, position.chunk_bytes, number + 1, events)
+        return await self._to_chunk(position, number, text, events)
+
+    async def _to_chunk(
+        self, position: HistoryPosition, number: int, text: str, events: int
+    ) -> HistoryPosition:
+        """Write batch `number` and the run's journaled batches into its open chunk (one
+        fenced write, a second to close a full chunk), then hand their journal keys back for
+        removal."""
+        moved = {**self._journaled, number: text}
+        data = {f"{n:012d}": moved[n] for n in sorted(moved)}
+        size = sum(len(t.encode()) for t in data.values())
         chunk, used = position.chunk, position.chunk_bytes
-        key = f"{position.batches:012d}"
         if used and used + size > self._chunk_bytes:
+            if self._journal is not None:
+                # No batch of a closed chunk may stay in the journal: readers look for copies
+                # in the chunks from the status's on, and the open one.
+                await self._journal.drain()
             await self._fenced_patch(chunk, {"metadata": {"annotations": {CLOSED: "true"}}})
             failpoint("history-chunk-closed")
             chunk, used = chunk + 1, 0
         if used == 0:
-            await self._create(chunk, key, text)
+            used = await self._create(chunk, data)
         else:
-            await self._fenced_patch(chunk, {"data": {key: text}})
+            await self._fenced_patch(chunk, {"data": data})
+        if self._journaled and self._journal is not None:
+            failpoint("after-journal-compaction")
+            self._journal.remove(entry_key(self._run, n) for n in self._journaled)
+        self._journaled = {}
         return HistoryPosition(
-            chunk=chunk,
-            chunk_bytes=used + size,
-            batches=position.batches + 1,
-            events=position.events + len(entries),
+            chunk=chunk, chunk_bytes=used + size, batches=number + 1, events=events
         )
 
     async def _fit(self, lines: list[str]) -> list[str]:
@@ -254,9 +341,11 @@ class HistoryLog:
     async def read_tail(
         self, position: HistoryPosition
     ) -> tuple[list[HistoryEntry], HistoryPosition]:
-        """Entries written after `position` (left by a crash before the status write), and the
-        position after them. Every batch read is verified; HistoryLostError or
-        HistoryTamperedError when the log cannot be trusted."""
+        """Entries written after `position` (left by a crash before the status write, or in
+        the journal), and the position after them. Every batch read is verified; a batch both
+        in a chunk and in the journal (a crash between a compaction and the journal's removal)
+        is taken once, and must be the same. HistoryLostError or HistoryTamperedError when the
+        log cannot be trusted."""
         tail: list[HistoryEntry] = []
         chunk, used, batches, events = (
             position.chunk,
@@ -264,7 +353,7 @@ class HistoryLog:
             position.batches,
             position.events,
         )
-        expected: int | None = None  # number of the next batch, once one was read
+        stored: list[tuple[str, int, str]] = []  # (where, number, text), in the order read
         while True:
             name = chunk_name(self._run.name, chunk)
             config_map = await self._read(name, indexed=True)
@@ -277,29 +366,47 @@ class HistoryLog:
                 break
             self._remember(config_map)
             data = dict(config_map.get("data") or {})
-            for key in sorted(data):
-                number = self._number(name, key)
-                if expected is not None and number != expected:
-                    raise HistoryTamperedError(
-                        f"history ConfigMap {name!r}: batch {number} follows batch "
-                        f"{expected - 1}; batches are missing or were added"
-                    )
-                if number > batches:
-                    raise HistoryTamperedError(
-                        f"history ConfigMap {name!r}: batch {number} follows batch "
-                        f"{batches - 1}; batches are missing"
-                    )
-                # Batches the snapshot has folded are checked, not decoded: their MAC covers
-                # their text (references included), and nothing reads their entries.
-                entries = await self._verify(name, number, data[key], decode=number >= batches)
-                expected = number + 1
-                if number < batches:
-                    continue
-                tail.extend(entries)
-                batches = number + 1
-                events += len(entries)
+            stored.extend((name, self._number(name, key), data[key]) for key in batch_keys(data))
             used = sum(len(v.encode()) for v in data.values())
             chunk += 1
+        in_chunks = {number: text for _, number, text in stored}
+        self._journaled = {}
+        if self._journal is not None:
+            copies = []
+            for number, text in sorted((await self._journal.entries(self._run)).items()):
+                if number not in in_chunks:
+                    stored.append((f"journal {self._journal.namespace}", number, text))
+                    self._journaled[number] = text
+                elif in_chunks[number] != text:
+                    raise HistoryTamperedError(
+                        f"batch {number} is in a history chunk and in the journal, with "
+                        "different texts"
+                    )
+                else:
+                    copies.append(number)
+            if copies:  # compacted before a crash, not yet removed
+                self._journal.remove(entry_key(self._run, n) for n in copies)
+        expected: int | None = None  # number of the next batch, once one was read
+        for name, number, value in stored:
+            if expected is not None and number != expected:
+                raise HistoryTamperedError(
+                    f"history ConfigMap {name!r}: batch {number} follows batch "
+                    f"{expected - 1}; batches are missing or were added"
+                )
+            if number > batches:
+                raise HistoryTamperedError(
+                    f"history ConfigMap {name!r}: batch {number} follows batch "
+                    f"{batches - 1}; batches are missing"
+                )
+            # Batches the snapshot has folded are checked, not decoded: their MAC covers
+            # their text (references included), and nothing reads their entries.
+            entries = await self._verify(name, number, value, decode=number >= batches)
+            expected = number + 1
+            if number < batches:
+                continue
+            tail.extend(entries)
+            batches = number + 1
+            events += len(entries)
         if position.batches > 0 and (expected or 0) < position.batches:
             raise HistoryTamperedError(
                 f"the history ends before batch {position.batches - 1}, which the status has "
@@ -348,6 +455,9 @@ class HistoryLog:
     async def _read(self, name: str, *, indexed: bool = False) -> dict[str, Any] | None:
         """The ConfigMap `name` if it is this run's; `indexed` for chunks, which the
         start-up index may hold (entries stored by reference it does not)."""
+        early, self._early = self._early, None
+        if indexed and early is not None and early["metadata"]["name"] == name:
+            return early
         if indexed and self._index is not None:
             config_map = await self._index.read(self._run.namespace, name)
         else:
@@ -368,11 +478,19 @@ class HistoryLog:
                 break
             self._remember(config_map)
             data = dict(config_map.get("data") or {})
-            numbers = [int(k) for k in data if len(k) == 12 and k.isdigit()]
+            numbers = [int(k) for k in batch_keys(data) if len(k) == 12 and k.isdigit()]
             batches = max([batches, *(n + 1 for n in numbers)])
             size = sum(len(v.encode()) for v in data.values())
             found = HistoryPosition(chunk, size, batches, events)
             chunk += 1
+        if self._journal is not None:
+            # Moved to the chunk with the batch that records the end, unverified as they are.
+            self._journaled = {
+                n: t for n, t in (await self._journal.entries(self._run)).items() if n >= batches
+            }
+            batches = max([batches, *(n + 1 for n in self._journaled)])
+            if found is not None:
+                found = HistoryPosition(found.chunk, found.chunk_bytes, batches, events)
         if found is None:
             return HistoryPosition(position.chunk, 0, batches, events)
         return found
@@ -381,22 +499,32 @@ class HistoryLog:
         meta = config_map["metadata"]
         self._seen = (str(meta["name"]), str(meta["resourceVersion"]))
 
-    async def _create(self, chunk: int, key: str, text: str) -> None:
+    async def _create(self, chunk: int, batches: Mapping[str, str]) -> int:
+        """Create chunk number `chunk` holding `batches`; the bytes it holds besides them (the
+        first chunk's definition snapshot)."""
         name = chunk_name(self._run.name, chunk)
+        data = dict(batches)
+        annotations = {"baton.dev/history-chunk": str(chunk)}
+        carried = self._carried if chunk == 0 else None
+        if carried is not None:
+            data[DEFINITION] = carried[0]
+            annotations.update(carried[1])
         body = owned_config_map(
             self._run,
             self._owner,
             self._labels,
             name=name,
             part=HISTORY,
-            data={key: text},
-            annotations={"baton.dev/history-chunk": str(chunk)},
+            data=data,
+            annotations=annotations,
         )
         created = await create_config_map(self._kube, self._run, body)
         if created is None:
             # `read_tail` reads every chunk there is: this one appeared since, by another writer.
             raise HistoryConflictError(f"history chunk {name} was created by another writer")
         self._remember(created)
+        self._carried = None
+        return 0 if carried is None else len(carried[0].encode())
 
     async def _fenced_patch(self, chunk: int, patch: dict[str, Any]) -> None:
         name = chunk_name(self._run.name, chunk)
@@ -446,11 +574,21 @@ async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[History
     async def load(name: str) -> dict[str, Any] | None:
         return await kube.get(core_path("configmaps", namespace, name))
 
-    entries: list[HistoryEntry] = []
+    batches: dict[int, str] = {}
     for config_map in chunks:
         data = config_map.get("data") or {}
-        for key in sorted(data):
-            lines, _ = split_batch(data[key])
-            for line in lines:
-                entries.append(HistoryEntry.from_json(json.loads(await resolve_line(line, load))))
+        for key in batch_keys(data):
+            batches.setdefault(int(key), data[key])
+    # Batches not yet moved from the namespace's journal into the run's chunks.
+    journal = await kube.get(core_path("configmaps", namespace, JOURNAL_NAME))
+    if journal is not None and (journal["metadata"].get("labels") or {}).get(PART) == JOURNAL:
+        for key, value in (journal.get("data") or {}).items():
+            parsed = parse_key(key)
+            if parsed is not None and parsed[1] == run_uid:
+                batches.setdefault(parsed[2], value)
+    entries: list[HistoryEntry] = []
+    for number in sorted(batches):
+        lines, _ = split_batch(batches[number])
+        for line in lines:
+            entries.append(HistoryEntry.from_json(json.loads(await resolve_line(line, load))))
     return entries

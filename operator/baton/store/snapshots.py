@@ -1,7 +1,11 @@
 """Owned ConfigMaps that hold JSON for a run: its definition snapshot and its large outputs.
 
-Definition snapshot. A run copies the Workflow spec it starts with into `<run>-definition`, so
-editing or deleting the Workflow never changes a run in flight; the run's status points at it.
+Definition snapshot. A run copies the Workflow spec it starts with, so editing or deleting the
+Workflow never changes a run in flight; the run's status points at it (`status.definition`).
+It travels in the create of the run's first history chunk (`<run>-history-0`, data key
+`definition`, see baton.store.history), so a run's start is one write; runs started by earlier
+versions, and definitions too large to share a chunk with a batch, have `<run>-definition`
+(data key `json`). Both forms carry the same seal and are read alike.
 
 Output offload. An output whose JSON exceeds the threshold leaves the status for a ConfigMap
 named after its content hash (`<run>-out-<sha>`), and the status keeps `{"$ref": name}` in its
@@ -24,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from baton.failpoints import failpoint
-from baton.store.history import HistoryCorruptError
+from baton.store.history import DEFINITION, HistoryCorruptError
 from baton.store.kube import Kube, core_path
 from baton.store.objects import belongs_to, create_config_map, owned_config_map
 from baton.store.ref import RunRef
@@ -81,34 +85,52 @@ class Snapshots:
 
     @property
     def definition_name(self) -> str:
-        """Name of the definition snapshot ConfigMap."""
+        """Name of the definition snapshot's own ConfigMap (the earlier form, and a large
+        definition's)."""
         return f"{self._run.name}-definition"
 
-    async def save_definition(self, spec: Mapping[str, Any], generation: int = 0) -> str:
-        """Store the definition snapshot, taken from generation `generation` of its Workflow
-        (idempotent: an existing one is kept as it is)."""
+    def seal_definition(
+        self, spec: Mapping[str, Any], generation: int
+    ) -> tuple[str, dict[str, str]]:
+        """The snapshot's text of `spec`, taken from generation `generation` of its Workflow,
+        and the annotations that seal it."""
         text = compact_json(spec)
-        annotations = {
+        return text, {
             GENERATION_ANNOTATION: str(generation),
             MAC_ANNOTATION: self._definition_mac(text, generation),
         }
+
+    async def save_definition(self, spec: Mapping[str, Any], generation: int = 0) -> str:
+        """Store the definition snapshot in its own ConfigMap (idempotent: an existing one is
+        kept as it is); its name."""
+        text, annotations = self.seal_definition(spec, generation)
         await self._put(self.definition_name, "definition", text, annotations=annotations)
         return self.definition_name
 
     async def load_definition(
-        self, name: str, *, verify: bool = True
+        self, name: str, *, verify: bool = True, config_map: Mapping[str, Any] | None = None
     ) -> tuple[dict[str, Any], int] | None:
-        """The stored definition and the Workflow generation it was taken from, or None when
-        the snapshot is missing; SnapshotTamperedError when it is not the one Baton stored for
-        this run. `verify=False` skips the seal (readers without the operator's key, such as
-        `baton describe`, which only display it)."""
-        if self._index is not None:
+        """The definition stored in ConfigMap `name` (its own, or the run's first history
+        chunk) and the Workflow generation it was taken from, or None when the snapshot is
+        missing; SnapshotTamperedError when it is not the one Baton stored for this run.
+        `config_map` is that ConfigMap when the caller read it already. `verify=False` skips
+        the seal (readers without the operator's key, such as `baton describe`, which only
+        display it)."""
+        if config_map is not None:
+            pass
+        elif self._index is not None:
             config_map = await self._index.read(self._run.namespace, name)
         else:
             config_map = await self._kube.get(core_path("configmaps", self._run.namespace, name))
         if config_map is None or not belongs_to(config_map, self._run):
             return None
-        text = str((config_map.get("data") or {}).get("json", "null"))
+        data = config_map.get("data") or {}
+        if name == self.definition_name:
+            text = str(data.get("json", "null"))
+        elif DEFINITION in data:
+            text = str(data[DEFINITION])
+        else:
+            return None  # a first chunk written without one (the run's snapshot is its own)
         annotations = config_map["metadata"].get("annotations") or {}
         generation = str(annotations.get(GENERATION_ANNOTATION, ""))
         mac = str(annotations.get(MAC_ANNOTATION) or "")

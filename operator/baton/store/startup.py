@@ -1,7 +1,8 @@
 """The ConfigMaps runs resume from, read in pages at an operator's start instead of one by one.
 
 A restarted operator resumes every live run at once, and each run reads its definition snapshot
-and its open history chunk, then asks for the next chunk to learn that there is none: three GETs
+(in its first history chunk, or `<run>-definition` for runs started by earlier versions) and its
+open history chunk, then asks for the next chunk to learn that there is none: three GETs
 per run, 30,000 requests at 10,000 runs, queued behind each other on the API server. Instead,
 each watched namespace (or, watching all, the first read of a namespace) lists its runs'
 definition and history ConfigMaps
@@ -41,8 +42,9 @@ PAGE = 500
 """Objects per page of the listing: the API server's own default chunk size for kubectl."""
 WINDOW = 600.0
 """Seconds after the operator's start during which reads may be served from a listing."""
-PARTS = ("definition", "history")
-"""The `baton.dev/part` of what a resuming run reads: its definition snapshot, its history."""
+PARTS = ("definition", "history", "journal")
+"""The `baton.dev/part` of what a resuming run reads: its definition snapshot, its history
+chunks, and the namespace's history journal (baton.store.journal)."""
 
 
 class ConfigMapIndex:
