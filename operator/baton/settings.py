@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 from baton.api.labels import SHARD
 
-UNSETTLED_TTL_SECONDS = 7 * 24 * 3600
+UNCOMMITTED_JOB_TTL_SECONDS = 7 * 24 * 3600
 """`ttlSecondsAfterFinished` of a Job until its run has committed its outcome. The TTL
 controller deletes a finished Job's pod first, and with it the output (the termination
 message): a short TTL from the start lost the outputs of Jobs that finished while the operator
 was down or far behind, and ran those steps again. Once the outcome is in the run's history the
-Job gets `--job-ttl` (`JobExecutor.settle`); only an outage of a week loses an output now."""
+Job gets `--job-ttl` (`JobExecutor.outcomes_committed`); only an outage of a week loses an
+output now."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class OperatorSettings:
 
     job_ttl_seconds: int = 600
     """A finished Job is deleted by the TTL controller this many seconds after its run has
-    recorded its outcome (before that, after `UNSETTLED_TTL_SECONDS`)."""
+    recorded its outcome (before that, after `UNCOMMITTED_JOB_TTL_SECONDS`)."""
 
     pod_service_accounts: tuple[str, ...] = ()
     """ServiceAccounts a Job step or a WorkerPool may name in `serviceAccountName`, as

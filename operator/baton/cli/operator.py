@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from baton.cli import CommandError
-from baton.settings import UNSETTLED_TTL_SECONDS, OperatorSettings
+from baton.settings import UNCOMMITTED_JOB_TTL_SECONDS, OperatorSettings
 
 RECURSION_LIMIT = 20_000
 """Frames the operator may nest: copies of a watched object recurse per level of nesting."""
@@ -321,9 +321,9 @@ def _seconds(text: str) -> float:
 
 
 def _job_ttl(text: str) -> int:
-    if not text.isdigit() or int(text) > UNSETTLED_TTL_SECONDS:
+    if not text.isdigit() or int(text) > UNCOMMITTED_JOB_TTL_SECONDS:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: a whole number of seconds from 0 to {UNSETTLED_TTL_SECONDS} (a week)"
+            f"{text!r}: a whole number of seconds from 0 to {UNCOMMITTED_JOB_TTL_SECONDS} (a week)"
         )
     return int(text)
 

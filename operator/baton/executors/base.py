@@ -19,7 +19,7 @@ from baton.engine.commands import CancelActivity, StartActivity
 from baton.engine.events import Event
 from baton.store.ref import RunRef
 
-__all__ = ["Adopting", "Executor", "Report", "RunRef", "Settling"]
+__all__ = ["Adopting", "Executor", "HoldsOutcomes", "Report", "RunRef"]
 
 
 Report = Callable[[Event], Awaitable[None]]
@@ -53,11 +53,11 @@ class Adopting(Protocol):
 
 
 @runtime_checkable
-class Settling(Protocol):
+class HoldsOutcomes(Protocol):
     """An executor whose finished attempts leave objects holding their outcome (a Job's pod
     holds its output) that it keeps until the run has committed that outcome."""
 
-    async def settle(self, run: RunRef, events: Iterable[Event]) -> None:
+    async def outcomes_committed(self, run: RunRef, events: Iterable[Event]) -> None:
         """`run` committed `events` to its history: what held their outcomes may go."""
 
     async def expire(self, namespace: str, names: Iterable[str]) -> None:

@@ -57,7 +57,7 @@ from baton.executors.attempts import ActivityError, AttemptId, InFlight, parse_o
 from baton.executors.base import Report
 from baton.executors.secrets import usable_secret
 from baton.expr import as_text
-from baton.settings import UNSETTLED_TTL_SECONDS, OperatorSettings
+from baton.settings import UNCOMMITTED_JOB_TTL_SECONDS, OperatorSettings
 from baton.store.kube import ApiError, Kube, batch_path, core_path
 from baton.store.ref import RunRef
 
@@ -138,7 +138,7 @@ def build_job(run: RunRef, command: StartActivity, settings: OperatorSettings) -
         pod_spec["automountServiceAccountToken"] = False
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
-        "ttlSecondsAfterFinished": UNSETTLED_TTL_SECONDS,
+        "ttlSecondsAfterFinished": UNCOMMITTED_JOB_TTL_SECONDS,
         "template": {
             "metadata": {"labels": dict(labels), "annotations": pod_annotations},
             "spec": pod_spec,
@@ -346,9 +346,9 @@ class JobExecutor:
         self._outcomes: OrderedDict[AttemptId, tuple[Event, float]] = OrderedDict()
         self._memory = max(3600.0, 2.0 * settings.job_ttl_seconds)
         self._inflight = InFlight()
-        self._unsettled: dict[AttemptId, str] = {}
+        self._uncommitted: dict[AttemptId, str] = {}
         """Finished Jobs by attempt, whose outcome was reported and is not yet known to be in
-        the run's history: `settle` gives them their TTL once it is."""
+        the run's history: `outcomes_committed` gives them their TTL once it is."""
         self._names: dict[AttemptId, str] = {}
         """Jobs found under a name other than today's rule gives (made before names carried the
         run's uid), by attempt, until their outcome is seen or they are deleted."""
@@ -402,7 +402,7 @@ class JobExecutor:
             return
         event = job_outcome(job, pods)
         if event is not None:
-            self._unsettled[attempt] = str(job["metadata"]["name"])
+            self._uncommitted[attempt] = str(job["metadata"]["name"])
             await self._record(attempt, event)
 
     async def observe_deleted(self, job: Mapping[str, Any]) -> None:
@@ -462,20 +462,20 @@ class JobExecutor:
             if now - seen <= self._memory:
                 break
             forgotten, _ = self._outcomes.popitem(last=False)
-            self._unsettled.pop(forgotten, None)
+            self._uncommitted.pop(forgotten, None)
         registration = self._registered.get(attempt)
         if registration is not None and registration.acknowledged:
             del self._registered[attempt]
             await registration.report(event)
 
-    async def settle(self, run: RunRef, events: Iterable[Event]) -> None:
+    async def outcomes_committed(self, run: RunRef, events: Iterable[Event]) -> None:
         """`run` committed `events`: the Jobs whose outcomes are among them get `--job-ttl`
-        (until then they keep `UNSETTLED_TTL_SECONDS`, and their pods)."""
+        (until then they keep `UNCOMMITTED_JOB_TTL_SECONDS`, and their pods)."""
         names = []
         for event in events:
             if isinstance(event, ActivityCompleted | ActivityFailed):
                 attempt = AttemptId(run.uid, event.key, event.attempt)
-                name = self._unsettled.pop(attempt, None)
+                name = self._uncommitted.pop(attempt, None)
                 if name is not None:
                     names.append(name)
         await self.expire(run.namespace, names)

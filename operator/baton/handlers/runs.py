@@ -131,13 +131,13 @@ from baton.engine.state import (
     state_from_status,
 )
 from baton.executors import podpolicy
-from baton.executors.base import Adopting, Executor, Settling
+from baton.executors.base import Adopting, Executor, HoldsOutcomes
 from baton.executors.child import ChildExecutor, child_result, finished, owner_reference
 from baton.executors.locks import LockExecutor
 from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
 from baton.handlers import updates
-from baton.handlers.stale import settled_jobs, stale_stops
+from baton.handlers.stale import committed_jobs, stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
     DEFINITION_IN_CHUNK_BYTES,
@@ -431,9 +431,9 @@ class RunLoop:
         job_executor = self.shell.executors.get(StepKind.JOB.value)
         if isinstance(job_executor, Adopting):
             job_executor.adopt(self.ref, jobs)
-        if isinstance(job_executor, Settling):
+        if isinstance(job_executor, HoldsOutcomes):
             ttl = self.shell.settings.job_ttl_seconds
-            await job_executor.expire(namespace, settled_jobs(self.committed, jobs, ttl))
+            await job_executor.expire(namespace, committed_jobs(self.committed, jobs, ttl))
         self.shell.children.adopt(self.ref, children)
         return stale_stops(self.state, uid, jobs, children)
 
@@ -576,18 +576,18 @@ class RunLoop:
         batch, self.unsaved = self.unsaved, []
         self.committed = self.state
         await self._perform(stops)
-        await self._settle(batch)
+        await self._outcomes_committed(batch)
         if force or self._status_due():
             await self._write_status()
         # Passed whether or not the status was written now: the window it marks is a batch
         # committed and its commands not performed.
         failpoint("after-status-write")
 
-    async def _settle(self, batch: list[HistoryEntry]) -> None:
+    async def _outcomes_committed(self, batch: list[HistoryEntry]) -> None:
         """Outcomes now in the history: what held them (a Job's pod) may go."""
         for executor in self.shell.executors.values():
-            if isinstance(executor, Settling):
-                await executor.settle(self.ref, (entry.event for entry in batch))
+            if isinstance(executor, HoldsOutcomes):
+                await executor.outcomes_committed(self.ref, (entry.event for entry in batch))
 
     def _status_due(self) -> bool:
         """True when the status must be written with this batch: something a user watches

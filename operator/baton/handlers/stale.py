@@ -14,7 +14,7 @@ state shows past that attempt — a later attempt, or the same one no longer run
 the state does not know yet (started by another writer during a hand-over) is left alone.
 
 The same look finds finished Jobs whose outcome is committed but whose TTL was not shortened
-(`settled_jobs`): a crash came between the commit and `JobExecutor.settle`.
+(`committed_jobs`): a crash came between the commit and `JobExecutor.outcomes_committed`.
 """
 
 from __future__ import annotations
@@ -67,9 +67,10 @@ def stale_stops(
     return stops
 
 
-def settled_jobs(state: State, jobs: Iterable[Mapping[str, Any]], ttl: int) -> list[str]:
+def committed_jobs(state: State, jobs: Iterable[Mapping[str, Any]], ttl: int) -> list[str]:
     """Finished Jobs whose outcome `state` has committed but which still have the long TTL
-    they were created with: the operator stopped between the commit and `JobExecutor.settle`."""
+    they were created with: the operator stopped between the commit and shortening it
+    (`JobExecutor.outcomes_committed`)."""
     return [
         str(job["metadata"]["name"])
         for job in jobs

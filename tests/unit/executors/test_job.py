@@ -18,7 +18,7 @@ from baton.executors.job import (
     job_name,
     job_outcome,
 )
-from baton.settings import UNSETTLED_TTL_SECONDS, OperatorSettings
+from baton.settings import UNCOMMITTED_JOB_TTL_SECONDS, OperatorSettings
 from baton.store.kube import Kube
 from baton.store.ref import RunRef
 
@@ -88,7 +88,7 @@ def test_baton_owns_retries_and_deadlines() -> None:
     assert spec["activeDeadlineSeconds"] == 91
     # The short TTL comes once the run has committed the outcome (`settle`): until then the
     # Job's pod, which holds the output, must outlive any operator outage.
-    assert spec["ttlSecondsAfterFinished"] == UNSETTLED_TTL_SECONDS
+    assert spec["ttlSecondsAfterFinished"] == UNCOMMITTED_JOB_TTL_SECONDS
     assert "activeDeadlineSeconds" not in manifest(start_to_close=None)["spec"]
 
 

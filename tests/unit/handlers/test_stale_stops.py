@@ -8,7 +8,7 @@ from baton.api.labels import ACTIVITY_KEY, ATTEMPT
 from baton.api.run import StepPhase
 from baton.engine import CancelActivity, TerminateChild
 from baton.engine.state import State, StepState
-from baton.handlers.stale import settled_jobs, stale_stops
+from baton.handlers.stale import committed_jobs, stale_stops
 
 UID = "run-uid"
 
@@ -66,6 +66,6 @@ def test_a_finished_job_whose_outcome_is_committed_gets_the_short_ttl_on_resume(
     now = state(a=(StepPhase.SUCCEEDED, 1), b=(StepPhase.RUNNING, 1), c=(StepPhase.FAILED, 2))
     long_lived = [job(k, n, finished=True) for k, n in (("a", 1), ("b", 1), ("c", 2))]
     # b's Job finished but the state has not folded its outcome: it must keep its pod.
-    assert settled_jobs(now, long_lived, ttl=600) == ["r-a-1", "r-c-2"]
+    assert committed_jobs(now, long_lived, ttl=600) == ["r-a-1", "r-c-2"]
     done = job("a", 1, finished=True) | {"spec": {"ttlSecondsAfterFinished": 600}}
-    assert settled_jobs(now, [done, job("a", 2)], ttl=600) == []
+    assert committed_jobs(now, [done, job("a", 2)], ttl=600) == []
