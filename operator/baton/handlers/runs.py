@@ -49,7 +49,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +137,7 @@ from baton.executors.locks import LockExecutor
 from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
 from baton.handlers import updates
+from baton.handlers.resumes import ResumeQueue
 from baton.handlers.stale import stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
@@ -250,6 +251,30 @@ class Shell:
         self.configmaps.open(named)
 
 
+@dataclass(frozen=True)
+class Ended:
+    """What a run's loop that ended had acted on: enough to tell a late watch event of the run
+    (from before the loop's last status write) from a change that needs a new loop."""
+
+    invalid_generation: int | None
+    aborted: bool
+    finished: bool
+    redrive: int
+    updates_seen: int
+
+    def covers(self, body: Mapping[str, Any]) -> bool:
+        """True when the loop already acted on all that `body` asks for. A body of the run
+        may predate the loop's own last status write."""
+        if self.invalid_generation is not None:
+            return bool(body["metadata"].get("generation") == self.invalid_generation)
+        if self.aborted:
+            return True
+        spec = body.get("spec") or {}
+        redrive = int(spec.get("redrive") or 0)
+        asked = len(spec.get("updates") or [])
+        return self.finished and redrive <= self.redrive and asked <= self.updates_seen
+
+
 class RunLoop:
     """One run's loop. Created by the Registry; `observe` and `deliver` feed it."""
 
@@ -322,6 +347,9 @@ class RunLoop:
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
         self.task: asyncio.Task[None] | None = None
+        self.on_ready: Callable[[], None] | None = None
+        """Called once when the loop is back to waiting after its start or resume (or ends):
+        the Registry's queue of resumes lets the next run go."""
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -342,19 +370,23 @@ class RunLoop:
         history) reaches the next one instead of a loop that has ended."""
         await self.shell.registry.deliver(self.ref.uid, event)
 
-    def covers(self, body: Mapping[str, Any]) -> bool:
-        """True when this loop, having ended, already acted on all that `body` asks for. The
-        registry's latest body of the run may predate the loop's own last status write."""
-        if self.invalid_generation is not None:
-            return bool(body["metadata"].get("generation") == self.invalid_generation)
-        if self.ended_aborted:
-            return True
-        redrive = int((body.get("spec") or {}).get("redrive") or 0)
-        return (
-            self.state.phase.finished
-            and redrive <= self.state.redrive
-            and not self.answers.unanswered(body)
+    def ready(self) -> None:
+        """Back to waiting (or ended): tell the Registry, once."""
+        on_ready, self.on_ready = self.on_ready, None
+        if on_ready is not None:
+            on_ready()
+
+    def ended(self) -> Ended:
+        """What this loop, having ended, acted on: kept by the Registry after the loop."""
+        return Ended(
+            invalid_generation=self.invalid_generation,
+            aborted=self.ended_aborted,
+            finished=self.state.phase.finished,
+            redrive=self.state.redrive,
+            updates_seen=self.answers.seen,
         )
+
+    # -- the loop -------------------------------------------------------------------------
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -386,6 +418,7 @@ class RunLoop:
             await self._stale_releases()
         await self._perform(pending_commands(self.definition, self.state))
         await self._fold(self._spec_events())  # what the user changed while we were away
+        self.ready()
         while not self.state.phase.finished:
             await self._fold(await self._next_batch())
         await self._flush()
@@ -980,9 +1013,18 @@ class RunLoop:
         await post_event(self.kube, involved, kind, reason, message, now=time.time())
 
 
+_ENDED_LIMIT = 10_000
+"""Ended loops remembered until their run's final status arrives (`Registry._ended`): bounded,
+the oldest forgotten first, since a run deleted unseen would otherwise be held for ever."""
+
+
 class Registry:
     """Every run loop of this operator, by run uid; restarts loops that crash; deletes finished
-    runs when their `status.expiresAt` (ttlAfterFinished) comes."""
+    runs when their `status.expiresAt` (ttlAfterFinished) comes.
+
+    Runs that existed before a loop of theirs starts here (an operator's start, a replica
+    becoming active, a loop restarted) resume through `resumes`, the most urgent first, a
+    bounded number at once (baton.handlers.resumes); new runs start at once."""
 
     def __init__(self, shell: Shell) -> None:
         self.shell = shell
@@ -998,6 +1040,12 @@ class Registry:
         """Runs that could not even be ended, by uid: the generation they had; a spec change
         tries again."""
         self._expiries: dict[str, tuple[str, asyncio.TimerHandle]] = {}
+        self.resumes = ResumeQueue(shell.settings.resumes_in_flight)
+        self._listings_awaited: set[asyncio.Task[Any]] = set()
+        self._ended: dict[str, Ended] = {}
+        """Loops that ended, by run uid, until a body of the run shows it has nothing more to
+        do. kopf may still hand over older events of the run (from before the loop's last
+        status write, e.g. its phase label patch): they must not start the run again."""
         self.active = True
         """False while this replica is a standby (baton.handlers.peering): no loop runs."""
 
@@ -1033,6 +1081,8 @@ class Registry:
         if event_type == "DELETED":
             self._cancel_expiry(uid)
             self.latest.pop(uid, None)
+            self.resumes.discard(uid)
+            self._ended.pop(uid, None)
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
@@ -1054,8 +1104,16 @@ class Registry:
         loop = self.loops.get(uid)
         if loop is not None:
             loop.observe(body)
-        elif self._needs_loop(body):
+            return
+        needed = self._needs_loop(body)
+        ended = self._ended.pop(uid, None)
+        if needed and ended is not None and ended.covers(body):
+            self._ended[uid] = ended  # an event from before the loop's last write: wait on
+            return
+        if needed:
             self._start(body)
+        else:
+            self.resumes.discard(uid)
 
     def retry_waiting_on(self, namespace: str, workflow: str) -> None:
         """A Workflow appeared or changed: runs that found it missing or invalid try again."""
@@ -1081,6 +1139,8 @@ class Registry:
         for uid in list(self._expiries):
             self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        self.resumes.clear()
+        self._ended.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -1148,12 +1208,53 @@ class Registry:
         return redrive or updates.unanswered(body)
 
     def _start(self, body: Mapping[str, Any]) -> None:
+        """A loop for the run: at once for a new run, through `resumes` for one to resume."""
         if not self.active:
             return
         uid = body["metadata"]["uid"]
+        self._ended.pop(uid, None)
+        if (body.get("status") or {}).get("definition") and uid not in self._aborts:
+            self.resumes.push(uid, body, time.time() * 1000)
+            self._next_resumes()
+            return
+        self.resumes.discard(uid)
+        self._launch(body)
+
+    def _launch(self, body: Mapping[str, Any], on_ready: Callable[[], None] | None = None) -> None:
+        uid = body["metadata"]["uid"]
         loop = RunLoop(self.shell, body, self._aborts.get(uid))
+        loop.on_ready = on_ready
         self.loops[uid] = loop
         loop.task = asyncio.get_running_loop().create_task(self._supervise(loop))
+
+    def _next_resumes(self) -> None:
+        """Start the most urgent queued resumes while there is room; none while the start-up
+        listing of run ConfigMaps is being read (each would wait for it anyway, and the
+        runs kopf hands over meanwhile are ordered with the rest)."""
+        reading = self.shell.configmaps.reading()
+        if reading:
+            for task in reading:
+                if task not in self._listings_awaited:
+                    self._listings_awaited.add(task)
+                    task.add_done_callback(self._listing_read)
+            return
+        while self.active and self.resumes.has_room():
+            uid = self.resumes.pop()
+            if uid is None:
+                break
+            body = self.latest.get(uid)
+            if body is None or uid in self.loops or not self._needs_loop(body):
+                self.resumes.done()
+                continue
+            self._launch(body, self._resumed)
+
+    def _listing_read(self, task: asyncio.Task[Any]) -> None:
+        self._listings_awaited.discard(task)
+        self._next_resumes()
+
+    def _resumed(self) -> None:
+        self.resumes.done()
+        self._next_resumes()
 
     async def _supervise(self, loop: RunLoop) -> None:
         uid = loop.ref.uid
@@ -1167,13 +1268,25 @@ class Registry:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            loop.ready()  # the queue does not wait out the restart delay
             await self._restart_after(loop, exc)
         finally:
+            loop.ready()
             if self.loops.get(uid) is loop:
                 del self.loops[uid]
         body = self.latest.get(uid)
-        if body is not None and self._needs_loop(body) and not (ended and loop.covers(body)):
-            self._start(body)
+        if body is None or not self._needs_loop(body):
+            return
+        if ended:
+            done = loop.ended()
+            if done.covers(body):
+                # The latest body predates the loop's last status write; so may events kopf
+                # has yet to hand over. Remember what the loop did until that write arrives.
+                self._ended[uid] = done
+                while len(self._ended) > _ENDED_LIMIT:
+                    del self._ended[next(iter(self._ended))]
+                return
+        self._start(body)
 
     async def _restart_after(self, loop: RunLoop, exc: Exception) -> None:
         """Decide what follows a loop's error: a plain restart after a delay, a restart that

@@ -99,6 +99,10 @@ class ConfigMapIndex:
                 self._list(namespace)
             )
 
+    def reading(self) -> list[asyncio.Task[dict[str, dict[str, Any]] | None]]:
+        """The listings begun and not read yet (the Registry holds resumes back meanwhile)."""
+        return [task for task in self._listings.values() if not task.done()]
+
     def expire(self) -> None:
         """Stop serving from listings and drop what was not read."""
         self._open = False
