@@ -248,6 +248,7 @@ class Shell:
         namespaces watched by name are listed at once; others (all namespaces watched, or
         globs) when their first run reads."""
         named = [n for n in self.settings.namespaces if not set(n) & set("*?[!")]
+        self.registry.gather()
         self.configmaps.open(named)
 
 
@@ -824,6 +825,12 @@ class RunLoop:
             self.state = state_from_status(await self.snapshots.inline(engine_status))
             self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
+        if not replayed:
+            # The status just read shows the committed state: nothing is due until a batch
+            # commits (the first one writes it: `projected` is unknown). Counted as behind, every
+            # run resumed by a restart wrote its status again at once, 10,000 writes queued
+            # ahead of the timers due soon after the restart.
+            self.projected_state, self.projected_at = self.state, time.monotonic()
         log.info("resumed %s/%s (%d events replayed)", self.ref.namespace, self.ref.name, replayed)
 
     async def _replay_tail(self) -> int:
@@ -1013,6 +1020,9 @@ class RunLoop:
         await post_event(self.kube, involved, kind, reason, message, now=time.time())
 
 
+_GATHER_QUIET = 1.0
+"""Seconds without a run handed over after which a start-up stops waiting for the runs its
+listing found (one deleted meanwhile is never handed over) and resumes what it has."""
 _ENDED_LIMIT = 10_000
 """Ended loops remembered until their run's final status arrives (`Registry._ended`): bounded,
 the oldest forgotten first, since a run deleted unseen would otherwise be held for ever."""
@@ -1042,6 +1052,11 @@ class Registry:
         self._expiries: dict[str, tuple[str, asyncio.TimerHandle]] = {}
         self.resumes = ResumeQueue(shell.settings.resumes_in_flight)
         self._listings_awaited: set[asyncio.Task[Any]] = set()
+        self._awaited: set[str] | None = set()
+        """While an operator starts: the runs its ConfigMap listing found that kopf has not
+        handed over yet (None until the listing is read). Resumes wait for them, so the queue
+        orders all the runs, not the few kopf lists first."""
+        self._last_arrival = 0.0
         self._ended: dict[str, Ended] = {}
         """Loops that ended, by run uid, until a body of the run shows it has nothing more to
         do. kopf may still hand over older events of the run (from before the loop's last
@@ -1075,8 +1090,21 @@ class Registry:
             if self.active and uid not in self.loops and self._needs_loop(fresh):
                 self._start(fresh)
 
+    def gather(self) -> None:
+        """Many runs are about to resume (the index opens): hold resumes until the runs the
+        listing finds have all been handed over (or none came for `_GATHER_QUIET` s)."""
+        self._awaited = None
+
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
+        self._observe(event_type, body)
+        if self._awaited:
+            self._awaited.discard(body["metadata"]["uid"])
+            self._last_arrival = time.monotonic()
+            if not self._awaited:
+                self._next_resumes()
+
+    def _observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         uid = body["metadata"]["uid"]
         if event_type == "DELETED":
             self._cancel_expiry(uid)
@@ -1140,6 +1168,7 @@ class Registry:
             self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
         self.resumes.clear()
+        self._awaited = set()
         self._ended.clear()
         for task in tasks:
             task.cancel()
@@ -1238,6 +1267,13 @@ class Registry:
                     self._listings_awaited.add(task)
                     task.add_done_callback(self._listing_read)
             return
+        if self._awaited is None:  # the listing is read: which runs has kopf yet to hand over
+            self._awaited = self.shell.configmaps.runs - self.latest.keys()
+            self._last_arrival = time.monotonic()
+            if self._awaited:
+                asyncio.get_running_loop().call_later(_GATHER_QUIET, self._gathered)
+        if self._awaited:
+            return
         while self.active and self.resumes.has_room():
             uid = self.resumes.pop()
             if uid is None:
@@ -1247,6 +1283,18 @@ class Registry:
                 self.resumes.done()
                 continue
             self._launch(body, self._resumed)
+
+    def _gathered(self) -> None:
+        """Every second while gathering: stop waiting once no run came for a while."""
+        if not self._awaited:
+            return
+        quiet = time.monotonic() - self._last_arrival
+        if quiet < _GATHER_QUIET:
+            asyncio.get_running_loop().call_later(_GATHER_QUIET - quiet, self._gathered)
+            return
+        log.info("%d listed runs not handed over; resuming the others", len(self._awaited))
+        self._awaited = set()
+        self._next_resumes()
 
     def _listing_read(self, task: asyncio.Task[Any]) -> None:
         self._listings_awaited.discard(task)

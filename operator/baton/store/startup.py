@@ -32,7 +32,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from baton.api.labels import PART
+from baton.api.labels import PART, RUN_UID
 from baton.store.kube import ApiError, Kube, core_path
 
 log = logging.getLogger("baton.startup")
@@ -60,6 +60,10 @@ class ConfigMapIndex:
         """ConfigMaps listed, for the log and tests."""
         self.served = 0
         """Reads answered from a listing (found or absent), for the log and tests."""
+        self.runs: set[str] = set()
+        """Uids of the runs whose definition snapshot the listings found: the runs about to
+        resume (or finished), which the Registry waits for kopf to hand over
+        (baton.handlers.resumes)."""
 
     def open(self, namespaces: Iterable[str], window: float = WINDOW) -> None:
         """Serve from fresh listings for `window` seconds, starting with `namespaces` (the
@@ -114,6 +118,7 @@ class ConfigMapIndex:
         self._listings.clear()
         self._answered.clear()
         self._claimed.clear()
+        self.runs.clear()
 
     async def _listing(self, namespace: str) -> dict[str, dict[str, Any]] | None:
         self.prefetch(namespace)
@@ -133,6 +138,9 @@ class ConfigMapIndex:
                     meta = item.get("metadata") or {}
                     meta.pop("managedFields", None)  # never read; the largest part of a chunk
                     found[str(meta.get("name"))] = item
+                    labels = meta.get("labels") or {}
+                    if labels.get(PART) == "definition" and labels.get(RUN_UID):
+                        self.runs.add(str(labels[RUN_UID]))
                 token = (page.get("metadata") or {}).get("continue")
                 if not token:
                     break
