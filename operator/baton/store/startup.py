@@ -32,8 +32,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from baton.api.labels import PART, RUN_UID
-from baton.store.kube import ApiError, Kube, core_path
+from baton.api.labels import PART
+from baton.store.kube import ApiError, Kube, core_path, path_of
 
 log = logging.getLogger("baton.startup")
 
@@ -60,10 +60,6 @@ class ConfigMapIndex:
         """ConfigMaps listed, for the log and tests."""
         self.served = 0
         """Reads answered from a listing (found or absent), for the log and tests."""
-        self.runs: set[str] = set()
-        """Uids of the runs whose definition snapshot the listings found: the runs about to
-        resume (or finished), which the Registry waits for kopf to hand over
-        (baton.handlers.resumes)."""
 
     def open(self, namespaces: Iterable[str], window: float = WINDOW) -> None:
         """Serve from fresh listings for `window` seconds, starting with `namespaces` (the
@@ -118,7 +114,6 @@ class ConfigMapIndex:
         self._listings.clear()
         self._answered.clear()
         self._claimed.clear()
-        self.runs.clear()
 
     async def _listing(self, namespace: str) -> dict[str, dict[str, Any]] | None:
         self.prefetch(namespace)
@@ -138,9 +133,7 @@ class ConfigMapIndex:
                     meta = item.get("metadata") or {}
                     meta.pop("managedFields", None)  # never read; the largest part of a chunk
                     found[str(meta.get("name"))] = item
-                    labels = meta.get("labels") or {}
-                    if labels.get(PART) == "definition" and labels.get(RUN_UID):
-                        self.runs.add(str(labels[RUN_UID]))
+
                 token = (page.get("metadata") or {}).get("continue")
                 if not token:
                     break
@@ -152,3 +145,27 @@ class ConfigMapIndex:
         self.listed += len(found)
         log.info("listed %d run ConfigMaps in %s", len(found), namespace)
         return found
+
+
+async def list_runs(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """Every WorkflowRun of `namespace` that `selector` matches, read in pages of `PAGE`,
+    without managedFields; none when the listing fails (kopf hands them over anyway)."""
+    runs: list[dict[str, Any]] = []
+    query = {"labelSelector": selector, "limit": str(PAGE)}
+    try:
+        while True:
+            page = await kube.get(path_of("workflowruns", namespace), **query) or {}
+            for item in page.get("items") or []:
+                (item.get("metadata") or {}).pop("managedFields", None)
+                runs.append(item)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            query["continue"] = token
+    except ApiError as exc:
+        log.warning(
+            "listing the runs of %s failed, resuming as kopf hands them over: %s", namespace, exc
+        )
+        return []
+    log.info("listed %d runs in %s", len(runs), namespace)
+    return runs
