@@ -168,3 +168,52 @@ def test_a_resumed_run_with_nothing_to_fold_does_not_write_its_status(
         value(writes, "baton_api_writes_total", verb="patch", resource="workflowruns/status") == 0
     )
     assert value(writes, "baton_timers_pending") == FAR
+
+
+def test_listed_runs_resume_before_kopf_hands_them_over_and_deleted_ones_are_forgotten(
+    runs: Runs, crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    runs.apply(
+        [
+            workflow("hold", [{"name": "hold", "waitForSignal": {"name": "go"}}]),
+            run("kept", "hold"),
+            run("gone", "hold"),
+        ]
+    )
+    with started_operator(crds, namespace, tmp_path, request):
+        for name in ("kept", "gone"):
+            runs.wait(name, step="hold", step_phase="Waiting", timeout=90)
+
+    async def scenario() -> None:
+        # This registry is fed by no watch: what it resumes, it found in its own listing.
+        connection = await open_connection(str(crds.kubeconfig))
+        kube = connection.kube
+        settings = OperatorSettings(
+            namespaces=(namespace,), history_key=HISTORY_KEY.encode(), metrics_port=0
+        )
+        shell = Shell(kube, settings, executors={})
+        registry = shell.registry
+        try:
+            uids = {}
+            for name in ("kept", "gone"):
+                body = await kube.get(path_of("workflowruns", namespace, name))
+                assert body is not None
+                uids[name] = body["metadata"]["uid"]
+            shell.open_index()
+            deadline = time.monotonic() + 60
+            while set(uids.values()) - registry.loops.keys():
+                assert time.monotonic() < deadline, "the listed runs were not resumed"
+                await asyncio.sleep(0.1)
+            # Deleted before kopf's own listing, which will not hand it over then.
+            await kube.delete(path_of("workflowruns", namespace, "gone"))
+            registry.observe("ADDED", await kube.get(path_of("workflowruns", namespace, "kept")))  # type: ignore[arg-type]
+            while uids["gone"] in registry.latest:
+                assert time.monotonic() < deadline, "a run kopf never handed over was kept"
+                await asyncio.sleep(0.2)
+            assert uids["gone"] not in registry.loops
+            assert uids["kept"] in registry.loops
+        finally:
+            await registry.stop()
+            await connection.close()
+
+    asyncio.run(scenario())

@@ -7,8 +7,9 @@ a timer due a minute after the restart fires when its run's turn comes, however 
 and a run that slept far into the future is resumed before one whose signal is waiting.
 
 So runs that existed before this process are resumed from a queue, most urgent first, with at
-most `in_flight` of them resuming at once (a loop leaves the queue's count once it is back to
-waiting, its due timer armed and what the user sent meanwhile folded):
+most `in_flight` of them rebuilding their state at once (a loop leaves the queue's count once
+its state is rebuilt: the writes that follow, a signal's commit, wait on the API server, not on
+this process's CPU):
 
 1. **something to do now**: a spec change the status has not observed (signal, update,
    cancel, suspend, redrive: `metadata.generation` ahead of `status.observedGeneration`), a
@@ -18,11 +19,15 @@ waiting, its due timer armed and what the user sent meanwhile folded):
 3. **nothing to wait for but the user** (a signal wait, an approval): last, as they arrived.
    A change of the run while it waits moves it up (the queue keeps the newest body).
 
-Runs that are new (no status yet) are started at once, not queued: their start is what the
-user is waiting for, and the queue is only for the backlog of a start-up. While the start-up
-listing of the runs' ConfigMaps (baton.store.startup) is still being read, no resume begins:
-a resuming run would wait for that listing anyway, and meanwhile kopf hands over the runs it
-lists, so the queue orders nearly all of them rather than the first few.
+The Registry fills the queue from a listing of its own (`Registry.gather`: the runs of each
+namespace watched by name, in pages, when the operator starts or becomes the active replica),
+not from kopf's hand-over alone: kopf hands its listing over one run at a time, in name order,
+at a few milliseconds of CPU each, so at 10,000 runs a run named late arrives most of a minute
+after the first. A listed run kopf never hands over (deleted between the two listings) is
+forgotten once kopf has been quiet for a few seconds. Runs that are new (no status yet) are
+started at once, not queued: their start is what the user is waiting for. While the start-up
+listing of the runs' ConfigMaps (baton.store.startup) is being read no resume begins: each
+would wait for it anyway.
 
 The status a run is ordered by may lag its history (`status_interval`): a run whose history
 moved on since (a timer that fired, a step that began) is ordered by its older status. That
