@@ -373,7 +373,7 @@ class RunLoop:
         await self.shell.registry.deliver(self.ref.uid, event)
 
     def ready(self) -> None:
-        """Back to waiting (or ended): tell the Registry, once."""
+        """State rebuilt (or the loop ended): tell the Registry, once."""
         on_ready, self.on_ready = self.on_ready, None
         if on_ready is not None:
             on_ready()
@@ -387,8 +387,6 @@ class RunLoop:
             redrive=self.state.redrive,
             updates_seen=self.answers.seen,
         )
-
-    # -- the loop -------------------------------------------------------------------------
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -1058,7 +1056,8 @@ class Registry:
         self._listings_awaited: set[asyncio.Task[Any]] = set()
         self._unconfirmed: set[str] = set()
         """Runs of the start-up listing (`gather`) that kopf has not handed over yet."""
-        self._last_arrival = 0.0
+        self._last_arrival: float | None = None
+        """Monotonic time kopf last handed a run over since `gather` began; None before."""
         self._gathering: asyncio.Task[None] | None = None
         self._ended: dict[str, Ended] = {}
         """Loops that ended, by run uid, until a body of the run shows it has nothing more to
@@ -1100,6 +1099,7 @@ class Registry:
         CPU each: at 10,000 runs the last arrives most of a minute after the first)."""
         if self._gathering is not None:
             self._gathering.cancel()
+        self._last_arrival = None
         self._gathering = asyncio.get_running_loop().create_task(self._gather(list(namespaces)))
 
     async def _gather(self, namespaces: list[str]) -> None:
@@ -1115,16 +1115,17 @@ class Registry:
                 if self.active and uid not in self.loops and self._needs_loop(body):
                     self._start(body)
         if self._unconfirmed:
-            self._last_arrival = time.monotonic()
             asyncio.get_running_loop().call_later(_GATHER_QUIET, self._confirm)
 
     def _confirm(self) -> None:
-        """Forget the listed runs kopf never handed over once it has been quiet a while: they
-        were deleted between the two listings (kopf's watch, begun after its own listing,
-        will not tell)."""
+        """Forget the listed runs kopf never handed over once it has handed runs over and been
+        quiet a while since: they were deleted between the two listings (kopf's watch, begun
+        after its own listing, will not tell). kopf hands over nothing before its listing is
+        whole, so until its first run it is not quiet but still listing."""
         if not self._unconfirmed:
             return
-        quiet = time.monotonic() - self._last_arrival
+        last = self._last_arrival
+        quiet = 0.0 if last is None else time.monotonic() - last
         if quiet < _GATHER_QUIET:
             asyncio.get_running_loop().call_later(_GATHER_QUIET - quiet, self._confirm)
             return
@@ -1140,9 +1141,9 @@ class Registry:
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
         uid = body["metadata"]["uid"]
+        self._last_arrival = time.monotonic()
         if self._unconfirmed:
             self._unconfirmed.discard(uid)
-            self._last_arrival = time.monotonic()
         if event_type == "DELETED":
             self._cancel_expiry(uid)
             self.latest.pop(uid, None)
