@@ -23,11 +23,11 @@ The Registry fills the queue from a listing of its own (`Registry.gather`: the r
 namespace watched by name, in pages, when the operator starts or becomes the active replica),
 not from kopf's hand-over alone: kopf hands its listing over one run at a time, in name order,
 at a few milliseconds of CPU each, so at 10,000 runs a run named late arrives most of a minute
-after the first. A listed run kopf never hands over (deleted between the two listings) is
-forgotten once kopf has been quiet for a few seconds. Runs that are new (no status yet) are
-started at once, not queued: their start is what the user is waiting for. While the start-up
-listing of the runs' ConfigMaps (baton.store.startup) is being read no resume begins: each
-would wait for it anyway.
+after the first. A listed run kopf has not handed over once it has been quiet for a few
+seconds is looked up, and forgotten when it was deleted between the two listings. Runs that
+are new (no status yet) are started at once, not queued: their start is what the user is
+waiting for. While the start-up listing of the runs' ConfigMaps (baton.store.startup) is
+being read no resume begins: each would wait for it anyway.
 
 The status a run is ordered by may lag its history (`status_interval`): a run whose history
 moved on since (a timer that fired, a step that began) is ordered by its older status. That

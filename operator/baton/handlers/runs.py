@@ -1022,9 +1022,8 @@ class RunLoop:
 
 
 _GATHER_QUIET = 5.0
-"""Seconds without a run handed over by kopf after which a run of the start-up listing that
-kopf has not handed over is taken for deleted in between and forgotten (kopf's own listing
-has every run that still exists)."""
+"""Seconds without a run handed over by kopf after which the runs of the start-up listing that
+kopf has not handed over are looked up: one deleted in between is forgotten."""
 _ENDED_LIMIT = 10_000
 """Ended loops remembered until their run's final status arrives (`Registry._ended`): bounded,
 the oldest forgotten first, since a run deleted unseen would otherwise be held for ever."""
@@ -1118,10 +1117,10 @@ class Registry:
             asyncio.get_running_loop().call_later(_GATHER_QUIET, self._confirm)
 
     def _confirm(self) -> None:
-        """Forget the listed runs kopf never handed over once it has handed runs over and been
-        quiet a while since: they were deleted between the two listings (kopf's watch, begun
-        after its own listing, will not tell). kopf hands over nothing before its listing is
-        whole, so until its first run it is not quiet but still listing."""
+        """Once kopf has handed runs over and been quiet a while since, look up the listed runs
+        it did not hand over: one deleted between the two listings is forgotten (kopf's watch,
+        begun after its own listing, will not tell). kopf hands over nothing before its
+        listing is whole, so until its first run it is not quiet but still listing."""
         if not self._unconfirmed:
             return
         last = self._last_arrival
@@ -1129,14 +1128,32 @@ class Registry:
         if quiet < _GATHER_QUIET:
             asyncio.get_running_loop().call_later(_GATHER_QUIET - quiet, self._confirm)
             return
-        log.info("%d listed runs are gone: forgotten", len(self._unconfirmed))
-        for uid in self._unconfirmed:
+        unconfirmed, self._unconfirmed = self._unconfirmed, set()
+        task = asyncio.get_running_loop().create_task(self._forget_deleted(unconfirmed))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _forget_deleted(self, uids: set[str]) -> None:
+        for uid in uids:
+            body = self.latest.get(uid)
+            if body is None:
+                continue
+            meta = body["metadata"]
+            try:
+                now = await self.shell.kube.get(
+                    path_of("workflowruns", meta["namespace"], meta["name"])
+                )
+            except ApiError as exc:  # kept: a loop of a deleted run fails and says so
+                log.warning("run %s/%s not looked up: %s", meta["namespace"], meta["name"], exc)
+                continue
+            if now is not None and now["metadata"]["uid"] == uid:
+                continue
+            log.info("run %s/%s deleted while listed: forgotten", meta["namespace"], meta["name"])
             self.latest.pop(uid, None)
             self.resumes.discard(uid)
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
-        self._unconfirmed.clear()
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
