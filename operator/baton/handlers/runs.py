@@ -1315,9 +1315,12 @@ class Registry:
 
     def _next_resumes(self) -> None:
         """Start the most urgent queued resumes while there is room; none while the start-up
-        listing of run ConfigMaps is being read (each would wait for it anyway, and the
-        runs kopf hands over meanwhile are ordered with the rest)."""
-        reading = self.shell.configmaps.reading()
+        listings of runs and their ConfigMaps are being read (a resume would wait for the
+        ConfigMaps anyway, and every run kopf hands over meanwhile is queued, to be ordered
+        with the rest)."""
+        reading: list[asyncio.Task[Any]] = list(self.shell.configmaps.reading())
+        if self._gathering is not None and not self._gathering.done():
+            reading.append(self._gathering)  # the runs listed, the queue orders them all
         if reading:
             for task in reading:
                 if task not in self._listings_awaited:
