@@ -182,6 +182,13 @@ class Operator:
             int(fields["VmHWM"].split()[0]) * 1024,
         )
 
+    def cpu(self) -> float:
+        """CPU-seconds (user + system) the operator process has used since it started."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def metrics(self) -> dict[str, float]:
         """The operator's /metrics, summed by metric name."""
         url = f"http://127.0.0.1:{self.port}/metrics"
@@ -436,6 +443,7 @@ async def watch_restart(
             all_active = now
         if all_armed is None and most_armed >= timers:
             all_armed = now
+            result["cpu_seconds_to_all_armed"] = round(operator.cpu(), 1)
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.25)
@@ -467,6 +475,7 @@ async def watch_restart(
         ):
             break
         await asyncio.sleep(2)
+    result["cpu_seconds_at_end"] = round(operator.cpu(), 1)
     if fired:
         result["probes_fired"] = len(fired)
         result["probe_last_fired_seconds"] = round(max(fired) - start, 1)

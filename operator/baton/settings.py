@@ -114,6 +114,12 @@ class OperatorSettings:
     history append stays the commit point; a restart folds the history after the status. 0
     writes the status with every batch, as before (one more API write per step)."""
 
+    resumes_in_flight: int = 32
+    """Runs resuming at once when many are (an operator's start, a replica becoming the active
+    one): the others wait in a queue, the most urgent first (baton.handlers.resumes). Enough
+    to keep the API server busy while one resume's CPU is spent; few enough that a run found
+    late in kopf's listing with a timer due soon does not wait behind thousands."""
+
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint; 0 disables it."""
 

@@ -169,6 +169,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "recorded the outcome (default %(default)s); until then it is kept, up to a week",
     )
     parser.add_argument(
+        "--resumes-in-flight",
+        metavar="N",
+        type=_positive,
+        default=defaults.resumes_in_flight,
+        help="runs resuming at once after a start; the others wait, the most urgent first "
+        "(what the user sent, timers due soonest) (default %(default)s)",
+    )
+    parser.add_argument(
         "--shard",
         metavar="NAME",
         type=_shard,
@@ -268,6 +276,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         step_events=args.step_events,
         status_interval=args.status_interval,
         job_ttl_seconds=args.job_ttl,
+        resumes_in_flight=args.resumes_in_flight,
         metrics_port=args.metrics_port,
         shard=args.shard,
         history_chunk_bytes=args.history_chunk_bytes,
@@ -300,6 +309,21 @@ def _chunk_bytes(text: str) -> int:
     if not 1 <= value <= _MAX_CHUNK_BYTES:
         raise argparse.ArgumentTypeError(
             f"{text!r}: a number of bytes from 1 to {_MAX_CHUNK_BYTES}"
+        )
+    return value
+
+
+_MAX_RESUMES_IN_FLIGHT = 10_000
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= _MAX_RESUMES_IN_FLIGHT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a whole number from 1 to {_MAX_RESUMES_IN_FLIGHT}"
         )
     return value
 

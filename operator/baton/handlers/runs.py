@@ -49,7 +49,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ from baton.api.labels import (
     PHASE,
     ROOT_UID,
     RUN_UID,
+    SHARD,
     WORKFLOW,
     label_value,
     run_labels,
@@ -137,6 +138,7 @@ from baton.executors.locks import LockExecutor
 from baton.executors.successor import SuccessorCreator
 from baton.failpoints import failpoint
 from baton.handlers import updates
+from baton.handlers.resumes import ResumeQueue
 from baton.handlers.stale import committed_jobs, stale_stops
 from baton.settings import OperatorSettings
 from baton.store.history import (
@@ -156,7 +158,7 @@ from baton.store.memo import MemoCache
 from baton.store.objects import NameTakenError, post_event, timestamp
 from baton.store.ref import RunRef
 from baton.store.snapshots import SnapshotLostError, Snapshots, compact_json
-from baton.store.startup import ConfigMapIndex
+from baton.store.startup import ConfigMapIndex, list_runs
 
 log = logging.getLogger("baton.runs")
 
@@ -267,7 +269,32 @@ class Shell:
         namespaces watched by name are listed at once; others (all namespaces watched, or
         globs) when their first run reads."""
         named = [n for n in self.settings.namespaces if not set(n) & set("*?[!")]
+        self.registry.gather(named)
         self.configmaps.open(named)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What a run's loop that ended had acted on: enough to tell a late watch event of the run
+    (from before the loop's last status write) from a change that needs a new loop."""
+
+    invalid_generation: int | None
+    aborted: bool
+    finished: bool
+    redrive: int
+    updates_seen: int
+
+    def covers(self, body: Mapping[str, Any]) -> bool:
+        """True when the loop already acted on all that `body` asks for. A body of the run
+        may predate the loop's own last status write."""
+        if self.invalid_generation is not None:
+            return bool(body["metadata"].get("generation") == self.invalid_generation)
+        if self.aborted:
+            return True
+        spec = body.get("spec") or {}
+        redrive = int(spec.get("redrive") or 0)
+        asked = len(spec.get("updates") or [])
+        return self.finished and redrive <= self.redrive and asked <= self.updates_seen
 
 
 class RunLoop:
@@ -343,6 +370,9 @@ class RunLoop:
         self.ttl: float | None = None  # ttlAfterFinished, seconds: the run's, else its Workflow's
         self.arrived: float | None = None  # monotonic time the oldest unfolded event arrived
         self.task: asyncio.Task[None] | None = None
+        self.on_ready: Callable[[], None] | None = None
+        """Called once when the loop has rebuilt its state after a resume (or ends): the
+        Registry's queue of resumes lets the next run go."""
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -363,18 +393,20 @@ class RunLoop:
         history) reaches the next one instead of a loop that has ended."""
         await self.shell.registry.deliver(self.ref.uid, event)
 
-    def covers(self, body: Mapping[str, Any]) -> bool:
-        """True when this loop, having ended, already acted on all that `body` asks for. The
-        registry's latest body of the run may predate the loop's own last status write."""
-        if self.invalid_generation is not None:
-            return bool(body["metadata"].get("generation") == self.invalid_generation)
-        if self.ended_aborted:
-            return True
-        redrive = int((body.get("spec") or {}).get("redrive") or 0)
-        return (
-            self.state.phase.finished
-            and redrive <= self.state.redrive
-            and not self.answers.unanswered(body)
+    def ready(self) -> None:
+        """State rebuilt (or the loop ended): tell the Registry, once."""
+        on_ready, self.on_ready = self.on_ready, None
+        if on_ready is not None:
+            on_ready()
+
+    def ended(self) -> Ended:
+        """What this loop, having ended, acted on: kept by the Registry after the loop."""
+        return Ended(
+            invalid_generation=self.invalid_generation,
+            aborted=self.ended_aborted,
+            finished=self.state.phase.finished,
+            redrive=self.state.redrive,
+            updates_seen=self.answers.seen,
         )
 
     # -- the loop -------------------------------------------------------------------------
@@ -395,6 +427,9 @@ class RunLoop:
             return
         if not await self._load():
             return
+        # Its state is rebuilt (the CPU of a resume); what follows waits on the API server
+        # (stops, commands, the commit of what the user sent): the next run's turn.
+        self.ready()
         assert self.definition is not None
         # Resumed (this loop did not start the run): stops a crash lost, and Jobs and children
         # to adopt. Even a run whose only batch is its start may have them: an acknowledgement
@@ -869,6 +904,12 @@ class RunLoop:
             self.state = state_from_status(await self.snapshots.inline(engine_status))
             self.position = HistoryPosition.from_json(status.get("history"))
         replayed = await self._replay_tail()
+        if not replayed:
+            # The status just read shows the committed state: nothing is due until a batch
+            # commits (the first one writes it: `projected` is unknown). Counted as behind, every
+            # run resumed by a restart wrote its status again at once, 10,000 writes queued
+            # ahead of the timers due soon after the restart.
+            self.projected_state, self.projected_at = self.state, time.monotonic()
         log.info("resumed %s/%s (%d events replayed)", self.ref.namespace, self.ref.name, replayed)
 
     async def _replay_tail(self) -> int:
@@ -1061,9 +1102,21 @@ class RunLoop:
         await post_event(self.kube, involved, kind, reason, message, now=time.time())
 
 
+_GATHER_QUIET = 5.0
+"""Seconds without a run handed over by kopf after which the runs of the start-up listing that
+kopf has not handed over are looked up: one deleted in between is forgotten."""
+_ENDED_LIMIT = 10_000
+"""Ended loops remembered until their run's final status arrives (`Registry._ended`): bounded,
+the oldest forgotten first, since a run deleted unseen would otherwise be held for ever."""
+
+
 class Registry:
     """Every run loop of this operator, by run uid; restarts loops that crash; deletes finished
-    runs when their `status.expiresAt` (ttlAfterFinished) comes."""
+    runs when their `status.expiresAt` (ttlAfterFinished) comes.
+
+    Runs that existed before a loop of theirs starts here (an operator's start, a replica
+    becoming active, a loop restarted) resume through `resumes`, the most urgent first, a
+    bounded number at once (baton.handlers.resumes); new runs start at once."""
 
     def __init__(self, shell: Shell) -> None:
         self.shell = shell
@@ -1079,6 +1132,17 @@ class Registry:
         """Runs that could not even be ended, by uid: the generation they had; a spec change
         tries again."""
         self._expiries: dict[str, tuple[str, asyncio.TimerHandle]] = {}
+        self.resumes = ResumeQueue(shell.settings.resumes_in_flight)
+        self._listings_awaited: set[asyncio.Task[Any]] = set()
+        self._unconfirmed: set[str] = set()
+        """Runs of the start-up listing (`gather`) that kopf has not handed over yet."""
+        self._last_arrival: float | None = None
+        """Monotonic time kopf last handed a run over since `gather` began; None before."""
+        self._gathering: asyncio.Task[None] | None = None
+        self._ended: dict[str, Ended] = {}
+        """Loops that ended, by run uid, until a body of the run shows it has nothing more to
+        do. kopf may still hand over older events of the run (from before the loop's last
+        status write, e.g. its phase label patch): they must not start the run again."""
         self.active = True
         """False while this replica is a standby (baton.handlers.peering): no loop runs."""
 
@@ -1109,14 +1173,83 @@ class Registry:
             if self.active and uid not in self.loops and self._needs_loop(fresh):
                 self._start(fresh)
 
+    def gather(self, namespaces: Iterable[str]) -> None:
+        """Many runs are about to resume (the operator starts, or becomes the active replica):
+        list the runs of `namespaces` in pages and queue them all, most urgent first, rather
+        than resume them in the order kopf hands them over (by name, a few milliseconds of
+        CPU each: at 10,000 runs the last arrives most of a minute after the first)."""
+        if self._gathering is not None:
+            self._gathering.cancel()
+        self._last_arrival = None
+        self._gathering = asyncio.get_running_loop().create_task(self._gather(list(namespaces)))
+
+    async def _gather(self, namespaces: list[str]) -> None:
+        shard = self.shell.settings.shard
+        selector = f"{SHARD}={shard}" if shard is not None else f"!{SHARD}"
+        for namespace in namespaces:
+            for body in await list_runs(self.shell.kube, namespace, selector):
+                uid = body["metadata"]["uid"]
+                if uid in self.latest:
+                    continue  # kopf handed it over already: that body is at least as new
+                self.latest[uid] = body
+                self._unconfirmed.add(uid)
+                if self.active and uid not in self.loops and self._needs_loop(body):
+                    self._start(body)
+        if self._unconfirmed:
+            asyncio.get_running_loop().call_later(_GATHER_QUIET, self._confirm)
+
+    def _confirm(self) -> None:
+        """Once kopf has handed runs over and been quiet a while since, look up the listed runs
+        it did not hand over: one deleted between the two listings is forgotten (kopf's watch,
+        begun after its own listing, will not tell). kopf hands over nothing before its
+        listing is whole, so until its first run it is not quiet but still listing."""
+        if not self._unconfirmed:
+            return
+        last = self._last_arrival
+        quiet = 0.0 if last is None else time.monotonic() - last
+        if quiet < _GATHER_QUIET:
+            asyncio.get_running_loop().call_later(_GATHER_QUIET - quiet, self._confirm)
+            return
+        unconfirmed, self._unconfirmed = self._unconfirmed, set()
+        task = asyncio.get_running_loop().create_task(self._forget_deleted(unconfirmed))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _forget_deleted(self, uids: set[str]) -> None:
+        for uid in uids:
+            body = self.latest.get(uid)
+            if body is None:
+                continue
+            meta = body["metadata"]
+            try:
+                now = await self.shell.kube.get(
+                    path_of("workflowruns", meta["namespace"], meta["name"])
+                )
+            except ApiError as exc:  # kept: a loop of a deleted run fails and says so
+                log.warning("run %s/%s not looked up: %s", meta["namespace"], meta["name"], exc)
+                continue
+            if now is not None and now["metadata"]["uid"] == uid:
+                continue
+            log.info("run %s/%s deleted while listed: forgotten", meta["namespace"], meta["name"])
+            self.latest.pop(uid, None)
+            self.resumes.discard(uid)
+            loop = self.loops.pop(uid, None)
+            if loop is not None and loop.task is not None:
+                loop.task.cancel()
+
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A WorkflowRun watch event: route it to its loop, starting one when needed."""
         uid = body["metadata"]["uid"]
+        self._last_arrival = time.monotonic()
+        if self._unconfirmed:
+            self._unconfirmed.discard(uid)
         if event_type == "DELETED":
             if self.active:  # what the journal holds of it goes with its next write
                 self.shell.journals.forget(body["metadata"]["namespace"], uid)
             self._cancel_expiry(uid)
             self.latest.pop(uid, None)
+            self.resumes.discard(uid)
+            self._ended.pop(uid, None)
             loop = self.loops.pop(uid, None)
             if loop is not None and loop.task is not None:
                 loop.task.cancel()
@@ -1138,8 +1271,16 @@ class Registry:
         loop = self.loops.get(uid)
         if loop is not None:
             loop.observe(body)
-        elif self._needs_loop(body):
+            return
+        needed = self._needs_loop(body)
+        ended = self._ended.pop(uid, None)
+        if needed and ended is not None and ended.covers(body):
+            self._ended[uid] = ended  # an event from before the loop's last write: wait on
+            return
+        if needed:
             self._start(body)
+        else:
+            self.resumes.discard(uid)
 
     def retry_waiting_on(self, namespace: str, workflow: str) -> None:
         """A Workflow appeared or changed: runs that found it missing or invalid try again."""
@@ -1165,6 +1306,11 @@ class Registry:
         for uid in list(self._expiries):
             self._cancel_expiry(uid)
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        self.resumes.clear()
+        self._unconfirmed.clear()
+        if self._gathering is not None:
+            self._gathering.cancel()
+        self._ended.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -1232,12 +1378,56 @@ class Registry:
         return redrive or updates.unanswered(body)
 
     def _start(self, body: Mapping[str, Any]) -> None:
+        """A loop for the run: at once for a new run, through `resumes` for one to resume."""
         if not self.active:
             return
         uid = body["metadata"]["uid"]
+        self._ended.pop(uid, None)
+        if (body.get("status") or {}).get("definition") and uid not in self._aborts:
+            self.resumes.push(uid, body, time.time() * 1000)
+            self._next_resumes()
+            return
+        self.resumes.discard(uid)
+        self._launch(body)
+
+    def _launch(self, body: Mapping[str, Any], on_ready: Callable[[], None] | None = None) -> None:
+        uid = body["metadata"]["uid"]
         loop = RunLoop(self.shell, body, self._aborts.get(uid))
+        loop.on_ready = on_ready
         self.loops[uid] = loop
         loop.task = asyncio.get_running_loop().create_task(self._supervise(loop))
+
+    def _next_resumes(self) -> None:
+        """Start the most urgent queued resumes while there is room; none while the start-up
+        listings of runs and their ConfigMaps are being read (a resume would wait for the
+        ConfigMaps anyway, and every run kopf hands over meanwhile is queued, to be ordered
+        with the rest)."""
+        reading: list[asyncio.Task[Any]] = list(self.shell.configmaps.reading())
+        if self._gathering is not None and not self._gathering.done():
+            reading.append(self._gathering)  # the runs listed, the queue orders them all
+        if reading:
+            for task in reading:
+                if task not in self._listings_awaited:
+                    self._listings_awaited.add(task)
+                    task.add_done_callback(self._listing_read)
+            return
+        while self.active and self.resumes.has_room():
+            uid = self.resumes.pop()
+            if uid is None:
+                break
+            body = self.latest.get(uid)
+            if body is None or uid in self.loops or not self._needs_loop(body):
+                self.resumes.done()
+                continue
+            self._launch(body, self._resumed)
+
+    def _listing_read(self, task: asyncio.Task[Any]) -> None:
+        self._listings_awaited.discard(task)
+        self._next_resumes()
+
+    def _resumed(self) -> None:
+        self.resumes.done()
+        self._next_resumes()
 
     async def _supervise(self, loop: RunLoop) -> None:
         uid = loop.ref.uid
@@ -1251,13 +1441,25 @@ class Registry:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            loop.ready()  # the queue does not wait out the restart delay
             await self._restart_after(loop, exc)
         finally:
+            loop.ready()
             if self.loops.get(uid) is loop:
                 del self.loops[uid]
         body = self.latest.get(uid)
-        if body is not None and self._needs_loop(body) and not (ended and loop.covers(body)):
-            self._start(body)
+        if body is None or not self._needs_loop(body):
+            return
+        if ended:
+            done = loop.ended()
+            if done.covers(body):
+                # The latest body predates the loop's last status write; so may events kopf
+                # has yet to hand over. Remember what the loop did until that write arrives.
+                self._ended[uid] = done
+                while len(self._ended) > _ENDED_LIMIT:
+                    del self._ended[next(iter(self._ended))]
+                return
+        self._start(body)
 
     async def _restart_after(self, loop: RunLoop, exc: Exception) -> None:
         """Decide what follows a loop's error: a plain restart after a delay, a restart that

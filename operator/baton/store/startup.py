@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from baton.api.labels import PART
-from baton.store.kube import ApiError, Kube, core_path
+from baton.store.kube import ApiError, Kube, core_path, path_of
 
 log = logging.getLogger("baton.startup")
 
@@ -101,6 +101,10 @@ class ConfigMapIndex:
                 self._list(namespace)
             )
 
+    def reading(self) -> list[asyncio.Task[dict[str, dict[str, Any]] | None]]:
+        """The listings begun and not read yet (the Registry holds resumes back meanwhile)."""
+        return [task for task in self._listings.values() if not task.done()]
+
     def expire(self) -> None:
         """Stop serving from listings and drop what was not read."""
         self._open = False
@@ -131,6 +135,7 @@ class ConfigMapIndex:
                     meta = item.get("metadata") or {}
                     meta.pop("managedFields", None)  # never read; the largest part of a chunk
                     found[str(meta.get("name"))] = item
+
                 token = (page.get("metadata") or {}).get("continue")
                 if not token:
                     break
@@ -142,3 +147,30 @@ class ConfigMapIndex:
         self.listed += len(found)
         log.info("listed %d run ConfigMaps in %s", len(found), namespace)
         return found
+
+
+async def list_runs(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """Every WorkflowRun of `namespace` that `selector` matches, without managedFields; none
+    when the listing fails (kopf hands them over anyway). One request served from the API
+    server's watch cache (`resourceVersion=0`), as kopf's own listing is: pages of 500 are
+    each a round trip that waits behind everything the starting operator does meanwhile (at
+    10,000 runs, 21 pages took 38 s where one request takes a few); a listing a little behind
+    is as good as kopf's, since every resume folds the history after the status it starts from
+    and a run deleted meanwhile is looked up before it is forgotten."""
+    try:
+        listing = (
+            await kube.get(
+                path_of("workflowruns", namespace), labelSelector=selector, resourceVersion="0"
+            )
+            or {}
+        )
+    except ApiError as exc:
+        log.warning(
+            "listing the runs of %s failed, resuming as kopf hands them over: %s", namespace, exc
+        )
+        return []
+    runs: list[dict[str, Any]] = listing.get("items") or []
+    for item in runs:
+        (item.get("metadata") or {}).pop("managedFields", None)
+    log.info("listed %d runs in %s", len(runs), namespace)
+    return runs
