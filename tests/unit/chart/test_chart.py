@@ -367,6 +367,12 @@ def test_the_job_ttl_value_reaches_the_operator(helm: Helm) -> None:
     assert "--job-ttl=3600" in container(objects)["args"]
 
 
+def test_the_resumes_in_flight_value_reaches_the_operator(helm: Helm) -> None:
+    assert "--resumes-in-flight=32" in container(helm.template())["args"]
+    objects = helm.template("--set", "operator.resumesInFlight=8")
+    assert "--resumes-in-flight=8" in container(objects)["args"]
+
+
 def test_the_pod_policy_reaches_the_operator_and_allows_nothing_by_default(
     helm: Helm,
 ) -> None:
