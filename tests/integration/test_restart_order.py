@@ -15,6 +15,7 @@ from operator_process import OperatorProcess
 from runkit import run, send_signal, workflow
 from scrape import value
 
+from baton.api.labels import SHARD
 from baton.handlers.runs import Shell
 from baton.settings import OperatorSettings
 from baton.store.kube import open_connection, path_of
@@ -214,6 +215,37 @@ def test_listed_runs_resume_before_kopf_hands_them_over_and_deleted_ones_are_for
             assert uids["kept"] in registry.loops
         finally:
             await registry.stop()
+            await connection.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_operator_of_every_namespace_lists_the_runs_of_all_of_them_to_resume(
+    runs: Runs, crds: Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A shard of this test's own keeps the cluster-wide registry to these runs.
+    shard = f"s-{namespace}"[:63].rstrip("-")
+    held = run("held", "hold")
+    held["metadata"]["labels"] = {SHARD: shard}
+    runs.apply([workflow("hold", [{"name": "hold", "waitForSignal": {"name": "go"}}]), held])
+    with started_operator(crds, namespace, tmp_path, request, "--shard", shard):
+        runs.wait("held", step="hold", step_phase="Waiting", timeout=90)
+
+    async def scenario() -> None:
+        # Fed by no watch, and watching no namespace by name: what it resumes, it listed.
+        connection = await open_connection(str(crds.kubeconfig))
+        settings = OperatorSettings(shard=shard, history_key=HISTORY_KEY.encode(), metrics_port=0)
+        shell = Shell(connection.kube, settings, executors={})
+        try:
+            body = await connection.kube.get(path_of("workflowruns", namespace, "held"))
+            assert body is not None
+            shell.open_index()
+            deadline = time.monotonic() + 60
+            while body["metadata"]["uid"] not in shell.registry.loops:
+                assert time.monotonic() < deadline, "the listed run was not resumed"
+                await asyncio.sleep(0.1)
+        finally:
+            await shell.registry.stop()
             await connection.close()
 
     asyncio.run(scenario())

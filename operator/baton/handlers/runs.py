@@ -266,10 +266,12 @@ class Shell:
     def open_index(self) -> None:
         """Runs about to resume at once (this operator starts, or becomes the active replica)
         read their ConfigMaps from paged listings for a while (baton.store.startup). The
-        namespaces watched by name are listed at once; others (all namespaces watched, or
-        globs) when their first run reads."""
+        namespaces watched by name are listed at once (their runs, and their ConfigMaps); with
+        all namespaces watched the runs of all at once, the ConfigMaps of each namespace when its
+        first run reads (and so with globs, whose runs come in kopf's order)."""
         named = [n for n in self.settings.namespaces if not set(n) & set("*?[!")]
-        self.registry.gather(named)
+        # Watching every namespace, the runs of all of them are listed in one request.
+        self.registry.gather(named if self.settings.namespaces else [None])
         self.configmaps.open(named)
 
 
@@ -1173,7 +1175,7 @@ class Registry:
             if self.active and uid not in self.loops and self._needs_loop(fresh):
                 self._start(fresh)
 
-    def gather(self, namespaces: Iterable[str]) -> None:
+    def gather(self, namespaces: Iterable[str | None]) -> None:
         """Many runs are about to resume (the operator starts, or becomes the active replica):
         list the runs of `namespaces` in pages and queue them all, most urgent first, rather
         than resume them in the order kopf hands them over (by name, a few milliseconds of
@@ -1183,7 +1185,7 @@ class Registry:
         self._last_arrival = None
         self._gathering = asyncio.get_running_loop().create_task(self._gather(list(namespaces)))
 
-    async def _gather(self, namespaces: list[str]) -> None:
+    async def _gather(self, namespaces: list[str | None]) -> None:
         shard = self.shell.settings.shard
         selector = f"{SHARD}={shard}" if shard is not None else f"!{SHARD}"
         for namespace in namespaces:

@@ -149,14 +149,14 @@ class ConfigMapIndex:
         return found
 
 
-async def list_runs(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
-    """Every WorkflowRun of `namespace` that `selector` matches, without managedFields; none
-    when the listing fails (kopf hands them over anyway). One request served from the API
-    server's watch cache (`resourceVersion=0`), as kopf's own listing is: pages of 500 are
-    each a round trip that waits behind everything the starting operator does meanwhile (at
-    10,000 runs, 21 pages took 38 s where one request takes a few); a listing a little behind
-    is as good as kopf's, since every resume folds the history after the status it starts from
-    and a run deleted meanwhile is looked up before it is forgotten."""
+async def list_runs(kube: Kube, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+    """Every WorkflowRun of `namespace` (None: of every namespace) that `selector` matches,
+    without managedFields; none when the listing fails (kopf hands them over anyway). One
+    request served from the API server's watch cache (`resourceVersion=0`), as kopf's own
+    listing is: pages of 500 are each a round trip that waits behind everything the starting
+    operator does meanwhile (at 10,000 runs, 21 pages took 38 s where one request takes a few);
+    a listing a little behind is as good as kopf's, since every resume folds the history after
+    the status it starts from and a run deleted meanwhile is looked up before it is forgotten."""
     try:
         listing = (
             await kube.get(
@@ -166,11 +166,13 @@ async def list_runs(kube: Kube, namespace: str, selector: str) -> list[dict[str,
         )
     except ApiError as exc:
         log.warning(
-            "listing the runs of %s failed, resuming as kopf hands them over: %s", namespace, exc
+            "listing the runs of %s failed, resuming as kopf hands them over: %s",
+            namespace or "all namespaces",
+            exc,
         )
         return []
     runs: list[dict[str, Any]] = listing.get("items") or []
     for item in runs:
         (item.get("metadata") or {}).pop("managedFields", None)
-    log.info("listed %d runs in %s", len(runs), namespace)
+    log.info("listed %d runs in %s", len(runs), namespace or "all namespaces")
     return runs
