@@ -60,7 +60,7 @@ NAMESPACED_RIGHTS = {
     ("", "pods"): {"get", "list"},
     ("", "secrets"): {"get", "create", "patch"},  # create, patch: WorkerPools' token Secrets
     ("", "events"): {"create"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
     ("", "services"): {"get", "create", "patch"},
 }
