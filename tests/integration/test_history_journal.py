@@ -4,7 +4,9 @@ once; a journal Baton did not create is never written; a forged entry fails its 
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 from clusterkit import Runs
@@ -16,7 +18,11 @@ from runkit import history, http, run, send_signal, wait_until, workflow
 from scrape import value
 
 from baton.api.labels import PART
-from baton.store.journal import JOURNAL, NAME, parse_key
+from baton.engine.events import HistoryEntry, SignalReceived
+from baton.store.history import HistoryConflictError, HistoryLog, HistoryPosition, read_history
+from baton.store.journal import JOURNAL, NAME, REFERENCE_BYTES, Journal, parse_key
+from baton.store.kube import Kube
+from baton.store.ref import RunRef
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -170,3 +176,121 @@ def test_a_deleted_runs_journal_entries_are_dropped(
         lambda: not [k for k in journal_data(runs) if uid in k],
         timeout=60,
     )
+
+
+# -- two writers on one run (a replica that has not yet noticed it lost its peering) ----------
+
+KEY = b"k" * 32
+
+
+def owner_of(runs: Runs, name: str) -> tuple[RunRef, dict[str, object]]:
+    uid = runs.get(name)["metadata"]["uid"]
+    owner = {"apiVersion": "baton.dev/v1alpha1", "kind": "WorkflowRun", "name": name}
+    return RunRef(name, runs.namespace, uid), {**owner, "uid": uid, "controller": True}
+
+
+def signal(index: int) -> list[HistoryEntry]:
+    return [HistoryEntry(1.0 + index, SignalReceived(index=index, name="go", payload=index))]
+
+
+class Writer:
+    """One operator's view: its own client, journal and history logs."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.journal = Journal(kube, namespace, KEY, {})
+
+    def log(self, run: RunRef, owner: dict[str, object]) -> HistoryLog:
+        return HistoryLog(
+            kube=self.kube,
+            run=run,
+            owner=owner,
+            chunk_bytes=64 * 1024,
+            key=KEY,
+            journal=self.journal,
+        )
+
+
+Refs = list[tuple[RunRef, dict[str, object]]]
+
+
+def with_two_writers(
+    runs: Runs, body: Callable[[Writer, Writer, Refs], Awaitable[None]], *names: str
+) -> None:
+    """Run `body` with two writers and each named run's ref and owner (the runs exist, no
+    operator drives them)."""
+    runs.apply([run(name, "nowhere") for name in names])
+    refs = [owner_of(runs, name) for name in names]
+
+    async def main() -> None:
+        kubes = [await Kube.connect(str(runs.cluster.kubeconfig)) for _ in range(2)]
+        try:
+            await body(Writer(kubes[0], runs.namespace), Writer(kubes[1], runs.namespace), refs)
+        finally:
+            for kube in kubes:
+                await kube.close()
+
+    asyncio.run(main())
+
+
+def test_a_writer_cannot_settle_a_batch_another_writer_journaled(runs: Runs) -> None:
+    async def race(a: Writer, b: Writer, refs: Refs) -> None:
+        ((ref, owner),) = refs
+        log_a, log_b = a.log(ref, owner), b.log(ref, owner)
+        await log_a.read_tail(HistoryPosition())
+        at_a = await log_a.append(HistoryPosition(), signal(0))
+        _, at_b = await log_b.read_tail(HistoryPosition())
+        await log_a.append(at_a, signal(1))  # journaled
+        with pytest.raises(HistoryConflictError):
+            await log_b.append(at_b, signal(100), settle=True)  # would go to the chunk
+        tail, _ = await b.log(ref, owner).read_tail(HistoryPosition())
+        assert [e.event for e in tail] == [e.event for batch in (0, 1) for e in signal(batch)]
+
+    with_two_writers(runs, race, "twin-1")
+
+
+def test_a_writer_whose_journal_view_moved_reloads_before_it_appends(runs: Runs) -> None:
+    async def race(a: Writer, b: Writer, refs: Refs) -> None:
+        (twin, twin_owner), (other, other_owner) = refs
+        log_a, log_b = a.log(twin, twin_owner), b.log(twin, twin_owner)
+        other_b = b.log(other, other_owner)
+        await log_a.read_tail(HistoryPosition())
+        at_a = await log_a.append(HistoryPosition(), signal(0))
+        _, at_b = await log_b.read_tail(HistoryPosition())
+        await other_b.read_tail(HistoryPosition())
+        at_other = await other_b.append(HistoryPosition(), signal(0))
+        # A commits batch 1, moves it into the chunk and drops it from the journal: nothing
+        # there shows B that batch 1 is taken.
+        await log_a.append(at_a, signal(1), settle=True)
+        await a.journal.drain()
+        with pytest.raises(HistoryConflictError):
+            await other_b.append(at_other, signal(1))  # B's journal write: refused, re-read
+        with pytest.raises(HistoryConflictError):
+            await log_b.append(at_b, signal(100))
+        tail, _ = await b.log(twin, twin_owner).read_tail(HistoryPosition())
+        assert [e.event for e in tail] == [e.event for batch in (0, 1) for e in signal(batch)]
+
+    with_two_writers(runs, race, "twin-2", "other-2")
+
+
+def test_a_batch_too_large_for_the_journal_commits_there_by_reference(runs: Runs) -> None:
+    async def write(a: Writer, b: Writer, refs: Refs) -> None:
+        ((ref, owner),) = refs
+        log_a = a.log(ref, owner)
+        await log_a.read_tail(HistoryPosition())
+        at = await log_a.append(HistoryPosition(), signal(0))
+        many = [
+            HistoryEntry(2.0, SignalReceived(index=i, name="n", payload="x" * 400))
+            for i in range(1, 80)
+        ]
+        await log_a.append(at, many)
+        data = journal_data(runs)
+        (stored,) = [v for k, v in data.items() if k.startswith("large-1.")]
+        assert len(stored.encode()) <= REFERENCE_BYTES
+        tail, _ = await b.log(ref, owner).read_tail(HistoryPosition())
+        assert [e.event for e in tail] == [e.event for e in signal(0) + many]
+        assert [e.event for e in await read_history(b.kube, runs.namespace, ref.uid)] == [
+            e.event for e in signal(0) + many
+        ]
+
+    with_two_writers(runs, write, "large-1")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from clusterkit import Runs, started_operator
 from operator_process import OperatorProcess
-from recorder import Recorder
+from recorder import Recorder, Reply
 from runkit import http, run, wait_until, workflow
 
 STATUS_LIMIT = 256 * 1024
@@ -46,19 +46,22 @@ def test_a_for_each_of_3000_http_items_finishes_with_a_bounded_status(
 def test_a_summarized_run_resumes_from_its_history_after_an_operator_restart(
     runs: Runs, recorder: Recorder, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    # One slow item holds the run open: the operator is killed while the run is running,
+    # however fast the other 799 go.
+    recorder.script("/item/700", Reply(body={"slow": True}, delay=10))
     runs.apply([fan_out(recorder, "fan"), run("fan-2", "fan", list(range(800)))])
+
+    def summarized_while_running() -> bool:
+        status = runs.status("fan-2")
+        assert status.get("phase") in (None, "Pending", "Running"), status.get("phase")
+        return bool(status.get("summary")) and status["phase"] == "Running"
+
     # A status interval of 1 s: the summary is written while the run is running (with the
-    # default, a run this quick may end before its first timed status write).
+    # default, the first timed status write may come after the slow item).
     with started_operator(
         runs.cluster, runs.namespace, tmp_path, request, "--status-interval", "1"
     ) as operator:
-        wait_until(
-            "the run's status is a summary",
-            lambda: (
-                runs.status("fan-2").get("summary") and runs.status("fan-2")["phase"] == "Running"
-            ),
-            timeout=600,
-        )
+        wait_until("the run's status is a summary", summarized_while_running, timeout=600)
         operator.kill()
         operator.start()
         status = runs.wait("fan-2", timeout=1100)

@@ -5,7 +5,9 @@ uid and `baton.dev/part: history`. Every batch of events the run loop commits be
 key, the batch's sequence number zero-padded to 12 digits, whose value is JSON lines: one
 `HistoryEntry.to_json()` per line (`at` in seconds since the epoch). Appending a batch is a
 single merge patch that adds one key, so a write costs the size of the batch, not of the log.
-A chunk is closed once it passes `chunk_bytes`, far below etcd's object limit.
+A chunk is closed once it passes `chunk_bytes`, far below etcd's object limit. A batch too large
+for a journal entry keeps its lines in an immutable ConfigMap `<run>-batch-<digest>` (part
+`batch`) and stores one line naming it with its SHA-256, under the batch's MAC as ever.
 
 The definition snapshot. The first chunk, `<run>-history-0`, also carries the run's definition
 snapshot under the data key `definition` (its seal in the annotations `baton.dev/mac` and
@@ -21,11 +23,18 @@ first and writes status after. `status.history` records how far the snapshot has
 `read_tail` and folded again on restart, so no decided event is lost or applied twice.
 
 Fencing. One loop per run is the rule, but for a moment two can run: the replica losing its
-peering has not noticed yet. Every append is therefore conditional on the open chunk's
-`resourceVersion` as this writer last saw it (read by `read_tail`, or returned by its own last
-write); closing a full chunk is such a write too. A writer that finds the chunk changed under
-it, or the next chunk already created, gets `HistoryConflictError`: someone else appended, its view
-of the run is stale, and it must reload from the history rather than write over it.
+peering has not noticed yet. Every write is therefore conditional on a `resourceVersion` as this
+writer last saw it, and every batch has one commit point that orders the writers: the create of
+the first chunk for the first batch, the namespace's journal (baton.store.journal) for every
+later one, also one that settles into the chunk at once — two objects fenced separately would
+let one writer journal batch n while the other patched its own batch n into the chunk. Moving
+committed batches into the open chunk, and closing a full chunk, are fenced on the chunk's
+`resourceVersion` as read by `read_tail` or returned by this writer's last write. A writer
+whose view turns out stale — the journal or the chunk changed under it, the next chunk already
+created, or the journal re-read since it read the run (`Journal.view`, pinned by `read_tail`) —
+gets `HistoryConflictError`: someone else appended, and it must reload from the history rather
+than write over it. Without a journal (none given, or one Baton did not create) the chunk's
+fence alone orders the writers, as every writer then appends there.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from baton.store.journal import (
     JOURNAL,
     Journal,
     JournalConflictError,
+    JournalFullError,
     JournalUnavailableError,
     entry_key,
     parse_key,
@@ -58,6 +68,8 @@ from baton.store.startup import ConfigMapIndex
 HISTORY = "history"
 EVENT = "event"
 """`baton.dev/part` of a ConfigMap holding one large history entry."""
+BATCH = "batch"
+"""`baton.dev/part` of a ConfigMap holding the lines of a batch committed by reference."""
 INLINE_ENTRY_BYTES = 16 * 1024
 """Entries larger than this (as UTF-8 JSON) are stored by reference."""
 MAX_BATCH_BYTES = 768 * 1024
@@ -72,6 +84,7 @@ DEFINITION_IN_CHUNK_BYTES = 128 * 1024
 stays under a ConfigMap's 1 MiB. A larger one keeps its own ConfigMap."""
 _MAC_CONTEXT = b"baton-history-v1"
 REF = "$ref"
+BATCH_REF = "$batch"
 MAC = "mac"
 
 
@@ -210,6 +223,9 @@ class HistoryLog:
         """The namespace's journal (baton.store.journal) batches go to between settles."""
         self._journaled: dict[int, str] = {}
         """This run's batches in the journal and not in its chunks, by number."""
+        self._pinned: int | None = None
+        """The journal's `view` when this writer last read the run's history: appends are
+        refused once it moved (see `_commit`)."""
         self._index = index
         """Where chunks are read from while the operator starts (baton.store.startup)."""
         self._run = run
@@ -238,50 +254,76 @@ class HistoryLog:
     async def append(
         self, position: HistoryPosition, entries: list[HistoryEntry], *, settle: bool = False
     ) -> HistoryPosition:
-        """Write one batch after `position`; returns the position after it. Into the journal
-        when there is one and the run has a chunk, unless `settle` (the run ends, or starts to
-        wait) or its journaled batches grow too large: then into the run's chunk, with the
-        batches journaled so far. Raises HistoryTooLargeError, writing nothing, for a batch no
-        ConfigMap can hold."""
+        """Write one batch after `position`; returns the position after it. Once the run has a
+        chunk and the namespace a journal, the batch commits in the journal (by reference when
+        it is large or the journal full) and moves into the run's chunk, with the batches
+        journaled before it, when `settle` (the run ends, or starts to wait) or when they grow
+        too large. Raises HistoryTooLargeError, writing nothing, for a batch no ConfigMap can
+        hold; HistoryConflictError when another writer appended since this one read."""
         if not entries:
             return position
         self._early = None  # read before this write: never an answer after it
         lines = await self._fit([encode_entry(e) for e in entries])
-        body = "\n".join(lines)
         number = position.batches
+        text = self._sealed(number, "\n".join(lines))
+        after = HistoryPosition(
+            position.chunk, position.chunk_bytes, number + 1, position.events + len(entries)
+        )
+        if self._journal is not None and position.chunk_bytes > 0:
+            committed = await self._commit(number, text)
+            if committed is not None:
+                self._journaled[number] = committed
+                journaled = sum(len(t.encode()) for t in self._journaled.values())
+                # The journal holds no more of a run than its open chunk can still take.
+                room = min(JOURNAL_RUN_BYTES, self._chunk_bytes - position.chunk_bytes)
+                if settle or journaled > room:
+                    return await self._move_to_chunk(after)
+                return after
+        self._journaled[number] = text
+        return await self._move_to_chunk(after)
+
+    def _sealed(self, number: int, body: str) -> str:
+        """Batch `number` as stored: its lines, then the line of its MAC."""
         mac = batch_mac(self._key, self._run.uid, number, body)
-        text = body + "\n" + json.dumps({MAC: mac})
-        events = position.events + len(entries)
-        journaled = sum(len(t.encode()) for t in self._journaled.values())
-        if (
-            self._journal is not None
-            and position.chunk_bytes > 0
-            and not settle
-            # The journal holds no more of a run than its open chunk can still take.
-            and journaled + len(text.encode())
-            <= min(JOURNAL_RUN_BYTES, self._chunk_bytes - position.chunk_bytes)
-        ):
+        return body + "\n" + json.dumps({MAC: mac})
+
+    async def _commit(self, number: int, text: str) -> str | None:
+        """Commit batch `number` in the journal; the text it holds there (the batch, or a
+        reference to it), or None when the journal takes nothing and the chunk is the commit.
+
+        Every batch after the first commits here, also one about to settle into the chunk:
+        the journal is the one object whose `resourceVersion` orders the appends of every
+        writer, so a second writer's append of the same batch is refused wherever the first
+        put it. A writer whose journal view moved since it read the run (it re-read the
+        journal: someone else wrote) has a stale view of the run and reloads."""
+        assert self._journal is not None
+        if self._pinned != await self._journal.current_view():
+            raise HistoryConflictError(
+                f"history journal {self._journal.namespace}/{JOURNAL_NAME} was written by "
+                "another writer since this one read the run"
+            )
+        try:
             try:
                 await self._journal.append(self._run, number, text)
-            except JournalConflictError as exc:
-                raise HistoryConflictError(str(exc)) from None
-            except JournalUnavailableError:
-                pass  # to the chunk, as without a journal
-            else:
-                self._journaled[number] = text
-                return HistoryPosition(position.chunk, position.chunk_bytes, number + 1, events)
-        return await self._to_chunk(position, number, text, events)
+                return text
+            except JournalFullError:
+                lines, _ = split_batch(text)
+                reference = self._sealed(number, await self._store_batch("\n".join(lines)))
+                await self._journal.append(self._run, number, reference)
+                return reference
+        except JournalConflictError as exc:
+            raise HistoryConflictError(str(exc)) from None
+        except JournalUnavailableError:
+            return None  # not Baton's, or full even for a reference: the chunk commits
 
-    async def _to_chunk(
-        self, position: HistoryPosition, number: int, text: str, events: int
-    ) -> HistoryPosition:
-        """Write batch `number` and the run's journaled batches into its open chunk (one
+    async def _move_to_chunk(self, after: HistoryPosition) -> HistoryPosition:
+        """Write the run's journaled batches (the last one included) into its open chunk (one
         fenced write, a second to close a full chunk), then hand their journal keys back for
-        removal."""
-        moved = {**self._journaled, number: text}
+        removal; the position `after` with the chunk where they went."""
+        moved, self._journaled = self._journaled, {}
         data = {f"{n:012d}": moved[n] for n in sorted(moved)}
         size = sum(len(t.encode()) for t in data.values())
-        chunk, used = position.chunk, position.chunk_bytes
+        chunk, used = after.chunk, after.chunk_bytes
         if used and used + size > self._chunk_bytes:
             if self._journal is not None:
                 # No batch of a closed chunk may stay in the journal: readers look for copies
@@ -294,13 +336,10 @@ class HistoryLog:
             used = await self._create(chunk, data)
         else:
             await self._fenced_patch(chunk, {"data": data})
-        if self._journaled and self._journal is not None:
+        if self._journal is not None:
             failpoint("after-journal-compaction")
-            self._journal.remove(entry_key(self._run, n) for n in self._journaled)
-        self._journaled = {}
-        return HistoryPosition(
-            chunk=chunk, chunk_bytes=used + size, batches=number + 1, events=events
-        )
+            self._journal.remove(entry_key(self._run, n) for n in moved)
+        return HistoryPosition(chunk, used + size, after.batches, after.events)
 
     async def _fit(self, lines: list[str]) -> list[str]:
         """`lines` with large entries replaced by references, so the batch fits a chunk."""
@@ -322,6 +361,23 @@ class HistoryLog:
             f"a batch of {len(lines)} history entries takes {total} bytes even with its "
             f"entries stored by reference, over the {MAX_BATCH_BYTES} a chunk holds"
         )
+
+    async def _store_batch(self, body: str) -> str:
+        """Keep the lines of a batch in an immutable ConfigMap of their own; the one line that
+        refers to them, which the batch holds instead (under the same MAC)."""
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        name = f"{self._run.name}-batch-{digest[:16]}"
+        config_map = owned_config_map(
+            self._run,
+            self._owner,
+            self._labels,
+            name=name,
+            part=BATCH,
+            data={"lines": body},
+            immutable=True,
+        )
+        await create_config_map(self._kube, self._run, config_map)
+        return json.dumps({BATCH_REF: name, "sha256": digest}, separators=(",", ":"))
 
     async def _store_entry(self, line: str) -> str:
         digest = hashlib.sha256(line.encode()).hexdigest()
@@ -346,6 +402,10 @@ class HistoryLog:
         in a chunk and in the journal (a crash between a compaction and the journal's removal)
         is taken once, and must be the same. HistoryLostError or HistoryTamperedError when the
         log cannot be trusted."""
+        if self._journal is not None:
+            # Pinned before the chunks are read: a batch another writer journals after this
+            # moves the view, and this writer's next append is refused (see `_commit`).
+            self._pinned = await self._journal.current_view()
         tail: list[HistoryEntry] = []
         chunk, used, batches, events = (
             position.chunk,
@@ -447,7 +507,7 @@ class HistoryLog:
             ) from None
 
     async def _resolve(self, lines: list[str]) -> list[str]:
-        return [await resolve_line(line, self._load) for line in lines]
+        return await resolve_lines(lines, self._load)
 
     async def _load(self, name: str) -> dict[str, Any] | None:
         return await self._read(name)
@@ -470,6 +530,8 @@ class HistoryLog:
         """Where a batch can still be appended to a history that does not verify (to record
         why the run ends): after the highest batch number present, in a fresh chunk when the
         one the status names is gone. Nothing is verified."""
+        if self._journal is not None:
+            self._pinned = await self._journal.current_view()
         chunk, batches, events = position.chunk, position.batches, position.events
         found: HistoryPosition | None = None
         while True:
@@ -546,6 +608,21 @@ class HistoryLog:
         self._remember(patched)
 
 
+async def resolve_lines(lines: list[str], load: Loader) -> list[str]:
+    """A batch's entry lines as stored, with a batch kept by reference expanded and every
+    entry kept by reference resolved (digests checked)."""
+    if len(lines) == 1 and lines[0].startswith('{"' + BATCH_REF):
+        ref = json.loads(lines[0])
+        config_map = await load(str(ref[BATCH_REF]))
+        text = ((config_map or {}).get("data") or {}).get("lines")
+        if text is None:
+            raise HistoryLostError(f"history batch ConfigMap {ref[BATCH_REF]!r} is gone")
+        if not hmac.compare_digest(hashlib.sha256(text.encode()).hexdigest(), str(ref["sha256"])):
+            raise HistoryTamperedError(f"history batch ConfigMap {ref[BATCH_REF]!r} was changed")
+        lines = [line for line in str(text).split("\n") if line]
+    return [await resolve_line(line, load) for line in lines]
+
+
 async def resolve_line(line: str, load: Loader) -> str:
     """The entry line itself, or for a reference the line it points at (its digest checked)."""
     if not line.startswith('{"$ref"'):
@@ -589,6 +666,6 @@ async def read_history(kube: Kube, namespace: str, run_uid: str) -> list[History
     entries: list[HistoryEntry] = []
     for number in sorted(batches):
         lines, _ = split_batch(batches[number])
-        for line in lines:
-            entries.append(HistoryEntry.from_json(json.loads(await resolve_line(line, load))))
+        for line in await resolve_lines(lines, load):
+            entries.append(HistoryEntry.from_json(json.loads(line)))
     return entries

@@ -11,18 +11,22 @@ queue while a write is in flight, so one run alone waits for nothing, and 100 ru
 share writes.
 
 Keys are `<run name>.<run uid>.<batch number, 12 digits>` (a ConfigMap key's charset; names are
-at most 200 characters). A batch leaves the journal for its run's chunks when the run ends or a
-watched change (a wait beginning, a failure) is written, or when the run's journal entries pass
-`RUN_BYTES`: the run loop writes its journaled batches and the new one into its chunk in one
-fenced patch (`HistoryLog`), then hands the journal keys to `remove`, which rides on the next
-journal write (or a write of its own after `REMOVAL_DELAY` when none comes). A crash between
-the two leaves a batch in both places: readers take it once (same number, both verified; two
-different texts are `HistoryTampered`).
+at most 200 characters). Every batch of a run after its first commits here, the ones that then
+settle into the run's chunk too: this object's `resourceVersion` is what orders the appends of
+two writers of one run (baton.store.history, "Fencing"). A batch leaves the journal for its
+run's chunks when the run ends or a watched change (a wait beginning, a failure) is written, or
+when the run's journal entries pass `RUN_BYTES`: the run loop writes its journaled batches into
+its chunk in one fenced patch (`HistoryLog`), then hands the journal keys to `remove`, which
+rides on the next journal write (or a write of its own after `REMOVAL_DELAY` when none comes). A
+crash between the two leaves a batch in both places: readers take it once (same number, both
+verified; two different texts are `HistoryTampered`). A batch over `ENTRY_BYTES`, or any once
+the journal passes `MAX_BYTES`, comes by reference (`JournalFullError` asks for that).
 
 A 409 on the journal means another writer changed it (a replica that has not noticed it lost
 its peering, a human): the writer reads it again and fails every queued append with
 `JournalConflictError`, which a run loop takes as a chunk's `HistoryConflictError`: it reloads
-from the history.
+from the history. Each read counts in `view`, which the runs' histories pin: what was read may
+no longer show a batch the other writer committed and moved to its run's chunk since.
 
 Trust. A ConfigMap of that name that Baton did not create (no valid `baton.dev/journal-mac`, an
 HMAC of the namespace under the history key) is never written: appends are refused with
@@ -62,6 +66,11 @@ SEAL = "baton.dev/journal-mac"
 _SEAL_CONTEXT = b"baton-journal-v1"
 MAX_BYTES = 640 * 1024
 """The journal's data stays under this (a ConfigMap holds 1 MiB; removals pending included)."""
+REFERENCE_BYTES = 512
+"""An entry this small (a batch stored by reference) may use the journal up to `HARD_BYTES`."""
+HARD_BYTES = 900 * 1024
+"""The most the journal's data holds: past `MAX_BYTES` only batches by reference are taken, so
+that a full journal still commits every batch (as a reference to its own ConfigMap)."""
 WRITE_BYTES = 192 * 1024
 """Most bytes of new entries one journal write carries."""
 ENTRY_BYTES = 16 * 1024
@@ -81,8 +90,12 @@ class JournalConflictError(Exception):
 
 
 class JournalUnavailableError(Exception):
-    """The journal cannot take this batch (not Baton's, full, or the batch too large): the run
+    """The journal cannot take this batch (not Baton's, or full even for a reference): the run
     writes it to its own chunk."""
+
+
+class JournalFullError(JournalUnavailableError):
+    """The journal is past `MAX_BYTES`: it takes this batch only by reference."""
 
 
 def entry_key(run: RunRef, number: int) -> str:
@@ -129,6 +142,10 @@ class Journal:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     writes: int = 0
     """Journal writes made, for tests."""
+    view: int = 0
+    """How many times this writer read the journal: a run's view of its history is current
+    while this has not moved since the run read it (`HistoryLog` pins it), since a read after
+    the first means someone else wrote (baton.store.history, "Fencing")."""
 
     @property
     def path(self) -> str:
@@ -152,6 +169,11 @@ class Journal:
                 found[parsed[2]] = text
         return found
 
+    async def current_view(self) -> int:
+        """`view`, once the journal was read: what a run loop pins before it reads its history."""
+        await self._ensure()
+        return self.view
+
     async def _ensure(self) -> None:
         async with self._lock:
             if self._data is None and self._refused is None:
@@ -168,6 +190,7 @@ class Journal:
             self._data, self._version = {}, None
         else:
             self._take(config_map)
+        self.view += 1
         if first and self._refused is None:
             await self._sweep()
 
@@ -220,10 +243,11 @@ class Journal:
 
     async def append(self, run: RunRef, number: int, text: str) -> None:
         """Commit batch `number` of `run` (its sealed text) to the journal; returns once it is
-        written. JournalConflictError when another writer changed the journal;
-        JournalUnavailableError when the batch must go to the run's chunk instead."""
+        written. JournalConflictError when another writer changed the journal or holds that
+        batch; JournalFullError when the batch must come by reference; JournalUnavailableError
+        when it must go to the run's chunk instead."""
         if len(text.encode()) > ENTRY_BYTES:
-            raise JournalUnavailableError("batch too large for the journal")
+            raise JournalFullError("batch too large for a journal entry")
         await self._ensure()
         if self._refused is not None:
             raise JournalUnavailableError(f"the journal is {self._refused}")
@@ -323,8 +347,11 @@ class Journal:
                 )
                 continue
             size = len(item.text.encode())
-            if used + size > MAX_BYTES:
+            if used + size > HARD_BYTES:
                 item.done.set_exception(JournalUnavailableError("the journal is full"))
+                continue
+            if used + size > MAX_BYTES and size > REFERENCE_BYTES:
+                item.done.set_exception(JournalFullError("the journal is full"))
                 continue
             used += size
             fits[item.key] = item.text
