@@ -6,9 +6,10 @@ standalone, one namespace) on a local control plane of its own (cluster `bench-p
 
 Per round it measures the operator process's CPU time (user + system, /proc) over the round,
 divided by M x N: the figure a single Python process on one core caps throughput with. Then
-one run alone, `--alone` times in a row: orchestration overhead per step, p50 and p99 over
-every step of those runs (a step's time from the previous step's end, or the run's start, to
-its own end, less the median latency of one POST to the same server from this process).
+one run alone, `--alone` times in a row, once the operator is idle after the round:
+orchestration overhead per step, p50 and p99 over every step of those runs (a step's time from
+the previous step's end, or the run's start, to its own end, less the median latency of one
+POST to the same server from this process).
 
 With `--profile`, one more round of M x N runs under cProfile (switched on and off in the
 operator by signals, so start-up is not in it) prints the functions with the most time per
@@ -169,6 +170,22 @@ def step_times(status: dict[str, Any]) -> list[float]:
     return times
 
 
+async def operator_idle(process: OperatorProcess, window: float = 2.0) -> None:
+    """Return once the operator spent under 1% of a core over `window` seconds: what a round
+    of M runs leaves to do (journal removals, trailing status writes) is not "one run alone"."""
+    deadline = time.monotonic() + 60
+    print("waiting for the operator to go idle after the round", file=sys.stderr)
+    while True:
+        before = cpu_seconds(process.pid)
+        await asyncio.sleep(window)
+        busy = cpu_seconds(process.pid) - before
+        if busy < 0.01 * window:
+            return
+        if time.monotonic() > deadline:
+            print(f"  still {busy / window:.0%} busy after 60 s; measuring anyway", file=sys.stderr)
+            return
+
+
 async def alone_round(
     running: Cluster, workflow: str, *, tag: str, count: int, steps: int, http_ms: float
 ) -> list[float]:
@@ -180,7 +197,15 @@ async def alone_round(
             name = f"{tag}a{i}"
             create_runs(running, workflow, name, 1)
             (done,) = await finished_runs(connection.kube, f"{name}-", 1, 60 + 5 * steps, 0.1)
-            overheads += [t * 1000 - http_ms for t in step_times(done["status"])]
+            steps_ms = [t * 1000 - http_ms for t in step_times(done["status"])]
+            slowest = max(range(len(steps_ms)), key=steps_ms.__getitem__)
+            print(
+                f"  lone run {i}: slowest step #{slowest + 1} of {len(steps_ms)}, "
+                f"{steps_ms[slowest]:.1f} ms; the others' median "
+                f"{statistics.median(steps_ms[:slowest] + steps_ms[slowest + 1 :]):.1f} ms",
+                file=sys.stderr,
+            )
+            overheads += steps_ms
     finally:
         await connection.close()
     return overheads
@@ -236,6 +261,7 @@ async def measure(
         cpu = await cpu_round(
             running, process, workflow=workflow, tag=tag, runs=args.runs, steps=args.steps
         )
+        await operator_idle(process)
         alone = await alone_round(
             running, workflow, tag=tag, count=args.alone, steps=args.steps, http_ms=http_ms
         )
