@@ -414,7 +414,9 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
     "/api/runs/events",
     (message) => {
       const mine = (list: RunSummary[] | undefined) => (list || []).some((r) => r.namespace === namespace && (r.name === name || detail.children.some((c) => c.name === r.name)));
-      if (message.reset || mine(message.runs) || mine(message.deleted)) refresh();
+      // `hello` opens every connection: what changed between the page's read and the stream
+      // starting (or while it reconnected) sent no message, so read again.
+      if (message.hello || message.reset || mine(message.runs) || mine(message.deleted)) refresh();
     },
     () => undefined,
   );

@@ -219,7 +219,10 @@ export async function showRuns(main: HTMLElement): Promise<View> {
   const stop = follow(
     "/api/runs/events",
     (message) => {
-      if (message.hello) return;
+      if (message.hello) {
+        refresh(); // what changed before the stream started (or while it reconnected)
+        return;
+      }
       // Rows shown are updated at once; the page (order, counts, new runs) right after.
       for (const run of (message.runs || []) as RunSummary[]) {
         const index = page?.items.findIndex((r) => r.namespace === run.namespace && r.name === run.name);
