@@ -1,19 +1,21 @@
 """The web view in headless Chromium against real runs on the local control plane: a saga that
 compensated, a run waiting for a signal sent from the page, a forEach of 400 items (under the
-500 instances over which a run's status is a summary), a child run, the runs list kept live,
-and a user who may only read one namespace."""
+500 instances over which a run's status is a summary), a child run, the runs list kept live, a
+run's page that hears of a change made before its event stream opened, and a user who may only
+read one namespace."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from recorder import Recorder, Reply
 from runkit import http, run, workflow
 from uikit import LIVE, Ui, grant_view, open_run, shoot, start_ui, stop_ui
@@ -356,3 +358,24 @@ def test_keys_move_between_views_and_switch_the_theme(ui: Ui, page: Page) -> Non
     expect(page.locator("#help")).to_be_visible()
     page.go_back()
     expect(page).to_have_url(re.compile(r"/workflows$"))
+
+
+def test_a_run_page_shows_a_change_made_before_its_event_stream_opened(
+    ui: Ui, page: Page, runs: Any, namespace: str
+) -> None:
+    # No operator: the one change to the run is the one made below.
+    runs.apply([workflow("quiet", [{"name": "gate", "waitForSignal": {"name": "go"}}])])
+    runs.apply([run("quiet-1", "quiet")])
+
+    def change_then_connect(route: Route) -> None:
+        # The page has read the run; its stream is not open yet.
+        runs.cluster.kubectl(
+            *("patch", "workflowrun", "quiet-1", "-n", namespace, "--subresource", "status"),
+            *("--type", "merge", "-p", json.dumps({"status": {"phase": "Succeeded"}})),
+        )
+        time.sleep(2)  # the view's index hears of it before the stream says hello
+        route.continue_()
+
+    page.route("**/api/runs/events", change_then_connect, times=1)
+    open_run(page, ui, namespace, "quiet-1")
+    expect(page.get_by_test_id("run-phase")).to_contain_text("Succeeded", timeout=LIVE)
