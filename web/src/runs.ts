@@ -187,7 +187,9 @@ export async function showRuns(main: HTMLElement): Promise<View> {
     page = await get<Page>(`/api/runs?${query}`);
     render();
   };
-  const refresh = debounce(() => void load(), 300);
+  // A refresh that fails (the server gone, the page left) changes nothing shown: the stream
+  // reconnects, says hello, and the next refresh reads again.
+  const refresh = debounce(() => void load().catch(() => undefined), 300);
 
   main.append(
     h(
