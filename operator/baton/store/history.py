@@ -365,34 +365,29 @@ class HistoryLog:
     async def _store_batch(self, body: str) -> str:
         """Keep the lines of a batch in an immutable ConfigMap of their own; the one line that
         refers to them, which the batch holds instead (under the same MAC)."""
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        name = f"{self._run.name}-batch-{digest[:16]}"
-        config_map = owned_config_map(
-            self._run,
-            self._owner,
-            self._labels,
-            name=name,
-            part=BATCH,
-            data={"lines": body},
-            immutable=True,
-        )
-        await create_config_map(self._kube, self._run, config_map)
-        return json.dumps({BATCH_REF: name, "sha256": digest}, separators=(",", ":"))
+        return await self._store(body, suffix="batch", part=BATCH, key="lines", ref=BATCH_REF)
 
     async def _store_entry(self, line: str) -> str:
-        digest = hashlib.sha256(line.encode()).hexdigest()
-        name = f"{self._run.name}-event-{digest[:16]}"
+        """Keep one large entry in an immutable ConfigMap of its own; the line that refers to
+        it, which the batch holds instead."""
+        return await self._store(line, suffix="event", part=EVENT, key="json", ref=REF)
+
+    async def _store(self, text: str, *, suffix: str, part: str, key: str, ref: str) -> str:
+        """`text` in the run's immutable ConfigMap named after its digest (data key `key`);
+        the reference line `{ref: name, "sha256": digest}` to it."""
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        name = f"{self._run.name}-{suffix}-{digest[:16]}"
         body = owned_config_map(
             self._run,
             self._owner,
             self._labels,
             name=name,
-            part=EVENT,
-            data={"json": line},
+            part=part,
+            data={key: text},
             immutable=True,
         )
         await create_config_map(self._kube, self._run, body)
-        return json.dumps({REF: name, "sha256": digest}, separators=(",", ":"))
+        return json.dumps({ref: name, "sha256": digest}, separators=(",", ":"))
 
     async def read_tail(
         self, position: HistoryPosition
@@ -612,14 +607,8 @@ async def resolve_lines(lines: list[str], load: Loader) -> list[str]:
     """A batch's entry lines as stored, with a batch kept by reference expanded and every
     entry kept by reference resolved (digests checked)."""
     if len(lines) == 1 and lines[0].startswith('{"' + BATCH_REF):
-        ref = json.loads(lines[0])
-        config_map = await load(str(ref[BATCH_REF]))
-        text = ((config_map or {}).get("data") or {}).get("lines")
-        if text is None:
-            raise HistoryLostError(f"history batch ConfigMap {ref[BATCH_REF]!r} is gone")
-        if not hmac.compare_digest(hashlib.sha256(text.encode()).hexdigest(), str(ref["sha256"])):
-            raise HistoryTamperedError(f"history batch ConfigMap {ref[BATCH_REF]!r} was changed")
-        lines = [line for line in str(text).split("\n") if line]
+        text = await _referenced(json.loads(lines[0]), BATCH_REF, "lines", "batch ", load)
+        lines = [line for line in text.split("\n") if line]
     return [await resolve_line(line, load) for line in lines]
 
 
@@ -627,13 +616,20 @@ async def resolve_line(line: str, load: Loader) -> str:
     """The entry line itself, or for a reference the line it points at (its digest checked)."""
     if not line.startswith('{"$ref"'):
         return line
-    ref = json.loads(line)
-    config_map = await load(str(ref[REF]))
-    text = ((config_map or {}).get("data") or {}).get("json")
+    return await _referenced(json.loads(line), REF, "json", "entry ", load)
+
+
+async def _referenced(
+    ref: Mapping[str, Any], name_key: str, key: str, what: str, load: Loader
+) -> str:
+    """The text a reference line points at: data `key` of the ConfigMap it names, once its
+    SHA-256 matches the reference's."""
+    config_map = await load(str(ref[name_key]))
+    text = ((config_map or {}).get("data") or {}).get(key)
     if text is None:
-        raise HistoryLostError(f"history entry ConfigMap {ref[REF]!r} is gone")
+        raise HistoryLostError(f"history {what}ConfigMap {ref[name_key]!r} is gone")
     if not hmac.compare_digest(hashlib.sha256(text.encode()).hexdigest(), str(ref["sha256"])):
-        raise HistoryTamperedError(f"history entry ConfigMap {ref[REF]!r} was changed")
+        raise HistoryTamperedError(f"history {what}ConfigMap {ref[name_key]!r} was changed")
     return str(text)
 
 
