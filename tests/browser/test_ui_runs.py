@@ -1,8 +1,8 @@
 """The web view in headless Chromium against real runs on the local control plane: a saga that
 compensated, a run waiting for a signal sent from the page, a forEach of 400 items (under the
 500 instances over which a run's status is a summary), a child run, the runs list kept live, a
-run's page that hears of a change made before its event stream opened, and a user who may only
-read one namespace."""
+run's page that hears of a change made before its event stream opened and keeps a payload being
+typed when the run changes, and a user who may only read one namespace."""
 
 from __future__ import annotations
 
@@ -379,3 +379,26 @@ def test_a_run_page_shows_a_change_made_before_its_event_stream_opened(
     page.route("**/api/runs/events", change_then_connect, times=1)
     open_run(page, ui, namespace, "quiet-1")
     expect(page.get_by_test_id("run-phase")).to_contain_text("Succeeded", timeout=LIVE)
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_payload_being_typed_is_kept_when_the_run_changes(
+    ui: Ui, page: Page, runs: Any, namespace: str
+) -> None:
+    runs.apply(
+        [
+            workflow("gate", [{"name": "approve", "waitForSignal": {"name": "manualApproval"}}]),
+            run("gate-1", "gate"),
+        ]
+    )
+    runs.wait("gate-1", step="approve", step_phase="Waiting")
+    open_run(page, ui, namespace, "gate-1")
+    expect(page.get_by_test_id("signal-name")).to_have_value("manualApproval")
+    page.get_by_test_id("signal-payload").fill('{"ok": true}')
+
+    # Any write of the run is news to its page, which reads the run again and re-renders.
+    with page.expect_response(lambda r: r.url.endswith(f"/api/runs/{namespace}/gate-1")):
+        runs.cluster.kubectl("annotate", "workflowrun", "gate-1", "-n", namespace, "seen=yes")
+
+    expect(page.get_by_test_id("signal-payload")).to_have_value('{"ok": true}')
+    expect(page.get_by_test_id("signal-name")).to_have_value("manualApproval")

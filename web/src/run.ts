@@ -73,7 +73,8 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
   const result = h("div", { class: "action-result", "data-testid": "action-result", role: "status" });
   main.append(h("section", { class: "run" }, header, actions, result, h("div", { class: "run-body" }, h("div", { class: "run-main" }, tabs, content), panel)));
 
-  const act = async (action: string, body: unknown = {}) => {
+  /** Ask the server to act on the run; true when it accepted. */
+  const act = async (action: string, body: unknown = {}): Promise<boolean> => {
     result.className = "action-result pending";
     result.textContent = `${action}…`;
     try {
@@ -81,12 +82,18 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
       result.className = "action-result ok";
       result.textContent = answer.message;
       await reload();
+      return true;
     } catch (error) {
       result.className = "action-result refused";
       result.textContent =
         error instanceof ApiError ? `refused (${error.status}): ${error.message}` : String(error);
+      return false;
     }
   };
+  // What the user typed into the signal and update forms, until it is sent. The run moving on
+  // re-renders the forms, which must neither drop a half-typed payload nor send without it.
+  const drafts = new Map<"signal" | "update", { name?: string; payload?: string }>();
+  let actionsShown = "";
 
   const renderHeader = () => {
     const { metadata, spec, status } = detail.run;
@@ -130,12 +137,31 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
   const renderActions = () => {
     const { spec, status } = detail.run;
     const phase = detail.summary.phase;
+    const signalPrefill = detail.graph.nodes.find(waitsForSignal)?.signal || "";
+    const updates = detail.updates.accepted;
+    // Rebuilt only when what the actions show changed: a rebuild takes the focus from a field
+    // being typed into.
+    const shown = JSON.stringify([detail.signals.accepted, signalPrefill, updates, phase, spec.cancel, spec.suspend, status.suspended]);
+    if (shown === actionsShown) return;
+    actionsShown = shown;
     clear(actions);
     // A signal or an update: a name (the workflow's own offered), an optional JSON payload.
     const messageForm = (what: "signal" | "update", names: string[], prefill: string, example: string, disabled: boolean) => {
-      const nameInput = h("input", { list: `${what}-names`, placeholder: `${what} name`, "data-testid": `${what}-name` });
-      nameInput.value = prefill;
-      const payload = h("textarea", { rows: 1, placeholder: `${example}  (JSON payload, optional)`, "data-testid": `${what}-payload` });
+      const draft = drafts.get(what) ?? {};
+      const nameInput = h("input", {
+        list: `${what}-names`,
+        placeholder: `${what} name`,
+        "data-testid": `${what}-name`,
+        oninput: () => drafts.set(what, { ...drafts.get(what), name: nameInput.value }),
+      });
+      nameInput.value = draft.name ?? prefill;
+      const payload = h("textarea", {
+        rows: 1,
+        placeholder: `${example}  (JSON payload, optional)`,
+        "data-testid": `${what}-payload`,
+        oninput: () => drafts.set(what, { ...drafts.get(what), payload: payload.value }),
+      });
+      payload.value = draft.payload ?? "";
       const send = (event: Event) => {
         event.preventDefault();
         let body: Record<string, unknown> = { name: nameInput.value };
@@ -148,7 +174,12 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
             return;
           }
         }
-        void act(what, body);
+        void act(what, body).then((accepted) => {
+          if (!accepted) return;
+          drafts.delete(what);
+          nameInput.value = prefill;
+          payload.value = "";
+        });
       };
       return h(
         "form",
@@ -159,9 +190,8 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         h("button", { type: "submit", "data-testid": `send-${what}`, disabled }, `Send ${what}`),
       );
     };
-    const updates = detail.updates.accepted;
     actions.append(
-      messageForm("signal", detail.signals.accepted, detail.graph.nodes.find(waitsForSignal)?.signal || "", '{"ok": true}', false),
+      messageForm("signal", detail.signals.accepted, signalPrefill, '{"ok": true}', false),
       // A workflow without update handlers takes none: no form to send one.
       updates.length ? messageForm("update", updates, updates.length === 1 ? updates[0] : "", '{"sku": "A-1"}', FINISHED.has(phase)) : "",
       h(
