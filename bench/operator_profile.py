@@ -131,8 +131,8 @@ async def cpu_round(
     connection = await open_connection(running.kubeconfig)
     try:
         cpu = cpu_seconds(process.pid)
-        create_runs(running, workflow, tag, runs)
-        await finished_runs(connection.kube, f"{tag}-", runs, 120 + runs * steps)
+        await create_runs(connection.kube, workflow, tag, runs)
+        await finished_runs(connection.kube, tag, runs, 120 + runs * steps)
         await asyncio.sleep(1)  # trailing writes (Events)
         return (cpu_seconds(process.pid) - cpu) / (runs * steps) * 1000
     finally:
@@ -140,14 +140,14 @@ async def cpu_round(
 
 
 async def finished_runs(
-    kube: Kube, prefix: str, count: int, timeout: float, poll: float = 0.25
+    kube: Kube, tag: str, count: int, timeout: float, poll: float = 0.25
 ) -> list[dict[str, Any]]:
     """`wait_finished`, going on through the API server's timeouts: on a loaded machine its
     LIST of the runs answers 504 now and then, which says nothing about the runs."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await wait_finished(kube, prefix, count, deadline - time.monotonic(), poll)
+            return await wait_finished(kube, tag, count, deadline - time.monotonic(), poll)
         except ApiError as exc:
             if exc.status < 500 or time.monotonic() > deadline:
                 raise
@@ -195,8 +195,8 @@ async def alone_round(
     try:
         for i in range(count):
             name = f"{tag}a{i}"
-            create_runs(running, workflow, name, 1)
-            (done,) = await finished_runs(connection.kube, f"{name}-", 1, 60 + 5 * steps, 0.1)
+            await create_runs(connection.kube, workflow, name, 1)
+            (done,) = await finished_runs(connection.kube, name, 1, 60 + 5 * steps, 0.1)
             steps_ms = [t * 1000 - http_ms for t in step_times(done["status"])]
             slowest = max(range(len(steps_ms)), key=steps_ms.__getitem__)
             print(

@@ -207,12 +207,10 @@ async def baton_round(
         writes = running.writes()
         cpu = cpu_of(pids)
         began = time.time()
-        create_runs(running, workflow, tag, runs)
+        await create_runs(connection.kube, workflow, tag, runs)
         # Polled once a second: the lists are API server CPU that the benchmark, not Baton,
         # causes; the figures come from the runs' own timestamps, not from the polls.
-        done = await wait_finished(
-            connection.kube, f"{tag}-", runs, timeout=300 + runs * steps, poll=1.0
-        )
+        done = await wait_finished(connection.kube, tag, runs, timeout=300 + runs * steps, poll=1.0)
         finished = max(timestamp(i["status"]["finishedAt"]) for i in done)
         await asyncio.sleep(2)  # trailing writes (Events) land
         delta = running.writes() - writes
