@@ -11,7 +11,8 @@ Per round it measures:
   after, write verbs (POST, PUT, PATCH, DELETE, APPLY) on the resources Baton writes
   (workflowruns and their status, configmaps, events), less the benchmark's own creates, per
   step; and the operator's own count (`baton_api_writes_total` on its /metrics).
-- steps per second: M x N over the time from `kubectl apply` to the last run's `finishedAt`.
+- steps per second: M x N over the time from the first run's create (all M are POSTed at once)
+  to the last run's `finishedAt`.
 - orchestration overhead per step: the median run's duration (`finishedAt - startedAt`) / N,
   minus the median latency of one call to the same HTTP server from this process (httpx).
 - the raw ceiling: JSON patches `add /status` (the status of a finished run of the round, so

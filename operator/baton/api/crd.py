@@ -559,8 +559,11 @@ def _flat_status(status: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def openapi_schema(model: type[BaseModel], max_name_length: int | None = None) -> dict[str, Any]:
-    """The structural `openAPIV3Schema` of a top-level resource model."""
+def openapi_schema(
+    model: type[BaseModel], max_name_length: int | None = None, *, flat_status: bool = True
+) -> dict[str, Any]:
+    """The structural `openAPIV3Schema` of a top-level resource model (`flat_status` false types
+    the status all the way down, which bench/status_write_cost.py measures against)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     properties: dict[str, Any] = dict(_ROOT_FIELDS)
@@ -572,7 +575,8 @@ def openapi_schema(model: type[BaseModel], max_name_length: int | None = None) -
         if name in raw["properties"]:
             converter = _Converter(defs, defaults=name == "spec")
             converted = converter.convert(raw["properties"][name], (model.__name__,), name)
-            properties[name] = converted if name == "spec" else _flat_status(converted)
+            flat = name == "status" and flat_status
+            properties[name] = _flat_status(converted) if flat else converted
     schema: dict[str, Any] = {
         "description": raw.get("description", ""),
         "type": "object",

@@ -272,3 +272,22 @@ def test_a_json_schema_keyword_without_mapping_is_refused() -> None:
 
     with pytest.raises(crd.CRDGenerationError, match="format"):
         crd.openapi_schema(Stamped)
+
+
+def test_a_status_types_its_top_level_fields_and_conditions_and_keeps_the_rest_opaque() -> None:
+    status = SCHEMAS["WorkflowRun"]["properties"]["status"]["properties"]
+    assert status["phase"]["type"] == "string"
+    assert "Succeeded" in status["phase"]["enum"]
+    assert status["conditions"]["items"]["properties"]["type"]["type"] == "string"
+    assert status["steps"] == {
+        "description": status["steps"]["description"],
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    assert status["compensations"]["items"] == {"x-kubernetes-preserve-unknown-fields": True}
+
+
+def test_a_typed_status_is_what_the_flat_one_is_measured_against() -> None:
+    typed = crd.openapi_schema(crd.WorkflowRun, flat_status=False)
+    steps = typed["properties"]["status"]["properties"]["steps"]
+    assert steps["additionalProperties"]["properties"]["phase"]["type"] == "string"
