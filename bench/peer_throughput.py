@@ -15,8 +15,9 @@ local HTTP/1.1 server that answers `{"ok": true}` at once), then one run alone.
 Rounds alternate between the systems (Baton first in even rounds, Temporal first in odd ones), so
 a change in the machine's load touches both. Per round and system:
 - steps per second: M x N over the time from the first start request to the last run's end
-  (Baton: `kubectl create` to the last `status.finishedAt`; Temporal: the first `start_workflow`
-  to the last workflow's close time);
+  (Baton: the first of M WorkflowRun creates, all sent at once from this process, to the last
+  `status.finishedAt`; Temporal: the first of M `start_workflow` calls, sent at once the same
+  way, to the last workflow's close time);
 - CPU per step: user + system time (/proc/<pid>/stat) over the round of each system's processes,
   divided by M x N: Baton's operator, kube-apiserver and etcd; Temporal's server and worker;
 - per-step overhead of one run alone: that run's duration (Baton: `finishedAt - startedAt`;
