@@ -112,6 +112,7 @@ def test_a_run_waiting_for_a_signal_goes_on_when_the_page_sends_it(
     page.get_by_test_id("signal-payload").fill('{"ok": true}')
     page.get_by_test_id("send-signal").click()
     expect(page.get_by_test_id("action-result")).to_contain_text("spec.signals[0]")
+    expect(page.get_by_test_id("signal-payload")).to_have_value("")  # sent: no longer a draft
     # No reload: the watch pushes the operator's progress to the page.
     expect(page.get_by_test_id("run-phase")).to_have_text("Succeeded", timeout=LIVE)
     assert runs.get("approval-1")["spec"]["signals"] == [

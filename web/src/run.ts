@@ -176,9 +176,11 @@ export async function showRun(main: HTMLElement, namespace: string, name: string
         }
         void act(what, body).then((accepted) => {
           if (!accepted) return;
+          // Sent, so no longer a draft. The reload inside `act` may already have rebuilt the
+          // forms from it: rebuild them again rather than empty inputs that may be detached.
           drafts.delete(what);
-          nameInput.value = prefill;
-          payload.value = "";
+          actionsShown = "";
+          renderActions();
         });
       };
       return h(
